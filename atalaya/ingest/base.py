@@ -1,0 +1,161 @@
+"""The reader role: one verb, ``read``, turning a file into batches of observation columns.
+
+A reader (one module per format in ``atalaya.ingest``) streams a file and
+yields :class:`ParsedBatch` objects: columns named as in
+:mod:`atalaya.model.observation` plus the records it could not parse
+(:class:`Reject`, with the location and the reason). A reader never raises on a
+bad *record*; it raises :class:`~atalaya.core.errors.IngestError` only when the
+input as a whole cannot be read (missing file, unreadable compression).
+
+The ingest pipeline (:mod:`atalaya.ingest.pipeline`) does the rest, the same for
+every format: range validation, content-hash ids, de-duplication, markings,
+partitioned writes to the lake, quarantine and the atomic commit.
+
+Column conventions for readers:
+
+- ``time``: ``numpy.int64`` microseconds since the Unix epoch, UTC.
+- ``lon``/``lat`` and other floats: ``numpy`` float arrays; missing = NaN.
+- strings (``sensor``, ``kind``, ``ident``…): Python lists or Arrow arrays; missing = ``None``.
+- ``src_rec``: ``numpy.int64`` 1-based line number for text formats, record index otherwise.
+- ``attrs``: optional list of JSON strings (or ``None``) for extra fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+MAX_RAW_EXCERPT = 512
+"""Raw text kept in the quarantine for one rejected record (characters)."""
+
+DEFAULT_BATCH_ROWS = 262_144
+"""Rows per batch a reader should aim for."""
+
+MAX_LINE_BYTES = 1 << 20
+"""Lines longer than this are rejected as absurd (the rest of the file still reads)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Reject:
+    """One record a reader could not turn into an observation."""
+
+    src_rec: int
+    """Line number (1-based) or record index in the source."""
+    reason: str
+    """Why, in words a user can act on (e.g. ``"bad NMEA checksum: got 1A, computed 2B"``)."""
+    raw: str = ""
+    """Excerpt of the raw record (truncated to ``MAX_RAW_EXCERPT`` characters)."""
+
+    @staticmethod
+    def excerpt(raw: bytes | str) -> str:
+        """Decode (replacing bad bytes) and truncate a raw record for the quarantine."""
+        if isinstance(raw, bytes):
+            raw = raw[: MAX_RAW_EXCERPT * 4].decode("utf-8", errors="replace")
+        return raw[:MAX_RAW_EXCERPT]
+
+
+@dataclass(kw_only=True)
+class ParsedBatch:
+    """What a reader yields: observation columns for ``n`` rows, and the rejects."""
+
+    columns: dict[str, Any]
+    """Column name → array/list of equal length (see module docstring for types)."""
+    rejects: list[Reject] = field(default_factory=list)
+    """Records of this stretch of input that could not be parsed."""
+    records_read: int = 0
+    """Input records consumed for this batch (accepted + rejected + skipped non-data)."""
+    bytes_read: int = 0
+    """Bytes of input consumed for this batch (for the progress bar)."""
+
+    def __len__(self) -> int:
+        c = self.columns.get("time")
+        return 0 if c is None else len(c)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+    """Options every reader accepts."""
+
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    """Target rows per batch."""
+    column_map: Mapping[str, str] = field(default_factory=dict)
+    """For tabular formats: source column → observation column (overrides the built-in aliases)."""
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Constant values for columns the source lacks (e.g. ``{"sensor": "EO"}``)."""
+    reference_time_us: int | None = None
+    """For formats whose times lack a date (SBS without date, NMEA without tag blocks)."""
+
+
+class Reader(Protocol):
+    """A format reader. Implementations are plain classes registered in :mod:`atalaya.ingest.registry`."""
+
+    name: str
+    """Format name used on the command line (``--format``)."""
+    extensions: tuple[str, ...]
+    """File name endings this reader usually handles (lower case, with dot)."""
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """Confidence in [0, 1] that a file starting with ``head`` is in this format."""
+        ...
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """Stream the file as batches. Bad records become rejects; never raise for them."""
+        ...
+
+
+def open_source(path: Path) -> Any:
+    """Open an input for binary streaming, transparently decompressing ``.gz``/``.bz2``/``.xz``.
+
+    Raises :class:`~atalaya.core.errors.IngestError` if the file cannot be opened.
+    """
+    from atalaya.core.errors import IngestError
+
+    try:
+        suffix = path.suffix.lower()
+        if suffix == ".gz":
+            import gzip
+
+            return gzip.open(path, "rb")
+        if suffix == ".bz2":
+            import bz2
+
+            return bz2.open(path, "rb")
+        if suffix == ".xz":
+            import lzma
+
+            return lzma.open(path, "rb")
+        return open(path, "rb")
+    except OSError as e:
+        raise IngestError(f"cannot open {path}: {e.strerror or e}", hint="check the path and permissions") from e
+
+
+def logical_suffix(path: Path) -> str:
+    """The file's format suffix, looking through a compression suffix: ``a.nmea.gz`` → ``.nmea``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".bz2", ".xz"):
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def read_all(
+    reader: Reader, path: Path, options: ReadOptions | None = None
+) -> tuple[dict[str, list[Any]], list[Reject]]:
+    """Read a whole (small) file into Python lists; for tests and tiny inputs only."""
+    import numpy as np
+
+    cols: dict[str, list[Any]] = {}
+    rejects: list[Reject] = []
+    n = 0
+    for b in reader.read(path, options or ReadOptions()):
+        m = len(b)
+        for k, v in b.columns.items():
+            vals = v.tolist() if isinstance(v, np.ndarray) else list(v.to_pylist() if hasattr(v, "to_pylist") else v)
+            cols.setdefault(k, [None] * n).extend(vals)
+        for k in cols:
+            if k not in b.columns:
+                cols[k].extend([None] * m)
+        n += m
+        rejects.extend(b.rejects)
+    return cols, rejects
