@@ -1,0 +1,1024 @@
+"""Tabular readers: CSV and GeoParquet, and the column mapping shared with GeoJSON.
+
+The documented mapping (``docs/formats-tabular.md``) turns arbitrary source
+column names into the observation schema (:mod:`atalaya.model.observation`):
+
+1. ``ReadOptions.column_map`` (source → observation column; ``""`` or ``"-"``
+   drops a column), matched exactly, then case-insensitively;
+2. the canonical names themselves, case-insensitively;
+3. built-in aliases (``ALIASES``), case-insensitively; some aliases imply an
+   identifier kind (``mmsi`` → ``ident`` with ``ident_kind = "mmsi"``);
+4. everything else goes to ``attrs`` as one JSON object per row.
+
+Conversion is column-wise and vectorised with Arrow compute. The fast path
+casts whole columns; only when a cast fails are masks computed, and only the
+failing rows become :class:`~atalaya.ingest.base.Reject` objects naming the
+column and the value.
+
+CSV is read in blocks cut at line ends (and never inside a quoted field), each
+block parsed by ``pyarrow.csv`` as strings on a small thread pool, so line
+numbers stay exact (see the docs for the one case where they are approximate).
+
+>>> plan = plan_columns(["Timestamp", "LNG", "lat", "MMSI", "sensor", "kind", "note"], ReadOptions())
+>>> plan.targets["Timestamp"], plan.targets["LNG"], plan.targets["MMSI"], plan.implied
+('time', 'lon', 'ident', {'ident_kind': 'mmsi'})
+>>> plan.extras
+('note',)
+>>> plan_columns([], ReadOptions(defaults={"sensor": "EO"}), required=()).targets
+{}
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import csv
+import json
+import os
+import re
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from atalaya.core.errors import IngestError
+from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.model.observation import IdentKind, ObjectKind, Sensor
+
+__all__ = [
+    "ALIASES",
+    "CANONICAL",
+    "ColumnPlan",
+    "CsvReader",
+    "ParquetReader",
+    "convert_table",
+    "plan_columns",
+]
+
+CANONICAL: tuple[str, ...] = (
+    "time",
+    "lon",
+    "lat",
+    "alt_m",
+    "pos_err_m",
+    "err_minor_m",
+    "err_orient_deg",
+    "speed_mps",
+    "course_deg",
+    "sensor",
+    "kind",
+    "ident",
+    "ident_kind",
+    "name",
+    "confidence",
+    "platform_id",
+    "sortie_id",
+)
+"""Observation columns a tabular source may supply."""
+
+ALIASES: dict[str, tuple[str, dict[str, str]]] = {
+    **{a: ("time", {}) for a in ("timestamp", "datetime", "dtg", "time_utc", "date_time", "ts", "t")},
+    **{a: ("lon", {}) for a in ("longitude", "long", "lng", "x", "lon_deg")},
+    **{a: ("lat", {}) for a in ("latitude", "y", "lat_deg")},
+    **{a: ("alt_m", {}) for a in ("altitude", "alt", "hae", "z", "elevation", "height", "altitude_m")},
+    **{a: ("pos_err_m", {}) for a in ("pos_err", "cep", "ce", "err_major_m", "semi_major_m", "accuracy_m")},
+    **{a: ("err_minor_m", {}) for a in ("err_minor", "semi_minor_m")},
+    **{a: ("err_orient_deg", {}) for a in ("err_orient", "orientation_deg", "ellipse_orient_deg")},
+    **{a: ("speed_mps", {}) for a in ("speed", "speed_ms", "velocity", "sog_mps")},
+    **{a: ("course_deg", {}) for a in ("course", "heading", "cog", "track", "bearing", "true_track")},
+    **{a: ("sensor", {}) for a in ("sensor_type", "sensor_kind", "source_type")},
+    **{a: ("kind", {}) for a in ("object_kind", "object_type", "target_type", "category", "class")},
+    **{a: ("ident", {}) for a in ("id", "identifier", "object_id", "target_id")},
+    "mmsi": ("ident", {"ident_kind": "mmsi"}),
+    "icao24": ("ident", {"ident_kind": "icao24"}),
+    "hex": ("ident", {"ident_kind": "icao24"}),
+    "icao": ("ident", {"ident_kind": "icao24"}),
+    "uid": ("ident", {"ident_kind": "cot_uid"}),
+    "emitter_id": ("ident", {"ident_kind": "emitter"}),
+    "plate": ("ident", {"ident_kind": "plate"}),
+    "callsign": ("name", {}),
+    "vessel_name": ("name", {}),
+    "label": ("name", {}),
+    "conf": ("confidence", {}),
+    "score": ("confidence", {}),
+    "probability": ("confidence", {}),
+    "platform": ("platform_id", {}),
+    "sortie": ("sortie_id", {}),
+}
+"""Lower-case alias → (observation column, constants implied by the alias)."""
+
+_FLOAT64 = ("lon", "lat")
+_FLOAT32 = ("alt_m", "pos_err_m", "err_minor_m", "err_orient_deg", "speed_mps", "course_deg", "confidence")
+_ENUMS: dict[str, tuple[str, ...]] = {
+    "sensor": tuple(s.value for s in Sensor),
+    "kind": tuple(k.value for k in ObjectKind),
+    "ident_kind": tuple(k.value for k in IdentKind),
+}
+_STRINGS = ("ident", "name", "platform_id", "sortie_id")
+_DICT_STRINGS = ("platform_id", "sortie_id")
+_NUM_RE = r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$"
+_ISO_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}([.,]\d{1,9})?)?)?"
+_ZONE_RE = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_EPOCH_MS = 1e11
+"""Epoch values with magnitude at or above this are milliseconds (below: seconds)."""
+_EPOCH_US = 1e14
+"""Epoch values with magnitude at or above this are microseconds."""
+
+
+def _norm_enum(text: str) -> str:
+    return re.sub(r"[-_ ./]", "", text.strip().upper())
+
+
+_ENUM_LOOKUP: dict[str, dict[str, str]] = {col: {_norm_enum(v): v for v in values} for col, values in _ENUMS.items()}
+_ENUM_LOOKUP["kind"].update({"SHIP": "vessel", "BOAT": "vessel", "PLANE": "aircraft", "CAR": "vehicle"})
+_ENUM_LOOKUP["sensor"].update({"ADSB": "ADSB", "SIGNALS": "SIGINT", "OPTICAL": "EO", "THERMAL": "IR"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColumnPlan:
+    """How the columns of one source map onto the observation schema."""
+
+    targets: dict[str, str]
+    """Source column → observation column, for the columns that map."""
+    extras: tuple[str, ...]
+    """Source columns kept in ``attrs`` (in source order)."""
+    implied: dict[str, str] = field(default_factory=dict)
+    """Constants implied by aliases (``mmsi`` → ``{"ident_kind": "mmsi"}``)."""
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Constants from ``ReadOptions.defaults`` (fill absent columns and missing values)."""
+
+
+def plan_columns(
+    names: Sequence[str],
+    options: ReadOptions,
+    *,
+    required: Sequence[str] = ("time", "lon", "lat", "sensor", "kind"),
+    source: str = "input",
+) -> ColumnPlan:
+    """Decide which source column feeds which observation column.
+
+    Raises :class:`IngestError` when a required column is neither found nor
+    defaulted, with a hint listing the columns found and how to map them.
+    """
+    cmap = dict(options.column_map)
+    cmap_ci = {k.lower(): v for k, v in cmap.items()}
+    targets: dict[str, str] = {}
+    implied: dict[str, str] = {}
+    extras: list[str] = []
+    taken: set[str] = set()
+    # Pass 1: explicit map and canonical names win over aliases.
+    pending: list[str] = []
+    for n in names:
+        low = n.strip().lower()
+        dst = cmap.get(n, cmap_ci.get(low))
+        if dst is not None:
+            if dst in ("", "-"):
+                continue
+            if dst == "attrs":
+                extras.append(n)
+                continue
+            if dst not in CANONICAL:
+                raise IngestError(
+                    f"column map of {source}: {n!r} → {dst!r} is not an observation column",
+                    hint="map to one of: " + ", ".join(CANONICAL) + " (or '-' to drop, 'attrs' to keep as extra)",
+                )
+            targets[n] = dst
+            taken.add(dst)
+        elif low in CANONICAL and low not in taken:
+            targets[n] = low
+            taken.add(low)
+        else:
+            pending.append(n)
+    for n in pending:
+        low = n.strip().lower()
+        alias = ALIASES.get(low)
+        if alias is not None and alias[0] not in taken:
+            targets[n] = alias[0]
+            taken.add(alias[0])
+            for k, v in alias[1].items():
+                if k not in taken:
+                    implied[k] = v
+        else:
+            extras.append(n)
+    defaults = dict(options.defaults)
+    for k in defaults:
+        if k not in CANONICAL:
+            raise IngestError(
+                f"default for {k!r} is not an observation column",
+                hint="use --set with one of: " + ", ".join(CANONICAL),
+            )
+    missing = [c for c in required if c not in taken and c not in defaults and c not in implied]
+    if missing:
+        found = ", ".join(names) if names else "(none)"
+        raise IngestError(
+            f"{source}: no column for {', '.join(missing)} (columns found: {found})",
+            hint="map a source column with --map SRC=DST (e.g. --map when=time) "
+            "or give a constant with --set (e.g. --set sensor=EO --set kind=vehicle)",
+        )
+    return ColumnPlan(targets=targets, extras=tuple(extras), implied=implied, defaults=defaults)
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+@dataclass
+class _Rows:
+    """Mutable per-batch state while converting: which rows are still good, and the rejects."""
+
+    n: int
+    lines: npt.NDArray[np.int64]
+    raw: Callable[[int], str]
+    ok: npt.NDArray[np.bool_]
+    rejects: dict[int, Reject]
+
+    def reject(self, bad: npt.NDArray[np.bool_], column: str, values: pa.Array, why: str) -> None:
+        """Reject rows in ``bad`` (still good ones only), naming the column and the value."""
+        idx = np.flatnonzero(bad & self.ok)
+        if idx.size == 0:
+            return
+        self.ok[idx] = False
+        shown = values.take(pa.array(idx)).to_pylist()
+        for i, v in zip(idx.tolist(), shown, strict=True):
+            line = int(self.lines[i])
+            self.rejects[i] = Reject(src_rec=line, reason=f"{why} in column {column!r}: {v!r}", raw=self.raw(i))
+
+
+def _np_bool(a: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _valid(a: pa.Array) -> npt.NDArray[np.bool_]:
+    if a.null_count == 0:
+        return np.ones(len(a), dtype=bool)
+    return _np_bool(a.is_valid())
+
+
+def _to_float(a: pa.Array, rows: _Rows, column: str) -> npt.NDArray[np.float64]:
+    """Any Arrow array → float64 numpy (NaN for missing); unparsable strings → rejects."""
+    t = a.type
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
+        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_boolean(t) or pa.types.is_null(t):
+        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_dictionary(t):
+        a = a.cast(t.value_type)
+    if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+        a = a.cast(pa.string())
+    try:
+        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    s = pc.utf8_trim_whitespace(a)
+    low = pc.utf8_lower(s)
+    good = pc.or_(pc.match_substring_regex(s, _NUM_RE), pc.is_in(low, pa.array(["nan", "inf", "-inf", "+inf"])))
+    empty = pc.equal(pc.utf8_length(s), 0)
+    good_np = _np_bool(pc.fill_null(good, True))
+    empty_np = _np_bool(pc.fill_null(empty, False))
+    rows.reject(~good_np & ~empty_np, column, a, "not a number")
+    use = pc.if_else(pa.array(good_np & ~empty_np), s, pa.scalar(None, pa.string()))
+    return np.asarray(use.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _epoch_to_us(v: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
+    mag = np.abs(v)
+    scale = np.where(mag >= _EPOCH_US, 1.0, np.where(mag >= _EPOCH_MS, 1e3, 1e6))
+    with np.errstate(invalid="ignore", over="ignore"):
+        us = np.round(v * scale)
+    us = np.where(np.isfinite(us) & (np.abs(us) < 9.2e18), us, 0)
+    return us.astype(np.int64)
+
+
+_TS_UTC = pa.timestamp("us", tz="UTC")
+
+
+def _py_time(s: str | None) -> int | None:
+    if s is None:
+        return None
+    try:
+        d = datetime.fromisoformat(s.strip().replace(",", "."))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=UTC)
+    delta = d - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _cast_times(s: pa.Array, zoned: bool) -> pa.Array:
+    """Cast ISO strings (all zoned or all naive) to µs; per-value fallback if Arrow refuses some."""
+    try:
+        if zoned:
+            return s.cast(_TS_UTC).cast(pa.int64())
+        return s.cast(pa.timestamp("us")).cast(pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([_py_time(v) for v in s.to_pylist()], type=pa.int64())
+
+
+def _to_time(a: pa.Array, rows: _Rows, column: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+    """Any Arrow array → (µs since epoch UTC, present mask); unparsable values → rejects."""
+    t = a.type
+    if pa.types.is_timestamp(t):
+        us = a.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64())
+        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), _valid(a)
+    if pa.types.is_date(t):
+        us = a.cast(pa.timestamp("us")).cast(pa.int64())
+        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), _valid(a)
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        v = np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        ok = np.isfinite(v)
+        return _epoch_to_us(v), ok
+    if pa.types.is_dictionary(t):
+        a = a.cast(t.value_type)
+    if not pa.types.is_string(a.type):
+        a = a.cast(pa.string())
+    present = _valid(a)
+    # Fast paths: all zoned ISO 8601, or all epoch numbers.
+    try:
+        us = a.cast(_TS_UTC).cast(pa.int64())
+        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), present
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    s = pc.utf8_trim_whitespace(a)
+    out = np.zeros(len(a), dtype=np.int64)
+    is_num = _np_bool(pc.fill_null(pc.match_substring_regex(s, _NUM_RE), False))
+    is_iso = _np_bool(pc.fill_null(pc.match_substring_regex(s, _ISO_RE), False)) & ~is_num
+    is_zoned = is_iso & _np_bool(pc.fill_null(pc.match_substring_regex(s, _ZONE_RE), False))
+    is_naive = is_iso & ~is_zoned
+    empty = _np_bool(pc.fill_null(pc.equal(pc.utf8_length(s), 0), False))
+    present &= ~empty
+    got = np.zeros(len(a), dtype=bool)
+    if is_num.any():
+        idx = np.flatnonzero(is_num)
+        v = np.asarray(s.take(pa.array(idx)).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        out[idx] = _epoch_to_us(v)
+        got[idx] = np.isfinite(v)
+    for mask, zoned in ((is_zoned, True), (is_naive, False)):
+        if mask.any():
+            idx = np.flatnonzero(mask)
+            us_arr = _cast_times(s.take(pa.array(idx)), zoned)
+            out[idx] = np.asarray(us_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            got[idx] = _valid(us_arr)
+    rows.reject(present & ~got, column, a, "not a time (use ISO 8601 or epoch seconds/ms)")
+    return out, present
+
+
+def _to_enum(a: pa.Array, rows: _Rows, column: str) -> pa.Array:
+    """Strings → dictionary array of canonical enum values; unknown values → rejects."""
+    if not pa.types.is_dictionary(a.type):
+        if not pa.types.is_string(a.type):
+            a = a.cast(pa.string())
+        a = pc.dictionary_encode(a)
+    values = a.dictionary.to_pylist()
+    lookup = _ENUM_LOOKUP[column]
+    canon = [lookup.get(_norm_enum(str(v))) if v is not None else None for v in values]
+    unknown = [i for i, c in enumerate(canon) if c is None]
+    idx = a.indices
+    if unknown:
+        bad = _np_bool(pc.fill_null(pc.is_in(idx, pa.array(unknown, type=idx.type)), False))
+        rows.reject(bad, column, a, f"unknown {column} (known: {', '.join(_ENUMS[column])})")
+    uniq = sorted({c for c in canon if c is not None})
+    pos = {c: i for i, c in enumerate(uniq)}
+    remap = pa.array([pos.get(c, 0) if c is not None else 0 for c in canon] or [0], type=pa.int32())
+    new_idx = pc.take(remap, idx.cast(pa.int32()))
+    if idx.null_count:
+        new_idx = pc.if_else(idx.is_valid(), new_idx, pa.scalar(None, pa.int32()))
+    return pa.DictionaryArray.from_arrays(new_idx, pa.array(uniq or [""], type=pa.string()))
+
+
+def _const_dict(value: str, n: int) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
+
+
+def _json_escape(s: pa.Array) -> pa.Array:
+    """JSON string literal of each value (vectorised; Python only if control characters occur)."""
+    if not pa.types.is_string(s.type):
+        s = s.cast(pa.string())
+    if pc.any(pc.match_substring_regex(s, "[\x00-\x1f]")).as_py():
+        return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in s.to_pylist()])
+    esc = pc.replace_substring_regex(s, r'(["\\])', r"\\\1")
+    return pc.binary_join_element_wise('"', esc, '"', "")
+
+
+def _build_attrs(table: pa.Table, extras: Sequence[str]) -> pa.Array:
+    """One JSON object per row from the extra columns (``null`` for missing values)."""
+    parts: list[Any] = []
+    for i, name in enumerate(extras):
+        col = table.column(name).combine_chunks()
+        if pa.types.is_dictionary(col.type):
+            col = col.cast(col.type.value_type)
+        if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
+            lit = pc.utf8_lower(col.cast(pa.string()))
+            if pa.types.is_floating(col.type):
+                lit = pc.if_else(pc.is_finite(col), lit, pa.scalar(None, pa.string()))
+        else:
+            lit = _json_escape(col)
+        lit = lit.fill_null("null")
+        key = json.dumps(str(name), ensure_ascii=False)
+        parts.append(("{" if i == 0 else ",") + key + ":")
+        parts.append(lit)
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def convert_table(
+    table: pa.Table,
+    plan: ColumnPlan,
+    lines: npt.NDArray[np.int64],
+    raw: Callable[[int], str] | None = None,
+    *,
+    attrs: pa.Array | None = None,
+    skip_blank: bool = False,
+) -> tuple[dict[str, Any], list[Reject]]:
+    """Convert one table of source columns into observation columns and rejects.
+
+    ``lines`` gives each row's ``src_rec``; ``raw(i)`` an excerpt of row ``i``
+    for the quarantine. Rows with a missing or unparsable required value, an
+    out-of-range coordinate or an unknown enum value are rejected; the rest are
+    returned (column types as in :mod:`atalaya.ingest.base`). With
+    ``skip_blank`` rows whose every column is missing are dropped silently.
+
+    >>> t = pa.table({"time": ["2024-01-01T00:00:00Z", "bad"], "lon": ["1", "2"], "lat": ["3", "4"]})
+    >>> plan = plan_columns(t.column_names, ReadOptions(defaults={"sensor": "EO", "kind": "thermal"}))
+    >>> cols, rej = convert_table(t, plan, np.array([2, 3]))
+    >>> cols["time"].tolist(), rej[0].src_rec
+    ([1704067200000000], 3)
+    >>> cols, rej = convert_table(t.slice(0, 0), plan, np.zeros(0, dtype=np.int64))
+    >>> len(cols["time"]), rej
+    (0, [])
+    """
+    n = table.num_rows
+    rows = _Rows(n=n, lines=lines, raw=raw or (lambda i: ""), ok=np.ones(n, dtype=bool), rejects={})
+    if skip_blank and n and table.num_columns:
+        blank = np.ones(n, dtype=bool)
+        for c in table.columns:
+            if c.null_count == 0:
+                blank[:] = False
+                break
+            blank &= _np_bool(c.is_null())
+        rows.ok &= ~blank
+    by_target = {dst: src for src, dst in plan.targets.items()}
+    out: dict[str, Any] = {}
+
+    def col(name: str) -> pa.Array | None:
+        src = by_target.get(name)
+        if src is None:
+            return None
+        c = table.column(src)
+        return c.combine_chunks() if isinstance(c, pa.ChunkedArray) else c
+
+    def fill_default(a: pa.Array, name: str) -> pa.Array:
+        d = plan.defaults.get(name, plan.implied.get(name))
+        if d is None or a.null_count == 0:
+            return a
+        if pa.types.is_dictionary(a.type):
+            a = a.cast(a.type.value_type)
+        return a.fill_null(pa.scalar(d).cast(a.type) if not pa.types.is_string(a.type) else str(d))
+
+    # time
+    a = col("time")
+    if a is None:
+        d = plan.defaults["time"]
+        a = pa.array([d] * n) if not isinstance(d, int | float) else pa.array(np.full(n, d))
+    us, present = _to_time(a, rows, "time")
+    rows.reject(~present, "time", a, "missing value")
+    out["time"] = us
+    # coordinates
+    for name, lo, hi in (("lon", -180.0, 180.0), ("lat", -90.0, 90.0)):
+        a = col(name)
+        if a is None:
+            v = np.full(n, float(plan.defaults[name]), dtype=np.float64)
+            a = pa.array(v)
+        else:
+            a = fill_default(a, name)
+            v = _to_float(a, rows, name)
+        with np.errstate(invalid="ignore"):
+            good = (v >= lo) & (v <= hi)
+        missing = np.isnan(v) & _np_bool(a.is_null()) if a.null_count else np.zeros(n, dtype=bool)
+        rows.reject(missing, name, a, "missing value")
+        rows.reject(~good, name, a, f"out of range [{lo:g}, {hi:g}]")
+        out[name] = v
+    for name in _FLOAT32:
+        a = col(name)
+        if a is None:
+            if name in plan.defaults:
+                out[name] = np.full(n, float(plan.defaults[name]), dtype=np.float32)
+            continue
+        out[name] = _to_float(fill_default(a, name), rows, name).astype(np.float32)
+    for name in _ENUMS:
+        a = col(name)
+        const = plan.defaults.get(name, plan.implied.get(name))
+        if a is None:
+            if const is None:
+                continue
+            lookup = _ENUM_LOOKUP[name].get(_norm_enum(str(const)))
+            if lookup is None:
+                raise IngestError(
+                    f"default {name}={const!r} is not a known value",
+                    hint=f"use one of: {', '.join(_ENUMS[name])}",
+                )
+            enc = _const_dict(lookup, n)
+            if name == "ident_kind" and "ident_kind" not in plan.defaults and "ident" in by_target:
+                # a kind implied by the ident alias (mmsi, icao24…) applies only where there is an ident
+                ident_null = table.column(by_target["ident"]).combine_chunks().is_null()
+                if ident_null.true_count:
+                    enc = pa.DictionaryArray.from_arrays(
+                        pc.if_else(ident_null, pa.scalar(None, pa.int32()), enc.indices), enc.dictionary
+                    )
+            out[name] = enc
+            continue
+        a = fill_default(a, name)
+        enc = _to_enum(a, rows, name)
+        if name in ("sensor", "kind"):
+            rows.reject(_np_bool(enc.is_null()), name, a, "missing value")
+        out[name] = enc
+    for name in _STRINGS:
+        a = col(name)
+        if a is None:
+            if name in plan.defaults:
+                out[name] = pa.array([str(plan.defaults[name])] * n, type=pa.string())
+            continue
+        a = fill_default(a, name)
+        if pa.types.is_dictionary(a.type):
+            a = a.cast(a.type.value_type)
+        if pa.types.is_floating(a.type):
+            # identifiers stored as floats (e.g. MMSI in a spreadsheet export) lose the ".0"
+            a = a.cast(pa.int64(), safe=False)
+        if not pa.types.is_string(a.type):
+            a = a.cast(pa.string())
+        a = pc.utf8_trim_whitespace(a)
+        out[name] = pc.dictionary_encode(a) if name in _DICT_STRINGS else a
+    if attrs is None and plan.extras:
+        attrs = _build_attrs(table, plan.extras)
+    if attrs is not None:
+        out["attrs"] = attrs
+    out["src_rec"] = np.asarray(lines, dtype=np.int64)
+    if not rows.ok.all():
+        keep = rows.ok
+        keep_pa = pa.array(keep)
+        out = {k: (v[keep] if isinstance(v, np.ndarray) else v.filter(keep_pa)) for k, v in out.items()}
+    rejects = [rows.rejects[i] for i in sorted(rows.rejects)]
+    return out, rejects
+
+
+# --------------------------------------------------------------------------- CSV
+
+_DELIMS = (",", ";", "\t", "|")
+_NULLS = ["", "NULL", "null", "NaN", "nan", "N/A", "n/a"]
+
+
+def _sniff_delimiter(header: str) -> str:
+    counts = {d: header.count(d) for d in _DELIMS}
+    best = max(_DELIMS, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Block:
+    data: bytes
+    first_line: int
+    offset: int
+
+
+def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes) -> Iterator[_Block]:
+    """Yield byte blocks that end at a line end outside any quoted field."""
+    buf = head
+    line = first_line
+    eof = False
+    while not eof or buf:
+        if not eof and len(buf) < block_bytes:
+            more = fh.read(block_bytes)
+            if more:
+                buf += more
+                continue
+            eof = True
+        if eof:
+            cut = len(buf)
+        else:
+            cut = buf.rfind(b"\n") + 1
+            # Never cut inside a quoted field: the quote count before the cut must be even.
+            while cut > 0 and buf.count(b'"', 0, cut) % 2:
+                cut = buf.rfind(b"\n", 0, cut - 1) + 1
+            if cut == 0:
+                if len(buf) > 64 * block_bytes:
+                    cut = len(buf)  # unbalanced quotes for too long: give up keeping the field whole
+                else:
+                    more = fh.read(block_bytes)
+                    if more:
+                        buf += more
+                    else:
+                        eof = True
+                    continue
+        data, buf = buf[:cut], buf[cut:]
+        yield _Block(data=data, first_line=line, offset=offset)
+        line += data.count(b"\n")
+        offset += len(data)
+
+
+@dataclass
+class _CsvSetup:
+    names: list[str]
+    plan: ColumnPlan
+    delimiter: str
+    path: Path
+
+
+def _line_bounds(data: bytes) -> npt.NDArray[np.int64]:
+    """Start offsets of each line in ``data`` plus a final end offset."""
+    nl = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
+    ends = nl + 1
+    starts = np.concatenate([[0], ends])
+    if starts[-1] != len(data):
+        starts = np.concatenate([starts, [len(data)]])
+    return starts.astype(np.int64)
+
+
+def _row_start_lines(data: bytes, n_rows: int) -> npt.NDArray[np.int64] | None:
+    """0-based line offset where each physical CSV row starts, when quoted fields span lines.
+
+    A newline ends a row only when the number of quote characters before it is
+    even (RFC 4180 quoting; doubled quotes count twice and keep the parity).
+    Returns ``None`` when every row is one line.
+    """
+    buf = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(buf == 10)
+    quotes_before = np.cumsum(buf == 34)[nl] if nl.size else np.zeros(0, dtype=np.int64)
+    ends = np.flatnonzero(quotes_before % 2 == 0)
+    if ends.size == nl.size:
+        return None
+    starts = np.concatenate([[0], ends + 1]).astype(np.int64)
+    if starts.size < n_rows:
+        starts = np.concatenate([starts, np.full(n_rows - starts.size, starts[-1], dtype=np.int64)])
+    return starts[:n_rows]
+
+
+def _blank_lines(data: bytes, bounds: npt.NDArray[np.int64], bad: Sequence[int]) -> bytes:
+    """Replace the given line indices with empty lines (line numbering is preserved)."""
+    out = bytearray()
+    prev = 0
+    for i in sorted(bad):
+        s, e = int(bounds[i]), int(bounds[i + 1])
+        out += data[prev:s]
+        out += b"\n" if data[s:e].endswith(b"\n") else b""
+        prev = e
+    out += data[prev:]
+    return bytes(out)
+
+
+def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
+    data = block.data
+    rejects: list[Reject] = []
+    bounds: npt.NDArray[np.int64] | None = None
+
+    def get_bounds() -> npt.NDArray[np.int64]:
+        nonlocal bounds
+        if bounds is None:
+            bounds = _line_bounds(data)
+        return bounds
+
+    if len(data) > MAX_LINE_BYTES:
+        b = get_bounds()
+        long_idx = np.flatnonzero(np.diff(b) > MAX_LINE_BYTES).tolist()
+        if long_idx:
+            for i in long_idx:
+                rejects.append(
+                    Reject(
+                        src_rec=block.first_line + i,
+                        reason=f"line longer than {MAX_LINE_BYTES} bytes ({int(b[i + 1] - b[i])} bytes)",
+                        raw=Reject.excerpt(data[int(b[i]) : int(b[i]) + 512]),
+                    )
+                )
+            data = _blank_lines(data, b, long_idx)
+            bounds = None
+    invalid: list[tuple[int, str]] = []
+
+    def on_invalid(row: Any) -> str:
+        invalid.append((int(row.number) if row.number is not None else -1, str(row.text)))
+        return "skip"
+
+    names = setup.names
+    quoted = b'"' in data
+    try:
+        table = _read_csv(data, names, setup.delimiter, quoted, on_invalid)
+    except pa.ArrowInvalid:
+        # Undecodable bytes: reject those lines, keep the rest (UTF-8 only; see docs).
+        b = get_bounds()
+        bad = []
+        for i in range(len(b) - 1):
+            chunk = data[int(b[i]) : int(b[i + 1])]
+            try:
+                chunk.decode("utf-8")
+            except UnicodeDecodeError as e:
+                bad.append(i)
+                rejects.append(
+                    Reject(
+                        src_rec=block.first_line + i,
+                        reason=f"not valid UTF-8 at byte {e.start} of the line (re-encode the file as UTF-8)",
+                        raw=Reject.excerpt(chunk.rstrip(b"\r\n")),
+                    )
+                )
+        if not bad:
+            raise
+        data = _blank_lines(data, b, bad)
+        bounds = None
+        invalid.clear()
+        table = _read_csv(data, names, setup.delimiter, quoted, on_invalid)
+    n_phys = table.num_rows + len(invalid)
+    bad_numbers = np.array([k for k, _ in invalid if k > 0], dtype=np.int64)
+    for k, text in invalid:
+        rejects.append(
+            Reject(
+                src_rec=block.first_line + k - 1 if k > 0 else block.first_line,
+                reason=f"expected {len(names)} fields, got {_count_fields(text, setup.delimiter)}",
+                raw=Reject.excerpt(text),
+            )
+        )
+    phys = np.arange(1, n_phys + 1, dtype=np.int64)
+    if bad_numbers.size:
+        phys = phys[~np.isin(phys, bad_numbers)]
+    starts = _row_start_lines(data, n_phys) if quoted else None
+    if starts is not None:
+        lines = starts[phys[: table.num_rows] - 1] + block.first_line
+        for j, r in enumerate(rejects):
+            if r.reason.startswith("expected ") and 0 < r.src_rec - block.first_line + 1 <= n_phys:
+                rejects[j] = Reject(
+                    src_rec=int(starts[r.src_rec - block.first_line]) + block.first_line, reason=r.reason, raw=r.raw
+                )
+    else:
+        lines = phys[: table.num_rows] + (block.first_line - 1)
+    first_line = block.first_line
+
+    def raw(i: int) -> str:
+        b = get_bounds()
+        j = int(lines[i]) - first_line
+        if 0 <= j < len(b) - 1:
+            return Reject.excerpt(data[int(b[j]) : int(b[j + 1])].rstrip(b"\r\n"))
+        return ""
+
+    cols, rej = convert_table(table, setup.plan, lines, raw, skip_blank=True)
+    rejects.extend(rej)
+    rejects.sort(key=lambda r: r.src_rec)
+    return ParsedBatch(
+        columns=cols,
+        rejects=rejects,
+        records_read=block.data.count(b"\n") + (0 if block.data.endswith(b"\n") else 1),
+        bytes_read=len(block.data),
+    )
+
+
+def _count_fields(text: str, delimiter: str) -> int:
+    return len(next(csv.reader([text], delimiter=delimiter), []))
+
+
+def _read_csv(data: bytes, names: list[str], delimiter: str, quoted: bool, on_invalid: Any) -> pa.Table:
+    return pacsv.read_csv(
+        pa.py_buffer(data),
+        read_options=pacsv.ReadOptions(use_threads=False, column_names=names, block_size=max(len(data) + 1, 1 << 20)),
+        parse_options=pacsv.ParseOptions(
+            delimiter=delimiter,
+            newlines_in_values=quoted,
+            ignore_empty_lines=False,
+            invalid_row_handler=on_invalid,
+        ),
+        convert_options=pacsv.ConvertOptions(
+            column_types={n: pa.string() for n in names},
+            strings_can_be_null=True,
+            null_values=_NULLS,
+            quoted_strings_can_be_null=True,
+        ),
+    )
+
+
+class CsvReader:
+    """Delimited text (CSV, ``;`` or tab separated) with a header row.
+
+    Blocks of about ``ReadOptions.batch_rows`` rows are parsed as strings by
+    ``pyarrow.csv`` on a small thread pool and converted column-wise (see the
+    module docstring). ``src_rec`` is the 1-based line number in the file.
+    """
+
+    name = "csv"
+    extensions: tuple[str, ...] = (".csv", ".tsv", ".txt")
+
+    def __init__(self, *, threads: int | None = None) -> None:
+        self.threads = threads or min(4, os.cpu_count() or 1)
+        """Worker threads parsing blocks."""
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """Likely CSV when the first line has a delimiter and names time and position columns."""
+        text = head.lstrip(b"\xef\xbb\xbf")[:4096].decode("utf-8", errors="replace")
+        first = text.split("\n", 1)[0].strip()
+        if not first or first[0] in "{[<!$#":
+            return 0.0
+        delim = _sniff_delimiter(first)
+        if delim not in first:
+            return 0.0
+        cols = {c.strip().strip('"').lower() for c in first.split(delim)}
+        known = {c for c in cols if c in CANONICAL or c in ALIASES}
+        has_pos = bool(cols & {"lon", "longitude", "lng", "long", "x"}) and bool(cols & {"lat", "latitude", "y"})
+        if has_pos and known & {"time", "timestamp", "datetime", "dtg", "time_utc"}:
+            return 0.7
+        if has_pos:
+            return 0.5
+        return 0.2
+
+    def _setup(self, head: bytes, path: Path, options: ReadOptions) -> tuple[_CsvSetup, int, int]:
+        bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+        line_end = head.find(b"\n", bom)
+        if line_end < 0:
+            if len(head) > MAX_LINE_BYTES:
+                raise IngestError(f"{path}: the header line is longer than {MAX_LINE_BYTES} bytes")
+            line_end = len(head)
+        header = head[bom:line_end].decode("utf-8", errors="replace").rstrip("\r")
+        if not header.strip():
+            raise IngestError(f"{path}: empty file or empty header line", hint="the first line must name the columns")
+        delim = _sniff_delimiter(header)
+        names = [c.strip() for c in next(csv.reader([header], delimiter=delim))]
+        seen: dict[str, int] = {}
+        uniq = []
+        for c in names:
+            k = seen.get(c, 0)
+            seen[c] = k + 1
+            uniq.append(c if k == 0 else f"{c}.{k}")
+        plan = plan_columns(uniq, options, source=str(path))
+        return _CsvSetup(names=uniq, plan=plan, delimiter=delim, path=path), line_end + 1, 2
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """Stream the file as batches of about ``options.batch_rows`` rows."""
+        with open_source(path) as fh:
+            head = fh.read(1 << 16)
+            while b"\n" not in head and len(head) <= MAX_LINE_BYTES:
+                more = fh.read(1 << 16)
+                if not more:
+                    break
+                head += more
+            setup, body_start, first_line = self._setup(head, path, options)
+            body = head[body_start:]
+            sample = body[: 1 << 16]
+            avg = len(sample) / max(1, sample.count(b"\n")) if sample else 100.0
+            block_bytes = int(min(64 << 20, max(1 << 20, avg * options.batch_rows)))
+            blocks = _blocks(fh, first_line, body_start, block_bytes, body)
+            yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads)
+
+
+def _run_pool(blocks: Iterator[_Block], fn: Callable[[_Block], ParsedBatch], threads: int) -> Iterator[ParsedBatch]:
+    """Map ``fn`` over blocks on a thread pool, in order, with a bounded number in flight."""
+    if threads <= 1:
+        for b in blocks:
+            yield fn(b)
+        return
+    with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="atalaya-csv") as pool:
+        inflight: deque[cf.Future[ParsedBatch]] = deque()
+        for b in blocks:
+            inflight.append(pool.submit(fn, b))
+            if len(inflight) > threads:
+                yield inflight.popleft().result()
+        while inflight:
+            yield inflight.popleft().result()
+
+
+# --------------------------------------------------------------------------- GeoParquet
+
+
+def _geo_column(schema: pa.Schema) -> tuple[str | None, str]:
+    """Primary geometry column and its encoding from GeoParquet ``geo`` metadata (or a ``geometry`` column)."""
+    meta = schema.metadata or {}
+    raw = meta.get(b"geo")
+    if raw:
+        try:
+            geo = json.loads(raw)
+            name = geo.get("primary_column", "geometry")
+            enc = str(geo.get("columns", {}).get(name, {}).get("encoding", "WKB")).lower()
+            if name in schema.names:
+                return name, enc
+        except (ValueError, AttributeError):
+            pass
+    if "geometry" in schema.names:
+        t = schema.field("geometry").type
+        return "geometry", "wkb" if pa.types.is_binary(t) or pa.types.is_large_binary(t) else "point"
+    return None, ""
+
+
+def _points_from_geometry(
+    geom: pa.Array, encoding: str, rows: _Rows
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    n = len(geom)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    z = np.full(n, np.nan)
+    if pa.types.is_struct(geom.type):
+        for i, arr in ((0, x), (1, y), (2, z)):
+            if i < geom.type.num_fields:
+                arr[:] = np.asarray(
+                    pc.struct_field(geom, [i]).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
+                )
+        rows.reject(_np_bool(geom.is_null()), "geometry", geom, "missing geometry")
+        return x, y, z
+    import shapely
+
+    wkb = np.asarray(geom.to_numpy(zero_copy_only=False), dtype=object)
+    g = shapely.from_wkb(wkb, on_invalid="ignore")
+    tid = shapely.get_type_id(g)
+    missing = np.asarray(shapely.is_missing(g), dtype=bool)
+    rows.reject(
+        missing, "geometry", pa.array([None if v is None else "<undecodable WKB>" for v in wkb]), "bad geometry"
+    )
+    nonpoint = (tid != 0) & ~missing
+    if nonpoint.any():
+        names = pa.array(np.asarray(shapely.get_type_id(g)).astype(str).tolist())
+        rows.reject(nonpoint, "geometry", names, "not a Point (geometry type id)")
+    pts = (tid == 0) & ~missing
+    x[pts] = shapely.get_x(g[pts])
+    y[pts] = shapely.get_y(g[pts])
+    has_z = np.zeros(n, dtype=bool)
+    has_z[pts] = shapely.has_z(g[pts])
+    if has_z.any():
+        z[has_z] = shapely.get_z(g[has_z])
+    return x, y, z
+
+
+class ParquetReader:
+    """GeoParquet (WKB points with ``geo`` metadata) or plain Parquet with lon/lat columns.
+
+    Read by row-group batches (bounded memory); the same column mapping as CSV.
+    ``src_rec`` is the 0-based row index in the file.
+    """
+
+    name = "geoparquet"
+    extensions: tuple[str, ...] = (".parquet", ".geoparquet", ".pq")
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """Parquet files start with the magic ``PAR1``."""
+        return 0.9 if head[:4] == b"PAR1" else 0.0
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """Stream row-group batches of at most ``options.batch_rows`` rows."""
+        import pyarrow.parquet as pq
+
+        try:
+            pf = pq.ParquetFile(path)
+        except (OSError, pa.ArrowException) as e:
+            raise IngestError(f"cannot read Parquet file {path}: {e}", hint="is it a complete Parquet file?") from e
+        schema = pf.schema_arrow
+        geom_col, enc = _geo_column(schema)
+        names = [n for n in schema.names if n != geom_col]
+        required: tuple[str, ...] = ("time", "sensor", "kind") if geom_col else ("time", "lon", "lat", "sensor", "kind")
+        plan = plan_columns(names, options, required=required, source=str(path))
+        if geom_col and "lon" in plan.targets.values() and "lat" in plan.targets.values():
+            geom_col = None
+        start = 0
+        try:
+            for rb in pf.iter_batches(batch_size=options.batch_rows):
+                table = pa.Table.from_batches([rb])
+                n = table.num_rows
+                lines = np.arange(start, start + n, dtype=np.int64)
+                yield self._batch(table, plan, lines, geom_col, enc)
+                start += n
+        except (OSError, pa.ArrowException) as e:
+            raise IngestError(
+                f"{path}: Parquet data unreadable after row {start}: {e}", hint="the file may be truncated"
+            ) from e
+
+    @staticmethod
+    def _batch(
+        table: pa.Table, plan: ColumnPlan, lines: npt.NDArray[np.int64], geom_col: str | None, enc: str
+    ) -> ParsedBatch:
+        n = table.num_rows
+
+        def raw(i: int) -> str:
+            row = table.slice(i, 1).drop_columns([geom_col] if geom_col else []).to_pylist()[0]
+            return Reject.excerpt(json.dumps(row, default=str))
+
+        if geom_col is None:
+            cols, rejects = convert_table(table, plan, lines, raw)
+            return ParsedBatch(columns=cols, rejects=rejects, records_read=n)
+        geom = table.column(geom_col).combine_chunks()
+        rows = _Rows(n=n, lines=lines, raw=raw, ok=np.ones(n, dtype=bool), rejects={})
+        x, y, z = _points_from_geometry(geom, enc, rows)
+        base = table.drop_columns([geom_col])
+        extra = {"lon": pa.array(x), "lat": pa.array(y)}
+        targets = dict(plan.targets)
+        targets["__lon"] = "lon"
+        targets["__lat"] = "lat"
+        if "alt_m" not in targets.values() and not np.isnan(z).all():
+            extra["alt_m"] = pa.array(z)
+            targets["__alt"] = "alt_m"
+        for k, v in extra.items():
+            base = base.append_column(f"__{k.split('_')[0]}", v)
+        sub = ColumnPlan(targets=targets, extras=plan.extras, implied=plan.implied, defaults=plan.defaults)
+        keep = rows.ok
+        if not keep.all():
+            base = base.filter(pa.array(keep))
+            lines = lines[keep]
+            idx = np.flatnonzero(keep)
+            cols, rej = convert_table(base, sub, lines, lambda i: raw(int(idx[i])))
+        else:
+            cols, rej = convert_table(base, sub, lines, raw)
+        rejects = sorted([*rows.rejects.values(), *rej], key=lambda r: r.src_rec)
+        return ParsedBatch(columns=cols, rejects=rejects, records_read=n)
