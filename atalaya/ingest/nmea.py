@@ -1,0 +1,906 @@
+"""AIS over NMEA 0183 (``!AIVDM``/``!AIVDO`` and other talkers) → observations.
+
+One observation per AIS position report (types 1, 2, 3, 18, 19, 27; 4 and 21 as
+``kind="structure"``). Static reports (types 5 and 24) name later positions of
+the same MMSI. Times come from NMEA 4.0 tag blocks (``\\c:1700000000*hh\\``), a
+leading ISO-8601 or Unix-epoch field, or a trailing epoch field after the
+checksum; else from ``ReadOptions.reference_time_us``.
+
+How it is fast: a chunk of the file is one ``uint8`` array. Line, field and
+checksum positions are found for all lines at once (``flatnonzero`` +
+``searchsorted``), checksums are XORs of a cumulative XOR, payloads are gathered
+into a 6-bit matrix per message type and fields come out column-wise by shifts
+(:mod:`atalaya.ingest.ais_codec`). Lines that are not a plain single-sentence
+report (multi-sentence messages, unusual prefixes, broken lines) take a
+per-line path that also produces the precise reject reasons.
+
+>>> NmeaReader().sniff(b"!AIVDM,1,1,,A,15M67F@P1aGA4Q0EMB`4lSh1P000,0*23\\n", Path("x"))
+1.0
+>>> NmeaReader().sniff(b"", Path("x"))
+0.0
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from atalaya.ingest import ais_codec as codec
+from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+BOOL = npt.NDArray[np.bool_]
+
+POSITION_TYPES = (1, 2, 3, 4, 18, 19, 21, 27)
+"""Message types that produce an observation row."""
+STATIC_TYPES = (5, 24)
+"""Message types that name vessels (no row, not a reject)."""
+
+NEED_BITS = {1: 137, 2: 137, 3: 137, 4: 134, 5: 232, 18: 133, 19: 263, 21: 219, 24: 40, 27: 94}
+"""Bits a payload of each type must carry for the fields read here."""
+
+MAX_PENDING_LINES = 1000
+"""A multi-sentence message not complete this many lines after its first part is orphaned."""
+
+NO_TIME = "no timestamp: add NMEA 4.0 tag blocks or pass reference time"
+
+_LUT = codec.dearmour_lut()
+_HEX = np.full(256, 255, dtype=np.uint8)
+for _i, _c in enumerate(b"0123456789ABCDEF"):
+    _HEX[_c] = _i
+for _i, _c in enumerate(b"abcdef"):
+    _HEX[_c] = 10 + _i
+_VALID = codec.VALID_ARMOUR
+_MS_THRESHOLD = 100_000_000_000
+"""Epoch integers at or above this are milliseconds (1e11 s is in the year 5138)."""
+
+_DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
+
+
+class NmeaReader:
+    """Reader for AIS NMEA 0183 logs (see module docstring)."""
+
+    name = "nmea"
+    extensions = (".nmea", ".ais", ".txt", ".log")
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """Share of the first lines that carry a ``VDM``/``VDO`` sentence, mapped to a confidence."""
+        lines = [ln for ln in head.split(b"\n")[:50] if ln.strip()]
+        if not lines:
+            return 0.0
+        hits = sum(1 for ln in lines if b"VDM," in ln or b"VDO," in ln)
+        return 1.0 if hits * 2 >= len(lines) else (0.6 if hits else 0.0)
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """Stream the file in chunks of whole lines; one batch per chunk."""
+        from atalaya.ingest.base import open_source
+
+        state = _State(reference_time_us=options.reference_time_us)
+        chunk_bytes = max(1 << 16, min(options.batch_rows * 80, 32 << 20))
+        with open_source(path) as fh:
+            for chunk, first_line, pre in _chunks(fh, chunk_bytes):
+                batch = _decode_chunk(chunk, first_line, state) if chunk else _empty_batch()
+                batch.rejects[:0] = pre
+                batch.records_read += len(pre)
+                batch.bytes_read += len(chunk)
+                yield batch
+        tail = _empty_batch()
+        tail.rejects.extend(state.flush(None))
+        if tail.rejects:
+            yield tail
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def _chunks(fh: BinaryIO, size: int) -> Iterator[tuple[bytes, int, list[Reject]]]:
+    """Yield ``(whole lines, number of the first line, rejects for overlong lines)``."""
+    line_no = 1
+    rest = b""
+    skipping = False
+    while True:
+        data = fh.read(size)
+        if not data:
+            break
+        if skipping:
+            k = data.find(b"\n")
+            if k < 0:
+                continue
+            data = data[k + 1 :]
+            skipping = False
+            line_no += 1
+        buf = rest + data if rest else data
+        cut = buf.rfind(b"\n")
+        if cut < 0:
+            if len(buf) > MAX_LINE_BYTES:
+                yield b"", line_no, [Reject(src_rec=line_no, reason=_too_long(), raw=Reject.excerpt(buf))]
+                rest, skipping = b"", True
+            else:
+                rest = buf
+            continue
+        chunk, rest = buf[: cut + 1], buf[cut + 1 :]
+        yield chunk, line_no, []
+        line_no += chunk.count(b"\n")
+    if rest and not skipping:
+        if len(rest) > MAX_LINE_BYTES:
+            yield b"", line_no, [Reject(src_rec=line_no, reason=_too_long(), raw=Reject.excerpt(rest))]
+        else:
+            yield rest + b"\n", line_no, []
+
+
+def _too_long() -> str:
+    return f"line longer than {MAX_LINE_BYTES} bytes: not an NMEA sentence (is this the right file?)"
+
+
+# --------------------------------------------------------------------------- state across chunks
+
+
+@dataclass(kw_only=True)
+class _Part:
+    """One fragment of a multi-sentence message."""
+
+    line: int
+    """Line number."""
+    time_us: int | None
+    """Time from this line's prefix, if any."""
+    payload: bytes
+    """Armoured payload of this fragment."""
+    fill: int
+    """Fill bits (meaningful on the last fragment)."""
+    raw: bytes
+    """The line, for the quarantine."""
+
+
+@dataclass(kw_only=True)
+class _Group:
+    """A multi-sentence message being reassembled."""
+
+    count: int
+    """Fragments expected."""
+    first_line: int
+    """Line of the first fragment seen."""
+    parts: dict[int, _Part] = field(default_factory=dict)
+    """Fragment number → fragment."""
+
+
+@dataclass(kw_only=True)
+class _Msg:
+    """A complete message from the per-line path."""
+
+    line: int
+    """Line number of the (last) sentence."""
+    time_us: int | None
+    """Time, if the lines carried one."""
+    payload: bytes
+    """Armoured payload."""
+    fill: int
+    """Fill bits."""
+
+
+@dataclass(kw_only=True)
+class _State:
+    """What a read carries from chunk to chunk."""
+
+    reference_time_us: int | None
+    """Time for reports whose lines carry none."""
+    pending: dict[tuple[bytes, bytes], _Group] = field(default_factory=dict)
+    """(sequential message id, channel) → message being reassembled."""
+    names: dict[int, str] = field(default_factory=dict)
+    """MMSI → latest vessel name seen."""
+
+    def add(self, key: tuple[bytes, bytes], count: int, num: int, part: _Part) -> tuple[_Msg | None, list[Reject]]:
+        """Add one fragment; return the message if it completes one, and rejects for groups it breaks."""
+        rejects: list[Reject] = []
+        g = self.pending.get(key)
+        if g is not None and (g.count != count or num in g.parts):
+            rejects.append(_group_reject(g))
+            g = None
+        if g is None:
+            g = _Group(count=count, first_line=part.line)
+            self.pending[key] = g
+        g.parts[num] = part
+        if len(g.parts) < count:
+            return None, rejects
+        del self.pending[key]
+        ordered = [g.parts[k] for k in range(1, count + 1)]
+        times = [p.time_us for p in ordered if p.time_us is not None]
+        msg = _Msg(
+            line=max(p.line for p in ordered),
+            time_us=times[0] if times else None,
+            payload=b"".join(p.payload for p in ordered),
+            fill=ordered[-1].fill,
+        )
+        return msg, rejects
+
+    def flush(self, before_line: int | None) -> list[Reject]:
+        """Reject groups started before ``before_line`` (all groups when None)."""
+        out = []
+        for key, g in list(self.pending.items()):
+            if before_line is None or g.first_line < before_line:
+                out.append(_group_reject(g))
+                del self.pending[key]
+        return out
+
+
+def _group_reject(g: _Group) -> Reject:
+    got = sorted(g.parts)
+    last = max(p.line for p in g.parts.values())
+    raw = b"\n".join(g.parts[k].raw for k in got)
+    listed = ", ".join(map(str, got))
+    if 1 not in g.parts:
+        reason = f"orphaned fragment: part {listed} of {g.count} without part 1"
+    else:
+        reason = f"incomplete multi-sentence message: got part {listed} of {g.count}"
+    return Reject(src_rec=last, reason=reason, raw=Reject.excerpt(raw))
+
+
+# --------------------------------------------------------------------------- per-line path
+
+
+def _parse_time_text(text: str) -> int | None:
+    """Microseconds from an epoch number (s, or ms when huge) or ISO-8601 text; None if neither."""
+    t = text.strip()
+    if not t:
+        return None
+    try:
+        if t.replace(".", "", 1).isdigit():
+            if "." not in t and int(t) >= _MS_THRESHOLD:
+                return int(t) * 1000
+            whole, _, frac = t.partition(".")
+            return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+        d = dt.datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    delta = d - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _xor(b: bytes) -> int:
+    x = 0
+    for c in b:
+        x ^= c
+    return x
+
+
+@dataclass(kw_only=True)
+class _Sentence:
+    """One parsed VDM/VDO sentence from the per-line path."""
+
+    time_us: int | None
+    """Time from the line's prefix or suffix."""
+    count: int
+    """Fragments in the message."""
+    num: int
+    """This fragment's number."""
+    seq: bytes
+    """Sequential message id (may be empty)."""
+    channel: bytes
+    """Radio channel."""
+    payload: bytes
+    """Armoured payload."""
+    fill: int
+    """Fill bits."""
+
+
+def _parse_line(line: bytes) -> _Sentence | str | None:
+    """Parse one line. A string is a reject reason; None means skip (blank, comment, other sentence)."""
+    text = line.strip()
+    if not text or text.startswith(b"#"):
+        return None
+    try:
+        text.decode("ascii")
+    except UnicodeDecodeError:
+        return "undecodable bytes: the line is not ASCII text (check the file's encoding)"
+    time_us: int | None = None
+    while text.startswith(b"\\"):
+        end = text.find(b"\\", 1)
+        if end < 0:
+            return "malformed tag block: no closing backslash"
+        body, sep, cs = text[1:end].rpartition(b"*")
+        if not sep:
+            body, cs = text[1:end], b""
+        if cs:
+            want = f"{_xor(body):02X}"
+            if cs.upper() != want.encode():
+                return f"bad tag block checksum: got {cs.decode()}, computed {want}"
+        for item in body.split(b","):
+            if item.startswith(b"c:") and time_us is None:
+                t = _parse_time_text(item[2:].decode())
+                if t is None:
+                    return f"malformed tag block time {item.decode()!r}"
+                time_us = t
+        text = text[end + 1 :]
+    bang = text.find(b"!")
+    if bang < 0:
+        if b"$" in text:
+            return None
+        return "malformed line: no NMEA sentence (no '!')"
+    if bang > 0:
+        prefix = text[:bang].strip().rstrip(b",;").strip()
+        t = _parse_time_text(prefix.decode())
+        if t is None:
+            return (
+                f"unrecognised text before the sentence: {prefix[:40].decode()!r} (expected an epoch or ISO-8601 time)"
+            )
+        time_us = time_us if time_us is not None else t
+    sentence = text[bang:]
+    star = sentence.find(b"*")
+    if star < 0:
+        return "malformed sentence: no checksum ('*hh')"
+    body = sentence[1:star]
+    cs = sentence[star + 1 : star + 3]
+    tail = sentence[star + 3 :]
+    want = f"{_xor(body):02X}"
+    if len(cs) != 2 or cs.upper() != want.encode():
+        return f"bad NMEA checksum: got {cs.decode() or 'nothing'}, computed {want}"
+    if tail:
+        t = _parse_time_text(tail.lstrip(b",; \t").decode()) if tail[:1] in b",; \t" else None
+        if t is None:
+            return f"unrecognised text after the checksum: {tail[:40].decode()!r} (expected an epoch time)"
+        time_us = time_us if time_us is not None else t
+    fields = body.split(b",")
+    if len(fields[0]) != 5 or fields[0][2:] not in (b"VDM", b"VDO"):
+        return None
+    if len(fields) != 7:
+        return f"malformed sentence: {len(fields)} fields, expected 7"
+    cnt, num, seq, chan, payload, fill = fields[1:]
+    if not (cnt.isdigit() and num.isdigit() and 1 <= int(num) <= int(cnt) <= 9):
+        return f"malformed fragment numbers: part {num.decode()!r} of {cnt.decode()!r}"
+    if not (fill.isdigit() and int(fill) <= 5):
+        return f"malformed fill bits {fill.decode()!r}: expected 0 to 5"
+    if seq and not seq.isdigit():
+        return f"malformed sequential message id {seq.decode()!r}"
+    return _Sentence(
+        time_us=time_us,
+        count=int(cnt),
+        num=int(num),
+        seq=seq,
+        channel=chan,
+        payload=payload,
+        fill=int(fill),
+    )
+
+
+# --------------------------------------------------------------------------- vectorised helpers
+
+
+def _first_at_or_after(sorted_pos: I64, start: I64, end: I64) -> tuple[I64, BOOL]:
+    """For each ``start``, the first position ``>= start`` and whether it lies before ``end``."""
+    if sorted_pos.size == 0:
+        return np.zeros_like(start), np.zeros(start.shape, dtype=bool)
+    i = np.searchsorted(sorted_pos, start)
+    ok = i < sorted_pos.size
+    pos = sorted_pos[np.minimum(i, sorted_pos.size - 1)]
+    return pos, ok & (pos < end)
+
+
+def _parse_epochs(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
+    """Parse ``arr[a:b]`` as epoch numbers (seconds with optional fraction, or integer ms) → µs."""
+    width = 20
+    n = a.shape[0]
+    length = b - a
+    ok = (length >= 1) & (length <= width)
+    j = np.arange(width, dtype=np.int64)
+    d = arr[np.minimum(a[:, None] + j[None, :], arr.size - 1)].astype(np.int64)
+    valid = j[None, :] < length[:, None]
+    isdig = (d >= 48) & (d <= 57)
+    isdot = (d == 46) & valid
+    ok &= (valid <= (isdig | isdot)).all(axis=1) & (isdot.sum(axis=1) <= 1) & isdig[:, 0]
+    has_dot = isdot.any(axis=1)
+    dp = np.where(has_dot, isdot.argmax(axis=1), length)
+    ok &= dp <= 16
+    whole = np.zeros(n, dtype=np.int64)
+    frac = np.zeros(n, dtype=np.int64)
+    dv = d - 48
+    for k in range(width):
+        take_w = valid[:, k] & (k < dp) & ok
+        whole = np.where(take_w, whole * 10 + dv[:, k], whole)
+        pos = k - dp - 1
+        take_f = valid[:, k] & (pos >= 0) & (pos < 6) & ok
+        frac = np.where(take_f, frac + dv[:, k] * 10 ** np.clip(5 - pos, 0, 5), frac)
+    ms = ~has_dot & (whole >= _MS_THRESHOLD)
+    us = np.where(ms, whole * 1000, whole * 1_000_000 + frac)
+    return us, ok
+
+
+@dataclass(kw_only=True)
+class _Msgs:
+    """Complete messages of a chunk, as columns (payloads addressed in one byte array)."""
+
+    line: I64
+    """Line number of the (last) sentence."""
+    time_us: I64
+    """Time (valid where ``has_time``)."""
+    has_time: BOOL
+    """Whether the lines carried a time."""
+    start: I64
+    """Payload start in the byte array."""
+    length: I64
+    """Payload length in characters."""
+    fill: I64
+    """Fill bits."""
+
+
+def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
+    arr = np.frombuffer(chunk, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    n = nl.size
+    s = np.empty(n, dtype=np.int64)
+    s[:1] = 0
+    s[1:] = nl[:-1] + 1
+    e = nl.astype(np.int64)
+    cr = (e > s) & (arr[np.maximum(e - 1, 0)] == 13)
+    e[cr] -= 1
+    lines = first_line + np.arange(n, dtype=np.int64)
+    rejects: list[Reject] = []
+
+    def rej(idx: I64 | list[int], reason: str | list[str]) -> None:
+        for k, i in enumerate(np.asarray(idx, dtype=np.int64).tolist()):
+            r = reason if isinstance(reason, str) else reason[k]
+            rejects.append(Reject(src_rec=int(lines[i]), reason=r, raw=Reject.excerpt(chunk[s[i] : e[i]])))
+
+    blank = e == s
+    toolong = (e - s) > MAX_LINE_BYTES
+    rej(np.flatnonzero(toolong), _too_long())
+    nonascii = np.zeros(n, dtype=bool)
+    hi = np.flatnonzero(arr >= 128)
+    if hi.size:
+        nonascii[np.searchsorted(nl, hi)] = True
+    last = arr.size - 1
+
+    def at(pos: I64) -> U8:
+        return arr[np.clip(pos, 0, last)]
+
+    bangs = np.flatnonzero(arr == 33)
+    stars = np.flatnonzero(arr == 42)
+    commas = np.flatnonzero(arr == 44)
+    bang, fast = _first_at_or_after(bangs, s, e)
+    fast &= ~blank & ~toolong & ~nonascii
+    fast &= (at(bang + 3) == 86) & (at(bang + 4) == 68) & ((at(bang + 5) == 77) | (at(bang + 5) == 79))
+    star, ok = _first_at_or_after(stars, bang, e)
+    fast &= ok & (star + 3 <= e)
+    if commas.size == 0:
+        fast[:] = False
+        commas = np.zeros(1, dtype=np.int64)
+    ci = np.searchsorted(commas, bang)
+    cm = [commas[np.minimum(ci + k, commas.size - 1)] for k in range(7)]
+    fast &= (ci + 5 < commas.size) & (cm[0] == bang + 6) & (cm[5] < star)
+    fast &= (ci + 6 >= commas.size) | (cm[6] > star)
+    single = (cm[1] == cm[0] + 2) & (at(cm[0] + 1) == 49) & (cm[2] == cm[1] + 2) & (at(cm[1] + 1) == 49)
+    fill_c = at(cm[5] + 1).astype(np.int64) - 48
+    fast &= single & (cm[5] + 2 == star) & (fill_c >= 0) & (fill_c <= 5)
+    # checksum (cumulative XOR: xor of arr[a:b] = cx[b-1] ^ cx[a-1])
+    cx = np.bitwise_xor.accumulate(arr) if arr.size else arr
+    got = _HEX[at(star + 1)].astype(np.int64) * 16 + _HEX[at(star + 2)]
+    want = cx[np.clip(star - 1, 0, last)] ^ cx[np.clip(bang, 0, last)]
+    hexok = (_HEX[at(star + 1)] != 255) & (_HEX[at(star + 2)] != 255)
+    fast &= hexok
+    # prefix: none, one tag block, or a numeric epoch followed by ',' or ' '
+    has_prefix = bang > s
+    is_tag = has_prefix & (at(s) == 92)
+    tstar, tok = _first_at_or_after(stars, s, bang)
+    tag_shape = is_tag & tok & (tstar + 4 == bang) & (at(tstar + 3) == 92) & (at(bang - 1) == 92)
+    num_prefix = has_prefix & ~is_tag & ((at(bang - 1) == 44) | (at(bang - 1) == 32))
+    fast &= ~has_prefix | tag_shape | num_prefix
+    time_us = np.zeros(n, dtype=np.int64)
+    has_time = np.zeros(n, dtype=bool)
+    # tail: nothing, or ",<epoch>"
+    has_tail = fast & (star + 3 < e)
+    ti = np.flatnonzero(has_tail)
+    if ti.size:
+        tus, tok2 = _parse_epochs(arr, star[ti] + 4, e[ti])
+        tok2 &= at(star[ti] + 3) == 44
+        fast[ti[~tok2]] = False
+        time_us[ti[tok2]] = tus[tok2]
+        has_time[ti[tok2]] = True
+    pi = np.flatnonzero(fast & num_prefix)
+    if pi.size:
+        pus, pok = _parse_epochs(arr, s[pi], bang[pi] - 1)
+        fast[pi[~pok]] = False
+        time_us[pi[pok]] = pus[pok]
+        has_time[pi[pok]] = True
+    gi = np.flatnonzero(fast & tag_shape)
+    if gi.size:
+        tgot = _HEX[at(tstar[gi] + 1)].astype(np.int64) * 16 + _HEX[at(tstar[gi] + 2)]
+        twant = cx[tstar[gi] - 1] ^ cx[s[gi]]
+        bad = (_HEX[at(tstar[gi] + 1)] == 255) | (_HEX[at(tstar[gi] + 2)] == 255) | (tgot != twant)
+        fast[gi[bad]] = False  # the per-line path words the reject
+        # c: fields inside the tag block
+        cpos = np.flatnonzero((arr[:-1] == 99) & (arr[1:] == 58))
+        if cpos.size:
+            cpos = cpos[(cpos > 0)]
+            cpos = cpos[(arr[cpos - 1] == 44) | (arr[cpos - 1] == 92)]
+            li = np.searchsorted(nl, cpos)
+            keep = tag_shape[li] & fast[li] & (cpos < tstar[li])
+            cpos, li = cpos[keep], li[keep]
+            li, first = np.unique(li, return_index=True)
+            cpos = cpos[first]
+            cend, cok = _first_at_or_after(commas, cpos, tstar[li])
+            cend = np.where(cok, cend, tstar[li])
+            cus, cok2 = _parse_epochs(arr, cpos + 2, cend)
+            fast[li[~cok2]] = False
+            time_us[li[cok2]] = cus[cok2]
+            has_time[li[cok2]] = True
+    badsum = fast & (got != want)
+    bi = np.flatnonzero(badsum)
+    rej(bi, [f"bad NMEA checksum: got {got[i]:02X}, computed {want[i]:02X}" for i in bi.tolist()])
+    fast &= ~badsum
+    # per-line path for everything else
+    slow = np.flatnonzero(~fast & ~blank & ~toolong & ~badsum)
+    slow_msgs: list[_Msg] = []
+    for i in slow.tolist():
+        raw = chunk[s[i] : e[i]]
+        res = _parse_line(raw) if not nonascii[i] else "undecodable bytes: the line is not ASCII text"
+        if res is None:
+            continue
+        ln = int(lines[i])
+        if isinstance(res, str):
+            rejects.append(Reject(src_rec=ln, reason=res, raw=Reject.excerpt(raw)))
+            continue
+        part = _Part(line=ln, time_us=res.time_us, payload=res.payload, fill=res.fill, raw=raw)
+        if res.count == 1:
+            slow_msgs.append(_Msg(line=ln, time_us=res.time_us, payload=res.payload, fill=res.fill))
+            continue
+        msg, broken = state.add((res.seq, res.channel), res.count, res.num, part)
+        rejects.extend(broken)
+        if msg is not None:
+            slow_msgs.append(msg)
+    if n:
+        rejects.extend(state.flush(int(lines[-1]) - MAX_PENDING_LINES))
+    fi = np.flatnonzero(fast)
+    msgs = _Msgs(
+        line=lines[fi],
+        time_us=time_us[fi],
+        has_time=has_time[fi],
+        start=cm[4][fi] + 1,
+        length=cm[5][fi] - cm[4][fi] - 1,
+        fill=fill_c[fi],
+    )
+    big = arr
+    if slow_msgs:
+        blob = b"".join(m.payload for m in slow_msgs)
+        lens = np.array([len(m.payload) for m in slow_msgs], dtype=np.int64)
+        offs = arr.size + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+        big = np.concatenate([arr, np.frombuffer(blob, dtype=np.uint8)])
+        msgs = _Msgs(
+            line=np.concatenate([msgs.line, [m.line for m in slow_msgs]]).astype(np.int64),
+            time_us=np.concatenate([msgs.time_us, [m.time_us or 0 for m in slow_msgs]]).astype(np.int64),
+            has_time=np.concatenate([msgs.has_time, [m.time_us is not None for m in slow_msgs]]).astype(bool),
+            start=np.concatenate([msgs.start, offs]),
+            length=np.concatenate([msgs.length, lens]),
+            fill=np.concatenate([msgs.fill, [m.fill for m in slow_msgs]]).astype(np.int64),
+        )
+        order = np.argsort(msgs.line, kind="stable")
+        msgs = _Msgs(**{k: getattr(msgs, k)[order] for k in msgs.__dataclass_fields__})
+    raw_of = _raw_lookup(chunk, lines, s, e, first_line)
+    columns = _decode_messages(big, msgs, state, rejects, raw_of)
+    rejects.sort(key=lambda r: r.src_rec)
+    return ParsedBatch(columns=columns, rejects=rejects, records_read=n)
+
+
+def _raw_lookup(chunk: bytes, lines: I64, s: I64, e: I64, first_line: int) -> Any:
+    def raw_of(line: int) -> str:
+        i = line - first_line
+        if 0 <= i < lines.size:
+            return Reject.excerpt(chunk[s[i] : e[i]])
+        return ""
+
+    return raw_of
+
+
+# --------------------------------------------------------------------------- payload decoding
+
+
+def _matrix(big: U8, start: I64, length: I64, width: int) -> U8:
+    j = np.arange(width, dtype=np.int64)
+    idx = np.minimum(start[:, None] + j[None, :], big.size - 1)
+    m: U8 = _LUT[big[idx]]
+    m[j[None, :] >= length[:, None]] = 0
+    return m
+
+
+@dataclass(kw_only=True)
+class _Rows:
+    """Position rows decoded from one message type."""
+
+    sel: I64
+    """Index into the chunk's messages."""
+    mmsi: I64
+    """MMSI."""
+    lon: npt.NDArray[np.float64]
+    """Longitude, degrees."""
+    lat: npt.NDArray[np.float64]
+    """Latitude, degrees."""
+    lon_na: BOOL
+    """Longitude is the not-available value (181°)."""
+    lat_na: BOOL
+    """Latitude is the not-available value (91°)."""
+    speed: npt.NDArray[np.float32]
+    """Speed, m/s (NaN = not available)."""
+    course: npt.NDArray[np.float32]
+    """Course, degrees (NaN = not available)."""
+    heading: I64
+    """Heading, degrees (511 = not available)."""
+    status: I64
+    """Navigation status (-1 = not in this type)."""
+    structure: bool
+    """Base station or aid to navigation."""
+    names: list[str] | None
+    """Names carried by the message itself (types 19, 21)."""
+    mtype: int
+    """Message type."""
+
+
+def _decode_type(t: int, m: U8, sel: I64) -> _Rows:
+    k = sel.size
+    speed_raw: I64
+    if t in (1, 2, 3):
+        lon_raw, lat_raw = codec.signed_field(m, 61, 28), codec.signed_field(m, 89, 27)
+        speed_raw, course_raw = codec.field(m, 50, 10), codec.field(m, 116, 12)
+        heading, status = codec.field(m, 128, 9), codec.field(m, 38, 4)
+    elif t in (18, 19):
+        lon_raw, lat_raw = codec.signed_field(m, 57, 28), codec.signed_field(m, 85, 27)
+        speed_raw, course_raw = codec.field(m, 46, 10), codec.field(m, 112, 12)
+        heading, status = codec.field(m, 124, 9), np.full(k, -1, dtype=np.int64)
+    elif t == 27:
+        lon27, lat27 = codec.signed_field(m, 44, 18), codec.signed_field(m, 62, 17)
+        lon_raw, lat_raw = lon27 * 1000, lat27 * 1000
+        sp, co = codec.field(m, 79, 6), codec.field(m, 85, 9)
+        speed_raw = np.where(sp == 63, 1023, sp * 10)
+        course_raw = np.where(co == 511, 3600, co * 10)
+        heading, status = np.full(k, 511, dtype=np.int64), codec.field(m, 40, 4)
+    elif t == 4:
+        lon_raw, lat_raw = codec.signed_field(m, 79, 28), codec.signed_field(m, 107, 27)
+        speed_raw, course_raw = np.full(k, 1023, dtype=np.int64), np.full(k, 3600, dtype=np.int64)
+        heading, status = np.full(k, 511, dtype=np.int64), np.full(k, -1, dtype=np.int64)
+    else:  # 21
+        lon_raw, lat_raw = codec.signed_field(m, 164, 28), codec.signed_field(m, 192, 27)
+        speed_raw, course_raw = np.full(k, 1023, dtype=np.int64), np.full(k, 3600, dtype=np.int64)
+        heading, status = np.full(k, 511, dtype=np.int64), np.full(k, -1, dtype=np.int64)
+    names = None
+    if t == 19:
+        names = codec.text_field(m, 143, 20)
+    elif t == 21:
+        names = codec.text_field(m, 43, 20)
+    speed = np.where(speed_raw >= 1023, np.nan, speed_raw * (0.1 * codec.KNOT_MPS)).astype(np.float32)
+    course = np.where(course_raw >= 3600, np.nan, course_raw * 0.1).astype(np.float32)
+    return _Rows(
+        sel=sel,
+        mmsi=codec.field(m, 8, 30),
+        lon=lon_raw / 600000.0,
+        lat=lat_raw / 600000.0,
+        lon_na=lon_raw == 181 * 600000,
+        lat_na=lat_raw == 91 * 600000,
+        speed=speed,
+        course=course,
+        heading=heading,
+        status=status,
+        structure=t in (4, 21),
+        names=names,
+        mtype=t,
+    )
+
+
+def _decode_messages(big: U8, msgs: _Msgs, state: _State, rejects: list[Reject], raw_of: Any) -> dict[str, Any]:
+    nmsg = msgs.line.size
+    if nmsg == 0:
+        return _empty_columns()
+
+    def rej(sel: I64, reason: str | list[str]) -> None:
+        for k, i in enumerate(sel.tolist()):
+            ln = int(msgs.line[i])
+            r = reason if isinstance(reason, str) else reason[k]
+            rejects.append(Reject(src_rec=ln, reason=r, raw=raw_of(ln)))
+
+    # armouring: any character outside the 64 in the payload
+    invalid = (_LUT[big] == 255).view(np.uint8)
+    empty = msgs.length <= 0
+    idx = np.empty(2 * nmsg, dtype=np.int64)
+    idx[0::2] = np.minimum(msgs.start, big.size - 1)
+    idx[1::2] = np.minimum(msgs.start + msgs.length, big.size - 1)
+    seg = np.bitwise_or.reduceat(invalid, idx)[0::2].astype(bool)
+    tail_last = (msgs.start + msgs.length == big.size) & (invalid[-1] == 1)
+    badarm = ~empty & (seg | tail_last)
+    rej(np.flatnonzero(empty), "empty AIS payload")
+    rej(np.flatnonzero(badarm), "bad payload armouring: character outside the AIS 6-bit set")
+    good = ~empty & ~badarm
+    mtype = np.where(good, _LUT[big[np.minimum(msgs.start, big.size - 1)]], 255).astype(np.int64)
+    nbits = msgs.length * 6 - msgs.fill
+
+    parts: list[_Rows] = []
+    statics: list[tuple[I64, I64, list[str]]] = []
+    for t in np.unique(mtype).tolist():
+        if t not in POSITION_TYPES and t not in STATIC_TYPES:
+            continue  # unsupported types are skipped, not rejected
+        sel = np.flatnonzero(mtype == t)
+        short = nbits[sel] < NEED_BITS[t]
+        if short.any():
+            rej(
+                sel[short],
+                [f"truncated payload: {b} bits, type {t} needs at least {NEED_BITS[t]}" for b in nbits[sel[short]]],
+            )
+            sel = sel[~short]
+        if sel.size == 0:
+            continue
+        width = -(-NEED_BITS[t] // 6) if t != 24 else 27
+        m = _matrix(big, msgs.start[sel], msgs.length[sel], width)
+        if t == 5:
+            statics.append((sel, codec.field(m, 8, 30), codec.text_field(m, 112, 20)))
+            continue
+        if t == 24:
+            part_a = (codec.field(m, 38, 2) == 0) & (nbits[sel] >= 160)
+            if part_a.any():
+                ma = m[part_a]
+                statics.append((sel[part_a], codec.field(ma, 8, 30), codec.text_field(ma, 40, 20)))
+            continue
+        rows = _decode_type(t, m, sel)
+        parts.append(rows)
+        if t == 19:
+            statics.append((sel, rows.mmsi, rows.names or []))
+    if not parts:
+        _update_names(state, statics, msgs.line)
+        return _empty_columns()
+    return _assemble(parts, statics, msgs, state, rej)
+
+
+def _update_names(state: _State, statics: list[tuple[I64, I64, list[str]]], line: I64) -> None:
+    ev = sorted(
+        (int(line[i]), int(mm), nm) for sel, mmsi, names in statics for i, mm, nm in zip(sel, mmsi, names, strict=True)
+    )
+    for _, mm, nm in ev:
+        if nm:
+            state.names[mm] = nm
+
+
+def _assemble(
+    parts: list[_Rows], statics: list[tuple[I64, I64, list[str]]], msgs: _Msgs, state: _State, rej: Any
+) -> dict[str, Any]:
+    sel = np.concatenate([p.sel for p in parts])
+    order = np.argsort(sel, kind="stable")
+    sel = sel[order]
+
+    def cat(attr: str) -> Any:
+        return np.concatenate([getattr(p, attr) for p in parts])[order]
+
+    mmsi, lon, lat = cat("mmsi"), cat("lon"), cat("lat")
+    lon_na, lat_na = cat("lon_na"), cat("lat_na")
+    speed, course, heading, status = cat("speed"), cat("course"), cat("heading"), cat("status")
+    structure = np.concatenate([np.full(p.sel.size, p.structure) for p in parts])[order]
+    own_name: list[str | None] = []
+    for p in parts:
+        own_name.extend(p.names if p.names is not None else [None] * p.sel.size)
+    mtype_rows = np.concatenate([np.full(p.sel.size, p.mtype, dtype=np.int64) for p in parts])[order]
+
+    line = msgs.line[sel]
+    na = lon_na | lat_na
+    rej(sel[na], "position not available (lon 181 / lat 91)")
+    oor = ~na & ((np.abs(lon) > 180) | (np.abs(lat) > 90))
+    rej(sel[oor], "position out of range")
+    has_time = msgs.has_time[sel]
+    time_us = msgs.time_us[sel]
+    ok = ~na & ~oor
+    if state.reference_time_us is None:
+        rej(sel[ok & ~has_time], NO_TIME)
+        ok &= has_time
+    else:
+        time_us = np.where(has_time, time_us, state.reference_time_us)
+
+    # names: latest static for the MMSI on an earlier line (this chunk), else from earlier chunks
+    name_idx, name_list = _names_for(mmsi, line, statics, msgs.line, state)
+    own = np.array([x is not None for x in own_name], dtype=bool)[order] if own_name else np.zeros(0, bool)
+    if own.any():
+        own_vals = [own_name[i] for i in order.tolist()]
+        for i in np.flatnonzero(own).tolist():
+            nm = own_vals[i]
+            if nm:
+                name_list.append(nm)
+                name_idx[i] = len(name_list) - 1
+    keep = np.flatnonzero(ok)
+    k = keep.size
+    names_arr = pa.array(name_list, type=pa.string())
+    idx = name_idx[keep]
+    name_col = pc.take(names_arr, pa.array(idx, mask=idx < 0)) if name_list else pa.nulls(k, pa.string())
+    ident = pc.cast(pa.array(mmsi[keep]), pa.string())
+    kind_idx = structure[keep].astype(np.int32)
+    return {
+        "time": time_us[keep],
+        "lon": lon[keep],
+        "lat": lat[keep],
+        "speed_mps": speed[keep],
+        "course_deg": course[keep],
+        "sensor": pa.DictionaryArray.from_arrays(np.zeros(k, dtype=np.int32), pa.array(["AIS"])),
+        "kind": pa.DictionaryArray.from_arrays(kind_idx, pa.array(["vessel", "structure"])),
+        "ident": ident,
+        "ident_kind": pa.DictionaryArray.from_arrays(np.zeros(k, dtype=np.int32), pa.array(["mmsi"])),
+        "name": name_col,
+        "src_rec": line[keep],
+        "attrs": _attrs(mtype_rows[keep], status[keep], heading[keep]),
+    }
+
+
+def _names_for(
+    mmsi: I64, line: I64, statics: list[tuple[I64, I64, list[str]]], msg_line: I64, state: _State
+) -> tuple[I64, list[str]]:
+    """Index into a name list for every row (-1 = no name), and update ``state.names``."""
+    name_list: list[str] = []
+    idx = np.full(mmsi.size, -1, dtype=np.int64)
+    if state.names:
+        keys = np.fromiter(state.names.keys(), dtype=np.int64, count=len(state.names))
+        name_list = list(state.names.values())
+        o = np.argsort(keys)
+        keys = keys[o]
+        pos = np.minimum(np.searchsorted(keys, mmsi), keys.size - 1)
+        hit = keys[pos] == mmsi
+        idx = np.where(hit, o[pos], -1)
+    s_sel = [(sel, mm, nm) for sel, mm, nm in statics if sel.size]
+    if s_sel:
+        s_line = np.concatenate([msg_line[sel] for sel, _, _ in s_sel])
+        s_mmsi = np.concatenate([mm for _, mm, _ in s_sel])
+        s_names: list[str] = [x for _, _, nm in s_sel for x in nm]
+        named = np.array([bool(x) for x in s_names], dtype=bool)
+        base = len(name_list)
+        name_list.extend(s_names)
+        ev_mmsi = np.concatenate([s_mmsi[named], mmsi])
+        ev_line = np.concatenate([s_line[named], line])
+        ev_name = np.concatenate([base + np.flatnonzero(named), np.full(mmsi.size, -1)])
+        ev_row = np.concatenate([np.full(int(named.sum()), -1), np.arange(mmsi.size)])
+        o = np.lexsort((ev_line, ev_mmsi))
+        ev_mmsi, ev_name, ev_row = ev_mmsi[o], ev_name[o], ev_row[o]
+        pos = np.arange(o.size)
+        last_static = np.maximum.accumulate(np.where(ev_name >= 0, pos, -1))
+        group_start = np.concatenate([[True], ev_mmsi[1:] != ev_mmsi[:-1]])
+        gs = np.maximum.accumulate(np.where(group_start, pos, 0))
+        valid = (last_static >= gs) & (ev_row >= 0)
+        idx[ev_row[valid]] = ev_name[last_static[valid]]
+        # remember the latest name per MMSI for later chunks
+        lo = np.argsort(s_line[named], kind="stable")
+        for mm, nm in zip(s_mmsi[named][lo].tolist(), [s_names[i] for i in np.flatnonzero(named)[lo]], strict=True):
+            state.names[mm] = nm
+    return idx, name_list
+
+
+def _attrs(mtype: I64, status: I64, heading: I64) -> pa.Array:
+    """Compact JSON per row: ``{"msg":1,"nav":0,"hdg":87}`` (``nav``/``hdg`` only when known)."""
+    nav = pa.array(status, mask=status < 0)
+    hdg = pa.array(heading, mask=heading >= 511)
+    return pc.binary_join_element_wise(
+        '{"msg":',
+        pc.cast(pa.array(mtype), pa.string()),
+        pc.binary_join_element_wise(',"nav":', pc.cast(nav, pa.string()), ""),
+        pc.binary_join_element_wise(',"hdg":', pc.cast(hdg, pa.string()), ""),
+        "}",
+        "",
+        null_handling="skip",
+    )
+
+
+def _empty_columns() -> dict[str, Any]:
+    return {
+        "time": np.zeros(0, dtype=np.int64),
+        "lon": np.zeros(0),
+        "lat": np.zeros(0),
+        "speed_mps": np.zeros(0, dtype=np.float32),
+        "course_deg": np.zeros(0, dtype=np.float32),
+        "sensor": [],
+        "kind": [],
+        "ident": [],
+        "ident_kind": [],
+        "name": [],
+        "src_rec": np.zeros(0, dtype=np.int64),
+        "attrs": [],
+    }
+
+
+def _empty_batch() -> ParsedBatch:
+    return ParsedBatch(columns=_empty_columns())
