@@ -1,0 +1,39 @@
+"""Wiring a workspace to its log and its witness: paths, key names, signers.
+
+The log lives in ``WORKSPACE/translog/`` and signs with the workspace key under
+the key name = the log origin (e.g. ``atalaya.usa/log``). The same node acting
+as a witness for a partner's log keeps its state in ``WORKSPACE/translog/witness/``
+and cosigns as ``atalaya.<party>/witness``. One Ed25519 key serves both roles:
+note signatures (type 0x01) sign a checkpoint body, which never starts with
+``cosignature/v1`` (origins with that prefix are refused), so the two signed
+messages cannot collide.
+"""
+
+from __future__ import annotations
+
+from atalaya.core.workspace import Workspace
+from atalaya.store.translog.checkpoint import NoteSigner
+from atalaya.store.translog.log import TransparencyLog
+from atalaya.store.translog.witness import Witness
+
+WITNESS_DIR = "witness"
+
+
+def log_signer(ws: Workspace) -> NoteSigner:
+    """The signer of this workspace's log checkpoints (key name = log origin)."""
+    return NoteSigner(name=ws.log_origin, key=ws.signing_key())
+
+
+def witness_name(ws: Workspace) -> str:
+    """Key name this node cosigns with, e.g. ``atalaya.mex/witness``."""
+    return f"atalaya.{ws.party.lower()}/witness"
+
+
+def open_log(ws: Workspace, *, readonly: bool = False) -> TransparencyLog:
+    """Open the workspace's transparency log."""
+    return TransparencyLog.open(ws.log_dir, origin=ws.log_origin, readonly=readonly)
+
+
+def witness_for(ws: Workspace) -> Witness:
+    """This workspace acting as a witness for other logs."""
+    return Witness(state_dir=ws.log_dir / WITNESS_DIR, signer=NoteSigner(name=witness_name(ws), key=ws.signing_key()))
