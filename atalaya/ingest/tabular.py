@@ -584,6 +584,7 @@ class _Block:
     data: bytes
     first_line: int
     offset: int
+    n_newlines: int
 
 
 def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes) -> Iterator[_Block]:
@@ -616,8 +617,9 @@ def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes
                         eof = True
                     continue
         data, buf = buf[:cut], buf[cut:]
-        yield _Block(data=data, first_line=line, offset=offset)
-        line += data.count(b"\n")
+        n_nl = data.count(b"\n")
+        yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl)
+        line += n_nl
         offset += len(data)
 
 
@@ -742,7 +744,8 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
     phys = np.arange(1, n_phys + 1, dtype=np.int64)
     if bad_numbers.size:
         phys = phys[~np.isin(phys, bad_numbers)]
-    starts = _row_start_lines(data, n_phys) if quoted else None
+    n_lines = block.n_newlines + (0 if data.endswith(b"\n") or not data else 1)
+    starts = _row_start_lines(data, n_phys) if quoted and n_phys != n_lines else None
     if starts is not None:
         lines = starts[phys[: table.num_rows] - 1] + block.first_line
         for j, r in enumerate(rejects):
@@ -767,7 +770,7 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
     return ParsedBatch(
         columns=cols,
         rejects=rejects,
-        records_read=block.data.count(b"\n") + (0 if block.data.endswith(b"\n") else 1),
+        records_read=n_lines,
         bytes_read=len(block.data),
     )
 
