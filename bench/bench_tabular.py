@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--dir", type=Path, default=None, help="work directory (default: a temporary one)")
     args = ap.parse_args(argv)
 
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]  # pandas ships no stubs here; benchmark peer only
 
     from atalaya.ingest.base import ReadOptions
     from atalaya.ingest.tabular import CsvReader, ParquetReader
