@@ -1,0 +1,888 @@
+"""Cursor-on-Target (CoT) XML events → observations.
+
+Accepts every shape CoT arrives in:
+
+- a file holding one ``<event>``;
+- a file of many events, with or without an enclosing root element and with or
+  without an XML declaration before each event;
+- a raw stream captured from a TAK server TCP socket: events back to back,
+  possibly with newlines or junk bytes between them.
+
+The byte stream is cut on ``<event`` / ``</event>`` boundaries and each event's
+attributes are read with compiled regular expressions (the fast path). Events
+the fast path cannot vouch for (entities, comments, CDATA, unbalanced tags,
+single-quoted attributes…) are parsed with lxml, and lxml's message becomes the
+reject reason when the event is not well-formed. A bad event never stops the
+stream: reading resumes at the next ``<event``.
+
+Mapping (one event → one row)::
+
+    time        ← event/@time (ISO 8601; trailing Z, fractional seconds)
+    lon, lat    ← point/@lon, point/@lat        (missing/invalid/out of range → reject)
+    alt_m       ← point/@hae                    (9999999 = unknown → NaN)
+    pos_err_m   ← point/@ce                     (9999999 = unknown → NaN)
+    ident       ← event/@uid, ident_kind = "cot_uid"
+    name        ← detail/contact/@callsign
+    speed_mps   ← detail/track/@speed;  course_deg ← detail/track/@course
+    sensor      ← "COT"
+    kind        ← from the CoT type atom (see :func:`cot_kind`)
+    attrs       ← {"type": event/@type, "how": event/@how} as JSON
+    src_rec     ← 1-based line number of the ``<event`` tag
+
+The ``__atalaya`` detail extension
+----------------------------------
+Atalaya's scenario generator (and any producer that knows more than plain CoT
+says) may add one element to ``<detail>``::
+
+    <__atalaya sensor="EO" kind="thermal" confidence="0.8" sortie="S-0042" platform="MQ9-07"/>
+
+All attributes are optional. ``sensor`` (a :class:`~atalaya.model.observation.Sensor`
+value) replaces ``"COT"``; ``kind`` (an :class:`~atalaya.model.observation.ObjectKind`
+value) replaces the kind derived from the CoT type; ``confidence`` in [0, 1] fills
+``confidence``; ``sortie`` fills ``sortie_id``; ``platform`` fills ``platform_id``.
+Unknown sensor or kind values, or a confidence outside [0, 1], reject the event
+(they point at a producer bug, not at the world). Leading double underscores
+follow the TAK convention for private detail elements, which TAK clients pass
+through untouched.
+
+>>> cot_kind("a-h-A-C-F"), cot_kind("a-u-G-E-V-C"), cot_kind("a-f-S-X"), cot_kind("b-m-p-s-p-i")
+('aircraft', 'vehicle', 'vessel', 'unknown')
+>>> parse_iso8601_us(["2024-05-01T12:00:00.5Z"])[0].tolist()
+[1714564800500000]
+>>> parse_iso8601_us([])[0].shape
+(0,)
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.model.observation import IdentKind, ObjectKind, Sensor
+
+__all__ = ["CotReader", "cot_kind", "parse_float_strings", "parse_iso8601_us"]
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+BLOCK_BYTES = 1 << 20
+"""Bytes read from the input per step."""
+
+MAX_EVENT_BYTES = MAX_LINE_BYTES
+"""An event longer than this is rejected unread (bounded memory on hostile input)."""
+
+UNKNOWN_VALUE = 9_999_999.0
+"""CoT's marker for an unknown ``hae``/``ce``/``le``."""
+
+_SENSORS = frozenset(s.value for s in Sensor)
+_KINDS = frozenset(k.value for k in ObjectKind)
+
+# ---------------------------------------------------------------------------------------------
+# Vectorised value parsing (shared with the track readers)
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_float_strings(values: Sequence[str | None] | pa.Array) -> tuple[F64, BoolArray]:
+    """Parse decimal strings to float64; missing → NaN. Returns ``(values, bad)``.
+
+    ``bad`` marks strings that were present but not numbers (their value is NaN).
+
+    >>> v, bad = parse_float_strings(["1.5", None, "x", " 2"])
+    >>> v.tolist()[0], bad.tolist()
+    (1.5, [False, False, True, False])
+    >>> parse_float_strings([])[0].shape
+    (0,)
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.bool_)
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    try:
+        out: F64 = arr.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        return out, np.zeros(n, dtype=np.bool_)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    out = np.full(n, np.nan, dtype=np.float64)
+    bad = np.zeros(n, dtype=np.bool_)
+    for i, s in enumerate(arr.to_pylist()):
+        if s is None:
+            continue
+        try:
+            out[i] = float(s)
+        except ValueError:
+            bad[i] = True
+    return out, bad
+
+
+def _iso_one(s: str) -> int:
+    dt = datetime.fromisoformat(s.strip())
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)  # CoT and GPX times are UTC; a missing zone means UTC
+    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def parse_iso8601_us(values: Sequence[str | None] | pa.Array) -> tuple[I64, BoolArray]:
+    """Parse ISO 8601 times to int64 µs since the epoch, UTC. Returns ``(us, bad)``.
+
+    Missing or unparseable values are flagged in ``bad`` (their value is 0). Times
+    without a zone are taken as UTC. Vectorised (Arrow) for the common case; only a
+    batch with an odd value falls back to parsing one by one.
+
+    >>> us, bad = parse_iso8601_us(["1970-01-01T00:00:01Z", "nope", None, "1970-01-01T00:00:00.000002"])
+    >>> us.tolist(), bad.tolist()
+    ([1000000, 0, 0, 2], [False, True, True, False])
+    """
+    n = len(values)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
+    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
+    if arr.null_count == 0:
+        try:
+            ns = arr.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
+            return ns // 1000, np.zeros(n, dtype=np.bool_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    out = np.zeros(n, dtype=np.int64)
+    bad = np.zeros(n, dtype=np.bool_)
+    for i, s in enumerate(arr.to_pylist()):
+        if s is None:
+            bad[i] = True
+            continue
+        try:
+            out[i] = _iso_one(s)
+        except (ValueError, OverflowError):
+            bad[i] = True
+    return out, bad
+
+
+# ---------------------------------------------------------------------------------------------
+# CoT type → object kind
+# ---------------------------------------------------------------------------------------------
+
+_KIND_CACHE: dict[str, str] = {}
+
+
+def cot_kind(cot_type: str | None) -> str:
+    """Object kind for a CoT type string (2525B-derived atoms).
+
+    ``a-?-A…`` aircraft; ``a-?-S…`` (sea surface) and ``a-?-U…`` (subsurface, e.g.
+    semi-submersibles) vessel; ``a-?-G-E-V…`` vehicle; ``a-?-G-U…`` (ground units,
+    which in CoT are people on foot or teams) person; ``a-?-G-I…`` (installations)
+    structure; everything else, including ``b-m-p…`` map points, unknown.
+
+    >>> cot_kind("a-f-G-U-C"), cot_kind("a-n-G-I"), cot_kind("a-u-G"), cot_kind(None), cot_kind("")
+    ('person', 'structure', 'unknown', 'unknown', 'unknown')
+    """
+    if not cot_type:
+        return ObjectKind.UNKNOWN.value
+    hit = _KIND_CACHE.get(cot_type)
+    if hit is not None:
+        return hit
+    atoms = cot_type.split("-")
+    kind = ObjectKind.UNKNOWN.value
+    if len(atoms) >= 3 and atoms[0] == "a":
+        dim = atoms[2]
+        rest = atoms[3:]
+        if dim == "A":
+            kind = ObjectKind.AIRCRAFT.value
+        elif dim in ("S", "U"):
+            kind = ObjectKind.VESSEL.value
+        elif dim == "G" and rest:
+            if rest[0] == "E" and len(rest) >= 2 and rest[1] == "V":
+                kind = ObjectKind.VEHICLE.value
+            elif rest[0] == "U":
+                kind = ObjectKind.PERSON.value
+            elif rest[0] == "I":
+                kind = ObjectKind.STRUCTURE.value
+    if len(_KIND_CACHE) < 4096:
+        _KIND_CACHE[cot_type] = kind
+    return kind
+
+
+# ---------------------------------------------------------------------------------------------
+# Byte-stream segmentation
+# ---------------------------------------------------------------------------------------------
+
+_EVENT_START = re.compile(rb"<event[\s>/]")
+_EVENT_END = re.compile(rb"</event>")
+_XML_DECL_ENC = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
+
+
+class _Utf8Recoder(io.RawIOBase):
+    """Wraps a UTF-16/32 byte stream and serves it as UTF-8 (so the byte splitter applies)."""
+
+    def __init__(self, raw: IO[bytes], encoding: str) -> None:
+        self._text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return self._pending + self._text.read().encode("utf-8")
+        while len(self._pending) < size:
+            chunk = self._text.read(max(size // 2, 4096))
+            if not chunk:
+                break
+            self._pending += chunk.encode("utf-8")
+        out, self._pending = self._pending[:size], self._pending[size:]
+        return out
+
+
+def _detect_encoding(head: bytes) -> tuple[str, bool]:
+    """Encoding of the stream from its BOM or XML declaration; ``True`` if it must be re-coded."""
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        return "utf-32", True
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16", True
+    if head[:4] == b"<\x00?\x00" or head[:4] == b"<\x00e\x00":
+        return "utf-16-le", True
+    if head[:4] == b"\x00<\x00?" or head[:4] == b"\x00<\x00e":
+        return "utf-16-be", True
+    m = _XML_DECL_ENC.search(head[:4096])
+    if m:
+        name = m.group(1).decode("ascii").lower()
+        try:
+            codecs.lookup(name)
+        except LookupError:
+            return "utf-8", False
+        return name, False
+    return "utf-8", False
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Block:
+    """The events cut from one stretch of input."""
+
+    lines: I64
+    """1-based line of each event's ``<event`` tag."""
+    raws: list[bytes]
+    """The bytes of each event (maybe truncated when the stream was)."""
+    complete: BoolArray
+    """Whether each event ended with ``</event>``."""
+    rejects: list[Reject]
+    """Events rejected unread (over-long)."""
+    nread: int
+    """Input bytes consumed."""
+
+
+def _segments(fh: IO[bytes], *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
+    """Cut the byte stream into events, one :class:`_Block` per input block (vectorised)."""
+    buf = b""
+    base_line = 1  # line number at buf[0]
+    skipping = False  # inside an over-long event: drop bytes until the next <event
+    eof = False
+    while not eof:
+        data = fh.read(block)
+        eof = not data
+        buf = buf + data if buf else data
+        starts = np.fromiter((m.start() for m in _EVENT_START.finditer(buf)), dtype=np.int64)
+        newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+        rejects: list[Reject] = []
+        if starts.size == 0:
+            keep = len(buf) if eof else max(0, len(buf) - 6)
+            lines = np.zeros(0, dtype=np.int64)
+            raws: list[bytes] = []
+            complete = np.zeros(0, dtype=np.bool_)
+        else:
+            skipping = False
+            ends = np.fromiter((m.start() for m in _EVENT_END.finditer(buf)), dtype=np.int64)
+            nxt = np.append(starts[1:], len(buf))
+            j = np.searchsorted(ends, starts, side="left")
+            end = np.where(j < ends.size, ends[np.minimum(j, max(ends.size - 1, 0))] if ends.size else 0, -1)
+            complete = (end >= 0) & (end < nxt)
+            stops = np.where(complete, end + 8, nxt)
+            keep = len(buf) if eof else max(int(stops[-1]), len(buf) - 6)  # a "<eve" may be cut at the end
+            if not eof and not complete[-1]:
+                if len(buf) - starts[-1] <= MAX_EVENT_BYTES:
+                    keep = int(starts[-1])  # the last event continues in the next block
+                    starts, stops, complete = starts[:-1], stops[:-1], complete[:-1]
+                else:
+                    skipping = True
+                    keep = max(0, len(buf) - 6)
+            lines = base_line + np.searchsorted(newlines, starts, side="left").astype(np.int64)
+            too_long = (stops - starts) > MAX_EVENT_BYTES
+            if too_long.any():
+                for i in np.flatnonzero(too_long).tolist():
+                    rejects.append(
+                        Reject(
+                            src_rec=int(lines[i]),
+                            reason=f"event longer than {MAX_EVENT_BYTES} bytes; skipped",
+                            raw=Reject.excerpt(buf[starts[i] : starts[i] + 512]),
+                        )
+                    )
+                ok = ~too_long
+                starts, stops, complete, lines = starts[ok], stops[ok], complete[ok], lines[ok]
+            raws = [buf[s:t] for s, t in zip(starts.tolist(), stops.tolist(), strict=True)]
+        if skipping:
+            keep = max(keep, len(buf) - 6)
+        base_line += int(np.searchsorted(newlines, keep, side="left"))
+        buf = buf[keep:]
+        yield _Block(lines=lines, raws=raws, complete=complete, rejects=rejects, nread=len(data))
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-event field extraction
+# ---------------------------------------------------------------------------------------------
+
+_EVENT_TAG = re.compile(r"<event\s([^>]*)>")
+_POINT_TAG = re.compile(r"<point\s([^>]*)>")
+_CONTACT_TAG = re.compile(r"<contact\s([^>]*)>")
+_TRACK_TAG = re.compile(r"<track\s([^>]*)>")
+_ATALAYA_TAG = re.compile(r"<__atalaya\s([^>]*)>")
+_ATTR = re.compile(r'([A-Za-z_][\w.:-]*)\s*=\s*"([^"]*)"')
+
+# (time, lat, lon, hae, ce, speed, course, uid, type, how, callsign,
+#  x_sensor, x_kind, x_confidence, x_sortie, x_platform)
+_Fields = tuple[
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+    str | None,
+]
+
+
+class _NeedsParserError(Exception):
+    """The regex fast path cannot vouch for this event."""
+
+
+def _attrs(tag_body: str) -> dict[str, str]:
+    pairs = _ATTR.findall(tag_body)
+    if tag_body.count("=") != len(pairs):
+        raise _NeedsParserError
+    return dict(pairs)
+
+
+_NO_ATTRS: dict[str, str] = {}
+
+
+def _fast_fields(s: str) -> _Fields | None:
+    """Fields of an event via regexes; ``None`` if the event has no ``<point>``."""
+    if "&" in s or "<!" in s or "<?" in s:
+        raise _NeedsParserError
+    n_lt = s.count("<")
+    if n_lt != s.count(">") or n_lt != 2 * s.count("</") + s.count("/>"):
+        raise _NeedsParserError
+    m = _EVENT_TAG.match(s)
+    if m is None:
+        raise _NeedsParserError
+    ev = _attrs(m.group(1))
+    pm = _POINT_TAG.search(s, m.end())
+    if pm is None:
+        return None
+    pt = _attrs(pm.group(1))
+    callsign = speed = course = None
+    x = _NO_ATTRS
+    if "<detail" in s:
+        cm = _CONTACT_TAG.search(s)
+        if cm is not None:
+            callsign = _attrs(cm.group(1)).get("callsign")
+        tm = _TRACK_TAG.search(s)
+        if tm is not None:
+            tr = _attrs(tm.group(1))
+            speed, course = tr.get("speed"), tr.get("course")
+        if "<__atalaya" in s:
+            am = _ATALAYA_TAG.search(s)
+            if am is not None:
+                x = _attrs(am.group(1))
+    return (
+        ev.get("time"),
+        pt.get("lat"),
+        pt.get("lon"),
+        pt.get("hae"),
+        pt.get("ce"),
+        speed,
+        course,
+        ev.get("uid"),
+        ev.get("type"),
+        ev.get("how"),
+        callsign,
+        x.get("sensor"),
+        x.get("kind"),
+        x.get("confidence"),
+        x.get("sortie"),
+        x.get("platform"),
+    )
+
+
+_TRAILING_JUNK_TEXT = re.compile(r"(?:\s|<\?xml[^>]*\?>)+\Z")
+_LINE_REF = re.compile(r"\bline (\d+)")
+
+
+def _parse_xml(text: str) -> Any:
+    from lxml import etree
+
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    return etree.fromstring(_TRAILING_JUNK_TEXT.sub("", text), parser)
+
+
+def _xml_fields(text: str) -> _Fields | None:
+    """Fields of an event via lxml (raises ``etree.XMLSyntaxError`` when not well-formed)."""
+    ev = _parse_xml(text)
+    if ev.tag != "event":
+        return None
+    pt = ev.find("point")
+    if pt is None:
+        return None
+    det = ev.find("detail")
+    contact = det.find("contact") if det is not None else None
+    track = det.find("track") if det is not None else None
+    x = det.find("__atalaya") if det is not None else None
+    xg = x.get if x is not None else (lambda _k: None)
+    return (
+        ev.get("time"),
+        pt.get("lat"),
+        pt.get("lon"),
+        pt.get("hae"),
+        pt.get("ce"),
+        track.get("speed") if track is not None else None,
+        track.get("course") if track is not None else None,
+        ev.get("uid"),
+        ev.get("type"),
+        ev.get("how"),
+        contact.get("callsign") if contact is not None else None,
+        xg("sensor"),
+        xg("kind"),
+        xg("confidence"),
+        xg("sortie"),
+        xg("platform"),
+    )
+
+
+def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
+    """A reject carrying lxml's message, its line references made absolute."""
+    from lxml import etree
+
+    try:
+        _parse_xml(text)
+    except etree.XMLSyntaxError as e:
+        msg = str(getattr(e, "msg", None) or e)
+        msg = _LINE_REF.sub(lambda m: f"line {int(m.group(1)) + line - 1}", msg)
+        return Reject(src_rec=line, reason=f"malformed XML: {msg}", raw=Reject.excerpt(raw))
+    return Reject(
+        src_rec=line,
+        reason="unterminated event (no </event> before the next event or end of input)",
+        raw=Reject.excerpt(raw),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Columns for one block
+# ---------------------------------------------------------------------------------------------
+
+_ATTRS_CACHE: dict[tuple[str | None, str | None], str] = {}
+
+
+def _attrs_json(cot_type: str | None, how: str | None) -> str:
+    key = (cot_type, how)
+    hit = _ATTRS_CACHE.get(key)
+    if hit is None:
+        hit = json.dumps({"type": cot_type, "how": how}, ensure_ascii=False)
+        if len(_ATTRS_CACHE) < 4096:
+            _ATTRS_CACHE[key] = hit
+    return hit
+
+
+_COT = Sensor.COT.value
+_COT_UID = IdentKind.COT_UID.value
+_UNKNOWN = ObjectKind.UNKNOWN.value
+
+
+def _kind_of(cot_type: str | None) -> str:
+    if cot_type is None:
+        return _UNKNOWN
+    hit = _KIND_CACHE.get(cot_type)
+    return hit if hit is not None else cot_kind(cot_type)
+
+
+def _unknown_to_nan(v: F64) -> F64:
+    v[v >= UNKNOWN_VALUE] = np.nan
+    return v
+
+
+_FIELDS = (
+    "time",
+    "lat",
+    "lon",
+    "hae",
+    "ce",
+    "speed",
+    "course",
+    "uid",
+    "type",
+    "how",
+    "callsign",
+    "x_sensor",
+    "x_kind",
+    "x_confidence",
+    "x_sortie",
+    "x_platform",
+)
+_EVENT_FIELDS = (("time", b"time"), ("uid", b"uid"), ("type", b"type"), ("how", b"how"))
+_POINT_FIELDS = (("lat", b"lat"), ("lon", b"lon"), ("hae", b"hae"), ("ce", b"ce"))
+_DETAIL_FIELDS = (
+    ("callsign", b"contact", b"callsign"),
+    ("speed", b"track", b"speed"),
+    ("course", b"track", b"course"),
+    ("x_sensor", b"__atalaya", b"sensor"),
+    ("x_kind", b"__atalaya", b"kind"),
+    ("x_confidence", b"__atalaya", b"confidence"),
+    ("x_sortie", b"__atalaya", b"sortie"),
+    ("x_platform", b"__atalaya", b"platform"),
+)
+
+
+def _aligned(tag: bytes, attr: bytes) -> re.Pattern[bytes]:
+    # one match per <tag …>, with the attribute's value or b"" when the tag lacks it
+    return re.compile(rb"<" + tag + rb"(?=\s)(?:[^>]*?\s" + attr + rb'="([^"]*)")?')
+
+
+_ALIGNED = {name: _aligned(b"event", attr) for name, attr in _EVENT_FIELDS} | {
+    name: _aligned(b"point", attr) for name, attr in _POINT_FIELDS
+}
+_LOCATED = {
+    name: (tag, re.compile(rb"<" + tag + rb"(?=\s)[^>]*?\s" + attr + rb'="([^"]*)"'))
+    for name, tag, attr in _DETAIL_FIELDS
+}
+_WS = frozenset(b" \t\r\n")
+
+
+def _structurally_simple(raw: bytes) -> bool:
+    """Whether the regex fast path can vouch for an event (else lxml reads it)."""
+    n_lt = raw.count(b"<")
+    return (
+        raw[6] in _WS
+        and n_lt == raw.count(b">")
+        and n_lt == 2 * raw.count(b"</") + raw.count(b"/>")
+        and raw.count(b"<point") == 1
+        and raw.count(b"=") == raw.count(b'="')
+        and b"&" not in raw
+        and b"<!" not in raw
+        and b"<?" not in raw
+    )
+
+
+def _nullify_empty(arr: pa.Array) -> pa.Array:
+    empty = pc.equal(pc.binary_length(arr), 0)
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr)
+
+
+def _fast_block(raws: list[bytes]) -> dict[str, pa.Array] | None:
+    """Field arrays for structurally simple UTF-8 events via whole-block regexes; ``None`` to fall back."""
+    n = len(raws)
+    blob = b"".join(raws)
+    out: dict[str, pa.Array] = {}
+    for name, rx in _ALIGNED.items():
+        vals = rx.findall(blob)
+        if len(vals) != n:
+            return None
+        out[name] = pa.array(vals, type=pa.binary())
+    offsets: I64 | None = None
+    for name, (tag, rx) in _LOCATED.items():
+        if b"<" + tag not in blob:
+            out[name] = pa.nulls(n, type=pa.binary())
+            continue
+        if offsets is None:
+            lens = np.fromiter((len(r) for r in raws), dtype=np.int64, count=n)
+            offsets = np.cumsum(lens) - lens
+        pos: list[int] = []
+        vals = []
+        for m in rx.finditer(blob):
+            pos.append(m.start())
+            vals.append(m.group(1))
+        col: list[bytes | None] = [None] * n
+        for i, v in zip((np.searchsorted(offsets, pos, side="right") - 1).tolist(), vals, strict=True):
+            col[i] = v
+        out[name] = pa.array(col, type=pa.binary())
+    try:
+        return {name: _nullify_empty(a).cast(pa.string()) for name, a in out.items()}
+    except pa.ArrowInvalid:  # not valid UTF-8 somewhere: let the per-event path say where
+        return None
+
+
+def _slow_rows(
+    lines: list[int], raws: list[bytes], complete: list[bool], encoding: str
+) -> tuple[list[int], list[_Fields], list[Reject]]:
+    """Per-event path: regex on the decoded event, lxml where the regexes cannot vouch."""
+    from lxml import etree
+
+    out_lines: list[int] = []
+    rows: list[_Fields] = []
+    rejects: list[Reject] = []
+    for line, raw, whole in zip(lines, raws, complete, strict=True):
+        fields: _Fields | None
+        try:
+            text = raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            rejects.append(
+                Reject(
+                    src_rec=line,
+                    reason=f"bytes not valid {encoding} at offset {e.start} of the event "
+                    "(declare the encoding in the XML declaration or re-encode as UTF-8)",
+                    raw=Reject.excerpt(raw),
+                )
+            )
+            continue
+        try:
+            if not whole:
+                raise _NeedsParserError
+            fields = _fast_fields(text)
+        except _NeedsParserError:
+            try:
+                fields = _xml_fields(text)
+            except etree.XMLSyntaxError:
+                rejects.append(_syntax_reject(line, raw, text))
+                continue
+            except (LookupError, ValueError) as e:
+                rejects.append(Reject(src_rec=line, reason=f"cannot parse event: {e}", raw=Reject.excerpt(raw)))
+                continue
+        if fields is None:
+            rejects.append(Reject(src_rec=line, reason="event has no <point>", raw=Reject.excerpt(raw)))
+            continue
+        out_lines.append(line)
+        rows.append(fields)
+    return out_lines, rows, rejects
+
+
+def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Reject]]:
+    """Parse one block's events into observation columns (vectorised conversions)."""
+    utf8 = codecs.lookup(encoding).name == "utf-8"
+    simple = [bool(c) and _structurally_simple(r) for r, c in zip(blk.raws, blk.complete.tolist(), strict=True)]
+    fast_idx = [i for i, s in enumerate(simple) if s] if utf8 else []
+    fields: dict[str, pa.Array] | None = None
+    if fast_idx:
+        fields = _fast_block([blk.raws[i] for i in fast_idx])
+        if fields is None:
+            fast_idx = []
+    fast_set = set(fast_idx)
+    slow_idx = [i for i in range(len(blk.raws)) if i not in fast_set] if len(fast_idx) < len(blk.raws) else []
+    all_lines = blk.lines.tolist()
+    slow_lines, slow_rows, rejects = _slow_rows(
+        [all_lines[i] for i in slow_idx],
+        [blk.raws[i] for i in slow_idx],
+        [bool(blk.complete[i]) for i in slow_idx],
+        encoding,
+    )
+    raw_of = dict(zip(all_lines, blk.raws, strict=True)) if rejects or slow_idx else {}
+    lines = np.asarray([all_lines[i] for i in fast_idx] + slow_lines, dtype=np.int64)
+    n = len(lines)
+    if n == 0:
+        return {}, rejects
+    if slow_rows:
+        slow_cols = list(zip(*slow_rows, strict=True))
+        slow_arrays = {name: pa.array(slow_cols[k], type=pa.string()) for k, name in enumerate(_FIELDS)}
+        if fields is not None:
+            fields = {name: pa.concat_arrays([fields[name], slow_arrays[name]]) for name in _FIELDS}
+        else:
+            fields = slow_arrays
+        if fast_idx:
+            order = np.argsort(lines, kind="stable")
+            lines = lines[order]
+            take = pa.array(order)
+            fields = {name: a.take(take) for name, a in fields.items()}
+    if fields is None:  # unreachable: n > 0 means one of the paths produced rows
+        return {}, rejects
+    return _to_columns(lines, fields, rejects, lambda line: raw_of.get(line, b""))
+
+
+def _to_columns(
+    lines: I64,
+    f: dict[str, pa.Array],
+    rejects: list[Reject],
+    raw_at: Any,
+) -> tuple[dict[str, Any], list[Reject]]:
+    n = len(lines)
+    time_us, t_bad = parse_iso8601_us(f["time"])
+    lat, lat_bad = parse_float_strings(f["lat"])
+    lon, lon_bad = parse_float_strings(f["lon"])
+    hae, _ = parse_float_strings(f["hae"])
+    ce, _ = parse_float_strings(f["ce"])
+    speed, _ = parse_float_strings(f["speed"])
+    course, _ = parse_float_strings(f["course"])
+    conf, conf_bad = parse_float_strings(f["x_confidence"])
+    ctype: list[str | None] = f["type"].to_pylist()
+    how: list[str | None] = f["how"].to_pylist()
+    xs: list[str | None] = f["x_sensor"].to_pylist()
+    xk: list[str | None] = f["x_kind"].to_pylist()
+
+    with np.errstate(invalid="ignore"):
+        lat_oor = ~lat_bad & ~((lat >= -90.0) & (lat <= 90.0))
+        lon_oor = ~lon_bad & ~((lon >= -180.0) & (lon <= 180.0))
+        conf_oor = ~conf_bad & ~np.isnan(conf) & ~((conf >= 0.0) & (conf <= 1.0))
+    problems = t_bad | lat_bad | lon_bad | lat_oor | lon_oor | conf_bad | conf_oor
+    reasons: dict[int, str] = {}
+    if problems.any():
+        t_s, lat_s, lon_s, xc = (f[k].to_pylist() for k in ("time", "lat", "lon", "x_confidence"))
+        for i in np.flatnonzero(problems).tolist():
+            if t_s[i] is None:
+                reasons[i] = "event has no time attribute"
+            elif t_bad[i]:
+                reasons[i] = f"bad time {t_s[i]!r} (want ISO 8601, e.g. 2024-05-01T12:00:00.000Z)"
+            elif lat_s[i] is None or lon_s[i] is None:
+                reasons[i] = "point has no lat/lon"
+            elif lat_bad[i] or lon_bad[i]:
+                reasons[i] = f"bad coordinates lat={lat_s[i]!r} lon={lon_s[i]!r}"
+            elif lat_oor[i]:
+                reasons[i] = f"lat {lat_s[i]} outside [-90, 90]"
+            elif lon_oor[i]:
+                reasons[i] = f"lon {lon_s[i]} outside [-180, 180]"
+            else:
+                reasons[i] = f"__atalaya confidence {xc[i]!r} is not a number in [0, 1]"
+
+    kind = [_kind_of(t) for t in ctype]
+    sensor = [_COT] * n
+    if f["x_sensor"].null_count < n or f["x_kind"].null_count < n:
+        for i in range(n):
+            s, k = xs[i], xk[i]
+            if s is not None:
+                su = s.upper()
+                if su in _SENSORS:
+                    sensor[i] = su
+                elif i not in reasons:
+                    reasons[i] = f"__atalaya sensor {s!r} unknown (use one of {', '.join(sorted(_SENSORS))})"
+            if k is not None:
+                kl = k.lower()
+                if kl in _KINDS:
+                    kind[i] = kl
+                elif i not in reasons:
+                    reasons[i] = f"__atalaya kind {k!r} unknown (use one of {', '.join(sorted(_KINDS))})"
+
+    line_list = lines.tolist()
+    if reasons:
+        for i in sorted(reasons):
+            rejects.append(Reject(src_rec=line_list[i], reason=reasons[i], raw=Reject.excerpt(raw_at(line_list[i]))))
+        rejects.sort(key=lambda r: r.src_rec)
+        ok = np.ones(n, dtype=np.bool_)
+        ok[list(reasons)] = False
+        idx = np.flatnonzero(ok)
+        take = pa.array(idx)
+        f = {k: a.take(take) for k, a in f.items()}
+        kind = [kind[j] for j in idx.tolist()]
+        sensor = [sensor[j] for j in idx.tolist()]
+        ctype = [ctype[j] for j in idx.tolist()]
+        how = [how[j] for j in idx.tolist()]
+    else:
+        idx = np.arange(n)
+    uid = f["uid"]
+    columns: dict[str, Any] = {
+        "time": time_us[idx],
+        "lon": lon[idx],
+        "lat": lat[idx],
+        "alt_m": _unknown_to_nan(hae[idx]).astype(np.float32),
+        "pos_err_m": _unknown_to_nan(ce[idx]).astype(np.float32),
+        "speed_mps": speed[idx].astype(np.float32),
+        "course_deg": course[idx].astype(np.float32),
+        "sensor": sensor,
+        "kind": kind,
+        "ident": uid,
+        "ident_kind": pc.if_else(pc.is_null(uid), pa.scalar(None, pa.string()), pa.scalar(_COT_UID)),
+        "name": f["callsign"],
+        "confidence": conf[idx].astype(np.float32),
+        "platform_id": f["x_platform"],
+        "sortie_id": f["x_sortie"],
+        "src_rec": lines[idx],
+        "attrs": [_attrs_json(t, h) for t, h in zip(ctype, how, strict=True)],
+    }
+    return columns, rejects
+
+
+def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {}
+    for name, first in parts[0].items():
+        if isinstance(first, np.ndarray):
+            out[name] = np.concatenate([p[name] for p in parts])
+        elif isinstance(first, pa.Array):
+            out[name] = pa.concat_arrays([p[name] for p in parts])
+        else:
+            merged: list[Any] = []
+            for p in parts:
+                merged.extend(p[name])
+            out[name] = merged
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The reader
+# ---------------------------------------------------------------------------------------------
+
+
+class CotReader:
+    """Reader for Cursor-on-Target XML files and captured TAK streams (format ``cot``)."""
+
+    name = "cot"
+    extensions: tuple[str, ...] = (".cot", ".xml")
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        """Confidence that ``head`` starts a CoT file: an ``<event`` with a ``<point``."""
+        if _EVENT_START.search(head) is None:
+            return 0.0
+        if b"<point" in head and (b" uid=" in head or b"uid=" in head):
+            return 0.9
+        return 0.6
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """Stream CoT events from ``path`` as batches of observation columns."""
+        with open_source(path) as raw_fh:
+            fh: IO[bytes] = raw_fh
+            peek = getattr(raw_fh, "peek", None)  # every stream open_source returns has peek()
+            head = peek(4096)[:4096] if peek is not None else b""
+            encoding, recode = _detect_encoding(head)
+            if recode:
+                fh = io.BufferedReader(_Utf8Recoder(raw_fh, encoding))
+                encoding = "utf-8"
+            yield from self._batches(fh, encoding, options)
+
+    def _batches(self, fh: IO[bytes], encoding: str, options: ReadOptions) -> Iterator[ParsedBatch]:
+        parts: list[dict[str, Any]] = []
+        rejects: list[Reject] = []
+        rows = records = nbytes = 0
+        target = max(1, options.batch_rows)
+        for blk in _segments(fh):
+            cols, bad = _block_columns(blk, encoding) if blk.raws else ({}, [])
+            rejects.extend(blk.rejects)
+            rejects.extend(bad)
+            records += len(blk.raws) + len(blk.rejects)
+            nbytes += blk.nread
+            if cols:
+                parts.append(cols)
+                rows += len(cols["time"])
+            if rows >= target:
+                yield ParsedBatch(columns=_concat(parts), rejects=rejects, records_read=records, bytes_read=nbytes)
+                parts, rejects, rows, records, nbytes = [], [], 0, 0, 0
+        if parts or rejects or records:
+            yield ParsedBatch(
+                columns=_concat(parts) if parts else {},
+                rejects=rejects,
+                records_read=records,
+                bytes_read=nbytes,
+            )
