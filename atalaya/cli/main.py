@@ -81,7 +81,7 @@ def cli(ctx: click.Context, workspace: Path | None, db: str | None, quiet: bool)
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: turns :class:`AtalayaError` into a clear message and exit status 2."""
     try:
-        return cli.main(args=argv, prog_name="atalaya", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="atalaya", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
         sys.exit(130)
@@ -94,6 +94,9 @@ def main(argv: list[str] | None = None) -> Any:
     except KeyboardInterrupt:
         click.echo("interrupted; stores are left consistent (uncommitted work was discarded)", err=True)
         sys.exit(130)
+    if isinstance(rv, int) and rv:
+        sys.exit(rv)
+    return rv
 
 
 if __name__ == "__main__":

@@ -1,0 +1,449 @@
+"""The ingest pipeline: the same steps for every format.
+
+For each input file (an *ingest unit*):
+
+1. hash the file; a file already committed with the same format and source is
+   skipped (re-running an import is idempotent);
+2. stream it through its reader; validate each batch (vectorised), quarantine
+   bad records with their reason and location;
+3. compute content-hash ids and write the good rows to staging partitions;
+4. de-duplicate against the unit itself and the lake (first occurrence wins);
+5. commit atomically (lake marker), then record the unit and its quarantine in
+   the knowledge store. :func:`reconcile` repairs the knowledge store if a
+   crash fell between the two.
+
+A crash or Ctrl-C before the marker leaves no trace once :meth:`Lake.recover`
+runs (every ingest starts with it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from sqlalchemy import select
+
+from atalaya.core.errors import AtalayaError, IngestError
+from atalaya.core.ids import float_bits, hash_columns, hash_strings, ids_to_arrow, new_run_id
+from atalaya.core.markings import Marking
+from atalaya.core.workspace import Workspace
+from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject
+from atalaya.ingest.dedupe import keep_mask
+from atalaya.ingest.registry import detect_format, get_reader
+from atalaya.ingest.validate import US_PER_DAY, Bounds, rejects_from, to_arrow
+from atalaya.model.observation import SCHEMA
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+from atalaya.store.lake import Lake, LakeWriter
+
+IGNORED_NAMES = frozenset({"README.md", "README", "MANIFEST.csv", "SOURCES.md"})
+
+
+@dataclass(kw_only=True)
+class UnitResult:
+    """Outcome of ingesting one file."""
+
+    path: str
+    """The file as given."""
+    format: str = ""
+    """Format used."""
+    source: str = ""
+    """Source (partition key)."""
+    status: str = "ingested"
+    """``ingested``, ``skipped`` (already ingested) or ``failed``."""
+    unit_id: str = ""
+    """Unit id (32 hex) when ingested."""
+    records: int = 0
+    """Input records read."""
+    accepted: int = 0
+    """Rows written to the lake."""
+    quarantined: int = 0
+    """Records sent to the quarantine."""
+    duplicates: int = 0
+    """Rows skipped as duplicates (same content id within the file or already in the lake)."""
+    bytes: int = 0
+    """File size."""
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Quarantine reasons and their counts."""
+    error: str = ""
+    """Why the file failed as a whole (status ``failed``)."""
+    seconds: float = 0.0
+    """Wall time."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(kw_only=True)
+class IngestSummary:
+    """Outcome of an ingest run over many files."""
+
+    run_id: str
+    """Run id."""
+    units: list[UnitResult] = field(default_factory=list)
+    """Per-file results."""
+
+    def totals(self) -> dict[str, int]:
+        t: Counter[str] = Counter()
+        for u in self.units:
+            t["files"] += 1
+            t[f"files_{u.status}"] += 1
+            for k in ("records", "accepted", "quarantined", "duplicates", "bytes"):
+                t[k] += getattr(u, k)
+        return dict(t)
+
+    def reasons(self) -> dict[str, int]:
+        c: Counter[str] = Counter()
+        for u in self.units:
+            c.update(u.reasons)
+        return dict(c.most_common())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "totals": self.totals(),
+            "quarantine_reasons": self.reasons(),
+            "units": [u.to_dict() for u in self.units],
+        }
+
+
+def expand_paths(paths: Iterable[Path]) -> list[Path]:
+    """Files named directly, and files under named directories (sorted, hidden files and READMEs skipped)."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                rel = f.relative_to(p)
+                if f.is_file() and not any(part.startswith(".") for part in rel.parts) and f.name not in IGNORED_NAMES:
+                    out.append(f)
+        elif p.exists():
+            out.append(p)
+        else:
+            raise IngestError(f"no such file or directory: {p}", hint="check the path")
+    return out
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _source_name(fmt: str, source: str | None) -> str:
+    s = (source or fmt).strip().lower()
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in s) or fmt
+
+
+ProgressFn = Callable[[int], None]
+
+
+@dataclass(kw_only=True)
+class Ingestor:
+    """Runs ingest units against one workspace's lake and knowledge store."""
+
+    workspace: Workspace
+    """Target workspace."""
+    store: KnowledgeStore
+    """Its knowledge store."""
+    marking: Marking
+    """Marking applied to everything ingested in this run."""
+    options: ReadOptions = field(default_factory=ReadOptions)
+    """Reader options."""
+    bounds: Bounds = field(default_factory=Bounds)
+    """Accepted time range."""
+    run_id: str = field(default_factory=new_run_id)
+    """This run."""
+
+    @property
+    def lake(self) -> Lake:
+        return Lake(self.workspace.lake_dir)
+
+    def prepare(self) -> None:
+        """Recover from interrupted runs and bring the knowledge store in line with the lake."""
+        self.lake.recover(self.workspace.quarantine_dir)
+        reconcile(self.workspace, self.store)
+
+    def already_ingested(self, sha256: str, fmt: str, source: str) -> str | None:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(ks.ingest_units.c.id).where(
+                    ks.ingest_units.c.sha256 == sha256,
+                    ks.ingest_units.c.format == fmt,
+                    ks.ingest_units.c.source == source,
+                )
+            ).first()
+        return None if row is None else str(row[0])
+
+    def ingest_file(
+        self, path: Path, *, fmt: str | None = None, source: str | None = None, progress: ProgressFn | None = None
+    ) -> UnitResult:
+        """Ingest one file as a unit. Raises only for interruption; failures are reported in the result."""
+        t0 = time.perf_counter()
+        res = UnitResult(path=str(path), bytes=path.stat().st_size if path.exists() else 0)
+        try:
+            res.format = fmt or detect_format(path)
+            res.source = _source_name(res.format, source)
+            sha = file_sha256(path)
+            prior = self.already_ingested(sha, res.format, res.source)
+            if prior:
+                res.status, res.unit_id = "skipped", prior
+                if progress:
+                    progress(res.bytes)
+                return res
+            self._run_unit(path, sha, res, progress)
+        except AtalayaError as e:
+            res.status, res.error = "failed", str(e)
+        except OSError as e:
+            res.status, res.error = "failed", f"cannot read {path}: {e}"
+        res.seconds = round(time.perf_counter() - t0, 3)
+        return res
+
+    def _run_unit(self, path: Path, sha: str, res: UnitResult, progress: ProgressFn | None) -> None:
+        reader = get_reader(res.format)
+        unit_id = new_run_id()
+        writer = self.lake.writer(unit_id)
+        qpath = writer.staging / "quarantine.jsonl"
+        qpath.parent.mkdir(parents=True, exist_ok=True)
+        keys: dict[tuple[str, str], list[np.ndarray]] = {}
+        reasons: Counter[str] = Counter()
+        started = datetime.now(UTC)
+        now_us = int(time.time() * 1e6)
+        marking_text = self.marking.to_text()
+        src_hash = hash_strings([res.source])[0]
+        try:
+            with open(qpath, "w", encoding="utf-8") as qf:
+                for batch in reader.read(path, self.options):
+                    res.records += batch.records_read
+                    rejects = list(batch.rejects)
+                    if len(batch):
+                        rejects += self._write_batch(batch, writer, keys, src_hash, marking_text, unit_id, path,
+                                                     res, now_us)  # fmt: skip
+                    for r in rejects:
+                        reasons[_reason_key(r.reason)] += 1
+                        qf.write(
+                            json.dumps(
+                                {"src_rec": r.src_rec, "reason": r.reason, "raw": r.raw, "format": res.format},
+                                ensure_ascii=False,
+                            )
+                            + "\n"
+                        )
+                    res.quarantined += len(rejects)
+                    if progress and batch.bytes_read:
+                        progress(batch.bytes_read)
+            writer.close_files()
+            for key, parts in keys.items():
+                unit_keys = np.concatenate(parts)
+                keep = keep_mask(unit_keys, self.lake.existing_id_keys(*key))
+                if not keep.all():
+                    res.duplicates += writer.rewrite_partition(key, keep)
+            res.accepted = writer.rows
+            res.reasons = dict(reasons.most_common())
+            res.unit_id = unit_id
+            marker = {
+                "run_id": self.run_id,
+                "path": str(path),
+                "sha256": sha,
+                "format": res.format,
+                "source": res.source,
+                "marking": marking_text,
+                "started_at": started.isoformat(),
+                "committed_at": datetime.now(UTC).isoformat(),
+                "records": res.records,
+                "accepted": res.accepted,
+                "quarantined": res.quarantined,
+                "duplicates": res.duplicates,
+                "bytes": res.bytes,
+                "reasons": res.reasons,
+            }
+            writer.commit(marker, extra_files=[(qpath, self.workspace.quarantine_dir / f"{unit_id}.jsonl")])
+        except BaseException:
+            writer.abort()
+            raise
+        record_unit(self.store, dict(marker, unit_id=unit_id), self.workspace.quarantine_dir / f"{unit_id}.jsonl")
+
+    def _write_batch(
+        self,
+        batch: ParsedBatch,
+        writer: LakeWriter,
+        keys: dict[tuple[str, str], list[np.ndarray]],
+        src_hash: np.uint64,
+        marking_text: str,
+        unit_id: str,
+        path: Path,
+        res: UnitResult,
+        now_us: int,
+    ) -> list[Reject]:
+        arrays, keep, problems = to_arrow(batch.columns, self.bounds, now_us)
+        rejects = rejects_from(arrays, problems)
+        if problems:
+            mask = pa.array(keep)
+            arrays = {k: v.filter(mask) for k, v in arrays.items()}
+        n = len(arrays["time"])
+        if n == 0:
+            return rejects
+        t_us = np.asarray(arrays["time"].cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        lanes = hash_columns(
+            [
+                np.full(n, src_hash, dtype=np.uint64),
+                hash_strings(arrays["sensor"]),
+                t_us.view(np.uint64),
+                float_bits(arrays["lon"].to_numpy(zero_copy_only=False), 7),
+                float_bits(arrays["lat"].to_numpy(zero_copy_only=False), 7),
+                float_bits(arrays["alt_m"].to_numpy(zero_copy_only=False), 1),
+                hash_strings(arrays["ident"]),
+                hash_strings(arrays["kind"]),
+            ]
+        )
+        obs_id = ids_to_arrow(*lanes)
+        consts = {
+            "marking": marking_text,
+            "format": res.format,
+            "src_file": str(path),
+            "ingest_run": unit_id,
+        }
+        cols: list[pa.Array] = []
+        for f in SCHEMA:
+            if f.name == "obs_id":
+                cols.append(obs_id)
+            elif f.name in consts:
+                cols.append(
+                    pa.DictionaryArray.from_arrays(
+                        pa.array(np.zeros(n, dtype=np.int32)), pa.array([consts[f.name]], type=pa.string())
+                    )
+                )
+            else:
+                cols.append(arrays[f.name])
+        table = pa.Table.from_arrays(cols, schema=SCHEMA)
+        day_index = t_us // US_PER_DAY
+        writer.write(table, day_index, res.source)
+        ids_a = lanes[0]
+        for d in np.unique(day_index):
+            day = str(np.datetime64(int(d), "D"))
+            sel = ids_a if len(np.unique(day_index)) == 1 else ids_a[day_index == d]
+            keys.setdefault((day, res.source), []).append(sel)
+        return rejects
+
+
+def _reason_key(reason: str) -> str:
+    """Group reasons by their stable prefix (before a colon with record-specific detail)."""
+    return reason.split(":", 1)[0].strip()[:120]
+
+
+def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: Path) -> None:
+    """Record a committed unit and its quarantine in the knowledge store (one transaction, idempotent)."""
+    rows = []
+    if quarantine_file.exists():
+        with open(quarantine_file, encoding="utf-8") as fh:
+            for line in fh:
+                q = json.loads(line)
+                rows.append(
+                    {
+                        "unit_id": marker["unit_id"],
+                        "format": q.get("format", marker["format"]),
+                        "path": marker["path"],
+                        "src_rec": int(q["src_rec"]),
+                        "reason": q["reason"],
+                        "raw": q.get("raw", ""),
+                    }
+                )
+    with store.begin() as conn:
+        exists = conn.execute(select(ks.ingest_units.c.id).where(ks.ingest_units.c.id == marker["unit_id"])).first()
+        if exists:
+            return
+        conn.execute(
+            ks.ingest_units.insert().values(
+                id=marker["unit_id"],
+                run_id=marker["run_id"],
+                path=marker["path"],
+                sha256=marker["sha256"],
+                format=marker["format"],
+                source=marker["source"],
+                started_at=datetime.fromisoformat(marker["started_at"]),
+                committed_at=datetime.fromisoformat(marker["committed_at"]),
+                records=marker["records"],
+                accepted=marker["accepted"],
+                quarantined=marker["quarantined"],
+                duplicates=marker["duplicates"],
+                bytes=marker["bytes"],
+                summary={"reasons": marker.get("reasons", {}), "files": marker.get("files", [])},
+                marking=marker["marking"],
+                provenance={"run_id": marker["run_id"], "path": marker["path"]},
+            )
+        )
+        for i in range(0, len(rows), 5000):
+            conn.execute(ks.quarantine.insert(), rows[i : i + 5000])
+
+
+def reconcile(workspace: Workspace, store: KnowledgeStore) -> int:
+    """Record lake units missing from the knowledge store (after a crash between commit and record)."""
+    lake = Lake(workspace.lake_dir)
+    markers = lake.committed_units()
+    if not markers:
+        return 0
+    with store.engine.connect() as conn:
+        known = {r[0] for r in conn.execute(select(ks.ingest_units.c.id))}
+    fixed = 0
+    for unit_id, marker in markers.items():
+        if unit_id not in known:
+            record_unit(store, marker, workspace.quarantine_dir / f"{unit_id}.jsonl")
+            fixed += 1
+    return fixed
+
+
+def ingest_paths(
+    workspace: Workspace,
+    paths: Sequence[Path],
+    *,
+    fmt: str | None = None,
+    source: str | None = None,
+    marking: Marking | None = None,
+    options: ReadOptions | None = None,
+    progress: bool = False,
+    store: KnowledgeStore | None = None,
+) -> IngestSummary:
+    """Ingest files and directories into the workspace; the library entry point of ``atalaya ingest``."""
+    own_store = store is None
+    ks_store = store or KnowledgeStore.open(workspace.db_url)
+    try:
+        ing = Ingestor(
+            workspace=workspace,
+            store=ks_store,
+            marking=marking or Marking.from_text(f"TLP:AMBER;ORIG:{workspace.party}"),
+            options=options or ReadOptions(),
+        )
+        ing.prepare()
+        files = expand_paths(paths)
+        summary = IngestSummary(run_id=ing.run_id)
+        total = sum(f.stat().st_size for f in files)
+        bar: Any = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
+        try:
+            for f in files:
+                before = bar.n if bar is not None else 0
+                if bar is not None:
+                    bar.set_postfix_str(f.name[-40:])
+                res = ing.ingest_file(f, fmt=fmt, source=source, progress=bar.update if bar is not None else None)
+                if bar is not None:
+                    bar.update(max(0, before + res.bytes - bar.n))
+                summary.units.append(res)
+        finally:
+            if bar is not None:
+                bar.close()
+        return summary
+    finally:
+        if own_store:
+            ks_store.close()

@@ -1,0 +1,70 @@
+"""Versioned schema migrations for the knowledge store.
+
+Each migration is a numbered function over a connection; the store applies
+those above the recorded version, in order, each in its own transaction, and
+records them in ``schema_migrations``. Never edit a released migration: add one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, inspect, select
+
+from atalaya.core.errors import MigrationError
+from atalaya.store.knowledge import schema as s
+
+
+@dataclass(frozen=True, kw_only=True)
+class Migration:
+    """One schema step."""
+
+    version: int
+    """Sequential version number, from 1."""
+    description: str
+    """What it changes."""
+    apply: Callable[[Connection], None]
+    """The change."""
+
+
+V1_TABLES = [
+    s.parties, s.platforms, s.sorties, s.tracks, s.sites, s.corridors, s.crossings, s.entities,
+    s.relationships, s.transactions, s.territories, s.agreements, s.products, s.log_entries, s.users,
+    s.api_tokens, s.audit, s.ingest_units, s.quarantine, s.analysis_runs,
+]  # fmt: skip
+
+
+def _v1(conn: Connection) -> None:
+    s.metadata.create_all(conn, tables=V1_TABLES)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(version=1, description="initial schema", apply=_v1),)
+
+LATEST = MIGRATIONS[-1].version
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version recorded in the database (0 for an empty database)."""
+    if not inspect(conn).has_table("schema_migrations"):
+        return 0
+    row = conn.execute(select(s.schema_migrations.c.version).order_by(s.schema_migrations.c.version.desc())).first()
+    return int(row[0]) if row else 0
+
+
+def pending(version: int) -> list[Migration]:
+    """Migrations above ``version``; refuses a database newer than this code."""
+    if version > LATEST:
+        raise MigrationError(
+            f"the knowledge store has schema version {version}, newer than this Atalaya ({LATEST})",
+            hint="upgrade Atalaya before opening this store",
+        )
+    return [m for m in MIGRATIONS if m.version > version]
+
+
+def record(conn: Connection, m: Migration) -> None:
+    """Record an applied migration."""
+    conn.execute(
+        s.schema_migrations.insert().values(version=m.version, description=m.description, applied_at=datetime.now(UTC))
+    )

@@ -1,0 +1,327 @@
+"""Tables of the knowledge store (SQLAlchemy Core), portable across SQLite and PostgreSQL.
+
+Every domain table carries ``marking`` (canonical marking text) and
+``provenance`` (JSON: sources, supporting observation/record ids, first/last
+seen, run id). JSON columns use the portable ``JSON`` type; times are
+timezone-aware.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+TS = DateTime(timezone=True)
+ID = String(80)
+
+
+def _common() -> list[Column[object]]:
+    return [
+        Column("marking", String(400), nullable=False, server_default="TLP:AMBER"),
+        Column("provenance", JSON, nullable=True),
+    ]
+
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", TS, nullable=False),
+)
+
+parties = Table(
+    "parties",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("role", String(40)),
+    Column("public_key", Text),
+    *_common(),
+)
+
+platforms = Table(
+    "platforms",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("party_id", String(16)),
+    Column("platform_type", String(40), nullable=False),
+    Column("name", String(200)),
+    Column("sensors", JSON),
+    *_common(),
+)
+
+sorties = Table(
+    "sorties",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("platform_id", ID),
+    Column("platform_type", String(40)),
+    Column("party_id", String(16)),
+    Column("takeoff", TS),
+    Column("landing", TS),
+    Column("base", String(80)),
+    Column("agreement_id", String(120)),
+    Column("authorisation_id", String(120)),
+    Column("notified_at", TS),
+    Column("report_filed_at", TS),
+    Column("tasking", Text),
+    Column("attrs", JSON),
+    *_common(),
+)
+
+tracks = Table(
+    "tracks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(20), nullable=False),
+    Column("ident", String(80)),
+    Column("ident_kind", String(20)),
+    Column("start", TS),
+    Column("end", TS),
+    Column("n_points", Integer),
+    Column("length_km", Float),
+    Column("geometry", Text),  # GeoJSON LineString (simplified for display)
+    Column("run_id", String(40)),
+    Column("attrs", JSON),
+    *_common(),
+    Index("ix_tracks_ident", "ident_kind", "ident"),
+)
+
+sites = Table(
+    "sites",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("radius_m", Float),
+    Column("score", Float),
+    Column("rank", Integer),
+    Column("status", String(20), nullable=False, server_default="suspected"),
+    Column("first_seen", TS),
+    Column("last_seen", TS),
+    Column("n_days", Integer),
+    Column("evidence", JSON),
+    Column("note", Text),
+    Column("status_by", String(80)),
+    Column("status_at", TS),
+    Column("run_id", String(40)),
+    *_common(),
+)
+
+corridors = Table(
+    "corridors",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("h3_cells", JSON, nullable=False),
+    Column("volume", Integer),
+    Column("kind", String(20)),
+    Column("rank", Integer),
+    Column("run_id", String(40)),
+    *_common(),
+)
+
+crossings = Table(
+    "crossings",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("lon", Float, nullable=False),
+    Column("lat", Float, nullable=False),
+    Column("count", Integer),
+    Column("hour_profile", JSON),
+    Column("first_seen", TS),
+    Column("last_seen", TS),
+    Column("run_id", String(40)),
+    *_common(),
+)
+
+entities = Table(
+    "entities",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("schema", String(40), nullable=False),  # FollowTheMoney schema name
+    Column("caption", String(400)),
+    Column("properties", JSON, nullable=False),
+    Column("datasets", JSON),
+    Column("first_seen", TS),
+    Column("last_seen", TS),
+    *_common(),
+    Index("ix_entities_schema", "schema"),
+)
+
+relationships = Table(
+    "relationships",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("type", String(40), nullable=False),
+    Column("source_id", ID, nullable=False),
+    Column("target_id", ID, nullable=False),
+    Column("confidence", Float),
+    Column("admiralty", String(2)),  # NATO Admiralty code, e.g. "B2"
+    Column("evidence", JSON),
+    *_common(),
+    Index("ix_rel_source", "source_id"),
+    Index("ix_rel_target", "target_id"),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("time", TS, nullable=False),
+    Column("from_account", ID, nullable=False),
+    Column("to_account", ID, nullable=False),
+    Column("amount", Float, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("attrs", JSON),
+    *_common(),
+)
+
+territories = Table(
+    "territories",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("level", String(20), nullable=False),
+    Column("owner", String(16), nullable=False),
+    Column("geometry_wkb", LargeBinary),
+    Column("source", String(200)),
+    *_common(),
+)
+
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("id", String(120), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("title", String(400)),
+    Column("document", JSON, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("effective_from", TS),
+    Column("effective_to", TS),
+    Column("status", String(20), nullable=False, server_default="draft"),
+    Column("log_index", BigInteger),
+    Column("created_at", TS, nullable=False),
+    *_common(),
+)
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("content_sha256", String(64), nullable=False),
+    Column("recipients", JSON),
+    Column("acknowledgements", JSON),
+    Column("log_index", BigInteger),
+    Column("created_at", TS, nullable=False),
+    *_common(),
+)
+
+log_entries = Table(
+    "log_entries",
+    metadata,
+    Column("idx", BigInteger, primary_key=True),
+    Column("leaf_hash", String(64), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("ref_id", String(200)),
+    Column("created_at", TS, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(80), nullable=False, unique=True),
+    Column("party_id", String(16), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("active", Boolean, nullable=False, server_default="1"),
+    Column("created_at", TS, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(80), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS),
+)
+
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", TS, nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("action", String(80), nullable=False),
+    Column("object_type", String(40)),
+    Column("object_id", String(200)),
+    Column("details", JSON),
+)
+
+ingest_units = Table(
+    "ingest_units",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("run_id", String(32), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("format", String(40), nullable=False),
+    Column("source", String(80), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("committed_at", TS, nullable=False),
+    Column("records", BigInteger, nullable=False),
+    Column("accepted", BigInteger, nullable=False),
+    Column("quarantined", BigInteger, nullable=False),
+    Column("duplicates", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("summary", JSON),
+    *_common(),
+    UniqueConstraint("sha256", "format", "source", name="uq_ingest_file"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("unit_id", String(32), ForeignKey("ingest_units.id", ondelete="CASCADE"), nullable=False),
+    Column("format", String(40), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("src_rec", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text),
+    Index("ix_quarantine_unit", "unit_id"),
+)
+
+analysis_runs = Table(
+    "analysis_runs",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("started_at", TS, nullable=False),
+    Column("finished_at", TS),
+    Column("params", JSON),
+    Column("summary", JSON),
+)

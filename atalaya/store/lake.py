@@ -1,0 +1,312 @@
+"""The observation lake: append-only Parquet, partitioned by day and source, read with DuckDB.
+
+Layout under ``WORKSPACE/lake``::
+
+    observations/day=2026-03-02/source=ais/part-<unit>-<k>.parquet
+    _commits/<unit>.json        commit marker: the unit's files and summary
+    _staging/<unit>/...         files being written (never read)
+
+An *ingest unit* (one input file) writes to staging, then commits: files are
+renamed into their partitions and the commit marker is written last (atomic
+rename, fsync). Readers only see files whose unit has a marker, and
+:meth:`Lake.recover` removes what a crash left behind, so a crash or Ctrl-C at
+any point leaves the lake as it was before the unit or with the whole unit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from atalaya.core.errors import StoreError
+from atalaya.model.observation import SCHEMA
+
+_PART_RE = re.compile(r"^part-(?P<unit>[0-9a-f]{32})-(?P<k>\d+)\.parquet$")
+ROW_GROUP_ROWS = 262_144
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, sort_keys=True, indent=1, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecoveryReport:
+    """What :meth:`Lake.recover` cleaned up."""
+
+    staging_removed: int = 0
+    """Staging directories of units that never committed."""
+    orphan_files_removed: int = 0
+    """Partition files of units without a commit marker."""
+
+
+@dataclass(kw_only=True)
+class LakeWriter:
+    """Writes one unit's partitions to staging; :meth:`commit` publishes them atomically."""
+
+    lake: Lake
+    """The lake being written."""
+    unit_id: str
+    """The unit (32 hex characters)."""
+    _writers: dict[tuple[str, str], pq.ParquetWriter] = field(default_factory=dict)
+    _paths: dict[tuple[str, str], Path] = field(default_factory=dict)
+    _rows: int = 0
+    _done: bool = False
+
+    @property
+    def staging(self) -> Path:
+        return self.lake.staging_dir / self.unit_id
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    def write(self, table: pa.Table, day_index: np.ndarray, source: str) -> None:
+        """Append rows (observation schema); ``day_index`` is each row's UTC day number since the epoch."""
+        if self._done:
+            raise StoreError("lake writer already committed or aborted")
+        if table.num_rows == 0:
+            return
+        days = np.unique(day_index)
+        for d in days:
+            part = table if len(days) == 1 else table.filter(pa.array(day_index == d))
+            day = str(np.datetime64(int(d), "D"))
+            key = (day, source)
+            w = self._writers.get(key)
+            if w is None:
+                rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-0.parquet"
+                p = self.staging / rel
+                p.parent.mkdir(parents=True, exist_ok=True)
+                w = pq.ParquetWriter(p, SCHEMA, compression="zstd", compression_level=1, write_statistics=True)
+                self._writers[key] = w
+                self._paths[key] = rel
+            w.write_table(part, row_group_size=ROW_GROUP_ROWS)
+        self._rows += table.num_rows
+
+    def staged_partitions(self) -> dict[tuple[str, str], Path]:
+        """Staged file of each (day, source) partition written so far."""
+        return {k: self.staging / rel for k, rel in self._paths.items()}
+
+    def close_files(self) -> None:
+        """Finish writing (before de-duplication rewrites and commit)."""
+        for w in self._writers.values():
+            w.close()
+        self._writers.clear()
+
+    def rewrite_partition(self, key: tuple[str, str], keep: np.ndarray) -> int:
+        """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped."""
+        path = self.staging / self._paths[key]
+        table = pq.read_table(path, schema=SCHEMA)
+        kept = table.filter(pa.array(keep))
+        pq.write_table(kept, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS)
+        dropped = table.num_rows - kept.num_rows
+        self._rows -= dropped
+        return dropped
+
+    def commit(self, marker: dict[str, Any], extra_files: Iterable[tuple[Path, Path]] = ()) -> list[str]:
+        """Close files, move them into the lake, then write the commit marker (the commit point).
+
+        ``extra_files`` are ``(staged path, final path)`` pairs moved before the marker (e.g. the quarantine file).
+        """
+        self.close_files()
+        files: list[str] = []
+        for rel in self._paths.values():
+            src = self.staging / rel
+            dst = self.lake.obs_dir / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            with open(src, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+            files.append(str(Path("observations") / rel))
+        for src, dst in extra_files:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dst)
+            _fsync_dir(dst.parent)
+        marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
+        self.lake.commits_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._done = True
+        return files
+
+    def abort(self) -> None:
+        """Discard everything written by this unit."""
+        for w in self._writers.values():
+            with contextlib.suppress(Exception):  # best effort while discarding
+                w.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self._done = True
+
+
+class Lake:
+    """The observation lake of a workspace."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+        self.obs_dir = self.root / "observations"
+        self.staging_dir = self.root / "_staging"
+        self.commits_dir = self.root / "_commits"
+
+    # -- commit protocol -------------------------------------------------------------------------
+    def writer(self, unit_id: str) -> LakeWriter:
+        """A writer for a new unit."""
+        if not re.fullmatch(r"[0-9a-f]{32}", unit_id):
+            raise StoreError(f"bad unit id {unit_id!r}")
+        return LakeWriter(lake=self, unit_id=unit_id)
+
+    def committed_units(self) -> dict[str, dict[str, Any]]:
+        """Commit markers by unit id."""
+        out: dict[str, dict[str, Any]] = {}
+        if not self.commits_dir.exists():
+            return out
+        for p in sorted(self.commits_dir.glob("*.json")):
+            try:
+                out[p.stem] = json.loads(p.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError) as e:
+                raise StoreError(
+                    f"unreadable commit marker {p}: {e}", hint="restore it from backup or remove the unit's files"
+                ) from e
+        return out
+
+    def recover(self, quarantine_dir: Path | None = None) -> RecoveryReport:
+        """Remove what interrupted units left behind (staging, unpublished files)."""
+        staging = 0
+        if self.staging_dir.exists():
+            for d in self.staging_dir.iterdir():
+                shutil.rmtree(d, ignore_errors=True)
+                staging += 1
+        committed = set(self.committed_units())
+        orphans = 0
+        if self.obs_dir.exists():
+            for p in self.obs_dir.glob("day=*/source=*/part-*.parquet"):
+                m = _PART_RE.match(p.name)
+                if m is None or m.group("unit") not in committed:
+                    p.unlink(missing_ok=True)
+                    orphans += 1
+        if quarantine_dir is not None and quarantine_dir.exists():
+            for p in quarantine_dir.glob("*.jsonl"):
+                if p.stem not in committed:
+                    p.unlink(missing_ok=True)
+        for tmp in self.commits_dir.glob("*.tmp") if self.commits_dir.exists() else ():
+            tmp.unlink(missing_ok=True)
+        return RecoveryReport(staging_removed=staging, orphan_files_removed=orphans)
+
+    # -- reading -----------------------------------------------------------------------------------
+    def files(self, *, days: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Path]:
+        """Committed Parquet files, optionally restricted to some partitions."""
+        committed = set(self.committed_units())
+        day_set = set(days) if days is not None else None
+        src_set = set(sources) if sources is not None else None
+        out = []
+        if not self.obs_dir.exists():
+            return out
+        for p in sorted(self.obs_dir.glob("day=*/source=*/part-*.parquet")):
+            m = _PART_RE.match(p.name)
+            if m is None or m.group("unit") not in committed:
+                continue
+            day = p.parent.parent.name.removeprefix("day=")
+            src = p.parent.name.removeprefix("source=")
+            if (day_set is None or day in day_set) and (src_set is None or src in src_set):
+                out.append(p)
+        return out
+
+    def connect(self, con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection with the view ``observations`` over the committed files (plus ``day``, ``source``)."""
+        con = con or duckdb.connect()
+        files = self.files()
+        if files:
+            file_list = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+            con.execute(
+                f"CREATE OR REPLACE VIEW observations AS SELECT * FROM read_parquet([{file_list}], "
+                "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)"
+            )
+        else:
+            cols = ", ".join(f"CAST(NULL AS {_duck_type(f.type)}) AS {f.name}" for f in SCHEMA)
+            con.execute(
+                f"CREATE OR REPLACE VIEW observations AS SELECT {cols}, CAST(NULL AS VARCHAR) AS day, "
+                "CAST(NULL AS VARCHAR) AS source WHERE false"
+            )
+        return con
+
+    def query(self, sql: str, params: list[Any] | None = None) -> pa.Table:
+        """Run SQL over the ``observations`` view and return an Arrow table."""
+        con = self.connect()
+        try:
+            return fetch_arrow(con.sql(sql, params=params or None))
+        except duckdb.Error as e:
+            raise StoreError(f"lake query failed: {e}\n  SQL: {sql}") from e
+        finally:
+            con.close()
+
+    def existing_id_keys(self, day: str, source: str) -> np.ndarray:
+        """First 64 bits of the obs ids already committed in one partition (for de-duplication)."""
+        files = self.files(days=[day], sources=[source])
+        if not files:
+            return np.zeros(0, dtype=np.uint64)
+        parts = []
+        for p in files:
+            col = pq.read_table(p, columns=["obs_id"]).column("obs_id").combine_chunks()
+            parts.append(id_keys(col))
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+
+
+def fetch_arrow(result: duckdb.DuckDBPyRelation) -> pa.Table:
+    """A DuckDB relation as an Arrow table (DuckDB 1.x and 2.x spell it differently)."""
+    fn = getattr(result, "to_arrow_table", None) or result.arrow
+    table: pa.Table = fn()
+    return table
+
+
+def id_keys(ids: pa.Array) -> np.ndarray:
+    """The first 8 bytes (big-endian) of each 16-byte obs id, as uint64."""
+    if len(ids) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    buf = ids.buffers()[1]
+    arr = np.frombuffer(buf, dtype=">u8", count=(ids.offset + len(ids)) * 2)
+    return arr.reshape(-1, 2)[ids.offset :, 0].astype(np.uint64)
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    if pa.types.is_float64(t):
+        return "DOUBLE"
+    if pa.types.is_float32(t):
+        return "FLOAT"
+    if pa.types.is_int64(t):
+        return "BIGINT"
+    if pa.types.is_fixed_size_binary(t):
+        return "BLOB"
+    return "VARCHAR"
