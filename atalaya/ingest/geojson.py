@@ -287,6 +287,10 @@ class _Batch:
 
     def flush(self) -> ParsedBatch:
         n = len(self.recs)
+        if n == 0:
+            empty = ParsedBatch(columns={}, rejects=list(self.rejects), records_read=self.records)
+            self._reset()
+            return empty
         keys: dict[str, None] = {}
         for p in self.props:
             for k in p:
@@ -320,7 +324,7 @@ class _Batch:
         targets["__lon"] = "lon"
         targets["__lat"] = "lat"
         alt = np.array(self.alt, dtype=np.float64)
-        if "alt_m" not in targets.values() and n and not np.isnan(alt).all():
+        if "alt_m" not in targets.values():
             cols["__alt"] = pa.array(alt)
             targets["__alt"] = "alt_m"
         attrs = None

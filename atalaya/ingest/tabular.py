@@ -617,6 +617,10 @@ def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes
                         eof = True
                     continue
         data, buf = buf[:cut], buf[cut:]
+        if not data or data.isspace():
+            line += data.count(b"\n")
+            offset += len(data)
+            continue
         n_nl = data.count(b"\n")
         yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl)
         line += n_nl
@@ -865,7 +869,7 @@ class CsvReader:
             body = head[body_start:]
             sample = body[: 1 << 16]
             avg = len(sample) / max(1, sample.count(b"\n")) if sample else 100.0
-            block_bytes = int(min(64 << 20, max(1 << 20, avg * options.batch_rows)))
+            block_bytes = int(min(64 << 20, max(64 << 10, avg * options.batch_rows)))
             blocks = _blocks(fh, first_line, body_start, block_bytes, body)
             yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads)
 
@@ -1009,7 +1013,7 @@ class ParquetReader:
         targets = dict(plan.targets)
         targets["__lon"] = "lon"
         targets["__lat"] = "lat"
-        if "alt_m" not in targets.values() and not np.isnan(z).all():
+        if "alt_m" not in targets.values():
             extra["alt_m"] = pa.array(z)
             targets["__alt"] = "alt_m"
         for k, v in extra.items():

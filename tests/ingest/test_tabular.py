@@ -1,0 +1,256 @@
+"""Tests of the CSV and GeoParquet readers and the shared column mapping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import shapely
+
+from atalaya.core.errors import IngestError
+from atalaya.ingest.base import MAX_LINE_BYTES, ReadOptions, read_all
+from atalaya.ingest.tabular import CsvReader, ParquetReader, plan_columns
+
+DATA = Path(__file__).parent / "data" / "tabular"
+HEADER = "time,lon,lat,sensor,kind,ident,ident_kind,confidence"
+T0 = 1_714_557_600_000_000  # 2024-05-01T10:00:00Z in µs
+
+
+def _write(tmp_path: Path, text: str | bytes, name: str = "in.csv") -> Path:
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return p
+
+
+def _good_row(i: int) -> str:
+    return f"2024-05-01T10:00:{i:02d}Z,-99.{i:02d},19.5,EO,vehicle,trk-{i},track,0.9"
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_csv_round_trip_canonical_names(tmp_path: Path, threads: int) -> None:
+    rng = np.random.default_rng(1)
+    n = 2000
+    lon = np.round(rng.uniform(-117, -97, n), 6)
+    lat = np.round(rng.uniform(14, 32, n), 6)
+    t = T0 + np.arange(n, dtype=np.int64) * 1_500_000
+    table = pa.table(
+        {
+            "time": pa.array(t, type=pa.timestamp("us", tz="UTC")),
+            "lon": lon,
+            "lat": lat,
+            "alt_m": np.full(n, 120.5, dtype=np.float32),
+            "sensor": ["GMTI"] * n,
+            "kind": ["vehicle"] * n,
+            "ident": [f"t{i}" for i in range(n)],
+            "platform_id": ["MQ9-01"] * n,
+        }
+    )
+    import pyarrow.csv as pacsv
+
+    path = tmp_path / "rt.csv"
+    pacsv.write_csv(table, path)
+    batches = list(CsvReader(threads=threads).read(path, ReadOptions(batch_rows=300)))
+    assert len(batches) > 1
+    cols, rejects = read_all(CsvReader(threads=threads), path, ReadOptions(batch_rows=300))
+    assert rejects == []
+    assert cols["time"] == t.tolist()
+    assert np.allclose(cols["lon"], lon)
+    assert np.allclose(cols["lat"], lat)
+    assert cols["sensor"] == ["GMTI"] * n
+    assert cols["ident"][:2] == ["t0", "t1"]
+    assert cols["platform_id"][0] == "MQ9-01"
+    assert cols["src_rec"] == list(range(2, n + 2))
+    assert "attrs" not in cols
+
+
+def test_aliases_fixture_with_defaults() -> None:
+    cols, rejects = read_all(
+        CsvReader(), DATA / "aliases.csv", ReadOptions(defaults={"sensor": "AIS", "kind": "vessel"})
+    )
+    assert rejects == []
+    assert cols["time"] == [T0, T0 + 10_000_000]
+    assert cols["lon"] == [-94.5, -94.51]
+    assert cols["ident"] == ["345000001", "345000001"]
+    assert cols["ident_kind"] == ["mmsi", "mmsi"]
+    assert cols["speed_mps"][0] == pytest.approx(5.5)
+    assert cols["name"] == ["LA GAVIOTA", "LA GAVIOTA"]
+    assert cols["sensor"] == ["AIS", "AIS"]
+    assert [json.loads(a) for a in cols["attrs"]] == [{"port": "Veracruz"}, {"port": "Veracruz"}]
+
+
+def test_column_map_overrides_and_drops(tmp_path: Path) -> None:
+    p = _write(tmp_path, "when,east,north,x,what\n2024-05-01T10:00:00Z,-99,19,7,thermal\n")
+    opts = ReadOptions(column_map={"when": "time", "EAST": "lon", "north": "lat", "x": "-", "what": "kind"})
+    cols, rejects = read_all(CsvReader(), p, ReadOptions(**{**opts.__dict__, "defaults": {"sensor": "ir"}}))
+    assert rejects == []
+    assert cols["lon"] == [-99.0]
+    assert cols["kind"] == ["thermal"]
+    assert cols["sensor"] == ["IR"]
+    assert "attrs" not in cols
+
+
+def test_missing_required_columns_raise_with_hint(tmp_path: Path) -> None:
+    p = _write(tmp_path, "when,lon,lat\n2024-05-01T10:00:00Z,1,2\n")
+    with pytest.raises(IngestError) as e:
+        list(CsvReader().read(p, ReadOptions()))
+    assert "time" in e.value.message
+    assert "when" in e.value.message
+    assert e.value.hint is not None
+    assert "--map" in e.value.hint
+    assert "--set" in e.value.hint
+
+
+def test_plan_rejects_unknown_target() -> None:
+    with pytest.raises(IngestError):
+        plan_columns(["a"], ReadOptions(column_map={"a": "nonsense"}), required=())
+
+
+def test_epoch_seconds_ms_and_iso_forms(tmp_path: Path) -> None:
+    rows = [
+        "1714557600",
+        "1714557600000",
+        "1714557600.5",
+        "2024-05-01T10:00:00Z",
+        "2024-05-01T12:00:00+02:00",
+        "2024-05-01T10:00:00",
+        "2024-05-01 10:00:00.250",
+    ]
+    text = "time,lon,lat,sensor,kind\n" + "".join(f"{t},1,2,EO,vehicle\n" for t in rows)
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, text))
+    assert rejects == []
+    assert cols["time"] == [T0, T0, T0 + 500_000, T0, T0, T0, T0 + 250_000]
+
+
+def test_bad_input_corpus_keeps_good_rows(tmp_path: Path) -> None:
+    lines = [
+        HEADER,
+        _good_row(1),  # 2
+        "yesterday,-99,19.5,EO,vehicle,a,track,0.9",  # 3 bad time
+        "2024-05-01T10:00:00Z,NaN,19.5,EO,vehicle,a,track,0.9",  # 4 NaN lon (missing)
+        "2024-05-01T10:00:00Z,-99,91.5,EO,vehicle,a,track,0.9",  # 5 lat out of range
+        "2024-05-01T10:00:00Z,-99,abc,EO,vehicle,a,track,0.9",  # 6 lat not a number
+        "2024-05-01T10:00:00Z,-99,19.5,LIDAR,vehicle,a,track,0.9",  # 7 unknown sensor
+        "2024-05-01T10:00:00Z,-99,19.5",  # 8 missing fields
+        "",  # 9 blank: skipped silently
+        _good_row(2),  # 10
+        "2024-05-01T10:00:00Z,-99,19.5,EO,vehicle,a,car_plate,0.9",  # 11 unknown ident_kind
+        _good_row(3)[:-10],  # 12 truncated last line (too few fields)
+    ]
+    text = "\n".join(lines).encode()
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, text))
+    assert cols["src_rec"] == [2, 10]
+    assert cols["ident"] == ["trk-1", "trk-2"]
+    by_line = {r.src_rec: r for r in rejects}
+    assert sorted(by_line) == [3, 4, 5, 6, 7, 8, 11, 12]
+    assert "time" in by_line[3].reason
+    assert "yesterday" in by_line[3].reason
+    assert "lon" in by_line[4].reason
+    assert "out of range" in by_line[5].reason
+    assert "'abc'" in by_line[6].reason
+    assert "LIDAR" in by_line[7].reason
+    assert "fields" in by_line[8].reason
+    assert "car_plate" in by_line[11].reason
+    assert by_line[6].raw.startswith("2024-05-01T10:00:00Z,-99,abc")
+
+
+def test_undecodable_bytes_reject_only_their_line(tmp_path: Path) -> None:
+    text = (HEADER + "\n" + _good_row(1) + "\n").encode()
+    text += "2024-05-01T10:00:00Z,-99,19.5,EO,vehicle,Peña,track,0.9\n".encode("latin-1")
+    text += (_good_row(2) + "\n").encode()
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, text))
+    assert cols["src_rec"] == [2, 4]
+    assert [r.src_rec for r in rejects] == [3]
+    assert "UTF-8" in rejects[0].reason
+
+
+def test_absurdly_long_line_is_rejected(tmp_path: Path) -> None:
+    long_line = "2024-05-01T10:00:00Z,-99,19.5,EO,vehicle," + "x" * (MAX_LINE_BYTES + 10) + ",track,0.9"
+    text = "\n".join([HEADER, _good_row(1), long_line, _good_row(2)]) + "\n"
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, text))
+    assert cols["src_rec"] == [2, 4]
+    assert [r.src_rec for r in rejects] == [3]
+    assert "longer than" in rejects[0].reason
+
+
+def test_bom_semicolon_tab_and_quoted_newlines(tmp_path: Path) -> None:
+    semi = "\ufefftime;lon;lat;sensor;kind;note\n" + '2024-05-01T10:00:00Z;-99,5;19;EO;vehicle;"two\nlines"\n'
+    semi += "2024-05-01T10:00:01Z;-98;19;EO;vehicle;plain\nbad;-98;19;EO;vehicle;x\n"
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, semi))
+    # "-99,5" is not a number with ";" as delimiter (no decimal commas): rejected, the rest read
+    assert cols["src_rec"] == [4]
+    assert [r.src_rec for r in rejects] == [2, 5]
+    assert cols["attrs"] == ['{"note":"plain"}']
+    tab = "time\tlon\tlat\tsensor\tkind\n2024-05-01T10:00:00Z\t-99\t19\tSAR\tstructure\n"
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, tab, "t.tsv"))
+    assert rejects == []
+    assert cols["sensor"] == ["SAR"]
+
+
+def test_csv_sniff() -> None:
+    r = CsvReader()
+    assert r.sniff(b"time,lon,lat,sensor\n", Path("a.csv")) >= 0.5
+    assert r.sniff(b'{"type": "FeatureCollection"}', Path("a.json")) == 0.0
+    assert r.sniff(b"", Path("a.csv")) == 0.0
+
+
+def test_empty_csv_with_header_only(tmp_path: Path) -> None:
+    cols, rejects = read_all(CsvReader(), _write(tmp_path, HEADER + "\n"))
+    assert rejects == []
+    assert cols.get("time", []) == []
+
+
+def _geoparquet(tmp_path: Path, geoms: list[object], extra: dict[str, list[object]]) -> Path:
+    wkb = shapely.to_wkb(np.array(geoms, dtype=object))
+    table = pa.table({**extra, "geometry": pa.array(list(wkb), type=pa.binary())})
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB"}}}
+    table = table.replace_schema_metadata({"geo": json.dumps(geo)})
+    path = tmp_path / "in.parquet"
+    pq.write_table(table, path, row_group_size=2)
+    return path
+
+
+def test_geoparquet_points_and_rejects(tmp_path: Path) -> None:
+    geoms = [
+        shapely.Point(-99.1, 19.4),
+        shapely.LineString([(0, 0), (1, 1)]),
+        shapely.Point(-98.0, 20.0, 150.0),
+        shapely.Point(-97.0, 21.0),
+    ]
+    extra = {
+        "Timestamp": pa.array([T0, T0 + 1, T0 + 2, T0 + 3], type=pa.timestamp("us", tz="UTC")),
+        "sensor": ["EO", "EO", "IR", "bogus"],
+        "kind": ["thermal"] * 4,
+        "icao24": ["a1b2c3", None, "a1b2c4", "x"],
+        "colour": ["red", "blue", "green", "grey"],
+    }
+    path = _geoparquet(tmp_path, geoms, extra)
+    assert ParquetReader().sniff(path.read_bytes()[:4], path) > 0.5
+    cols, rejects = read_all(ParquetReader(), path, ReadOptions(batch_rows=2))
+    assert cols["src_rec"] == [0, 2]
+    assert cols["lon"] == [-99.1, -98.0]
+    assert cols["lat"] == [19.4, 20.0]
+    assert np.isnan(cols["alt_m"][0])
+    assert cols["alt_m"][1] == 150.0
+    assert cols["time"] == [T0, T0 + 2]
+    assert cols["ident_kind"] == ["icao24", "icao24"]
+    assert [json.loads(a)["colour"] for a in cols["attrs"]] == ["red", "green"]
+    assert [r.src_rec for r in rejects] == [1, 3]
+    assert "Point" in rejects[0].reason
+    assert "bogus" in rejects[1].reason
+
+
+def test_plain_parquet_with_lon_lat_and_epoch(tmp_path: Path) -> None:
+    path = tmp_path / "plain.parquet"
+    pq.write_table(
+        pa.table({"t": [1714557600, 1714557601], "x": [-99.0, 500.0], "y": [19.0, 19.0], "sensor": ["AIS", "AIS"]}),
+        path,
+    )
+    cols, rejects = read_all(ParquetReader(), path, ReadOptions(column_map={"t": "time"}, defaults={"kind": "vessel"}))
+    assert cols["time"] == [T0]
+    assert cols["src_rec"] == [0]
+    assert [r.src_rec for r in rejects] == [1]
+    assert "out of range" in rejects[0].reason
