@@ -1,0 +1,417 @@
+"""Territories: countries (land + 12 nm territorial sea) and states, and fast point labelling.
+
+Countries are the Natural Earth admin-0 polygons of the bundled region file plus
+their territorial sea: 12 nautical miles (22,224 m) from the land, buffered
+geodesically (see :func:`atalaya.geo.kernels.geodesic_buffer`, within ≈ 20 m).
+Where the seas of two neighbours overlap, each part of the overlap goes to the
+nearer land (a Voronoi split of the densified coasts in a local azimuthal
+equidistant projection: an approximate median line, within ≈ 1 km). A country's
+sea never covers another country's land. States are the admin-1 land polygons of
+MEX, USA, GTM and BLZ (no sea). Users may add their own territories from
+GeoJSON (properties ``id``, ``name``, ``level``, ``owner``).
+
+>>> t = load_territories()
+>>> t.ids[t.index_of("MEX")], t.levels[t.index_of("USA-AZ")]
+('MEX', 'state')
+>>> import numpy as np
+>>> lab = label_points(t, np.array([-99.13, -90.0]), np.array([19.43, 25.0]))
+>>> [t.ids[i] if i >= 0 else "INTL" for i in lab]
+['MEX', 'INTL']
+>>> label_points(t, np.array([]), np.array([])).shape
+(0,)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from atalaya.core.errors import ValidationError
+from atalaya.geo.kernels import from_aeqd, geodesic_buffer, to_aeqd
+from atalaya.geo.naturalearth import load_layer
+
+Level = Literal["country", "state"]
+LEVELS: tuple[str, ...] = ("country", "state")
+INTL = -1
+"""Label of a point outside every territory of the level (international airspace/waters)."""
+INTL_ID = "INTL"
+"""Id of the international pseudo-territory in accounting tables."""
+TERRITORIAL_SEA_M = 22_224.0
+"""12 nautical miles in metres."""
+STATE_COUNTRIES: tuple[str, ...] = ("MEX", "USA", "GTM", "BLZ")
+"""Countries whose admin-1 states are bundled."""
+FOCUS_BOUNDS: tuple[float, float, float, float] = (-126.0, -6.0, -58.0, 50.0)
+"""Lon/lat box covered by the fast lookup grid of the bundled territories (the rest is tested exactly)."""
+
+IntArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float64]
+ObjArray = npt.NDArray[np.object_]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Territories:
+    """A set of territory polygons with their sovereign owners, as parallel numpy arrays."""
+
+    ids: ObjArray
+    """Territory ids: ``MEX``, ``USA`` (NE ``adm0_a3``) or ``MEX-SON``, ``USA-AZ`` (owner + ISO 3166-2 suffix)."""
+    names: ObjArray
+    """Human-readable names."""
+    levels: ObjArray
+    """``country`` or ``state``."""
+    owners: ObjArray
+    """``adm0_a3`` of the sovereign country."""
+    geoms: ObjArray
+    """Shapely (multi)polygons in lon/lat WGS84, prepared for fast predicates."""
+    focus: tuple[float, float, float, float] | None = None
+    """Lon/lat box of the lookup grid used by :func:`label_points`; ``None`` = all territories' bounds."""
+    _cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Lazily built lookup structures (per level)."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def index_of(self, territory_id: str) -> int:
+        """Index of a territory id (raises ``KeyError`` with the known ids when absent)."""
+        idx = self.id_index().get(territory_id)
+        if idx is None:
+            raise KeyError(f"unknown territory {territory_id!r}")
+        return idx
+
+    def id_index(self) -> dict[str, int]:
+        """Territory id → index."""
+        m = self._cache.get("id_index")
+        if m is None:
+            m = {str(k): i for i, k in enumerate(self.ids)}
+            self._cache["id_index"] = m
+        return dict(m)
+
+    def country_index(self) -> dict[str, int]:
+        """Country id → index, countries only."""
+        return {str(self.ids[i]): int(i) for i in self.level_indices("country")}
+
+    def level_indices(self, level: str) -> IntArray:
+        """Indices of the territories of one level."""
+        if level not in LEVELS:
+            raise ValidationError(f"unknown territory level {level!r}", hint="use 'country' or 'state'")
+        return np.flatnonzero(self.levels == level).astype(np.int64)
+
+    def id_of(self, labels: IntArray) -> ObjArray:
+        """Territory ids for labels (``INTL`` for -1)."""
+        ids = np.append(self.ids, INTL_ID).astype(object)
+        out: ObjArray = ids[np.where(labels < 0, len(self.ids), labels)]
+        return out
+
+
+def _make(
+    rows: list[tuple[str, str, str, str, BaseGeometry]], focus: tuple[float, float, float, float] | None
+) -> Territories:
+    geoms = np.empty(len(rows), dtype=object)
+    geoms[:] = [r[4] for r in rows]
+    shapely.prepare(geoms)
+    return Territories(
+        ids=np.array([r[0] for r in rows], dtype=object),
+        names=np.array([r[1] for r in rows], dtype=object),
+        levels=np.array([r[2] for r in rows], dtype=object),
+        owners=np.array([r[3] for r in rows], dtype=object),
+        geoms=geoms,
+        focus=focus,
+    )
+
+
+def _polygonal(g: BaseGeometry) -> BaseGeometry:
+    """Only the polygon parts of a geometry (set operations may leave lines or points behind)."""
+    g = shapely.make_valid(g)
+    if g.geom_type in ("Polygon", "MultiPolygon"):
+        return g
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def _split_overlap(
+    land_a: BaseGeometry, land_b: BaseGeometry, overlap: BaseGeometry
+) -> tuple[BaseGeometry, BaseGeometry]:
+    """Split ``overlap`` into the parts nearer to ``land_a`` and to ``land_b`` (Voronoi of densified coasts)."""
+    c = overlap.centroid
+    lon0, lat0 = c.x, c.y
+    o = to_aeqd(overlap, lon0, lat0)
+    ox0, oy0, ox1, oy1 = o.bounds
+    m = 3 * TERRITORIAL_SEA_M
+    win = shapely.box(ox0 - m, oy0 - m, ox1 + m, oy1 + m)
+    coasts = []
+    for land in (land_a, land_b):
+        bx0, by0, bx1, by1 = overlap.bounds
+        near = shapely.clip_by_rect(land, bx0 - 0.8, by0 - 0.8, bx1 + 0.8, by1 + 0.8)
+        b = shapely.intersection(to_aeqd(near.boundary, lon0, lat0), win)
+        coasts.append(shapely.get_coordinates(shapely.segmentize(b, 1000.0)))
+    if len(coasts[0]) == 0 or len(coasts[1]) == 0:
+        return (overlap, shapely.Polygon()) if len(coasts[1]) == 0 else (shapely.Polygon(), overlap)
+    owner_all = np.repeat([True, False], [len(coasts[0]), len(coasts[1])])
+    # Shared border vertices appear in both coasts: keep one (they are equidistant anyway).
+    pts, first = np.unique(np.round(np.vstack(coasts), 0), axis=0, return_index=True)
+    owner_a = owner_all[first]
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=win, ordered=True))
+    near_a = shapely.intersection(o, shapely.coverage_union_all(cells[owner_a]))
+    near_b = shapely.intersection(o, shapely.coverage_union_all(cells[~owner_a]))
+    return from_aeqd(near_a, lon0, lat0), from_aeqd(near_b, lon0, lat0)
+
+
+def _countries() -> list[tuple[str, str, str, str, BaseGeometry]]:
+    feats = load_layer("admin0_region")
+    codes = [str(p["adm0_a3"]) for p, _ in feats]
+    names = [str(p.get("name") or p["adm0_a3"]) for p, _ in feats]
+    land = np.array([shapely.make_valid(g) for _, g in feats], dtype=object)
+    bufs = np.array([geodesic_buffer(g, TERRITORIAL_SEA_M) for g in land], dtype=object)
+    land_tree = shapely.STRtree(land)
+    terr = list(bufs)
+    for i in range(len(land)):
+        others = [j for j in land_tree.query(bufs[i]) if j != i]
+        if others:
+            terr[i] = shapely.difference(terr[i], shapely.union_all(land[others]))
+    tree = shapely.STRtree(np.array(terr, dtype=object))
+    a_idx, b_idx = tree.query(np.array(terr, dtype=object), predicate="intersects")
+    for a, b in zip(a_idx.tolist(), b_idx.tolist(), strict=True):
+        if a >= b:
+            continue
+        ov = shapely.intersection(terr[a], terr[b])
+        if ov.is_empty or ov.area == 0.0:
+            continue
+        near_a, near_b = _split_overlap(land[a], land[b], ov)
+        terr[a] = shapely.difference(terr[a], near_b)
+        terr[b] = shapely.difference(terr[b], near_a)
+        # Anything of the overlap that neither part covered (numerical slivers) stays with both: drop from b.
+        terr[b] = shapely.difference(terr[b], terr[a])
+    return [(code, name, "country", code, _polygonal(g)) for code, name, g in zip(codes, names, terr, strict=True)]
+
+
+def _states() -> list[tuple[str, str, str, str, BaseGeometry]]:
+    rows = []
+    for p, g in load_layer("admin1"):
+        owner = str(p["adm0_a3"])
+        if owner not in STATE_COUNTRIES:
+            continue
+        iso = str(p.get("iso_3166_2") or "")
+        suffix = iso.split("-", 1)[-1].rstrip("~") if iso else "X"
+        rows.append((f"{owner}-{suffix}", str(p.get("name") or iso), "state", owner, _polygonal(g)))
+    return rows
+
+
+def read_territories_geojson(path: Path) -> list[tuple[str, str, str, str, BaseGeometry]]:
+    """Territory rows from a GeoJSON FeatureCollection with properties ``id``, ``name``, ``level``, ``owner``."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        feats = doc["features"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ValidationError(
+            f"cannot read territories from {path}: {e}",
+            hint="give a GeoJSON FeatureCollection of Polygon/MultiPolygon features",
+        ) from e
+    rows = []
+    for n, f in enumerate(feats):
+        props = f.get("properties") or {}
+        missing = [k for k in ("id", "level", "owner") if not props.get(k)]
+        if missing:
+            raise ValidationError(
+                f"{path}: feature {n} lacks properties {', '.join(missing)}",
+                hint="each feature needs properties id, name, level ('country'|'state') and owner (adm0_a3)",
+            )
+        if props["level"] not in LEVELS:
+            raise ValidationError(
+                f"{path}: feature {n} ({props['id']}) has level {props['level']!r}",
+                hint="level must be 'country' or 'state'",
+            )
+        g = _polygonal(shapely.from_geojson(json.dumps(f["geometry"])))
+        if g.is_empty or g.area == 0.0:
+            raise ValidationError(
+                f"{path}: feature {n} ({props['id']}) is not a polygon", hint="territories must be (multi)polygons"
+            )
+        g = _polygonal(g)
+        rows.append(
+            (str(props["id"]), str(props.get("name") or props["id"]), str(props["level"]), str(props["owner"]), g)
+        )
+    return rows
+
+
+@cache
+def _bundled() -> tuple[tuple[str, str, str, str, BaseGeometry], ...]:
+    return tuple(_countries() + _states())
+
+
+@cache
+def _load(extra: str | None) -> Territories:
+    rows = list(_bundled())
+    if extra is not None:
+        new = read_territories_geojson(Path(extra))
+        ids = {r[0] for r in new}
+        rows = [r for r in rows if r[0] not in ids] + new
+    return _make(rows, FOCUS_BOUNDS)
+
+
+def load_territories(*, extra: Path | None = None) -> Territories:
+    """The bundled countries (with territorial sea) and states, plus ``extra`` GeoJSON territories (cached).
+
+    Extra territories replace bundled ones with the same id.
+    """
+    return _load(str(Path(extra).resolve()) if extra is not None else None)
+
+
+def territories_from_geometries(
+    *,
+    ids: list[str],
+    geoms: list[BaseGeometry],
+    levels: list[str] | None = None,
+    owners: list[str] | None = None,
+    names: list[str] | None = None,
+) -> Territories:
+    """Build :class:`Territories` from in-memory polygons (tests, user code).
+
+    >>> from shapely.geometry import box
+    >>> t = territories_from_geometries(ids=["A"], geoms=[box(0, 0, 1, 1)])
+    >>> label_points(t, np.array([0.5, 2.0]), np.array([0.5, 0.5])).tolist()
+    [0, -1]
+    """
+    n = len(ids)
+    lv = levels or ["country"] * n
+    rows = [(ids[i], (names or ids)[i], lv[i], (owners or ids)[i], _polygonal(geoms[i])) for i in range(n)]
+    return _make(rows, None)
+
+
+# --------------------------------------------------------------------------- labelling
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Grid:
+    """A lookup grid: each cell holds a territory index, -1 (international) or -2 (crossed by a boundary)."""
+
+    x0: float
+    """West edge, degrees."""
+    y0: float
+    """South edge, degrees."""
+    cell: float
+    """Cell size, degrees."""
+    lut: npt.NDArray[np.int32]
+    """``(ny, nx)`` cell labels."""
+    idx: IntArray
+    """Territory indices of the level."""
+    bounds: FloatArray
+    """``(k, 4)`` bounds of those territories."""
+
+
+BOUNDARY = -2
+
+
+def _exact(t: Territories, grid: _Grid, x: FloatArray, y: FloatArray) -> IntArray:
+    """Exact labels: bounding-box prefilter, then prepared ``contains_xy`` per territory."""
+    out = np.full(len(x), INTL, dtype=np.int64)
+    if len(x) == 0:
+        return out
+    for k, gi in enumerate(grid.idx.tolist()):
+        bx0, by0, bx1, by1 = grid.bounds[k]
+        m = np.flatnonzero((x >= bx0) & (x <= bx1) & (y >= by0) & (y <= by1))
+        if len(m) == 0:
+            continue
+        inside = shapely.contains_xy(t.geoms[gi], x[m], y[m])
+        out[m[inside]] = gi
+    return out
+
+
+def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
+    idx = t.level_indices(level)
+    geoms = t.geoms[idx]
+    bounds = shapely.bounds(geoms).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
+    if len(idx):
+        tb = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
+    else:
+        tb = (0.0, 0.0, 1.0, 1.0)
+    fb = t.focus or tb
+    x0, y0 = max(tb[0], fb[0]), max(tb[1], fb[1])
+    x1, y1 = min(tb[2], fb[2]), min(tb[3], fb[3])
+    if x1 <= x0 or y1 <= y0:
+        x0, y0, x1, y1 = 0.0, 0.0, 1e-9, 1e-9
+    cell = max(float(np.sqrt((x1 - x0) * (y1 - y0) / max_cells)), 1e-4)
+    nx = int(np.ceil((x1 - x0) / cell)) + 1
+    ny = int(np.ceil((y1 - y0) / cell)) + 1
+    empty = _Grid(x0=x0, y0=y0, cell=cell, lut=np.full((ny, nx), INTL, np.int32), idx=idx, bounds=bounds)
+    if len(idx) == 0:
+        return empty
+    # 1. Cells touched by a boundary: densify boundaries to < one cell, mark their cells and the 8 neighbours.
+    coords = shapely.get_coordinates(shapely.segmentize(shapely.boundary(geoms), cell * 0.5))
+    cx = np.floor((coords[:, 0] - x0) / cell).astype(np.int64)
+    cy = np.floor((coords[:, 1] - y0) / cell).astype(np.int64)
+    bnd = np.zeros((ny + 2, nx + 2), dtype=bool)
+    ok = (cx >= -1) & (cx <= nx) & (cy >= -1) & (cy <= ny)
+    cx, cy = cx[ok] + 1, cy[ok] + 1
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            yy, xx = cy + dy, cx + dx
+            k = (yy >= 0) & (yy < ny + 2) & (xx >= 0) & (xx < nx + 2)
+            bnd[yy[k], xx[k]] = True
+    bnd = bnd[1:-1, 1:-1]
+    # 2. Within a row, a run of boundary-free cells has one label: test one cell centre per run.
+    flat = ~bnd.ravel()
+    col0 = np.zeros(ny * nx, dtype=bool)
+    col0[::nx] = True
+    prev = np.concatenate([[False], flat[:-1]])
+    start = flat & (~prev | col0)
+    starts = np.flatnonzero(start)
+    sx = x0 + (starts % nx + 0.5) * cell
+    sy = y0 + (starts // nx + 0.5) * cell
+    run_lab = _exact(t, empty, sx, sy).astype(np.int32)
+    run_id = np.cumsum(start, dtype=np.int32) - 1
+    lut = np.full(ny * nx, BOUNDARY, dtype=np.int32)
+    lut[flat] = run_lab[run_id[flat]]
+    return _Grid(x0=x0, y0=y0, cell=cell, lut=lut.reshape(ny, nx), idx=idx, bounds=bounds)
+
+
+def _grid(t: Territories, level: str, max_cells: int = 1 << 24) -> _Grid:
+    key = f"grid:{level}:{max_cells}"
+    g = t._cache.get(key)
+    if g is None:
+        g = _build_grid(t, level, max_cells)
+        t._cache[key] = g
+    out: _Grid = g
+    return out
+
+
+def label_points(territories: Territories, lon: Any, lat: Any, level: str = "country") -> IntArray:
+    """Index of the territory of ``level`` containing each point, or -1 (international).
+
+    A lookup grid (≤ 16 M cells over the focus box, built once per level) answers
+    points in cells that no boundary touches; points in boundary cells or outside
+    the grid are tested exactly with prepared ``contains_xy``. Points exactly on a
+    boundary count as outside.
+
+    >>> from shapely.geometry import box
+    >>> t = territories_from_geometries(ids=["A", "B"], geoms=[box(0, 0, 1, 1), box(1, 0, 2, 1)])
+    >>> label_points(t, np.array([0.5, 1.5, 3.0]), np.array([0.5, 0.5, 0.5])).tolist()
+    [0, 1, -1]
+    """
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValidationError(
+            f"lon and lat differ in length ({len(x)} vs {len(y)})", hint="pass one lon and one lat per point"
+        )
+    g = _grid(territories, level)
+    out = np.empty(len(x), dtype=np.int64)
+    if len(x) == 0:
+        return out
+    ny, nx = g.lut.shape
+    fx = (x - g.x0) / g.cell
+    fy = (y - g.y0) / g.cell
+    inside = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny)
+    ix = np.where(inside, fx, 0).astype(np.int64)
+    iy = np.where(inside, fy, 0).astype(np.int64)
+    lab = g.lut[iy, ix]
+    out[:] = lab
+    need = np.flatnonzero((lab == BOUNDARY) | ~inside | ~np.isfinite(x) | ~np.isfinite(y))
+    if len(need):
+        out[need] = _exact(territories, g, x[need], y[need])
+    return out

@@ -1,0 +1,137 @@
+"""Territories: territorial sea, states, user GeoJSON and point labelling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+
+from atalaya.core.errors import ValidationError
+from atalaya.geo.kernels import WGS84
+from atalaya.geo.territories import (
+    INTL,
+    label_points,
+    load_territories,
+    territories_from_geometries,
+)
+
+NM = 1852.0
+
+
+@pytest.fixture(scope="module")
+def terr():  # type: ignore[no-untyped-def]  # pytest fixture
+    return load_territories()
+
+
+def _ids(t, lab):  # type: ignore[no-untyped-def]
+    return [str(x) for x in t.id_of(np.asarray(lab))]
+
+
+def test_ids_levels_owners(terr) -> None:  # type: ignore[no-untyped-def]
+    assert len(terr.ids) == len(terr.names) == len(terr.levels) == len(terr.owners) == len(terr.geoms)
+    for cid in ("MEX", "USA", "BLZ", "GTM", "CUB"):
+        i = terr.index_of(cid)
+        assert terr.levels[i] == "country"
+        assert terr.owners[i] == cid
+    for sid, owner in (("MEX-SON", "MEX"), ("USA-AZ", "USA"), ("USA-TX", "USA"), ("MEX-CMX", "MEX")):
+        i = terr.index_of(sid)
+        assert terr.levels[i] == "state"
+        assert terr.owners[i] == owner
+    assert len(terr.level_indices("state")) == 112
+    assert set(terr.country_index()) >= {"MEX", "USA"}
+    with pytest.raises(KeyError):
+        terr.index_of("XXX")
+
+
+def _offshore(lon: float, lat: float, az: float, dist_nm: float) -> tuple[float, float]:
+    x, y, _ = WGS84.fwd(lon, lat, az, dist_nm * NM)
+    return float(x), float(y)
+
+
+def test_territorial_sea_mexico(terr) -> None:  # type: ignore[no-untyped-def]
+    # Coast of Veracruz near (-96.1, 19.2); open Gulf to the east. Find the coast point along the parallel.
+    mex = terr.geoms[terr.index_of("MEX")]
+    land = shapely.get_parts(mex)  # includes sea; use the admin-0 coast instead:
+    assert len(land) >= 1
+    from atalaya.geo.naturalearth import load_layer
+
+    mex_land = next(g for p, g in load_layer("admin0_region") if p["adm0_a3"] == "MEX")
+    coast = shapely.intersection(mex_land.boundary, shapely.LineString([(-97.0, 19.5), (-95.0, 19.5)]))
+    cx = max(p.x for p in shapely.get_parts(coast))
+    lon10, lat10 = _offshore(cx, 19.5, 90.0, 10.0)
+    lon14, lat14 = _offshore(cx, 19.5, 90.0, 14.0)
+    lab = label_points(terr, [lon10, lon14, -90.0, cx - 0.05], [lat10, lat14, 25.0, 19.5])
+    assert _ids(terr, lab) == ["MEX", "INTL", "INTL", "MEX"]
+
+
+def test_land_points(terr) -> None:  # type: ignore[no-untyped-def]
+    lon = np.array([-99.13, -95.37, -88.19, -90.51, -110.97, -111.89, -106.49])
+    lat = np.array([19.43, 29.76, 17.50, 14.63, 29.07, 33.45, 31.69])
+    assert _ids(terr, label_points(terr, lon, lat)) == ["MEX", "USA", "BLZ", "GTM", "MEX", "USA", "MEX"]
+    st = label_points(terr, lon, lat, level="state")
+    assert _ids(terr, st) == ["MEX-CMX", "USA-TX", "BLZ-BZ", "GTM-GU", "MEX-SON", "USA-AZ", "MEX-CHH"]
+
+
+def test_seas_do_not_cover_foreign_land(terr) -> None:  # type: ignore[no-untyped-def]
+    # Brownsville TX is within 12 nm of Mexican land but is US land.
+    assert _ids(terr, label_points(terr, [-97.45], [25.96])) == ["USA"]
+    # Countries at one level do not overlap (beyond slivers).
+    idx = terr.level_indices("country")
+    g = terr.geoms[idx]
+    a, b = shapely.STRtree(g).query(g, predicate="intersects")
+    for i, j in zip(a, b, strict=True):
+        if i < j:
+            assert shapely.intersection(g[i], g[j]).area < 1e-6
+
+
+def test_grid_matches_exact(terr) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-120, -75, 200_000)
+    y = rng.uniform(10, 35, 200_000)
+    for level in ("country", "state"):
+        fast = label_points(terr, x, y, level=level)
+        exact = np.full(len(x), INTL)
+        for i in terr.level_indices(level):
+            exact[shapely.contains_xy(terr.geoms[i], x, y)] = i
+        assert np.array_equal(fast, exact)
+
+
+def test_empty_and_bad_input(terr) -> None:  # type: ignore[no-untyped-def]
+    assert label_points(terr, np.array([]), np.array([])).shape == (0,)
+    with pytest.raises(ValidationError):
+        label_points(terr, [1.0, 2.0], [1.0])
+    assert label_points(terr, [np.nan], [10.0]).tolist() == [INTL]
+
+
+def test_user_territories(tmp_path: Path) -> None:
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": "ZONE-1", "name": "Zone 1", "level": "state", "owner": "MEX"},
+                "geometry": shapely.geometry.mapping(box(-100.0, 20.0, -99.0, 21.0)),
+            }
+        ],
+    }
+    p = tmp_path / "zones.geojson"
+    p.write_text(json.dumps(doc))
+    t = load_territories(extra=p)
+    i = t.index_of("ZONE-1")
+    assert t.owners[i] == "MEX"
+    assert t.levels[i] == "state"
+    bad = tmp_path / "bad.geojson"
+    doc["features"][0]["properties"] = {"id": "X"}  # type: ignore[index]  # constructed test document
+    bad.write_text(json.dumps(doc))
+    with pytest.raises(ValidationError, match="lacks properties"):
+        load_territories(extra=bad)
+
+
+def test_constructed() -> None:
+    t = territories_from_geometries(ids=["A", "B"], geoms=[box(0, 0, 1, 1), box(1, 0, 2, 1)])
+    lab = label_points(t, [0.5, 1.5, 2.5, 0.25], [0.5, 0.5, 0.5, 0.999])
+    assert lab.tolist() == [0, 1, -1, 0]
