@@ -22,7 +22,7 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ from atalaya.core.errors import AtalayaError, IngestError
 from atalaya.core.ids import float_bits, hash_columns, hash_strings, ids_to_arrow, new_run_id
 from atalaya.core.markings import Marking
 from atalaya.core.workspace import Workspace
-from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject
+from atalaya.ingest.base import ParsedBatch, Reader, ReadOptions, Reject
 from atalaya.ingest.dedupe import keep_mask
 from atalaya.ingest.registry import detect_format, get_reader
 from atalaya.ingest.validate import US_PER_DAY, Bounds, rejects_from, to_arrow
@@ -164,6 +164,8 @@ class Ingestor:
     """Accepted time range."""
     run_id: str = field(default_factory=new_run_id)
     """This run."""
+    readers: Mapping[str, Reader] = field(default_factory=dict)
+    """Extra or replacement readers by format name (plugins, test doubles); the registry serves the rest."""
 
     @property
     def lake(self) -> Lake:
@@ -193,6 +195,8 @@ class Ingestor:
         res = UnitResult(path=str(path), bytes=path.stat().st_size if path.exists() else 0)
         try:
             res.format = fmt or detect_format(path)
+            if res.format not in self.readers:
+                get_reader(res.format)  # fail early with the list of known formats
             res.source = _source_name(res.format, source)
             sha = file_sha256(path)
             prior = self.already_ingested(sha, res.format, res.source)
@@ -210,7 +214,7 @@ class Ingestor:
         return res
 
     def _run_unit(self, path: Path, sha: str, res: UnitResult, progress: ProgressFn | None) -> None:
-        reader = get_reader(res.format)
+        reader = self.readers.get(res.format) or get_reader(res.format)
         unit_id = new_run_id()
         writer = self.lake.writer(unit_id)
         qpath = writer.staging / "quarantine.jsonl"

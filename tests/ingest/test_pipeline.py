@@ -1,0 +1,223 @@
+"""The ingest pipeline: quarantine, idempotency, de-duplication, crash consistency — on both backends."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import select
+
+from atalaya.core.markings import Marking
+from atalaya.core.workspace import Workspace, init_workspace
+from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject
+from atalaya.ingest.pipeline import Ingestor, ingest_paths, reconcile
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+from atalaya.store.lake import Lake
+
+HEADER = "time,lon,lat,sensor,kind,ident,confidence\n"
+GOOD = [
+    "2026-03-02T01:00:00Z,-107.5,25.1,IR,thermal,,0.8\n",
+    "2026-03-02T02:00:00Z,-107.6,25.2,EO,vehicle,ABC123,0.7\n",
+    "2026-03-03T02:00:00Z,-107.7,25.3,EO,structure,,0.9\n",
+]
+
+
+def _csv(path: Path, rows: list[str]) -> Path:
+    path.write_text(HEADER + "".join(rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def ws(tmp_path: Path, db_url: str) -> Workspace:
+    return init_workspace(tmp_path / "ws", party="USA", db_url=db_url)
+
+
+def _count(ws: Workspace) -> int:
+    return int(Lake(ws.lake_dir).query("SELECT count(*) AS n FROM observations").column("n")[0].as_py())
+
+
+def test_bad_rows_are_quarantined_and_the_rest_ingested(ws: Workspace, tmp_path: Path) -> None:
+    bad = [
+        "2026-03-02T03:00:00Z,-107.6,nan,IR,thermal,,0.8\n",  # NaN latitude
+        "2026-03-02T03:00:00Z,-190.0,25.0,IR,thermal,,0.8\n",  # out of range
+        "1901-01-01T00:00:00Z,-107.0,25.0,IR,thermal,,0.8\n",  # out-of-range time
+        "2026-03-02T03:00:00Z,-107.0,25.0,IR,thermal,,1.7\n",  # confidence > 1
+        "2026-03-02T03:00:00Z,0,0,IR,thermal,,0.5\n",  # null island
+    ]
+    f = _csv(tmp_path / "det.csv", GOOD + bad)
+    s = ingest_paths(ws, [f])
+    t = s.totals()
+    assert t["accepted"] == 3
+    assert t["quarantined"] == 5
+    assert _count(ws) == 3
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(ks.quarantine.c.src_rec, ks.quarantine.c.reason)).all()
+    finally:
+        store.close()
+    by_line = {r[0]: r[1] for r in rows}
+    assert sorted(by_line) == [5, 6, 7, 8, 9]
+    assert "out of range" in by_line[6]
+    assert "1980" in by_line[7]
+    assert "confidence" in by_line[8]
+    assert "null island" in by_line[9]
+    # the quarantine file holds the same records
+    unit = s.units[0].unit_id
+    lines = (ws.quarantine_dir / f"{unit}.jsonl").read_text().splitlines()
+    assert len(lines) == 5 and all("reason" in json.loads(x) for x in lines)
+
+
+def test_reingest_is_idempotent(ws: Workspace, tmp_path: Path) -> None:
+    f = _csv(tmp_path / "det.csv", GOOD)
+    first = ingest_paths(ws, [f])
+    second = ingest_paths(ws, [f])
+    assert first.units[0].status == "ingested"
+    assert second.units[0].status == "skipped"
+    assert _count(ws) == 3
+
+
+def test_duplicates_within_and_across_files_are_skipped(ws: Workspace, tmp_path: Path) -> None:
+    a = _csv(tmp_path / "a.csv", [*GOOD, GOOD[0]])
+    b = _csv(tmp_path / "b.csv", [GOOD[1], "2026-03-04T02:00:00Z,-107.7,25.3,EO,structure,,0.9\n"])
+    s = ingest_paths(ws, [a, b])
+    assert [u.duplicates for u in s.units] == [1, 1]
+    assert [u.accepted for u in s.units] == [3, 1]
+    assert _count(ws) == 4
+    ids = Lake(ws.lake_dir).query("SELECT obs_id FROM observations").column("obs_id").to_pylist()
+    assert len(set(ids)) == 4
+
+
+def test_partitioned_by_day_and_source(ws: Workspace, tmp_path: Path) -> None:
+    f = _csv(tmp_path / "det.csv", GOOD)
+    ingest_paths(ws, [f], source="eo-feed")
+    parts = sorted(p.relative_to(ws.lake_dir / "observations").parent.as_posix() for p in Lake(ws.lake_dir).files())
+    assert parts == ["day=2026-03-02/source=eo-feed", "day=2026-03-03/source=eo-feed"]
+
+
+def test_marking_and_provenance_columns(ws: Workspace, tmp_path: Path) -> None:
+    f = _csv(tmp_path / "det.csv", GOOD)
+    mk = Marking.from_text("TLP:GREEN;REL:MEX,USA;ORIG:USA")
+    ingest_paths(ws, [f], marking=mk)
+    t = (
+        Lake(ws.lake_dir)
+        .query(
+            "SELECT marking::VARCHAR AS m, src_file::VARCHAR AS f, src_rec, format::VARCHAR AS fmt FROM observations "
+            "ORDER BY src_rec"
+        )
+        .to_pylist()
+    )
+    assert {r["m"] for r in t} == {mk.to_text()}
+    assert [r["src_rec"] for r in t] == [2, 3, 4]
+    assert {r["fmt"] for r in t} == {"csv"}
+    assert all(r["f"].endswith("det.csv") for r in t)
+
+
+class _ExplodingReader:
+    """A reader that yields one good batch, then fails like an interrupted process."""
+
+    name = "exploding"
+    extensions = (".boom",)
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        return 0.0
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        n = 10
+        yield ParsedBatch(
+            columns={
+                "time": np.full(n, 1_772_409_600_000_000, dtype=np.int64) + np.arange(n),
+                "lon": np.linspace(-107, -106, n),
+                "lat": np.linspace(25, 26, n),
+                "sensor": ["EO"] * n,
+                "kind": ["vehicle"] * n,
+                "src_rec": np.arange(1, n + 1),
+            },
+            rejects=[Reject(src_rec=11, reason="bad record", raw="x")],
+            records_read=11,
+        )
+        raise self.exc
+
+
+def _ingestor(ws: Workspace, store: KnowledgeStore, reader: _ExplodingReader) -> Ingestor:
+    return Ingestor(workspace=ws, store=store, marking=Marking(), readers={"exploding": reader})
+
+
+def test_interrupt_midway_leaves_stores_unchanged(ws: Workspace, tmp_path: Path) -> None:
+    f = _csv(tmp_path / "ok.csv", GOOD)
+    ingest_paths(ws, [f])
+    boom = tmp_path / "x.boom"
+    boom.write_text("payload")
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        ing = _ingestor(ws, store, _ExplodingReader(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):
+            ing.ingest_file(boom, fmt="exploding")
+        assert _count(ws) == 3
+        assert store.count(ks.ingest_units) == 1
+        assert store.count(ks.quarantine) == 0
+        # a failure inside a reader is reported, not raised, and also leaves nothing behind
+        from atalaya.core.errors import IngestError
+
+        res = _ingestor(ws, store, _ExplodingReader(IngestError("disk gone"))).ingest_file(boom, fmt="exploding")
+        assert res.status == "failed" and "disk gone" in res.error
+        assert _count(ws) == 3
+    finally:
+        store.close()
+    assert not any((ws.lake_dir / "_staging").iterdir())
+
+
+def test_crash_between_file_moves_and_marker_is_recovered(ws: Workspace, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from atalaya.model.observation import SCHEMA
+
+    lake = Lake(ws.lake_dir)
+    w = lake.writer("0" * 31 + "1")
+    empty = pa.Table.from_pylist([], schema=SCHEMA)
+    w.write(empty, np.zeros(0, dtype=np.int64), "x")
+    # simulate a partition file published without its commit marker
+    orphan = ws.lake_dir / "observations" / "day=2026-03-02" / "source=x" / f"part-{'0' * 31}1-0.parquet"
+    orphan.parent.mkdir(parents=True)
+    import pyarrow.parquet as pq
+
+    pq.write_table(empty, orphan)
+    report = lake.recover(ws.quarantine_dir)
+    assert report.orphan_files_removed == 1
+    assert not orphan.exists()
+
+
+def test_crash_between_lake_commit_and_store_record_is_reconciled(ws: Workspace, tmp_path: Path) -> None:
+    f = _csv(tmp_path / "det.csv", GOOD)
+    ingest_paths(ws, [f])
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        with store.begin() as conn:  # lose the store's record, as if the process died right after the lake commit
+            conn.execute(ks.quarantine.delete())
+            conn.execute(ks.ingest_units.delete())
+        assert reconcile(ws, store) == 1
+        assert store.count(ks.ingest_units) == 1
+        assert reconcile(ws, store) == 0
+    finally:
+        store.close()
+    # and the file is again recognised as already ingested
+    assert ingest_paths(ws, [f]).units[0].status == "skipped"
+
+
+def test_unknown_format_and_missing_path_say_what_to_do(ws: Workspace, tmp_path: Path) -> None:
+    from atalaya.core.errors import IngestError
+
+    weird = tmp_path / "weird.bin"
+    weird.write_bytes(b"\x00\x01\x02 nothing recognisable")
+    s = ingest_paths(ws, [weird])
+    assert s.units[0].status == "failed"
+    assert "--format" in s.units[0].error
+    with pytest.raises(IngestError, match="no such file"):
+        ingest_paths(ws, [tmp_path / "missing.csv"])

@@ -1,0 +1,107 @@
+"""The knowledge-store contract: the same tests on SQLite and on the real PostgreSQL server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from atalaya.core.errors import MigrationError, StoreError
+from atalaya.store.knowledge import KnowledgeStore, migrations, upsert
+from atalaya.store.knowledge import schema as ks
+
+
+def test_fresh_store_is_migrated_to_latest(store: KnowledgeStore) -> None:
+    assert store.schema_version() == migrations.LATEST
+    # re-opening applies nothing more
+    assert store.migrate() == []
+
+
+def test_migrations_are_recorded_once(db_url: str) -> None:
+    a = KnowledgeStore.open(db_url)
+    b = KnowledgeStore.open(db_url)
+    try:
+        with a.engine.connect() as conn:
+            rows = conn.execute(select(ks.schema_migrations.c.version)).all()
+        assert [r[0] for r in rows] == [m.version for m in migrations.MIGRATIONS]
+        assert b.schema_version() == migrations.LATEST
+    finally:
+        a.close()
+        b.close()
+
+
+def test_newer_schema_is_refused(store: KnowledgeStore) -> None:
+    with store.begin() as conn:
+        conn.execute(
+            ks.schema_migrations.insert().values(version=999, description="future", applied_at=datetime.now(UTC))
+        )
+    with pytest.raises(MigrationError, match="newer than this Atalaya"):
+        store.migrate()
+
+
+def test_upsert_inserts_then_updates(store: KnowledgeStore) -> None:
+    row = {"id": "site--a", "kind": "lab", "lon": -107.1, "lat": 25.2, "score": 0.5, "marking": "TLP:AMBER"}
+    with store.begin() as conn:
+        upsert(conn, ks.sites, [row], keys=["id"])
+        upsert(conn, ks.sites, [dict(row, score=0.9)], keys=["id"], update=["score"])
+    with store.engine.connect() as conn:
+        got = conn.execute(select(ks.sites.c.score, ks.sites.c.status)).all()
+    assert got == [(0.9, "suspected")]
+
+
+def test_upsert_many_rows_in_chunks(store: KnowledgeStore) -> None:
+    rows = [
+        {"id": f"t{i}", "time": datetime(2026, 3, 2, tzinfo=UTC), "from_account": "a", "to_account": "b",
+         "amount": float(i), "currency": "USD"}
+        for i in range(4000)
+    ]  # fmt: skip
+    with store.begin() as conn:
+        upsert(conn, ks.transactions, rows, keys=["id"])
+    assert store.count(ks.transactions) == 4000
+
+
+def test_json_and_timezone_round_trip(store: KnowledgeStore) -> None:
+    t = datetime(2026, 3, 2, 12, 30, tzinfo=UTC)
+    with store.begin() as conn:
+        conn.execute(
+            ks.entities.insert().values(
+                id="e1", schema="Person", caption="Juan", properties={"name": ["Juan Pérez"], "alias": ["El Flaco"]},
+                first_seen=t, provenance={"sources": ["police_reports"]},
+            )
+        )  # fmt: skip
+    with store.engine.connect() as conn:
+        r = conn.execute(select(ks.entities)).one()._mapping
+    assert r["properties"] == {"name": ["Juan Pérez"], "alias": ["El Flaco"]}
+    assert r["marking"] == "TLP:AMBER"
+    seen = r["first_seen"]
+    assert seen.replace(tzinfo=seen.tzinfo or UTC) == t
+
+
+def test_transaction_rolls_back_on_error(store: KnowledgeStore) -> None:
+    def failing_transaction() -> None:
+        with store.begin() as conn:
+            conn.execute(ks.parties.insert().values(id="USA", name="United States"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_transaction()
+    assert store.count(ks.parties) == 0
+
+
+def test_unique_ingest_file_constraint(store: KnowledgeStore) -> None:
+    now = datetime.now(UTC)
+    base = dict(run_id="r", path="f", sha256="0" * 64, format="csv", source="csv", started_at=now,
+                committed_at=now, records=1, accepted=1, quarantined=0, duplicates=0, bytes=1)  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(ks.ingest_units.insert().values(id="u1", **base))
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError), store.begin() as conn:
+        conn.execute(ks.ingest_units.insert().values(id="u2", **base))
+
+
+def test_unreachable_database_says_what_to_check() -> None:
+    with pytest.raises(StoreError, match="cannot reach") as ei:
+        KnowledgeStore.open("postgresql://nobody@127.0.0.1:1/none")
+    assert "URL" in (ei.value.hint or "")
