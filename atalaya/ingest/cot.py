@@ -223,15 +223,12 @@ _EVENT_END = re.compile(rb"</event>")
 _XML_DECL_ENC = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
-class _Utf8Recoder(io.RawIOBase):
+class _Utf8Recoder:
     """Wraps a UTF-16/32 byte stream and serves it as UTF-8 (so the byte splitter applies)."""
 
     def __init__(self, raw: IO[bytes], encoding: str) -> None:
         self._text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
         self._pending = b""
-
-    def readable(self) -> bool:
-        return True
 
     def read(self, size: int = -1) -> bytes:
         if size < 0:
@@ -282,7 +279,7 @@ class _Block:
     """Input bytes consumed."""
 
 
-def _segments(fh: IO[bytes], *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
+def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
     """Cut the byte stream into events, one :class:`_Block` per input block (vectorised)."""
     buf = b""
     base_line = 1  # line number at buf[0]
@@ -853,16 +850,16 @@ class CotReader:
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Stream CoT events from ``path`` as batches of observation columns."""
         with open_source(path) as raw_fh:
-            fh: IO[bytes] = raw_fh
+            fh: Any = raw_fh
             peek = getattr(raw_fh, "peek", None)  # every stream open_source returns has peek()
             head = peek(4096)[:4096] if peek is not None else b""
             encoding, recode = _detect_encoding(head)
             if recode:
-                fh = io.BufferedReader(_Utf8Recoder(raw_fh, encoding))
+                fh = _Utf8Recoder(raw_fh, encoding)
                 encoding = "utf-8"
             yield from self._batches(fh, encoding, options)
 
-    def _batches(self, fh: IO[bytes], encoding: str, options: ReadOptions) -> Iterator[ParsedBatch]:
+    def _batches(self, fh: Any, encoding: str, options: ReadOptions) -> Iterator[ParsedBatch]:
         parts: list[dict[str, Any]] = []
         rejects: list[Reject] = []
         rows = records = nbytes = 0

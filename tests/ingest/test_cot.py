@@ -1,0 +1,199 @@
+"""Tests for the Cursor-on-Target reader."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from atalaya.ingest.base import MAX_LINE_BYTES, ReadOptions, read_all
+from atalaya.ingest.cot import CotReader, cot_kind, parse_iso8601_us
+from atalaya.ingest.registry import detect_format, get_reader
+
+DATA = Path(__file__).parent / "data" / "cot"
+
+
+def event(
+    uid: str = "U-1",
+    *,
+    cot_type: str = "a-h-G-E-V-C",
+    time: str = "2024-05-01T12:00:00.000Z",
+    lat: str = "19.5",
+    lon: str = "-99.25",
+    hae: str = "2240",
+    ce: str = "12.5",
+    detail: str = "",
+) -> str:
+    return (
+        f'<event version="2.0" uid="{uid}" type="{cot_type}" time="{time}" start="{time}" stale="{time}" how="m-g">'
+        f'<point lat="{lat}" lon="{lon}" hae="{hae}" ce="{ce}" le="9999999"/><detail>{detail}</detail></event>'
+    )
+
+
+def read(tmp_path: Path, text: str | bytes, name: str = "x.cot", **kw: int) -> tuple[dict, list]:
+    p = tmp_path / name
+    p.write_bytes(text.encode() if isinstance(text, str) else text)
+    return read_all(CotReader(), p, ReadOptions(**kw))
+
+
+def test_atak_sample_maps_every_field() -> None:
+    cols, rejects = read_all(CotReader(), DATA / "atak_sample.cot")
+    assert rejects == []
+    assert cols["ident"] == ["ANDROID-589520ccfcd20f01"]
+    assert cols["ident_kind"] == ["cot_uid"]
+    assert cols["name"] == ["HALCON-2"]
+    assert cols["kind"] == ["person"]
+    assert cols["sensor"] == ["COT"]
+    assert cols["time"] == [parse_iso8601_us(["2024-05-01T17:41:02.331Z"])[0][0]]
+    assert cols["lat"] == [32.5149]
+    assert cols["lon"] == [-117.0382]
+    assert cols["alt_m"][0] == pytest.approx(40.2)
+    assert cols["pos_err_m"][0] == pytest.approx(9.9)
+    assert cols["speed_mps"][0] == pytest.approx(1.2)
+    assert cols["course_deg"][0] == pytest.approx(271.5)
+    assert cols["src_rec"] == [2]
+    assert '"type": "a-f-G-U-C"' in cols["attrs"][0]
+    assert '"how": "h-e"' in cols["attrs"][0]
+
+
+def test_registry_and_sniffing() -> None:
+    assert get_reader("cot").name == "cot"
+    assert detect_format(DATA / "atak_sample.cot") == "cot"
+
+
+@pytest.mark.parametrize(
+    ("wrap", "sep"),
+    [
+        ("{}", "\n"),  # bare events, one per line
+        ("<events>{}</events>", "\n"),  # enclosing root
+        ("{}", '\n<?xml version="1.0" encoding="UTF-8"?>\n'),  # declaration before each event
+        ("{}", ""),  # TAK TCP stream: back to back
+        ("{}", "\r\n\x00garbage\x07 \n"),  # junk between events
+    ],
+)
+def test_stream_shapes(tmp_path: Path, wrap: str, sep: str) -> None:
+    events = [event(f"U-{i}", lat=str(10 + i)) for i in range(50)]
+    cols, rejects = read(tmp_path, wrap.format(sep.join(events)))
+    assert rejects == []
+    assert cols["ident"] == [f"U-{i}" for i in range(50)]
+    assert cols["lat"] == [10.0 + i for i in range(50)]
+
+
+def test_unknown_markers_become_nan(tmp_path: Path) -> None:
+    cols, _ = read(tmp_path, event(hae="9999999.0", ce="9999999"))
+    assert np.isnan(cols["alt_m"][0])
+    assert np.isnan(cols["pos_err_m"][0])
+
+
+def test_kinds_from_type() -> None:
+    assert cot_kind("a-f-A-M-F-Q") == "aircraft"
+    assert cot_kind("a-h-G-E-V-C") == "vehicle"
+    assert cot_kind("a-u-S-X") == "vessel"
+    assert cot_kind("a-u-U") == "vessel"
+    assert cot_kind("a-f-G-U-C-I") == "person"
+    assert cot_kind("a-u-G") == "unknown"
+    assert cot_kind("b-m-p-s-p-i") == "unknown"
+
+
+def test_atalaya_extension(tmp_path: Path) -> None:
+    ext = '<__atalaya sensor="IR" kind="thermal" confidence="0.8" sortie="S-7" platform="MQ9-1"/>'
+    cols, rejects = read(tmp_path, event(detail=ext) + event("U-2", detail='<__atalaya sensor="BOGUS"/>'))
+    assert cols["sensor"] == ["IR"]
+    assert cols["kind"] == ["thermal"]
+    assert cols["confidence"][0] == pytest.approx(0.8)
+    assert cols["sortie_id"] == ["S-7"]
+    assert cols["platform_id"] == ["MQ9-1"]
+    assert len(rejects) == 1
+    assert "BOGUS" in rejects[0].reason
+
+
+def test_fast_path_and_parser_path_agree(tmp_path: Path) -> None:
+    fast = event(detail='<contact callsign="A B"/><track speed="3" course="90"/>')
+    slow = fast.replace('"', "'")  # single quotes force the lxml path
+    entity = fast.replace("A B", "A&amp;B")  # so does an entity
+    c1, r1 = read(tmp_path, fast, "a.cot")
+    c2, r2 = read(tmp_path, slow, "b.cot")
+    c3, r3 = read(tmp_path, entity, "c.cot")
+    assert r1 == r2 == r3 == []
+    assert np.isnan(c1.pop("confidence")[0])
+    assert np.isnan(c2.pop("confidence")[0])
+    assert c1 == c2
+    assert c1["speed_mps"] == [3.0]
+    assert c1["name"] == ["A B"]
+    assert c3["name"] == ["A&B"]
+
+
+def test_bad_input_corpus_keeps_good_records(tmp_path: Path) -> None:
+    good = [event(f"G-{i}") for i in range(6)]
+    lines = [
+        good[0],
+        event("B-1").replace("</detail>", ""),  # malformed: unclosed detail
+        good[1],
+        event("B-2", time="yesterday"),
+        good[2],
+        event("B-3", lat="nan"),
+        event("B-4", lat="91"),
+        event("B-5", lon="abc"),
+        good[3],
+        event("B-6").replace("</event>", ""),  # truncated: runs into the next event
+        good[4],
+        "x" * (MAX_LINE_BYTES + 10),  # absurdly long junk line
+        "<event " + "y" * (MAX_LINE_BYTES + 10),  # absurdly long event
+        good[5],
+        event("B-7")[:80],  # truncated file
+    ]
+    cols, rejects = read(tmp_path, "\n".join(lines))
+    assert cols["ident"] == [f"G-{i}" for i in range(6)]
+    assert [r.src_rec for r in rejects] == [2, 4, 6, 7, 8, 10, 13, 15]
+    reasons = [r.reason for r in rejects]
+    assert reasons[0].startswith("malformed XML")
+    assert "line 2" in reasons[0]
+    assert "bad time" in reasons[1]
+    assert reasons[2] == "lat nan outside [-90, 90]"
+    assert reasons[3] == "lat 91 outside [-90, 90]"
+    assert reasons[4].startswith("bad coordinates")
+    assert "unterminated" in reasons[5] or "malformed" in reasons[5]
+    assert "longer than" in reasons[6]
+    assert cols["src_rec"] == [1, 3, 5, 9, 11, 14]
+
+
+def test_missing_time_and_point(tmp_path: Path) -> None:
+    no_time = event().replace(' time="2024-05-01T12:00:00.000Z"', "")
+    no_point = '<event version="2.0" uid="P" type="a-u-G" time="2024-05-01T12:00:00Z"/>'
+    cols, rejects = read(tmp_path, no_time + "\n" + no_point + "\n" + event("OK"))
+    assert cols["ident"] == ["OK"]
+    assert [r.reason for r in rejects] == ["event has no time attribute", "event has no <point>"]
+
+
+def test_wrong_encoding(tmp_path: Path) -> None:
+    latin = event("E-1", detail='<contact callsign="NIÑO"/>').encode("latin-1")
+    cols, rejects = read(tmp_path, latin + b"\n" + event("OK").encode())
+    assert cols["ident"] == ["OK"]
+    assert len(rejects) == 1
+    assert "utf-8" in rejects[0].reason.lower()
+    declared = b'<?xml version="1.0" encoding="ISO-8859-1"?>\n' + latin
+    cols, rejects = read(tmp_path, declared, "l.cot")
+    assert rejects == []
+    assert cols["name"] == ["NIÑO"]
+    cols, rejects = read(tmp_path, event("W", detail='<contact callsign="NIÑO"/>').encode("utf-16"), "w.cot")
+    assert rejects == []
+    assert cols["name"] == ["NIÑO"]
+
+
+def test_block_boundaries_and_batches(tmp_path: Path) -> None:
+    events = "\n".join(event(f"U-{i}", lat=str(i % 80)) for i in range(5000))
+    p = tmp_path / "big.cot.gz"
+    p.write_bytes(gzip.compress(events.encode()))
+    total = 0
+    lines: list[int] = []
+    for batch in CotReader().read(p, ReadOptions(batch_rows=1000)):
+        total += len(batch)
+        lines.extend(batch.columns["src_rec"].tolist())
+    assert total == 5000
+    assert lines == list(range(1, 5001))
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    assert read(tmp_path, "") == ({}, [])
