@@ -11,7 +11,7 @@ from atalaya.core.errors import LogIntegrityError, StoreError, ValidationError
 from atalaya.store.translog.entries import canonical_json
 from atalaya.store.translog.log import TransparencyLog
 from atalaya.store.translog.merkle import MemoryTree, leaf_hash, verify_consistency, verify_inclusion
-from atalaya.store.translog.storage import DATA_NAME, INDEX_NAME, LogStorage, level_name
+from atalaya.store.translog.storage import DATA_NAME, INDEX_NAME, SYNCED_NAME, LogStorage, level_name
 
 
 def leaves(n: int, start: int = 0) -> list[bytes]:
@@ -133,6 +133,25 @@ def test_hash_levels_running_ahead_are_trimmed(tmp_path: Path) -> None:
         assert s.size == 10
         assert (tmp_path / level_name(0)).stat().st_size == 10 * 32
         s.verify()
+
+
+def test_stale_hashes_past_the_durable_watermark_are_rebuilt(tmp_path: Path) -> None:
+    """After a crash, level files past ``levels.synced`` may hold anything: they are rebuilt, not trusted."""
+    data = leaves(40)
+    with LogStorage.open(tmp_path) as s:
+        s.append_leaves(data)
+    (tmp_path / SYNCED_NAME).write_bytes((24).to_bytes(8, "big"))
+    for lv in range(3):
+        p = tmp_path / level_name(lv)
+        raw = bytearray(p.read_bytes())
+        at = (30 >> lv) * 32
+        raw[at : at + 32] = b"\x5a" * 32
+        p.write_bytes(bytes(raw))
+    with LogStorage.open(tmp_path) as s:
+        assert s.size == 40
+        assert s.root() == reference(data).root()
+        s.verify()
+    assert (tmp_path / SYNCED_NAME).read_bytes() == (40).to_bytes(8, "big")
 
 
 def test_edited_entry_is_detected_on_open(tmp_path: Path) -> None:

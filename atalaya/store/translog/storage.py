@@ -13,13 +13,15 @@ Files in the log directory::
 
 Commit protocol of :meth:`LogStorage.append_leaves` (one batch = one group
 commit): write the records and ``fsync`` ``entries.dat``; then write their
-offsets and ``fsync`` ``entries.idx``; then write the hashes of every level and
-``fsync`` those. The log size is the number of indexed records, so a crash at
-any point leaves either the old log or the new one after :meth:`LogStorage.open`
-recovers: it drops torn index slots and records past the last indexed one,
-trims hash files that run ahead, and rebuilds hashes that are missing from the
-leaves. A stored hash that disagrees with recomputation is corruption, not a
-torn write, and raises :class:`LogIntegrityError` (the open checks the newest
+offsets and ``fsync`` ``entries.idx`` (the commit point); then write the hashes
+of every level. Hashes are derived data: the level files are fsynced every
+``LEVEL_SYNC_EVERY`` entries and on close, and ``levels.synced`` records the size
+up to which they are durable. The log size is the number of indexed records, so
+a crash at any point leaves either the old log or the new one after
+:meth:`LogStorage.open` recovers: it drops torn index slots and records past the
+last indexed one, and rebuilds from the leaves every hash past the watermark.
+A stored hash below the watermark that disagrees with recomputation is
+corruption, not a torn write, and raises :class:`LogIntegrityError` (the open checks the newest
 ``TAIL_CHECK`` entries and nodes; :meth:`LogStorage.verify` checks everything).
 
 >>> import tempfile
@@ -51,6 +53,9 @@ from atalaya.store.translog import merkle
 DATA_NAME = "entries.dat"
 INDEX_NAME = "entries.idx"
 LOCK_NAME = "lock"
+SYNCED_NAME = "levels.synced"
+LEVEL_SYNC_EVERY = 1 << 16
+"""Hash levels are fsynced (and the watermark advanced) at least every this many entries, and on close."""
 TAIL_CHECK = 256
 """How many of the newest leaves (and nodes per level) :meth:`LogStorage.open` re-hashes."""
 MAX_LEAF = (1 << 32) - 1
@@ -91,6 +96,8 @@ class LogStorage:
         """Per level: the last hash when that level's count is odd (the left sibling still waiting for a pair)."""
         self._size = 0
         self._data_end = 0
+        self._synced = 0
+        """Log size up to which the hash level files are known durable (the watermark)."""
 
     # ------------------------------------------------------------------ open/close
     @classmethod
@@ -152,7 +159,9 @@ class LogStorage:
         self._data_end = self._record_end(n - 1) if n else 0
 
     def close(self) -> None:
-        """Release files and the writer lock."""
+        """Release files and the writer lock (fsyncing the hash levels first)."""
+        if self._lock_fd >= 0 and self._idx_fd >= 0 and self._synced != self._size:
+            self.sync_levels()
         for fd in (self._data_fd, self._idx_fd, *self._level_fds):
             if fd >= 0:
                 os.close(fd)
@@ -213,9 +222,27 @@ class LogStorage:
             os.ftruncate(self._idx_fd, n * 8)
         if data_size != self._data_end:
             os.ftruncate(self._data_fd, self._data_end)
+        raw = (self.directory / SYNCED_NAME).read_bytes() if (self.directory / SYNCED_NAME).exists() else b""
+        self._synced = min(int.from_bytes(raw, "big") if len(raw) == 8 else 0, n)
         self._recover_levels(n)
-        for fd in (self._data_fd, self._idx_fd, *self._level_fds):
+        for fd in (self._data_fd, self._idx_fd):
             os.fsync(fd)
+        self.sync_levels()
+
+    def sync_levels(self) -> None:
+        """Make the hash level files durable and advance the watermark to the current size."""
+        for fd in self._level_fds:
+            if fd >= 0:
+                os.fsync(fd)
+        tmp = self.directory / (SYNCED_NAME + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            os.write(fd, self._size.to_bytes(8, "big"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, self.directory / SYNCED_NAME)
+        self._synced = self._size
 
     def _level_fd(self, level: int) -> int:
         while len(self._level_fds) <= level:
@@ -231,8 +258,10 @@ class LogStorage:
             fd = self._level_fd(level)
             want = n >> level
             have = os.fstat(fd).st_size // _H
-            if os.fstat(fd).st_size != have * _H or have > want:
-                have = min(have, want)
+            # Hashes past the durable watermark may be stale after a crash: rebuild them, don't trust them.
+            trusted = min(have, want, self._synced >> level)
+            if os.fstat(fd).st_size != trusted * _H:
+                have = trusted
                 os.ftruncate(fd, have * _H)
             # Check the newest stored hashes against recomputation.
             lo = max(0, have - TAIL_CHECK)
@@ -402,7 +431,8 @@ class LogStorage:
                     raise LogIntegrityError(f"internal: no left sibling at level {level}")
                 h = node(left, h)
                 level += 1
-        # Commit: data, then index, then hashes.
+        # Commit: data, then index (the commit point), then hashes (derived data, fsynced in
+        # larger groups: recovery rebuilds whatever lies past the durable watermark).
         os.pwrite(self._data_fd, b"".join(parts), self._data_end)
         os.fsync(self._data_fd)
         os.pwrite(self._idx_fd, struct.pack(f">{len(offsets)}Q", *offsets), first * 8)
@@ -410,13 +440,12 @@ class LogStorage:
         for level in range(top):
             if new[level]:
                 os.pwrite(self._level_fds[level], b"".join(new[level]), self._counts[level] * _H)
-        for level in range(top):
-            if new[level]:
-                os.fsync(self._level_fds[level])
         self._counts[:top] = counts[:top]
         self._pending[:top] = pending[:top]
         self._size = n
         self._data_end = pos
+        if n - self._synced >= LEVEL_SYNC_EVERY:
+            self.sync_levels()
         return range(first, n)
 
     # ------------------------------------------------------------------ audit
