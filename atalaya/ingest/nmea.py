@@ -63,14 +63,15 @@ _VALID = codec.VALID_ARMOUR
 _MS_THRESHOLD = 100_000_000_000
 """Epoch integers at or above this are milliseconds (1e11 s is in the year 5138)."""
 
-_DICT_TYPE = pa.dictionary(pa.int32(), pa.string())
+_PAD = np.full(64, 48, dtype=np.uint8)
+"""Armour zeros appended after the payload bytes of a chunk."""
 
 
 class NmeaReader:
     """Reader for AIS NMEA 0183 logs (see module docstring)."""
 
-    name = "nmea"
-    extensions = (".nmea", ".ais", ".txt", ".log")
+    name: str = "nmea"
+    extensions: tuple[str, ...] = (".nmea", ".ais", ".txt", ".log")
 
     def sniff(self, head: bytes, path: Path) -> float:
         """Share of the first lines that carry a ``VDM``/``VDO`` sentence, mapped to a confidence."""
@@ -386,31 +387,44 @@ def _first_at_or_after(sorted_pos: I64, start: I64, end: I64) -> tuple[I64, BOOL
 
 
 def _parse_epochs(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
-    """Parse ``arr[a:b]`` as epoch numbers (seconds with optional fraction, or integer ms) → µs."""
-    width = 20
-    n = a.shape[0]
+    """Parse ``arr[a:b]`` as epoch numbers (seconds with optional fraction, or integer ms) → µs.
+
+    Rows are grouped by (length, position of the dot), usually one or two groups, so each group
+    is a small matrix product with powers of ten.
+    """
+    n = a.size
+    us = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
     length = b - a
-    ok = (length >= 1) & (length <= width)
+    fits = np.flatnonzero((length >= 1) & (length <= 20))
+    if fits.size == 0:
+        return us, ok
+    width = int(length[fits].max())
     j = np.arange(width, dtype=np.int64)
-    d = arr[np.minimum(a[:, None] + j[None, :], arr.size - 1)].astype(np.int64)
-    valid = j[None, :] < length[:, None]
-    isdig = (d >= 48) & (d <= 57)
-    isdot = (d == 46) & valid
-    ok &= (valid <= (isdig | isdot)).all(axis=1) & (isdot.sum(axis=1) <= 1) & isdig[:, 0]
-    has_dot = isdot.any(axis=1)
-    dp = np.where(has_dot, isdot.argmax(axis=1), length)
-    ok &= dp <= 16
-    whole = np.zeros(n, dtype=np.int64)
-    frac = np.zeros(n, dtype=np.int64)
-    dv = d - 48
-    for k in range(width):
-        take_w = valid[:, k] & (k < dp) & ok
-        whole = np.where(take_w, whole * 10 + dv[:, k], whole)
-        pos = k - dp - 1
-        take_f = valid[:, k] & (pos >= 0) & (pos < 6) & ok
-        frac = np.where(take_f, frac + dv[:, k] * 10 ** np.clip(5 - pos, 0, 5), frac)
-    ms = ~has_dot & (whole >= _MS_THRESHOLD)
-    us = np.where(ms, whole * 1000, whole * 1_000_000 + frac)
+    d = arr[np.minimum(a[fits, None] + j[None, :], arr.size - 1)]
+    isdot = (d == 46) & (j[None, :] < length[fits, None])
+    dp = np.where(isdot.any(axis=1), isdot.argmax(axis=1), length[fits])
+    key = length[fits] * 32 + dp
+    groups = [int(key[0])] if key.min() == key.max() else np.unique(key).tolist()
+    for k in groups:
+        sel = np.flatnonzero(key == k) if len(groups) > 1 else np.arange(fits.size)
+        ln, p = k // 32, k % 32
+        sub = d[sel, :ln].astype(np.int64) - 48
+        digit_cols = np.ones(ln, dtype=bool)
+        if p < ln:
+            digit_cols[p] = False
+        good = ((sub[:, digit_cols] >= 0) & (sub[:, digit_cols] <= 9)).all(axis=1) & (p >= 1) & (p <= 16)
+        if p > 16 or p < 1:
+            continue
+        whole = sub[:, :p] @ (10 ** np.arange(p - 1, -1, -1, dtype=np.int64))
+        nf = min(6, max(0, ln - p - 1))
+        frac = sub[:, p + 1 : p + 1 + nf] @ (10 ** np.arange(5, 5 - nf, -1, dtype=np.int64)) if nf else 0
+        # an integer this large is milliseconds; otherwise seconds with an optional fraction
+        ms = (whole >= _MS_THRESHOLD) & (p == ln)
+        val = np.where(ms, whole * 1000, whole * 1_000_000 + frac)
+        rows = fits[sel]
+        us[rows] = np.where(good, val, 0)
+        ok[rows] = good
     return us, ok
 
 
@@ -477,9 +491,14 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     cm = [commas[np.minimum(ci + k, commas.size - 1)] for k in range(7)]
     fast &= (ci + 5 < commas.size) & (cm[0] == bang + 6) & (cm[5] < star)
     fast &= (ci + 6 >= commas.size) | (cm[6] > star)
-    single = (cm[1] == cm[0] + 2) & (at(cm[0] + 1) == 49) & (cm[2] == cm[1] + 2) & (at(cm[1] + 1) == 49)
+    cnt_v = at(cm[0] + 1).astype(np.int64) - 48
+    num_v = at(cm[1] + 1).astype(np.int64) - 48
+    fast &= (cm[1] == cm[0] + 2) & (cm[2] == cm[1] + 2) & (num_v >= 1) & (num_v <= cnt_v) & (cnt_v <= 9)
+    seq_c = at(cm[2] + 1)
+    fast &= (cm[3] == cm[2] + 1) | ((cm[3] == cm[2] + 2) & (seq_c >= 48) & (seq_c <= 57))
+    single = cnt_v == 1
     fill_c = at(cm[5] + 1).astype(np.int64) - 48
-    fast &= single & (cm[5] + 2 == star) & (fill_c >= 0) & (fill_c <= 5)
+    fast &= (cm[5] + 2 == star) & (fill_c >= 0) & (fill_c <= 5)
     # checksum (cumulative XOR: xor of arr[a:b] = cx[b-1] ^ cx[a-1])
     cx = np.bitwise_xor.accumulate(arr) if arr.size else arr
     got = _HEX[at(star + 1)].astype(np.int64) * 16 + _HEX[at(star + 2)]
@@ -537,10 +556,21 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     rej(bi, [f"bad NMEA checksum: got {got[i]:02X}, computed {want[i]:02X}" for i in bi.tolist()])
     fast &= ~badsum
     # per-line path for everything else
-    slow = np.flatnonzero(~fast & ~blank & ~toolong & ~badsum)
+    slow = ~fast & ~blank & ~toolong & ~badsum
+    multi = fast & ~single
     slow_msgs: list[_Msg] = []
-    for i in slow.tolist():
+    for i in np.flatnonzero(slow | multi).tolist():
         raw = chunk[s[i] : e[i]]
+        if multi[i]:
+            c2, c3, c4, c5 = int(cm[2][i]), int(cm[3][i]), int(cm[4][i]), int(cm[5][i])
+            ln = int(lines[i])
+            tm = int(time_us[i]) if has_time[i] else None
+            part = _Part(line=ln, time_us=tm, payload=chunk[c4 + 1 : c5], fill=int(fill_c[i]), raw=raw)
+            msg, broken = state.add((chunk[c2 + 1 : c3], chunk[c3 + 1 : c4]), int(cnt_v[i]), int(num_v[i]), part)
+            rejects.extend(broken)
+            if msg is not None:
+                slow_msgs.append(msg)
+            continue
         res = _parse_line(raw) if not nonascii[i] else "undecodable bytes: the line is not ASCII text"
         if res is None:
             continue
@@ -558,7 +588,7 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
             slow_msgs.append(msg)
     if n:
         rejects.extend(state.flush(int(lines[-1]) - MAX_PENDING_LINES))
-    fi = np.flatnonzero(fast)
+    fi = np.flatnonzero(fast & single)
     msgs = _Msgs(
         line=lines[fi],
         time_us=time_us[fi],
@@ -567,12 +597,12 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
         length=cm[5][fi] - cm[4][fi] - 1,
         fill=fill_c[fi],
     )
-    big = arr
+    blob = b"".join(m.payload for m in slow_msgs)
+    # payloads of the per-line path follow the chunk; a valid-armour pad lets fixed windows run past the end
+    big = np.concatenate([arr, np.frombuffer(blob, dtype=np.uint8), _PAD])
     if slow_msgs:
-        blob = b"".join(m.payload for m in slow_msgs)
         lens = np.array([len(m.payload) for m in slow_msgs], dtype=np.int64)
         offs = arr.size + np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
-        big = np.concatenate([arr, np.frombuffer(blob, dtype=np.uint8)])
         msgs = _Msgs(
             line=np.concatenate([msgs.line, [m.line for m in slow_msgs]]).astype(np.int64),
             time_us=np.concatenate([msgs.time_us, [m.time_us or 0 for m in slow_msgs]]).astype(np.int64),
@@ -603,10 +633,13 @@ def _raw_lookup(chunk: bytes, lines: I64, s: I64, e: I64, first_line: int) -> An
 
 
 def _matrix(big: U8, start: I64, length: I64, width: int) -> U8:
-    j = np.arange(width, dtype=np.int64)
-    idx = np.minimum(start[:, None] + j[None, :], big.size - 1)
-    m: U8 = _LUT[big[idx]]
-    m[j[None, :] >= length[:, None]] = 0
+    """6-bit values of ``width`` payload characters per row; ``big`` must end with ``width`` spare bytes."""
+    rows = np.lib.stride_tricks.sliding_window_view(big, width)[start]
+    m: U8 = _LUT[rows]
+    short = np.flatnonzero(length < width)
+    if short.size:
+        j = np.arange(width, dtype=np.int64)
+        m[short] = np.where(j[None, :] >= length[short, None], 0, m[short])
     return m
 
 
@@ -706,12 +739,14 @@ def _decode_messages(big: U8, msgs: _Msgs, state: _State, rejects: list[Reject],
     # armouring: any character outside the 64 in the payload
     invalid = (_LUT[big] == 255).view(np.uint8)
     empty = msgs.length <= 0
+    # payloads do not overlap: in order of start, [start, end) pairs are monotone, so reduceat is O(bytes)
+    by_start = np.argsort(msgs.start, kind="stable")
     idx = np.empty(2 * nmsg, dtype=np.int64)
-    idx[0::2] = np.minimum(msgs.start, big.size - 1)
-    idx[1::2] = np.minimum(msgs.start + msgs.length, big.size - 1)
-    seg = np.bitwise_or.reduceat(invalid, idx)[0::2].astype(bool)
-    tail_last = (msgs.start + msgs.length == big.size) & (invalid[-1] == 1)
-    badarm = ~empty & (seg | tail_last)
+    idx[0::2] = np.minimum(msgs.start[by_start], big.size - 1)
+    idx[1::2] = np.minimum(msgs.start[by_start] + msgs.length[by_start], big.size - 1)
+    seg = np.empty(nmsg, dtype=bool)
+    seg[by_start] = np.bitwise_or.reduceat(invalid, idx)[0::2].astype(bool)
+    badarm = ~empty & seg
     rej(np.flatnonzero(empty), "empty AIS payload")
     rej(np.flatnonzero(badarm), "bad payload armouring: character outside the AIS 6-bit set")
     good = ~empty & ~badarm

@@ -1,0 +1,111 @@
+"""Benchmark: NmeaReader vs a plain pyais decode loop over the same AIS NMEA file.
+
+Generates ``--n`` sentences (types 1/3/18 with tag blocks, about 1 in 20 a
+two-sentence type 5) into a temporary file, then times both in the same run.
+
+    .venv/bin/python bench/bench_nmea.py --n 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from atalaya.ingest import ais_codec as codec
+from atalaya.ingest.base import ReadOptions
+from atalaya.ingest.nmea import NmeaReader
+
+
+def generate(path: Path, n: int, seed: int = 7) -> int:
+    """Write about ``n`` sentences; return the number of AIS messages written."""
+    rng = np.random.default_rng(seed)
+    n_static = n // 40  # each is two sentences → ~5 % of lines
+    n_pos = n - 2 * n_static
+    fleet = rng.integers(200_000_000, 775_999_999, size=5000)
+    types = rng.choice([1, 3, 18], size=n_pos, p=[0.6, 0.15, 0.25])
+    mmsi = fleet[rng.integers(0, fleet.size, size=n_pos)]
+    payload = [b""] * n_pos
+    for t in (1, 3, 18):
+        sel = np.flatnonzero(types == t)
+        enc = codec.encode_positions(
+            t,
+            codec.PositionFields(
+                mmsi=mmsi[sel],
+                lon=rng.uniform(-120, -85, sel.size),
+                lat=rng.uniform(10, 32, sel.size),
+                sog_knots=rng.uniform(0, 30, sel.size),
+                cog_deg=rng.uniform(0, 359.9, sel.size),
+                heading=rng.integers(0, 360, sel.size),
+                status=0,
+                second=rng.integers(0, 60, sel.size),
+            ),
+        )
+        for i, (p, _) in zip(sel.tolist(), enc, strict=True):
+            payload[i] = p
+    statics = codec.encode_static(fleet[:n_static].tolist(), [f"VESSEL {i}" for i in range(n_static)])
+    static_at = set(np.linspace(0, n_pos, n_static, endpoint=False).astype(int).tolist())
+    t0 = 1_700_000_000
+    k = 0
+    with open(path, "w") as fh:
+        for i in range(n_pos):
+            if i in static_at and k < len(statics):
+                p, fill = statics[k]
+                tb = codec.tag_block(time_s=t0 + i // 10, station="bench")
+                for s in codec.sentences(p, fill, seq_id=k % 10, channel="B"):
+                    fh.write(f"{tb}{s}\n")
+                k += 1
+            tb = codec.tag_block(time_s=t0 + i // 10, station="bench")
+            fh.write(f"{tb}{codec.sentences(payload[i], 0, channel='A')[0]}\n")
+    return n_pos + k
+
+
+def run_atalaya(path: Path) -> tuple[float, int, int]:
+    t = time.perf_counter()
+    rows = rejects = 0
+    for b in NmeaReader().read(path, ReadOptions()):
+        rows += len(b)
+        rejects += len(b.rejects)
+    return time.perf_counter() - t, rows, rejects
+
+
+def run_pyais(path: Path) -> tuple[float, int]:
+    from pyais.stream import FileReaderStream
+
+    t = time.perf_counter()
+    n = 0
+    for msg in FileReaderStream(str(path)):
+        msg.decode()
+        n += 1
+    return time.perf_counter() - t, n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--n", type=int, default=1_000_000, help="sentences to generate")
+    ap.add_argument("--skip-pyais", action="store_true")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "bench.nmea"
+        t = time.perf_counter()
+        msgs = generate(path, args.n)
+        size = path.stat().st_size
+        print(f"generated {msgs:,} messages ({size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s")
+        ta, rows, rej = run_atalaya(path)
+        rss_a = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(
+            f"atalaya NmeaReader: {ta:.2f}s  {msgs / ta:,.0f} msgs/s  rows={rows:,} rejects={rej}"
+            f"  peak RSS {rss_a:.0f} MiB"
+        )
+        if not args.skip_pyais:
+            tp, np_ = run_pyais(path)
+            print(f"pyais decode loop : {tp:.2f}s  {np_ / tp:,.0f} msgs/s  messages={np_:,}")
+            print(f"ratio (atalaya / pyais msgs/s): {(msgs / ta) / (np_ / tp):.1f}x")
+
+
+if __name__ == "__main__":
+    main()
