@@ -399,19 +399,40 @@ def label_points(territories: Territories, lon: Any, lat: Any, level: str = "cou
         raise ValidationError(
             f"lon and lat differ in length ({len(x)} vs {len(y)})", hint="pass one lon and one lat per point"
         )
+    lab, _ = label_points_cells(territories, x, y, level)
+    return lab
+
+
+def label_points_cells(
+    territories: Territories, x: FloatArray, y: FloatArray, level: str = "country"
+) -> tuple[IntArray, IntArray]:
+    """Labels as :func:`label_points` plus each point's lookup-grid cell (``iy * nx + ix``; -1 = not a pure cell).
+
+    Two points in the same or side-adjacent pure cells are joined by a segment
+    that crosses no boundary of the level (accounting uses this to skip exact
+    crossing tests).
+    """
     g = _grid(territories, level)
-    out = np.empty(len(x), dtype=np.int64)
-    if len(x) == 0:
-        return out
+    n = len(x)
+    out = np.empty(n, dtype=np.int64)
+    cells = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return out, cells
     ny, nx = g.lut.shape
     fx = (x - g.x0) / g.cell
     fy = (y - g.y0) / g.cell
     inside = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny)
-    ix = np.where(inside, fx, 0).astype(np.int64)
-    iy = np.where(inside, fy, 0).astype(np.int64)
-    lab = g.lut[iy, ix]
+    flat = np.where(inside, fy, 0).astype(np.int64) * nx + np.where(inside, fx, 0).astype(np.int64)
+    lab = g.lut.ravel()[flat]
     out[:] = lab
-    need = np.flatnonzero((lab == BOUNDARY) | ~inside | ~np.isfinite(x) | ~np.isfinite(y))
+    pure = inside & (lab != BOUNDARY)
+    cells[pure] = flat[pure]
+    need = np.flatnonzero(~pure)
     if len(need):
         out[need] = _exact(territories, g, x[need], y[need])
-    return out
+    return out, cells
+
+
+def grid_width(territories: Territories, level: str = "country") -> int:
+    """Number of columns of the lookup grid of ``level`` (to decode cells of :func:`label_points_cells`)."""
+    return int(_grid(territories, level).lut.shape[1])
