@@ -745,8 +745,10 @@ class _Builder:
                     )
                 site_ids: list[str] = []
                 for sk in _CELL_SITES[kind]:
-                    mine = sites[sk][k :: spec.cells_per_kind]
-                    site_ids.extend(s.site_id for s in mine)
+                    pool = sites[sk]
+                    if sk == "stash_house":  # stash houses alternate between transport and enforcement
+                        pool = pool[(0 if kind == "transport" else 1) :: 2]
+                    site_ids.extend(s.site_id for s in pool[k :: spec.cells_per_kind])
                 cells.append((cell_id, kind, lt, members, sorted(site_ids)))
         brokers: list[Person] = []
         for _ in range(self._randint(*spec.brokers)):
