@@ -48,6 +48,9 @@ STATIC_TYPES = (5, 24)
 NEED_BITS = {1: 137, 2: 137, 3: 137, 4: 134, 5: 232, 18: 133, 19: 263, 21: 219, 24: 40, 27: 94}
 """Bits a payload of each type must carry for the fields read here."""
 
+SLICE_BYTES = 2 << 20
+"""Bytes of whole lines decoded at once: large enough to amortise numpy calls, small enough for the cache."""
+
 MAX_PENDING_LINES = 1000
 """A multi-sentence message not complete this many lines after its first part is orphaned."""
 
@@ -82,22 +85,46 @@ class NmeaReader:
         return 1.0 if hits * 2 >= len(lines) else (0.6 if hits else 0.0)
 
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
-        """Stream the file in chunks of whole lines; one batch per chunk."""
+        """Stream the file: decode slices of whole lines, yield batches of about ``batch_rows`` rows."""
         from atalaya.ingest.base import open_source
 
         state = _State(reference_time_us=options.reference_time_us)
-        chunk_bytes = max(1 << 16, min(options.batch_rows * 80, 32 << 20))
+        slice_bytes = max(1 << 16, min(options.batch_rows * 80, SLICE_BYTES))
+        pending: list[ParsedBatch] = []
+        rows = 0
         with open_source(path) as fh:
-            for chunk, first_line, pre in _chunks(fh, chunk_bytes):
+            for chunk, first_line, pre in _chunks(fh, slice_bytes):
                 batch = _decode_chunk(chunk, first_line, state) if chunk else _empty_batch()
                 batch.rejects[:0] = pre
                 batch.records_read += len(pre)
                 batch.bytes_read += len(chunk)
-                yield batch
+                pending.append(batch)
+                rows += len(batch)
+                if rows >= options.batch_rows:
+                    yield _merge(pending)
+                    pending, rows = [], 0
         tail = _empty_batch()
         tail.rejects.extend(state.flush(None))
-        if tail.rejects:
-            yield tail
+        pending.append(tail)
+        merged = _merge(pending)
+        if len(merged) or merged.rejects or merged.records_read:
+            yield merged
+
+
+def _merge(batches: list[ParsedBatch]) -> ParsedBatch:
+    """One batch from consecutive batches (columns concatenated in order)."""
+    if len(batches) == 1:
+        return batches[0]
+    columns: dict[str, Any] = {}
+    for k, v in batches[0].columns.items():
+        parts = [b.columns[k] for b in batches]
+        columns[k] = np.concatenate(parts) if isinstance(v, np.ndarray) else pa.concat_arrays(parts)
+    return ParsedBatch(
+        columns=columns,
+        rejects=[r for b in batches for r in b.rejects],
+        records_read=sum(b.records_read for b in batches),
+        bytes_read=sum(b.bytes_read for b in batches),
+    )
 
 
 # --------------------------------------------------------------------------- streaming
@@ -921,19 +948,22 @@ def _attrs(mtype: I64, status: I64, heading: I64) -> pa.Array:
 
 
 def _empty_columns() -> dict[str, Any]:
+    def dict_col(values: list[str]) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(np.zeros(0, dtype=np.int32), pa.array(values))
+
     return {
         "time": np.zeros(0, dtype=np.int64),
         "lon": np.zeros(0),
         "lat": np.zeros(0),
         "speed_mps": np.zeros(0, dtype=np.float32),
         "course_deg": np.zeros(0, dtype=np.float32),
-        "sensor": [],
-        "kind": [],
-        "ident": [],
-        "ident_kind": [],
-        "name": [],
+        "sensor": dict_col(["AIS"]),
+        "kind": dict_col(["vessel", "structure"]),
+        "ident": pa.array([], type=pa.string()),
+        "ident_kind": dict_col(["mmsi"]),
+        "name": pa.array([], type=pa.string()),
         "src_rec": np.zeros(0, dtype=np.int64),
-        "attrs": [],
+        "attrs": pa.array([], type=pa.string()),
     }
 
 
