@@ -433,6 +433,15 @@ def label_points_cells(
     return out, cells
 
 
+def cells_pure(territories: Territories, cells: IntArray, level: str = "country") -> npt.NDArray[np.bool_]:
+    """Whether grid cells (flat indices from :func:`label_points_cells`, -1 allowed) are crossed by no boundary."""
+    lut = _grid(territories, level).lut.ravel()
+    ok = cells >= 0
+    out = np.zeros(len(cells), dtype=bool)
+    out[ok] = lut[cells[ok]] != BOUNDARY
+    return out
+
+
 def grid_width(territories: Territories, level: str = "country") -> int:
     """Number of columns of the lookup grid of ``level`` (to decode cells of :func:`label_points_cells`)."""
     return int(_grid(territories, level).lut.shape[1])

@@ -47,7 +47,7 @@ import shapely
 
 from atalaya.core.errors import ValidationError
 from atalaya.geo.kernels import aeqd_forward, aeqd_inverse, geodesic_distance
-from atalaya.geo.territories import Territories, grid_width, label_points, label_points_cells
+from atalaya.geo.territories import Territories, cells_pure, grid_width, label_points, label_points_cells
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -194,8 +194,13 @@ def _pieces(
     lab, cells = label_points_cells(t, lon, lat, level)
     nx = max(grid_width(t, level), 1)
     cs, ce = cells[s], cells[e]
-    dxy = np.abs(cs % nx - ce % nx) + np.abs(cs // nx - ce // nx)
-    safe = (cs >= 0) & (ce >= 0) & (dxy <= 1) & (lab[s] == lab[e])
+    xs, ys, xe, ye = cs % nx, cs // nx, ce % nx, ce // nx
+    near = (np.abs(xs - xe) <= 1) & (np.abs(ys - ye) <= 1)
+    # Within a 2×2 block of boundary-free cells the straight segment crosses no boundary.
+    diag = near & (xs != xe) & (ys != ye)
+    corner = np.ones(len(s), dtype=bool)
+    corner[diag] = cells_pure(t, ys[diag] * nx + xe[diag], level) & cells_pure(t, ye[diag] * nx + xs[diag], level)
+    safe = (cs >= 0) & (ce >= 0) & near & corner & (lab[s] == lab[e])
     cand = np.flatnonzero(~safe & (s != e))
     k, f = _crossings(t, level, lon, lat, s[cand], e[cand])
     # Each candidate segment: fractions 0, crossings…, 1 → pieces between consecutive fractions.
@@ -287,10 +292,11 @@ def _max_depth(
     todo = inside & (brk | run_end)
     for step in (*DEPTH_STEPS_KM, 0.0):
         if step > 0:
-            bucket = np.floor(cum_km / step)
-            newb = np.ones(n, dtype=bool)
+            open_ = np.flatnonzero(inside & ~done)
+            bucket = np.floor(cum_km[open_] / step)
+            newb = np.ones(len(open_), dtype=bool)
             newb[1:] = bucket[1:] != bucket[:-1]
-            todo |= newb & inside
+            todo[open_[newb]] = True
         else:
             todo = inside
         todo &= ~done
@@ -304,16 +310,25 @@ def _max_depth(
         ar = np.arange(n)
         prev = np.maximum.accumulate(np.where(meas, ar, -1))
         nxt = np.minimum.accumulate(np.where(meas, ar, n)[::-1])[::-1]
+        # Bound from the nearest measured fix before and after in the same run: depth is 1-Lipschitz in
+        # geodesic distance (the straight distance is tighter than the along-track one).
         ub = np.full(n, np.inf)
-        okp = (prev >= 0) & (run[np.maximum(prev, 0)] == run)
-        ub[okp] = depth[prev[okp]] + (cum_km[okp] - cum_km[prev[okp]])
-        okn = (nxt < n) & (run[np.minimum(nxt, n - 1)] == run)
-        ub[okn] = np.minimum(ub[okn], depth[nxt[okn]] + (cum_km[nxt[okn]] - cum_km[okn]))
-        gu, gi = np.unique(group, return_inverse=True)
+        open_ = np.flatnonzero(inside & ~done)
+        pv, nv = prev[open_], nxt[open_]
+        okp = (pv >= 0) & (run[np.maximum(pv, 0)] == run[open_])
+        i, j = open_[okp], pv[okp]
+        ub[i] = depth[j] + geodesic_distance(lon[i], lat[i], lon[j], lat[j]) / 1000.0
+        okn = (nv < n) & (run[np.minimum(nv, n - 1)] == run[open_])
+        i, j = open_[okn], nv[okn]
+        ub[i] = np.minimum(ub[i], depth[j] + geodesic_distance(lon[i], lat[i], lon[j], lat[j]) / 1000.0)
+        # Best measured depth per group (track, territory): runs are contiguous, groups are few.
+        rstart = np.flatnonzero(brk)
+        run_best = np.maximum.reduceat(np.where(meas, depth, -np.inf), rstart)
+        gu, gi = np.unique(group[rstart], return_inverse=True)
         best = np.full(len(gu), -np.inf)
-        np.maximum.at(best, gi[meas], depth[meas])
+        np.maximum.at(best, gi, run_best)
         # Fixes that cannot beat their group's best are settled.
-        done |= inside & (ub <= best[gi])
+        done[open_] |= ub[open_] <= best[gi[run[open_]]]
         todo = np.zeros(n, dtype=bool)
     return depth
 
