@@ -913,10 +913,11 @@ def _names_for(
         named = np.array([bool(x) for x in s_names], dtype=bool)
         base = len(name_list)
         name_list.extend(s_names)
-        ev_mmsi = np.concatenate([s_mmsi[named], mmsi])
-        ev_line = np.concatenate([s_line[named], line])
-        ev_name = np.concatenate([base + np.flatnonzero(named), np.full(mmsi.size, -1)])
-        ev_row = np.concatenate([np.full(int(named.sum()), -1), np.arange(mmsi.size)])
+        rows = np.flatnonzero(np.isin(mmsi, s_mmsi[named]))  # only rows a static of this slice can name
+        ev_mmsi = np.concatenate([s_mmsi[named], mmsi[rows]])
+        ev_line = np.concatenate([s_line[named], line[rows]])
+        ev_name = np.concatenate([base + np.flatnonzero(named), np.full(rows.size, -1)])
+        ev_row = np.concatenate([np.full(int(named.sum()), -1), rows])
         o = np.lexsort((ev_line, ev_mmsi))
         ev_mmsi, ev_name, ev_row = ev_mmsi[o], ev_name[o], ev_row[o]
         pos = np.arange(o.size)

@@ -343,3 +343,43 @@ def test_registry_and_sniff(tmp_path: Path) -> None:
     p.write_bytes((DATA / "gpsd_samples.nmea").read_bytes())
     assert detect_format(p) == "nmea"
     assert r.sniff(b"time,lon,lat\n1,2,3\n", p) == 0.0
+
+
+def test_overlong_line_across_slices_keeps_line_numbers(tmp_path: Path) -> None:
+    good = tb(T0) + encode_dict({"msg_type": 1, "mmsi": 7, "lon": 1.0, "lat": 1.0})[0]
+    lines: list[str | bytes] = [good, "!AIVDM," + "0" * (MAX_LINE_BYTES + 200_000), good]
+    p = write(tmp_path, lines)
+    for batch_rows in (10, 262_144):  # 64 KiB slices (the line spans many) and one slice
+        cols, rejects = read(p, batch_rows=batch_rows)
+        assert cols["src_rec"] == [1, 3]
+        assert [(r.src_rec, r.reason.split(":")[0]) for r in rejects] == [
+            (2, f"line longer than {MAX_LINE_BYTES} bytes")
+        ]
+        batches = list(NmeaReader().read(p, ReadOptions(batch_rows=batch_rows)))
+        assert sum(b.records_read for b in batches) == 3
+
+
+def test_last_line_without_newline(tmp_path: Path) -> None:
+    good = tb(T0) + encode_dict({"msg_type": 1, "mmsi": 7, "lon": 1.0, "lat": 1.0})[0]
+    p = tmp_path / "x.nmea"
+    p.write_text(good + "\n" + good)
+    cols, rejects = read(p)
+    assert (cols["src_rec"], rejects) == ([1, 2], [])
+
+
+def test_fragment_left_pending_too_long_is_orphaned(tmp_path: Path) -> None:
+    part1 = encode_dict({"msg_type": 5, "mmsi": 9, "shipname": "LATE"}, seq_id=4)[0]
+    good = tb(T0) + encode_dict({"msg_type": 1, "mmsi": 7, "lon": 1.0, "lat": 1.0})[0]
+    lines = [tb(T0) + part1] + [good] * 1200
+    _, rejects = read(write(tmp_path, lines), batch_rows=10)
+    assert [(r.src_rec, r.reason) for r in rejects] == [(1, "incomplete multi-sentence message: got part 1 of 2")]
+
+
+def test_type27_not_available_position_and_speed(tmp_path: Path) -> None:
+    na = encode_dict({"msg_type": 27, "mmsi": 5, "lon": 181, "lat": 91})[0]
+    ok = encode_dict({"msg_type": 27, "mmsi": 6, "lon": -90.5, "lat": 20.1, "speed": 63, "course": 511})[0]
+    cols, rejects = read(write(tmp_path, [tb(T0) + na, tb(T0) + ok]))
+    assert [(r.src_rec, r.reason.split(" (")[0]) for r in rejects] == [(1, "position not available")]
+    assert cols["lon"] == [pytest.approx(-90.5)]
+    assert np.isnan(cols["speed_mps"][0])
+    assert np.isnan(cols["course_deg"][0])
