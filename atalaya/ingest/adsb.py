@@ -981,7 +981,8 @@ class OpenSkyJsonReader:
                 else:
                     text = first + fh.read()
                     acc.nbytes += len(text)
-                    acc.add_text(text, 1)
+                    if text.strip():
+                        acc.add_text(text, 1)
             except (OSError, EOFError) as e:
                 raise IngestError(f"cannot read {path}: {e}", hint="the file may be truncated or corrupt") from e
         yield acc.flush(options)
