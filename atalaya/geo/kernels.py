@@ -35,13 +35,14 @@ LOCAL_LIMIT_M = 20_000.0
 """Segments longer than this are measured with the exact geodesic (pyproj/GeographicLib)."""
 
 
-def geodesic_distance(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> FloatArray:
+def geodesic_distance(lon1: Any, lat1: Any, lon2: Any, lat2: Any, *, exact_beyond: bool = True) -> FloatArray:
     """Ellipsoidal (WGS84) distance in metres between paired points, vectorised.
 
     Short pairs (< :data:`LOCAL_LIMIT_M`) use the local radii of curvature at the
     mid-latitude (meridian ``M`` and prime vertical ``N``): relative error below
     1e-6 for 20 km. Longer pairs are measured with the exact geodesic of
-    GeographicLib through :data:`WGS84`.
+    GeographicLib through :data:`WGS84`; with ``exact_beyond=False`` they keep the
+    local formula (relative error ≈ (d/R)², 0.03 % at 100 km), which is cheaper.
 
     >>> import numpy as np
     >>> d = geodesic_distance(np.array([0.0]), np.array([0.0]), np.array([0.0]), np.array([1.0]))
@@ -62,7 +63,7 @@ def geodesic_distance(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> FloatArray:
     dy = m * np.radians(lat2 - lat1)
     d: FloatArray = np.hypot(dx, dy)
     far = d > LOCAL_LIMIT_M
-    if far.any():
+    if exact_beyond and far.any():
         _, _, dist = WGS84.inv(lon1[far], lat1[far], lon2[far], lat2[far])
         d[far] = dist
     return d

@@ -266,6 +266,11 @@ def _depth_exact(t: Territories, level: str, lon: FloatArray, lat: FloatArray, t
     return out
 
 
+def _bound_km(lon1: FloatArray, lat1: FloatArray, lon2: FloatArray, lat2: FloatArray) -> FloatArray:
+    """A safe upper bound (km) of the geodesic distance: local formula plus 1 % and 10 m."""
+    return geodesic_distance(lon1, lat1, lon2, lat2, exact_beyond=False) * 1.01e-3 + 0.01
+
+
 def _max_depth(
     t: Territories,
     level: str,
@@ -317,10 +322,10 @@ def _max_depth(
         pv, nv = prev[open_], nxt[open_]
         okp = (pv >= 0) & (run[np.maximum(pv, 0)] == run[open_])
         i, j = open_[okp], pv[okp]
-        ub[i] = depth[j] + geodesic_distance(lon[i], lat[i], lon[j], lat[j]) / 1000.0
+        ub[i] = depth[j] + _bound_km(lon[i], lat[i], lon[j], lat[j])
         okn = (nv < n) & (run[np.minimum(nv, n - 1)] == run[open_])
         i, j = open_[okn], nv[okn]
-        ub[i] = np.minimum(ub[i], depth[j] + geodesic_distance(lon[i], lat[i], lon[j], lat[j]) / 1000.0)
+        ub[i] = np.minimum(ub[i], depth[j] + _bound_km(lon[i], lat[i], lon[j], lat[j]))
         # Best measured depth per group (track, territory): runs are contiguous, groups are few.
         rstart = np.flatnonzero(brk)
         run_best = np.maximum.reduceat(np.where(meas, depth, -np.inf), rstart)
