@@ -214,6 +214,50 @@ class _Msg:
     """Fill bits."""
 
 
+class _NameIndex:
+    """MMSI → latest name, as a sorted key array so that a slice's rows are looked up at once.
+
+    Names live in an append-only list (``names``); ``ref`` points each key at its latest name.
+    The list is compacted between slices when superseded names pile up.
+    """
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, dtype=np.int64)
+        self.ref = np.zeros(0, dtype=np.int64)
+        self.names: list[str] = []
+
+    def lookup(self, mmsi: I64) -> I64:
+        """Index into ``names`` for every MMSI (-1 = none)."""
+        if self.keys.size == 0:
+            return np.full(mmsi.size, -1, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(self.keys, mmsi), self.keys.size - 1)
+        out: I64 = np.where(self.keys[pos] == mmsi, self.ref[pos], -1)
+        return out
+
+    def set(self, mmsi: I64, ref: I64) -> None:
+        """Point each MMSI at a name index (later entries win)."""
+        if mmsi.size == 0:
+            return
+        # keep the last entry per MMSI
+        rev_u, rev_i = np.unique(mmsi[::-1], return_index=True)
+        ref_u = ref[::-1][rev_i]
+        pos = np.searchsorted(self.keys, rev_u)
+        found = np.zeros(rev_u.size, dtype=bool)
+        if self.keys.size:
+            found = self.keys[np.minimum(pos, self.keys.size - 1)] == rev_u
+            self.ref[pos[found]] = ref_u[found]
+        new = ~found
+        if new.any():
+            self.keys = np.insert(self.keys, pos[new], rev_u[new])
+            self.ref = np.insert(self.ref, pos[new], ref_u[new])
+
+    def compact(self) -> None:
+        """Drop superseded names (call between slices only: it renumbers ``names``)."""
+        if len(self.names) > 4 * self.keys.size + 4096:
+            self.names = [self.names[i] for i in self.ref.tolist()]
+            self.ref = np.arange(self.keys.size, dtype=np.int64)
+
+
 @dataclass(kw_only=True)
 class _State:
     """What a read carries from chunk to chunk."""
@@ -222,7 +266,7 @@ class _State:
     """Time for reports whose lines carry none."""
     pending: dict[tuple[bytes, bytes], _Group] = field(default_factory=dict)
     """(sequential message id, channel) → message being reassembled."""
-    names: dict[int, str] = field(default_factory=dict)
+    names: _NameIndex = field(default_factory=lambda: _NameIndex())
     """MMSI → latest vessel name seen."""
 
     def add(self, key: tuple[bytes, bytes], count: int, num: int, part: _Part) -> tuple[_Msg | None, list[Reject]]:
@@ -817,12 +861,7 @@ def _decode_messages(big: U8, msgs: _Msgs, state: _State, rejects: list[Reject],
 
 
 def _update_names(state: _State, statics: list[tuple[I64, I64, list[str]]], line: I64) -> None:
-    ev = sorted(
-        (int(line[i]), int(mm), nm) for sel, mmsi, names in statics for i, mm, nm in zip(sel, mmsi, names, strict=True)
-    )
-    for _, mm, nm in ev:
-        if nm:
-            state.names[mm] = nm
+    _names_for(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), statics, line, state)
 
 
 def _assemble(
@@ -858,21 +897,23 @@ def _assemble(
     else:
         time_us = np.where(has_time, time_us, state.reference_time_us)
 
-    # names: latest static for the MMSI on an earlier line (this chunk), else from earlier chunks
-    name_idx, name_list = _names_for(mmsi, line, statics, msgs.line, state)
-    own = np.array([x is not None for x in own_name], dtype=bool)[order] if own_name else np.zeros(0, bool)
-    if own.any():
-        own_vals = [own_name[i] for i in order.tolist()]
-        for i in np.flatnonzero(own).tolist():
-            nm = own_vals[i]
-            if nm:
-                name_list.append(nm)
-                name_idx[i] = len(name_list) - 1
+    # names: latest static for the MMSI on an earlier line (this slice), else from earlier slices
+    name_ref = _names_for(mmsi, line, statics, msgs.line, state)
     keep = np.flatnonzero(ok)
     k = keep.size
-    names_arr = pa.array(name_list, type=pa.string())
-    idx = name_idx[keep]
-    name_col = pc.take(names_arr, pa.array(idx, mask=idx < 0)) if name_list else pa.nulls(k, pa.string())
+    g = name_ref[keep]
+    has = g >= 0
+    used, inv = np.unique(g[has], return_inverse=True)
+    local = [state.names.names[i] for i in used.tolist()]
+    idx = np.full(k, -1, dtype=np.int64)
+    idx[has] = inv
+    own_sorted = [own_name[i] for i in order.tolist()]
+    for r, i in enumerate(keep.tolist()):
+        nm = own_sorted[i]
+        if nm:
+            local.append(nm)
+            idx[r] = len(local) - 1
+    name_col = pc.take(pa.array(local, pa.string()), pa.array(idx, mask=idx < 0)) if local else pa.nulls(k, pa.string())
     ident = pc.cast(pa.array(mmsi[keep]), pa.string())
     kind_idx = structure[keep].astype(np.int32)
     return {
@@ -891,33 +932,30 @@ def _assemble(
     }
 
 
-def _names_for(
-    mmsi: I64, line: I64, statics: list[tuple[I64, I64, list[str]]], msg_line: I64, state: _State
-) -> tuple[I64, list[str]]:
-    """Index into a name list for every row (-1 = no name), and update ``state.names``."""
-    name_list: list[str] = []
-    idx = np.full(mmsi.size, -1, dtype=np.int64)
-    if state.names:
-        keys = np.fromiter(state.names.keys(), dtype=np.int64, count=len(state.names))
-        name_list = list(state.names.values())
-        o = np.argsort(keys)
-        keys = keys[o]
-        pos = np.minimum(np.searchsorted(keys, mmsi), keys.size - 1)
-        hit = keys[pos] == mmsi
-        idx = np.where(hit, o[pos], -1)
+def _names_for(mmsi: I64, line: I64, statics: list[tuple[I64, I64, list[str]]], msg_line: I64, state: _State) -> I64:
+    """Index into ``state.names.names`` for every row (-1 = no name); then record this slice's statics."""
+    index = state.names
+    index.compact()
+    idx = index.lookup(mmsi)
     s_sel = [(sel, mm, nm) for sel, mm, nm in statics if sel.size]
-    if s_sel:
-        s_line = np.concatenate([msg_line[sel] for sel, _, _ in s_sel])
-        s_mmsi = np.concatenate([mm for _, mm, _ in s_sel])
-        s_names: list[str] = [x for _, _, nm in s_sel for x in nm]
-        named = np.array([bool(x) for x in s_names], dtype=bool)
-        base = len(name_list)
-        name_list.extend(s_names)
-        rows = np.flatnonzero(np.isin(mmsi, s_mmsi[named]))  # only rows a static of this slice can name
-        ev_mmsi = np.concatenate([s_mmsi[named], mmsi[rows]])
-        ev_line = np.concatenate([s_line[named], line[rows]])
-        ev_name = np.concatenate([base + np.flatnonzero(named), np.full(rows.size, -1)])
-        ev_row = np.concatenate([np.full(int(named.sum()), -1), rows])
+    if not s_sel:
+        return idx
+    s_line = np.concatenate([msg_line[sel] for sel, _, _ in s_sel])
+    s_mmsi = np.concatenate([mm for _, mm, _ in s_sel])
+    s_names: list[str] = [x for _, _, nm in s_sel for x in nm]
+    named = np.flatnonzero(np.array([bool(x) for x in s_names], dtype=bool))
+    if named.size == 0:
+        return idx
+    base = len(index.names)
+    index.names.extend(s_names[i] for i in named.tolist())
+    s_line, s_mmsi = s_line[named], s_mmsi[named]
+    s_ref = base + np.arange(named.size, dtype=np.int64)
+    rows = np.flatnonzero(np.isin(mmsi, s_mmsi))  # only rows a static of this slice can name
+    if rows.size:
+        ev_mmsi = np.concatenate([s_mmsi, mmsi[rows]])
+        ev_line = np.concatenate([s_line, line[rows]])
+        ev_name = np.concatenate([s_ref, np.full(rows.size, -1)])
+        ev_row = np.concatenate([np.full(named.size, -1), rows])
         o = np.lexsort((ev_line, ev_mmsi))
         ev_mmsi, ev_name, ev_row = ev_mmsi[o], ev_name[o], ev_row[o]
         pos = np.arange(o.size)
@@ -926,11 +964,9 @@ def _names_for(
         gs = np.maximum.accumulate(np.where(group_start, pos, 0))
         valid = (last_static >= gs) & (ev_row >= 0)
         idx[ev_row[valid]] = ev_name[last_static[valid]]
-        # remember the latest name per MMSI for later chunks
-        lo = np.argsort(s_line[named], kind="stable")
-        for mm, nm in zip(s_mmsi[named][lo].tolist(), [s_names[i] for i in np.flatnonzero(named)[lo]], strict=True):
-            state.names[mm] = nm
-    return idx, name_list
+    lo = np.argsort(s_line, kind="stable")
+    index.set(s_mmsi[lo], s_ref[lo])
+    return idx
 
 
 def _attrs(mtype: I64, status: I64, heading: I64) -> pa.Array:

@@ -383,3 +383,21 @@ def test_type27_not_available_position_and_speed(tmp_path: Path) -> None:
     assert cols["lon"] == [pytest.approx(-90.5)]
     assert np.isnan(cols["speed_mps"][0])
     assert np.isnan(cols["course_deg"][0])
+
+
+def test_name_index_latest_wins_and_compaction_keeps_names() -> None:
+    from atalaya.ingest.nmea import _NameIndex  # internal, tested directly for the compaction path
+
+    ix = _NameIndex()
+    assert ix.lookup(np.array([1, 2])).tolist() == [-1, -1]
+    for round_ in range(3000):
+        base = len(ix.names)
+        ix.names.extend([f"A{round_}", f"B{round_}"])
+        ix.set(np.array([5, 3]), np.array([base, base + 1]))
+        ix.compact()
+    ix.names.extend(["OLD", "NEW"])
+    ix.set(np.array([9, 9]), np.array([len(ix.names) - 2, len(ix.names) - 1]))
+    ix.compact()
+    got = [ix.names[i] if i >= 0 else None for i in ix.lookup(np.array([3, 5, 9, 4])).tolist()]
+    assert got == ["B2999", "A2999", "NEW", None]
+    assert len(ix.names) < 5000
