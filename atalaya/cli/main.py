@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "scenario": ("atalaya.cli.cmd_scenario:scenario", "Generate the synthetic scenario world."),
     "log": ("atalaya.cli.cmd_log:log", "Transparency log: append, checkpoint, prove, verify, witness."),
     "sovereignty": ("atalaya.cli.cmd_sovereignty:sovereignty", "Overflight accounting, compliance, reports."),
+    "serve": ("atalaya.cli.cmd_serve:serve_cmd", "Serve the HTTP API and the web workspace."),
+    "users": ("atalaya.cli.cmd_serve:users", "Local users, roles and API tokens."),
     "demo": ("atalaya.cli.cmd_demo:demo_cmd", "Generate, ingest, analyse and serve the demo workspace."),
 }
 """Command name → (``module:attribute``, short help). Explicit and lazy: nothing loads until used."""

@@ -1,0 +1,58 @@
+"""The FastAPI application factory. The web workspace uses nothing but this API."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from atalaya import __version__
+from atalaya.api import routes_auth, routes_log, routes_map, routes_sites
+from atalaya.api.deps import AppState, StateDep, UserDep
+from atalaya.core.errors import AtalayaError
+from atalaya.core.workspace import Workspace
+from atalaya.store.knowledge import KnowledgeStore
+
+
+def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, truth_dir: Path | None = None) -> FastAPI:
+    """Build the API (and static web workspace) for one workspace."""
+    app = FastAPI(
+        title="Atalaya",
+        version=__version__,
+        description="Fusion and verifiable sovereignty accounting. Every response to a partner's user passes the "
+        "egress policy and is recorded in the transparency log.",
+    )
+    app.state.atalaya = AppState(
+        workspace=workspace, store=store or KnowledgeStore.open(workspace.db_url), truth_dir=truth_dir
+    )
+
+    @app.exception_handler(AtalayaError)
+    async def _atalaya_error(_req: Any, exc: AtalayaError) -> JSONResponse:
+        return JSONResponse(status_code=400, content={"detail": exc.message, "hint": exc.hint})
+
+    for r in (routes_auth, routes_sites, routes_log, routes_map):
+        app.include_router(r.router)
+
+    @app.get("/api/status", tags=["workspace"])
+    def status(state: StateDep, user: UserDep) -> dict[str, Any]:
+        """What the workspace holds (own party's users) or the node's identity (partners)."""
+        from atalaya.cli.cmd_core import workspace_status
+
+        if user.party != state.workspace.party:
+            return {"party": state.workspace.party, "workspace": None}
+        return workspace_status(state.workspace, state.store)
+
+    static = resources.files("atalaya.web").joinpath("static")
+    static_path = Path(str(static))
+    if static_path.is_dir():
+        app.mount("/static", StaticFiles(directory=static_path), name="static")
+
+        @app.get("/", include_in_schema=False)
+        def index() -> FileResponse:
+            return FileResponse(static_path / "index.html")
+
+    return app
