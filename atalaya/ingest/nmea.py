@@ -66,6 +66,11 @@ _VALID = codec.VALID_ARMOUR
 _MS_THRESHOLD = 100_000_000_000
 """Epoch integers at or above this are milliseconds (1e11 s is in the year 5138)."""
 
+_NL, _BANG, _STAR, _COMMA, _C, _HIGH = 1, 2, 3, 4, 5, 6
+_CLASS = np.zeros(256, dtype=np.uint8)
+_CLASS[[10, 33, 42, 44, 99]] = [_NL, _BANG, _STAR, _COMMA, _C]
+_CLASS[128:] = _HIGH
+"""Byte → class of the bytes the vectorised parser locates (0 = not needed)."""
 _PAD = np.full(64, 48, dtype=np.uint8)
 """Armour zeros appended after the payload bytes of a chunk."""
 
@@ -519,7 +524,10 @@ class _Msgs:
 
 def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     arr = np.frombuffer(chunk, dtype=np.uint8)
-    nl = np.flatnonzero(arr == 10)
+    # one pass classifies the bytes the parser looks at; positions per class come from the (short) list
+    special = np.flatnonzero(_CLASS[arr])
+    cls = _CLASS[arr[special]]
+    nl = special[cls == _NL]
     n = nl.size
     s = np.empty(n, dtype=np.int64)
     s[:1] = 0
@@ -539,7 +547,7 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     toolong = (e - s) > MAX_LINE_BYTES
     rej(np.flatnonzero(toolong), _too_long())
     nonascii = np.zeros(n, dtype=bool)
-    hi = np.flatnonzero(arr >= 128)
+    hi = special[cls == _HIGH]
     if hi.size:
         nonascii[np.searchsorted(nl, hi)] = True
     last = arr.size - 1
@@ -547,9 +555,9 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     def at(pos: I64) -> U8:
         return arr[np.clip(pos, 0, last)]
 
-    bangs = np.flatnonzero(arr == 33)
-    stars = np.flatnonzero(arr == 42)
-    commas = np.flatnonzero(arr == 44)
+    bangs = special[cls == _BANG]
+    stars = special[cls == _STAR]
+    commas = special[cls == _COMMA]
     bang, fast = _first_at_or_after(bangs, s, e)
     fast &= ~blank & ~toolong & ~nonascii
     fast &= (at(bang + 3) == 86) & (at(bang + 4) == 68) & ((at(bang + 5) == 77) | (at(bang + 5) == 79))
@@ -607,9 +615,10 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
         bad = (_HEX[at(tstar[gi] + 1)] == 255) | (_HEX[at(tstar[gi] + 2)] == 255) | (tgot != twant)
         fast[gi[bad]] = False  # the per-line path words the reject
         # c: fields inside the tag block
-        cpos = np.flatnonzero((arr[:-1] == 99) & (arr[1:] == 58))
+        cpos = special[cls == _C]
+        cpos = cpos[(cpos > 0) & (cpos < last)]
+        cpos = cpos[arr[cpos + 1] == 58]
         if cpos.size:
-            cpos = cpos[(cpos > 0)]
             cpos = cpos[(arr[cpos - 1] == 44) | (arr[cpos - 1] == 92)]
             li = np.searchsorted(nl, cpos)
             keep = tag_shape[li] & fast[li] & (cpos < tstar[li])
@@ -878,9 +887,6 @@ def _assemble(
     lon_na, lat_na = cat("lon_na"), cat("lat_na")
     speed, course, heading, status = cat("speed"), cat("course"), cat("heading"), cat("status")
     structure = np.concatenate([np.full(p.sel.size, p.structure) for p in parts])[order]
-    own_name: list[str | None] = []
-    for p in parts:
-        own_name.extend(p.names if p.names is not None else [None] * p.sel.size)
     mtype_rows = np.concatenate([np.full(p.sel.size, p.mtype, dtype=np.int64) for p in parts])[order]
 
     line = msgs.line[sel]
@@ -907,12 +913,16 @@ def _assemble(
     local = [state.names.names[i] for i in used.tolist()]
     idx = np.full(k, -1, dtype=np.int64)
     idx[has] = inv
-    own_sorted = [own_name[i] for i in order.tolist()]
-    for r, i in enumerate(keep.tolist()):
-        nm = own_sorted[i]
-        if nm:
-            local.append(nm)
-            idx[r] = len(local) - 1
+    # types 19 and 21 carry their own name
+    row_to_keep = np.full(sel.size, -1, dtype=np.int64)
+    row_to_keep[keep] = np.arange(k)
+    for p in parts:
+        if p.names is None:
+            continue
+        for r, nm in zip(row_to_keep[np.searchsorted(sel, p.sel)].tolist(), p.names, strict=True):
+            if nm and r >= 0:
+                local.append(nm)
+                idx[r] = len(local) - 1
     name_col = pc.take(pa.array(local, pa.string()), pa.array(idx, mask=idx < 0)) if local else pa.nulls(k, pa.string())
     ident = pc.cast(pa.array(mmsi[keep]), pa.string())
     kind_idx = structure[keep].astype(np.int32)
