@@ -130,7 +130,7 @@ class LakeWriter:
         table = pq.read_table(path, schema=SCHEMA)
         kept = table.filter(pa.array(keep))
         pq.write_table(kept, path, compression="zstd", compression_level=1, row_group_size=ROW_GROUP_ROWS)
-        dropped = table.num_rows - kept.num_rows
+        dropped = int(table.num_rows - kept.num_rows)
         self._rows -= dropped
         return dropped
 
@@ -229,7 +229,7 @@ class Lake:
         committed = set(self.committed_units())
         day_set = set(days) if days is not None else None
         src_set = set(sources) if sources is not None else None
-        out = []
+        out: list[Path] = []
         if not self.obs_dir.exists():
             return out
         for p in sorted(self.obs_dir.glob("day=*/source=*/part-*.parquet")):

@@ -240,7 +240,8 @@ log_entries = Table(
     "log_entries",
     metadata,
     Column("idx", BigInteger, primary_key=True),
-    Column("leaf_hash", String(64), nullable=False),
+    Column("leaf_hash", String(64), nullable=False),  # RFC 9162 leaf hash, hex
+    Column("content_sha256", String(64)),  # digest of the record without log bookkeeping (change detection)
     Column("kind", String(40), nullable=False),
     Column("ref_id", String(200)),
     Column("created_at", TS, nullable=False),
