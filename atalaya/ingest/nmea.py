@@ -639,22 +639,23 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     slow = ~fast & ~blank & ~toolong & ~badsum
     multi = fast & ~single
     slow_msgs: list[_Msg] = []
-    for i in np.flatnonzero(slow | multi).tolist():
-        raw = chunk[s[i] : e[i]]
-        if multi[i]:
-            c2, c3, c4, c5 = int(cm[2][i]), int(cm[3][i]), int(cm[4][i]), int(cm[5][i])
-            ln = int(lines[i])
-            tm = int(time_us[i]) if has_time[i] else None
-            part = _Part(line=ln, time_us=tm, payload=chunk[c4 + 1 : c5], fill=int(fill_c[i]), raw=raw)
-            msg, broken = state.add((chunk[c2 + 1 : c3], chunk[c3 + 1 : c4]), int(cnt_v[i]), int(num_v[i]), part)
-            rejects.extend(broken)
+    todo = np.flatnonzero(slow | multi)
+    # Python ints up front: indexing numpy scalars one by one costs more than the work itself
+    cols = [todo, multi[todo], s[todo], e[todo], lines[todo], cm[2][todo], cm[3][todo], cm[4][todo], cm[5][todo]]
+    cols += [np.where(has_time[todo], time_us[todo], -1), fill_c[todo], cnt_v[todo], num_v[todo]]
+    for i, is_multi, a, b, ln, c2, c3, c4, c5, tm, fl, cnt, num in zip(*(c.tolist() for c in cols), strict=True):
+        raw = chunk[a:b]
+        if is_multi:
+            part = _Part(line=ln, time_us=None if tm < 0 else tm, payload=chunk[c4 + 1 : c5], fill=fl, raw=raw)
+            msg, broken = state.add((chunk[c2 + 1 : c3], chunk[c3 + 1 : c4]), cnt, num, part)
+            if broken:
+                rejects.extend(broken)
             if msg is not None:
                 slow_msgs.append(msg)
             continue
         res = _parse_line(raw) if not nonascii[i] else "undecodable bytes: the line is not ASCII text"
         if res is None:
             continue
-        ln = int(lines[i])
         if isinstance(res, str):
             rejects.append(Reject(src_rec=ln, reason=res, raw=Reject.excerpt(raw)))
             continue
