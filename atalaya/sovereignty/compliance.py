@@ -58,6 +58,8 @@ Predicate = Callable[[FloatArray, FloatArray, IntArray, FloatArray], BoolArray]
 
 BISECT_STEPS = 16
 """Halvings used to place a segment's entry and exit between two fixes."""
+AREA_TOLERANCE_KM = 0.1
+"""Outside-area stretches shorter than this are ignored: country and state borders are digitised metres apart."""
 DEPTH_SAMPLE_KM = 2.0
 """Along-track spacing of depth samples used for evidence and for the Lipschitz prefilter."""
 
@@ -671,7 +673,7 @@ def _outside_area(ctx: Context, rule: Rule) -> list[Violation]:
         out: BoolArray = host(x, y, t, z) & ~shapely.contains_xy(region, x, y)
         return out
 
-    segs = ctx.segments(pred)
+    segs = tuple(s for s in ctx.segments(pred) if s.distance_km >= AREA_TOLERANCE_KM)
     if not segs:
         return []
     km = sum(s.distance_km for s in segs)
