@@ -62,7 +62,6 @@ for _i, _c in enumerate(b"0123456789ABCDEF"):
     _HEX[_c] = _i
 for _i, _c in enumerate(b"abcdef"):
     _HEX[_c] = 10 + _i
-_VALID = codec.VALID_ARMOUR
 _MS_THRESHOLD = 100_000_000_000
 """Epoch integers at or above this are milliseconds (1e11 s is in the year 5138)."""
 
@@ -504,6 +503,61 @@ def _parse_epochs(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
     return us, ok
 
 
+def _days_from_civil(y: I64, m: I64, d: I64) -> I64:
+    """Days since 1970-01-01 of proleptic Gregorian dates (H. Hinnant's algorithm), elementwise."""
+    y = y - (m <= 2)
+    era = np.floor_divide(y, 400)
+    yoe = y - era * 400
+    doy = (153 * (m + np.where(m > 2, -3, 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    out: I64 = era * 146097 + doe - 719468
+    return out
+
+
+def _parse_isos(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
+    """Parse ``arr[a:b]`` as ``YYYY-MM-DDTHH:MM:SS[.f…][Z]`` (UTC; ``T`` or space) → µs since the epoch.
+
+    Other forms (offsets, dates alone) are left to the per-line parser (``ok`` False).
+    """
+    n = a.size
+    us = np.zeros(n, dtype=np.int64)
+    ok = np.zeros(n, dtype=bool)
+    length = b - a
+    for ln in np.unique(length[(length >= 19) & (length <= 30)]).tolist():
+        sel = np.flatnonzero(length == ln)
+        d = arr[a[sel, None] + np.arange(ln, dtype=np.int64)[None, :]].astype(np.int64)
+        z = d[:, -1] == 90
+        end = ln - z.astype(np.int64)  # without the Z
+
+        def num(lo: int, hi: int, d: I64 = d) -> I64:
+            v = np.zeros(d.shape[0], dtype=np.int64)
+            for k in range(lo, hi):
+                v = v * 10 + (d[:, k] - 48)
+            return v
+
+        digits = (d >= 48) & (d <= 57)
+        good = digits[:, [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18]].all(axis=1)
+        good &= (d[:, 4] == 45) & (d[:, 7] == 45) & ((d[:, 10] == 84) | (d[:, 10] == 32))
+        good &= (d[:, 13] == 58) & (d[:, 16] == 58)
+        frac = np.zeros(sel.size, dtype=np.int64)
+        if ln > 19:
+            j = np.arange(20, ln, dtype=np.int64)
+            in_frac = j[None, :] < end[:, None]
+            has_frac = end > 19
+            good &= ~has_frac | ((d[:, 19] == 46) & (end > 20))
+            good &= (digits[:, 20:] | ~in_frac).all(axis=1)
+            w = 10 ** np.clip(25 - j, 0, 5)  # position 20 weighs 1e5 µs
+            frac = (np.where(in_frac & (j[None, :] < 26), d[:, 20:] - 48, 0) * w[None, :]).sum(axis=1)
+        y, mo, dd = num(0, 4), num(5, 7), num(8, 10)
+        hh, mi, ss = num(11, 13), num(14, 16), num(17, 19)
+        good &= (mo >= 1) & (mo <= 12) & (dd >= 1) & (dd <= 31) & (hh <= 23) & (mi <= 59) & (ss <= 60)
+        days = _days_from_civil(y, mo, dd)
+        val = ((days * 24 + hh) * 60 + mi) * 60 + ss
+        us[sel] = np.where(good, val * 1_000_000 + frac, 0)
+        ok[sel] = good
+    return us, ok
+
+
 @dataclass(kw_only=True)
 class _Msgs:
     """Complete messages of a chunk, as columns (payloads addressed in one byte array)."""
@@ -605,6 +659,11 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     pi = np.flatnonzero(fast & num_prefix)
     if pi.size:
         pus, pok = _parse_epochs(arr, s[pi], bang[pi] - 1)
+        iso = np.flatnonzero(~pok)
+        if iso.size:
+            ius, iok = _parse_isos(arr, s[pi[iso]], bang[pi[iso]] - 1)
+            pus[iso[iok]] = ius[iok]
+            pok[iso[iok]] = True
         fast[pi[~pok]] = False
         time_us[pi[pok]] = pus[pok]
         has_time[pi[pok]] = True

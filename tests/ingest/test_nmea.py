@@ -295,8 +295,8 @@ def _mixed_file(tmp_path: Path, n: int, name: str = "big.nmea", prefix: str = "t
         s = encode_dict(pos)[0]
         if prefix == "tag":
             lines.append(tb(T0 + i) + s)
-        elif prefix == "iso":
-            lines.append(f"2023-11-14T22:13:20Z {s}")
+        elif prefix == "iso-offset":
+            lines.append(f"2023-11-14T22:13:20+00:00 {s}")  # offsets are left to the per-line parser
         else:
             lines.append(f"{s},{T0 + i}")
     return write(tmp_path, lines, name)
@@ -315,7 +315,7 @@ def test_chunking_does_not_change_the_result(tmp_path: Path) -> None:
 
 def test_per_line_path_matches_vectorised_path(tmp_path: Path) -> None:
     fast, _ = read(_mixed_file(tmp_path, 400, "a.nmea", prefix="tag"))
-    slow, _ = read(_mixed_file(tmp_path, 400, "b.nmea", prefix="iso"))  # ISO prefixes take the per-line path
+    slow, _ = read(_mixed_file(tmp_path, 400, "b.nmea", prefix="iso-offset"))
     for k in ("lon", "lat", "ident", "name", "src_rec", "attrs"):
         assert fast[k] == slow[k], k
 
@@ -401,3 +401,28 @@ def test_name_index_latest_wins_and_compaction_keeps_names() -> None:
     got = [ix.names[i] if i >= 0 else None for i in ix.lookup(np.array([3, 5, 9, 4])).tolist()]
     assert got == ["B2999", "A2999", "NEW", None]
     assert len(ix.names) < 5000
+
+
+def test_iso_prefixes_vectorised_match_python(tmp_path: Path) -> None:
+    import datetime as dt
+
+    rng = np.random.default_rng(3)
+    s = encode_dict({"msg_type": 1, "mmsi": 1, "lon": 1.0, "lat": 2.0})[0]
+    lines, want = [], []
+    for i in range(300):
+        secs = int(rng.integers(-2_000_000_000, 4_000_000_000))
+        micros = int(rng.integers(0, 1_000_000))
+        d = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(seconds=secs, microseconds=micros)
+        ndig = i % 7  # 0..6 fraction digits
+        text = d.strftime("%Y-%m-%d") + ("T" if i % 2 else " ") + d.strftime("%H:%M:%S")
+        if ndig:
+            text += "." + f"{micros:06d}"[:ndig]
+        text += "Z" if i % 3 else ""
+        lines.append(f"{text} {s}" if i % 4 else f"{text},{s}")
+        want.append(secs * 1_000_000 + (micros // 10 ** (6 - ndig)) * 10 ** (6 - ndig) if ndig else secs * 1_000_000)
+    cols, rejects = read(write(tmp_path, lines))
+    assert rejects == []
+    assert cols["time"] == want
+    bad, bad_rejects = read(write(tmp_path, ["2023-13-14T22:13:20Z " + s]))
+    assert bad["time"] == []
+    assert [r.reason.split(":")[0] for r in bad_rejects] == ["unrecognised text before the sentence"]
