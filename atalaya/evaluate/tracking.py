@@ -440,3 +440,82 @@ def observable_truth(
     ok[ok] &= (w_obj[pos[ok]] == ti[ok]) & (tt[ok] <= w_end[pos[ok]])
     mask[ok] = True
     return mask
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackingCase:
+    """Id-less detections of one sensor from a generated scenario, with the truth to score tracks against."""
+
+    detections: pa.Table
+    """``time`` (µs since the epoch), ``lon, lat, pos_err_m, truth_id`` (null for false alarms), in feed order."""
+    truth: pa.Table
+    """Observable true points at the scan times: ``object_id, time`` (µs), ``lon, lat`` (see :func:`observable_truth`)."""
+
+
+def scenario_tracking_case(scenario_dir: Any, *, sensor: str = "GMTI", max_gap_s: float = 120.0) -> TrackingCase:
+    """Read a sensor's detection feed and the matching truth from a scenario written by ``atalaya scenario``.
+
+    The truth is the true trajectories kept inside the windows where the sensor
+    saw the object (:func:`observable_truth`), at the scan times (the times of
+    the sensor's detections), where a tracker has states to compare.
+    """
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    from pathlib import Path
+
+    root = Path(scenario_dir)
+    files = sorted((root / "feeds" / "detections").glob(f"*_{sensor}.csv"))
+    if not files:
+        raise ValidationError(
+            f"no {sensor} detection files under {root / 'feeds' / 'detections'}",
+            hint="generate a scenario first: atalaya scenario generate --size demo --seed 1 OUT",
+        )
+    det_truth = pq.read_table(root / "truth" / "detections.parquet", columns=["file", "row", "truth_id"])
+    parts = []
+    for f in files:
+        t = pcsv.read_csv(f, convert_options=pcsv.ConvertOptions(column_types={"time": pa.timestamp("us", tz="UTC")}))
+        rel = f.relative_to(root).as_posix()
+        sel = det_truth.filter(pc.equal(det_truth.column("file"), rel))
+        truth_by_row = np.full(t.num_rows, None, dtype=object)
+        rows = sel.column("row").to_numpy() - 1
+        truth_by_row[rows] = np.asarray(sel.column("truth_id").to_pylist(), dtype=object)
+        parts.append(
+            pa.table(
+                {
+                    "time": pc.cast(t.column("time"), pa.int64()),
+                    "lon": t.column("lon"),
+                    "lat": t.column("lat"),
+                    "pos_err_m": pc.cast(t.column("pos_err_m"), pa.float64()),
+                    "truth_id": pa.array(truth_by_row.tolist(), type=pa.string()),
+                }
+            )
+        )
+    det = pa.concat_tables(parts)
+    ids = pc.unique(pc.drop_null(det.column("truth_id")))
+    truth_parts = []
+    for f in sorted((root / "truth" / "tracks").glob("*.parquet")):
+        tr = pq.read_table(f, columns=["trip_id", "time", "lon", "lat"])
+        tr = tr.filter(pc.is_in(tr.column("trip_id"), value_set=ids))
+        truth_parts.append(tr)
+    truth = pa.concat_tables(truth_parts) if truth_parts else pa.table({"trip_id": [], "time": [], "lon": [], "lat": []})
+    t_us = pc.cast(truth.column("time"), pa.int64()).to_numpy()
+    mask = observable_truth(
+        truth_id=truth.column("trip_id").to_numpy(zero_copy_only=False),
+        truth_time_us=t_us,
+        det_truth_id=np.asarray(det.column("truth_id").to_pylist(), dtype=object),
+        det_time_us=det.column("time").to_numpy(),
+        max_gap_s=max_gap_s,
+    )
+    mask &= np.isin(t_us, det.column("time").to_numpy())  # compared at the scans, where tracks have states
+    keep = pa.array(mask)
+    truth_out = pa.table(
+        {
+            "object_id": truth.column("trip_id").filter(keep),
+            "time": pa.array(t_us[mask], type=pa.int64()),
+            "lon": truth.column("lon").filter(keep),
+            "lat": truth.column("lat").filter(keep),
+        }
+    )
+    return TrackingCase(detections=det, truth=truth_out)

@@ -52,7 +52,7 @@ US = 1_000_000
 class TrackerConfig:
     """Parameters of the multi-target tracker (defaults suit ground vehicles seen by GMTI)."""
 
-    motion: ConstantVelocity = field(default_factory=lambda: ConstantVelocity(q=0.5))
+    motion: ConstantVelocity = field(default_factory=lambda: ConstantVelocity(q=0.1))
     """Motion model; ``q`` is the acceleration noise density, m²/s³."""
     gate: float = 3.0
     """Mahalanobis distance gate; also the cost of a missed detection in the assignment."""
@@ -167,6 +167,11 @@ def track_scans(*, time_s: F64, x: F64, y: F64, sigma_m: F64, config: TrackerCon
         z, r = z_all[a:b], r_all[a:b]
         det_rows = order[a:b]
         m = b - a
+        stale = t - t_upd > rule.max_coast_s  # lost while no scan came in: gone before associating
+        if stale.any():
+            keep = ~stale
+            xs, ps, tid, t_last, t_upd = xs[keep], ps[keep], tid[keep], t_last[keep], t_upd[keep]
+            hits, age, misses, conf = hits[keep], age[keep], misses[keep], conf[keep]
         k = tid.size
         det_of = np.full(k, -1, dtype=np.int64)
         if k:

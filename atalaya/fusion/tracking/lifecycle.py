@@ -42,8 +42,8 @@ class MOfN:
     """Scans within which a tentative track must collect ``m`` detections."""
     max_misses: int = 3
     """Consecutive missed scans after which a confirmed track is deleted."""
-    max_coast_s: float = 120.0
-    """Seconds without a detection after which any track is deleted."""
+    max_coast_s: float = 90.0
+    """Seconds without a detection after which any track is deleted (checked before each scan is associated)."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.m <= self.n:
