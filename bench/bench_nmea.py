@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -70,30 +71,30 @@ def generate(path: Path, n: int, seed: int = 7) -> int:
     return n_pos + k
 
 
-def run_atalaya(path: Path) -> tuple[float, int, int]:
-    """Read the file once (after a warm-up on a tiny file); seconds, rows, rejects."""
+def run_atalaya(path: Path) -> tuple[float, float, int, int]:
+    """Read the file once (after a warm-up on a tiny file); wall and CPU seconds, rows, rejects."""
     warm = path.with_suffix(".warm.nmea")
     warm.write_bytes(b"".join(path.open("rb").readline() for _ in range(1)))
     for _ in NmeaReader().read(warm, ReadOptions(reference_time_us=0)):
         pass
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     rows = rejects = 0
     for b in NmeaReader().read(path, ReadOptions()):
         rows += len(b)
         rejects += len(b.rejects)
-    return time.perf_counter() - t, rows, rejects
+    return time.perf_counter() - t, time.process_time() - c, rows, rejects
 
 
-def run_pyais(path: Path) -> tuple[float, int]:
+def run_pyais(path: Path) -> tuple[float, float, int]:
     """The peer: pyais's file stream (reassembles multi-sentence messages) and ``decode()`` per message."""
     from pyais.stream import FileReaderStream
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     n = 0
     for msg in FileReaderStream(str(path)):
         msg.decode()
         n += 1
-    return time.perf_counter() - t, n
+    return time.perf_counter() - t, time.process_time() - c, n
 
 
 def _peak_rss_mib() -> float:
@@ -110,13 +111,13 @@ def _peak_rss_mib() -> float:
 
 def _child(which: str, path: Path) -> None:
     if which == "atalaya":
-        secs, rows, rej = run_atalaya(path)
+        secs, cpu, rows, rej = run_atalaya(path)
         extra = f"rows={rows:,} rejects={rej}"
     else:
-        secs, rows = run_pyais(path)
+        secs, cpu, rows = run_pyais(path)
         extra = f"messages={rows:,}"
     rss = _peak_rss_mib()
-    print(json.dumps({"secs": secs, "extra": extra, "rss_mib": rss}))
+    print(json.dumps({"secs": secs, "cpu": cpu, "extra": extra, "rss_mib": rss}))
 
 
 def _measure(which: str, path: Path) -> dict[str, Any]:
@@ -145,18 +146,22 @@ def main() -> None:
         print(f"generated {msgs:,} messages ({size / 1e6:.1f} MB) in {time.perf_counter() - t:.1f}s")
         # each reader runs in its own process so that peak RSS is its own
         a = _measure("atalaya", path)
-        rate_a = msgs / a["secs"]
-        print(
-            f"atalaya NmeaReader: {a['secs']:.2f}s  {rate_a:,.0f} msgs/s  {a['extra']}  peak RSS {a['rss_mib']:.0f} MiB"
-        )
+        _report("atalaya NmeaReader", msgs, a)
         if not args.skip_pyais:
             p = _measure("pyais", path)
-            rate_p = msgs / p["secs"]
+            _report("pyais decode loop ", msgs, p)
             print(
-                f"pyais decode loop : {p['secs']:.2f}s  {rate_p:,.0f} msgs/s  {p['extra']}"
-                f"  peak RSS {p['rss_mib']:.0f} MiB"
+                f"ratio atalaya/pyais: {p['secs'] / a['secs']:.1f}x by wall time,"
+                f" {p['cpu'] / a['cpu']:.1f}x by CPU time"
+                f" (os.cpu_count()={os.cpu_count()}, load average {os.getloadavg()[0]:.1f})"
             )
-            print(f"ratio (atalaya / pyais msgs/s): {rate_a / rate_p:.1f}x")
+
+
+def _report(label: str, msgs: int, r: dict[str, Any]) -> None:
+    print(
+        f"{label}: {r['secs']:.2f}s wall, {r['cpu']:.2f}s CPU  {msgs / r['secs']:,.0f} msgs/s wall"
+        f"  {msgs / r['cpu']:,.0f} msgs/s CPU  {r['extra']}  peak RSS {r['rss_mib']:.0f} MiB"
+    )
 
 
 if __name__ == "__main__":
