@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,67 @@ def store(db_url: str) -> Iterator[KnowledgeStore]:
 def workspace(tmp_path: Path) -> Workspace:
     """A fresh workspace (SQLite knowledge store) for party USA."""
     return init_workspace(tmp_path / "ws", party="USA", name="Collecting party")
+
+
+# --------------------------------------------------------------------------- scenario fixtures
+# The demo scenario is generated once per test run and shared by all workers (file lock), then
+# ingested once into a template workspace; tests that modify a workspace copy the template.
+
+DEMO_SEED = 7
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    # with pytest-xdist each worker has its own basetemp under a common parent
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _once(lock_dir: Path, name: str, build: Callable[[Path], None]) -> Path:
+    import fcntl
+
+    target = lock_dir / name
+    with open(lock_dir / f"{name}.lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        if not (target / ".complete").exists():
+            if target.exists():
+                shutil.rmtree(target)
+            build(target)
+            (target / ".complete").write_text("ok")
+    return target
+
+
+@pytest.fixture(scope="session")
+def demo_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo scenario (seed 7): OUT/feeds, OUT/records, OUT/truth."""
+    from atalaya.scenario.generate import generate
+
+    return _once(_shared_dir(tmp_path_factory), f"demo-scenario-{DEMO_SEED}",
+                 lambda p: generate(p, size="demo", seed=DEMO_SEED))  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def demo_workspace_template(tmp_path_factory: pytest.TempPathFactory, demo_scenario: Path) -> Path:
+    """A workspace with the demo scenario ingested and its records imported (read-only: copy before changing)."""
+
+    def build(p: Path) -> None:
+        from atalaya.core.markings import Marking
+        from atalaya.ingest.pipeline import ingest_paths
+        from atalaya.ingest.records import load_records
+
+        ws = init_workspace(p, party="USA", name="Collecting party")
+        ingest_paths(ws, [demo_scenario / "feeds"])
+        store = KnowledgeStore.open(ws.db_url)
+        try:
+            load_records(store, demo_scenario / "records", marking=Marking.from_text("TLP:AMBER;ORIG:USA"))
+        finally:
+            store.close()
+
+    return _once(_shared_dir(tmp_path_factory), f"demo-ws-{DEMO_SEED}", build)
+
+
+@pytest.fixture
+def demo_workspace(demo_workspace_template: Path, tmp_path: Path) -> Workspace:
+    """A private, writable copy of the ingested demo workspace."""
+    dst = tmp_path / "demo-ws"
+    shutil.copytree(demo_workspace_template, dst, ignore=shutil.ignore_patterns(".complete"))
+    return Workspace.open(dst)
