@@ -29,6 +29,18 @@ from atalaya.store.knowledge import KnowledgeStore, schema
 DAY0 = 20_514  # 2026-03-02
 US_H = 3_600_000_000
 US_D = 24 * US_H
+_COLS: tuple[str, ...] = (
+    "lon",
+    "lat",
+    "time_us",
+    "sensor",
+    "kind",
+    "pos_err_m",
+    "err_minor_m",
+    "confidence",
+    "speed_mps",
+    "alt_m",
+)
 
 
 @dataclass
@@ -78,9 +90,6 @@ class World:
         return TruthSites(id=[f"s{i}" for i in range(n)], kind=list(self.truth_kind),
                           lon=np.array(self.truth_lon), lat=np.array(self.truth_lat),
                           first_day=np.full(n, DAY0), observed=np.ones(n, bool))  # fmt: skip
-
-
-_COLS = ("lon", "lat", "time_us", "sensor", "kind", "pos_err_m", "err_minor_m", "confidence", "speed_mps", "alt_m")
 
 
 def make_world(seed: int, *, days: int = 5) -> World:
