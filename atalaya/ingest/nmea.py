@@ -1040,18 +1040,25 @@ def _names_for(mmsi: I64, line: I64, statics: list[tuple[I64, I64, list[str]]], 
 
 
 def _attrs(mtype: I64, status: I64, heading: I64) -> pa.Array:
-    """Compact JSON per row: ``{"msg":1,"nav":0,"hdg":87}`` (``nav``/``hdg`` only when known)."""
-    nav = pa.array(status, mask=status < 0)
-    hdg = pa.array(heading, mask=heading >= 511)
-    return pc.binary_join_element_wise(
-        '{"msg":',
-        pc.cast(pa.array(mtype), pa.string()),
-        pc.binary_join_element_wise(',"nav":', pc.cast(nav, pa.string()), ""),
-        pc.binary_join_element_wise(',"hdg":', pc.cast(hdg, pa.string()), ""),
-        "}",
-        "",
-        null_handling="skip",
-    )
+    """Compact JSON per row: ``{"msg":1,"nav":0,"hdg":87}`` (``nav``/``hdg`` only when known).
+
+    Few distinct combinations occur, so each is formatted once and the rows take their text.
+    """
+    if mtype.size == 0:
+        return pa.array([], type=pa.string())
+    code = (mtype * 17 + (status + 1)) * 512 + np.minimum(heading, 511)
+    uniq, inv = np.unique(code, return_inverse=True)
+    texts = []
+    for c in uniq.tolist():
+        m, rest = divmod(c, 17 * 512)
+        nav, hdg = divmod(rest, 512)
+        text = f'{{"msg":{m}'
+        if nav:
+            text += f',"nav":{nav - 1}'
+        if hdg < 511:
+            text += f',"hdg":{hdg}'
+        texts.append(text + "}")
+    return pc.take(pa.array(texts, type=pa.string()), pa.array(inv.astype(np.int32)))
 
 
 def _empty_columns() -> dict[str, Any]:
