@@ -1,0 +1,769 @@
+"""Corridors (H3 cell flows of many tracks) and MEX–USA border crossings with their hot spots.
+
+Every function takes plain columns (track id, time in µs since the epoch,
+lon, lat) so that any track source can feed it: identified tracks of the
+fusion engine, AIS/ADS-B/CoT positions straight from the lake, or true
+scenario tracks.
+
+- :func:`h3_cells` — H3 cell of each point (exact; repeated positions are
+  resolved once).
+- :func:`corridor_flows` — per track, the sequence of visited cells (jumps over
+  non-adjacent cells are filled along the H3 grid line); unique tracks per cell
+  and per directed edge; corridors = connected chains of cells and edges used
+  by at least ``min_tracks`` tracks, ranked by the number of tracks.
+- :func:`border_crossings` — segments of consecutive points that change side
+  (Mexico ↔ USA) and cut the land boundary line: crossing point, interpolated
+  time and direction.
+- :func:`crossing_hotspots` — crossings within ``radius_m`` of each other
+  chained into hot spots with counts and a 24-hour profile.
+- :func:`run_corridors` — the workspace job: tracks from the lake (or the
+  identified tracks when present) → ``corridors`` and ``crossings`` tables.
+
+>>> import numpy as np
+>>> f = corridor_flows(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.array([]), np.array([]))
+>>> f.corridors.num_rows, f.cells.num_rows
+(0, 0)
+>>> x = border_crossings(np.array([1, 1]), np.array([0, 60_000_000]), np.array([-106.45, -106.45]),
+...                      np.array([31.70, 31.80]))
+>>> x.column("direction").to_pylist(), round(x.column("lat")[0].as_py(), 2)
+(['north'], 31.76)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import h3.api.numpy_int as h3n
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from shapely.geometry.base import BaseGeometry
+
+from atalaya.core.errors import ValidationError
+from atalaya.core.ids import new_run_id
+from atalaya.core.provenance import Provenance
+from atalaya.core.workspace import Workspace
+from atalaya.geo.kernels import geodesic_distance
+from atalaya.geo.naturalearth import load_layer
+from atalaya.store.knowledge import KnowledgeStore, upsert
+from atalaya.store.knowledge import schema as ks
+from atalaya.store.lake import Lake
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+METHOD = "corridors/h3-flows-v1"
+CROSSING_METHOD = "crossings/segment-border-v1"
+_US_PER_S = 1_000_000
+_M_PER_DEG = 111_320.0
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def as_codes(track_id: Any) -> tuple[I64, npt.NDArray[Any]]:
+    """Dense integer codes of track ids (any dtype) and the distinct ids in code order.
+
+    >>> c, u = as_codes(np.array(["b", "a", "b"], dtype=object))
+    >>> c.tolist(), u.tolist()
+    ([1, 0, 1], ['a', 'b'])
+    >>> as_codes(np.array([]))[0].size
+    0
+    """
+    arr = np.asarray(track_id)
+    if arr.dtype == object:
+        arr = arr.astype(str)
+    uniq, inv = np.unique(arr, return_inverse=True)
+    return inv.astype(np.int64).ravel(), uniq
+
+
+def check_columns(**cols: Any) -> int:
+    """Length shared by all columns (raises :class:`ValidationError` with a hint when they differ)."""
+    sizes = {k: int(np.asarray(v).size) for k, v in cols.items() if v is not None}
+    if len(set(sizes.values())) > 1:
+        raise ValidationError(
+            f"columns differ in length: {sizes}", hint="pass one value per point in every column (same order)"
+        )
+    return next(iter(sizes.values()), 0)
+
+
+def sort_tracks(codes: I64, time_us: I64) -> npt.NDArray[np.intp]:
+    """Order that sorts points by track, then time."""
+    return np.lexsort((time_us, codes))
+
+
+def neighbour_pairs(group: I64, lon: F64, lat: F64, radius_m: float) -> tuple[I64, I64, F64]:
+    """Pairs ``(i, j, distance)`` with ``i < j``, the same ``group`` and within ``radius_m`` (geodesic).
+
+    Points are bucketed by group and a lon/lat grid of about ``radius_m``; only
+    buckets that touch are compared, so the cost follows the number of close
+    pairs, not ``n²``.
+
+    >>> i, j, d = neighbour_pairs(np.array([0, 0, 1]), np.array([0.0, 0.001, 0.0]), np.zeros(3), 200.0)
+    >>> i.tolist(), j.tolist(), [round(x) for x in d]
+    ([0], [1], [111])
+    >>> neighbour_pairs(np.zeros(0, np.int64), np.zeros(0), np.zeros(0), 1.0)[0].size
+    0
+    """
+    n = lon.size
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+    if n < 2:
+        return empty
+    max_lat = min(float(np.max(np.abs(lat))), 85.0)
+    step_y = radius_m / _M_PER_DEG * 1.01
+    step_x = step_y / math.cos(math.radians(max_lat))
+    cx = np.floor((lon + 180.0) / step_x).astype(np.int64)
+    cy = np.floor((lat + 90.0) / step_y).astype(np.int64)
+    width = int(cx.max()) + 3
+    height = int(cy.max()) + 3
+    g = group.astype(np.int64) - int(group.min())
+    key = (g * height + cy) * width + cx
+    order = np.argsort(key, kind="stable")
+    ks_ = key[order]
+    ii: list[I64] = []
+    jj: list[I64] = []
+    # half of the neighbourhood (the other half is the same pairs reversed)
+    for dy, dx in ((0, 0), (0, 1), (1, -1), (1, 0), (1, 1)):
+        q = key + dy * width + dx
+        lo = np.searchsorted(ks_, q, side="left")
+        hi = np.searchsorted(ks_, q, side="right")
+        cnt = hi - lo
+        tot = int(cnt.sum())
+        if tot == 0:
+            continue
+        rep = np.repeat(np.arange(n), cnt)
+        starts = np.repeat(lo - np.cumsum(np.r_[0, cnt[:-1]]), cnt)
+        other = order[starts + np.arange(tot)]
+        if dy == 0 and dx == 0:
+            keep = rep < other
+            rep, other = rep[keep], other[keep]
+        ii.append(rep)
+        jj.append(other)
+    if not ii:
+        return empty
+    i = np.concatenate(ii)
+    j = np.concatenate(jj)
+    d = geodesic_distance(lon[i], lat[i], lon[j], lat[j])
+    keep = d <= radius_m
+    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    return a.astype(np.int64), b.astype(np.int64), d[keep]
+
+
+def connected_components(n: int, a: I64, b: I64) -> I64:
+    """Component label (smallest member index) of ``n`` nodes joined by edges ``a[k]–b[k]``.
+
+    Vectorised label propagation with pointer jumping.
+
+    >>> connected_components(5, np.array([0, 3]), np.array([1, 4])).tolist()
+    [0, 0, 2, 3, 3]
+    >>> connected_components(0, np.zeros(0, np.int64), np.zeros(0, np.int64)).size
+    0
+    """
+    lab = np.arange(n, dtype=np.int64)
+    if a.size == 0:
+        return lab
+    while True:
+        m = np.minimum(lab[a], lab[b])
+        new = lab.copy()
+        np.minimum.at(new, a, m)
+        np.minimum.at(new, b, m)
+        new = new[new]  # pointer jumping
+        new = new[new]
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
+# --------------------------------------------------------------------------- H3
+
+
+def h3_cells(lon: Any, lat: Any, res: int) -> I64:
+    """H3 cell (as int64) of each point at resolution ``res``; identical positions are resolved once.
+
+    >>> h3_cells(np.array([-99.13]), np.array([19.43]), 6).tolist() == [h3n.latlng_to_cell(19.43, -99.13, 6)]
+    True
+    >>> h3_cells(np.array([]), np.array([]), 6).size
+    0
+    """
+    if not 0 <= res <= 15:
+        raise ValidationError(f"H3 resolution must be 0–15, got {res}", hint="corridors use 5–8; 6 is ≈ 36 km² cells")
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    if x.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    xy = np.empty((x.size, 2), dtype=np.float64)
+    xy[:, 0], xy[:, 1] = y, x
+    uniq, inv = np.unique(xy.view(np.complex128).ravel(), return_inverse=True)
+    f = h3n.latlng_to_cell
+    cells = np.fromiter((f(la, lo, res) for la, lo in zip(uniq.real.tolist(), uniq.imag.tolist(), strict=True)),
+                        dtype=np.uint64, count=uniq.size)  # fmt: skip
+    out: I64 = cells.view(np.int64)[inv.ravel()]
+    return out
+
+
+def cell_str(cells: Any) -> list[str]:
+    """H3 cells (int64) as their hex strings."""
+    return [format(int(c) & 0xFFFFFFFFFFFFFFFF, "x") for c in np.asarray(cells, dtype=np.int64).tolist()]
+
+
+def cell_int(cells: Sequence[str]) -> I64:
+    """H3 hex strings as int64 cells (inverse of :func:`cell_str`)."""
+    return np.array([int(c, 16) for c in cells], dtype=np.uint64).view(np.int64)
+
+
+# --------------------------------------------------------------------------- corridors
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorridorParams:
+    """Settings of :func:`corridor_flows`."""
+
+    res: int = 6
+    """H3 resolution of the flow grid (6: edge ≈ 3.7 km; 7: ≈ 1.4 km)."""
+    min_tracks: int = 3
+    """Cells and edges used by fewer distinct tracks do not form corridors."""
+    min_cells: int = 3
+    """Corridors with fewer cells are dropped."""
+    max_fill: int = 40
+    """Jumps between non-adjacent cells up to this grid distance are filled along the H3 line; longer ones break."""
+    max_gap_s: float = 3 * 3600.0
+    """Consecutive points further apart in time are not joined."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flows:
+    """Output of :func:`corridor_flows` (Arrow tables)."""
+
+    cells: pa.Table
+    """``cell`` (int64 H3), ``tracks`` (distinct tracks), ``corridor`` (id or -1)."""
+    edges: pa.Table
+    """``src``, ``dst`` (int64 H3, adjacent), ``tracks`` (distinct tracks taking the step)."""
+    corridors: pa.Table
+    """``corridor``, ``rank`` (1 = most used), ``volume`` (distinct tracks), ``n_cells``, ``cells`` (hex strings),
+    ``lon``, ``lat`` (centre of the busiest cell)."""
+
+
+def _fill_jumps(src: I64, dst: I64, max_fill: int) -> tuple[I64, I64, I64]:
+    """Split jumps ``src→dst`` (non-adjacent) into adjacent steps; returns (jump index, step src, step dst)."""
+    pairs = np.unique(np.column_stack([src, dst]), axis=0) if src.size else np.zeros((0, 2), np.int64)
+    paths: dict[tuple[int, int], list[int]] = {}
+    for a, b in pairs.tolist():
+        ua, ub = a & 0xFFFFFFFFFFFFFFFF, b & 0xFFFFFFFFFFFFFFFF
+        try:
+            if h3n.grid_distance(ua, ub) > max_fill:
+                continue
+            p = [int(c) for c in h3n.grid_path_cells(ua, ub)]
+        except Exception:  # h3 raises for pentagon distortion and distant cells: treat as a break
+            continue
+        paths[(a, b)] = [c - (1 << 64) if c >= 1 << 63 else c for c in p]
+    ji: list[int] = []
+    ss: list[int] = []
+    dd: list[int] = []
+    for k, (a, b) in enumerate(zip(src.tolist(), dst.tolist(), strict=True)):
+        path = paths.get((a, b))
+        if path is None:
+            continue
+        ji.extend([k] * (len(path) - 1))
+        ss.extend(path[:-1])
+        dd.extend(path[1:])
+    return np.array(ji, np.int64), np.array(ss, np.int64), np.array(dd, np.int64)
+
+
+def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: CorridorParams | None = None) -> Flows:
+    """Cell flows of many tracks and the corridors they form.
+
+    Per track (points sorted by time), consecutive cells give directed steps;
+    a jump to a non-adjacent cell within ``max_fill`` grid steps (and
+    ``max_gap_s``) is replaced by the cells of the H3 grid line between them.
+    A cell's volume is the number of distinct tracks visiting it; an edge's the
+    number of distinct tracks taking that step. Cells and edges with at least
+    ``min_tracks`` tracks are joined into connected components; each component
+    of ``min_cells`` or more is a corridor, ranked by the distinct tracks that
+    use its cells.
+
+    >>> t = np.repeat(np.arange(4), 30)
+    >>> lon = np.tile(np.linspace(-100.0, -99.0, 30), 4)
+    >>> f = corridor_flows(t, np.tile(np.arange(30) * 60_000_000, 4), lon, np.full(120, 20.0))
+    >>> f.corridors.column("volume").to_pylist(), f.corridors.column("n_cells")[0].as_py() >= 10
+    ([4], True)
+    """
+    p = params or CorridorParams()
+    n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat)
+    codes, _ = as_codes(track_id) if n else (np.zeros(0, np.int64), None)
+    t = np.asarray(time_us, dtype=np.int64).ravel()
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(y)
+    codes, t, x, y = codes[ok], t[ok], x[ok], y[ok]
+    order = sort_tracks(codes, t)
+    codes, t = codes[order], t[order]
+    cells = h3_cells(x[order], y[order], p.res)
+    # visits: (track, cell); steps: (track, src, dst)
+    same = np.zeros(cells.size, dtype=bool)
+    same[1:] = codes[1:] == codes[:-1]
+    moved = same.copy()
+    moved[1:] &= cells[1:] != cells[:-1]
+    moved[1:] &= (t[1:] - t[:-1]) <= p.max_gap_s * _US_PER_S
+    k = np.flatnonzero(moved)
+    src, dst, trk = cells[k - 1], cells[k], codes[k]
+    adj = np.zeros(k.size, dtype=bool)
+    if k.size:
+        # neighbours share a parent-free adjacency test; h3 answers per pair (unique pairs only)
+        pairs, pinv = np.unique(np.column_stack([src, dst]), axis=0, return_inverse=True)
+        nb = np.fromiter(
+            (
+                h3n.are_neighbor_cells(int(a) & 0xFFFFFFFFFFFFFFFF, int(b) & 0xFFFFFFFFFFFFFFFF)
+                for a, b in pairs.tolist()
+            ),
+            dtype=bool,
+            count=len(pairs),
+        )
+        adj = nb[pinv.ravel()]
+    ji, fs, fd = _fill_jumps(src[~adj], dst[~adj], p.max_fill)
+    step_trk = np.concatenate([trk[adj], trk[~adj][ji]])
+    step_src = np.concatenate([src[adj], fs])
+    step_dst = np.concatenate([dst[adj], fd])
+    v_trk = np.concatenate([codes, step_trk, step_trk])
+    v_cell = np.concatenate([cells, step_src, step_dst])
+    return _flows_from_steps(v_trk, v_cell, step_trk, step_src, step_dst, p)
+
+
+def _flows_from_steps(
+    v_trk: I64, v_cell: I64, s_trk: I64, s_src: I64, s_dst: I64, p: CorridorParams
+) -> Flows:  # fmt: skip
+    visits = np.unique(np.column_stack([v_trk, v_cell]), axis=0) if v_trk.size else np.zeros((0, 2), np.int64)
+    ucell, cinv, ccount = np.unique(visits[:, 1], return_inverse=True, return_counts=True)
+    cinv = cinv.ravel()
+    steps = np.unique(np.column_stack([s_trk, s_src, s_dst]), axis=0) if s_trk.size else np.zeros((0, 3), np.int64)
+    uedge, ecount = (
+        np.unique(steps[:, 1:], axis=0, return_counts=True) if len(steps) else (np.zeros((0, 2), np.int64), [])
+    )
+    ecount = np.asarray(ecount, dtype=np.int64)
+    hot_cell = ccount >= p.min_tracks
+    ei = np.searchsorted(ucell, uedge[:, 0]) if len(uedge) else np.zeros(0, np.int64)
+    ej = np.searchsorted(ucell, uedge[:, 1]) if len(uedge) else np.zeros(0, np.int64)
+    hot_edge = (ecount >= p.min_tracks) & hot_cell[ei] & hot_cell[ej] if len(uedge) else np.zeros(0, bool)
+    lab = connected_components(ucell.size, ei[hot_edge].astype(np.int64), ej[hot_edge].astype(np.int64))
+    in_edge = np.zeros(ucell.size, dtype=bool)
+    in_edge[ei[hot_edge]] = True
+    in_edge[ej[hot_edge]] = True
+    member = hot_cell & in_edge
+    comp = np.where(member, lab, -1)
+    # component sizes and volumes (distinct tracks over member cells)
+    roots, rinv, rsize = np.unique(comp[member], return_inverse=True, return_counts=True)
+    keep_root = rsize >= p.min_cells
+    vis_comp = comp[cinv]
+    vm = vis_comp >= 0
+    tv = np.unique(np.column_stack([vis_comp[vm], visits[vm, 0]]), axis=0) if vm.any() else np.zeros((0, 2), np.int64)
+    root_vol = np.zeros(roots.size, dtype=np.int64)
+    if len(tv):
+        np.add.at(root_vol, np.searchsorted(roots, tv[:, 0]), 1)
+    kept = np.flatnonzero(keep_root)
+    rank_order = kept[np.lexsort((roots[kept], -root_vol[kept]))]
+    corr_id = np.full(roots.size, -1, dtype=np.int64)
+    corr_id[rank_order] = np.arange(rank_order.size)
+    cell_corr = np.full(ucell.size, -1, dtype=np.int64)
+    cell_corr[member] = corr_id[rinv.ravel()]
+    c_cells: list[list[str]] = []
+    c_lon: list[float] = []
+    c_lat: list[float] = []
+    by_corr = np.argsort(cell_corr, kind="stable")
+    bounds = np.searchsorted(cell_corr[by_corr], np.arange(rank_order.size + 1))
+    for r in range(rank_order.size):
+        idx = by_corr[bounds[r] : bounds[r + 1]]
+        idx = idx[np.lexsort((ucell[idx], -ccount[idx]))]
+        c_cells.append(cell_str(ucell[idx]))
+        la, lo = h3n.cell_to_latlng(int(ucell[idx[0]]) & 0xFFFFFFFFFFFFFFFF)
+        c_lon.append(float(lo))
+        c_lat.append(float(la))
+    corridors = pa.table(
+        {
+            "corridor": pa.array(np.arange(rank_order.size), pa.int64()),
+            "rank": pa.array(np.arange(1, rank_order.size + 1), pa.int64()),
+            "volume": pa.array(root_vol[rank_order], pa.int64()),
+            "n_cells": pa.array(rsize[rank_order], pa.int64()),
+            "cells": pa.array(c_cells, pa.list_(pa.string())),
+            "lon": pa.array(c_lon, pa.float64()),
+            "lat": pa.array(c_lat, pa.float64()),
+        }
+    )
+    return Flows(
+        cells=pa.table({"cell": ucell, "tracks": ccount.astype(np.int64), "corridor": cell_corr}),
+        edges=pa.table({"src": uedge[:, 0], "dst": uedge[:, 1], "tracks": ecount}),
+        corridors=corridors,
+    )
+
+
+# --------------------------------------------------------------------------- border crossings
+
+
+@dataclass(frozen=True, kw_only=True)
+class Border:
+    """A boundary line cut into straight pieces, indexed for segment queries."""
+
+    x0: F64
+    """Start lon of each piece."""
+    y0: F64
+    """Start lat of each piece."""
+    x1: F64
+    """End lon of each piece."""
+    y1: F64
+    """End lat of each piece."""
+    b_left: B
+    """Whether side B (e.g. the USA) lies left of each piece (looking from start to end)."""
+    tree: shapely.STRtree
+    """R-tree over the pieces."""
+
+    @classmethod
+    def from_line(cls, line: BaseGeometry, side_b: BaseGeometry) -> Border:
+        """Cut a (multi)line into pieces; ``side_b`` is a polygon on one side of it (sets :attr:`b_left`)."""
+        parts = shapely.get_parts(line)
+        coords, idx = shapely.get_coordinates(parts, return_index=True)
+        same = idx[1:] == idx[:-1]
+        a, b = coords[:-1][same], coords[1:][same]
+        dx, dy = b[:, 0] - a[:, 0], b[:, 1] - a[:, 1]
+        norm = np.maximum(np.hypot(dx, dy), 1e-12)
+        mx, my = (a[:, 0] + b[:, 0]) / 2, (a[:, 1] + b[:, 1]) / 2
+        off = 1e-4  # ≈ 10 m to the left of the piece's midpoint
+        left_in = shapely.contains_xy(side_b, mx - dy / norm * off, my + dx / norm * off)
+        right_in = shapely.contains_xy(side_b, mx + dy / norm * off, my - dx / norm * off)
+        # where both or neither test falls in side B (tiny pieces), trust the majority orientation of the part
+        b_left = np.where(left_in != right_in, left_in, left_in.mean() >= 0.5 if left_in.size else False)
+        segs = shapely.linestrings(np.stack([a, b], axis=1)) if len(a) else np.zeros(0, dtype=object)
+        return cls(x0=a[:, 0], y0=a[:, 1], x1=b[:, 0], y1=b[:, 1], b_left=b_left.astype(bool),
+                   tree=shapely.STRtree(segs))  # fmt: skip
+
+
+@cache
+def mex_usa_border() -> Border:
+    """The MEX–USA land boundary (Natural Earth ``boundary_lines_land``), side B = USA (admin-0 polygon)."""
+    parts = [
+        g
+        for props, g in load_layer("boundary_lines_land")
+        if {props.get("adm0_a3_l"), props.get("adm0_a3_r")} == {"MEX", "USA"}
+    ]
+    usa = shapely.union_all([g for props, g in load_layer("admin0_region") if props.get("adm0_a3") == "USA"])
+    shapely.prepare(usa)
+    return Border.from_line(shapely.union_all(parts), usa)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossingParams:
+    """Settings of :func:`border_crossings`."""
+
+    max_gap_s: float = 6 * 3600.0
+    """Consecutive points further apart in time are not joined (the crossing time would be a guess)."""
+
+
+def border_crossings(
+    track_id: Any,
+    time_us: Any,
+    lon: Any,
+    lat: Any,
+    *,
+    params: CrossingParams | None = None,
+    border: Border | None = None,
+) -> pa.Table:
+    """Where tracks cross a border line: segments of consecutive points that cut it an odd number of times.
+
+    Each segment of consecutive points (same track, at most ``max_gap_s``
+    apart) is tested against the border pieces near it (R-tree). A segment
+    that cuts the line an even number of times ends where it started (a
+    straight chord across a meander) and is not a crossing; otherwise the
+    crossing is its first cut, with the time interpolated along the segment.
+
+    Returns ``track`` (the given id, as text), ``time_us``, ``lon``, ``lat``,
+    ``direction`` (``north`` = into side B, by default into the USA; ``south``
+    = out of it) and ``gap_s`` (time between the two points: the time
+    uncertainty).
+
+    >>> x = border_crossings(np.array(["a", "a", "a"]), np.array([0, 1, 2]) * 600_000_000,
+    ...                      np.array([-106.45, -106.45, -106.45]), np.array([31.70, 31.80, 31.70]))
+    >>> x.column("direction").to_pylist()
+    ['north', 'south']
+    >>> border_crossings(np.array([]), np.array([], dtype=np.int64), np.array([]), np.array([])).num_rows
+    0
+    """
+    p = params or CrossingParams()
+    bd = border if border is not None else mex_usa_border()
+    n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat)
+    codes, uniq = as_codes(track_id) if n else (np.zeros(0, np.int64), np.zeros(0, dtype=object))
+    t = np.asarray(time_us, dtype=np.int64).ravel()
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    order = sort_tracks(codes, t)
+    codes, t, x, y = codes[order], t[order], x[order], y[order]
+    k = np.flatnonzero((codes[1:] == codes[:-1]) & ((t[1:] - t[:-1]) <= p.max_gap_s * _US_PER_S)) + 1
+    # cheap prefilter: segments whose box meets the border's box
+    if bd.x0.size and k.size:
+        bx0, bx1 = min(bd.x0.min(), bd.x1.min()), max(bd.x0.max(), bd.x1.max())
+        by0, by1 = min(bd.y0.min(), bd.y1.min()), max(bd.y0.max(), bd.y1.max())
+        sx0, sx1 = np.minimum(x[k - 1], x[k]), np.maximum(x[k - 1], x[k])
+        sy0, sy1 = np.minimum(y[k - 1], y[k]), np.maximum(y[k - 1], y[k])
+        k = k[(sx1 >= bx0) & (sx0 <= bx1) & (sy1 >= by0) & (sy0 <= by1) & ((sx1 > sx0) | (sy1 > sy0))]
+    else:
+        k = np.zeros(0, np.int64)
+    segs = shapely.linestrings(np.stack([np.column_stack([x[k - 1], y[k - 1]]), np.column_stack([x[k], y[k]])], 1))
+    qs, qb = bd.tree.query(segs, predicate="intersects") if k.size else (np.zeros(0, np.int64),) * 2
+    # exact cut parameters (segment a→b against piece p→q)
+    ax, ay = x[k - 1][qs], y[k - 1][qs]
+    rx, ry = x[k][qs] - ax, y[k][qs] - ay
+    px, py = bd.x0[qb], bd.y0[qb]
+    sx, sy = bd.x1[qb] - px, bd.y1[qb] - py
+    den = rx * sy - ry * sx
+    par = np.abs(den) > 1e-18
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = np.where(par, ((px - ax) * sy - (py - ay) * sx) / np.where(par, den, 1.0), 0.0)
+    u = np.clip(u, 0.0, 1.0)
+    # cuts per segment; odd counts cross
+    cnt = np.bincount(qs, minlength=k.size)
+    first = np.lexsort((u, qs))
+    head = first[np.r_[True, qs[first][1:] != qs[first][:-1]]] if first.size else first
+    head = head[cnt[qs[head]] % 2 == 1]
+    seg = qs[head]
+    kk = k[seg]
+    f = u[head]
+    into_b = (den[head] < 0) == bd.b_left[qb[head]]  # r × s < 0: moving to the left of the piece
+    tt = t[kk - 1] + np.round(f * (t[kk] - t[kk - 1])).astype(np.int64)
+    return pa.table(
+        {
+            "track": pa.array(uniq.astype(str)[codes[kk]].tolist() if kk.size else [], pa.string()),
+            "time_us": pa.array(tt, pa.int64()),
+            "lon": pa.array(x[kk - 1] + f * (x[kk] - x[kk - 1]), pa.float64()),
+            "lat": pa.array(y[kk - 1] + f * (y[kk] - y[kk - 1]), pa.float64()),
+            "direction": pa.array(np.where(into_b, "north", "south").tolist(), pa.string()),
+            "gap_s": pa.array((t[kk] - t[kk - 1]) / _US_PER_S, pa.float64()),
+        }
+    )
+
+
+def crossing_hotspots(
+    lon: Any, lat: Any, time_us: Any, *, radius_m: float = 2_000.0, direction: Any = None
+) -> pa.Table:
+    """Crossings chained into hot spots: points within ``radius_m`` of another join its hot spot.
+
+    Each hot spot has ``hotspot`` (0 = busiest), ``lon``/``lat`` (median of
+    its crossings), ``count``, ``hour_profile`` (24 counts by UTC hour),
+    ``first_us``/``last_us``, ``north``/``south`` counts (when ``direction`` is
+    given) and ``radius_m`` (largest distance of a member from the centre).
+
+    >>> h = crossing_hotspots(np.array([-106.45, -106.451, -100.0]), np.array([31.78, 31.78, 28.7]),
+    ...                       np.array([0, 3_600_000_000, 0]))
+    >>> h.column("count").to_pylist(), h.column("hour_profile")[0].as_py()[:2]
+    ([2, 1], [1, 1])
+    >>> crossing_hotspots(np.array([]), np.array([]), np.array([], dtype=np.int64)).num_rows
+    0
+    """
+    n = check_columns(lon=lon, lat=lat, time_us=time_us, direction=direction)
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    t = np.asarray(time_us, dtype=np.int64).ravel()
+    i, j, _ = neighbour_pairs(np.zeros(n, np.int64), x, y, radius_m)
+    comp = connected_components(n, i, j)
+    roots, inv, counts = np.unique(comp, return_inverse=True, return_counts=True)
+    inv = inv.ravel()
+    m = roots.size
+    order = np.lexsort((roots, -counts))
+    rank = np.empty(m, dtype=np.int64)
+    rank[order] = np.arange(m)
+    hs = rank[inv]
+    by = np.lexsort((x, hs))
+    bounds = np.searchsorted(hs[by], np.arange(m + 1))
+    cx = np.array([float(np.median(x[by[bounds[r] : bounds[r + 1]]])) for r in range(m)])
+    cy = np.array([float(np.median(y[by[bounds[r] : bounds[r + 1]]])) for r in range(m)])
+    hour = ((t // (3600 * _US_PER_S)) % 24).astype(np.int64)
+    prof = np.zeros((m, 24), dtype=np.int64)
+    np.add.at(prof, (hs, hour), 1)
+    first = np.full(m, np.iinfo(np.int64).max)
+    last = np.full(m, np.iinfo(np.int64).min)
+    np.minimum.at(first, hs, t)
+    np.maximum.at(last, hs, t)
+    spread = np.zeros(m)
+    if n:
+        np.maximum.at(spread, hs, geodesic_distance(x, y, cx[hs], cy[hs]))
+    d = np.asarray(direction).astype(str) if direction is not None else np.full(n, "")
+    north = np.bincount(hs, weights=(d == "north").astype(np.float64), minlength=m).astype(np.int64)
+    south = np.bincount(hs, weights=(d == "south").astype(np.float64), minlength=m).astype(np.int64)
+    return pa.table(
+        {
+            "hotspot": pa.array(np.arange(m), pa.int64()),
+            "lon": pa.array(cx, pa.float64()),
+            "lat": pa.array(cy, pa.float64()),
+            "count": pa.array(counts[order], pa.int64()),
+            "hour_profile": pa.array(prof.tolist(), pa.list_(pa.int64())),
+            "first_us": pa.array(first, pa.int64()),
+            "last_us": pa.array(last, pa.int64()),
+            "north": pa.array(north, pa.int64()),
+            "south": pa.array(south, pa.int64()),
+            "radius_m": pa.array(spread, pa.float64()),
+        }
+    )
+
+
+# --------------------------------------------------------------------------- workspace job
+
+TRACK_KINDS: tuple[str, ...] = ("vehicle", "vessel", "aircraft")
+"""Object kinds whose tracks form corridors and crossings (own sortie tracks and people are left out)."""
+
+
+def tracks_dir(ws: Workspace) -> Path:
+    """Where identified tracks are written (``WORKSPACE/analysis/tracks``)."""
+    return ws.root / "analysis" / "tracks"
+
+
+def load_track_points(ws: Workspace) -> pa.Table:
+    """Track points ``track_id, kind, time_us, lon, lat`` for corridors and crossings.
+
+    Uses the identified tracks under ``analysis/tracks`` when present; otherwise
+    positions with an identifier (AIS MMSI, ADS-B ICAO24, CoT uid) straight from
+    the lake, one track per identifier.
+    """
+    files = sorted(tracks_dir(ws).glob("*.parquet")) if tracks_dir(ws).exists() else []
+    if files:
+        tb = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+        names = tb.column_names
+        if not {"track_id", "time", "lon", "lat"} <= set(names):
+            files = []
+        else:
+            tid = tb.column("track_id").cast(pa.string())
+            kind = tb.column("kind").cast(pa.string()) if "kind" in names else pa.array(["any"] * tb.num_rows)
+            tm = tb.column("time")
+            t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
+            out = pa.table({"track_id": tid, "kind": kind, "time_us": t_us, "lon": tb.column("lon"),
+                            "lat": tb.column("lat")})  # fmt: skip
+            return out.filter(pa.compute.invert(pa.compute.is_in(out.column("kind"), pa.array(["platform", "person"]))))
+    kinds = ", ".join(f"'{k}'" for k in TRACK_KINDS)
+    return Lake(ws.lake_dir).query(
+        "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
+        "epoch_us(time) AS time_us, lon, lat FROM observations "
+        f"WHERE ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ('mmsi', 'icao24', 'cot_uid') "
+        f"AND CAST(kind AS VARCHAR) IN ({kinds}) ORDER BY track_id, time_us"
+    )
+
+
+def _ts(us: int) -> datetime:
+    return datetime.fromtimestamp(us / _US_PER_S, tz=UTC)
+
+
+def run_corridors(
+    ws: Workspace,
+    store: KnowledgeStore,
+    *,
+    progress: bool = False,
+    params: CorridorParams | None = None,
+    hotspot_radius_m: float = 2_000.0,
+) -> dict[str, Any]:
+    """Corridors per object kind and border-crossing hot spots of a workspace's tracks; returns a summary.
+
+    Replaces the previous analytic rows of the ``corridors`` and ``crossings``
+    tables and writes the crossings themselves to
+    ``WORKSPACE/analysis/corridors/crossings.parquet``.
+    """
+    p = params or CorridorParams()
+    started = datetime.now(UTC)
+    run_id = f"corridors-{new_run_id()[:16]}"
+    pts = load_track_points(ws)
+    kinds = sorted(set(pts.column("kind").to_pylist())) if pts.num_rows else []
+    it: Any = kinds
+    if progress and kinds:
+        from tqdm import tqdm
+
+        it = tqdm(kinds, desc="corridors", unit="kind")
+    rows: list[dict[str, Any]] = []
+    per_kind: dict[str, int] = {}
+    for kind in it:
+        sub = pts.filter(pa.compute.equal(pts.column("kind"), kind))
+        fl = corridor_flows(
+            sub.column("track_id").to_numpy(zero_copy_only=False),
+            sub.column("time_us").to_numpy(),
+            sub.column("lon").to_numpy(),
+            sub.column("lat").to_numpy(),
+            params=p,
+        )
+        per_kind[kind] = fl.corridors.num_rows
+        for c in fl.corridors.to_pylist():
+            cells = c["cells"]
+            rows.append(
+                {
+                    "id": f"corridor--{kind}-{c['rank']:04d}",
+                    "h3_cells": cells,
+                    "volume": int(c["volume"]),
+                    "kind": kind,
+                    "rank": int(c["rank"]),
+                    "run_id": run_id,
+                    "provenance": Provenance(run_id=run_id, method=METHOD, n_support=int(c["volume"])).to_dict(),
+                }
+            )
+    xing = border_crossings(
+        pts.column("track_id").to_numpy(zero_copy_only=False),
+        pts.column("time_us").to_numpy(),
+        pts.column("lon").to_numpy(),
+        pts.column("lat").to_numpy(),
+    )
+    hot = crossing_hotspots(
+        xing.column("lon").to_numpy(),
+        xing.column("lat").to_numpy(),
+        xing.column("time_us").to_numpy(),
+        radius_m=hotspot_radius_m,
+        direction=xing.column("direction").to_numpy(zero_copy_only=False),
+    )
+    out_dir = ws.root / "analysis" / "corridors"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pq.write_table(xing, out_dir / "crossings.parquet")
+    pq.write_table(hot, out_dir / "hotspots.parquet")
+    x_rows = []
+    for h in hot.to_pylist():
+        x_rows.append(
+            {
+                "id": f"crossing--{h['lon']:.3f}_{h['lat']:.3f}",
+                "lon": h["lon"],
+                "lat": h["lat"],
+                "count": h["count"],
+                "hour_profile": h["hour_profile"],
+                "first_seen": _ts(h["first_us"]),
+                "last_seen": _ts(h["last_us"]),
+                "run_id": run_id,
+                "provenance": Provenance(
+                    run_id=run_id, method=CROSSING_METHOD, n_support=h["count"],
+                    first_seen=_ts(h["first_us"]).isoformat(), last_seen=_ts(h["last_us"]).isoformat(),
+                ).to_dict(),
+            }
+        )  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(ks.corridors.delete().where(ks.corridors.c.id.like("corridor--%")))
+        conn.execute(ks.crossings.delete().where(ks.crossings.c.id.like("crossing--%")))
+        upsert(conn, ks.corridors, rows, keys=["id"])
+        upsert(conn, ks.crossings, x_rows, keys=["id"])
+    summary: dict[str, Any] = {
+        "run_id": run_id,
+        "track_points": pts.num_rows,
+        "tracks": len(set(pts.column("track_id").to_pylist())) if pts.num_rows else 0,
+        "corridors": per_kind,
+        "crossings": xing.num_rows,
+        "hotspots": hot.num_rows,
+        "top_hotspots": [
+            {"lon": round(h["lon"], 4), "lat": round(h["lat"], 4), "count": h["count"]}
+            for h in hot.slice(0, 5).to_pylist()
+        ],
+        "output": str(out_dir),
+    }
+    with store.begin() as conn:
+        conn.execute(
+            ks.analysis_runs.insert().values(
+                id=run_id, kind="corridors", started_at=started, finished_at=datetime.now(UTC),
+                params={"method": METHOD, "res": p.res, "min_tracks": p.min_tracks,
+                        "hotspot_radius_m": hotspot_radius_m},
+                summary=json.loads(json.dumps(summary)),
+            )
+        )  # fmt: skip
+    return summary
