@@ -18,6 +18,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("atalaya.cli.cmd_core:ingest_cmd", "Load feed files into the observation lake."),
     "status": ("atalaya.cli.cmd_core:status_cmd", "Show what the workspace holds."),
     "quarantine": ("atalaya.cli.cmd_core:quarantine_cmd", "List quarantined records and their reasons."),
+    "analyze": (
+        "atalaya.cli.cmd_analyze:analyze_cmd",
+        "Run the fusion analytics (tracks, sites, maritime, corridors).",
+    ),
+    "evaluate": ("atalaya.cli.cmd_evaluate:evaluate_cmd", "Score the analytics against a scenario's ground truth."),
     "records": ("atalaya.cli.cmd_records:records", "Load reference records: parties, platforms, sorties."),
     "scenario": ("atalaya.cli.cmd_scenario:scenario", "Generate the synthetic scenario world."),
     "log": ("atalaya.cli.cmd_log:log", "Transparency log: append, checkpoint, prove, verify, witness."),
