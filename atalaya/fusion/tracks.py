@@ -1,0 +1,589 @@
+"""Tracks: identified positions (AIS MMSI, ADS-B ICAO24, CoT uid) and id-less detections, to the stores.
+
+**Identified tracks** (:func:`build_identified_tracks`) are built without any
+per-point Python loop:
+
+1. rows are sorted by (ident, time); repeated (ident, time) rows are dropped;
+2. each position is tested against the one before it with the object kind's
+   kinematic envelope (:class:`Envelope`): the implied speed, allowing for both
+   positions' errors, must stay under ``max_speed_mps`` and the gap under
+   ``max_gap_s``; a failed test starts a new *run*;
+3. a run that starts with a failed test is linked to the most recent earlier
+   run end (up to ``lag`` rows back, same ident) that it can be reached from;
+   each run end is taken by at most one successor. Chains of linked runs are the
+   *segments*. Two objects sharing an id thus become two interleaved segments,
+   and a spoofed jump starts its own segment instead of corrupting the real one;
+4. single-position spikes whose implied acceleration on both sides exceeds
+   ``max_accel_mps2`` (plus the noise allowance) are removed, and segments shorter
+   than ``min_points`` are dropped as outliers.
+
+**Unidentified tracks** come from :func:`atalaya.fusion.mtt.track_unidentified`.
+
+:func:`run_tracks` reads the lake, writes full points as Parquet under
+``WORKSPACE/analysis/tracks/`` (``track_id, time, lon, lat, speed, course,
+obs_id``) and upserts one summary row per track into the knowledge store
+(stable id from ident kind, ident and start time; simplified GeoJSON
+LineString; provenance with a sample of the supporting observation ids).
+
+>>> import numpy as np
+>>> t = np.arange(6, dtype=np.int64) * 60_000_000                  # one report per minute
+>>> lon = np.array([-110.0, -109.99, -109.98, -105.0, -109.96, -109.95])  # a spoofed jump at row 3
+>>> res = build_identified_tracks(ident=np.array(["366000001"] * 6), time_us=t, lon=lon,
+...                               lat=np.full(6, 25.0), kind=np.array(["vessel"] * 6))
+>>> res.segment.tolist(), res.n_segments
+([0, 0, 0, -1, 0, 0], 1)
+>>> build_identified_tracks(ident=np.array([], dtype=str), time_us=t[:0], lon=lon[:0], lat=lon[:0]).n_segments
+0
+"""
+
+from __future__ import annotations
+
+import time as _time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import shapely
+from sqlalchemy import insert
+
+from atalaya.core.errors import ValidationError
+from atalaya.core.ids import prefixed_id
+from atalaya.core.provenance import Provenance
+from atalaya.core.workspace import Workspace
+from atalaya.fusion.mtt import TrackerConfig, track_unidentified
+from atalaya.geo.kernels import geodesic_distance
+from atalaya.store.knowledge import KnowledgeStore, schema, upsert
+from atalaya.store.lake import Lake
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+B = npt.NDArray[np.bool_]
+
+METHOD_IDENTIFIED = "tracks/identified-v1"
+METHOD_UNIDENTIFIED = "tracks/mtt-gnn-v1"
+_US = 1_000_000
+_R = 6_371_008.8
+_DEG = np.pi / 180.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Envelope:
+    """Kinematic envelope of an object kind: what a real position sequence can do."""
+
+    max_speed_mps: float
+    """Highest plausible speed over ground, m/s."""
+    max_accel_mps2: float
+    """Highest plausible change of speed, m/s²."""
+    max_gap_s: float
+    """A longer silence ends a segment, seconds."""
+    default_err_m: float
+    """Position error assumed where a row has none (1-sigma, metres)."""
+
+
+ENVELOPES: dict[str, Envelope] = {
+    "vessel": Envelope(max_speed_mps=35.0, max_accel_mps2=1.5, max_gap_s=3 * 3600.0, default_err_m=15.0),
+    "aircraft": Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0),
+    "vehicle": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0),
+    "person": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0),
+    "platform": Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0),
+}
+"""Envelopes by object kind (``ObjectKind`` values); other kinds use :data:`DEFAULT_ENVELOPE`."""
+DEFAULT_ENVELOPE = Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0)
+"""Envelope of kinds without their own entry."""
+
+IDENT_KINDS = ("mmsi", "icao24", "cot_uid")
+"""Identifier kinds whose positions make identified tracks."""
+MTT_SENSORS = ("GMTI", "RADAR")
+"""Sensors whose id-less detections are tracked by the multi-target tracker (each sensor on its own)."""
+
+POINTS_SCHEMA = pa.schema(
+    [
+        pa.field("track_id", pa.string(), nullable=False),
+        pa.field("time", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("lon", pa.float64(), nullable=False),
+        pa.field("lat", pa.float64(), nullable=False),
+        pa.field("speed", pa.float32()),
+        pa.field("course", pa.float32()),
+        pa.field("obs_id", pa.binary(16)),
+    ]
+)
+"""Columns of the track point files under ``WORKSPACE/analysis/tracks/`` (speed m/s, course degrees true)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifiedTracks:
+    """Segments found by :func:`build_identified_tracks`, as arrays over the input rows."""
+
+    segment: I64
+    """Segment of each input row, ``-1`` for rows dropped (duplicates, outliers, too-short segments)."""
+    order: I64
+    """Input rows of the kept points, sorted by segment then time."""
+    n_segments: int
+    """Number of segments (numbered 0… in order of ident, then start time)."""
+    outliers: int = 0
+    """Rows dropped as kinematic outliers (spikes and segments shorter than ``min_points``)."""
+    duplicates: int = 0
+    """Rows dropped as repeats of an (ident, time) already seen."""
+
+
+def _codes(values: Any) -> I64:
+    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(np.asarray(values, dtype=object))
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    idx = enc.indices.to_numpy(zero_copy_only=False)
+    return np.asarray(np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, idx), dtype=np.int64)
+
+
+def _envelope_arrays(kind: Any, n: int, envelopes: dict[str, Envelope]) -> tuple[F64, F64, F64, F64]:
+    if kind is None:
+        e = DEFAULT_ENVELOPE
+        return (np.full(n, e.max_speed_mps), np.full(n, e.max_accel_mps2), np.full(n, e.max_gap_s),
+                np.full(n, e.default_err_m))  # fmt: skip
+    arr = kind if isinstance(kind, pa.Array | pa.ChunkedArray) else pa.array(np.asarray(kind, dtype=object))
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    names = enc.dictionary.to_pylist()
+    table = [envelopes.get(str(k), DEFAULT_ENVELOPE) for k in names] or [DEFAULT_ENVELOPE]
+    idx = np.asarray(enc.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    cols = [np.array([getattr(e, f) for e in table]) for f in ("max_speed_mps", "max_accel_mps2", "max_gap_s")]
+    err = np.array([e.default_err_m for e in table])
+    return cols[0][idx], cols[1][idx], cols[2][idx], err[idx]
+
+
+def _flat_dist(lon1: F64, lat1: F64, lon2: F64, lat2: F64) -> F64:
+    """Equirectangular distance, metres (accurate to ~0.5 % over the short steps of a track)."""
+    dlon = np.remainder(lon2 - lon1 + 180.0, 360.0) - 180.0
+    x = dlon * np.cos(0.5 * (lat1 + lat2) * _DEG)
+    dy = lat2 - lat1
+    return np.asarray(np.sqrt(x * x + dy * dy) * (_DEG * _R), dtype=np.float64)
+
+
+def build_identified_tracks(
+    *,
+    ident: Any,
+    time_us: Any,
+    lon: Any,
+    lat: Any,
+    kind: Any = None,
+    pos_err_m: Any = None,
+    envelopes: dict[str, Envelope] | None = None,
+    lag: int = 8,
+    min_points: int = 2,
+    err_sigmas: float = 3.0,
+) -> IdentifiedTracks:
+    """Clean, segmented tracks of identified positions (see the module docstring for the method).
+
+    ``ident`` may be strings (NumPy or Arrow) or integer codes; ``kind`` picks the
+    envelope per row; ``pos_err_m`` (1-sigma, NaN for unknown) widens the speed
+    gate by ``err_sigmas`` times both positions' errors.
+    """
+    if lag < 1 or min_points < 1:
+        raise ValidationError("lag and min_points must be at least 1", hint="e.g. lag=8, min_points=2")
+    t = np.asarray(time_us, dtype=np.int64)
+    n = t.size
+    x = np.asarray(lon, dtype=np.float64)
+    y = np.asarray(lat, dtype=np.float64)
+    ident_arr = np.asarray(ident) if not isinstance(ident, pa.Array | pa.ChunkedArray) else None
+    if ident_arr is not None and np.issubdtype(ident_arr.dtype, np.integer):
+        code = ident_arr.astype(np.int64)
+    else:
+        code = _codes(ident) if n else np.zeros(0, dtype=np.int64)
+    if x.size != n or y.size != n or code.size != n:
+        raise ValidationError("ident, time_us, lon and lat must have one value per row", hint="check array lengths")
+    vmax, amax, gmax, err0 = _envelope_arrays(kind, n, envelopes or ENVELOPES)
+    err = err0 if pos_err_m is None else np.asarray(pos_err_m, dtype=np.float64)
+    err = np.where(np.isfinite(err) & (err > 0), err, err0)
+    seg = np.full(n, -1, dtype=np.int64)
+    if n == 0:
+        return IdentifiedTracks(segment=seg, order=np.zeros(0, dtype=np.int64), n_segments=0)
+
+    valid = code >= 0
+    o = np.lexsort((t, code))
+    o = o[valid[o]]
+    c, ts, xs, ys = code[o], t[o], x[o], y[o]
+    vs, as_, gs, es = vmax[o], amax[o], gmax[o], err[o]
+    m = o.size
+    dup = np.zeros(m, dtype=bool)
+    dup[1:] = (c[1:] == c[:-1]) & (ts[1:] == ts[:-1])
+    n_dup = int(dup.sum())
+    if n_dup:
+        keep = ~dup
+        o, c, ts, xs, ys, vs, as_, gs, es = (a[keep] for a in (o, c, ts, xs, ys, vs, as_, gs, es))
+        m = o.size
+
+    def feasible(i: I64, j: I64) -> B:
+        """Row j reachable from earlier row i (same ident assumed)."""
+        dt = (ts[j] - ts[i]) / _US
+        d = _flat_dist(xs[i], ys[i], xs[j], ys[j])
+        return np.asarray((dt <= gs[j]) & (d <= vs[j] * dt + err_sigmas * (es[i] + es[j])), dtype=bool)
+
+    idx = np.arange(m, dtype=np.int64)
+    first = np.ones(m, dtype=bool)
+    first[1:] = c[1:] != c[:-1]
+    ok1 = np.zeros(m, dtype=bool)
+    if m > 1:
+        ok1[1:] = ~first[1:] & feasible(idx[:-1], idx[1:])
+    run_start = ~ok1
+    run = np.cumsum(run_start) - 1
+    n_runs = int(run[-1]) + 1
+    run_end = np.ones(m, dtype=bool)
+    run_end[:-1] = run_start[1:]
+    parent = np.arange(n_runs, dtype=np.int64)
+    # link broken run starts to an earlier run end of the same ident
+    cand = np.flatnonzero(run_start & ~first)
+    taken = np.zeros(m, dtype=bool)
+    for k in range(2, lag + 1):
+        if cand.size == 0:
+            break
+        p = cand - k
+        okp = p >= 0
+        cand_k, p = cand[okp], p[okp]
+        good = (c[p] == c[cand_k]) & run_end[p] & ~taken[p]
+        good[good] = feasible(p[good], cand_k[good])
+        s, pp = cand_k[good], p[good]
+        if s.size:
+            # each run end takes one successor: the earliest
+            ordr = np.lexsort((s, pp))
+            s, pp = s[ordr], pp[ordr]
+            one = np.ones(s.size, dtype=bool)
+            one[1:] = pp[1:] != pp[:-1]
+            s, pp = s[one], pp[one]
+            parent[run[s]] = run[pp]
+            taken[pp] = True
+        linked = np.zeros(m, dtype=bool)
+        linked[s] = True
+        cand = cand[~linked[cand]]
+    while True:  # pointer jumping to the chain roots
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    chain = parent[run]
+    # points of each chain in time order
+    co = np.lexsort((ts, chain))
+    ch = chain[co]
+    spike = _spikes(ch, ts[co], xs[co], ys[co], as_[co], es[co], err_sigmas)
+    keep_pts = co[~spike]
+    n_out = int(spike.sum())
+    ch = chain[keep_pts]
+    size = np.bincount(ch, minlength=n_runs)
+    big = size[ch] >= min_points
+    n_out += int((~big).sum())
+    keep_pts = keep_pts[big]
+    ch = ch[big]
+    # number segments by (ident, start time): chain roots are runs, ordered by their first row already
+    _, dense = np.unique(ch, return_inverse=True)
+    seg[o[keep_pts]] = dense
+    return IdentifiedTracks(
+        segment=seg, order=o[keep_pts], n_segments=int(dense.max()) + 1 if dense.size else 0,
+        outliers=n_out, duplicates=n_dup,
+    )  # fmt: skip
+
+
+def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, k: float) -> B:
+    """Single points whose implied acceleration exceeds the envelope on both sides (rows sorted by chain, time)."""
+    m = ch.size
+    out = np.zeros(m, dtype=bool)
+    if m < 3:
+        return out
+    same = ch[1:] == ch[:-1]
+    dt = np.maximum((ts[1:] - ts[:-1]) / _US, 1e-3)
+    d = _flat_dist(xs[:-1], ys[:-1], xs[1:], ys[1:])
+    v = d / dt
+    # speed change across point i (between segments i-1→i and i→i+1), allowed: a·Δt plus the noise of three positions
+    mid = same[:-1] & same[1:]
+    span = 0.5 * (dt[:-1] + dt[1:])
+    noise = k * (err[:-2] + 2 * err[1:-1] + err[2:]) / np.minimum(dt[:-1], dt[1:])
+    acc_bad = np.abs(v[1:] - v[:-1]) > amax[1:-1] * span + noise
+    # a spike: bad on entry and exit, and the neighbours agree with each other
+    dd = _flat_dist(xs[:-2], ys[:-2], xs[2:], ys[2:])
+    detour = (d[:-1] + d[1:]) > 2.0 * dd + k * (err[:-2] + err[2:]) + 1.0
+    out[1:-1] = mid & acc_bad & detour
+    return out
+
+
+def point_kinematics(track: I64, time_us: I64, lon: F64, lat: F64) -> tuple[F64, F64]:
+    """Implied speed (m/s) and course (degrees true) of each point, from the next point of its track
+    (the last point repeats its predecessor's; single points get NaN). Rows sorted by track, time.
+
+    >>> import numpy as np
+    >>> sp, co = point_kinematics(np.array([0, 0]), np.array([0, 10_000_000]), np.array([0.0, 0.0]),
+    ...                           np.array([0.0, 0.001]))
+    >>> [round(float(v), 2) for v in sp], co.tolist()
+    ([11.12, 11.12], [0.0, 0.0])
+    >>> point_kinematics(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))[0].size
+    0
+    """
+    m = track.size
+    sp = np.full(m, np.nan)
+    co = np.full(m, np.nan)
+    if m < 2:
+        return sp, co
+    same = track[1:] == track[:-1]
+    dt = np.maximum((time_us[1:] - time_us[:-1]) / _US, 1e-6)
+    dlon = np.remainder(lon[1:] - lon[:-1] + 180.0, 360.0) - 180.0
+    e = dlon * np.cos(0.5 * (lat[1:] + lat[:-1]) * _DEG) * (_DEG * _R)
+    nn = (lat[1:] - lat[:-1]) * (_DEG * _R)
+    v = np.hypot(e, nn) / dt
+    c = np.degrees(np.arctan2(e, nn)) % 360.0
+    fwd = np.flatnonzero(same)
+    sp[fwd], co[fwd] = v[fwd], c[fwd]
+    last = fwd + 1
+    is_last = np.ones(m, dtype=bool)
+    is_last[:-1] = ~same
+    li = last[is_last[last]]
+    sp[li], co[li] = v[li - 1], c[li - 1]
+    return sp, co
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Batch:
+    """Track points of one family (identified or one sensor's MTT), sorted by track then time."""
+
+    track: I64
+    time_us: I64
+    lon: F64
+    lat: F64
+    speed: F64
+    course: F64
+    obs_id: pa.Array
+    track_ident: list[str | None]
+    track_ident_kind: list[str | None]
+    track_kind: list[str]
+    source: pa.Array
+    marking: pa.Array
+    method: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _lake_table(lake: Lake, where: str) -> pa.Table:
+    return lake.query(
+        "SELECT obs_id, epoch_us(time) AS t_us, lon, lat, pos_err_m, speed_mps, course_deg, "
+        "CAST(sensor AS VARCHAR) AS sensor, CAST(kind AS VARCHAR) AS kind, ident, "
+        "CAST(ident_kind AS VARCHAR) AS ident_kind, CAST(marking AS VARCHAR) AS marking, source "
+        f"FROM observations WHERE {where}"
+    )
+
+
+def _np(t: pa.Table, name: str, dtype: Any = None) -> Any:
+    col = t.column(name)
+    if dtype is not None:
+        return col.to_numpy().astype(dtype) if col.null_count == 0 else np.asarray(
+            pc.fill_null(col, np.nan).to_numpy(), dtype=dtype)  # fmt: skip
+    return col.to_numpy(zero_copy_only=False)
+
+
+def _identified_batch(lake: Lake) -> _Batch:
+    kinds = ", ".join(f"'{k}'" for k in IDENT_KINDS)
+    tab = _lake_table(lake, f"ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ({kinds})")
+    key = pc.binary_join_element_wise(tab.column("ident_kind"), tab.column("ident"), ":")
+    res = build_identified_tracks(
+        ident=key, time_us=_np(tab, "t_us", np.int64), lon=_np(tab, "lon", np.float64),
+        lat=_np(tab, "lat", np.float64), kind=tab.column("kind"), pos_err_m=_np(tab, "pos_err_m", np.float64),
+    )  # fmt: skip
+    o = res.order
+    rows = pa.array(o, type=pa.int64())
+    sub = tab.take(rows)
+    tr = res.segment[o]
+    t_us = _np(sub, "t_us", np.int64)
+    lon, lat = _np(sub, "lon", np.float64), _np(sub, "lat", np.float64)
+    sp_i, co_i = point_kinematics(tr, t_us, lon, lat)
+    sp_r, co_r = _np(sub, "speed_mps", np.float64), _np(sub, "course_deg", np.float64)
+    firsts = np.flatnonzero(np.concatenate([[True], tr[1:] != tr[:-1]])) if tr.size else np.zeros(0, dtype=np.int64)
+    return _Batch(
+        track=tr, time_us=t_us, lon=lon, lat=lat,
+        speed=np.where(np.isfinite(sp_r), sp_r, sp_i), course=np.where(np.isfinite(co_r), co_r, co_i),
+        obs_id=sub.column("obs_id").combine_chunks(),
+        track_ident=[sub.column("ident")[int(i)].as_py() for i in firsts],
+        track_ident_kind=[sub.column("ident_kind")[int(i)].as_py() for i in firsts],
+        track_kind=[sub.column("kind")[int(i)].as_py() or "unknown" for i in firsts],
+        source=sub.column("source").combine_chunks(), marking=sub.column("marking").combine_chunks(),
+        method=METHOD_IDENTIFIED, extra={"outliers": res.outliers, "duplicates": res.duplicates},
+    )  # fmt: skip
+
+
+def _mtt_batch(lake: Lake, sensor: str, config: TrackerConfig | None) -> _Batch:
+    tab = _lake_table(lake, f"ident IS NULL AND CAST(sensor AS VARCHAR) = '{sensor}'")
+    res = track_unidentified(
+        time_us=_np(tab, "t_us", np.int64), lon=_np(tab, "lon", np.float64), lat=_np(tab, "lat", np.float64),
+        sigma_m=_np(tab, "pos_err_m", np.float64), config=config,
+    )  # fmt: skip
+    det = res.detection
+    has = det >= 0
+    safe = pa.array(np.where(has, det, 0), type=pa.int64())
+    obs = tab.column("obs_id").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.binary(16))
+    obs = pc.if_else(pa.array(has), obs, pa.nulls(len(obs), type=obs.type)) if len(obs) else obs
+    firsts = np.flatnonzero(np.concatenate([[True], res.track[1:] != res.track[:-1]])) if len(res) else []
+    kind_col = tab.column("kind").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string())
+    return _Batch(
+        track=res.track, time_us=res.time_us, lon=res.lon, lat=res.lat, speed=res.speed_mps, course=res.course_deg,
+        obs_id=obs, track_ident=[None] * len(firsts), track_ident_kind=[None] * len(firsts),
+        track_kind=[kind_col[int(i)].as_py() or "unknown" for i in firsts],
+        source=tab.column("source").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string()),
+        marking=tab.column("marking").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string()),
+        method=METHOD_UNIDENTIFIED, extra={"sensor": sensor, "detections": tab.num_rows},
+    )  # fmt: skip
+
+
+def _ids(b: _Batch, bounds: I64) -> list[str]:
+    out = []
+    for k, i in enumerate(bounds[:-1].tolist()):
+        start = datetime.fromtimestamp(int(b.time_us[i]) / _US, tz=UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        if b.track_ident[k] is not None:
+            out.append(prefixed_id("track", str(b.track_ident_kind[k]), str(b.track_ident[k]), start))
+        else:  # id-less: the sensor and the first supporting detection
+            first = b.obs_id[i].as_py()
+            out.append(prefixed_id("track", str(b.extra.get("sensor")), start, first.hex() if first else ""))
+    return out
+
+
+def _summaries(b: _Batch, run_id: str, *, sample: int = 5, simplify_deg: float = 0.0005) -> tuple[list[dict[str, Any]], list[str]]:
+    n = b.track.size
+    if n == 0:
+        return [], []
+    bounds = np.concatenate([[0], np.flatnonzero(b.track[1:] != b.track[:-1]) + 1, [n]]).astype(np.int64)
+    ids = _ids(b, bounds)
+    counts = np.diff(bounds)
+    step = np.zeros(n)
+    if n > 1:
+        same = b.track[1:] == b.track[:-1]
+        step[1:] = np.where(same, geodesic_distance(b.lon[:-1], b.lat[:-1], b.lon[1:], b.lat[1:],
+                                                    exact_beyond=False), 0.0)  # fmt: skip
+    length_km = np.add.reduceat(step, bounds[:-1]) / 1000.0
+    coords = np.column_stack([b.lon, b.lat])
+    one = counts == 1
+    lines = shapely.linestrings(np.repeat(coords, np.where(np.repeat(one, counts), 2, 1), axis=0),
+                                indices=np.repeat(np.arange(counts.size), np.where(one, 2, counts)))  # fmt: skip
+    geo = shapely.to_geojson(shapely.simplify(lines, simplify_deg, preserve_topology=False))
+    obs_hex = [v.hex() if v is not None else None for v in b.obs_id.to_pylist()] if len(b.obs_id) else []
+    src = b.source.to_pylist()
+    mark = b.marking.to_pylist()
+    rows = []
+    for k in range(counts.size):
+        a, z = int(bounds[k]), int(bounds[k + 1])
+        support = [h for h in obs_hex[a:z] if h]
+        picks = support if len(support) <= sample else [support[int(i)] for i in np.linspace(0, len(support) - 1, sample)]
+        first = datetime.fromtimestamp(int(b.time_us[a]) / _US, tz=UTC)
+        last = datetime.fromtimestamp(int(b.time_us[z - 1]) / _US, tz=UTC)
+        marks = sorted({m for m in mark[a:z] if m})
+        prov = Provenance(
+            sources=tuple(sorted({s for s in src[a:z] if s})), observations=tuple(picks), n_support=len(support),
+            first_seen=first.isoformat(), last_seen=last.isoformat(), run_id=run_id, method=b.method,
+        )  # fmt: skip
+        rows.append({
+            "id": ids[k], "kind": b.track_kind[k], "ident": b.track_ident[k], "ident_kind": b.track_ident_kind[k],
+            "start": first, "end": last, "n_points": z - a, "length_km": round(float(length_km[k]), 3),
+            "geometry": str(geo[k]), "run_id": run_id,
+            "attrs": {"method": b.method, **({"sensor": b.extra["sensor"]} if "sensor" in b.extra else {}),
+                      **({"markings": marks} if len(marks) > 1 else {})},
+            "marking": marks[-1] if marks else "TLP:AMBER", "provenance": prov.to_dict(),
+        })  # fmt: skip
+    return rows, ids
+
+
+def _points_table(b: _Batch, ids: list[str]) -> pa.Table:
+    n = b.track.size
+    if n == 0:
+        return POINTS_SCHEMA.empty_table()
+    _, dense = np.unique(b.track, return_inverse=True)
+    tid = pa.DictionaryArray.from_arrays(pa.array(dense.astype(np.int32)), pa.array(ids, type=pa.string()))
+    return pa.table(
+        {
+            "track_id": pc.cast(tid, pa.string()),
+            "time": pa.array(b.time_us, type=pa.timestamp("us", tz="UTC")),
+            "lon": pa.array(b.lon),
+            "lat": pa.array(b.lat),
+            "speed": pa.array(b.speed.astype(np.float32)),
+            "course": pa.array(b.course.astype(np.float32)),
+            "obs_id": b.obs_id,
+        },
+        schema=POINTS_SCHEMA,
+    )
+
+
+def tracks_dir(ws: Workspace) -> Path:
+    """Where :func:`run_tracks` writes the track points: ``WORKSPACE/analysis/tracks``."""
+    return ws.root / "analysis" / "tracks"
+
+
+def run_tracks(
+    ws: Workspace,
+    store: KnowledgeStore,
+    *,
+    progress: bool = False,
+    sensors: tuple[str, ...] = MTT_SENSORS,
+    config: TrackerConfig | None = None,
+) -> dict[str, Any]:
+    """Build identified and unidentified tracks from the whole lake; write points and summaries; return a summary.
+
+    Points go to ``WORKSPACE/analysis/tracks/identified.parquet`` and
+    ``unidentified-<SENSOR>.parquet`` (:data:`POINTS_SCHEMA`, replaced on each
+    run); summaries are upserted into the ``tracks`` table.
+    """
+    started = datetime.now(UTC)
+    t0 = _time.perf_counter()
+    lake = Lake(ws.lake_dir)
+    run_id = f"tracks-{uuid.uuid4().hex[:12]}"
+    out_dir = tracks_dir(ws)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs: list[tuple[str, Any]] = [("identified", lambda: _identified_batch(lake))]
+    jobs += [(f"unidentified-{s}", lambda s=s: _mtt_batch(lake, s, config)) for s in sensors]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="family", desc="tracks")
+    summary: dict[str, Any] = {"run_id": run_id, "families": {}}
+    total = 0
+    try:
+        for name, job in jobs:
+            b: _Batch = job()
+            rows, ids = _summaries(b, run_id)
+            table = _points_table(b, ids)
+            tmp = out_dir / f".{name}.parquet.tmp"
+            pq.write_table(table, tmp, compression="zstd")
+            tmp.replace(out_dir / f"{name}.parquet")
+            with store.begin() as conn:
+                upsert(conn, schema.tracks, rows, keys=["id"])
+            summary["families"][name] = {"tracks": len(rows), "points": int(b.track.size), **b.extra}
+            total += len(rows)
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    summary["tracks"] = total
+    summary["points_dir"] = str(out_dir)
+    summary["seconds"] = round(_time.perf_counter() - t0, 3)
+    with store.begin() as conn:
+        conn.execute(
+            insert(schema.analysis_runs).values(
+                id=run_id, kind="tracks", started_at=started, finished_at=datetime.now(UTC),
+                params={"methods": [METHOD_IDENTIFIED, METHOD_UNIDENTIFIED], "sensors": list(sensors)},
+                summary=summary,
+            )
+        )  # fmt: skip
+    return summary
+
+
+__all__ = [
+    "DEFAULT_ENVELOPE",
+    "ENVELOPES",
+    "POINTS_SCHEMA",
+    "Envelope",
+    "IdentifiedTracks",
+    "build_identified_tracks",
+    "point_kinematics",
+    "run_tracks",
+    "track_unidentified",
+    "tracks_dir",
+]
