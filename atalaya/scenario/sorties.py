@@ -312,6 +312,10 @@ def build_sorties(cfg: ScenarioConfig, sites: Sites, world: World, rng: np.rando
             if mission.startswith("p8_"):
                 want = "NAS Corpus Christi (KNGP)" if mission == "p8_gulf" else "NAS North Island (KNZY)"
                 free = [p for p in free if p[2] == want]
+            if not free:  # that type is busy: fly an MQ-9 mission instead when one is free
+                mission = ("mq9_border", "mq9_shallow", "mq9_deep")[int(rng.integers(3))]
+                ptype_name = "MQ-9"
+                free = [p for p in PLATFORMS if p[1] == ptype_name and busy_until[p[0]] < t0]
             if not free:
                 continue
             pid, _, base = free[0]

@@ -1,0 +1,126 @@
+"""Ground truth: Parquet/JSON writers and the true overflight figures of each sortie.
+
+Overflight truth resamples each sortie track every second and labels every
+point with :func:`atalaya.geo.territories.label_points` (countries with their
+territorial sea, and states; ``INTL`` outside all). Each 1 s step is charged to
+the territory of its start point, so the per-level totals conserve the flight
+duration and length exactly. ``entries`` counts the runs of consecutive points
+in a territory (the first counts as an entry). ``max_depth_km`` is the largest
+distance from a point of the sortie inside a country to that country's
+boundary (land border, coast of its territorial sea); for a state, the largest
+such country depth reached inside the state.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+from pyproj import Transformer
+
+from atalaya.geo.territories import Territories, label_points, load_territories
+from atalaya.scenario.sorties import Sortie
+from atalaya.scenario.world import F64, GEOD
+
+_LAEA = "+proj=laea +lat_0=24 +lon_0=-102 +datum=WGS84 +units=m"
+
+
+def write_parquet(path: Path, columns: dict[str, Any], schema: pa.Schema | None = None) -> None:
+    """Write a table deterministically (no wall-clock metadata)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table(columns, schema=schema) if schema is not None else pa.table(columns)
+    pq.write_table(table, path, compression="zstd")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Stable, indented JSON."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+@cache
+def _territories() -> Territories:
+    return load_territories()
+
+
+@cache
+def _projected_boundary(idx: int) -> Any:
+    t = _territories()
+    fwd = Transformer.from_crs("EPSG:4326", _LAEA, always_xy=True)
+    b = t.geoms[idx].boundary
+    return shapely.transform(b, lambda xy: np.column_stack(fwd.transform(xy[:, 0], xy[:, 1])))
+
+
+def _depth_m(idx: int, lon: F64, lat: F64) -> F64:
+    fwd = Transformer.from_crs("EPSG:4326", _LAEA, always_xy=True)
+    x, y = fwd.transform(lon, lat)
+    pts = shapely.points(np.asarray(x), np.asarray(y))
+    return np.asarray(shapely.distance(pts, _projected_boundary(idx)), dtype=np.float64)
+
+
+def _exact_depth_m(idx: int, lon: float, lat: float) -> float:
+    """Geodesic distance from a point to the nearest boundary point (nearest point found in LAEA)."""
+    fwd = Transformer.from_crs("EPSG:4326", _LAEA, always_xy=True)
+    inv = Transformer.from_crs(_LAEA, "EPSG:4326", always_xy=True)
+    x, y = fwd.transform(lon, lat)
+    line = shapely.shortest_line(shapely.Point(x, y), _projected_boundary(idx))
+    bx, by = shapely.get_coordinates(line)[1]
+    blon, blat = inv.transform(bx, by)
+    _, _, d = GEOD.inv(lon, lat, blon, blat)
+    return float(d)
+
+
+def overflight(sortie: Sortie) -> list[dict[str, Any]]:
+    """True per-territory figures of one sortie (country and state levels)."""
+    t = _territories()
+    lon, lat = sortie.lon, sortie.lat
+    n = lon.size
+    _, _, step_m = GEOD.inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+    step_m = np.asarray(step_m)
+    step_s = np.diff(sortie.t).astype(np.float64)
+    rows: list[dict[str, Any]] = []
+    country_lab = label_points(t, lon, lat, level="country")
+    depth = np.zeros(n)
+    for cidx in np.unique(country_lab):
+        if cidx < 0:
+            continue
+        inside = np.flatnonzero(country_lab == cidx)
+        coarse = inside[::10]
+        d = _depth_m(int(cidx), lon[coarse], lat[coarse])
+        depth[coarse] = d
+        best = int(coarse[int(np.argmax(d))])
+        win = inside[(inside >= best - 12) & (inside <= best + 12)]
+        depth[win] = _depth_m(int(cidx), lon[win], lat[win])
+        top = int(win[int(np.argmax(depth[win]))])
+        depth[top] = _exact_depth_m(int(cidx), float(lon[top]), float(lat[top]))
+    for level in ("country", "state"):
+        lab = country_lab if level == "country" else label_points(t, lon, lat, level=level)
+        ids = t.id_of(lab)
+        start_of_run = np.ones(n, dtype=bool)
+        start_of_run[1:] = lab[1:] != lab[:-1]
+        for tid in sorted(set(ids.tolist())):
+            m = ids == tid
+            ms = m[:-1]
+            owner = "INTL" if tid == "INTL" else str(t.owners[t.index_of(str(tid))])
+            dmax = float(depth[m].max()) / 1000.0 if tid != "INTL" else 0.0
+            if level == "country" and tid != "INTL":
+                dmax = float(depth[m & (country_lab == t.index_of(str(tid)))].max()) / 1000.0
+            rows.append(
+                {
+                    "sortie_id": sortie.sortie_id,
+                    "level": level,
+                    "territory_id": str(tid),
+                    "owner": owner,
+                    "time_s": float(step_s[ms].sum()),
+                    "distance_km": float(step_m[ms].sum()) / 1000.0,
+                    "entries": int((start_of_run & m).sum()),
+                    "max_depth_km": round(dmax, 3),
+                }
+            )
+    return rows
