@@ -40,13 +40,12 @@ from typing import Any
 import jsonschema
 import shapely
 import yaml
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import TLP, Caveat
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
-from atalaya.store.knowledge.store import upsert
 
 SCHEMA_PATH = Path(__file__).parent / "schemas" / "agreement.schema.json"
 """The agreement JSON Schema (Draft 2020-12)."""
@@ -523,10 +522,10 @@ def store_agreements(store: KnowledgeStore, agreements: Iterable[Agreement], *, 
             )
             new += 1
         for aid in {a.id for a in items}:
-            versions = conn.execute(select(ks.agreements.c.version).where(ks.agreements.c.id == aid)).scalars().all()
-            top = max(versions)
-            rows = [{"id": aid, "version": v, "status": "active" if v == top else "superseded"} for v in versions]
-            upsert(conn, ks.agreements, rows, keys=("id", "version"), update=("status",))
+            t = ks.agreements
+            top = conn.execute(select(func.max(t.c.version)).where(t.c.id == aid)).scalar_one()
+            conn.execute(update(t).where((t.c.id == aid) & (t.c.version == top)).values(status="active"))
+            conn.execute(update(t).where((t.c.id == aid) & (t.c.version < top)).values(status="superseded"))
     return new
 
 
