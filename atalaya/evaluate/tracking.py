@@ -143,9 +143,9 @@ def gospa(
     n_truth = np.bincount(ka, minlength=ns).astype(np.int64)
     n_tracks = np.bincount(kb, minlength=ns).astype(np.int64)
     i, j, d = _near_pairs(ka, xa, ya, kb, xb, yb, c)
-    ai, aj, ad = _assign(i, j, d, n_a=ka.size, n_b=kb.size, c=c, p=p)
+    ai, _, ad = _assign(i, j, d, n_a=ka.size, n_b=kb.size, c=c, p=p)
     step_of = ka[ai]
-    loc = np.bincount(step_of, weights=ad**p, minlength=ns)
+    loc = np.bincount(step_of, weights=ad**p, minlength=ns).astype(np.float64)
     n_asg = np.bincount(step_of, minlength=ns)
     half = c**p / 2.0
     missed = half * (n_truth - n_asg)
@@ -252,7 +252,8 @@ def siap(
     if nt and nk:
         sep = 4.0 * association_m + 1.0
         tree = cKDTree(np.column_stack([xa, ya, ka * sep]))
-        dd, idx = tree.query(np.column_stack([xb, yb, kb * sep]), k=1, distance_upper_bound=association_m)
+        q = tree.query(np.column_stack([xb, yb, kb * sep]), k=1, distance_upper_bound=association_m)
+        dd, idx = np.asarray(q[0], dtype=np.float64), np.asarray(q[1], dtype=np.int64)
         ok = np.isfinite(dd)
         ok[ok] &= ka[idx[ok]] == kb[ok]
         truth_of[ok] = idx[ok]
@@ -449,7 +450,7 @@ class TrackingCase:
     detections: pa.Table
     """``time`` (µs since the epoch), ``lon, lat, pos_err_m, truth_id`` (null for false alarms), in feed order."""
     truth: pa.Table
-    """Observable true points at the scan times: ``object_id, time`` (µs), ``lon, lat`` (see :func:`observable_truth`)."""
+    """Observable true points at the scan times: ``object_id, time`` (µs), ``lon, lat`` (:func:`observable_truth`)."""
 
 
 def scenario_tracking_case(scenario_dir: Any, *, sensor: str = "GMTI", max_gap_s: float = 120.0) -> TrackingCase:
@@ -459,11 +460,11 @@ def scenario_tracking_case(scenario_dir: Any, *, sensor: str = "GMTI", max_gap_s
     saw the object (:func:`observable_truth`), at the scan times (the times of
     the sensor's detections), where a tracker has states to compare.
     """
+    from pathlib import Path
+
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
-
-    from pathlib import Path
 
     root = Path(scenario_dir)
     files = sorted((root / "feeds" / "detections").glob(f"*_{sensor}.csv"))
@@ -499,7 +500,9 @@ def scenario_tracking_case(scenario_dir: Any, *, sensor: str = "GMTI", max_gap_s
         tr = pq.read_table(f, columns=["trip_id", "time", "lon", "lat"])
         tr = tr.filter(pc.is_in(tr.column("trip_id"), value_set=ids))
         truth_parts.append(tr)
-    truth = pa.concat_tables(truth_parts) if truth_parts else pa.table({"trip_id": [], "time": [], "lon": [], "lat": []})
+    if not truth_parts:
+        raise ValidationError(f"no truth tracks under {root / 'truth' / 'tracks'}", hint="regenerate the scenario")
+    truth = pa.concat_tables(truth_parts)
     t_us = pc.cast(truth.column("time"), pa.int64()).to_numpy()
     mask = observable_truth(
         truth_id=truth.column("trip_id").to_numpy(zero_copy_only=False),

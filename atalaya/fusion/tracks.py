@@ -217,7 +217,8 @@ def build_identified_tracks(
     n_dup = int(dup.sum())
     if n_dup:
         keep = ~dup
-        o, c, ts, xs, ys, vs, as_, gs, es = (a[keep] for a in (o, c, ts, xs, ys, vs, as_, gs, es))
+        o, c, ts = o[keep], c[keep], ts[keep]
+        xs, ys, vs, as_, gs, es = xs[keep], ys[keep], vs[keep], as_[keep], gs[keep], es[keep]
         m = o.size
 
     def feasible(i: I64, j: I64) -> B:
@@ -422,7 +423,9 @@ def _mtt_batch(lake: Lake, sensor: str, config: TrackerConfig | None) -> _Batch:
     safe = pa.array(np.where(has, det, 0), type=pa.int64())
     obs = tab.column("obs_id").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.binary(16))
     obs = pc.if_else(pa.array(has), obs, pa.nulls(len(obs), type=obs.type)) if len(obs) else obs
-    firsts = np.flatnonzero(np.concatenate([[True], res.track[1:] != res.track[:-1]])) if len(res) else []
+    firsts: list[int] = []
+    if len(res):
+        firsts = np.flatnonzero(np.concatenate([[True], res.track[1:] != res.track[:-1]])).tolist()
     kind_col = tab.column("kind").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string())
     return _Batch(
         track=res.track, time_us=res.time_us, lon=res.lon, lat=res.lat, speed=res.speed_mps, course=res.course_deg,
@@ -446,7 +449,9 @@ def _ids(b: _Batch, bounds: I64) -> list[str]:
     return out
 
 
-def _summaries(b: _Batch, run_id: str, *, sample: int = 5, simplify_deg: float = 0.0005) -> tuple[list[dict[str, Any]], list[str]]:
+def _summaries(
+    b: _Batch, run_id: str, *, sample: int = 5, simplify_deg: float = 0.0005
+) -> tuple[list[dict[str, Any]], list[str]]:
     n = b.track.size
     if n == 0:
         return [], []
@@ -471,7 +476,9 @@ def _summaries(b: _Batch, run_id: str, *, sample: int = 5, simplify_deg: float =
     for k in range(counts.size):
         a, z = int(bounds[k]), int(bounds[k + 1])
         support = [h for h in obs_hex[a:z] if h]
-        picks = support if len(support) <= sample else [support[int(i)] for i in np.linspace(0, len(support) - 1, sample)]
+        picks = support
+        if len(support) > sample:
+            picks = [support[int(i)] for i in np.linspace(0, len(support) - 1, sample)]
         first = datetime.fromtimestamp(int(b.time_us[a]) / _US, tz=UTC)
         last = datetime.fromtimestamp(int(b.time_us[z - 1]) / _US, tz=UTC)
         marks = sorted({m for m in mark[a:z] if m})

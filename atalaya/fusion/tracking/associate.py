@@ -110,6 +110,4 @@ def associate(x: F64, p: F64, z: F64, r: F64, *, gate: float) -> Assignment:
             out_c.append(cost[rows, cols])
     track = np.concatenate(out_t)
     order = np.argsort(track, kind="stable")
-    return Assignment(
-        track=track[order], detection=np.concatenate(out_d)[order], distance=np.concatenate(out_c)[order]
-    )
+    return Assignment(track=track[order], detection=np.concatenate(out_d)[order], distance=np.concatenate(out_c)[order])
