@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from atalaya import __version__
-from atalaya.api import routes_auth, routes_log, routes_map, routes_sites
+from atalaya.api import routes_auth, routes_layers, routes_log, routes_map, routes_sites
 from atalaya.api.deps import AppState, StateDep, UserDep
 from atalaya.core.errors import AtalayaError
 from atalaya.core.workspace import Workspace
@@ -34,7 +34,7 @@ def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, tru
     async def _atalaya_error(_req: Any, exc: AtalayaError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": exc.message, "hint": exc.hint})
 
-    for r in (routes_auth, routes_sites, routes_log, routes_map):
+    for r in (routes_auth, routes_sites, routes_log, routes_map, routes_layers):
         app.include_router(r.router)
 
     @app.get("/api/status", tags=["workspace"])

@@ -1,0 +1,880 @@
+"""Read endpoints behind the web workspace's layers and views.
+
+Map layers (GeoJSON, aggregated or decimated on the server): sites, tracks,
+corridors, crossings, maritime events and, in demo mode, the scenario's ground
+truth. Tables (paginated): tracks, corridors, crossings, maritime events,
+sorties with their compliance verdict. The per-partner compliance report as
+JSON, CSV or HTML. Background jobs (ingest, analysis) with progress.
+
+Every item a partner's user can reach passes :meth:`AppState.release` before
+it is shaped into a response, so the egress policy decides and the
+dissemination is logged. Ground truth, jobs and raw lake data stay with this
+node's own users.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import h3
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel
+from sqlalchemy import Table, select
+
+from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page
+from atalaya.api.users import User
+from atalaya.store.knowledge import schema as ks
+
+router = APIRouter(tags=["layers"])
+
+MAX_FEATURES = 20_000
+"""Upper bound on features in one map layer response."""
+MAX_LINE_POINTS = 400
+"""Vertices kept per track line on the map (decimated evenly)."""
+MAX_JOBS = 200
+"""Finished jobs kept in memory (oldest dropped first)."""
+
+DayQ = Annotated[str | None, Query(pattern=r"^\d{4}-\d{2}-\d{2}$", description="Only this UTC day (YYYY-MM-DD)")]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _own(state: AppState, user: User) -> bool:
+    return user.party == state.workspace.party
+
+
+def _require_own(state: AppState, user: User, what: str) -> None:
+    if not _own(state, user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"{what} is not released to partner users")
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return (v if v.tzinfo else v.replace(tzinfo=UTC)).isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, bytes):
+        return None
+    if isinstance(v, float) and not np.isfinite(v):
+        return None
+    return v
+
+
+def _query(state: AppState, table: Table, *where: Any, order: Any = None) -> list[dict[str, Any]]:
+    q = select(table)
+    for w in where:
+        q = q.where(w)
+    if order is not None:
+        q = q.order_by(*order) if isinstance(order, tuple) else q.order_by(order)
+    with state.store.engine.connect() as conn:
+        return [{k: _jsonable(v) for k, v in r._mapping.items()} for r in conn.execute(q)]
+
+
+def _day_bounds(day: str) -> tuple[datetime, datetime]:
+    try:
+        d0 = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad day {day!r}: use YYYY-MM-DD") from None
+    return d0, d0 + timedelta(days=1)
+
+
+def _overlaps(row: dict[str, Any], day: str | None, start: str = "start", end: str = "end") -> bool:
+    """Whether an item's [start, end] (ISO text) touches the day; items without times always show."""
+    if not day:
+        return True
+    d0, d1 = _day_bounds(day)
+    s, e = row.get(start), row.get(end) or row.get(start)
+    if not s:
+        return True
+    try:
+        ts = datetime.fromisoformat(str(s))
+        te = datetime.fromisoformat(str(e))
+    except ValueError:
+        return True
+    ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    te = te if te.tzinfo else te.replace(tzinfo=UTC)
+    return ts < d1 and te >= d0
+
+
+def _fc(features: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {"type": "FeatureCollection", "features": features, **extra}
+
+
+def _decimate(coords: list[list[float]], n: int = MAX_LINE_POINTS) -> list[list[float]]:
+    if len(coords) <= n:
+        return coords
+    idx = np.unique(np.r_[np.linspace(0, len(coords) - 1, n).astype(int), len(coords) - 1])
+    return [coords[i] for i in idx.tolist()]
+
+
+class _FileCache:
+    """Memoises derived data keyed by the mtimes of the files it came from (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._data: dict[Any, tuple[Any, Any]] = {}
+
+    def get(self, key: Any, files: list[Path], build: Callable[[], Any]) -> Any:
+        stamp = tuple((str(p), p.stat().st_mtime_ns) for p in files if p.exists())
+        with self._lock:
+            hit = self._data.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        value = build()
+        with self._lock:
+            if len(self._data) > 64:
+                self._data.clear()
+            self._data[key] = (stamp, value)
+        return value
+
+
+_cache = _FileCache()
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    """Rows of a Parquet, JSON (list or FeatureCollection), JSON Lines or CSV file."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        t = pq.read_table(path)
+        return [{k: _jsonable(v) for k, v in r.items()} for r in t.to_pylist()]
+    if suffix in (".json", ".geojson"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict) and data.get("type") == "FeatureCollection":
+            out = []
+            for f in data.get("features", []):
+                props = dict(f.get("properties") or {})
+                geom = f.get("geometry") or {}
+                if geom.get("type") == "Point":
+                    props.setdefault("lon", geom["coordinates"][0])
+                    props.setdefault("lat", geom["coordinates"][1])
+                out.append(props)
+            return out
+        if isinstance(data, dict):
+            data = data.get("events") or data.get("items") or []
+        return [dict(d) for d in data if isinstance(d, dict)]
+    if suffix == ".jsonl":
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as fh:
+            return [dict(r) for r in csv.DictReader(fh)]
+    return []
+
+
+# --------------------------------------------------------------------------- sites (map)
+
+
+@router.get("/api/map/sites")
+def map_sites(
+    state: StateDep, user: UserDep, min_score: float = 0.0, status_: Annotated[str | None, Query(alias="status")] = None
+) -> dict[str, Any]:
+    """Ranked sites as GeoJSON points (``score`` sizes the circle), released to the caller."""
+    where = [ks.sites.c.score >= min_score]
+    if status_:
+        where.append(ks.sites.c.status == status_)
+    rows = state.release(user, "sites", _query(state, ks.sites, *where, order=(ks.sites.c.score.desc(), ks.sites.c.id)))
+    feats = [
+        {
+            "type": "Feature",
+            "id": i,
+            "properties": {
+                "id": r["id"],
+                "kind": r["kind"],
+                "score": r.get("score") or 0.0,
+                "rank": r.get("rank"),
+                "status": r.get("status"),
+                "first_seen": r.get("first_seen"),
+                "last_seen": r.get("last_seen"),
+            },
+            "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+        }
+        for i, r in enumerate(rows[:MAX_FEATURES])
+    ]
+    return _fc(feats, total=len(rows))
+
+
+# --------------------------------------------------------------------------- tracks
+
+
+def _track_summary(r: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in r.items() if k != "geometry"}
+
+
+def _tracks_from_files(state: AppState) -> list[dict[str, Any]]:
+    """Track lines from ``WORKSPACE/analysis/tracks/*.parquet`` (point rows), when the table has no geometry."""
+    d = state.workspace.root / "analysis" / "tracks"
+    files = sorted(d.glob("*.parquet")) if d.is_dir() else []
+
+    def build() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for f in files:
+            t = pq.read_table(f)
+            names = set(t.column_names)
+            key = next((k for k in ("track_id", "id", "object_id") if k in names), None)
+            if key is None or not {"lon", "lat"} <= names:
+                continue
+            if "time" in names:
+                t = t.sort_by([(key, "ascending"), ("time", "ascending")])
+            ids = np.asarray(t.column(key).to_pylist(), dtype=object)
+            lon = t.column("lon").to_numpy(zero_copy_only=False)
+            lat = t.column("lat").to_numpy(zero_copy_only=False)
+            times = t.column("time").to_pylist() if "time" in names else [None] * len(ids)
+            if not len(ids):
+                continue
+            starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+            ends = np.r_[starts[1:], len(ids)]
+            for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+                coords = np.column_stack([lon[s:e], lat[s:e]]).round(5).tolist()
+                out.append(
+                    {
+                        "id": str(ids[s]),
+                        "kind": "track",
+                        "start": _jsonable(times[s]),
+                        "end": _jsonable(times[e - 1]),
+                        "n_points": e - s,
+                        "geometry": json.dumps({"type": "LineString", "coordinates": _decimate(coords)}),
+                        "marking": "TLP:AMBER",
+                    }
+                )
+        return out
+
+    rows: list[dict[str, Any]] = _cache.get(("tracks-files",), files, build)
+    return rows
+
+
+def _all_tracks(state: AppState, kind: str | None) -> list[dict[str, Any]]:
+    where = [ks.tracks.c.kind == kind] if kind else []
+    rows = _query(state, ks.tracks, *where, order=(ks.tracks.c.start, ks.tracks.c.id))
+    if not rows:
+        rows = [r for r in _tracks_from_files(state) if not kind or r.get("kind") == kind]
+    return rows
+
+
+@router.get("/api/tracks")
+def list_tracks(
+    state: StateDep, user: UserDep, p: PageDep, kind: str | None = None, day: DayQ = None
+) -> dict[str, Any]:
+    """Fused tracks (summaries without geometry), paginated."""
+    rows = [_track_summary(r) for r in _all_tracks(state, kind) if _overlaps(r, day)]
+    rows = state.release(user, "tracks", rows)
+    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+
+
+@router.get("/api/tracks/{track_id}")
+def get_track(track_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """One track with its geometry, attributes and provenance."""
+    rows = _query(state, ks.tracks, ks.tracks.c.id == track_id)
+    if not rows:
+        rows = [r for r in _tracks_from_files(state) if r["id"] == track_id]
+    rows = state.release(user, "tracks", rows)
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track {track_id}")
+    r = dict(rows[0])
+    if isinstance(r.get("geometry"), str):
+        r["geometry"] = json.loads(r["geometry"])
+    return r
+
+
+@router.get("/api/map/tracks")
+def map_tracks(
+    state: StateDep,
+    user: UserDep,
+    day: DayQ = None,
+    kind: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_FEATURES)] = 10_000,
+) -> dict[str, Any]:
+    """Track lines (simplified on the server), longest first, at most ``limit``."""
+    rows = [r for r in _all_tracks(state, kind) if r.get("geometry") and _overlaps(r, day)]
+    rows = state.release(user, "tracks", rows)
+    rows.sort(key=lambda r: -(r.get("n_points") or 0))
+    feats = []
+    for i, r in enumerate(rows[:limit]):
+        g = json.loads(r["geometry"]) if isinstance(r["geometry"], str) else r["geometry"]
+        if g.get("type") == "LineString":
+            g = {"type": "LineString", "coordinates": _decimate(g["coordinates"])}
+        feats.append(
+            {
+                "type": "Feature",
+                "id": i,
+                "properties": {
+                    "id": r["id"],
+                    "kind": r.get("kind"),
+                    "ident": r.get("ident"),
+                    "start": r.get("start"),
+                    "end": r.get("end"),
+                    "length_km": r.get("length_km"),
+                },
+                "geometry": g,
+            }
+        )
+    return _fc(feats, total=len(rows))
+
+
+# --------------------------------------------------------------------------- corridors and crossings
+
+
+def _corridor_geometry(cells: list[str]) -> dict[str, Any] | None:
+    valid = [c for c in cells if isinstance(c, str) and h3.is_valid_cell(c)]
+    if not valid:
+        return None
+    geo: dict[str, Any] = h3.cells_to_geo(valid)
+    return geo
+
+
+@router.get("/api/corridors")
+def list_corridors(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
+    """Corridors (H3 cell flows) ranked by volume, paginated."""
+    rows = _query(state, ks.corridors, order=(ks.corridors.c.volume.desc(), ks.corridors.c.id))
+    rows = state.release(user, "corridors", rows)
+    for r in rows:
+        r["n_cells"] = len(r.get("h3_cells") or [])
+    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+
+
+@router.get("/api/map/corridors")
+def map_corridors(state: StateDep, user: UserDep) -> dict[str, Any]:
+    """Corridors as (multi)polygons of their H3 cells."""
+    rows = state.release(user, "corridors", _query(state, ks.corridors, order=ks.corridors.c.volume.desc()))
+    feats = []
+    for i, r in enumerate(rows[:MAX_FEATURES]):
+        g = _corridor_geometry(list(r.get("h3_cells") or []))
+        if g is None:
+            continue
+        feats.append(
+            {
+                "type": "Feature",
+                "id": i,
+                "properties": {
+                    "id": r["id"],
+                    "kind": r.get("kind"),
+                    "volume": r.get("volume") or 0,
+                    "rank": r.get("rank"),
+                },
+                "geometry": g,
+            }
+        )
+    return _fc(feats, total=len(rows))
+
+
+@router.get("/api/crossings")
+def list_crossings(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
+    """Border-crossing hot spots by count, paginated."""
+    rows = _query(state, ks.crossings, order=(ks.crossings.c.count.desc(), ks.crossings.c.id))
+    rows = state.release(user, "crossings", rows)
+    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+
+
+@router.get("/api/map/crossings")
+def map_crossings(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
+    """Crossing hot spots as points (``count`` sizes them)."""
+    rows = [r for r in _query(state, ks.crossings) if _overlaps(r, day, "first_seen", "last_seen")]
+    rows = state.release(user, "crossings", rows)
+    feats = [
+        {
+            "type": "Feature",
+            "id": i,
+            "properties": {
+                "id": r["id"],
+                "count": r.get("count") or 0,
+                "first_seen": r.get("first_seen"),
+                "last_seen": r.get("last_seen"),
+            },
+            "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+        }
+        for i, r in enumerate(rows[:MAX_FEATURES])
+    ]
+    return _fc(feats, total=len(rows))
+
+
+# --------------------------------------------------------------------------- maritime events
+
+
+def _maritime_events(state: AppState) -> list[dict[str, Any]]:
+    """Events from ``WORKSPACE/analysis/maritime/`` (Parquet/JSON/GeoJSON/CSV), normalised."""
+    d = state.workspace.root / "analysis" / "maritime"
+    files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+
+    def build() -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for f in files:
+            default_kind = f.stem.removesuffix("s")
+            for n, r in enumerate(_read_table(f)):
+                lon = r.get("lon", r.get("start_lon"))
+                lat = r.get("lat", r.get("start_lat"))
+                if lon is None or lat is None:
+                    continue
+                ev = dict(r)
+                ev["id"] = str(
+                    r.get("id") or r.get("event_id") or r.get("rendezvous_id") or r.get("gap_id") or f"{f.stem}-{n}"
+                )
+                ev["kind"] = str(r.get("kind") or r.get("type") or default_kind)
+                ev["lon"], ev["lat"] = float(lon), float(lat)
+                ev.setdefault("marking", "TLP:AMBER")
+                out.append(ev)
+        out.sort(key=lambda e: (str(e.get("start") or ""), e["id"]))
+        return out
+
+    rows: list[dict[str, Any]] = _cache.get(("maritime",), files, build)
+    return rows
+
+
+@router.get("/api/maritime/events")
+def list_maritime(
+    state: StateDep, user: UserDep, p: PageDep, kind: str | None = None, day: DayQ = None
+) -> dict[str, Any]:
+    """Maritime events (dark gaps, rendezvous, loitering), paginated."""
+    rows = [dict(r) for r in _maritime_events(state) if (not kind or r["kind"] == kind) and _overlaps(r, day)]
+    rows = state.release(user, "maritime", rows)
+    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+
+
+@router.get("/api/map/maritime")
+def map_maritime(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
+    """Maritime events as points (a dark gap also as a dashed line from where AIS stopped to where it resumed)."""
+    rows = state.release(user, "maritime", [dict(r) for r in _maritime_events(state) if _overlaps(r, day)])
+    feats: list[dict[str, Any]] = []
+    for r in rows[:MAX_FEATURES]:
+        props = {k: v for k, v in r.items() if not isinstance(v, dict | list)}
+        feats.append(
+            {"type": "Feature", "properties": props, "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]}}
+        )
+        if r.get("end_lon") is not None and r.get("end_lat") is not None:
+            feats.append(
+                {
+                    "type": "Feature",
+                    "properties": {**props, "segment": True},
+                    "geometry": {
+                        "type": "LineString",
+                        "coordinates": [[r["lon"], r["lat"]], [float(r["end_lon"]), float(r["end_lat"])]],
+                    },
+                }
+            )
+    return _fc(feats, total=len(rows))
+
+
+# --------------------------------------------------------------------------- sorties and compliance
+
+
+def compliance_of(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    """The compliance verdict stored with a sortie, normalised.
+
+    Accepts ``attrs.compliance`` as a word (``compliant``, ``violation``, a severity) or as a verdict dict
+    (``compliant``, ``worst``, ``violations``), and ``attrs.verdict`` as a verdict dict.
+
+    >>> compliance_of(None)["status"]
+    'unknown'
+    >>> compliance_of({"compliance": {"compliant": False, "violations": [{"rule": "depth"}]}})["status"]
+    'violation'
+    """
+    a = attrs or {}
+    v = a.get("verdict") if isinstance(a.get("verdict"), dict) else a.get("compliance")
+    if isinstance(v, dict):
+        viol = list(v.get("violations") or [])
+        ok = v.get("compliant")
+        st = "compliant" if ok is True else "violation" if ok is False or viol else "unknown"
+        return {
+            "status": st,
+            "worst": v.get("worst"),
+            "violations": viol,
+            "hosts": list(v.get("hosts") or []),
+            "agreement_version": v.get("agreement_version"),
+            "collection_id": v.get("collection_id"),
+        }
+    if isinstance(v, str) and v:
+        st = "compliant" if v == "compliant" else "unknown" if v == "unknown" else "violation"
+        return {"status": st, "worst": None if st != "violation" else v, "violations": [], "hosts": []}
+    return {"status": "unknown", "worst": None, "violations": [], "hosts": []}
+
+
+def _sortie_rows(state: AppState, user: User) -> list[dict[str, Any]]:
+    rows = _query(state, ks.sorties, order=(ks.sorties.c.takeoff, ks.sorties.c.id))
+    rows = state.release(user, "sorties", rows)
+    out = []
+    for r in rows:
+        c = compliance_of(r.get("attrs"))
+        out.append(
+            {
+                **r,
+                "compliance": c["status"],
+                "worst": c["worst"],
+                "n_violations": len(c["violations"]),
+                "hosts": c["hosts"],
+            }
+        )
+    return out
+
+
+@router.get("/api/sorties")
+def list_sorties(
+    state: StateDep,
+    user: UserDep,
+    p: PageDep,
+    compliance: Annotated[Literal["compliant", "violation", "unknown"] | None, Query()] = None,
+    day: DayQ = None,
+) -> dict[str, Any]:
+    """Sorties with their compliance verdict (``compliant``, ``violation``, ``unknown``), paginated."""
+    rows = [
+        {k: v for k, v in r.items() if k != "attrs"}
+        for r in _sortie_rows(state, user)
+        if (compliance is None or r["compliance"] == compliance) and _overlaps(r, day, "takeoff", "landing")
+    ]
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r["compliance"]] = counts.get(r["compliance"], 0) + 1
+    return {**page(rows[p.offset : p.offset + p.limit], len(rows), p), "counts": counts}
+
+
+@router.get("/api/sorties/{sortie_id}")
+def get_sortie(sortie_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """One sortie: manifest, compliance verdict with violations and evidence, provenance."""
+    rows = state.release(user, "sorties", _query(state, ks.sorties, ks.sorties.c.id == sortie_id))
+    if not rows:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sortie {sortie_id}")
+    r = rows[0]
+    return {**r, "verdict": compliance_of(r.get("attrs"))}
+
+
+def partner_report(state: AppState, user: User, party: str) -> dict[str, Any]:
+    """Compliance report for one partner: the released sorties that entered its territory (all when unknown)."""
+    party = party.upper()
+    rows = _sortie_rows(state, user)
+    sel = [r for r in rows if not r["hosts"] or party in r["hosts"]]
+    by_status: dict[str, int] = {}
+    by_platform: dict[str, dict[str, int]] = {}
+    by_rule: dict[str, int] = {}
+    by_day: dict[str, dict[str, int]] = {}
+    for r in sel:
+        st = r["compliance"]
+        by_status[st] = by_status.get(st, 0) + 1
+        pt = by_platform.setdefault(str(r.get("platform_type") or "?"), {})
+        pt[st] = pt.get(st, 0) + 1
+        day = str(r.get("takeoff") or "")[:10] or "?"
+        dd = by_day.setdefault(day, {})
+        dd[st] = dd.get(st, 0) + 1
+        for v in compliance_of(r.get("attrs"))["violations"]:
+            rule = str(v.get("rule") or v.get("rule_id") or "?")
+            by_rule[rule] = by_rule.get(rule, 0) + 1
+    cols = ("id", "platform_type", "takeoff", "landing", "agreement_id", "compliance", "worst", "n_violations")
+    return {
+        "party": party,
+        "node_party": state.workspace.party,
+        "generated_at": datetime.now(UTC).isoformat(),
+        "sorties": [{k: r.get(k) for k in cols} for r in sel],
+        "summary": {
+            "total": len(sel),
+            "by_status": by_status,
+            "by_platform": by_platform,
+            "by_rule": by_rule,
+            "by_day": dict(sorted(by_day.items())),
+        },
+    }
+
+
+def _report_html(rep: dict[str, Any]) -> str:
+    e = html.escape
+    s = rep["summary"]
+    colours = {"compliant": "#2e9d57", "violation": "#d0453a", "unknown": "#888"}
+    total = max(1, s["total"])
+    bars = "".join(
+        f'<div class="bar"><span style="width:{100 * n / total:.1f}%;background:{colours.get(k, "#888")}"></span>'
+        f"{e(k)}: {n}</div>"
+        for k, n in sorted(s["by_status"].items())
+    )
+    rules = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(s["by_rule"].items()))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{e(str(r.get(k) if r.get(k) is not None else ''))}</td>" for k in r) + "</tr>"
+        for r in rep["sorties"]
+    )
+    head = "".join(f"<th>{e(k)}</th>" for k in (rep["sorties"][0] if rep["sorties"] else {}))
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Compliance report "
+        f"{e(rep['node_party'])} → {e(rep['party'])}</title><style>body{{font:14px system-ui,sans-serif;margin:1.5em}}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
+        ".bar{margin:2px 0}.bar span{display:inline-block;height:12px;margin-right:6px}</style></head><body>"
+        f"<h1>Sortie compliance: {e(rep['node_party'])} over {e(rep['party'])}</h1>"
+        f"<p>Generated {e(rep['generated_at'])}; {s['total']} sorties.</p>{bars}"
+        f"<h2>Violations by rule</h2><table>{rules or '<tr><td>none</td></tr>'}</table>"
+        f"<h2>Sorties</h2><table><tr>{head}</tr>{body}</table></body></html>"
+    )
+
+
+@router.get("/api/reports/partner")
+def get_partner_report(
+    state: StateDep,
+    user: UserDep,
+    party: str | None = None,
+    format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
+) -> Any:
+    """Per-partner compliance report (a partner's user always gets its own party's), as JSON, CSV or HTML."""
+    target = user.party if not _own(state, user) else (party or "")
+    if not target:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give ?party=CODE (the partner, e.g. MEX)")
+    rep = partner_report(state, user, target)
+    if format == "json":
+        return rep
+    if format == "csv":
+        buf = io.StringIO()
+        cols = ["id", "platform_type", "takeoff", "landing", "agreement_id", "compliance", "worst", "n_violations"]
+        w = csv.DictWriter(buf, fieldnames=cols)
+        w.writeheader()
+        w.writerows(rep["sorties"])
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="compliance-{rep["party"]}.csv"'},
+        )
+    return HTMLResponse(_report_html(rep))
+
+
+# --------------------------------------------------------------------------- time slider
+
+
+@router.get("/api/map/days")
+def days(state: StateDep, user: UserDep) -> dict[str, Any]:
+    """The UTC days with data (for the time slider): lake partitions for own users, sortie days for partners."""
+    if _own(state, user):
+        obs = state.workspace.lake_dir / "observations"
+        ds = sorted(p.name.removeprefix("day=") for p in obs.glob("day=*")) if obs.is_dir() else []
+    else:
+        ds = sorted({str(r.get("takeoff") or "")[:10] for r in _sortie_rows(state, user)} - {""})
+    return {"days": ds}
+
+
+# --------------------------------------------------------------------------- ground truth (demo mode)
+
+
+def _truth_dir(state: AppState, user: User) -> Path:
+    _require_own(state, user, "scenario ground truth")
+    if state.truth_dir is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, "no ground truth loaded: start the server with `atalaya serve --truth DIR`"
+        )
+    return state.truth_dir
+
+
+@router.get("/api/map/truth/sites")
+def truth_sites(state: StateDep, user: UserDep) -> dict[str, Any]:
+    """True hidden sites of the demo scenario (``truth/sites.parquet``)."""
+    path = _truth_dir(state, user) / "sites.parquet"
+    if not path.is_file():
+        return _fc([])
+
+    def build() -> list[dict[str, Any]]:
+        return [
+            {
+                "type": "Feature",
+                "properties": {k: v for k, v in r.items() if k not in ("lon", "lat") and not isinstance(v, list)},
+                "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+            }
+            for r in _read_table(path)
+        ]
+
+    return _fc(_cache.get(("truth-sites", str(path)), [path], build))
+
+
+@router.get("/api/map/truth/tracks")
+def truth_tracks(
+    state: StateDep,
+    user: UserDep,
+    day: DayQ = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_FEATURES)] = 5000,
+) -> dict[str, Any]:
+    """True tracks of moving objects for one day (decimated lines; sorties' platforms left out)."""
+    d = _truth_dir(state, user) / "tracks"
+    files = sorted(d.glob("*.parquet")) if d.is_dir() else []
+    if day:
+        files = [f for f in files if f.stem == day]
+    elif files:
+        files = files[:1]
+    if not files:
+        return _fc([])
+
+    def build() -> list[dict[str, Any]]:
+        t = pa.concat_tables([pq.read_table(f, columns=["object_id", "kind", "time", "lon", "lat"]) for f in files])
+        kinds = np.asarray(t.column("kind").to_pylist(), dtype=object)
+        t = t.filter(pa.array(kinds != "platform"))
+        t = t.sort_by([("object_id", "ascending"), ("time", "ascending")])
+        ids = np.asarray(t.column("object_id").to_pylist(), dtype=object)
+        kinds = np.asarray(t.column("kind").to_pylist(), dtype=object)
+        lon = t.column("lon").to_numpy(zero_copy_only=False)
+        lat = t.column("lat").to_numpy(zero_copy_only=False)
+        feats: list[dict[str, Any]] = []
+        if not len(ids):
+            return feats
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+        ends = np.r_[starts[1:], len(ids)]
+        for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+            if e - s < 2:
+                continue
+            coords = _decimate(np.column_stack([lon[s:e], lat[s:e]]).round(5).tolist(), 200)
+            feats.append(
+                {
+                    "type": "Feature",
+                    "properties": {"object_id": str(ids[s]), "kind": str(kinds[s]), "truth": True},
+                    "geometry": {"type": "LineString", "coordinates": coords},
+                }
+            )
+        return feats
+
+    feats: list[dict[str, Any]] = _cache.get(("truth-tracks", tuple(map(str, files))), files, build)
+    return _fc(feats[:limit], total=len(feats))
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+class JobRequest(BaseModel):
+    kind: Literal["ingest", "analyze"]
+    """``ingest``: read ``path`` (file or directory on the server) into the lake; ``analyze``: sites and compliance."""
+    path: str | None = None
+    """Server-side path to ingest (ingest jobs)."""
+
+
+_jobs_lock = threading.Lock()
+
+
+def _job_update(state: AppState, job_id: str, **values: Any) -> None:
+    with _jobs_lock:
+        state.jobs[job_id].update(values)
+
+
+def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
+    from atalaya.core.markings import Marking
+    from atalaya.ingest.pipeline import Ingestor, expand_paths
+    from atalaya.ingest.records import load_records
+    from atalaya.store.knowledge import KnowledgeStore
+
+    store = KnowledgeStore.open(state.workspace.db_url)
+    try:
+        marking = Marking.from_text(f"TLP:AMBER;ORIG:{state.workspace.party}")
+        ing = Ingestor(workspace=state.workspace, store=store, marking=marking)
+        ing.prepare()
+        files = expand_paths([path])
+        total = max(1, sum(f.stat().st_size for f in files))
+        done = 0
+        totals = {"files": 0, "accepted": 0, "quarantined": 0, "duplicates": 0, "skipped": 0, "failed": 0}
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            _job_update(state, job_id, progress=min(0.99, done / total))
+
+        for f in files:
+            before = done
+            _job_update(state, job_id, message=f"reading {f.name}")
+            res = ing.ingest_file(f, progress=tick)
+            done = before + res.bytes
+            _job_update(state, job_id, progress=min(0.99, done / total))
+            totals["files"] += 1
+            totals["accepted"] += res.accepted
+            totals["quarantined"] += res.quarantined
+            totals["duplicates"] += res.duplicates
+            if res.status in ("skipped", "failed"):
+                totals[res.status] += 1
+        records = path / "records" if path.is_dir() else None
+        if records is not None and records.is_dir():
+            _job_update(state, job_id, message="importing records")
+            load_records(store, records, marking=marking)
+        return totals
+    finally:
+        store.close()
+
+
+def _run_analyze(state: AppState, job_id: str) -> dict[str, Any]:
+    from atalaya.fusion.sites import run_sites
+
+    _job_update(state, job_id, message="sites", progress=0.1)
+    out: dict[str, Any] = {"sites": run_sites(state.workspace, state.store)}
+    _job_update(state, job_id, message="done", progress=0.99)
+    return out
+
+
+def _job_thread(state: AppState, job_id: str, req: JobRequest) -> None:
+    _job_update(state, job_id, status="running", started_at=datetime.now(UTC).isoformat())
+    try:
+        if req.kind == "ingest":
+            result = _run_ingest(state, job_id, Path(str(req.path)))
+        else:
+            result = _run_analyze(state, job_id)
+        _job_update(state, job_id, status="done", progress=1.0, result=result, message="done")
+    except Exception as e:
+        _job_update(
+            state, job_id, status="failed", error=f"{type(e).__name__}: {e}", trace=traceback.format_exc(limit=5)
+        )
+    finally:
+        _job_update(state, job_id, finished_at=datetime.now(UTC).isoformat())
+
+
+def start_job(state: AppState, req: JobRequest, user: str, *, wait: bool = False) -> dict[str, Any]:
+    """Start a background job in a thread and return its record (``wait``: run to completion first)."""
+    job_id = uuid.uuid4().hex[:12]
+    job: dict[str, Any] = {
+        "id": job_id,
+        "kind": req.kind,
+        "path": req.path,
+        "user": user,
+        "status": "queued",
+        "progress": 0.0,
+        "message": "",
+        "created_at": datetime.now(UTC).isoformat(),
+    }
+    with _jobs_lock:
+        finished = [k for k, j in state.jobs.items() if j["status"] in ("done", "failed")]
+        for k in finished[: max(0, len(state.jobs) - MAX_JOBS)]:
+            del state.jobs[k]
+        state.jobs[job_id] = job
+    t = threading.Thread(target=_job_thread, args=(state, job_id, req), name=f"job-{job_id}", daemon=True)
+    t.start()
+    if wait:
+        t.join()
+    with _jobs_lock:
+        return dict(state.jobs[job_id])
+
+
+@router.post("/api/jobs", status_code=status.HTTP_202_ACCEPTED, tags=["jobs"])
+def create_job(body: JobRequest, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """Start an ingest (``{"kind": "ingest", "path": …}``) or analysis run; admins of this node only."""
+    if user.role != "admin" or not _own(state, user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "starting jobs needs an admin of this node's party")
+    if body.kind == "ingest" and (not body.path or not Path(body.path).exists()):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            f"no such path on the server: {body.path!r}; give a file or directory readable by the server",
+        )
+    return start_job(state, body, user.username)
+
+
+@router.get("/api/jobs", tags=["jobs"])
+def list_jobs(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
+    """Jobs, newest first, with progress (0–1) and status (queued, running, done, failed)."""
+    _require_own(state, user, "the job list")
+    with _jobs_lock:
+        rows = [dict(j) for j in reversed(list(state.jobs.values()))]
+    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+
+
+@router.get("/api/jobs/{job_id}", tags=["jobs"])
+def get_job(job_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """One job."""
+    _require_own(state, user, "the job list")
+    with _jobs_lock:
+        job = state.jobs.get(job_id)
+        if job is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job {job_id}")
+        return dict(job)

@@ -1,0 +1,469 @@
+/* Atalaya analyst workspace. Talks only to the node's HTTP API; every asset is served locally. */
+"use strict";
+
+(function () {
+  const TOKEN_KEY = "atalaya.token";
+  const CHECKPOINT_KEY = "atalaya.checkpoint";
+  const PAGE = 50;
+  const COMPLIANCE_COLOURS = { compliant: "#2e9d57", violation: "#d0453a", unknown: "#8a8f98" };
+  const state = { me: null, map: null, days: [], day: null, layers: {}, truth: false, jobsTimer: null };
+  const $ = (id) => document.getElementById(id);
+  const esc = (v) => String(v === null || v === undefined ? "" : v)
+    .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+  // ------------------------------------------------------------------ API
+  class ApiError extends Error {
+    constructor(status, detail) { super(detail); this.status = status; }
+  }
+
+  async function api(path, opts = {}) {
+    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = "Bearer " + token;
+    if (opts.body !== undefined && typeof opts.body !== "string") {
+      headers["Content-Type"] = "application/json";
+      opts = Object.assign({}, opts, { body: JSON.stringify(opts.body) });
+    }
+    const r = await fetch(path, Object.assign({}, opts, { headers, credentials: "same-origin" }));
+    if (r.status === 401 && !path.startsWith("/api/auth/login")) {
+      showLogin();
+      throw new ApiError(401, "not logged in");
+    }
+    const ct = r.headers.get("content-type") || "";
+    const body = ct.includes("json") ? await r.json() : await r.text();
+    if (!r.ok) {
+      const d = body && body.detail ? body.detail : body;
+      throw new ApiError(r.status, typeof d === "string" ? d : JSON.stringify(d));
+    }
+    return body;
+  }
+
+  // ------------------------------------------------------------------ login
+  function showLogin() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("app").hidden = true;
+    $("login-view").hidden = false;
+    if (state.jobsTimer) { clearInterval(state.jobsTimer); state.jobsTimer = null; }
+  }
+
+  $("login-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    $("login-error").textContent = "";
+    try {
+      const r = await api("/api/auth/login", { method: "POST", body: { username: $("login-user").value, password: $("login-pass").value } });
+      sessionStorage.setItem(TOKEN_KEY, r.token);
+      await start();
+    } catch (e) {
+      $("login-error").textContent = e.status === 401 ? "Wrong username or password." : e.message;
+    }
+  });
+
+  $("logout").addEventListener("click", async () => {
+    try { await api("/api/auth/logout", { method: "POST" }); } catch (e) { /* already gone */ }
+    showLogin();
+  });
+
+  async function start() {
+    try {
+      state.me = await api("/api/auth/me");
+    } catch (e) {
+      showLogin();
+      return;
+    }
+    const own = state.me.party === state.me.node_party;
+    state.me.own = own;
+    state.me.canEdit = own && (state.me.role === "analyst" || state.me.role === "admin");
+    $("whoami").textContent = `${state.me.username} (${state.me.role}, ${state.me.party})`;
+    document.querySelectorAll(".own-only").forEach((el) => { el.hidden = !own; });
+    document.querySelectorAll(".admin-only").forEach((el) => { el.hidden = !(own && state.me.role === "admin"); });
+    if (!own) $("report-party").value = state.me.party;
+    $("login-view").hidden = true;
+    $("app").hidden = false;
+    route();
+  }
+
+  // ------------------------------------------------------------------ routing
+  const views = { map: showMap, sites: showSites, sorties: showSorties, log: showLog, jobs: showJobs };
+  function route() {
+    if ($("app").hidden) return;
+    let v = (location.hash || "#map").slice(1);
+    if (!views[v]) v = "map";
+    document.querySelectorAll(".view").forEach((el) => { el.hidden = el.id !== "view-" + v; });
+    document.querySelectorAll("#tabs a").forEach((a) => a.classList.toggle("active", a.dataset.view === v));
+    if (state.jobsTimer && v !== "jobs") { clearInterval(state.jobsTimer); state.jobsTimer = null; }
+    views[v]().catch((e) => console.error(e));
+  }
+  window.addEventListener("hashchange", route);
+
+  // ------------------------------------------------------------------ small renderers
+  function kvTable(obj) {
+    if (obj === null || obj === undefined) return "<span class='muted'>none</span>";
+    if (typeof obj !== "object") return esc(obj);
+    if (Array.isArray(obj)) {
+      if (!obj.length) return "<span class='muted'>none</span>";
+      if (obj.every((x) => typeof x !== "object" || x === null)) return esc(obj.join(", "));
+      return obj.map(kvTable).join("<hr>");
+    }
+    const rows = Object.entries(obj).map(([k, v]) => `<tr><td>${esc(k)}</td><td>${typeof v === "object" && v !== null ? kvTable(v) : esc(v)}</td></tr>`);
+    return `<table class="kv">${rows.join("")}</table>`;
+  }
+
+  function barChart(title, counts, colours) {
+    const entries = Object.entries(counts);
+    const max = Math.max(1, ...entries.map(([, n]) => n));
+    const rows = entries.map(([k, n]) => `<div class="row"><span class="lbl" title="${esc(k)}">${esc(k)}</span>` +
+      `<span class="bar" style="width:${(160 * n) / max}px;background:${(colours && colours[k]) || "#3b7dd8"}"></span>${n}</div>`);
+    return `<div class="bars"><h4>${esc(title)}</h4>${rows.join("") || "<span class='muted'>none</span>"}</div>`;
+  }
+
+  function stackedChart(title, byKey) {
+    const keys = Object.keys(byKey);
+    const max = Math.max(1, ...keys.map((k) => Object.values(byKey[k]).reduce((a, b) => a + b, 0)));
+    const rows = keys.map((k) => {
+      const segs = Object.entries(byKey[k]).map(([st, n]) => `<span class="bar" title="${esc(st)}: ${n}" style="width:${(160 * n) / max}px;background:${COMPLIANCE_COLOURS[st] || "#3b7dd8"}"></span>`);
+      const total = Object.values(byKey[k]).reduce((a, b) => a + b, 0);
+      return `<div class="row"><span class="lbl">${esc(k)}</span><span style="display:flex">${segs.join("")}</span>${total}</div>`;
+    });
+    return `<div class="bars"><h4>${esc(title)}</h4>${rows.join("") || "<span class='muted'>none</span>"}</div>`;
+  }
+
+  function pager(el, res, go) {
+    const from = res.total ? res.offset + 1 : 0;
+    const to = res.offset + res.items.length;
+    el.innerHTML = `${from}–${to} of ${res.total} <button type="button" data-p="prev" ${res.offset === 0 ? "disabled" : ""}>‹</button>` +
+      `<button type="button" data-p="next" ${res.next_offset === null ? "disabled" : ""}>›</button>`;
+    el.querySelector("[data-p=prev]").onclick = () => go(Math.max(0, res.offset - res.limit));
+    el.querySelector("[data-p=next]").onclick = () => go(res.next_offset);
+  }
+
+  // ------------------------------------------------------------------ map
+  const LAYERS = [
+    { id: "detections", label: "Detections (density)", colour: "#f28e2b", url: "/api/map/detections", daily: true, own: true },
+    { id: "corridors", label: "Corridors", colour: "#b07aa1", url: "/api/map/corridors" },
+    { id: "tracks", label: "Tracks", colour: "#4e79a7", url: "/api/map/tracks", daily: true },
+    { id: "sorties", label: "Sorties (compliance)", colour: "#d0453a", url: "/api/map/sorties", daily: true },
+    { id: "maritime", label: "Maritime events", colour: "#17becf", url: "/api/map/maritime", daily: true },
+    { id: "crossings", label: "Crossings", colour: "#edc948", url: "/api/map/crossings", daily: true },
+    { id: "sites", label: "Ranked sites", colour: "#e15759", url: "/api/map/sites" },
+    { id: "truth-tracks", label: "Truth: tracks", colour: "#59a14f", url: "/api/map/truth/tracks", daily: true, truth: true, hidden: true },
+    { id: "truth-sites", label: "Truth: sites", colour: "#59a14f", url: "/api/map/truth/sites", truth: true, hidden: true },
+  ];
+
+  function mapStyle() {
+    return {
+      version: 8,
+      sources: {
+        countries: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+        states: { type: "geojson", data: { type: "FeatureCollection", features: [] } },
+      },
+      layers: [
+        { id: "background", type: "background", paint: { "background-color": "#c9d7e3" } },
+        { id: "countries-fill", type: "fill", source: "countries", paint: { "fill-color": ["match", ["get", "owner"], "MEX", "#f3ecdc", "USA", "#e9ece4", "#eceae6"], "fill-opacity": 1 } },
+        { id: "states-line", type: "line", source: "states", paint: { "line-color": "#a9a393", "line-width": 0.6 } },
+        { id: "countries-line", type: "line", source: "countries", paint: { "line-color": "#6d665a", "line-width": 1.4 } },
+      ],
+    };
+  }
+
+  function addDataLayers(map) {
+    const empty = { type: "FeatureCollection", features: [] };
+    for (const L of LAYERS) map.addSource(L.id, { type: "geojson", data: empty });
+    map.addLayer({ id: "detections", type: "fill", source: "detections", paint: {
+      "fill-color": ["interpolate", ["linear"], ["ln", ["+", 1, ["get", "count"]]], 0, "#ffe9a8", 3, "#f28e2b", 7, "#9c1f0f"],
+      "fill-opacity": 0.6 } });
+    map.addLayer({ id: "corridors", type: "fill", source: "corridors", paint: { "fill-color": "#b07aa1", "fill-opacity": 0.35, "fill-outline-color": "#7b4f72" } });
+    map.addLayer({ id: "tracks", type: "line", source: "tracks", paint: { "line-color": "#4e79a7", "line-width": 1.2, "line-opacity": 0.8 } });
+    map.addLayer({ id: "sorties", type: "line", source: "sorties", paint: {
+      "line-color": ["match", ["get", "compliance"], "compliant", COMPLIANCE_COLOURS.compliant, "unknown", COMPLIANCE_COLOURS.unknown, "violation", COMPLIANCE_COLOURS.violation, "#d0453a"],
+      "line-width": 2, "line-dasharray": [2, 1] } });
+    map.addLayer({ id: "maritime-lines", type: "line", source: "maritime", filter: ["==", ["geometry-type"], "LineString"], paint: { "line-color": "#17becf", "line-width": 1.5, "line-dasharray": [1, 1] } });
+    map.addLayer({ id: "maritime", type: "circle", source: "maritime", filter: ["==", ["geometry-type"], "Point"], paint: { "circle-color": "#17becf", "circle-radius": 5, "circle-stroke-color": "#fff", "circle-stroke-width": 1 } });
+    map.addLayer({ id: "crossings", type: "circle", source: "crossings", paint: {
+      "circle-color": "#edc948", "circle-radius": ["interpolate", ["linear"], ["get", "count"], 1, 4, 50, 14], "circle-stroke-color": "#6b5a10", "circle-stroke-width": 1 } });
+    map.addLayer({ id: "truth-tracks", type: "line", source: "truth-tracks", layout: { visibility: "none" }, paint: { "line-color": "#59a14f", "line-width": 1, "line-opacity": 0.7 } });
+    map.addLayer({ id: "truth-sites", type: "circle", source: "truth-sites", layout: { visibility: "none" }, paint: { "circle-color": "rgba(0,0,0,0)", "circle-radius": 9, "circle-stroke-color": "#2f7a26", "circle-stroke-width": 2.5 } });
+    map.addLayer({ id: "sites", type: "circle", source: "sites", paint: {
+      "circle-color": ["match", ["get", "status"], "confirmed", "#2e9d57", "dismissed", "#8a8f98", "#e15759"],
+      "circle-radius": ["interpolate", ["linear"], ["get", "score"], 0, 3, 1, 13], "circle-stroke-color": "#fff", "circle-stroke-width": 1.2 } });
+  }
+
+  function layerIds(id) { return id === "maritime" ? ["maritime", "maritime-lines"] : [id]; }
+
+  async function loadLayer(L) {
+    const params = new URLSearchParams();
+    if (L.daily && state.day) params.set("day", state.day);
+    if (L.id === "truth-tracks" && !state.day && state.days.length) params.set("day", state.days[0]);
+    const url = L.url + (params.toString() ? "?" + params : "");
+    try {
+      const fc = await api(url);
+      state.map.getSource(L.id).setData(fc);
+      state.layers[L.id] = { loaded: true, count: fc.features.length, total: fc.total };
+    } catch (e) {
+      state.layers[L.id] = { loaded: false, error: e.message, status: e.status };
+    }
+    updateToggles();
+  }
+
+  function updateToggles() {
+    const box = $("layer-toggles");
+    box.innerHTML = "";
+    for (const L of LAYERS) {
+      if (L.own && !state.me.own) continue;
+      if (L.truth && !state.truth) continue;
+      const info = state.layers[L.id] || {};
+      const visible = state.map.getLayoutProperty(L.id, "visibility") !== "none";
+      const lab = document.createElement("label");
+      const n = info.error ? "–" : info.count === undefined ? "…" : info.count;
+      lab.innerHTML = `<input type="checkbox" data-layer="${L.id}" ${visible ? "checked" : ""}><span class="swatch" style="background:${L.colour}"></span>${esc(L.label)} <span class="muted">(${n})</span>`;
+      lab.title = info.error || "";
+      lab.querySelector("input").addEventListener("change", (ev) => {
+        for (const id of layerIds(L.id)) state.map.setLayoutProperty(id, "visibility", ev.target.checked ? "visible" : "none");
+      });
+      box.appendChild(lab);
+    }
+  }
+
+  async function reloadLayers(dailyOnly) {
+    await Promise.all(LAYERS.filter((L) => (!dailyOnly || L.daily) && (!L.own || state.me.own) && (!L.truth || state.truth)).map(loadLayer));
+    $("map-status").textContent = "updated " + new Date().toLocaleTimeString();
+  }
+
+  async function showMap() {
+    if (state.map) { state.map.resize(); return; }
+    const map = new maplibregl.Map({ container: "map", style: mapStyle(), center: [-104, 25], zoom: 4.2, attributionControl: false });
+    state.map = map;
+    window.atalaya = { map, state };
+    map.addControl(new maplibregl.NavigationControl(), "bottom-right");
+    map.addControl(new maplibregl.ScaleControl(), "bottom-left");
+    await new Promise((resolve) => map.once("load", resolve));
+    const [countries, states] = await Promise.all([api("/api/map/territories?level=country"), api("/api/map/territories?level=state")]);
+    map.getSource("countries").setData(countries);
+    map.getSource("states").setData(states);
+    addDataLayers(map);
+    if (state.me.own) {
+      try { await api("/api/map/truth/sites"); state.truth = true; } catch (e) { state.truth = false; }
+    }
+    try { state.days = (await api("/api/map/days")).days; } catch (e) { state.days = []; }
+    const slider = $("day-slider");
+    slider.max = String(state.days.length);
+    slider.value = "0";
+    slider.addEventListener("input", () => {
+      const i = Number(slider.value);
+      state.day = i === 0 ? null : state.days[i - 1];
+      $("day-label").textContent = state.day || "all days";
+    });
+    slider.addEventListener("change", () => reloadLayers(true));
+    updateToggles();
+    await reloadLayers(false);
+    for (const L of LAYERS) {
+      for (const id of layerIds(L.id)) {
+        map.on("click", id, (e) => { if (e.features && e.features.length) showFeature(L.id, e.features[0], e.lngLat); });
+        map.on("mouseenter", id, () => { map.getCanvas().style.cursor = "pointer"; });
+        map.on("mouseleave", id, () => { map.getCanvas().style.cursor = ""; });
+      }
+    }
+    map.getCanvas().dataset.ready = "1";
+  }
+
+  $("side-close").addEventListener("click", () => { $("side-panel").hidden = true; });
+
+  async function showFeature(layer, f, lngLat) {
+    const p = f.properties || {};
+    const panel = $("side-panel");
+    const out = $("side-content");
+    panel.hidden = false;
+    out.innerHTML = `<p class="muted">loading…</p>`;
+    try {
+      if (layer === "sites") {
+        const site = await api("/api/sites/" + encodeURIComponent(p.id));
+        out.innerHTML = siteDetailHtml(site);
+        bindSiteActions(out, site, () => reloadLayers(false).then(() => showFeature(layer, f, lngLat)));
+      } else if (layer === "sorties") {
+        const s = await api("/api/sorties/" + encodeURIComponent(p.sortie_id));
+        out.innerHTML = sortieDetailHtml(s);
+      } else if (layer === "tracks") {
+        const t = await api("/api/tracks/" + encodeURIComponent(p.id));
+        const { geometry, ...rest } = t;
+        out.innerHTML = `<h3>Track ${esc(t.id)}</h3>${kvTable(rest)}<p class="muted">${geometry && geometry.coordinates ? geometry.coordinates.length : 0} vertices shown</p>`;
+      } else {
+        out.innerHTML = `<h3>${esc(layer)}</h3>${kvTable(p)}<p class="muted">at ${lngLat.lng.toFixed(4)}, ${lngLat.lat.toFixed(4)}</p>`;
+      }
+    } catch (e) {
+      out.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    }
+  }
+
+  // ------------------------------------------------------------------ sites
+  function siteDetailHtml(s) {
+    const ev = s.evidence || {};
+    const groups = ev.groups || ev.breakdown || null;
+    let breakdown = "";
+    const numeric = Object.entries(groups || ev).filter(([, v]) => typeof v === "number");
+    if (numeric.length) {
+      const max = Math.max(1e-9, ...numeric.map(([, v]) => Math.abs(v)));
+      breakdown = `<div class="bars"><h4>Score breakdown</h4>` + numeric.map(([k, v]) =>
+        `<div class="row"><span class="lbl">${esc(k)}</span><span class="bar" style="width:${(150 * Math.abs(v)) / max}px;background:#e15759"></span>${Number(v).toFixed(3)}</div>`).join("") + `</div>`;
+    }
+    return `<h3 id="detail-title">Site ${esc(s.id)}</h3>
+      <p><span class="badge ${esc(s.status)}" id="detail-status">${esc(s.status)}</span> ${esc(s.kind)} · score <b>${Number(s.score || 0).toFixed(3)}</b> · rank ${esc(s.rank)}</p>
+      <p>${Number(s.lat).toFixed(5)}, ${Number(s.lon).toFixed(5)} · seen ${esc(s.first_seen)} → ${esc(s.last_seen)} (${esc(s.n_days)} days)</p>
+      ${s.note ? `<p><b>Note:</b> <span id="detail-note">${esc(s.note)}</span> <span class="muted">(${esc(s.status_by)}, ${esc(s.status_at)})</span></p>` : ""}
+      ${state.me.canEdit ? `<div class="actions"><button type="button" data-act="confirmed">Confirm</button><button type="button" data-act="dismissed">Dismiss</button><button type="button" data-act="suspected">Reset</button>
+        <textarea rows="2" placeholder="Analyst note" data-note>${esc(s.note || "")}</textarea><button type="button" data-act="note">Save note</button></div><p class="error" data-err></p>` : ""}
+      ${breakdown}
+      <h4>Evidence</h4>${kvTable(ev)}
+      <h4>Provenance</h4>${kvTable(s.provenance)}
+      <p class="muted">Marking: ${esc(s.marking)}</p>`;
+  }
+
+  function bindSiteActions(root, site, after) {
+    root.querySelectorAll("[data-act]").forEach((b) => b.addEventListener("click", async () => {
+      const act = b.dataset.act;
+      const body = act === "note" ? { note: root.querySelector("[data-note]").value } : { status: act };
+      try {
+        await api("/api/sites/" + encodeURIComponent(site.id), { method: "PATCH", body });
+        await after();
+      } catch (e) {
+        root.querySelector("[data-err]").textContent = e.message;
+      }
+    }));
+  }
+
+  async function showSites(offset = 0, selected = null) {
+    const st = $("sites-status").value;
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+    if (st) q.set("status", st);
+    const res = await api("/api/sites?" + q);
+    const tb = $("sites-table").querySelector("tbody");
+    tb.innerHTML = res.items.map((s, i) => `<tr data-id="${esc(s.id)}"><td>${res.offset + i + 1}</td><td>${esc(s.id)}</td><td>${esc(s.kind)}</td>` +
+      `<td>${Number(s.score || 0).toFixed(3)}</td><td><span class="badge ${esc(s.status)}">${esc(s.status)}</span></td><td>${esc(s.n_days)}</td><td>${esc((s.last_seen || "").slice(0, 16))}</td></tr>`).join("");
+    tb.querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", () => selectSite(tr.dataset.id, offset)));
+    pager($("sites-pager"), res, (o) => showSites(o));
+    if (selected) selectSite(selected, offset);
+  }
+  $("sites-status").addEventListener("change", () => showSites(0));
+
+  async function selectSite(id, offset) {
+    document.querySelectorAll("#sites-table tr").forEach((tr) => tr.classList.toggle("selected", tr.dataset.id === id));
+    const site = await api("/api/sites/" + encodeURIComponent(id));
+    const box = $("site-detail");
+    box.innerHTML = siteDetailHtml(site);
+    bindSiteActions(box, site, () => showSites(offset, id));
+  }
+
+  // ------------------------------------------------------------------ sorties and compliance
+  function sortieDetailHtml(s) {
+    const v = s.verdict || {};
+    const viol = (v.violations || []).map((x) => `<li><b>${esc(x.rule || x.rule_id)}</b> (${esc(x.severity)}): ${esc(x.message)}${x.segments ? kvTable(x.segments) : ""}</li>`).join("");
+    const { attrs, verdict, ...manifest } = s;
+    return `<h3>Sortie ${esc(s.id)}</h3><p><span class="badge ${esc(v.status)}">${esc(v.status)}</span> ${v.worst ? "worst: " + esc(v.worst) : ""}</p>
+      ${viol ? `<h4>Violations</h4><ul>${viol}</ul>` : ""}<h4>Manifest</h4>${kvTable(manifest)}<h4>Attributes</h4>${kvTable(attrs)}`;
+  }
+
+  async function showSorties(offset = 0) {
+    const f = $("sorties-filter").value;
+    const q = new URLSearchParams({ limit: String(PAGE), offset: String(offset) });
+    if (f) q.set("compliance", f);
+    const res = await api("/api/sorties?" + q);
+    const tb = $("sorties-table").querySelector("tbody");
+    tb.innerHTML = res.items.map((s) => `<tr data-id="${esc(s.id)}"><td>${esc(s.id)}</td><td>${esc(s.platform_type)}</td><td>${esc((s.takeoff || "").slice(0, 16))}</td>` +
+      `<td>${esc((s.landing || "").slice(0, 16))}</td><td>${esc(s.agreement_id)}</td><td><span class="badge ${esc(s.compliance)}">${esc(s.compliance)}</span></td><td>${esc(s.worst)}</td><td>${esc(s.n_violations)}</td></tr>`).join("");
+    tb.querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", async () => {
+      location.hash = "#map";
+      const s = await api("/api/sorties/" + encodeURIComponent(tr.dataset.id));
+      $("side-panel").hidden = false;
+      $("side-content").innerHTML = sortieDetailHtml(s);
+    }));
+    $("sorties-counts").innerHTML = Object.entries(res.counts || {}).map(([k, n]) => `<span class="badge ${esc(k)}">${esc(k)} ${n}</span>`).join(" ");
+    pager($("sorties-pager"), res, (o) => showSorties(o));
+    updateReportLinks();
+    if (!$("report").dataset.loaded) loadReport();
+  }
+  $("sorties-filter").addEventListener("change", () => showSorties(0));
+
+  function updateReportLinks() {
+    const party = encodeURIComponent($("report-party").value.trim().toUpperCase());
+    $("report-html").href = `/api/reports/partner?party=${party}&format=html`;
+    $("report-csv").href = `/api/reports/partner?party=${party}&format=csv`;
+    $("report-json").href = `/api/reports/partner?party=${party}&format=json`;
+  }
+
+  async function loadReport() {
+    updateReportLinks();
+    const party = $("report-party").value.trim().toUpperCase();
+    const box = $("report");
+    try {
+      const rep = await api("/api/reports/partner?party=" + encodeURIComponent(party));
+      const s = rep.summary;
+      box.dataset.loaded = "1";
+      box.innerHTML = `<p>${s.total} sorties of ${esc(rep.node_party)} reported to ${esc(rep.party)}.</p><div class="charts">` +
+        barChart("By verdict", s.by_status, COMPLIANCE_COLOURS) + stackedChart("By platform", s.by_platform) +
+        stackedChart("By day", s.by_day) + barChart("Violations by rule", s.by_rule) + `</div>`;
+    } catch (e) {
+      box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
+    }
+  }
+  $("report-load").addEventListener("click", loadReport);
+  $("report-party").addEventListener("input", updateReportLinks);
+
+  // ------------------------------------------------------------------ transparency log
+  function entrySummary(e) {
+    const skip = new Set(["index", "kind"]);
+    return Object.entries(e).filter(([k]) => !skip.has(k)).slice(0, 6)
+      .map(([k, v]) => `${esc(k)}=${esc(typeof v === "object" ? JSON.stringify(v) : v).slice(0, 80)}`).join(" · ");
+  }
+
+  async function showLog(offset = 0) {
+    const cp = await api("/api/log/checkpoint");
+    $("log-checkpoint").textContent = cp.checkpoint || "(no signed checkpoint yet)";
+    $("log-checkpoint").dataset.size = cp.size === undefined ? "" : String(cp.size);
+    const old = localStorage.getItem(CHECKPOINT_KEY);
+    $("log-remembered").textContent = old ? `Remembered from your last verification: tree size ${old.split("\n")[1]}.` : "No checkpoint remembered yet: the first verification pins this one.";
+    const res = await api(`/api/log/entries?limit=${PAGE}&offset=${offset}`);
+    $("log-table").querySelector("tbody").innerHTML = res.items.map((e) => `<tr><td>${e.index}</td><td>${esc(e.kind)}</td><td>${entrySummary(e)}</td></tr>`).join("");
+    pager($("log-pager"), res, (o) => showLog(o));
+  }
+
+  $("log-verify").addEventListener("click", async () => {
+    const out = $("log-verify-result");
+    out.textContent = "verifying…";
+    const old = localStorage.getItem(CHECKPOINT_KEY);
+    try {
+      const r = await api("/api/log/verify", { method: "POST", body: old ? { old_checkpoint: old } : {} });
+      const inc = r.inclusion || {};
+      const con = r.consistency;
+      const parts = [`<span class="${inc.ok ? "ok" : "fail"}" id="verify-inclusion">inclusion ${inc.ok ? "holds" : "FAILS"}</span> (entry ${esc(inc.index)} of ${esc(inc.size)})`];
+      if (con) parts.push(`<span class="${con.ok ? "ok" : "fail"}" id="verify-consistency">consistency ${con.ok ? "holds" : "FAILS"}</span> ${con.ok ? `(${con.old_size} → ${con.new_size})` : esc(con.error)}`);
+      else parts.push(`<span class="muted" id="verify-consistency">no earlier checkpoint to compare</span>`);
+      out.innerHTML = `<span id="verify-overall" class="${r.ok ? "ok" : "fail"}">${r.ok ? "Verified" : "Verification failed"}</span>: ` + parts.join("; ");
+      if (r.ok && r.checkpoint) localStorage.setItem(CHECKPOINT_KEY, r.checkpoint);
+    } catch (e) {
+      out.innerHTML = `<span class="fail">${esc(e.message)}</span>`;
+    }
+  });
+
+  // ------------------------------------------------------------------ jobs
+  async function refreshJobs() {
+    const res = await api("/api/jobs?limit=100");
+    $("jobs-table").querySelector("tbody").innerHTML = res.items.map((j) => `<tr data-id="${esc(j.id)}"><td>${esc(j.id)}</td><td>${esc(j.kind)}${j.path ? " " + esc(j.path) : ""}</td><td>${esc(j.user)}</td>` +
+      `<td class="job-status">${esc(j.status)}</td><td><div class="progress"><span style="width:${Math.round(100 * (j.progress || 0))}%"></span></div>${Math.round(100 * (j.progress || 0))}%</td>` +
+      `<td>${esc(j.error || j.message)}</td><td>${j.result ? esc(JSON.stringify(j.result)).slice(0, 200) : ""}</td></tr>`).join("");
+    return res;
+  }
+
+  async function showJobs() {
+    if (!state.me.own) return;
+    await refreshJobs();
+    if (!state.jobsTimer) state.jobsTimer = setInterval(() => refreshJobs().catch(() => {}), 1000);
+  }
+
+  async function submitJob(body) {
+    $("job-error").textContent = "";
+    try { await api("/api/jobs", { method: "POST", body }); await refreshJobs(); } catch (e) { $("job-error").textContent = e.message; }
+  }
+  $("job-form").addEventListener("submit", (ev) => { ev.preventDefault(); submitJob({ kind: "ingest", path: $("job-path").value }); });
+  $("job-analyze").addEventListener("click", () => submitJob({ kind: "analyze" }));
+
+  // ------------------------------------------------------------------ boot
+  start();
+})();
