@@ -75,10 +75,11 @@ def detections(
     if len(lon):
         # bin on a fine lon/lat grid first (vectorised), then map occupied bins to H3 cells
         q = 0.01
-        key = np.round(lat / q).astype(np.int64) * 100_000 + np.round(lon / q).astype(np.int64)
+        # offset lon bins to be non-negative so the key decodes back exactly (lon in [-180, 180] → [0, 36000])
+        key = np.round(lat / q).astype(np.int64) * 100_000 + (np.round(lon / q).astype(np.int64) + 18_000)
         uniq, counts = np.unique(key, return_counts=True)
         blat = (uniq // 100_000) * q
-        blon = (uniq - (uniq // 100_000) * 100_000) * q
+        blon = (uniq % 100_000 - 18_000) * q
         cells: dict[str, int] = {}
         for la, lo, c in zip(blat.tolist(), blon.tolist(), counts.tolist(), strict=True):
             cell = h3.latlng_to_cell(la, lo, resolution)
