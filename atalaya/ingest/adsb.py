@@ -218,9 +218,22 @@ def _empty_block(rejects: list[Reject], nbytes: int) -> _Block:
 
 
 def _seg_count(mask: BoolArr, starts: I64, ends: I64) -> I64:
-    """How many ``True`` bytes lie in each ``[start, end)`` span."""
-    c = np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
-    return c[ends] - c[starts]
+    """How many ``True`` bytes lie in each ``[start, end)`` span (spans sorted, non-overlapping)."""
+    pos = np.flatnonzero(mask)
+    out: I64 = np.searchsorted(pos, ends) - np.searchsorted(pos, starts)
+    return out
+
+
+def _fixed_width(a: pa.Array, width: int) -> npt.NDArray[np.uint8] | None:
+    """The bytes of a string array as an ``(n, width)`` matrix when every value has that length, else ``None``."""
+    n = len(a)
+    if a.null_count or n == 0:
+        return None
+    offsets = np.frombuffer(a.buffers()[1], dtype=np.int32)[a.offset : a.offset + n + 1]
+    if offsets[-1] - offsets[0] != n * width or not (np.diff(offsets) == width).all():
+        return None
+    data = np.frombuffer(a.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+    return data.reshape(n, width)
 
 
 def _gather_kept(block: _Block, keep: BoolArr) -> bytes:
@@ -245,7 +258,6 @@ def _check_lines(block: _Block, fields: int, rejects: list[Reject]) -> tuple[Boo
     arr = np.frombuffer(block.data, dtype=np.uint8)
     lens = block.ends - block.starts
     empty = lens == 0
-    commas = _seg_count(arr == 44, block.starts, block.ends)
     stray_cr = _seg_count(arr == 13, block.starts, block.ends)
     high = _seg_count(arr >= 128, block.starts, block.ends)
     bad = np.zeros(lens.size, dtype=bool)
@@ -262,6 +274,7 @@ def _check_lines(block: _Block, fields: int, rejects: list[Reject]) -> tuple[Boo
         rejects.append(_rej(block, int(i), "carriage return inside the line"))
         bad[i] = True
     if fields > 0:
+        commas = _seg_count(arr == 44, block.starts, block.ends)
         wrong = ~empty & ~bad & (commas != fields - 1)
         for i in np.flatnonzero(wrong):
             rejects.append(_rej(block, int(i), f"wrong field count: {int(commas[i]) + 1} fields, expected {fields}"))
@@ -277,7 +290,7 @@ def _read_table(data: bytes, names: Sequence[str], types: dict[str, pa.DataType]
     """Parse header-less, quote-less CSV bytes with explicit column types."""
     return pcsv.read_csv(
         io.BytesIO(data),
-        read_options=pcsv.ReadOptions(column_names=list(names), block_size=max(1 << 20, len(data) + 1)),
+        read_options=pcsv.ReadOptions(column_names=list(names), block_size=2 * MAX_LINE_BYTES + 2),
         parse_options=pcsv.ParseOptions(quote_char=False, escape_char=False, newlines_in_values=False),
         convert_options=pcsv.ConvertOptions(
             column_types=types,
@@ -374,8 +387,49 @@ def _days_from_civil(y: I64, m: I64, d: I64) -> I64:
     return out
 
 
+def _digits(m: npt.NDArray[np.uint8], a: int, b: int) -> tuple[I64, BoolArr]:
+    d = m[:, a:b].astype(np.int64) - 48
+    ok: BoolArr = np.asarray(((d >= 0) & (d <= 9)).all(axis=1), dtype=bool)
+    val = np.zeros(m.shape[0], dtype=np.int64)
+    for k in range(b - a):
+        val = val * 10 + d[:, k]
+    return val, ok
+
+
+def _civil_us(yy: I64, mm: I64, dd: I64, hh: I64, mi: I64, ss: I64, frac_us: I64, ok: BoolArr) -> tuple[I64, BoolArr]:
+    mdays = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
+    leap = ((yy % 4 == 0) & (yy % 100 != 0)) | (yy % 400 == 0)
+    mm_c = np.clip(mm, 1, 12)
+    dim = mdays[mm_c - 1] + ((mm_c == 2) & leap)
+    ok = ok & (mm >= 1) & (mm <= 12) & (dd >= 1) & (dd <= dim) & (hh < 24) & (mi < 60) & (ss < 60)
+    days = _days_from_civil(yy, mm_c, np.clip(dd, 1, 31))
+    us = (days * 86400 + hh * 3600 + mi * 60 + ss) * _US + frac_us
+    return np.where(ok, us, 0).astype(np.int64), ok
+
+
 def _parse_sbs_time(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr]:
     """``YYYY/MM/DD`` + ``HH:MM:SS[.fff]`` → microseconds since the epoch (UTC) and a validity mask."""
+    dm = _fixed_width(date, 10)
+    tl = int(pc.max(pc.utf8_length(tod)).as_py() or 0) if len(tod) else 0
+    tm = _fixed_width(tod, tl) if tl == 8 or 10 <= tl <= 14 else None
+    if dm is not None and tm is not None:  # fast path: every value has the same width
+        yy, o1 = _digits(dm, 0, 4)
+        mm, o2 = _digits(dm, 5, 7)
+        dd, o3 = _digits(dm, 8, 10)
+        hh, o4 = _digits(tm, 0, 2)
+        mi, o5 = _digits(tm, 3, 5)
+        ss, o6 = _digits(tm, 6, 8)
+        ok = o1 & o2 & o3 & o4 & o5 & o6 & (dm[:, 4] == 47) & (dm[:, 7] == 47) & (tm[:, 2] == 58) & (tm[:, 5] == 58)
+        frac = np.zeros(len(date), dtype=np.int64)
+        if tl > 8:
+            frac, o7 = _digits(tm, 9, tl)
+            ok &= o7 & (tm[:, 8] == 46)
+            frac = frac * 10 ** (6 - (tl - 9)) if tl - 9 <= 6 else frac // 10 ** (tl - 9 - 6)
+        return _civil_us(yy, mm, dd, hh, mi, ss, frac, ok)
+    return _parse_sbs_time_general(date, tod)
+
+
+def _parse_sbs_time_general(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr]:
     ok = _mask(pc.match_substring_regex(date, _DATE_RE)) & _mask(pc.match_substring_regex(tod, _TIME_RE))
     d = pc.if_else(pa.array(ok), date, "1970/01/01")
     t = pc.if_else(pa.array(ok), tod, "00:00:00")
@@ -388,14 +442,7 @@ def _parse_sbs_time(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr]:
     hh, mi, ss = ints(t, 0, 2), ints(t, 3, 5), ints(t, 6, 8)
     frac_txt = pc.binary_join_element_wise("0", pc.utf8_slice_codeunits(t, 8, 20), "")  # "0.123" or "0"
     frac = _f64(pc.cast(frac_txt, pa.float64()))
-    mdays = np.array([31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], dtype=np.int64)
-    leap = ((yy % 4 == 0) & (yy % 100 != 0)) | (yy % 400 == 0)
-    mm_c = np.clip(mm, 1, 12)
-    dim = mdays[mm_c - 1] + ((mm_c == 2) & leap)
-    ok &= (mm >= 1) & (mm <= 12) & (dd >= 1) & (dd <= dim) & (hh < 24) & (mi < 60) & (ss < 60)
-    days = _days_from_civil(yy, mm_c, np.clip(dd, 1, 31))
-    us = (days * 86400 + hh * 3600 + mi * 60 + ss) * _US + np.round(frac * _US).astype(np.int64)
-    return np.where(ok, us, 0).astype(np.int64), ok
+    return _civil_us(yy, mm, dd, hh, mi, ss, np.round(frac * _US).astype(np.int64), ok)
 
 
 def _ffill_source(codes: I64, valid: BoolArr) -> I64:
@@ -796,7 +843,7 @@ class OpenSkyCsvReader:
     def sniff(self, head: bytes, path: Path) -> float:
         """High when the header names the OpenSky state-vector columns."""
         first = head.split(b"\n", 1)[0].strip().decode("ascii", errors="replace").lower()
-        names = {c.strip() for c in first.split(",")}
+        names = {c.strip().strip('"') for c in first.split(",")}
         if not set(_OS_REQUIRED) <= names:
             return 0.0
         return 0.98 if set(OPENSKY_CSV_COLUMNS) <= names else 0.9
@@ -805,7 +852,7 @@ class OpenSkyCsvReader:
         """Stream the file in blocks of whole lines; rows without a position are skipped."""
         with open_source(path) as fh:
             header = fh.readline(MAX_LINE_BYTES + 1)
-            names = [c.strip().lower() for c in header.decode("utf-8", errors="replace").strip().split(",")]
+            names = [c.strip().strip('"').lower() for c in header.decode("utf-8", errors="replace").split(",")]
             missing = [c for c in _OS_REQUIRED if c not in names]
             if missing or len(set(names)) != len(names):
                 raise IngestError(
