@@ -131,14 +131,14 @@ class SiteParams:
     """Minimum smoothed level-0 evidence mass (3×3 cells) for a candidate."""
     support_radius_m: float = 100.0
     """Radius within which evidence supports a site (kernel scale), ground metres."""
-    group_scale: tuple[float, ...] = (2.5, 1.5, 2.0, 1.0, 0.7)
+    group_scale: tuple[float, ...] = (1.0, 0.75, 1.5, 1.0, 0.7)
     """Support mass at which each group (structure, thermal, activity, emitter, chemical) reaches 63 % of its cap."""
-    group_cap: tuple[float, ...] = (0.45, 0.45, 0.45, 0.35, 0.6)
+    group_cap: tuple[float, ...] = (0.4, 0.4, 0.4, 0.3, 0.55)
     """Highest probability one group alone gives (same order as ``group_scale``)."""
     day_scale: float = 1.5
     """Distinct days at which persistence reaches 63 %."""
-    min_score: float = 0.5
-    """Sites scoring below this are not reported."""
+    min_score: float = 0.4
+    """Sites scoring below this are not reported (one evidence group alone stays below 0.4)."""
     samples: int = 8
     """Supporting observation ids kept per site."""
 
