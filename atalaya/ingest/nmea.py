@@ -461,6 +461,65 @@ def _first_at_or_after(sorted_pos: I64, start: I64, end: I64) -> tuple[I64, BOOL
     return pos, ok & (pos < end)
 
 
+def _merge_order(v: I64, n1: int) -> I64:
+    """Order that sorts ``v`` when ``v[:n1]`` and ``v[n1:]`` are each sorted (stable, first run first).
+
+    >>> _merge_order(np.array([1, 4, 9, 2, 4]), 3).tolist()
+    [0, 3, 1, 4, 2]
+    >>> _merge_order(np.zeros(0, dtype=np.int64), 0).tolist()
+    []
+    """
+    a, b = v[:n1], v[n1:]
+    pos_b = np.searchsorted(a, b, side="right") + np.arange(b.size)
+    order = np.empty(v.size, dtype=np.int64)
+    is_b = np.zeros(v.size, dtype=bool)
+    is_b[pos_b] = True
+    order[pos_b] = n1 + np.arange(b.size)
+    order[~is_b] = np.arange(n1)
+    return order
+
+
+def _runs_order(v: I64) -> I64:
+    """Stable ascending order of ``v``; linear when ``v`` is at most two sorted runs (the usual case)."""
+    breaks = np.flatnonzero(v[1:] < v[:-1])
+    if breaks.size == 0:
+        return np.arange(v.size)
+    if breaks.size == 1:
+        n1 = int(breaks[0]) + 1
+        return _merge_order(v, n1)
+    out: I64 = np.argsort(v, kind="stable")
+    return out
+
+
+class _XorRanges:
+    """XOR of the bytes in many ranges of one array, from a prefix XOR over 64-bit words.
+
+    >>> _XorRanges(np.frombuffer(b"AIVDM,1", dtype=np.uint8)).of(np.array([0, 2]), np.array([7, 2])).tolist()
+    [74, 0]
+    """
+
+    def __init__(self, arr: U8) -> None:
+        pad = np.zeros(-(-(arr.size + 8) // 8) * 8, dtype=np.uint8)
+        pad[: arr.size] = arr
+        self.words = pad.view("<u8")
+        self.prefix = np.zeros(self.words.size + 1, dtype=np.uint64)
+        np.bitwise_xor.accumulate(self.words, out=self.prefix[1:])
+
+    def of(self, a: I64, b: I64) -> I64:
+        """XOR of ``arr[a:b]`` for each pair (``a <= b``)."""
+        wa, wb = a // 8, b // 8
+        x = self.prefix[wb] ^ self.prefix[wa]  # whole words from wa up to (not incl.) wb
+        lo_a = (np.uint64(1) << ((a % 8) * 8).astype(np.uint64)) - np.uint64(1)
+        lo_b = (np.uint64(1) << ((b % 8) * 8).astype(np.uint64)) - np.uint64(1)
+        x ^= self.words[wa] & lo_a  # drop the bytes of word wa before a
+        x ^= self.words[wb] & lo_b  # add the bytes of word wb before b
+        x ^= x >> np.uint64(32)
+        x ^= x >> np.uint64(16)
+        x ^= x >> np.uint64(8)
+        out: I64 = (x & np.uint64(0xFF)).astype(np.int64)
+        return out
+
+
 def _parse_epochs(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
     """Parse ``arr[a:b]`` as epoch numbers (seconds with optional fraction, or integer ms) → µs.
 
@@ -632,10 +691,9 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     single = cnt_v == 1
     fill_c = at(cm[5] + 1).astype(np.int64) - 48
     fast &= (cm[5] + 2 == star) & (fill_c >= 0) & (fill_c <= 5)
-    # checksum (cumulative XOR: xor of arr[a:b] = cx[b-1] ^ cx[a-1])
-    cx = np.bitwise_xor.accumulate(arr) if arr.size else arr
+    xr = _XorRanges(arr)
     got = _HEX[at(star + 1)].astype(np.int64) * 16 + _HEX[at(star + 2)]
-    want = cx[np.clip(star - 1, 0, last)] ^ cx[np.clip(bang, 0, last)]
+    want = xr.of(np.clip(bang + 1, 0, last), np.maximum(np.clip(star, 0, last), np.clip(bang + 1, 0, last)))
     hexok = (_HEX[at(star + 1)] != 255) & (_HEX[at(star + 2)] != 255)
     fast &= hexok
     # prefix: none, one tag block, or a numeric epoch followed by ',' or ' '
@@ -670,7 +728,7 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     gi = np.flatnonzero(fast & tag_shape)
     if gi.size:
         tgot = _HEX[at(tstar[gi] + 1)].astype(np.int64) * 16 + _HEX[at(tstar[gi] + 2)]
-        twant = cx[tstar[gi] - 1] ^ cx[s[gi]]
+        twant = xr.of(s[gi] + 1, tstar[gi])
         bad = (_HEX[at(tstar[gi] + 1)] == 255) | (_HEX[at(tstar[gi] + 2)] == 255) | (tgot != twant)
         fast[gi[bad]] = False  # the per-line path words the reject
         # c: fields inside the tag block
@@ -751,7 +809,7 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
             length=np.concatenate([msgs.length, lens]),
             fill=np.concatenate([msgs.fill, [m.fill for m in slow_msgs]]).astype(np.int64),
         )
-        order = np.argsort(msgs.line, kind="stable")
+        order = _merge_order(msgs.line, fi.size)
         msgs = _Msgs(**{k: getattr(msgs, k)[order] for k in msgs.__dataclass_fields__})
     raw_of = _raw_lookup(chunk, lines, s, e, first_line)
     columns = _decode_messages(big, msgs, state, rejects, raw_of)
@@ -880,7 +938,7 @@ def _decode_messages(big: U8, msgs: _Msgs, state: _State, rejects: list[Reject],
     invalid = (_LUT[big] == 255).view(np.uint8)
     empty = msgs.length <= 0
     # payloads do not overlap: in order of start, [start, end) pairs are monotone, so reduceat is O(bytes)
-    by_start = np.argsort(msgs.start, kind="stable")
+    by_start = _runs_order(msgs.start)
     idx = np.empty(2 * nmsg, dtype=np.int64)
     idx[0::2] = np.minimum(msgs.start[by_start], big.size - 1)
     idx[1::2] = np.minimum(msgs.start[by_start] + msgs.length[by_start], big.size - 1)
@@ -937,7 +995,12 @@ def _assemble(
     parts: list[_Rows], statics: list[tuple[I64, I64, list[str]]], msgs: _Msgs, state: _State, rej: Any
 ) -> dict[str, Any]:
     sel = np.concatenate([p.sel for p in parts])
-    order = np.argsort(sel, kind="stable")
+    # message indices are unique: rank them by counting instead of sorting
+    present = np.zeros(msgs.line.size, dtype=bool)
+    present[sel] = True
+    rank = np.cumsum(present) - 1
+    order = np.empty(sel.size, dtype=np.int64)
+    order[rank[sel]] = np.arange(sel.size)
     sel = sel[order]
 
     def cat(attr: str) -> Any:

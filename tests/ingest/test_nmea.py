@@ -426,3 +426,18 @@ def test_iso_prefixes_vectorised_match_python(tmp_path: Path) -> None:
     bad, bad_rejects = read(write(tmp_path, ["2023-13-14T22:13:20Z " + s]))
     assert bad["time"] == []
     assert [r.reason.split(":")[0] for r in bad_rejects] == ["unrecognised text before the sentence"]
+
+
+def test_vectorised_helpers_match_plain_python() -> None:
+    from atalaya.ingest.nmea import _runs_order, _XorRanges  # internal kernels, checked against loops
+
+    rng = np.random.default_rng(8)
+    arr = rng.integers(0, 256, 999).astype(np.uint8)
+    a, b = rng.integers(0, 1000, 4000), rng.integers(0, 1000, 4000)
+    a, b = np.minimum(a, b), np.maximum(a, b)
+    want = [int(np.bitwise_xor.reduce(arr[x:y])) if y > x else 0 for x, y in zip(a.tolist(), b.tolist(), strict=True)]
+    assert _XorRanges(arr).of(a, b).tolist() == want
+    for runs in (1, 2, 3):
+        v = np.concatenate([np.sort(rng.integers(0, 50, 30)) for _ in range(runs)])
+        assert _runs_order(v).tolist() == np.argsort(v, kind="stable").tolist()
+    assert _runs_order(np.zeros(0, dtype=np.int64)).tolist() == []
