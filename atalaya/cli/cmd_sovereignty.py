@@ -97,3 +97,14 @@ def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str
         "tracks": acc.tracks.to_pylist(),
     }
     emit(as_json, data, _human)
+
+
+def _register_compliance_commands() -> None:
+    """The compliance commands live in their own module; they are part of this group."""
+    from atalaya.cli.cmd_compliance import check_cmd, check_plan_cmd, report_cmd
+
+    for cmd in (check_cmd, check_plan_cmd, report_cmd):
+        sovereignty.add_command(cmd)
+
+
+_register_compliance_commands()

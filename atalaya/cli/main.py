@@ -29,6 +29,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sovereignty": ("atalaya.cli.cmd_sovereignty:sovereignty", "Overflight accounting, compliance, reports."),
     "serve": ("atalaya.cli.cmd_serve:serve_cmd", "Serve the HTTP API and the web workspace."),
     "users": ("atalaya.cli.cmd_serve:users", "Local users, roles and API tokens."),
+    "check": ("atalaya.cli.cmd_compliance:check_cmd", "Check sorties against the agreements (compliance)."),
+    "check-plan": (
+        "atalaya.cli.cmd_compliance:check_plan_cmd",
+        "Which authorisation covers each leg of a planned route.",
+    ),
+    "report": ("atalaya.cli.cmd_compliance:report_cmd", "Write a partner's overflight and compliance report."),
+    "agreements": ("atalaya.cli.cmd_compliance:agreements_cmd", "Agreements: validate, load, list, show."),
     "demo": ("atalaya.cli.cmd_demo:demo_cmd", "Generate, ingest, analyse and serve the demo workspace."),
 }
 """Command name → (``module:attribute``, short help). Explicit and lazy: nothing loads until used."""
