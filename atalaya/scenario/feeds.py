@@ -85,7 +85,9 @@ def write_detections(path: Path, cols: dict[str, Any]) -> int:
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    pcsv.write_csv(table, path, write_options=pcsv.WriteOptions(quoting_style="needed"))
+    with open(path, "wb") as fh:
+        fh.write((",".join(DETECTION_COLUMNS) + "\n").encode("ascii"))
+        pcsv.write_csv(table, fh, write_options=pcsv.WriteOptions(quoting_style="needed", include_header=False))
     return n
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import shapely
 
 from atalaya.scenario.config import DAY_S, ScenarioConfig
 from atalaya.scenario.sites import Site, Sites
@@ -164,6 +165,13 @@ class Movement:
         self.mx_towns = [(float(x), float(y)) for x, y in zip(ax[in_mex], ay[in_mex], strict=True)]
         self.us_towns = [(float(x), float(y)) for x, y in zip(ax[in_usa], ay[in_usa], strict=True)]
         self.airports = [a for a in world.airports if a[3] in ("major", "mid", "")] or list(world.airports)
+        # ports of entry snapped onto the border line
+        self.poe: list[tuple[float, float, str]] = []
+        for name, x, y in PORTS_OF_ENTRY:
+            q = shapely.line_interpolate_point(
+                world.border, shapely.line_locate_point(world.border, shapely.Point(x, y))
+            )
+            self.poe.append((float(q.x), float(q.y), name))
         # vessel fleet
         n = cfg.vessels + cfg.suspect_vessels
         basins = rng.choice(["pacific", "gulf", "caribbean"], size=n, p=[0.5, 0.4, 0.1])
@@ -512,7 +520,7 @@ class Movement:
             out.tracks.append(tr)
 
     def _background_vehicles(self, day: int, d0: float, d1: float, rng: np.random.Generator, out: DayTraffic) -> None:
-        poe = [(p[1], p[2], p[0]) for p in PORTS_OF_ENTRY]
+        poe = self.poe
         for k in range(self.cfg.bg_vehicles_per_day):
             oid = f"car-{day:03d}-{k:04d}"
             if rng.random() < 0.15:
