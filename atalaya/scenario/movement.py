@@ -181,8 +181,8 @@ class Movement:
         for b in ("pacific", "gulf", "caribbean"):
             idx = np.flatnonzero(basins == b)
             if idx.size:
-                x, y = world.sample_sea(rng, b, idx.size)
-                self.v_lon[idx], self.v_lat[idx] = x, y
+                sx, sy = world.sample_sea(rng, b, idx.size)
+                self.v_lon[idx], self.v_lat[idx] = sx, sy
         mids = np.array([345, 338, 366, 351, 636, 538, 352])
         self.v_mmsi = [
             int(mids[int(rng.integers(len(mids)))]) * 1_000_000 + int(rng.integers(100_000, 999_999)) for _ in range(n)
