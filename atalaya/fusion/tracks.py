@@ -3,7 +3,7 @@
 **Identified tracks** (:func:`build_identified_tracks`) are built without any
 per-point Python loop:
 
-1. rows are sorted by (ident, time); repeated (ident, time) rows are dropped;
+1. rows are sorted by (ident, time); exact repeats (same ident, time, position) are dropped;
 2. each position is tested against the one before it with the object kind's
    kinematic envelope (:class:`Envelope`): the implied speed, allowing for both
    positions' errors, must stay under ``max_speed_mps`` and the gap under
@@ -130,7 +130,7 @@ class IdentifiedTracks:
     outliers: int = 0
     """Rows dropped as kinematic outliers (spikes and segments shorter than ``min_points``)."""
     duplicates: int = 0
-    """Rows dropped as repeats of an (ident, time) already seen."""
+    """Rows dropped as exact repeats (same ident, time and position) of a row already seen."""
 
 
 def _codes(values: Any) -> I64:
@@ -213,7 +213,7 @@ def build_identified_tracks(
     vs, as_, gs, es = vmax[o], amax[o], gmax[o], err[o]
     m = o.size
     dup = np.zeros(m, dtype=bool)
-    dup[1:] = (c[1:] == c[:-1]) & (ts[1:] == ts[:-1])
+    dup[1:] = (c[1:] == c[:-1]) & (ts[1:] == ts[:-1]) & (xs[1:] == xs[:-1]) & (ys[1:] == ys[:-1])
     n_dup = int(dup.sum())
     if n_dup:
         keep = ~dup

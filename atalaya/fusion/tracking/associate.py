@@ -5,8 +5,8 @@ one track; the assignment minimises the sum of Mahalanobis distances, a track
 left without a detection costing ``gate`` (the missed-detection hypothesis).
 Pairs farther than ``gate`` are never considered. The problem splits into the
 connected components of the gated pairs: a lone track–detection pair is taken
-as it is (vectorised), larger clusters are solved with
-:func:`scipy.optimize.linear_sum_assignment`.
+as it is (vectorised); the other pairs are solved together with
+:func:`scipy.optimize.linear_sum_assignment` (cluster by cluster when they are many).
 
 >>> import numpy as np
 >>> from atalaya.fusion.tracking.kalman import isotropic
@@ -85,17 +85,19 @@ def associate(x: F64, p: F64, z: F64, r: F64, *, gate: float) -> Assignment:
         e = np.zeros(0, dtype=np.int64)
         return Assignment(track=e, detection=e, distance=np.zeros(0))
     n, m = x.shape[0], z.shape[0]
-    graph = coo_matrix((np.ones(ti.size), (ti, n + dj)), shape=(n + m, n + m))
-    _, label = connected_components(graph, directed=False)
-    comp = label[ti]
-    size = np.bincount(comp, minlength=label.max() + 1)
-    lone = size[comp] == 1  # the component is this single pair
+    lone = (np.bincount(ti, minlength=n)[ti] == 1) & (np.bincount(dj, minlength=m)[dj] == 1)
     out_t, out_d, out_c = [ti[lone]], [dj[lone]], [d[lone]]
     rest = np.flatnonzero(~lone)
     if rest.size:
-        order = rest[np.argsort(comp[rest], kind="stable")]
-        bounds = np.flatnonzero(np.diff(comp[order])) + 1
-        for grp in np.split(order, bounds):
+        if np.unique(ti[rest]).size * np.unique(dj[rest]).size <= DENSE_PAIRS:
+            groups = [rest]  # one joint problem: the optimum of a block-diagonal problem is the blocks' optima
+        else:
+            graph = coo_matrix((np.ones(rest.size), (ti[rest], n + dj[rest])), shape=(n + m, n + m))
+            _, label = connected_components(graph, directed=False)
+            comp = label[ti[rest]]
+            order = rest[np.argsort(comp, kind="stable")]
+            groups = np.split(order, np.flatnonzero(np.diff(np.sort(comp, kind="stable"))) + 1)
+        for grp in groups:
             tr, tinv = np.unique(ti[grp], return_inverse=True)
             de, dinv = np.unique(dj[grp], return_inverse=True)
             k = tr.size
