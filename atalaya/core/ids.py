@@ -29,7 +29,6 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
-import pyarrow.compute as pc
 
 U64 = npt.NDArray[np.uint64]
 
@@ -85,37 +84,90 @@ def combine64(acc: U64, x: U64) -> U64:
         return mix64(acc ^ (mix64(x) + _GOLDEN + (acc << np.uint64(6)) + (acc >> np.uint64(2))))
 
 
-def hash_strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None], *, seed: int = 0) -> U64:
-    """64-bit hash of each string (nulls hash to a fixed value), one BLAKE2b per distinct value.
+_ZOBRIST_POS = 256
+_ZOBRIST: U64 | None = None
+_NULL_HASH = np.uint64(0x6E756C6C6E756C6C)  # "nullnull"
 
-    >>> hash_strings(["a", "b", "a", None]).tolist()[0] == hash_strings(["a"]).tolist()[0]
+
+def _zobrist() -> U64:
+    global _ZOBRIST
+    if _ZOBRIST is None:
+        _ZOBRIST = mix64(np.arange(_ZOBRIST_POS * 256, dtype=np.uint64) ^ np.uint64(0xC2B2AE3D27D4EB4F))
+    return _ZOBRIST
+
+
+def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
+    """Zobrist-style hash of each string: sum over bytes of a random value per (position, byte), then mixed."""
+    if not pa.types.is_large_string(arr.type):
+        arr = arr.cast(pa.large_string())
+    n = len(arr)
+    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=arr.offset + n + 1)[arr.offset :]
+    lengths = np.diff(offsets)
+    total = int(offsets[-1] - offsets[0])
+    acc = np.zeros(n, dtype=np.uint64)
+    if total:
+        data = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]) :]
+        starts = offsets[:-1] - offsets[0]
+        pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
+        short = pos < _ZOBRIST_POS
+        contrib = np.empty(total, dtype=np.uint64)
+        idx = (pos[short] << 8) | data[short]
+        contrib[short] = _zobrist()[idx]
+        if not short.all():
+            far = ~short
+            contrib[far] = mix64(((pos[far].astype(np.uint64)) << np.uint64(8)) | data[far].astype(np.uint64))
+        with np.errstate(over="ignore"):
+            cs = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(contrib, dtype=np.uint64)])
+            acc = cs[starts + lengths] - cs[starts]
+    with np.errstate(over="ignore"):
+        out = mix64(acc ^ mix64(lengths.astype(np.uint64) + np.uint64(seed)))
+    if arr.null_count:
+        out[~np.asarray(arr.is_valid())] = _NULL_HASH
+    return out
+
+
+def _strings_to_arrow(values: Sequence[str | None]) -> pa.Array:
+    """Build a large_string array from Python strings without pyarrow's pandas detection (slow import)."""
+    enc = [b"" if v is None else str(v).encode("utf-8") for v in values]
+    offsets = np.zeros(len(enc) + 1, dtype=np.int64)
+    if enc:
+        np.cumsum([len(b) for b in enc], out=offsets[1:])
+    valid = np.array([v is not None for v in values], dtype=bool)
+    mask = None if valid.all() else pa.py_buffer(np.packbits(valid, bitorder="little").tobytes())
+    return pa.LargeStringArray.from_buffers(
+        len(enc), pa.py_buffer(offsets.tobytes()), pa.py_buffer(b"".join(enc)), mask, int((~valid).sum())
+    )
+
+
+def hash_strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None], *, seed: int = 0) -> U64:
+    """64-bit hash of each string (nulls hash to a fixed value), vectorised over the UTF-8 bytes.
+
+    Dictionary-encoded input hashes only its dictionary.
+
+    >>> h = hash_strings(["a", "b", "a", None])
+    >>> bool(h[0] == h[2]), bool(h[0] != h[1]), bool(h[3] == hash_strings([None])[0])
+    (True, True, True)
+    >>> bool(hash_strings(["ab"])[0] != hash_strings(["ba"])[0])
     True
     >>> hash_strings([]).shape
     (0,)
     """
-    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values, type=pa.string())
+    arr = values if isinstance(values, pa.Array | pa.ChunkedArray) else _strings_to_arrow(values)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    dictionary = arr.dictionary.to_pylist()
-    seed_b = seed.to_bytes(8, "little")
-    table = np.fromiter(
-        (
-            int.from_bytes(hashlib.blake2b(str(s).encode() + seed_b, digest_size=8).digest(), "little")
-            for s in dictionary
-        ),
-        dtype=np.uint64,
-        count=len(dictionary),
-    )
-    idx = arr.indices.to_numpy(zero_copy_only=False)
-    valid = arr.indices.is_valid().to_numpy(zero_copy_only=False)
-    out = np.full(len(arr), np.uint64(0x6E756C6C6E756C6C), dtype=np.uint64)  # "nullnull"
-    if table.size:
-        out[valid] = table[idx[valid].astype(np.int64)]
-    return out
+    if pa.types.is_dictionary(arr.type):
+        table = _hash_plain_strings(arr.dictionary.cast(pa.string()), seed)
+        idx = arr.indices.to_numpy(zero_copy_only=False)
+        valid = np.asarray(arr.indices.is_valid())
+        out = np.full(len(arr), _NULL_HASH, dtype=np.uint64)
+        if table.size:
+            out[valid] = table[idx[valid].astype(np.int64)]
+        return out
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+        arr = arr.cast(pa.string())
+    return _hash_plain_strings(arr, seed)
 
 
 def float_bits(x: npt.NDArray[np.floating], decimals: int) -> U64:

@@ -330,12 +330,13 @@ class Ingestor:
                 cols.append(arrays[f.name])
         table = pa.Table.from_arrays(cols, schema=SCHEMA)
         day_index = t_us // US_PER_DAY
-        writer.write(table, day_index, res.source)
+        lo, hi = int(day_index.min()), int(day_index.max())
+        days = np.array([lo]) if lo == hi else np.unique(day_index)
+        writer.write(table, day_index, res.source, days=days)
         ids_a = lanes[0]
-        for d in np.unique(day_index):
+        for d in days:
             day = str(np.datetime64(int(d), "D"))
-            sel = ids_a if len(np.unique(day_index)) == 1 else ids_a[day_index == d]
-            keys.setdefault((day, res.source), []).append(sel)
+            keys.setdefault((day, res.source), []).append(ids_a if len(days) == 1 else ids_a[day_index == d])
         return rejects
 
 

@@ -99,13 +99,17 @@ class LakeWriter:
     def rows(self) -> int:
         return self._rows
 
-    def write(self, table: pa.Table, day_index: np.ndarray, source: str) -> None:
-        """Append rows (observation schema); ``day_index`` is each row's UTC day number since the epoch."""
+    def write(self, table: pa.Table, day_index: np.ndarray, source: str, *, days: np.ndarray | None = None) -> None:
+        """Append rows (observation schema); ``day_index`` is each row's UTC day number since the epoch.
+
+        ``days`` (the distinct values of ``day_index``) may be given when the caller already knows them.
+        """
         if self._done:
             raise StoreError("lake writer already committed or aborted")
         if table.num_rows == 0:
             return
-        days = np.unique(day_index)
+        if days is None:
+            days = np.unique(day_index)
         for d in days:
             part = table if len(days) == 1 else table.filter(pa.array(day_index == d))
             day = str(np.datetime64(int(d), "D"))
