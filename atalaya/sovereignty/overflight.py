@@ -16,48 +16,24 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-import pyarrow as pa
 from sqlalchemy import select
 
 from atalaya.core.workspace import Workspace
 from atalaya.geo.territories import Territories, load_territories
-from atalaya.sovereignty.accounting import Accounting, account_tracks
+from atalaya.sovereignty.accounting import Accounting
+from atalaya.sovereignty.compliance import account_sorties, tracks_from_lake
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.lake import Lake
 from atalaya.store.translog import leaf_hash
 from atalaya.store.translog.node import log_signer, open_log
 
-SORTIE_SQL = """
-SELECT ident AS track_id, epoch_us(time) AS time_us, lon, lat, alt_m
-FROM observations WHERE ident_kind = 'sortie' ORDER BY track_id, time_us
-"""
 ACCOUNTING_VERSION = "accounting/v1"
 
 
-def sortie_fixes(ws: Workspace) -> pa.Table:
-    """All sortie track fixes in the lake, sorted by sortie then time (duplicate times dropped)."""
-    t = Lake(ws.lake_dir).query(SORTIE_SQL)
-    if t.num_rows < 2:
-        return t
-    tid = np.asarray(t.column("track_id").to_pylist(), dtype=object)
-    tus = t.column("time_us").to_numpy()
-    keep = np.r_[True, (tid[1:] != tid[:-1]) | (tus[1:] != tus[:-1])]
-    return t.filter(pa.array(keep))
-
-
-def account_sorties(ws: Workspace, territories: Territories | None = None) -> Accounting:
-    """Overflight accounting of every sortie in the lake, at country and state level."""
-    fx = sortie_fixes(ws)
-    return account_tracks(
-        track_id=np.asarray(fx.column("track_id").to_pylist(), dtype=object),
-        time_us=fx.column("time_us").to_numpy(),
-        lon=fx.column("lon").to_numpy(),
-        lat=fx.column("lat").to_numpy(),
-        territories=territories or load_territories(),
-        levels=("country", "state"),
-    )
+def account_workspace_sorties(ws: Workspace, territories: Territories | None = None) -> Accounting:
+    """Overflight accounting of every sortie track in the workspace lake, at country and state level."""
+    return account_sorties(tracks_from_lake(Lake(ws.lake_dir)), territories or load_territories())
 
 
 def _iso(v: Any) -> str | None:
@@ -95,6 +71,13 @@ def _ref(rec: dict[str, Any]) -> str:
     return f"{rec['sortie']}|{rec['level']}|{rec['territory']}"
 
 
+def _log_ref(rec: dict[str, Any]) -> str:
+    if rec["kind"] == "overflight":
+        return f"overflight:{_ref(rec)}"
+    version = f"@v{rec['version']}" if "version" in rec else ""
+    return f"{rec['kind']}:{rec.get('id', '')}{version}"
+
+
 def _digest(rec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(rec, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
@@ -110,7 +93,7 @@ def log_records(
             known[str(row.ref_id)] = (int(row.idx), str(row.content_sha256))
     new: list[tuple[str, str, dict[str, Any]]] = []
     for rec in records:
-        ref = f"overflight:{_ref(rec)}" if rec["kind"] == "overflight" else f"{rec['kind']}:{rec.get('id', '')}"
+        ref = _log_ref(rec)
         digest = _digest(rec)
         prev = known.get(ref)
         if prev is not None and prev[1] == digest:

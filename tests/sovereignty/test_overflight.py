@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from atalaya.core.workspace import Workspace
-from atalaya.sovereignty.overflight import account_sorties, log_records, overflight_records
+from atalaya.sovereignty.overflight import account_workspace_sorties, log_records, overflight_records
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.translog.node import open_log
@@ -16,7 +16,7 @@ from atalaya.store.translog.node import open_log
 
 def test_sortie_accounting_matches_truth(demo_workspace: Workspace, demo_scenario: Path) -> None:
     """p95 errors against the densely resampled truth; every truth visit found; totals conserve."""
-    acc = account_sorties(demo_workspace)
+    acc = account_workspace_sorties(demo_workspace)
     truth = pq.read_table(demo_scenario / "truth" / "overflight.parquet").to_pylist()
     ours = {(r["track_id"], r["level"], r["territory_id"]): r for r in acc.summary.to_pylist()}
     assert len(truth) > 10
@@ -45,7 +45,7 @@ def test_sortie_accounting_matches_truth(demo_workspace: Workspace, demo_scenari
 
 
 def test_overflight_log_is_idempotent(demo_workspace: Workspace) -> None:
-    acc = account_sorties(demo_workspace)
+    acc = account_workspace_sorties(demo_workspace)
     recs = overflight_records(acc, collector="USA")
     assert recs
     assert all(r["owner"] != "USA" for r in recs)
