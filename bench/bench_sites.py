@@ -85,7 +85,7 @@ def run_one(method: str, n: int) -> dict[str, Any]:
 
             labels = DBSCAN(eps=150.0, min_samples=4, n_jobs=-1).fit_predict(xy)
         else:
-            from sklearn.cluster import HDBSCAN  # type: ignore[import-untyped]  # no stubs; benchmark peer only
+            from sklearn.cluster import HDBSCAN
 
             labels = HDBSCAN(min_cluster_size=4).fit_predict(xy)
         found = int(labels.max() + 1)
