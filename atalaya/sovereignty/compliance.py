@@ -726,6 +726,10 @@ def _time_window(ctx: Context, rule: Rule) -> list[Violation]:
     return [_v(ctx, rule, msg, segs, windows=[[_iso_us(a), _iso_us(b)] for a, b in wins])]
 
 
+ALTITUDE_TOLERANCE_M = 5.0
+"""Altitudes within this margin of the band count as inside (reported altitudes are rounded)."""
+
+
 def _altitude(ctx: Context, rule: Rule) -> list[Violation]:
     item = ctx.item
     if item is None:
@@ -735,7 +739,7 @@ def _altitude(ctx: Context, rule: Rule) -> list[Violation]:
 
     def pred(x: FloatArray, y: FloatArray, t: IntArray, z: FloatArray) -> BoolArray:
         with np.errstate(invalid="ignore"):
-            bad = np.isfinite(z) & ((z < lo) | (z > hi))
+            bad = np.isfinite(z) & ((z < lo - ALTITUDE_TOLERANCE_M) | (z > hi + ALTITUDE_TOLERANCE_M))
         out: BoolArray = host(x, y, t, z) & bad
         return out
 
@@ -744,7 +748,8 @@ def _altitude(ctx: Context, rule: Rule) -> list[Violation]:
         return []
     zmin = min(s.alt_min_m for s in segs if s.alt_min_m is not None) if segs else None
     zmax = max(s.alt_max_m for s in segs if s.alt_max_m is not None) if segs else None
-    msg = f"flew outside the {lo:g}–{hi:g} m band of {item.id} in {ctx.host} territory (observed {zmin}–{zmax} m)"
+    observed = f"{zmin:.0f}–{zmax:.0f} m" if zmin is not None and zmax is not None else "unknown"
+    msg = f"flew outside the {lo:g}–{hi:g} m band of {item.id} in {ctx.host} territory (observed {observed})"
     return [_v(ctx, rule, msg, segs, band_m=[lo, hi])]
 
 
