@@ -1,0 +1,54 @@
+"""The scorecard: every analytic scored against a scenario's ground truth (DESIGN.md §4).
+
+Evaluators are registered explicitly; each takes the workspace, its knowledge
+store and the truth directory and returns a flat dict of figures.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from atalaya.core.workspace import Workspace
+from atalaya.store.knowledge import KnowledgeStore
+
+Evaluator = Callable[[Workspace, KnowledgeStore, Path], dict[str, Any]]
+
+EVALUATORS: dict[str, str] = {
+    "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
+}
+"""Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
+
+
+def evaluate_overflight(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
+    from atalaya.evaluate.overflight import score_overflight
+    from atalaya.sovereignty.overflight import account_workspace_sorties
+
+    return score_overflight(account_workspace_sorties(ws), truth_dir)
+
+
+def scorecard(ws: Workspace, store: KnowledgeStore, truth_dir: Path, only: list[str] | None = None) -> dict[str, Any]:
+    """Run the evaluators (all, or ``only``) and collect their figures."""
+    out: dict[str, Any] = {}
+    for name, target in EVALUATORS.items():
+        if only and name not in only:
+            continue
+        module, _, fn = target.partition(":")
+        f: Evaluator = getattr(importlib.import_module(module), fn)
+        out[name] = f(ws, store, Path(truth_dir))
+    return out
+
+
+def render_scorecard(card: dict[str, Any]) -> str:
+    """A plain-text scorecard, one block per analytic."""
+    lines = ["scorecard (against the scenario ground truth)"]
+    for name, figures in card.items():
+        lines.append(f"  {name}")
+        for k, v in figures.items():
+            if isinstance(v, dict | list):
+                continue
+            val = f"{v:.3f}" if isinstance(v, float) else str(v)
+            lines.append(f"    {k:<28} {val}")
+    return "\n".join(lines)
