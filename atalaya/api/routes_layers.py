@@ -22,6 +22,7 @@ import threading
 import traceback
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -91,7 +92,7 @@ def _day_bounds(day: str) -> tuple[datetime, datetime]:
     try:
         d0 = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"bad day {day!r}: use YYYY-MM-DD") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"bad day {day!r}: use YYYY-MM-DD") from None
     return d0, d0 + timedelta(days=1)
 
 
@@ -405,6 +406,10 @@ def map_crossings(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str,
 # --------------------------------------------------------------------------- maritime events
 
 
+_EVENT_KINDS = {"dark_gaps": "dark_gap", "gaps": "dark_gap", "rendezvous": "rendezvous", "loiters": "loitering"}
+"""Event kind by file stem, for files whose rows carry no ``kind``."""
+
+
 def _maritime_events(state: AppState) -> list[dict[str, Any]]:
     """Events from ``WORKSPACE/analysis/maritime/`` (Parquet/JSON/GeoJSON/CSV), normalised."""
     d = state.workspace.root / "analysis" / "maritime"
@@ -413,7 +418,7 @@ def _maritime_events(state: AppState) -> list[dict[str, Any]]:
     def build() -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for f in files:
-            default_kind = f.stem.removesuffix("s")
+            default_kind = _EVENT_KINDS.get(f.stem, f.stem)
             for n, r in enumerate(_read_table(f)):
                 lon = r.get("lon", r.get("start_lon"))
                 lat = r.get("lat", r.get("start_lat"))
@@ -502,12 +507,96 @@ def compliance_of(attrs: dict[str, Any] | None) -> dict[str, Any]:
     return {"status": "unknown", "worst": None, "violations": [], "hosts": []}
 
 
+@dataclass(frozen=True, kw_only=True)
+class _Engine:
+    """Verdicts of the compliance engine over the stored sorties, agreements and the lake's sortie tracks."""
+
+    verdicts: list[Any]
+    """``SortieVerdict`` per sortie with a manifest."""
+    tracks: Any
+    """``TrackArrays`` of the sortie tracks."""
+    territories: Any
+    """The territories used."""
+
+    def by_id(self) -> dict[str, dict[str, Any]]:
+        return {v.sortie.sortie_id: v.to_dict() for v in self.verdicts}
+
+
+_engine_lock = threading.Lock()
+_engine_cache: dict[str, tuple[Any, _Engine | None]] = {}
+_engine_pending: dict[Any, threading.Event] = {}
+
+
+def _engine_key(state: AppState) -> Any:
+    from sqlalchemy import func
+
+    commits = state.workspace.lake_dir / "_commits"
+    lake_stamp = tuple(sorted(p.name for p in commits.glob("*.json"))) if commits.is_dir() else ()
+    with state.store.engine.connect() as conn:
+        n_sorties = conn.execute(select(func.count()).select_from(ks.sorties)).scalar_one()
+        agreements = tuple(conn.execute(select(ks.agreements.c.sha256, ks.agreements.c.status)).all())
+    return (str(state.workspace.root), hash(lake_stamp), n_sorties, hash(agreements))
+
+
+def _compute_engine(state: AppState) -> _Engine | None:
+    try:
+        from atalaya.geo.territories import load_territories
+        from atalaya.sovereignty.agreements import stored_agreements
+        from atalaya.sovereignty.compliance import check_sorties, sorties_from_store, tracks_from_lake
+
+        agreements = stored_agreements(state.store)  # first: fails fast on a store without valid agreements
+        sorties = sorties_from_store(state.store)
+        tracks = tracks_from_lake(state.lake, [s.sortie_id for s in sorties])
+        territories = load_territories()
+        verdicts = check_sorties(sorties=sorties, tracks=tracks, agreements=agreements, territories=territories)
+        return _Engine(verdicts=verdicts, tracks=tracks, territories=territories)
+    except Exception:  # the engine is optional here: without it, stored verdicts (attrs) are shown
+        return None
+
+
+def _engine(state: AppState, *, wait: bool = True) -> _Engine | None:
+    """The compliance engine's verdicts, cached until the lake, sorties or agreements change.
+
+    ``None`` when unavailable or, with ``wait=False``, while the first computation runs in the background
+    (loading the territories takes seconds on a cold process).
+    """
+    key = _engine_key(state)
+    with _engine_lock:
+        hit = _engine_cache.get("engine")
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        done = _engine_pending.get(key)
+        if done is None:
+            done = _engine_pending[key] = threading.Event()
+            threading.Thread(target=_fill_engine, args=(state, key, done), daemon=True, name="compliance").start()
+    if not wait:
+        return None
+    done.wait()
+    with _engine_lock:
+        hit = _engine_cache.get("engine")
+    return hit[1] if hit is not None and hit[0] == key else None
+
+
+def _fill_engine(state: AppState, key: Any, done: threading.Event) -> None:
+    value = _compute_engine(state)
+    with _engine_lock:
+        _engine_cache["engine"] = (key, value)
+        _engine_pending.pop(key, None)
+    done.set()
+
+
 def _sortie_rows(state: AppState, user: User) -> list[dict[str, Any]]:
     rows = _query(state, ks.sorties, order=(ks.sorties.c.takeoff, ks.sorties.c.id))
     rows = state.release(user, "sorties", rows)
+    eng = _engine(state, wait=False) if rows else None
+    live = eng.by_id() if eng is not None else {}
     out = []
     for r in rows:
-        c = compliance_of(r.get("attrs"))
+        attrs = dict(r.get("attrs") or {})
+        if compliance_of(attrs)["status"] == "unknown" and r["id"] in live:
+            attrs["verdict"] = live[r["id"]]
+            r["attrs"] = attrs
+        c = compliance_of(attrs)
         out.append(
             {
                 **r,
@@ -543,10 +632,10 @@ def list_sorties(
 @router.get("/api/sorties/{sortie_id}")
 def get_sortie(sortie_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
     """One sortie: manifest, compliance verdict with violations and evidence, provenance."""
-    rows = state.release(user, "sorties", _query(state, ks.sorties, ks.sorties.c.id == sortie_id))
+    rows = [r for r in _sortie_rows(state, user) if r["id"] == sortie_id]
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sortie {sortie_id}")
-    r = rows[0]
+    r = {k: v for k, v in rows[0].items() if k not in ("compliance", "worst", "n_violations", "hosts")}
     return {**r, "verdict": compliance_of(r.get("attrs"))}
 
 
@@ -584,6 +673,30 @@ def partner_report(state: AppState, user: User, party: str) -> dict[str, Any]:
             "by_day": dict(sorted(by_day.items())),
         },
     }
+
+
+def _engine_report(state: AppState, user: User, rep: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
+    """The partner report of :mod:`atalaya.sovereignty.report` over the released sorties, or ``None``."""
+    eng = _engine(state)
+    if eng is None:
+        return None
+    try:
+        from atalaya.sovereignty.compliance import TrackArrays, account_sorties
+        from atalaya.sovereignty.report import build_report, render_html
+
+        released = {r["id"] for r in rep["sorties"]}
+        verdicts = [v for v in eng.verdicts if v.sortie.sortie_id in released]
+        t = eng.tracks
+        keep = np.isin(np.asarray(t.sortie_id, dtype=object).astype(str), np.asarray(sorted(released), dtype=str))
+        tracks = TrackArrays.build(
+            sortie_id=t.sortie_id[keep], time_us=t.time_us[keep], lon=t.lon[keep], lat=t.lat[keep], alt_m=t.alt_m[keep]
+        )
+        data = build_report(
+            partner=rep["party"], verdicts=verdicts, accounting=account_sorties(tracks, eng.territories)
+        )
+        return data, render_html(data, verdicts, tracks, eng.territories)
+    except Exception:  # fall back to the plain table report rather than fail the page
+        return None
 
 
 def _report_html(rep: dict[str, Any]) -> str:
@@ -624,8 +737,26 @@ def get_partner_report(
     """Per-partner compliance report (a partner's user always gets its own party's), as JSON, CSV or HTML."""
     target = user.party if not _own(state, user) else (party or "")
     if not target:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "give ?party=CODE (the partner, e.g. MEX)")
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give ?party=CODE (the partner, e.g. MEX)")
     rep = partner_report(state, user, target)
+    full = _engine_report(state, user, rep)
+    if full is not None:
+        data, html_page = full
+        if format == "json":
+            return {**data, "summary": rep["summary"], "party": rep["party"], "node_party": rep["node_party"]}
+        if format == "html":
+            return HTMLResponse(html_page)
+        from atalaya.sovereignty.report import CSV_COLUMNS
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
+        w.writeheader()
+        w.writerows(data["rows"])
+        return Response(
+            buf.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="compliance-{rep["party"]}.csv"'},
+        )
     if format == "json":
         return rep
     if format == "csv":
@@ -797,11 +928,37 @@ def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
 
 
 def _run_analyze(state: AppState, job_id: str) -> dict[str, Any]:
-    from atalaya.fusion.sites import run_sites
+    """Every registered analytic that is installed, then the compliance verdicts stored with each sortie."""
+    import importlib
 
-    _job_update(state, job_id, message="sites", progress=0.1)
-    out: dict[str, Any] = {"sites": run_sites(state.workspace, state.store)}
-    _job_update(state, job_id, message="done", progress=0.99)
+    from atalaya.cli.cmd_analyze import ANALYTICS
+
+    out: dict[str, Any] = {}
+    steps = [*ANALYTICS, "compliance"]
+    for i, name in enumerate(steps):
+        _job_update(state, job_id, message=name, progress=i / len(steps))
+        if name == "compliance":
+            eng = _engine(state)
+            if eng is None:
+                out[name] = {"skipped": "no sorties, agreements or sortie tracks to check"}
+                continue
+            with state.store.begin() as conn:
+                attrs = {r.id: dict(r.attrs or {}) for r in conn.execute(select(ks.sorties.c.id, ks.sorties.c.attrs))}
+                for v in eng.verdicts:
+                    sid = v.sortie.sortie_id
+                    a = {**attrs.get(sid, {}), "compliance": "compliant" if v.compliant else "violation"}
+                    a["verdict"] = v.to_dict()
+                    conn.execute(ks.sorties.update().where(ks.sorties.c.id == sid).values(attrs=a))
+            out[name] = {"sorties": len(eng.verdicts), "compliant": sum(v.compliant for v in eng.verdicts)}
+            continue
+        module, _, fn = ANALYTICS[name].partition(":")
+        try:
+            run = getattr(importlib.import_module(module), fn)
+        except (ImportError, AttributeError):
+            out[name] = {"skipped": f"{module} is not installed"}
+            continue
+        res = run(state.workspace, state.store, progress=False)
+        out[name] = {k: v for k, v in res.items() if isinstance(v, int | float | str | dict)}
     return out
 
 
@@ -854,7 +1011,7 @@ def create_job(body: JobRequest, state: StateDep, user: UserDep) -> dict[str, An
         raise HTTPException(status.HTTP_403_FORBIDDEN, "starting jobs needs an admin of this node's party")
     if body.kind == "ingest" and (not body.path or not Path(body.path).exists()):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
             f"no such path on the server: {body.path!r}; give a file or directory readable by the server",
         )
     return start_job(state, body, user.username)

@@ -398,7 +398,8 @@
       box.dataset.loaded = "1";
       box.innerHTML = `<p>${s.total} sorties of ${esc(rep.node_party)} reported to ${esc(rep.party)}.</p><div class="charts">` +
         barChart("By verdict", s.by_status, COMPLIANCE_COLOURS) + stackedChart("By platform", s.by_platform) +
-        stackedChart("By day", s.by_day) + barChart("Violations by rule", s.by_rule) + `</div>`;
+        stackedChart("By day", s.by_day) + barChart("Violations by rule", s.by_rule) + `</div>` +
+        `<iframe id="report-frame" title="partner report" sandbox="" src="/api/reports/partner?party=${encodeURIComponent(party)}&format=html"></iframe>`;
     } catch (e) {
       box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
     }

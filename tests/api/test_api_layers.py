@@ -1,0 +1,320 @@
+"""API: layer, table, report, truth and job endpoints behind the web workspace, and their egress scoping."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import h3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fastapi.testclient import TestClient
+
+from atalaya.api.app import create_app
+from atalaya.api.routes_layers import compliance_of
+from atalaya.api.users import add_user
+from atalaya.core.workspace import Workspace
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+from atalaya.store.translog.node import open_log
+
+AGREEMENT = {
+    "id": "usa-mex-2026",
+    "version": 1,
+    "sharing": [{"from": "USA", "to": "MEX", "max_tlp": "AMBER", "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"]}],
+}
+REL = "TLP:AMBER;REL:MEX,USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA"
+OWN = "TLP:AMBER;REL:USA;ORIG:USA"
+T0 = datetime(2026, 3, 2, 6, tzinfo=UTC)
+T1 = datetime(2026, 3, 2, 9, tzinfo=UTC)
+T2 = datetime(2026, 3, 3, 6, tzinfo=UTC)
+
+GPX = """<?xml version="1.0" encoding="UTF-8"?>
+<gpx version="1.1" creator="test" xmlns="http://www.topografix.com/GPX/1/1"><trk><name>S-X</name><src>MQ9-01</src>
+<type>MQ-9</type><trkseg>
+<trkpt lat="31.5" lon="-110.3"><ele>5000</ele><time>2026-03-02T00:00:00Z</time></trkpt>
+<trkpt lat="31.4" lon="-110.2"><ele>5000</ele><time>2026-03-02T00:01:00Z</time></trkpt>
+<trkpt lat="31.3" lon="-110.1"><ele>5000</ele><time>2026-03-02T00:02:00Z</time></trkpt>
+</trkseg></trk></gpx>
+"""
+
+
+def _line(*pts: tuple[float, float]) -> str:
+    return json.dumps({"type": "LineString", "coordinates": [list(p) for p in pts]})
+
+
+def _truth(root: Path) -> Path:
+    truth = root / "truth"
+    (truth / "tracks").mkdir(parents=True)
+    pq.write_table(
+        pa.table({"site_id": ["lab-001"], "kind": ["lab"], "lon": [-107.0], "lat": [25.0], "state": ["MX-SIN"]}),
+        truth / "sites.parquet",
+    )
+    n = 4
+    pq.write_table(
+        pa.table(
+            {
+                "object_id": ["veh-1"] * 2 + ["MQ9-01"] * 2,
+                "kind": ["vehicle"] * 2 + ["platform"] * 2,
+                "time": pa.array([T0, T1, T0, T1], type=pa.timestamp("us", tz="UTC")),
+                "lon": [-107.0, -106.9, -110.0, -110.1][:n],
+                "lat": [25.0, 25.1, 31.0, 31.1][:n],
+            }
+        ),
+        truth / "tracks" / "2026-03-02.parquet",
+    )
+    return truth
+
+
+@pytest.fixture
+def client(workspace: Workspace, tmp_path: Path) -> Iterator[TestClient]:
+    store = KnowledgeStore.open(workspace.db_url)
+    add_user(store, "ana", "analyst-pass", party="USA", role="analyst")
+    add_user(store, "adm", "admin-pass-1", party="USA", role="admin")
+    add_user(store, "lia", "liaison-pass", party="MEX", role="liaison")
+    now = datetime.now(UTC)
+    cells = [h3.latlng_to_cell(25.0, -107.0, 6), h3.latlng_to_cell(25.05, -107.05, 6)]
+    verdict = {"compliant": False, "worst": "major", "hosts": ["MEX"],
+               "violations": [{"rule": "depth", "severity": "major", "message": "deeper than 60 km"}]}  # fmt: skip
+    with store.begin() as conn:
+        conn.execute(
+            ks.agreements.insert().values(
+                id="usa-mex-2026", version=1, document=AGREEMENT, sha256="0" * 64, status="in-force", created_at=now,
+                effective_from=datetime(2026, 1, 1, tzinfo=UTC), effective_to=datetime(2030, 1, 1, tzinfo=UTC),
+            )
+        )  # fmt: skip
+        conn.execute(
+            ks.tracks.insert(),
+            [
+                {"id": "trk-1", "kind": "vehicle", "ident": "ABC123", "start": T0, "end": T1, "n_points": 3,
+                 "geometry": _line((-107.0, 25.0), (-106.9, 25.1), (-106.8, 25.2)), "marking": REL},
+                {"id": "trk-2", "kind": "vessel", "ident": "345000001", "start": T2, "end": T2, "n_points": 2,
+                 "geometry": _line((-110.0, 24.0), (-110.1, 24.1)), "marking": OWN},
+            ],
+        )  # fmt: skip
+        conn.execute(
+            ks.corridors.insert(),
+            [{"id": "cor-1", "h3_cells": cells, "volume": 12, "kind": "road", "rank": 1, "marking": REL}],
+        )
+        conn.execute(
+            ks.crossings.insert(),
+            [
+                {"id": "xing-1", "lon": -106.5, "lat": 31.7, "count": 7, "first_seen": T0, "last_seen": T1,
+                 "marking": REL},
+                {"id": "xing-2", "lon": -108.5, "lat": 31.3, "count": 2, "first_seen": T2, "last_seen": T2,
+                 "marking": OWN},
+            ],
+        )  # fmt: skip
+        conn.execute(
+            ks.sorties.insert(),
+            [
+                {"id": "S-1", "platform_type": "MQ-9", "party_id": "USA", "takeoff": T0, "landing": T1,
+                 "agreement_id": "usa-mex-2026", "attrs": {"compliance": verdict}, "marking": REL},
+                {"id": "S-2", "platform_type": "U-2", "party_id": "USA", "takeoff": T2, "landing": T2,
+                 "agreement_id": None, "attrs": {"compliance": "compliant"}, "marking": REL},
+                {"id": "S-3", "platform_type": "RC-135", "party_id": "USA", "takeoff": T2, "landing": T2,
+                 "agreement_id": None, "attrs": None, "marking": OWN},
+            ],
+        )  # fmt: skip
+        conn.execute(
+            ks.sites.insert(),
+            [
+                {"id": "site--a", "kind": "lab", "lon": -107.0, "lat": 25.0, "score": 0.9, "marking": REL},
+                {"id": "site--b", "kind": "lab", "lon": -107.5, "lat": 25.5, "score": 0.8, "marking": OWN},
+            ],
+        )
+    maritime = workspace.root / "analysis" / "maritime"
+    maritime.mkdir(parents=True)
+    pq.write_table(
+        pa.table(
+            {
+                "event_id": ["gap-1", "gap-2"],
+                "mmsi": ["345000001", "345000002"],
+                "start": [T0.isoformat(), T2.isoformat()],
+                "end": [T1.isoformat(), T2.isoformat()],
+                "start_lon": [-110.0, -111.0],
+                "start_lat": [24.0, 23.0],
+                "end_lon": [-110.5, -111.2],
+                "end_lat": [23.5, 22.9],
+                "marking": [REL, OWN],
+            }
+        ),
+        maritime / "dark_gaps.parquet",
+    )
+    (maritime / "rendezvous.json").write_text(
+        json.dumps([{"rendezvous_id": "rdv-1", "lon": -109.0, "lat": 22.0, "start": T0.isoformat(), "marking": REL}])
+    )
+    with open_log(workspace) as log:
+        log.append({"kind": "agreement", "id": "usa-mex-2026", "version": 1})
+    app = create_app(workspace, store=store, truth_dir=_truth(tmp_path))
+    with TestClient(app) as c:
+        yield c
+    store.close()
+
+
+def _login(c: TestClient, user: str, pw: str) -> dict[str, str]:
+    r = c.post("/api/auth/login", json={"username": user, "password": pw})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+def _log_size(ws: Workspace) -> int:
+    with open_log(ws, readonly=True) as log:
+        return log.size
+
+
+def test_every_new_route_needs_a_login(client: TestClient) -> None:
+    for path in ("/api/tracks", "/api/map/tracks", "/api/corridors", "/api/map/corridors", "/api/crossings",
+                 "/api/map/crossings", "/api/maritime/events", "/api/map/maritime", "/api/sorties",
+                 "/api/reports/partner?party=MEX", "/api/jobs", "/api/map/sites", "/api/map/days",
+                 "/api/map/truth/sites"):  # fmt: skip
+        assert client.get(path).status_code == 401, path
+
+
+def test_tracks_table_map_and_day_filter(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    r = client.get("/api/tracks", params={"limit": 1}, headers=h).json()
+    assert r["total"] == 2 and r["next_offset"] == 1
+    assert "geometry" not in r["items"][0]
+    fc = client.get("/api/map/tracks", headers=h).json()
+    assert {f["properties"]["id"] for f in fc["features"]} == {"trk-1", "trk-2"}
+    assert fc["features"][0]["geometry"]["type"] == "LineString"
+    day = client.get("/api/map/tracks", params={"day": "2026-03-03"}, headers=h).json()
+    assert [f["properties"]["id"] for f in day["features"]] == ["trk-2"]
+    one = client.get("/api/tracks/trk-1", headers=h).json()
+    assert one["geometry"]["coordinates"][0] == [-107.0, 25.0]
+    assert client.get("/api/tracks/nope", headers=h).status_code == 404
+    assert client.get("/api/map/tracks", params={"day": "March"}, headers=h).status_code == 422
+
+
+def test_corridors_are_h3_polygons_and_crossings_points(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    fc = client.get("/api/map/corridors", headers=h).json()
+    assert fc["features"][0]["geometry"]["type"] in ("Polygon", "MultiPolygon")
+    assert fc["features"][0]["properties"]["volume"] == 12
+    assert client.get("/api/corridors", headers=h).json()["items"][0]["n_cells"] == 2
+    xs = client.get("/api/map/crossings", params={"day": "2026-03-02"}, headers=h).json()
+    assert [f["properties"]["id"] for f in xs["features"]] == ["xing-1"]
+    assert client.get("/api/crossings", headers=h).json()["items"][0]["id"] == "xing-1"  # by count
+
+
+def test_maritime_events_from_analysis_files(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    ev = client.get("/api/maritime/events", headers=h).json()
+    assert ev["total"] == 3
+    kinds = {e["id"]: e["kind"] for e in ev["items"]}
+    assert kinds == {"gap-1": "dark_gap", "gap-2": "dark_gap", "rdv-1": "rendezvous"}
+    fc = client.get("/api/map/maritime", params={"day": "2026-03-02"}, headers=h).json()
+    geoms = sorted(f["geometry"]["type"] for f in fc["features"])
+    assert geoms == ["LineString", "Point", "Point"]  # gap-1 (point + gap line) and rdv-1
+    only = client.get("/api/maritime/events", params={"kind": "dark_gap", "limit": 1}, headers=h).json()
+    assert only["total"] == 2 and len(only["items"]) == 1
+
+
+def test_sorties_with_compliance_and_filters(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    r = client.get("/api/sorties", headers=h).json()
+    assert r["total"] == 3
+    assert r["counts"] == {"violation": 1, "compliant": 1, "unknown": 1}
+    by_id = {s["id"]: s for s in r["items"]}
+    assert by_id["S-1"]["worst"] == "major" and by_id["S-1"]["n_violations"] == 1
+    v = client.get("/api/sorties", params={"compliance": "violation"}, headers=h).json()
+    assert [s["id"] for s in v["items"]] == ["S-1"]
+    one = client.get("/api/sorties/S-1", headers=h).json()
+    assert one["verdict"]["violations"][0]["rule"] == "depth"
+    assert client.get("/api/sorties/nope", headers=h).status_code == 404
+
+
+def test_partner_report_formats(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    assert client.get("/api/reports/partner", headers=h).status_code == 422
+    rep = client.get("/api/reports/partner", params={"party": "mex"}, headers=h).json()
+    assert rep["party"] == "MEX"
+    assert rep["summary"]["by_status"]["violation"] == 1
+    csv_text = client.get("/api/reports/partner", params={"party": "MEX", "format": "csv"}, headers=h).text
+    assert csv_text.splitlines()[0].startswith(("id,", "sortie_id,"))
+    page = client.get("/api/reports/partner", params={"party": "MEX", "format": "html"}, headers=h)
+    assert page.headers["content-type"].startswith("text/html") and "MEX" in page.text
+
+
+def test_liaison_sees_only_released_items_and_each_release_is_logged(client: TestClient, workspace: Workspace) -> None:
+    h = _login(client, "lia", "liaison-pass")
+    before = _log_size(workspace)
+    assert [t["id"] for t in client.get("/api/tracks", headers=h).json()["items"]] == ["trk-1"]
+    assert client.get("/api/tracks/trk-2", headers=h).status_code == 404
+    assert [f["properties"]["id"] for f in client.get("/api/map/tracks", headers=h).json()["features"]] == ["trk-1"]
+    assert [f["properties"]["id"] for f in client.get("/api/map/sites", headers=h).json()["features"]] == ["site--a"]
+    assert [c["id"] for c in client.get("/api/crossings", headers=h).json()["items"]] == ["xing-1"]
+    assert {e["id"] for e in client.get("/api/maritime/events", headers=h).json()["items"]} == {"gap-1", "rdv-1"}
+    assert {s["id"] for s in client.get("/api/sorties", headers=h).json()["items"]} == {"S-1", "S-2"}
+    assert client.get("/api/sorties/S-3", headers=h).status_code == 404
+    # a partner always gets its own party's report, whatever it asks for
+    rep = client.get("/api/reports/partner", params={"party": "GTM"}, headers=h).json()
+    assert rep["party"] == "MEX" and {s["id"] for s in rep["sorties"]} == {"S-1", "S-2"}
+    after = _log_size(workspace)
+    with open_log(workspace, readonly=True) as log:
+        kinds = {log.get(i)["kind"] for i in range(before, after)}
+    assert after > before and kinds == {"dissemination"}
+    # own-party-only data
+    for path in ("/api/map/truth/sites", "/api/jobs", "/api/map/detections"):
+        assert client.get(path, headers=h).status_code == 403, path
+    assert client.post("/api/jobs", json={"kind": "analyze"}, headers=h).status_code == 403
+
+
+def test_truth_overlay_only_in_demo_mode(client: TestClient, workspace: Workspace) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    sites = client.get("/api/map/truth/sites", headers=h).json()
+    assert sites["features"][0]["properties"]["site_id"] == "lab-001"
+    tracks = client.get("/api/map/truth/tracks", params={"day": "2026-03-02"}, headers=h).json()
+    assert [f["properties"]["object_id"] for f in tracks["features"]] == ["veh-1"]  # platforms left out
+    plain = create_app(workspace, store=KnowledgeStore.open(workspace.db_url))
+    with TestClient(plain) as c2:
+        h2 = _login(c2, "ana", "analyst-pass")
+        r = c2.get("/api/map/truth/sites", headers=h2)
+        assert r.status_code == 404 and "--truth" in r.json()["detail"]
+
+
+def test_ingest_job_runs_with_progress_and_only_for_admins(client: TestClient, tmp_path: Path) -> None:
+    gpx = tmp_path / "feeds" / "S-X.gpx"
+    gpx.parent.mkdir()
+    gpx.write_text(GPX, encoding="utf-8")
+    ha = _login(client, "ana", "analyst-pass")
+    assert client.post("/api/jobs", json={"kind": "ingest", "path": str(gpx)}, headers=ha).status_code == 403
+    h = _login(client, "adm", "admin-pass-1")
+    bad = client.post("/api/jobs", json={"kind": "ingest", "path": str(tmp_path / "missing")}, headers=h)
+    assert bad.status_code == 422 and "no such path" in bad.json()["detail"]
+    r = client.post("/api/jobs", json={"kind": "ingest", "path": str(gpx.parent)}, headers=h)
+    assert r.status_code == 202
+    job_id = r.json()["id"]
+    deadline = time.monotonic() + 30
+    job = r.json()
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        job = client.get(f"/api/jobs/{job_id}", headers=h).json()
+    assert job["status"] == "done", job.get("error")
+    assert job["progress"] == 1.0
+    assert job["result"]["accepted"] == 3
+    listed = client.get("/api/jobs", headers=h).json()
+    assert listed["items"][0]["id"] == job_id
+    assert client.get("/api/jobs/nope", headers=h).status_code == 404
+    days = client.get("/api/map/days", headers=h).json()["days"]
+    assert days == ["2026-03-02"]
+
+
+def test_compliance_of_accepts_stored_shapes() -> None:
+    assert compliance_of({"compliance": "compliant"})["status"] == "compliant"
+    assert compliance_of({"compliance": "critical"}) == {
+        "status": "violation", "worst": "critical", "violations": [], "hosts": []
+    }  # fmt: skip
+    assert compliance_of({"verdict": {"compliant": True, "violations": []}})["status"] == "compliant"
+    assert compliance_of({})["status"] == "unknown"
+
+
+def test_openapi_lists_the_layer_routes(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for p in ("/api/map/tracks", "/api/sorties", "/api/reports/partner", "/api/jobs", "/api/map/truth/tracks"):
+        assert p in paths
