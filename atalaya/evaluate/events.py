@@ -177,3 +177,129 @@ def match_crossings(
     return MatchResult(
         pred_index=i[sel][order], true_index=j[sel][order], distance_m=d[sel][order], n_pred=px.size, n_true=tx.size
     )
+
+
+# --------------------------------------------------------------------------- scenario scores
+
+_US = 1_000_000
+
+
+def _us(col: Any) -> npt.NDArray[np.int64]:
+    """Timestamps (Arrow timestamp or int µs column) as int µs."""
+    import pyarrow as pa
+
+    if isinstance(col, pa.ChunkedArray | pa.Array) and pa.types.is_timestamp(col.type):
+        col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    out: npt.NDArray[np.int64] = np.asarray(col, dtype=np.int64)
+    return out
+
+
+def score_dark_gaps(pred: Any, truth: Any, *, time_tol_s: float = 1800.0) -> MatchResult:
+    """Detected dark gaps (:func:`atalaya.fusion.maritime.detect_dark_gaps`) against ``truth/dark_gaps.parquet``.
+
+    Same MMSI, and start and end each within ``time_tol_s`` of the labelled ones.
+    """
+    m = match_events(
+        pred_key=pred.column("vessel").to_pylist(), pred_start=_us(pred.column("start_us")) / _US,
+        pred_end=_us(pred.column("end_us")) / _US, true_key=[str(v) for v in truth.column("mmsi").to_pylist()],
+        true_start=_us(truth.column("start")) / _US, true_end=_us(truth.column("end")) / _US, time_tol_s=time_tol_s,
+    )  # fmt: skip
+    ps, pe = _us(pred.column("start_us"))[m.pred_index] / _US, _us(pred.column("end_us"))[m.pred_index] / _US
+    ts, te = _us(truth.column("start"))[m.true_index] / _US, _us(truth.column("end"))[m.true_index] / _US
+    ok = (np.abs(ps - ts) <= time_tol_s) & (np.abs(pe - te) <= time_tol_s)
+    return MatchResult(pred_index=m.pred_index[ok], true_index=m.true_index[ok], distance_m=m.distance_m[ok],
+                       n_pred=m.n_pred, n_true=m.n_true)  # fmt: skip
+
+
+def score_rendezvous(
+    pred: Any, truth: Any, *, time_tol_s: float = 3600.0, dist_tol_m: float = 5_000.0
+) -> MatchResult:  # fmt: skip
+    """Detected meetings against ``truth/rendezvous.parquet``: a shared MMSI, overlap within ``time_tol_s``,
+    position within ``dist_tol_m``."""
+    pk = np.column_stack([pred.column("vessel_a").to_pylist(), pred.column("vessel_b").to_pylist()]) if (
+        pred.num_rows) else np.zeros((0, 2), dtype=object)  # fmt: skip
+    tk = np.column_stack([[str(v) for v in truth.column("mmsi_a").to_pylist()],
+                          [str(v) for v in truth.column("mmsi_b").to_pylist()]]) if truth.num_rows else np.zeros(
+        (0, 2), dtype=object)  # fmt: skip
+    return match_events(
+        pred_key=pk, pred_start=_us(pred.column("start_us")) / _US, pred_end=_us(pred.column("end_us")) / _US,
+        true_key=tk, true_start=_us(truth.column("start")) / _US, true_end=_us(truth.column("end")) / _US,
+        time_tol_s=time_tol_s, pred_lon=pred.column("lon").to_numpy(), pred_lat=pred.column("lat").to_numpy(),
+        true_lon=truth.column("lon").to_numpy(), true_lat=truth.column("lat").to_numpy(), dist_tol_m=dist_tol_m,
+    )  # fmt: skip
+
+
+def score_crossings(pred: Any, truth: Any, *, dist_m: float = 2_000.0, time_s: float = 1_800.0) -> MatchResult:
+    """Detected crossings (:func:`atalaya.fusion.corridors.border_crossings`) against ``truth/crossings.parquet``."""
+    return match_crossings(
+        pred.column("lon").to_numpy(), pred.column("lat").to_numpy(), _us(pred.column("time_us")) / _US,
+        truth.column("lon").to_numpy(), truth.column("lat").to_numpy(), _us(truth.column("time")) / _US,
+        dist_m=dist_m, time_s=time_s,
+    )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m atalaya.evaluate.events SCENARIO WORKSPACE``: score maritime events, crossings and corridors.
+
+    Runs :func:`atalaya.fusion.maritime.run_maritime` on the workspace, then
+    crossings and corridors on its identified positions (AIS, ADS-B, CoT) and,
+    as the algorithm's own ceiling, on the true tracks; prints JSON.
+    """
+    import glob
+    import json
+    import sys
+    from pathlib import Path
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from atalaya.core.workspace import Workspace
+    from atalaya.fusion import corridors as co
+    from atalaya.fusion import maritime as ma
+    from atalaya.store.knowledge import KnowledgeStore
+
+    args = sys.argv[1:] if argv is None else argv
+    sc, wsd = Path(args[0]), Path(args[1])
+    ws = Workspace.open(wsd)
+    store = KnowledgeStore.open(ws.db_url)
+    ma.run_maritime(ws, store)
+    out: dict[str, Any] = {}
+    pred_g = pq.read_table(ma.maritime_dir(ws) / "dark_gaps.parquet")
+    pred_r = pq.read_table(ma.maritime_dir(ws) / "rendezvous.parquet")
+    out["dark_gaps"] = score_dark_gaps(pred_g, pq.read_table(sc / "truth" / "dark_gaps.parquet")).to_dict()
+    out["rendezvous"] = score_rendezvous(pred_r, pq.read_table(sc / "truth" / "rendezvous.parquet")).to_dict()
+    truth_x = pq.read_table(sc / "truth" / "crossings.parquet")
+    tracks = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(sc / "truth" / "tracks" / "*.parquet")))])
+    tracks = tracks.filter(pc.is_in(tracks.column("kind"), pa.array(list(co.TRACK_KINDS))))
+    pts = co.load_track_points(ws)
+
+    def cols(tb: pa.Table, tid: str, t: str) -> tuple[Any, Any, Any, Any]:
+        return (tb.column(tid).to_numpy(zero_copy_only=False), _us(tb.column(t)), tb.column("lon").to_numpy(),
+                tb.column("lat").to_numpy())  # fmt: skip
+
+    veh = tracks.filter(pc.equal(tracks.column("kind"), "vehicle"))
+    out["crossings_true_tracks"] = score_crossings(
+        co.border_crossings(*cols(veh, "trip_id", "time")), truth_x
+    ).to_dict()
+    out["crossings_lake_tracks"] = score_crossings(co.border_crossings(*cols(pts, "track_id", "time_us")),
+                                                   truth_x).to_dict()  # fmt: skip
+    # corridors: the identified objects' true paths vs their observed positions, per kind
+    seen = tracks.filter(pc.invert(pc.is_null(tracks.column("ident"))))
+    ious: dict[str, float] = {}
+    for kind in co.TRACK_KINDS:
+        tk_ = seen.filter(pc.equal(seen.column("kind"), kind))
+        pk_ = pts.filter(pc.equal(pts.column("kind"), kind))
+        tf = co.corridor_flows(*cols(tk_, "object_id", "time"))
+        pf = co.corridor_flows(*cols(pk_, "track_id", "time_us"))
+        tc = tf.cells.filter(pc.greater_equal(tf.cells.column("corridor"), 0)).column("cell").to_numpy()
+        pc_ = pf.cells.filter(pc.greater_equal(pf.cells.column("corridor"), 0)).column("cell").to_numpy()
+        ious[kind] = round(cell_iou(pc_, tc), 4)
+    out["corridor_iou"] = ious
+    print(json.dumps(out, indent=1))
+    store.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - command-line entry
+    raise SystemExit(main())

@@ -783,13 +783,17 @@ def _dark_partner_events(
     meet1 = np.minimum(r_t1[ri], g1[gi])
     d_in = geodesic_distance(gx0[gi], gy0[gi], rx[ri], ry[ri])
     d_out = geodesic_distance(rx[ri], ry[ri], gx1[gi], gy1[gi])
-    reach_in = vmax[gi] * (meet0 - g0[gi]) + p.dark_reach_slack_m
-    reach_out = vmax[gi] * (g1[gi] - meet1) + p.dark_reach_slack_m
-    ok = (d_in <= reach_in) & (d_out <= reach_out) & (meet1 - meet0 >= 0)
+    # some meeting time τ in [meet0, meet1] must be reachable from where it went dark and leave time to
+    # reach where it reappeared: g0 + d_in / v ≤ τ ≤ g1 - d_out / v
+    v = vmax[gi]
+    tau_min = g0[gi] + np.maximum(d_in - p.dark_reach_slack_m, 0.0) / v
+    tau_max = g1[gi] - np.maximum(d_out - p.dark_reach_slack_m, 0.0) / v
+    ok = (tau_min <= np.minimum(tau_max, meet1)) & (tau_max >= meet0) & (meet1 >= meet0)
+    spare = np.clip((tau_max - tau_min) / np.maximum(g1[gi] - g0[gi], 1.0), 0.0, 1.0)
     out: list[dict[str, Any]] = []
     for k in np.flatnonzero(ok).tolist():
         g, r = int(gi[k]), int(ri[k])
-        slack = 1.0 - 0.5 * (d_in[k] / reach_in[k] + d_out[k] / reach_out[k])
+        slack = 1.0 - float(spare[k])  # little spare time: the gap is just long enough for the detour
         dur = float(r_t1[r] - r_t0[r])
         score = 0.3 + 0.4 * slack + (0.2 if looks[r] >= p.min_radar_looks else 0.0)
         out.append(

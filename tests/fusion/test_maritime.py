@@ -1,0 +1,142 @@
+"""Maritime events on constructed vessel tracks, and their quality on the demo scenario."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from atalaya.core.workspace import Workspace
+from atalaya.evaluate.events import score_dark_gaps, score_rendezvous
+from atalaya.fusion.maritime import (
+    detect_dark_gaps,
+    detect_loitering,
+    detect_rendezvous,
+    maritime_dir,
+    run_maritime,
+)
+from atalaya.geo.kernels import aeqd_inverse
+from atalaya.store.knowledge import KnowledgeStore
+
+H = 3600
+OPEN_SEA = (-91.0, 25.0)  # central Gulf of Mexico, > 200 km from land
+
+
+def make_track(vid: int, t0_s: float, t1_s: float, *, step_s: float = 120.0, start: tuple[float, float] = OPEN_SEA,
+               v_east: float = 0.0, v_north: float = 0.0) -> tuple[np.ndarray, ...]:  # fmt: skip
+    """A vessel sailing at constant velocity (m/s) from ``start``: (ids, time_us, lon, lat)."""
+    t = np.arange(t0_s, t1_s, step_s)
+    lon, lat = aeqd_inverse(start[0], start[1], v_east * (t - t0_s), v_north * (t - t0_s))
+    return np.full(t.size, vid), (t * 1e6).astype(np.int64), lon, lat
+
+
+def cat(*tracks: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(np.concatenate([tr[k] for tr in tracks]) for k in range(4))
+
+
+def drop(tr: tuple[np.ndarray, ...], t0_s: float, t1_s: float) -> tuple[np.ndarray, ...]:
+    keep = (tr[1] < t0_s * 1e6) | (tr[1] > t1_s * 1e6)
+    return tuple(a[keep] for a in tr)
+
+
+def test_dark_gap_offshore_with_reception_is_scored_high() -> None:
+    a = drop(make_track(1, 0, 10 * H, v_east=5.0), 3 * H, 7 * H)
+    b = make_track(2, 0, 10 * H, start=(-91.3, 25.2), v_north=4.0)  # another vessel received nearby
+    g = detect_dark_gaps(*cat(a, b))
+    assert g.num_rows == 1
+    row = g.to_pylist()[0]
+    assert row["vessel"] == "1" and row["score"] > 0.8
+    assert abs(row["duration_s"] - 4 * H) <= 240
+    assert row["nearby_vessel_hours"] >= 2 and "silent 4.1 h" in row["reasons"]
+
+
+def test_short_silences_and_port_stops_are_not_dark_gaps() -> None:
+    short = drop(make_track(1, 0, 6 * H, v_east=5.0), 2 * H, 2 * H + 1500)
+    assert detect_dark_gaps(*short).num_rows == 0
+    veracruz = (-96.135, 19.2)  # in the port of Veracruz
+    port = drop(make_track(3, 0, 10 * H, start=veracruz), 2 * H, 8 * H)
+    g = detect_dark_gaps(*port)
+    assert g.num_rows == 0
+
+
+def test_implausible_jump_halves_the_score() -> None:
+    ok = drop(make_track(1, 0, 10 * H, v_east=5.0), 3 * H, 7 * H)
+    ids, t, lon, lat = ok
+    lon = np.where(t > 7 * H * 1e6, lon + 5.0, lon)  # reappears 500 km away after 4 h: 35 m/s
+    g_ok = detect_dark_gaps(*ok).column("score")[0].as_py()
+    g_jump = detect_dark_gaps(ids, t, lon, lat)
+    assert g_jump.column("score")[0].as_py() <= 0.5 * g_ok + 1e-9
+    assert "implausible" in g_jump.column("reasons")[0].as_py()
+
+
+def test_rendezvous_two_vessels_stopped_together() -> None:
+    a = make_track(1, 0, 3 * H)
+    b = make_track(2, 0, 3 * H, start=(OPEN_SEA[0] + 0.003, OPEN_SEA[1]))  # ≈ 300 m apart
+    passing = make_track(3, 0, 3 * H, start=(OPEN_SEA[0] - 0.3, OPEN_SEA[1]), v_east=8.0)  # sails through
+    r = detect_rendezvous(*cat(a, b, passing))
+    assert r.num_rows == 1
+    row = r.to_pylist()[0]
+    assert {row["vessel_a"], row["vessel_b"]} == {"1", "2"} and row["kind"] == "ais"
+    assert row["duration_s"] >= 2.5 * H and row["min_dist_m"] < 400
+
+
+def test_no_rendezvous_in_port() -> None:
+    veracruz = (-96.135, 19.2)
+    a = make_track(1, 0, 3 * H, start=veracruz)
+    b = make_track(2, 0, 3 * H, start=(veracruz[0] + 0.002, veracruz[1]))
+    assert detect_rendezvous(*cat(a, b)).num_rows == 0
+
+
+def test_rendezvous_with_a_dark_partner() -> None:
+    # B waits at the meeting point; A sails in at 5 m/s with AIS off, stays 1 h, sails away dark, reappears
+    b = make_track(2, 0, 8 * H)
+    ids, t, lon, lat = make_track(1, 0, 8 * H)
+    ts = t / 1e6
+    # A: east of the point, approaching (0–3 h), at the point (3–4 h), leaving north (4–8 h); dark 1.5 h–5.5 h
+    x = np.where(ts < 3 * H, 5.0 * (3 * H - ts), 0.0)
+    y = np.where(ts > 4 * H, 5.0 * (ts - 4 * H), 0.0)
+    lon, lat = aeqd_inverse(OPEN_SEA[0], OPEN_SEA[1], x, y)
+    a = drop((ids, t, lon, lat), 1.5 * H, 5.5 * H)
+    r = detect_rendezvous(*cat(a, b))
+    dark = [e for e in r.to_pylist() if e["kind"] == "dark"]
+    assert len(dark) == 1
+    assert dark[0]["vessel_a"] == "2" and dark[0]["vessel_b"] == "1"
+
+
+def test_rendezvous_seen_by_radar_only() -> None:
+    b = make_track(2, 0, 3 * H)
+    scans = np.arange(H, 2 * H, 60.0)
+    rt = np.repeat(scans, 2) * 1e6
+    rlon = np.tile([OPEN_SEA[0], OPEN_SEA[0] + 0.002], scans.size)
+    rlat = np.full(rt.size, OPEN_SEA[1])
+    r = detect_rendezvous(*b, radar_time_us=rt.astype(np.int64), radar_lon=rlon, radar_lat=rlat)
+    assert r.column("kind").to_pylist() == ["radar"]
+    assert r.column("radar_looks")[0].as_py() >= 30
+    assert detect_rendezvous(*b).num_rows == 0  # without the radar nothing is seen
+
+
+def test_loitering_at_sea_but_not_when_sailing() -> None:
+    still = make_track(1, 0, 4 * H)
+    moving = make_track(2, 0, 4 * H, start=(-91.5, 24.5), v_east=6.0)
+    lo = detect_loitering(*cat(still, moving))
+    assert lo.column("vessel").to_pylist() == ["1"]
+    assert lo.column("duration_s")[0].as_py() >= 3.5 * H
+
+
+def test_maritime_quality_on_demo(demo_workspace: Workspace, demo_scenario: Path) -> None:
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    try:
+        summary = run_maritime(demo_workspace, store)
+    finally:
+        store.close()
+    assert summary["ais_positions"] > 0
+    out = maritime_dir(demo_workspace)
+    gaps = score_dark_gaps(
+        pq.read_table(out / "dark_gaps.parquet"), pq.read_table(demo_scenario / "truth/dark_gaps.parquet")
+    )
+    rdv = score_rendezvous(pq.read_table(out / "rendezvous.parquet"),
+                           pq.read_table(demo_scenario / "truth/rendezvous.parquet"))  # fmt: skip
+    assert gaps.n_true > 0 and gaps.f05 >= 0.8, gaps.to_dict()
+    assert rdv.n_true > 0 and rdv.recall >= 0.8, rdv.to_dict()
+    assert (out / "loitering.parquet").exists()
