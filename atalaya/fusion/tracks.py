@@ -159,12 +159,28 @@ def _envelope_arrays(kind: Any, n: int, envelopes: dict[str, Envelope]) -> tuple
     return cols[0][idx], cols[1][idx], cols[2][idx], err[idx]
 
 
-def _flat_dist(lon1: F64, lat1: F64, lon2: F64, lat2: F64) -> F64:
-    """Equirectangular distance, metres (accurate to ~0.5 % over the short steps of a track)."""
-    dlon = np.remainder(lon2 - lon1 + 180.0, 360.0) - 180.0
-    x = dlon * np.cos(0.5 * (lat1 + lat2) * _DEG)
+def _flat_dist(lon1: F64, lat1: F64, lon2: F64, lat2: F64, coslat: F64 | None = None) -> F64:
+    """Equirectangular distance, metres (accurate to ~0.5 % over the short steps of a track).
+
+    ``coslat`` (cosine of a latitude near both points, e.g. the first's) saves the cosine per pair.
+    """
+    dlon = lon2 - lon1
+    if dlon.size and float(np.abs(dlon).max()) > 180.0:  # across the antimeridian
+        dlon = dlon - 360.0 * np.round(dlon / 360.0)
+    x = dlon * (np.cos(0.5 * (lat1 + lat2) * _DEG) if coslat is None else coslat)
     dy = lat2 - lat1
     return np.asarray(np.sqrt(x * x + dy * dy) * (_DEG * _R), dtype=np.float64)
+
+
+def _sort_rows(code: I64, t: I64) -> I64:
+    """Row order by (code, time): one int64 key when it fits, else a lexsort."""
+    if code.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    t0 = int(t.min())
+    span = int(t.max()) - t0 + 1
+    if (int(code.max()) + 1) * span < 2**62:
+        return np.asarray(np.argsort(code * np.int64(span) + (t - t0)), dtype=np.int64)
+    return np.asarray(np.lexsort((t, code)), dtype=np.int64)
 
 
 def build_identified_tracks(
@@ -194,7 +210,8 @@ def build_identified_tracks(
     y = np.asarray(lat, dtype=np.float64)
     ident_arr = np.asarray(ident) if not isinstance(ident, pa.Array | pa.ChunkedArray) else None
     if ident_arr is not None and np.issubdtype(ident_arr.dtype, np.integer):
-        code = ident_arr.astype(np.int64)
+        enc = pc.dictionary_encode(pa.array(ident_arr))  # dense codes keep the sort key small
+        code = np.asarray(enc.indices.to_numpy(zero_copy_only=False), dtype=np.int64)
     else:
         code = _codes(ident) if n else np.zeros(0, dtype=np.int64)
     if x.size != n or y.size != n or code.size != n:
@@ -207,7 +224,7 @@ def build_identified_tracks(
         return IdentifiedTracks(segment=seg, order=np.zeros(0, dtype=np.int64), n_segments=0)
 
     valid = code >= 0
-    o = np.lexsort((t, code))
+    o = _sort_rows(code, t)
     o = o[valid[o]]
     c, ts, xs, ys = code[o], t[o], x[o], y[o]
     vs, as_, gs, es = vmax[o], amax[o], gmax[o], err[o]
@@ -224,9 +241,10 @@ def build_identified_tracks(
     def feasible(i: I64, j: I64) -> B:
         """Row j reachable from earlier row i (same ident assumed)."""
         dt = (ts[j] - ts[i]) / _US
-        d = _flat_dist(xs[i], ys[i], xs[j], ys[j])
+        d = _flat_dist(xs[i], ys[i], xs[j], ys[j], cl[i])
         return np.asarray((dt <= gs[j]) & (d <= vs[j] * dt + err_sigmas * (es[i] + es[j])), dtype=bool)
 
+    cl = np.cos(ys * _DEG)
     idx = np.arange(m, dtype=np.int64)
     first = np.ones(m, dtype=bool)
     first[1:] = c[1:] != c[:-1]
@@ -270,9 +288,12 @@ def build_identified_tracks(
         parent = nxt
     chain = parent[run]
     # points of each chain in time order
-    co = np.lexsort((ts, chain))
+    if np.all(chain[1:] >= chain[:-1]):  # no run was linked across another: already in order
+        co = idx
+    else:  # rows of one ident are in time order, so (chain, row) is (chain, time)
+        co = np.asarray(np.argsort(chain * np.int64(m) + idx), dtype=np.int64)
     ch = chain[co]
-    spike = _spikes(ch, ts[co], xs[co], ys[co], as_[co], es[co], err_sigmas)
+    spike = _spikes(ch, ts[co], xs[co], ys[co], as_[co], es[co], cl[co], err_sigmas)
     keep_pts = co[~spike]
     n_out = int(spike.sum())
     ch = chain[keep_pts]
@@ -282,7 +303,9 @@ def build_identified_tracks(
     keep_pts = keep_pts[big]
     ch = ch[big]
     # number segments by (ident, start time): chain roots are runs, ordered by their first row already
-    _, dense = np.unique(ch, return_inverse=True)
+    dense = np.zeros(ch.size, dtype=np.int64)
+    if ch.size:
+        dense[1:] = np.cumsum(ch[1:] != ch[:-1])
     seg[o[keep_pts]] = dense
     return IdentifiedTracks(
         segment=seg, order=o[keep_pts], n_segments=int(dense.max()) + 1 if dense.size else 0,
@@ -290,7 +313,7 @@ def build_identified_tracks(
     )  # fmt: skip
 
 
-def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, k: float) -> B:
+def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, cl: F64, k: float) -> B:
     """Single points whose implied acceleration exceeds the envelope on both sides (rows sorted by chain, time)."""
     m = ch.size
     out = np.zeros(m, dtype=bool)
@@ -298,7 +321,7 @@ def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, k: float) -
         return out
     same = ch[1:] == ch[:-1]
     dt = np.maximum((ts[1:] - ts[:-1]) / _US, 1e-3)
-    d = _flat_dist(xs[:-1], ys[:-1], xs[1:], ys[1:])
+    d = _flat_dist(xs[:-1], ys[:-1], xs[1:], ys[1:], cl[:-1])
     v = d / dt
     # speed change across point i (between segments i-1→i and i→i+1), allowed: a·Δt plus the noise of three positions
     mid = same[:-1] & same[1:]
@@ -306,7 +329,7 @@ def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, k: float) -
     noise = k * (err[:-2] + 2 * err[1:-1] + err[2:]) / np.minimum(dt[:-1], dt[1:])
     acc_bad = np.abs(v[1:] - v[:-1]) > amax[1:-1] * span + noise
     # a spike: bad on entry and exit, and the neighbours agree with each other
-    dd = _flat_dist(xs[:-2], ys[:-2], xs[2:], ys[2:])
+    dd = _flat_dist(xs[:-2], ys[:-2], xs[2:], ys[2:], cl[:-2])
     detour = (d[:-1] + d[1:]) > 2.0 * dd + k * (err[:-2] + err[2:]) + 1.0
     out[1:-1] = mid & acc_bad & detour
     return out
