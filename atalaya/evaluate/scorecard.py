@@ -17,9 +17,27 @@ from atalaya.store.knowledge import KnowledgeStore
 Evaluator = Callable[[Workspace, KnowledgeStore, Path], dict[str, Any]]
 
 EVALUATORS: dict[str, str] = {
+    "sites": "atalaya.evaluate.scorecard:evaluate_sites",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
+
+
+def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
+    """Stored sites (not dismissed) against the true sites, one-to-one within 500 m."""
+    from sqlalchemy import select
+
+    from atalaya.evaluate.sites import score_sites
+    from atalaya.store.knowledge import schema as ks
+
+    with store.engine.connect() as conn:
+        rows = conn.execute(
+            select(ks.sites.c.lon, ks.sites.c.lat, ks.sites.c.kind, ks.sites.c.first_seen).where(
+                ks.sites.c.status != "dismissed"
+            )
+        ).all()
+    predicted = {"lon": [r.lon for r in rows], "lat": [r.lat for r in rows], "kind": [r.kind for r in rows]}
+    return score_sites(predicted, truth_dir)
 
 
 def evaluate_overflight(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
