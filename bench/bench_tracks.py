@@ -94,7 +94,8 @@ def run_stonesoup(w: ScanWorld) -> tuple[dict[str, Any], float]:
     from stonesoup.initiator.simple import MultiMeasurementInitiator
     from stonesoup.measures import Mahalanobis
     from stonesoup.models.measurement.linear import LinearGaussian
-    from stonesoup.models.transition.linear import CombinedLinearGaussianTransitionModel, ConstantVelocity as SSCV
+    from stonesoup.models.transition.linear import CombinedLinearGaussianTransitionModel
+    from stonesoup.models.transition.linear import ConstantVelocity as SSCV
     from stonesoup.predictor.kalman import KalmanPredictor
     from stonesoup.tracker.simple import MultiTargetTracker
     from stonesoup.types.detection import Detection
@@ -103,7 +104,7 @@ def run_stonesoup(w: ScanWorld) -> tuple[dict[str, Any], float]:
     from stonesoup.updater.kalman import KalmanUpdater
 
     epoch = datetime(2026, 3, 2)
-    transition = CombinedLinearGaussianTransitionModel([SSCV(Q), SSCV(Q)])
+    transition = CombinedLinearGaussianTransitionModel([SsCV(Q), SsCV(Q)])
     mm = LinearGaussian(ndim_state=4, mapping=(0, 2), noise_covar=np.diag([50.0**2] * 2))
     predictor = KalmanPredictor(transition)
     updater = KalmanUpdater(mm)
@@ -116,7 +117,7 @@ def run_stonesoup(w: ScanWorld) -> tuple[dict[str, Any], float]:
     )  # fmt: skip
     scans = []
     times = np.unique(w.det_time)
-    bounds = np.searchsorted(w.det_time, times, side="left").tolist() + [w.det_time.size]
+    bounds = [*np.searchsorted(w.det_time, times, side="left").tolist(), w.det_time.size]
     for k, t in enumerate(times):
         ts = epoch + timedelta(seconds=float(t))
         dets = {

@@ -288,10 +288,9 @@ def build_identified_tracks(
         parent = nxt
     chain = parent[run]
     # points of each chain in time order
-    if np.all(chain[1:] >= chain[:-1]):  # no run was linked across another: already in order
-        co = idx
-    else:  # rows of one ident are in time order, so (chain, row) is (chain, time)
-        co = np.asarray(np.argsort(chain * np.int64(m) + idx), dtype=np.int64)
+    # rows of one ident are in time order, so (chain, row) is (chain, time); usually nothing was linked across
+    ordered = bool(np.all(chain[1:] >= chain[:-1]))
+    co = idx if ordered else np.asarray(np.argsort(chain * np.int64(m) + idx), dtype=np.int64)
     ch = chain[co]
     spike = _spikes(ch, ts[co], xs[co], ys[co], as_[co], es[co], cl[co], err_sigmas)
     keep_pts = co[~spike]
