@@ -95,7 +95,7 @@ def run_stonesoup(w: ScanWorld) -> tuple[dict[str, Any], float]:
     from stonesoup.measures import Mahalanobis
     from stonesoup.models.measurement.linear import LinearGaussian
     from stonesoup.models.transition.linear import CombinedLinearGaussianTransitionModel
-    from stonesoup.models.transition.linear import ConstantVelocity as SSCV
+    from stonesoup.models.transition.linear import ConstantVelocity as SsCV
     from stonesoup.predictor.kalman import KalmanPredictor
     from stonesoup.tracker.simple import MultiTargetTracker
     from stonesoup.types.detection import Detection
