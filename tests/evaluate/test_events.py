@@ -1,0 +1,75 @@
+"""Event scores: keyed matching with time/distance tolerance, cell IoU, crossing matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from atalaya.core.errors import ValidationError
+from atalaya.evaluate.events import cell_iou, match_crossings, match_events, score_dark_gaps, score_rendezvous
+
+
+def test_match_is_one_to_one_and_closest_in_time_first() -> None:
+    m = match_events(pred_key=["a", "a"], pred_start=[0, 1000], pred_end=[100, 1100], true_key=["a"],
+                     true_start=[990], true_end=[1090], time_tol_s=2000)  # fmt: skip
+    assert m.pred_index.tolist() == [1] and m.tp == 1 and m.fp == 1
+    assert m.precision == 0.5 and m.recall == 1.0
+
+
+def test_time_and_distance_tolerances_bind() -> None:
+    kw = {"pred_key": ["a"], "pred_start": [0], "pred_end": [100], "true_key": ["a"], "true_end": [400]}
+    assert match_events(**kw, true_start=[300], time_tol_s=100).tp == 0
+    assert match_events(**kw, true_start=[150], time_tol_s=100).tp == 1
+    pos = {"pred_lon": [0.0], "pred_lat": [0.0], "true_lon": [0.0], "true_lat": [0.1]}
+    assert match_events(**kw, true_start=[50], time_tol_s=0, **pos, dist_tol_m=5_000).tp == 0
+    assert match_events(**kw, true_start=[50], time_tol_s=0, **pos, dist_tol_m=20_000).tp == 1
+    with pytest.raises(ValidationError, match="dist_tol_m"):
+        match_events(**kw, true_start=[50], time_tol_s=0, **pos)
+
+
+def test_pair_keys_match_on_either_vessel_and_missing_keys_never_match() -> None:
+    m = match_events(pred_key=[["x", None], ["", ""]], pred_start=[0, 0], pred_end=[10, 10],
+                     true_key=[["y", "x"]], true_start=[0], true_end=[10], time_tol_s=0)  # fmt: skip
+    assert m.pred_index.tolist() == [0]
+    with pytest.raises(ValidationError, match="rows"):
+        match_events(pred_key=["a"], pred_start=[0, 1], pred_end=[1, 2], true_key=[], true_start=[], true_end=[],
+                     time_tol_s=0)  # fmt: skip
+
+
+def test_scenario_tables_are_scored() -> None:
+    us = 1_000_000
+    pred = pa.table({"vessel": ["111", "222"], "start_us": [0, 0], "end_us": [3600 * us, 3600 * us]})
+    truth = pa.table({"mmsi": [111], "start": pa.array([60 * us], pa.timestamp("us", tz="UTC")),
+                      "end": pa.array([3500 * us], pa.timestamp("us", tz="UTC"))})  # fmt: skip
+    m = score_dark_gaps(pred, truth)
+    assert (m.tp, m.fp, m.fn) == (1, 1, 0)
+    ts = pa.timestamp("us", tz="UTC")
+    rp = pa.table(
+        {
+            "vessel_a": pa.array(["1"], pa.string()),
+            "vessel_b": pa.array([None], pa.string()),
+            "start_us": [0],
+            "end_us": [3600 * us],
+            "lon": [-94.0],
+            "lat": [23.0],
+        }
+    )
+    rt = pa.table(
+        {
+            "mmsi_a": [2],
+            "mmsi_b": [1],
+            "start": pa.array([1800 * us], ts),
+            "end": pa.array([7200 * us], ts),
+            "lon": [-94.01],
+            "lat": [23.0],
+        }
+    )
+    assert score_rendezvous(rp, rt).tp == 1
+
+
+def test_cell_iou_and_crossings() -> None:
+    assert cell_iou(np.array([1, 2, 2]), np.array([2])) == 0.5
+    assert cell_iou([], [5]) == 0.0
+    m = match_crossings([-106.45, -106.45], [31.76, 31.76], [0, 10_000], [-106.46], [31.76], [9_000], time_s=1800)
+    assert m.pred_index.tolist() == [1] and m.recall == 1.0

@@ -1,0 +1,141 @@
+"""Corridors and border crossings on constructed tracks, run_corridors on the demo workspace."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h3
+import numpy as np
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy import select
+
+from atalaya.core.errors import ValidationError
+from atalaya.core.workspace import Workspace
+from atalaya.evaluate.events import cell_iou, score_crossings
+from atalaya.fusion.corridors import (
+    CorridorParams,
+    border_crossings,
+    cell_int,
+    cell_str,
+    corridor_flows,
+    crossing_hotspots,
+    h3_cells,
+    run_corridors,
+)
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+
+MIN = 60_000_000
+
+
+def lane(
+    n_tracks: int, lon0: float, lon1: float, lat: float, *, first_id: int = 0, pts: int = 60
+) -> tuple[np.ndarray, ...]:
+    """``n_tracks`` tracks along one east–west lane with small noise."""
+    rng = np.random.default_rng(first_id)
+    ids = np.repeat(np.arange(first_id, first_id + n_tracks), pts)
+    t = np.tile(np.arange(pts) * MIN, n_tracks)
+    lon = np.tile(np.linspace(lon0, lon1, pts), n_tracks) + rng.normal(0, 0.002, ids.size)
+    return ids, t, lon, np.full(ids.size, lat) + rng.normal(0, 0.002, ids.size)
+
+
+def cat(*tracks: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+    return tuple(np.concatenate([tr[k] for tr in tracks]) for k in range(4))
+
+
+def test_h3_cells_match_h3_per_point() -> None:
+    rng = np.random.default_rng(1)
+    lon, lat = rng.uniform(-118, -86, 500), rng.uniform(14, 33, 500)
+    lon[:100] = lon[100:200]  # repeated positions
+    lat[:100] = lat[100:200]
+    got = h3_cells(lon, lat, 7)
+    want = [h3.str_to_int(h3.latlng_to_cell(b, a, 7)) for a, b in zip(lon, lat, strict=True)]
+    assert got.view(np.uint64).tolist() == want
+    assert cell_int(cell_str(got)).tolist() == got.tolist()
+    with pytest.raises(ValidationError, match="resolution"):
+        h3_cells(lon, lat, 16)
+
+
+def test_corridors_rank_busy_lanes_and_drop_quiet_ones() -> None:
+    busy = lane(12, -100.0, -99.0, 20.0)
+    quiet = lane(5, -100.0, -99.0, 21.0, first_id=100)
+    lonely = lane(2, -100.0, -99.0, 22.0, first_id=200)
+    f = corridor_flows(*cat(busy, quiet, lonely))
+    c = f.corridors.to_pylist()
+    assert [r["volume"] for r in c] == [12, 5]
+    assert [r["rank"] for r in c] == [1, 2]
+    assert abs(c[0]["lat"] - 20.0) < 0.1 and abs(c[1]["lat"] - 21.0) < 0.1
+    # the lanes' cells: every cell of a corridor is used by ≥ min_tracks tracks
+    cells = f.cells.filter(pc.greater_equal(f.cells.column("corridor"), 0))
+    assert min(cells.column("tracks").to_pylist()) >= CorridorParams().min_tracks
+
+
+def test_sparse_tracks_are_filled_along_the_grid() -> None:
+    dense = lane(4, -100.0, -99.0, 20.0, pts=200)
+    sparse = lane(4, -100.0, -99.0, 20.0, pts=8, first_id=50)  # jumps of ≈ 15 km between fixes
+    cd = f_cells(dense)
+    cs = f_cells(sparse)
+    assert cell_iou(cs, cd) >= 0.6
+
+
+def f_cells(tr: tuple[np.ndarray, ...]) -> np.ndarray:
+    f = corridor_flows(*tr, params=CorridorParams(min_tracks=2))
+    return f.cells.filter(pc.greater_equal(f.cells.column("corridor"), 0)).column("cell").to_numpy()
+
+
+def test_border_crossings_found_where_tracks_cut_the_line() -> None:
+    # Ciudad Juárez → El Paso and back (the line runs along the Rio Grande at ≈ 31.76° there)
+    t = np.arange(5) * 10 * MIN
+    x = border_crossings(np.zeros(5), t, np.full(5, -106.45), np.array([31.70, 31.74, 31.80, 31.85, 31.70]))
+    assert x.column("direction").to_pylist() == ["north", "south"]
+    assert all(abs(v - 31.76) < 0.02 for v in x.column("lat").to_pylist())
+    t_n = x.column("time_us")[0].as_py()
+    assert 10 * MIN < t_n < 20 * MIN  # interpolated between the fixes either side
+    # a track that stays in Mexico crosses nothing; one that jumps after a long silence is not joined
+    assert border_crossings(np.zeros(3), t[:3], np.full(3, -106.45), np.array([31.6, 31.65, 31.7])).num_rows == 0
+    far = np.array([0, 10 * 3600]) * 1_000_000
+    assert border_crossings(np.zeros(2), far, np.full(2, -106.45), np.array([31.7, 31.8])).num_rows == 0
+
+
+def test_hotspots_cluster_crossings_with_hour_profile() -> None:
+    rng = np.random.default_rng(3)
+    lon = np.r_[-106.45 + rng.normal(0, 0.003, 30), -100.5 + rng.normal(0, 0.003, 10)]
+    lat = np.r_[31.76 + rng.normal(0, 0.002, 30), 28.7 + rng.normal(0, 0.002, 10)]
+    hours = np.r_[np.full(30, 2), np.full(10, 14)]
+    t = (hours * 3600 + 86_400 * rng.integers(0, 5, 40)) * 1_000_000
+    h = crossing_hotspots(lon, lat, t, direction=np.array(["north"] * 40))
+    rows = h.to_pylist()
+    assert [r["count"] for r in rows] == [30, 10]
+    assert rows[0]["hour_profile"][2] == 30 and rows[1]["hour_profile"][14] == 10
+    assert rows[0]["north"] == 30 and rows[0]["radius_m"] < 2_000
+
+
+def test_run_corridors_on_demo(demo_workspace: Workspace, demo_scenario: Path) -> None:
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    try:
+        s1 = run_corridors(demo_workspace, store)
+        s2 = run_corridors(demo_workspace, store)  # replaces, does not pile up
+        with store.begin() as conn:
+            n_corr = len(conn.execute(select(ks.corridors.c.id)).all())
+            xs = conn.execute(select(ks.crossings.c.count, ks.crossings.c.hour_profile)).all()
+    finally:
+        store.close()
+    assert s1["track_points"] > 0 and s1["corridors"] == s2["corridors"]
+    assert n_corr == sum(s2["corridors"].values())
+    assert sum(r[0] for r in xs) == s2["crossings"] and all(sum(r[1]) == r[0] for r in xs)
+    xing = pq.read_table(demo_workspace.root / "analysis/corridors/crossings.parquet")
+    assert xing.num_rows == s2["crossings"]
+
+
+def test_crossing_recall_on_demo_true_tracks(demo_scenario: Path) -> None:
+    import pyarrow as pa
+
+    tr = pa.concat_tables([pq.read_table(p) for p in sorted((demo_scenario / "truth/tracks").glob("*.parquet"))])
+    tr = tr.filter(pc.equal(tr.column("kind"), "vehicle"))
+    x = border_crossings(tr.column("trip_id").to_numpy(zero_copy_only=False),
+                         tr.column("time").cast(pa.int64()).to_numpy(), tr.column("lon").to_numpy(),
+                         tr.column("lat").to_numpy())  # fmt: skip
+    m = score_crossings(x, pq.read_table(demo_scenario / "truth/crossings.parquet"), dist_m=2_000, time_s=2 * 3600)
+    assert m.n_true > 0 and m.recall >= 0.7, m.to_dict()
