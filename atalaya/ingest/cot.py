@@ -8,12 +8,15 @@ Accepts every shape CoT arrives in:
 - a raw stream captured from a TAK server TCP socket: events back to back,
   possibly with newlines or junk bytes between them.
 
-The byte stream is cut on ``<event`` / ``</event>`` boundaries and each event's
-attributes are read with compiled regular expressions (the fast path). Events
-the fast path cannot vouch for (entities, comments, CDATA, unbalanced tags,
-single-quoted attributes…) are parsed with lxml, and lxml's message becomes the
-reject reason when the event is not well-formed. A bad event never stops the
-stream: reading resumes at the next ``<event``.
+The byte stream is cut on ``<event`` / ``</event>`` boundaries (numpy over the
+block). Events that repeat a layout learned from an earlier event (the same tags
+and attributes in the same order, only the values differ) have their values
+sliced out of the buffer for the whole block at once and converted with Arrow
+casts (the layout path). Other events are read with compiled regular
+expressions, and those the regexes cannot vouch for (entities, comments, CDATA,
+unbalanced tags, single-quoted attributes…) are parsed with lxml, whose message
+becomes the reject reason when the event is not well-formed. A bad event never
+stops the stream: reading resumes at the next ``<event``.
 
 Mapping (one event → one row)::
 
@@ -78,6 +81,7 @@ __all__ = ["CotReader", "cot_kind", "parse_float_strings", "parse_iso8601_us"]
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
+U8 = npt.NDArray[np.uint8]
 
 BLOCK_BYTES = 1 << 20
 """Bytes read from the input per step."""
@@ -219,7 +223,6 @@ def cot_kind(cot_type: str | None) -> str:
 # ---------------------------------------------------------------------------------------------
 
 _EVENT_START = re.compile(rb"<event[\s>/]")
-_EVENT_END = re.compile(rb"</event>")
 _XML_DECL_ENC = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
 
 
@@ -267,16 +270,41 @@ def _detect_encoding(head: bytes) -> tuple[str, bool]:
 class _Block:
     """The events cut from one stretch of input."""
 
+    buf: bytes
+    """The input the offsets refer to."""
+    starts: I64
+    """Offset of each event's ``<event`` tag in ``buf``."""
+    stops: I64
+    """Offset just past each event (after ``</event>``, or where the next event starts when unterminated)."""
     lines: I64
     """1-based line of each event's ``<event`` tag."""
-    raws: list[bytes]
-    """The bytes of each event (maybe truncated when the stream was)."""
     complete: BoolArray
     """Whether each event ended with ``</event>``."""
     rejects: list[Reject]
     """Events rejected unread (over-long)."""
     nread: int
     """Input bytes consumed."""
+
+    def raw(self, i: int) -> bytes:
+        """The bytes of event ``i`` (maybe truncated when the stream was)."""
+        return self.buf[int(self.starts[i]) : int(self.stops[i])]
+
+
+_EVENT_NAME = np.frombuffer(b"event", dtype=np.uint8)
+_END_NAME = np.frombuffer(b"/event>", dtype=np.uint8)
+_AFTER_NAME = np.zeros(256, dtype=np.bool_)
+_AFTER_NAME[list(b" \t\n\r\x0b\x0c>/")] = True  # what may follow "<event": \s, ">" or "/"
+
+
+def _tag_offsets(a: U8) -> tuple[I64, I64]:
+    """Offsets of every ``<event`` start tag and every ``</event>`` in the bytes ``a`` (vectorised)."""
+    lt = np.flatnonzero(a == 60)
+    cand = lt[lt + 6 < a.size]
+    name = a[cand[:, None] + np.arange(1, 6)]
+    starts = cand[(name == _EVENT_NAME).all(axis=1) & _AFTER_NAME[a[cand + 6]]]
+    cand = lt[lt + 8 <= a.size]
+    ends = cand[(a[cand[:, None] + np.arange(1, 8)] == _END_NAME).all(axis=1)]
+    return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
 
 
 def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
@@ -285,21 +313,20 @@ def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
     base_line = 1  # line number at buf[0]
     skipping = False  # inside an over-long event: drop bytes until the next <event
     eof = False
+    empty_i = np.zeros(0, dtype=np.int64)
     while not eof:
         data = fh.read(block)
         eof = not data
         buf = buf + data if buf else data
-        starts = np.fromiter((m.start() for m in _EVENT_START.finditer(buf)), dtype=np.int64)
-        newlines = np.flatnonzero(np.frombuffer(buf, dtype=np.uint8) == 10)
+        a = np.frombuffer(buf, dtype=np.uint8)
+        starts, ends = _tag_offsets(a)
+        newlines = np.flatnonzero(a == 10)
         rejects: list[Reject] = []
         if starts.size == 0:
             keep = len(buf) if eof else max(0, len(buf) - 6)
-            lines = np.zeros(0, dtype=np.int64)
-            raws: list[bytes] = []
-            complete = np.zeros(0, dtype=np.bool_)
+            stops, lines, complete = empty_i, empty_i, np.zeros(0, dtype=np.bool_)
         else:
             skipping = False
-            ends = np.fromiter((m.start() for m in _EVENT_END.finditer(buf)), dtype=np.int64)
             nxt = np.append(starts[1:], len(buf))
             j = np.searchsorted(ends, starts, side="left")
             end = np.where(j < ends.size, ends[np.minimum(j, max(ends.size - 1, 0))] if ends.size else 0, -1)
@@ -326,12 +353,13 @@ def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
                     )
                 ok = ~too_long
                 starts, stops, complete, lines = starts[ok], stops[ok], complete[ok], lines[ok]
-            raws = [buf[s:t] for s, t in zip(starts.tolist(), stops.tolist(), strict=True)]
         if skipping:
             keep = max(keep, len(buf) - 6)
         base_line += int(np.searchsorted(newlines, keep, side="left"))
+        yield _Block(
+            buf=buf, starts=starts, stops=stops, lines=lines, complete=complete, rejects=rejects, nread=len(data)
+        )
         buf = buf[keep:]
-        yield _Block(lines=lines, raws=raws, complete=complete, rejects=rejects, nread=len(data))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,11 +399,18 @@ class _NeedsParserError(Exception):
     """The regex fast path cannot vouch for this event."""
 
 
+_VALUE_WS = r"\r\n|[\t\n\r]"
+_VALUE_WS_RE = re.compile(_VALUE_WS)
+
+
 def _attrs(tag_body: str) -> dict[str, str]:
     pairs = _ATTR.findall(tag_body)
     if tag_body.count("=") != len(pairs):
         raise _NeedsParserError
-    return dict(pairs)
+    out = dict(pairs)
+    if "\n" in tag_body or "\t" in tag_body or "\r" in tag_body:  # XML attribute-value normalisation
+        out = {k: _VALUE_WS_RE.sub(" ", v) for k, v in out.items()}
+    return out
 
 
 _NO_ATTRS: dict[str, str] = {}
@@ -513,11 +548,24 @@ _COT_UID = IdentKind.COT_UID.value
 _UNKNOWN = ObjectKind.UNKNOWN.value
 
 
-def _kind_of(cot_type: str | None) -> str:
-    if cot_type is None:
-        return _UNKNOWN
-    hit = _KIND_CACHE.get(cot_type)
-    return hit if hit is not None else cot_kind(cot_type)
+def _kinds_of(ctype: pa.Array) -> pa.Array:
+    """:func:`cot_kind` of every type string, computed once per distinct type."""
+    enc = pc.dictionary_encode(ctype)
+    kinds = pa.array([cot_kind(t) for t in enc.dictionary.to_pylist()] + [_UNKNOWN], type=pa.string())
+    return kinds.take(enc.indices.fill_null(len(enc.dictionary)))
+
+
+def _attrs_of(ctype: pa.Array, how: pa.Array) -> pa.Array:
+    """The ``attrs`` JSON of every (type, how) pair, rendered once per distinct pair."""
+    te, he = pc.dictionary_encode(ctype), pc.dictionary_encode(how)
+    nt, nh = len(te.dictionary), len(he.dictionary)
+    ti = te.indices.fill_null(nt).to_numpy().astype(np.int64)
+    hi = he.indices.fill_null(nh).to_numpy().astype(np.int64)
+    uniq, inverse = np.unique(ti * (nh + 1) + hi, return_inverse=True)
+    tv: list[str | None] = [*te.dictionary.to_pylist(), None]
+    hv: list[str | None] = [*he.dictionary.to_pylist(), None]
+    texts = [_attrs_json(tv[k // (nh + 1)], hv[k % (nh + 1)]) for k in uniq.tolist()]
+    return pa.array(texts, type=pa.string()).take(pa.array(inverse.reshape(-1)))
 
 
 def _unknown_to_nan(v: F64) -> F64:
@@ -620,21 +668,198 @@ def _fast_block(raws: list[bytes]) -> dict[str, pa.Array] | None:
             col[i] = v
         out[name] = pa.array(col, type=pa.binary())
     try:
-        return {name: _nullify_empty(a).cast(pa.string()) for name, a in out.items()}
+        strings = {name: _nullify_empty(a).cast(pa.string()) for name, a in out.items()}
     except pa.ArrowInvalid:  # not valid UTF-8 somewhere: let the per-event path say where
         return None
+    # XML attribute-value normalisation: a tab, newline or CR (CR LF counts once) reads as a space
+    return {name: pc.replace_substring_regex(a, _VALUE_WS, " ") for name, a in strings.items()}
 
 
-def _slow_rows(
-    lines: list[int], raws: list[bytes], complete: list[bool], encoding: str
-) -> tuple[list[int], list[_Fields], list[Reject]]:
-    """Per-event path: regex on the decoded event, lxml where the regexes cannot vouch."""
+# ---------------------------------------------------------------------------------------------
+# Layout path: events that repeat a learned attribute layout, read with array operations
+# ---------------------------------------------------------------------------------------------
+#
+# Producers write every event of a feed the same way: the same tags and attributes in the same
+# order, only the quoted values differ. Cut an event at its double quotes and the text between
+# values (the *separators*: ``<event version=``, `` uid=``, ``><point lat=``…) is its layout. The
+# first event of a layout is parsed once by lxml with every value replaced by a placeholder,
+# which says which value is ``event/@time``, ``point/@lat``, ``detail/contact/@callsign``…
+# (exactly what the lxml path would read). Every later event whose separators are byte-identical
+# and whose values hold no ``<``, ``&`` or control character has the same tree, so its values are
+# sliced out of the buffer for the whole block at once. Other events take the paths above.
+
+_LAYOUT_SPECIAL = np.zeros(256, dtype=np.bool_)
+_LAYOUT_SPECIAL[:32] = True  # control characters: lxml normalises tabs and newlines in values
+_LAYOUT_SPECIAL[[ord("<"), ord("&")]] = True  # markup or an entity inside a value: not a plain value
+_LAYOUT_PATHS: dict[str, tuple[tuple[str, ...], str]] = {
+    "time": ((), "time"),
+    "uid": ((), "uid"),
+    "type": ((), "type"),
+    "how": ((), "how"),
+    "lat": (("point",), "lat"),
+    "lon": (("point",), "lon"),
+    "hae": (("point",), "hae"),
+    "ce": (("point",), "ce"),
+    "callsign": (("detail", "contact"), "callsign"),
+    "speed": (("detail", "track"), "speed"),
+    "course": (("detail", "track"), "course"),
+    "x_sensor": (("detail", "__atalaya"), "sensor"),
+    "x_kind": (("detail", "__atalaya"), "kind"),
+    "x_confidence": (("detail", "__atalaya"), "confidence"),
+    "x_sortie": (("detail", "__atalaya"), "sortie"),
+    "x_platform": (("detail", "__atalaya"), "platform"),
+}
+MAX_LAYOUTS_PER_BLOCK = 8
+"""Layouts tried per block before the remaining events take the regex path."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Layout:
+    """What one event layout says about where each field's value is."""
+
+    seps: U8
+    """The separators, concatenated."""
+    sep_lens: I64
+    """Length of each separator (one more than the values)."""
+    intra: I64
+    """Offset of each byte of ``seps`` within its own separator."""
+    n_special: int
+    """``<``, ``&`` and control bytes in the separators (values must add none)."""
+    value_of: dict[str, int]
+    """Field name → index of its value (fields the layout lacks are absent)."""
+
+
+_LAYOUTS: dict[tuple[bytes, ...], _Layout | None] = {}
+_LAYOUT_CACHE_MAX = 256
+
+
+def _learn_layout(seps: list[bytes]) -> _Layout | None:
+    """The layout of an event cut into ``seps``; ``None`` if the lxml tree of its skeleton does not qualify."""
     from lxml import etree
 
-    out_lines: list[int] = []
+    skeleton = b"".join(sep + b'"#%d"' % i for i, sep in enumerate(seps[:-1])) + seps[-1]
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    try:
+        ev: Any = etree.fromstring(skeleton, parser)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+    if ev.tag != "event" or ev.find("point") is None:
+        return None  # the per-event path says why
+    seen: list[str] = []
+    for node in ev.iter(tag=etree.Element):
+        seen.extend(node.attrib.values())
+    if sorted(seen) != sorted(f"#{i}" for i in range(len(seps) - 1)):
+        return None  # a quote outside a double-quoted attribute value (text, comment, single quotes)
+    value_of: dict[str, int] = {}
+    for name, (path, attr) in _LAYOUT_PATHS.items():
+        el: Any = ev
+        for tag in path:
+            el = el.find(tag) if el is not None else None
+        v = el.get(attr) if el is not None else None
+        if v is not None:
+            value_of[name] = int(v[1:])
+    joined = b"".join(seps)
+    sep_lens = np.array([len(s) for s in seps], dtype=np.int64)
+    return _Layout(
+        seps=np.frombuffer(joined, dtype=np.uint8),
+        sep_lens=sep_lens,
+        intra=np.arange(len(joined), dtype=np.int64) - np.repeat(np.cumsum(sep_lens) - sep_lens, sep_lens),
+        n_special=int(_LAYOUT_SPECIAL[np.frombuffer(joined, dtype=np.uint8)].sum()),
+        value_of=value_of,
+    )
+
+
+def _layout_of(buf: bytes, start: int, quotes: I64, stop: int) -> _Layout | None:
+    bounds = [start, *(quotes + np.tile([0, 1], quotes.size // 2)).tolist(), stop]
+    seps = [buf[bounds[k] : bounds[k + 1]] for k in range(0, len(bounds), 2)]
+    key = tuple(seps)
+    if key in _LAYOUTS:
+        return _LAYOUTS[key]
+    layout = _learn_layout(seps)
+    if len(_LAYOUTS) < _LAYOUT_CACHE_MAX:
+        _LAYOUTS[key] = layout
+    return layout
+
+
+def _slice_strings(a: U8, lo: I64, hi: I64) -> pa.Array:
+    """``a[lo[i]:hi[i]]`` for every ``i`` as one Arrow string array (empty → null); ``ArrowInvalid`` if not UTF-8."""
+    n = lo.size
+    lens = hi - lo
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    total = int(offsets[-1])
+    data = a[np.repeat(lo - offsets[:-1], lens) + np.arange(total, dtype=np.int64)]
+    valid = lens > 0
+    arr = pa.Array.from_buffers(
+        pa.large_string(),
+        n,
+        [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets), pa.py_buffer(data)],
+        null_count=n - int(np.count_nonzero(valid)),
+    )
+    arr.validate(full=True)
+    return arr.cast(pa.string())
+
+
+def _layout_rows(blk: _Block) -> tuple[list[tuple[I64, dict[str, pa.Array]]], BoolArray]:
+    """Fields of the events that repeat a learned layout: ``[(event indices, fields)]`` and the handled mask."""
+    n_ev = blk.starts.size
+    done = np.zeros(n_ev, dtype=np.bool_)
+    parts: list[tuple[I64, dict[str, pa.Array]]] = []
+    a = np.frombuffer(blk.buf, dtype=np.uint8)
+    quotes = np.flatnonzero(a == 34)
+    q_lo = np.searchsorted(quotes, blk.starts)
+    n_q = np.searchsorted(quotes, blk.stops) - q_lo
+    special = np.flatnonzero((a < 32) | (a == ord("<")) | (a == ord("&")))  # as _LAYOUT_SPECIAL
+    n_special = np.searchsorted(special, blk.stops) - np.searchsorted(special, blk.starts)
+    open_ = blk.complete & (n_q > 0) & (n_q % 2 == 0)
+    for _ in range(MAX_LAYOUTS_PER_BLOCK):
+        cand = np.flatnonzero(open_)
+        if cand.size == 0:
+            break
+        first = int(cand[0])
+        k = int(n_q[first])
+        layout = _layout_of(
+            blk.buf, int(blk.starts[first]), quotes[q_lo[first] : q_lo[first] + k], int(blk.stops[first])
+        )
+        open_[first] = False  # decided now (its own values may disqualify it, e.g. an entity)
+        if layout is None:
+            continue
+        same = cand[n_q[cand] == k]
+        same = same[n_special[same] == layout.n_special]
+        q = quotes[q_lo[same][:, None] + np.arange(k)]
+        sep_lo = np.concatenate([blk.starts[same][:, None], q[:, 1::2] + 1], axis=1)
+        sep_hi = np.concatenate([q[:, 0::2], blk.stops[same][:, None]], axis=1)
+        fit = ((sep_hi - sep_lo) == layout.sep_lens).all(axis=1)
+        same, q, sep_lo = same[fit], q[fit], sep_lo[fit]
+        at = np.repeat(sep_lo, layout.sep_lens, axis=1) + layout.intra
+        fit = (a[at] == layout.seps).all(axis=1)
+        same, q = same[fit], q[fit]
+        if same.size == 0:
+            continue
+        open_[same] = False
+        try:
+            fields = {
+                name: _slice_strings(a, q[:, 2 * v] + 1, q[:, 2 * v + 1])
+                if (v := layout.value_of.get(name)) is not None
+                else pa.nulls(same.size, pa.string())
+                for name in _FIELDS
+            }
+        except pa.ArrowInvalid:  # not valid UTF-8: the per-event path says where
+            continue
+        parts.append((same, fields))
+        done[same] = True
+    return parts, done
+
+
+def _slow_rows(blk: _Block, idx: list[int], encoding: str) -> tuple[list[int], list[_Fields], list[Reject]]:
+    """Per-event path for events ``idx``: regex on the decoded event, lxml where the regexes cannot vouch."""
+    from lxml import etree
+
+    out_idx: list[int] = []
     rows: list[_Fields] = []
     rejects: list[Reject] = []
-    for line, raw, whole in zip(lines, raws, complete, strict=True):
+    for i in idx:
+        line, raw, whole = int(blk.lines[i]), blk.raw(i), bool(blk.complete[i])
         fields: _Fields | None
         try:
             text = raw.decode(encoding)
@@ -664,58 +889,55 @@ def _slow_rows(
         if fields is None:
             rejects.append(Reject(src_rec=line, reason="event has no <point>", raw=Reject.excerpt(raw)))
             continue
-        out_lines.append(line)
+        out_idx.append(i)
         rows.append(fields)
-    return out_lines, rows, rejects
+    return out_idx, rows, rejects
 
 
 def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Reject]]:
-    """Parse one block's events into observation columns (vectorised conversions)."""
+    """Parse one block's events into observation columns (vectorised conversions).
+
+    Three paths, fastest first: events repeating a learned layout (array slicing), other
+    structurally simple events (block-wide regexes), and the rest one by one (regex or lxml).
+    """
+    parts: list[tuple[I64, dict[str, pa.Array]]] = []
+    rest = np.arange(blk.starts.size)
     utf8 = codecs.lookup(encoding).name == "utf-8"
-    simple = [bool(c) and _structurally_simple(r) for r, c in zip(blk.raws, blk.complete.tolist(), strict=True)]
-    fast_idx = [i for i, s in enumerate(simple) if s] if utf8 else []
-    fields: dict[str, pa.Array] | None = None
+    if utf8:
+        parts, done = _layout_rows(blk)
+        rest = np.flatnonzero(~done)
+    rest_list = rest.tolist()
+    complete = blk.complete.tolist()
+    fast_idx = [i for i in rest_list if complete[i] and _structurally_simple(blk.raw(i))] if utf8 else []
     if fast_idx:
-        fields = _fast_block([blk.raws[i] for i in fast_idx])
-        if fields is None:
+        fields = _fast_block([blk.raw(i) for i in fast_idx])
+        if fields is not None:
+            parts.append((np.asarray(fast_idx, dtype=np.int64), fields))
+        else:
             fast_idx = []
     fast_set = set(fast_idx)
-    slow_idx = [i for i in range(len(blk.raws)) if i not in fast_set] if len(fast_idx) < len(blk.raws) else []
-    all_lines = blk.lines.tolist()
-    slow_lines, slow_rows, rejects = _slow_rows(
-        [all_lines[i] for i in slow_idx],
-        [blk.raws[i] for i in slow_idx],
-        [bool(blk.complete[i]) for i in slow_idx],
-        encoding,
-    )
-    raw_of = dict(zip(all_lines, blk.raws, strict=True)) if rejects or slow_idx else {}
-    lines = np.asarray([all_lines[i] for i in fast_idx] + slow_lines, dtype=np.int64)
-    n = len(lines)
-    if n == 0:
-        return {}, rejects
+    slow_idx = [i for i in rest_list if i not in fast_set]
+    slow_out, slow_rows, rejects = _slow_rows(blk, slow_idx, encoding)
     if slow_rows:
         slow_cols = list(zip(*slow_rows, strict=True))
         slow_arrays = {name: pa.array(slow_cols[k], type=pa.string()) for k, name in enumerate(_FIELDS)}
-        if fields is not None:
-            fields = {name: pa.concat_arrays([fields[name], slow_arrays[name]]) for name in _FIELDS}
-        else:
-            fields = slow_arrays
-        if fast_idx:
-            order = np.argsort(lines, kind="stable")
-            lines = lines[order]
-            take = pa.array(order)
-            fields = {name: a.take(take) for name, a in fields.items()}
-    if fields is None:  # unreachable: n > 0 means one of the paths produced rows
+        parts.append((np.asarray(slow_out, dtype=np.int64), slow_arrays))
+    if not parts:
         return {}, rejects
-    return _to_columns(lines, fields, rejects, lambda line: raw_of.get(line, b""))
+    rows, fields = parts[0]
+    if len(parts) > 1:
+        rows = np.concatenate([p[0] for p in parts])
+        order = pa.array(np.argsort(rows, kind="stable"))
+        rows = rows[order.to_numpy()]
+        fields = {name: pa.concat_arrays([p[1][name] for p in parts]).take(order) for name in _FIELDS}
+    return _to_columns(blk, rows, fields, rejects)
 
 
 def _to_columns(
-    lines: I64,
-    f: dict[str, pa.Array],
-    rejects: list[Reject],
-    raw_at: Any,
+    blk: _Block, rows: I64, f: dict[str, pa.Array], rejects: list[Reject]
 ) -> tuple[dict[str, Any], list[Reject]]:
+    """Observation columns for events ``rows`` of ``blk`` from their field strings; bad values become rejects."""
+    lines = blk.lines[rows]
     n = len(lines)
     time_us, t_bad = parse_iso8601_us(f["time"])
     lat, lat_bad = parse_float_strings(f["lat"])
@@ -725,10 +947,6 @@ def _to_columns(
     speed, _ = parse_float_strings(f["speed"])
     course, _ = parse_float_strings(f["course"])
     conf, conf_bad = parse_float_strings(f["x_confidence"])
-    ctype: list[str | None] = f["type"].to_pylist()
-    how: list[str | None] = f["how"].to_pylist()
-    xs: list[str | None] = f["x_sensor"].to_pylist()
-    xk: list[str | None] = f["x_kind"].to_pylist()
 
     with np.errstate(invalid="ignore"):
         lat_oor = ~lat_bad & ~((lat >= -90.0) & (lat <= 90.0))
@@ -754,38 +972,40 @@ def _to_columns(
             else:
                 reasons[i] = f"__atalaya confidence {xc[i]!r} is not a number in [0, 1]"
 
-    kind = [_kind_of(t) for t in ctype]
-    sensor = [_COT] * n
+    kind = _kinds_of(f["type"])
+    sensor = pa.repeat(pa.scalar(_COT), n)
     if f["x_sensor"].null_count < n or f["x_kind"].null_count < n:
+        xs: list[str | None] = f["x_sensor"].to_pylist()
+        xk: list[str | None] = f["x_kind"].to_pylist()
+        sensor_l: list[str] = sensor.to_pylist()
+        kind_l: list[str] = kind.to_pylist()
         for i in range(n):
             s, k = xs[i], xk[i]
             if s is not None:
                 su = s.upper()
                 if su in _SENSORS:
-                    sensor[i] = su
+                    sensor_l[i] = su
                 elif i not in reasons:
                     reasons[i] = f"__atalaya sensor {s!r} unknown (use one of {', '.join(sorted(_SENSORS))})"
             if k is not None:
                 kl = k.lower()
                 if kl in _KINDS:
-                    kind[i] = kl
+                    kind_l[i] = kl
                 elif i not in reasons:
                     reasons[i] = f"__atalaya kind {k!r} unknown (use one of {', '.join(sorted(_KINDS))})"
+        sensor, kind = pa.array(sensor_l, pa.string()), pa.array(kind_l, pa.string())
 
     line_list = lines.tolist()
     if reasons:
         for i in sorted(reasons):
-            rejects.append(Reject(src_rec=line_list[i], reason=reasons[i], raw=Reject.excerpt(raw_at(line_list[i]))))
+            rejects.append(Reject(src_rec=line_list[i], reason=reasons[i], raw=Reject.excerpt(blk.raw(int(rows[i])))))
         rejects.sort(key=lambda r: r.src_rec)
         ok = np.ones(n, dtype=np.bool_)
         ok[list(reasons)] = False
         idx = np.flatnonzero(ok)
         take = pa.array(idx)
         f = {k: a.take(take) for k, a in f.items()}
-        kind = [kind[j] for j in idx.tolist()]
-        sensor = [sensor[j] for j in idx.tolist()]
-        ctype = [ctype[j] for j in idx.tolist()]
-        how = [how[j] for j in idx.tolist()]
+        kind, sensor = kind.take(take), sensor.take(take)
     else:
         idx = np.arange(n)
     uid = f["uid"]
@@ -806,7 +1026,7 @@ def _to_columns(
         "platform_id": f["x_platform"],
         "sortie_id": f["x_sortie"],
         "src_rec": lines[idx],
-        "attrs": [_attrs_json(t, h) for t, h in zip(ctype, how, strict=True)],
+        "attrs": _attrs_of(f["type"], f["how"]),
     }
     return columns, rejects
 
@@ -865,10 +1085,10 @@ class CotReader:
         rows = records = nbytes = 0
         target = max(1, options.batch_rows)
         for blk in _segments(fh):
-            cols, bad = _block_columns(blk, encoding) if blk.raws else ({}, [])
+            cols, bad = _block_columns(blk, encoding) if blk.starts.size else ({}, [])
             rejects.extend(blk.rejects)
             rejects.extend(bad)
-            records += len(blk.raws) + len(blk.rejects)
+            records += int(blk.starts.size) + len(blk.rejects)
             nbytes += blk.nread
             if cols:
                 parts.append(cols)

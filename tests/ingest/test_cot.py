@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import gzip
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from atalaya.ingest.base import MAX_LINE_BYTES, ReadOptions, read_all
+from atalaya.ingest.base import MAX_LINE_BYTES, ReadOptions, Reject, read_all
 from atalaya.ingest.cot import CotReader, cot_kind, parse_iso8601_us
 from atalaya.ingest.registry import detect_format, get_reader
 
@@ -32,10 +33,10 @@ def event(
     )
 
 
-def read(tmp_path: Path, text: str | bytes, name: str = "x.cot", **kw: int) -> tuple[dict, list]:
+def read(tmp_path: Path, text: str | bytes, name: str = "x.cot") -> tuple[dict[str, list[Any]], list[Reject]]:
     p = tmp_path / name
     p.write_bytes(text.encode() if isinstance(text, str) else text)
-    return read_all(CotReader(), p, ReadOptions(**kw))
+    return read_all(CotReader(), p, ReadOptions())
 
 
 def test_atak_sample_maps_every_field() -> None:
@@ -197,3 +198,48 @@ def test_block_boundaries_and_batches(tmp_path: Path) -> None:
 
 def test_empty_file(tmp_path: Path) -> None:
     assert read(tmp_path, "") == ({}, [])
+
+
+def test_layout_path_agrees_with_lxml(tmp_path: Path) -> None:
+    """Events repeating one layout are read by slicing; every variation must still read as lxml reads it."""
+    same = [
+        event(f"L-{i}", lat=str(i), detail=f'<contact callsign="C{i}"/><track speed="{i}" course="1"/>')
+        for i in range(40)
+    ]
+    swapped = event("SW", lat="1", lon="2").replace('lat="1" lon="2"', 'lon="2" lat="1"')  # same lengths, names swapped
+    entity = event("EN", detail='<contact callsign="A&amp;B"/><track speed="1" course="1"/>')
+    newline = event("NL", detail='<contact callsign="A\nB"/><track speed="1" course="1"/>')
+    quoted_text = event("QT", detail='<remarks>said "hi" twice</remarks><contact callsign="Q"/>')
+    other_order = event("OO", detail='<track course="7" speed="5"/><contact callsign="O"/>')
+    events = [*same[:20], swapped, entity, newline, quoted_text, other_order, *same[20:]]
+    cols, rejects = read(tmp_path, "\n".join(events))
+    assert rejects == []
+    names = [f"L-{i}" for i in range(20)] + ["SW", "EN", "NL", "QT", "OO"] + [f"L-{i}" for i in range(20, 40)]
+    assert cols["ident"] == names
+    assert cols["src_rec"] == list(range(1, 24)) + list(range(25, 47))  # the "NL" event spans two lines
+    at = {ident: k for k, ident in enumerate(cols["ident"])}
+    assert (cols["lat"][at["SW"]], cols["lon"][at["SW"]]) == (1.0, 2.0)
+    assert cols["name"][at["EN"]] == "A&B"
+    assert cols["name"][at["NL"]] == "A B"  # XML normalises a newline in an attribute value to a space
+    assert cols["name"][at["QT"]] == "Q"
+    assert (cols["speed_mps"][at["OO"]], cols["course_deg"][at["OO"]]) == (5.0, 7.0)
+    assert cols["lat"][at["L-33"]] == 33.0
+    assert cols["name"][at["L-33"]] == "C33"
+    assert cols["speed_mps"][at["L-33"]] == 33.0
+
+
+def test_layout_path_rejects_like_the_parser(tmp_path: Path) -> None:
+    """Bad values in events of a learned layout give the same reasons as anywhere else."""
+    good = [event(f"G-{i}") for i in range(10)]
+    bad = [event("B-1", lat="91"), event("B-2", time="2024-05-01Tnope"), event("B-3", lon="")]
+    bad_utf8 = event("B-4", detail='<contact callsign="NI\xd1O"/>').encode("latin-1")
+    text = "\n".join(good[:5] + bad + good[5:]).encode() + b"\n" + bad_utf8 + b"\n" + event("OK").encode()
+    cols, rejects = read(tmp_path, text)
+    assert cols["ident"] == [f"G-{i}" for i in range(10)] + ["OK"]
+    assert [(r.src_rec, r.reason.split(" ")[0]) for r in rejects] == [
+        (6, "lat"),
+        (7, "bad"),
+        (8, "point"),
+        (14, "bytes"),
+    ]
+    assert rejects[0].raw.startswith('<event version="2.0" uid="B-1"')
