@@ -159,6 +159,34 @@ def neighbour_pairs(group: I64, lon: F64, lat: F64, radius_m: float) -> tuple[I6
     return a.astype(np.int64), b.astype(np.int64), d[keep]
 
 
+def unique_rows(*cols: I64) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.intp], I64]:
+    """Distinct rows of int64 columns: ``(rows (k, m), inverse (n,), counts (k,))``, rows sorted.
+
+    Faster than ``np.unique(axis=0)`` (a lexsort and one comparison per column).
+
+    >>> r, inv, c = unique_rows(np.array([2, 1, 2]), np.array([5, 7, 5]))
+    >>> r.tolist(), inv.tolist(), c.tolist()
+    ([[1, 7], [2, 5]], [1, 0, 1], [1, 2])
+    >>> unique_rows(np.zeros(0, np.int64))[0].shape
+    (0, 1)
+    """
+    n = cols[0].size
+    if n == 0:
+        return np.zeros((0, len(cols)), np.int64), np.zeros(0, np.intp), np.zeros(0, np.int64)
+    order = np.lexsort(cols[::-1])
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for c in cols:
+        sc = c[order]
+        new[1:] |= sc[1:] != sc[:-1]
+    starts = np.flatnonzero(new)
+    rows = np.column_stack([c[order][starts] for c in cols]).astype(np.int64)
+    inv = np.empty(n, dtype=np.intp)
+    inv[order] = np.cumsum(new) - 1
+    counts = np.diff(np.r_[starts, n]).astype(np.int64)
+    return rows, inv, counts
+
+
 def connected_components(n: int, a: I64, b: I64) -> I64:
     """Component label (smallest member index) of ``n`` nodes joined by edges ``a[k]–b[k]``.
 
@@ -187,8 +215,42 @@ def connected_components(n: int, a: I64, b: I64) -> I64:
 # --------------------------------------------------------------------------- H3
 
 
+def _h3_loop(lat: F64, lon: F64, res: int) -> I64:
+    """``latlng_to_cell`` per point (the exact fallback)."""
+    f = h3n.latlng_to_cell
+    cells = np.fromiter((f(la, lo, res) for la, lo in zip(lat.tolist(), lon.tolist(), strict=True)),
+                        dtype=np.uint64, count=lat.size)  # fmt: skip
+    out: I64 = cells.view(np.int64)
+    return out
+
+
+def _inradius_m(cells: I64) -> tuple[F64, F64, F64]:
+    """Centre lat, lon and inscribed-circle radius (metres, local plane) of each cell."""
+    lat = np.empty(cells.size)
+    lon = np.empty(cells.size)
+    rad = np.empty(cells.size)
+    for k, c in enumerate(cells.tolist()):  # one call per distinct cell (few)
+        u = c & 0xFFFFFFFFFFFFFFFF
+        la, lo = h3n.cell_to_latlng(u)
+        v = np.asarray(h3n.cell_to_boundary(u), dtype=np.float64)
+        kx = _M_PER_DEG * math.cos(math.radians(la))
+        px, py = (v[:, 1] - lo) * kx, (v[:, 0] - la) * _M_PER_DEG
+        qx, qy = np.roll(px, -1), np.roll(py, -1)
+        ex, ey = qx - px, qy - py
+        # distance from the centre (origin) to each edge's line
+        d = np.abs(px * ey - py * ex) / np.maximum(np.hypot(ex, ey), 1e-9)
+        lat[k], lon[k], rad[k] = la, lo, float(d.min())
+    return lat, lon, rad
+
+
 def h3_cells(lon: Any, lat: Any, res: int) -> I64:
-    """H3 cell (as int64) of each point at resolution ``res``; identical positions are resolved once.
+    """H3 cell (as int64) of each point at resolution ``res``, exact.
+
+    Points are binned on a lon/lat grid of 1/8 of the cell edge; the cell of
+    each bin centre is looked up once, and a bin that lies wholly inside the
+    inscribed circle of that cell (with a 5 % margin) gives its cell to all its
+    points. Points in the other bins (near cell edges) are looked up one by
+    one, so the result equals ``latlng_to_cell`` per point.
 
     >>> h3_cells(np.array([-99.13]), np.array([19.43]), 6).tolist() == [h3n.latlng_to_cell(19.43, -99.13, 6)]
     True
@@ -201,13 +263,27 @@ def h3_cells(lon: Any, lat: Any, res: int) -> I64:
     y = np.asarray(lat, dtype=np.float64).ravel()
     if x.size == 0:
         return np.zeros(0, dtype=np.int64)
-    xy = np.empty((x.size, 2), dtype=np.float64)
-    xy[:, 0], xy[:, 1] = y, x
-    uniq, inv = np.unique(xy.view(np.complex128).ravel(), return_inverse=True)
-    f = h3n.latlng_to_cell
-    cells = np.fromiter((f(la, lo, res) for la, lo in zip(uniq.real.tolist(), uniq.imag.tolist(), strict=True)),
-                        dtype=np.uint64, count=uniq.size)  # fmt: skip
-    out: I64 = cells.view(np.int64)[inv.ravel()]
+    if x.size < 1000 or float(np.max(np.abs(y))) > 80.0:
+        return _h3_loop(y, x, res)
+    q = h3n.average_hexagon_edge_length(res, "m") / 8.0 / _M_PER_DEG
+    bx = np.floor((x + 180.0) / q).astype(np.int64)
+    by = np.floor((y + 90.0) / q).astype(np.int64)
+    ukey, inv = np.unique(by * (1 << 32) + bx, return_inverse=True)
+    inv = inv.ravel()
+    cx = ((ukey & 0xFFFFFFFF) + 0.5) * q - 180.0
+    cy = ((ukey >> 32) + 0.5) * q - 90.0
+    bin_cell = _h3_loop(cy, cx, res)
+    ucell, cinv = np.unique(bin_cell, return_inverse=True)
+    clat, clon, crad = _inradius_m(ucell)
+    cinv = cinv.ravel()
+    kx = _M_PER_DEG * np.cos(np.radians(cy))
+    dist = np.hypot((cx - clon[cinv]) * kx, (cy - clat[cinv]) * _M_PER_DEG)
+    half_diag = 0.5 * q * np.hypot(kx, _M_PER_DEG)
+    safe = dist + half_diag <= 0.95 * crad[cinv]
+    out = bin_cell[inv]
+    todo = np.flatnonzero(~safe[inv])
+    if todo.size:
+        out[todo] = _h3_loop(y[todo], x[todo], res)
     return out
 
 
@@ -255,7 +331,7 @@ class Flows:
 
 def _fill_jumps(src: I64, dst: I64, max_fill: int) -> tuple[I64, I64, I64]:
     """Split jumps ``src→dst`` (non-adjacent) into adjacent steps; returns (jump index, step src, step dst)."""
-    pairs = np.unique(np.column_stack([src, dst]), axis=0) if src.size else np.zeros((0, 2), np.int64)
+    pairs = unique_rows(src, dst)[0]
     paths: dict[tuple[int, int], list[int]] = {}
     for a, b in pairs.tolist():
         ua, ub = a & 0xFFFFFFFFFFFFFFFF, b & 0xFFFFFFFFFFFFFFFF
@@ -319,7 +395,7 @@ def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: C
     adj = np.zeros(k.size, dtype=bool)
     if k.size:
         # neighbours share a parent-free adjacency test; h3 answers per pair (unique pairs only)
-        pairs, pinv = np.unique(np.column_stack([src, dst]), axis=0, return_inverse=True)
+        pairs, pinv, _ = unique_rows(src, dst)
         nb = np.fromiter(
             (
                 h3n.are_neighbor_cells(int(a) & 0xFFFFFFFFFFFFFFFF, int(b) & 0xFFFFFFFFFFFFFFFF)
@@ -341,14 +417,11 @@ def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: C
 def _flows_from_steps(
     v_trk: I64, v_cell: I64, s_trk: I64, s_src: I64, s_dst: I64, p: CorridorParams
 ) -> Flows:  # fmt: skip
-    visits = np.unique(np.column_stack([v_trk, v_cell]), axis=0) if v_trk.size else np.zeros((0, 2), np.int64)
+    visits = unique_rows(v_trk, v_cell)[0]
     ucell, cinv, ccount = np.unique(visits[:, 1], return_inverse=True, return_counts=True)
     cinv = cinv.ravel()
-    steps = np.unique(np.column_stack([s_trk, s_src, s_dst]), axis=0) if s_trk.size else np.zeros((0, 3), np.int64)
-    uedge, ecount = (
-        np.unique(steps[:, 1:], axis=0, return_counts=True) if len(steps) else (np.zeros((0, 2), np.int64), [])
-    )
-    ecount = np.asarray(ecount, dtype=np.int64)
+    steps = unique_rows(s_trk, s_src, s_dst)[0]
+    uedge, _, ecount = unique_rows(steps[:, 1], steps[:, 2])
     hot_cell = ccount >= p.min_tracks
     ei = np.searchsorted(ucell, uedge[:, 0]) if len(uedge) else np.zeros(0, np.int64)
     ej = np.searchsorted(ucell, uedge[:, 1]) if len(uedge) else np.zeros(0, np.int64)
@@ -364,7 +437,7 @@ def _flows_from_steps(
     keep_root = rsize >= p.min_cells
     vis_comp = comp[cinv]
     vm = vis_comp >= 0
-    tv = np.unique(np.column_stack([vis_comp[vm], visits[vm, 0]]), axis=0) if vm.any() else np.zeros((0, 2), np.int64)
+    tv = unique_rows(vis_comp[vm], visits[vm, 0])[0]
     root_vol = np.zeros(roots.size, dtype=np.int64)
     if len(tv):
         np.add.at(root_vol, np.searchsorted(roots, tv[:, 0]), 1)

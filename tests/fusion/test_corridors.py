@@ -58,6 +58,16 @@ def test_h3_cells_match_h3_per_point() -> None:
         h3_cells(lon, lat, 16)
 
 
+@pytest.mark.parametrize("res", [5, 6, 7, 8])
+def test_binned_h3_cells_are_exact_on_dense_points(res: int) -> None:
+    rng = np.random.default_rng(res)
+    lon = rng.normal(-100.0, 0.3, 20_000)
+    lat = rng.normal(25.0, 0.3, 20_000)
+    got = h3_cells(lon, lat, res)
+    want = [h3.str_to_int(h3.latlng_to_cell(b, a, res)) for a, b in zip(lon, lat, strict=True)]
+    assert got.view(np.uint64).tolist() == want
+
+
 def test_corridors_rank_busy_lanes_and_drop_quiet_ones() -> None:
     busy = lane(12, -100.0, -99.0, 20.0)
     quiet = lane(5, -100.0, -99.0, 21.0, first_id=100)
