@@ -142,7 +142,7 @@ SIZES: dict[str, ScenarioConfig] = {
     ),
     "large": ScenarioConfig(
         size="large",
-        days=28,
+        days=16,
         labs=120,
         stash_houses=70,
         airstrips=40,

@@ -60,13 +60,13 @@ def _spec(
 SPECS: dict[str, tuple[SensorSpec, ...]] = {
     "MQ-9": (
         _spec("EO", 12, scan=60, static=120, pd=0.5, err=(15, 40), fa=0.01),
-        _spec("IR", 12, scan=60, static=120, pd=0.7, err=(20, 60), fa=0.01),
-        _spec("GMTI", 30, scan=20, static=0, pd=0.8, err=(30, 60), fa=0.05),
+        _spec("IR", 12, scan=60, static=120, pd=0.7, err=(20, 60), fa=0.003),
+        _spec("GMTI", 30, scan=20, static=0, pd=0.8, err=(30, 60), fa=0.02),
         _spec("SIGINT", 40, scan=0, static=0, pd=0.6, err=(250, 900), fa=0.0),
     ),
     "U-2": (
         _spec("EO", 40, scan=0, static=300, pd=0.5, err=(30, 80), fa=0.02),
-        _spec("IR", 40, scan=0, static=300, pd=0.6, err=(40, 100), fa=0.02),
+        _spec("IR", 40, scan=0, static=300, pd=0.6, err=(40, 100), fa=0.005),
         _spec("SIGINT", 150, scan=0, static=0, pd=0.5, err=(1000, 5000), fa=0.0),
     ),
     "RC-135": (_spec("SIGINT", 300, scan=0, static=0, pd=0.7, err=(2000, 8000), fa=0.0),),
