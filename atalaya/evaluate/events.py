@@ -238,39 +238,29 @@ def score_crossings(pred: Any, truth: Any, *, dist_m: float = 2_000.0, time_s: f
     )  # fmt: skip
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m atalaya.evaluate.events SCENARIO WORKSPACE``: score maritime events, crossings and corridors.
+def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
+    """Score the workspace's stored maritime events, crossings and corridors against a scenario's ``truth/``.
 
-    Runs :func:`atalaya.fusion.maritime.run_maritime` on the workspace, then
-    crossings and corridors on its identified positions (AIS, ADS-B, CoT) and,
-    as the algorithm's own ceiling, on the true tracks; prints JSON.
+    Crossings and corridors are also computed on the true tracks, as the algorithm's own ceiling.
     """
     import glob
-    import json
-    import sys
     from pathlib import Path
 
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from atalaya.core.workspace import Workspace
     from atalaya.fusion import corridors as co
     from atalaya.fusion import maritime as ma
-    from atalaya.store.knowledge import KnowledgeStore
 
-    args = sys.argv[1:] if argv is None else argv
-    sc, wsd = Path(args[0]), Path(args[1])
-    ws = Workspace.open(wsd)
-    store = KnowledgeStore.open(ws.db_url)
-    ma.run_maritime(ws, store)
+    truth = Path(truth_dir)
     out: dict[str, Any] = {}
     pred_g = pq.read_table(ma.maritime_dir(ws) / "dark_gaps.parquet")
     pred_r = pq.read_table(ma.maritime_dir(ws) / "rendezvous.parquet")
-    out["dark_gaps"] = score_dark_gaps(pred_g, pq.read_table(sc / "truth" / "dark_gaps.parquet")).to_dict()
-    out["rendezvous"] = score_rendezvous(pred_r, pq.read_table(sc / "truth" / "rendezvous.parquet")).to_dict()
-    truth_x = pq.read_table(sc / "truth" / "crossings.parquet")
-    tracks = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(sc / "truth" / "tracks" / "*.parquet")))])
+    out["dark_gaps"] = score_dark_gaps(pred_g, pq.read_table(truth / "dark_gaps.parquet")).to_dict()
+    out["rendezvous"] = score_rendezvous(pred_r, pq.read_table(truth / "rendezvous.parquet")).to_dict()
+    truth_x = pq.read_table(truth / "crossings.parquet")
+    tracks = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(truth / "tracks" / "*.parquet")))])
     tracks = tracks.filter(pc.is_in(tracks.column("kind"), pa.array(list(co.TRACK_KINDS))))
     pts = co.load_track_points(ws)
 
@@ -296,8 +286,28 @@ def main(argv: list[str] | None = None) -> int:
         pc_ = pf.cells.filter(pc.greater_equal(pf.cells.column("corridor"), 0)).column("cell").to_numpy()
         ious[kind] = round(cell_iou(pc_, tc), 4)
     out["corridor_iou"] = ious
-    print(json.dumps(out, indent=1))
-    store.close()
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m atalaya.evaluate.events SCENARIO WORKSPACE``: run maritime, then score events and corridors."""
+    import json
+    import sys
+    from pathlib import Path
+
+    from atalaya.core.workspace import Workspace
+    from atalaya.fusion import maritime as ma
+    from atalaya.store.knowledge import KnowledgeStore
+
+    args = sys.argv[1:] if argv is None else argv
+    sc, wsd = Path(args[0]), Path(args[1])
+    ws = Workspace.open(wsd)
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        ma.run_maritime(ws, store)
+        print(json.dumps(score_workspace(ws, sc / "truth"), indent=1))
+    finally:
+        store.close()
     return 0
 
 

@@ -18,6 +18,7 @@ Evaluator = Callable[[Workspace, KnowledgeStore, Path], dict[str, Any]]
 
 EVALUATORS: dict[str, str] = {
     "sites": "atalaya.evaluate.scorecard:evaluate_sites",
+    "maritime_corridors": "atalaya.evaluate.scorecard:evaluate_events",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
@@ -38,6 +39,23 @@ def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dic
         ).all()
     predicted = {"lon": [r.lon for r in rows], "lat": [r.lat for r in rows], "kind": [r.kind for r in rows]}
     return score_sites(predicted, truth_dir)
+
+
+def evaluate_events(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
+    """Dark gaps, rendezvous, border crossings and corridor IoU (flattened to scorecard figures)."""
+    from atalaya.evaluate.events import score_workspace
+
+    raw = score_workspace(ws, truth_dir)
+    flat: dict[str, Any] = {}
+    for name, fig in raw.items():
+        if not isinstance(fig, dict):
+            continue
+        for k, v in fig.items():
+            if name == "corridor_iou":
+                flat[f"corridor_iou_{k}"] = v
+            elif k in ("precision", "recall", "f1", "f0_5", "n_pred", "n_true"):
+                flat[f"{name}_{k}"] = v
+    return flat
 
 
 def evaluate_overflight(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:

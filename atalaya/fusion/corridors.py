@@ -44,6 +44,7 @@ import h3.api.numpy_int as h3n
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 from shapely.geometry.base import BaseGeometry
@@ -714,7 +715,7 @@ def load_track_points(ws: Workspace) -> pa.Table:
             t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
             out = pa.table({"track_id": tid, "kind": kind, "time_us": t_us, "lon": tb.column("lon"),
                             "lat": tb.column("lat")})  # fmt: skip
-            return out.filter(pa.compute.invert(pa.compute.is_in(out.column("kind"), pa.array(["platform", "person"]))))
+            return out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
     kinds = ", ".join(f"'{k}'" for k in TRACK_KINDS)
     return Lake(ws.lake_dir).query(
         "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
@@ -755,7 +756,7 @@ def run_corridors(
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, int] = {}
     for kind in it:
-        sub = pts.filter(pa.compute.equal(pts.column("kind"), kind))
+        sub = pts.filter(pc.equal(pts.column("kind"), kind))
         fl = corridor_flows(
             sub.column("track_id").to_numpy(zero_copy_only=False),
             sub.column("time_us").to_numpy(),
