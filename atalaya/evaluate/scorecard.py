@@ -17,11 +17,27 @@ from atalaya.store.knowledge import KnowledgeStore
 Evaluator = Callable[[Workspace, KnowledgeStore, Path], dict[str, Any]]
 
 EVALUATORS: dict[str, str] = {
+    "tracks_gmti": "atalaya.evaluate.scorecard:evaluate_tracks",
     "sites": "atalaya.evaluate.scorecard:evaluate_sites",
     "maritime_corridors": "atalaya.evaluate.scorecard:evaluate_events",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
+
+
+def evaluate_tracks(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
+    """Tracks from id-less GMTI detections: GOSPA (c=200 m, p=2) and SIAP against the observable truth."""
+    import pyarrow.parquet as pq
+
+    from atalaya.evaluate.tracking import scenario_tracking_case, score_tracks
+
+    path = ws.root / "analysis" / "tracks" / "unidentified-GMTI.parquet"
+    case = scenario_tracking_case(Path(truth_dir).parent, sensor="GMTI")
+    pts = pq.read_table(path, columns=["track_id", "time", "lon", "lat"])
+    figures = score_tracks(pts, case.truth)
+    keep = ("gospa", "localisation", "missed", "false", "completeness", "spuriousness", "id_changes", "n_tracks",
+            "n_truths", "position_accuracy_m")  # fmt: skip
+    return {k: round(v, 4) for k, v in figures.items() if any(k.startswith(x) for x in keep)}
 
 
 def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
