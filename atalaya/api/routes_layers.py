@@ -125,6 +125,17 @@ def _decimate(coords: list[list[float]], n: int = MAX_LINE_POINTS) -> list[list[
     return [coords[i] for i in idx.tolist()]
 
 
+_release_lock = threading.Lock()
+
+
+def _release(state: AppState, user: User, kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """:meth:`AppState.release`, one at a time: each partner release appends to the transparency log."""
+    if _own(state, user):
+        return state.release(user, kind, items)
+    with _release_lock:
+        return state.release(user, kind, items)
+
+
 class _FileCache:
     """Memoises derived data keyed by the mtimes of the files it came from (thread-safe)."""
 
@@ -189,7 +200,9 @@ def map_sites(
     where = [ks.sites.c.score >= min_score]
     if status_:
         where.append(ks.sites.c.status == status_)
-    rows = state.release(user, "sites", _query(state, ks.sites, *where, order=(ks.sites.c.score.desc(), ks.sites.c.id)))
+    rows = _release(
+        state, user, "sites", _query(state, ks.sites, *where, order=(ks.sites.c.score.desc(), ks.sites.c.id))
+    )
     feats = [
         {
             "type": "Feature",
@@ -273,7 +286,7 @@ def list_tracks(
 ) -> dict[str, Any]:
     """Fused tracks (summaries without geometry), paginated."""
     rows = [_track_summary(r) for r in _all_tracks(state, kind) if _overlaps(r, day)]
-    rows = state.release(user, "tracks", rows)
+    rows = _release(state, user, "tracks", rows)
     return page(rows[p.offset : p.offset + p.limit], len(rows), p)
 
 
@@ -283,7 +296,7 @@ def get_track(track_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
     rows = _query(state, ks.tracks, ks.tracks.c.id == track_id)
     if not rows:
         rows = [r for r in _tracks_from_files(state) if r["id"] == track_id]
-    rows = state.release(user, "tracks", rows)
+    rows = _release(state, user, "tracks", rows)
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no track {track_id}")
     r = dict(rows[0])
@@ -302,7 +315,7 @@ def map_tracks(
 ) -> dict[str, Any]:
     """Track lines (simplified on the server), longest first, at most ``limit``."""
     rows = [r for r in _all_tracks(state, kind) if r.get("geometry") and _overlaps(r, day)]
-    rows = state.release(user, "tracks", rows)
+    rows = _release(state, user, "tracks", rows)
     rows.sort(key=lambda r: -(r.get("n_points") or 0))
     feats = []
     for i, r in enumerate(rows[:limit]):
@@ -342,7 +355,7 @@ def _corridor_geometry(cells: list[str]) -> dict[str, Any] | None:
 def list_corridors(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
     """Corridors (H3 cell flows) ranked by volume, paginated."""
     rows = _query(state, ks.corridors, order=(ks.corridors.c.volume.desc(), ks.corridors.c.id))
-    rows = state.release(user, "corridors", rows)
+    rows = _release(state, user, "corridors", rows)
     for r in rows:
         r["n_cells"] = len(r.get("h3_cells") or [])
     return page(rows[p.offset : p.offset + p.limit], len(rows), p)
@@ -351,7 +364,7 @@ def list_corridors(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]
 @router.get("/api/map/corridors")
 def map_corridors(state: StateDep, user: UserDep) -> dict[str, Any]:
     """Corridors as (multi)polygons of their H3 cells."""
-    rows = state.release(user, "corridors", _query(state, ks.corridors, order=ks.corridors.c.volume.desc()))
+    rows = _release(state, user, "corridors", _query(state, ks.corridors, order=ks.corridors.c.volume.desc()))
     feats = []
     for i, r in enumerate(rows[:MAX_FEATURES]):
         g = _corridor_geometry(list(r.get("h3_cells") or []))
@@ -377,7 +390,7 @@ def map_corridors(state: StateDep, user: UserDep) -> dict[str, Any]:
 def list_crossings(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
     """Border-crossing hot spots by count, paginated."""
     rows = _query(state, ks.crossings, order=(ks.crossings.c.count.desc(), ks.crossings.c.id))
-    rows = state.release(user, "crossings", rows)
+    rows = _release(state, user, "crossings", rows)
     return page(rows[p.offset : p.offset + p.limit], len(rows), p)
 
 
@@ -385,7 +398,7 @@ def list_crossings(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]
 def map_crossings(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
     """Crossing hot spots as points (``count`` sizes them)."""
     rows = [r for r in _query(state, ks.crossings) if _overlaps(r, day, "first_seen", "last_seen")]
-    rows = state.release(user, "crossings", rows)
+    rows = _release(state, user, "crossings", rows)
     feats = [
         {
             "type": "Feature",
@@ -445,14 +458,14 @@ def list_maritime(
 ) -> dict[str, Any]:
     """Maritime events (dark gaps, rendezvous, loitering), paginated."""
     rows = [dict(r) for r in _maritime_events(state) if (not kind or r["kind"] == kind) and _overlaps(r, day)]
-    rows = state.release(user, "maritime", rows)
+    rows = _release(state, user, "maritime", rows)
     return page(rows[p.offset : p.offset + p.limit], len(rows), p)
 
 
 @router.get("/api/map/maritime")
 def map_maritime(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
     """Maritime events as points (a dark gap also as a dashed line from where AIS stopped to where it resumed)."""
-    rows = state.release(user, "maritime", [dict(r) for r in _maritime_events(state) if _overlaps(r, day)])
+    rows = _release(state, user, "maritime", [dict(r) for r in _maritime_events(state) if _overlaps(r, day)])
     feats: list[dict[str, Any]] = []
     for r in rows[:MAX_FEATURES]:
         props = {k: v for k, v in r.items() if not isinstance(v, dict | list)}
@@ -587,7 +600,7 @@ def _fill_engine(state: AppState, key: Any, done: threading.Event) -> None:
 
 def _sortie_rows(state: AppState, user: User) -> list[dict[str, Any]]:
     rows = _query(state, ks.sorties, order=(ks.sorties.c.takeoff, ks.sorties.c.id))
-    rows = state.release(user, "sorties", rows)
+    rows = _release(state, user, "sorties", rows)
     eng = _engine(state, wait=False) if rows else None
     live = eng.by_id() if eng is not None else {}
     out = []

@@ -224,7 +224,10 @@
   }
 
   async function reloadLayers(dailyOnly) {
-    await Promise.all(LAYERS.filter((L) => (!dailyOnly || L.daily) && (!L.own || state.me.own) && (!L.truth || state.truth)).map(loadLayer));
+    // one request at a time: a partner's every release is appended to the node's transparency log
+    for (const L of LAYERS.filter((x) => (!dailyOnly || x.daily) && (!x.own || state.me.own) && (!x.truth || state.truth))) {
+      await loadLayer(L);
+    }
     $("map-status").textContent = "updated " + new Date().toLocaleTimeString();
   }
 
