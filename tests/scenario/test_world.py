@@ -245,3 +245,16 @@ def test_feeds_parse_without_rejects(world_dir: Path, feed: str) -> None:
             assert not b.rejects, (f.name, b.rejects[:3])
             rows += len(b)
     assert rows > 0
+
+
+def test_cli_refuses_non_empty_out(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from atalaya.cli.main import cli
+    from atalaya.core.errors import ConfigError
+
+    (tmp_path / "keep.txt").write_text("x")
+    res = CliRunner().invoke(cli, ["scenario", "generate", "--size", "demo", "--seed", "1", str(tmp_path)])
+    assert isinstance(res.exception, ConfigError)
+    assert "--force" in str(res.exception)
+    assert (tmp_path / "keep.txt").read_text() == "x"
