@@ -157,18 +157,28 @@ def _child(fn: Callable[[Path], int], path: Path, q: mp.Queue) -> None:  # type:
     q.put((rows, dt, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
-def measure(fn: Callable[[Path], int], path: Path, repeat: int) -> tuple[int, float, float]:
-    """Rows, best seconds and peak RSS (MiB) over ``repeat`` runs, each in a fresh process."""
-    best, peak, rows = float("inf"), 0.0, 0
+def measure_once(fn: Callable[[Path], int], path: Path) -> tuple[int, float, float]:
+    """Rows, seconds and peak RSS (MiB) of one run in a fresh process."""
     ctx = mp.get_context("fork")
+    q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]  # mp.Queue is generic only in stubs
+    p = ctx.Process(target=_child, args=(fn, path, q))
+    p.start()
+    rows, dt, rss = q.get()
+    p.join()
+    return rows, dt, rss
+
+
+def measure_pair(
+    ours: Callable[[Path], int], peer: Callable[[Path], int], path: Path, repeat: int
+) -> list[tuple[int, float, float]]:
+    """Best seconds (and peak RSS) of ``ours`` and ``peer`` over ``repeat`` rounds, the two alternating in each
+    round so that load from other processes weighs on both alike."""
+    best = [(0, float("inf"), 0.0), (0, float("inf"), 0.0)]
     for _ in range(repeat):
-        q: mp.Queue = ctx.Queue()  # type: ignore[type-arg]  # see above
-        p = ctx.Process(target=_child, args=(fn, path, q))
-        p.start()
-        rows, dt, rss = q.get()
-        p.join()
-        best, peak = min(best, dt), max(peak, rss)
-    return rows, best, peak
+        for k, fn in enumerate((ours, peer)):
+            rows, dt, rss = measure_once(fn, path)
+            best[k] = (rows, min(best[k][1], dt), max(best[k][2], rss))
+    return best
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,8 +197,7 @@ def main(argv: list[str] | None = None) -> None:
             ("sbs", atalaya_sbs, pandas_sbs, sbs),
             ("opensky-csv", atalaya_opensky, pandas_opensky, csv),
         ):
-            r1, t1, m1 = measure(ours, path, args.repeat)
-            r2, t2, m2 = measure(peer, path, args.repeat)
+            (r1, t1, m1), (r2, t2, m2) = measure_pair(ours, peer, path, args.repeat)
             print(
                 f"{label:12s} atalaya {r1:>9,} rows {t1:6.2f}s {r1 / t1:>12,.0f} rows/s peak {m1:6.0f} MiB | "
                 f"pandas {r2:>9,} rows {t2:6.2f}s {r2 / t2:>12,.0f} rows/s peak {m2:6.0f} MiB | "

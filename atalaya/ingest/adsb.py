@@ -59,6 +59,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
@@ -90,7 +91,7 @@ _SBS_NAMES = [f"f{i}" for i in range(_SBS_FIELDS)]
 _F_TT, _F_HEX, _F_DGEN, _F_TGEN, _F_DLOG, _F_TLOG, _F_CS = 1, 4, 6, 7, 8, 9, 10
 _F_ALT, _F_GS, _F_TRK, _F_LAT, _F_LON, _F_VR, _F_SQ, _F_GND = 11, 12, 13, 14, 15, 16, 17, 21
 _SBS_FLOATS = {_F_ALT: "altitude", _F_GS: "ground speed", _F_TRK: "track", _F_LAT: "latitude", _F_LON: "longitude"}
-_SBS_STRINGS = (_F_TT, _F_HEX, _F_DGEN, _F_TGEN, _F_DLOG, _F_TLOG, _F_CS, _F_SQ, _F_GND)
+_SBS_STRINGS = (_F_CS, _F_SQ, _F_GND)  # type, hex id, dates and times are read as bytes
 
 OPENSKY_CSV_COLUMNS: tuple[str, ...] = (
     "time",
@@ -249,6 +250,31 @@ def _gather_kept(block: _Block, keep: BoolArr) -> bytes:
     return data
 
 
+def _no_commas() -> I64:
+    return np.zeros((0, _SBS_FIELDS - 1), dtype=np.int64)
+
+
+def _slice_strings(arr: npt.NDArray[np.uint8], lo: I64, hi: I64) -> pa.Array:
+    """``arr[lo[i]:hi[i]]`` for every ``i`` as one Arrow string array, empty → null (no UTF-8 check: callers
+    slice lines already checked by :func:`_check_lines` at ASCII commas)."""
+    n = lo.size
+    lens = hi - lo
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lens, out=offsets[1:])
+    data = arr[np.repeat(lo - offsets[:-1], lens) + np.arange(int(offsets[-1]), dtype=np.int64)]
+    valid = lens > 0
+    return pa.Array.from_buffers(
+        pa.string(),  # 32-bit offsets: a block is at most 64 MiB plus one line
+        n,
+        [
+            pa.py_buffer(np.packbits(valid, bitorder="little")),
+            pa.py_buffer(offsets.astype(np.int32)),
+            pa.py_buffer(data),
+        ],
+        null_count=n - int(np.count_nonzero(valid)),
+    )
+
+
 def _line_text(block: _Block, i: int) -> bytes:
     return block.data[int(block.starts[i]) : int(block.ends[i])]
 
@@ -309,7 +335,7 @@ def _col(t: pa.Table, name: str) -> pa.Array:
 
 def _f64(a: pa.Array) -> F64:
     """Float Arrow array → numpy float64 with NaN for nulls."""
-    return np.asarray(pc.fill_null(a.cast(pa.float64()), np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)  # nulls → NaN
 
 
 def _strings_to_f64(a: pa.Array) -> tuple[F64, BoolArr]:
@@ -321,6 +347,15 @@ def _strings_to_f64(a: pa.Array) -> tuple[F64, BoolArr]:
     vals = _f64(pc.cast(pc.if_else(good, s, pa.scalar(None, pa.string())), pa.float64()))
     bad = np.asarray(pc.and_not(present, ok).to_numpy(zero_copy_only=False), dtype=bool)
     return vals, bad
+
+
+def _csv_f64(a: pa.Array) -> F64:
+    """Strings → float64 as ``pyarrow.csv`` converts a float column (spaces and tabs around the number
+    allowed, empty → NaN); raises ``ArrowInvalid`` on a value that is not a number."""
+    try:
+        return _f64(a.cast(pa.float64()))
+    except pa.ArrowInvalid:
+        return _f64(pc.utf8_trim(a, " \t").cast(pa.float64()))
 
 
 def _mask(a: pa.Array | pa.ChunkedArray) -> BoolArr:
@@ -354,12 +389,55 @@ def _bool_frag(key: str, value: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise(f'"{key}":', txt, "")
 
 
+def _sbs_attrs(squawk: pa.Array, on_ground: pa.Array) -> pa.Array:
+    """``{"squawk":"7000","on_ground":false}`` per row (absent keys left out, ``{}`` → null), each distinct
+    combination rendered once."""
+    n = len(squawk)
+    sq = pc.dictionary_encode(squawk)
+    n_sq = len(sq.dictionary)
+    sq_code = np.asarray(sq.indices.fill_null(n_sq).to_numpy(zero_copy_only=False), dtype=np.int64)
+    og = np.asarray(pc.fill_null(on_ground.cast(pa.int8()), 2).to_numpy(zero_copy_only=False), dtype=np.int64)
+    if n == 0:
+        return _null_strings(0)
+    uniq, inverse = np.unique(sq_code * 3 + og, return_inverse=True)
+    sq_vals: list[str | None] = [*sq.dictionary.to_pylist(), None]
+    texts: list[str | None] = []
+    for key in uniq.tolist():
+        parts = []
+        if (v := sq_vals[key // 3]) is not None:
+            parts.append(f'"squawk":{json.dumps(v)}')
+        if key % 3 < 2:
+            parts.append(f'"on_ground":{"true" if key % 3 else "false"}')
+        texts.append("{" + ",".join(parts) + "}" if parts else None)
+    return pa.array(texts, type=pa.string()).take(pa.array(inverse.reshape(-1)))
+
+
 def _valid_icao(hexes: pa.Array) -> tuple[pa.Array, BoolArr, BoolArr]:
     """Lower-case ICAO ids, a mask of valid ones and a mask of non-ICAO (``~``, TIS-B) addresses."""
     s = pc.utf8_trim_whitespace(hexes)
     ok = _mask(pc.match_substring_regex(s, _HEX_RE))
     tilde = _mask(pc.starts_with(s, "~")) & ok
     return pc.utf8_lower(s), ok, tilde
+
+
+_HEX_DIGIT = np.zeros(256, dtype=bool)
+_HEX_DIGIT[list(b"0123456789abcdefABCDEF")] = True
+_LOWER = np.arange(256, dtype=np.uint8)
+_LOWER[65:91] += 32
+
+
+def _icao_at(arr: npt.NDArray[np.uint8], lo: I64, hi: I64) -> tuple[pa.Array, BoolArr, BoolArr]:
+    """:func:`_valid_icao` of the fields ``arr[lo:hi]``; byte tables when every field has 6 bytes (the usual)."""
+    n = lo.size
+    if n == 0 or not (hi - lo == 6).all():
+        return _valid_icao(pc.fill_null(_slice_strings(arr, lo, hi), ""))
+    m = sliding_window_view(arr, 6)[lo]
+    ok = np.ones(n, dtype=bool)
+    for k in range(6):
+        ok &= _HEX_DIGIT[m[:, k]]
+    offsets = np.arange(0, 6 * n + 1, 6, dtype=np.int32)
+    ident = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(_LOWER[m])])
+    return ident, ok, np.zeros(n, dtype=bool)  # "~" + 6 hex digits has 7 bytes
 
 
 def _apply_defaults(columns: dict[str, Any], options: ReadOptions, n: int) -> None:
@@ -388,11 +466,13 @@ def _days_from_civil(y: I64, m: I64, d: I64) -> I64:
 
 
 def _digits(m: npt.NDArray[np.uint8], a: int, b: int) -> tuple[I64, BoolArr]:
-    d = m[:, a:b].astype(np.int64) - 48
-    ok: BoolArr = np.asarray(((d >= 0) & (d <= 9)).all(axis=1), dtype=bool)
+    """The decimal number in columns ``a:b`` of a byte matrix, and whether they are all digits."""
     val = np.zeros(m.shape[0], dtype=np.int64)
-    for k in range(b - a):
-        val = val * 10 + d[:, k]
+    ok = np.ones(m.shape[0], dtype=bool)
+    for k in range(a, b):
+        d = m[:, k] - np.uint8(48)  # wraps around below "0": every non-digit is > 9
+        ok &= d <= 9
+        val = val * 10 + d
     return val, ok
 
 
@@ -407,26 +487,45 @@ def _civil_us(yy: I64, mm: I64, dd: I64, hh: I64, mi: I64, ss: I64, frac_us: I64
     return np.where(ok, us, 0).astype(np.int64), ok
 
 
+def _sbs_time_at(arr: npt.NDArray[np.uint8], d_lo: I64, d_hi: I64, t_lo: I64, t_hi: I64) -> tuple[I64, BoolArr]:
+    """:func:`_parse_sbs_time` of the dates ``arr[d_lo:d_hi]`` and times ``arr[t_lo:t_hi]`` (row-wise)."""
+    t_len = t_hi - t_lo
+    tl = int(t_len.max()) if t_len.size else 0
+    if t_len.size and (d_hi - d_lo == 10).all() and (tl == 8 or 10 <= tl <= 14) and (t_len == tl).all():
+        if (t_lo - d_lo == 11).all():  # the usual "date,time": one window per row holds both
+            both = sliding_window_view(arr, 11 + tl)[d_lo]
+            return _parse_fixed_time(both[:, :10], both[:, 11:])
+        return _parse_fixed_time(sliding_window_view(arr, 10)[d_lo], sliding_window_view(arr, tl)[t_lo])
+    date = pc.fill_null(_slice_strings(arr, d_lo, d_hi), "")
+    return _parse_sbs_time(date, pc.fill_null(_slice_strings(arr, t_lo, t_hi), ""))
+
+
 def _parse_sbs_time(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr]:
     """``YYYY/MM/DD`` + ``HH:MM:SS[.fff]`` → microseconds since the epoch (UTC) and a validity mask."""
     dm = _fixed_width(date, 10)
     tl = int(pc.max(pc.utf8_length(tod)).as_py() or 0) if len(tod) else 0
     tm = _fixed_width(tod, tl) if tl == 8 or 10 <= tl <= 14 else None
     if dm is not None and tm is not None:  # fast path: every value has the same width
-        yy, o1 = _digits(dm, 0, 4)
-        mm, o2 = _digits(dm, 5, 7)
-        dd, o3 = _digits(dm, 8, 10)
-        hh, o4 = _digits(tm, 0, 2)
-        mi, o5 = _digits(tm, 3, 5)
-        ss, o6 = _digits(tm, 6, 8)
-        ok = o1 & o2 & o3 & o4 & o5 & o6 & (dm[:, 4] == 47) & (dm[:, 7] == 47) & (tm[:, 2] == 58) & (tm[:, 5] == 58)
-        frac = np.zeros(len(date), dtype=np.int64)
-        if tl > 8:
-            frac, o7 = _digits(tm, 9, tl)
-            ok &= o7 & (tm[:, 8] == 46)
-            frac = frac * 10 ** (6 - (tl - 9)) if tl - 9 <= 6 else frac // 10 ** (tl - 9 - 6)
-        return _civil_us(yy, mm, dd, hh, mi, ss, frac, ok)
+        return _parse_fixed_time(dm, tm)
     return _parse_sbs_time_general(date, tod)
+
+
+def _parse_fixed_time(dm: npt.NDArray[np.uint8], tm: npt.NDArray[np.uint8]) -> tuple[I64, BoolArr]:
+    """Dates and times as ``(n, 10)`` and ``(n, width)`` byte matrices → µs since the epoch and a validity mask."""
+    tl = tm.shape[1]
+    yy, o1 = _digits(dm, 0, 4)
+    mm, o2 = _digits(dm, 5, 7)
+    dd, o3 = _digits(dm, 8, 10)
+    hh, o4 = _digits(tm, 0, 2)
+    mi, o5 = _digits(tm, 3, 5)
+    ss, o6 = _digits(tm, 6, 8)
+    ok = o1 & o2 & o3 & o4 & o5 & o6 & (dm[:, 4] == 47) & (dm[:, 7] == 47) & (tm[:, 2] == 58) & (tm[:, 5] == 58)
+    frac = np.zeros(dm.shape[0], dtype=np.int64)
+    if tl > 8:
+        frac, o7 = _digits(tm, 9, tl)
+        ok &= o7 & (tm[:, 8] == 46)
+        frac = frac * 10 ** (6 - (tl - 9)) if tl - 9 <= 6 else frac // 10 ** (tl - 9 - 6)
+    return _civil_us(yy, mm, dd, hh, mi, ss, frac, ok)
 
 
 def _parse_sbs_time_general(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr]:
@@ -445,7 +544,14 @@ def _parse_sbs_time_general(date: pa.Array, tod: pa.Array) -> tuple[I64, BoolArr
     return _civil_us(yy, mm, dd, hh, mi, ss, np.round(frac * _US).astype(np.int64), ok)
 
 
-def _ffill_source(codes: I64, valid: BoolArr) -> I64:
+def _stable_order(codes: I64) -> I64:
+    """``argsort(codes, kind="stable")``, as a radix sort when the codes fit 16 bits (the usual case)."""
+    small = codes.size == 0 or (int(codes.min()) >= 0 and int(codes.max()) < 1 << 16)
+    order: I64 = np.argsort(codes.astype(np.uint16) if small else codes, kind="stable")
+    return order
+
+
+def _ffill_source(codes: I64, valid: BoolArr, order: I64 | None = None) -> I64:
     """For each row, the index of the latest row at or before it (file order) with the same code and ``valid``.
 
     ``-1`` where there is none.
@@ -456,7 +562,8 @@ def _ffill_source(codes: I64, valid: BoolArr) -> I64:
     []
     """
     n = codes.size
-    order = np.argsort(codes, kind="stable")
+    if order is None:
+        order = _stable_order(codes)
     sc = codes[order]
     pos = np.where(valid[order], np.arange(n, dtype=np.int64), -1)
     np.maximum.accumulate(pos, out=pos)
@@ -564,7 +671,10 @@ class SbsReader:
         unknown = ~empty & ~bad & ~is_msg & ~other
         for i in np.flatnonzero(unknown):
             rejects.append(_rej(block, int(i), "unknown record type (expected MSG, SEL, ID, AIR, STA or CLK)"))
-        commas = _seg_count(arr == 44, block.starts, block.ends)
+        comma_at = np.flatnonzero(arr == 44)
+        first_comma = np.searchsorted(comma_at, block.starts)
+        # a line's commas end where the next line's begin: only its line break lies between
+        commas = np.diff(first_comma, append=comma_at.size)
         wrong = is_msg & (commas != _SBS_FIELDS - 1)
         for i in np.flatnonzero(wrong):
             rejects.append(
@@ -572,42 +682,50 @@ class SbsReader:
             )
         keep = is_msg & ~wrong
         rows = np.flatnonzero(keep)
-        cols = self._columns(block, keep, rows, rejects)
+        cols = self._columns(block, rows, comma_at, first_comma, rejects)
         columns, state = self._fill(cols, state)
         rejects.sort(key=lambda r: r.src_rec)
         return ParsedBatch(columns=columns, rejects=rejects, records_read=n_lines, bytes_read=block.nbytes), state
 
-    def _columns(self, block: _Block, keep: BoolArr, rows: I64, rejects: list[Reject]) -> dict[str, Any]:
-        """Parse the kept MSG lines into typed columns; drop (and reject) rows with bad values."""
-        data = _gather_kept(block, keep) if rows.size else b""
-        types: dict[str, pa.DataType] = {_SBS_NAMES[i]: pa.string() for i in _SBS_STRINGS}
+    def _columns(
+        self, block: _Block, rows: I64, comma_at: I64, first_comma: I64, rejects: list[Reject]
+    ) -> dict[str, Any]:
+        """Parse the MSG lines ``rows`` (22 fields each) into typed columns; drop (and reject) rows with bad values.
+
+        Fields are sliced at the commas (``comma_at``: their offsets in the block, ``first_comma``: index of each
+        line's first one), only the fields the reader uses, and converted with vectorised casts.
+        """
+        arr = np.frombuffer(block.data, dtype=np.uint8)
+        # (rows, 21) comma offsets: whole rows of a strided view, not 21 gathers per row
+        commas = sliding_window_view(comma_at, _SBS_FIELDS - 1)[first_comma[rows]] if rows.size else _no_commas()
+
+        def bounds(f: int) -> tuple[I64, I64]:
+            lo = block.starts[rows] if f == 0 else commas[:, f - 1] + 1
+            hi = block.ends[rows] if f == _SBS_FIELDS - 1 else commas[:, f]
+            return lo, hi
+
+        s = {i: _slice_strings(arr, *bounds(i)) for i in _SBS_STRINGS}
+        texts = {i: _slice_strings(arr, *bounds(i)) for i in _SBS_FLOATS}
         floats: dict[int, F64] = {}
         bad_field: list[tuple[BoolArr, str]] = []
-        if rows.size:
-            try:
-                t = _read_table(data, _SBS_NAMES, {**types, **{_SBS_NAMES[i]: pa.float64() for i in _SBS_FLOATS}})
-                for i in _SBS_FLOATS:
-                    floats[i] = _f64(_col(t, _SBS_NAMES[i]))
-            except pa.ArrowInvalid:
-                t = _read_table(data, _SBS_NAMES, {**types, **{_SBS_NAMES[i]: pa.string() for i in _SBS_FLOATS}})
-                for i, label in _SBS_FLOATS.items():
-                    floats[i], b = _strings_to_f64(_col(t, _SBS_NAMES[i]))
-                    bad_field.append((b, f"non-numeric {label}"))
-            if t.num_rows != rows.size:
-                raise IngestError(
-                    f"internal: parsed {t.num_rows} SBS rows from {rows.size} lines",
-                    hint="please report this with the input file",
-                )
-            s = {i: _col(t, _SBS_NAMES[i]) for i in _SBS_STRINGS}
-        else:
-            s = {i: _null_strings(0) for i in _SBS_STRINGS}
-            floats = {i: np.zeros(0) for i in _SBS_FLOATS}
+        try:
+            floats = {i: _csv_f64(a) for i, a in texts.items()}
+        except pa.ArrowInvalid:
+            for i, label in _SBS_FLOATS.items():
+                floats[i], b = _strings_to_f64(texts[i])
+                bad_field.append((b, f"non-numeric {label}"))
         n = rows.size
-        ident, hex_ok, tilde = _valid_icao(pc.fill_null(s[_F_HEX], ""))
-        gen_present = _mask(pc.is_valid(s[_F_DGEN])) & _mask(pc.is_valid(s[_F_TGEN]))
-        date = pc.if_else(pa.array(gen_present), s[_F_DGEN], s[_F_DLOG])
-        tod = pc.if_else(pa.array(gen_present), s[_F_TGEN], s[_F_TLOG])
-        time_us, time_ok = _parse_sbs_time(pc.fill_null(date, ""), pc.fill_null(tod, ""))
+        ident, hex_ok, tilde = _icao_at(arr, *bounds(_F_HEX))
+        tt_lo, tt_hi = bounds(_F_TT)
+        tt = np.where(tt_hi - tt_lo == 1, arr[np.minimum(tt_lo, arr.size - 1)], 0)  # one-byte type, else 0
+        is2, is3 = tt == ord("2"), tt == ord("3")
+        (dg_lo, dg_hi), (tg_lo, tg_hi) = bounds(_F_DGEN), bounds(_F_TGEN)
+        (dl_lo, dl_hi), (tl_lo, tl_hi) = bounds(_F_DLOG), bounds(_F_TLOG)
+        gen = (dg_hi > dg_lo) & (tg_hi > tg_lo)  # generated date and time both present, else the logged ones
+        time_us, time_ok = _sbs_time_at(
+            arr, np.where(gen, dg_lo, dl_lo), np.where(gen, dg_hi, dl_hi), np.where(gen, tg_lo, tl_lo),
+            np.where(gen, tg_hi, tl_hi),
+        )  # fmt: skip
         lat, lon = floats[_F_LAT], floats[_F_LON]
         has_lat, has_lon = ~np.isnan(lat), ~np.isnan(lon)
         bad_field += [
@@ -625,15 +743,15 @@ class SbsReader:
             for j in np.flatnonzero(m & ok):
                 rejects.append(_rej(block, int(rows[j]), reason))
             ok &= ~m
-        tt = pc.fill_null(s[_F_TT], "")
-        is_pos = (_mask(pc.equal(tt, "2")) | _mask(pc.equal(tt, "3"))) & has_lat & has_lon
+        is_pos = (is2 | is3) & has_lat & has_lon
         callsign = pc.utf8_trim_whitespace(s[_F_CS])
         callsign = pc.if_else(pc.equal(callsign, ""), pa.scalar(None, pa.string()), callsign)
         squawk = pc.utf8_trim_whitespace(s[_F_SQ])
         squawk = pc.if_else(pc.match_substring_regex(squawk, _SQUAWK_RE), squawk, pa.scalar(None, pa.string()))
         gnd = pc.utf8_trim_whitespace(s[_F_GND])
-        on_ground = pc.if_else(pc.equal(tt, "2"), True, pc.is_in(gnd, pa.array(["-1", "1"])))
-        on_ground = pc.if_else(pc.or_(pc.is_valid(gnd), pc.equal(tt, "2")), on_ground, pa.scalar(None, pa.bool_()))
+        surface = pa.array(is2)
+        on_ground = pc.if_else(surface, True, pc.is_in(gnd, pa.array(["-1", "1"])))
+        on_ground = pc.if_else(pc.or_(pc.is_valid(gnd), surface), on_ground, pa.scalar(None, pa.bool_()))
         sel = pa.array(ok)
         idx = np.flatnonzero(ok)
         return {
@@ -672,9 +790,10 @@ class SbsReader:
         sq = pa.concat_arrays([state.squawk, c["squawk"]])
         sq_t = np.concatenate((state.squawk_t, c["time"]))
 
-        src_kin = _ffill_source(codes, kin_valid)
-        src_cs = _ffill_source(codes, _mask(pc.is_valid(cs)))
-        src_sq = _ffill_source(codes, _mask(pc.is_valid(sq)))
+        order = _stable_order(codes)
+        src_kin = _ffill_source(codes, kin_valid, order)
+        src_cs = _ffill_source(codes, _mask(pc.is_valid(cs)), order)
+        src_sq = _ffill_source(codes, _mask(pc.is_valid(sq)), order)
 
         def usable(src: I64, t_val: I64, window: int) -> I64:
             fresh = np.abs(t_row - t_val[np.maximum(src, 0)]) <= window
@@ -690,10 +809,6 @@ class SbsReader:
         pos_sel = rows - k
         og = c["on_ground"].take(pa.array(pos_sel))
         sq_rows = _take(sq, u_sq)
-        frags = [
-            pc.if_else(pc.is_valid(sq_rows), _frag("squawk", sq_rows, quoted=True), pa.scalar(None, pa.string())),
-            pc.if_else(pc.is_valid(og), _bool_frag("on_ground", og), pa.scalar(None, pa.string())),
-        ]
         tilde = c["tilde"][pos_sel]
         ident_kind = pa.DictionaryArray.from_arrays(pa.array(tilde.astype(np.int32)), pa.array(["icao24", "other"]))
         columns: dict[str, Any] = {
@@ -709,13 +824,12 @@ class SbsReader:
             "ident_kind": ident_kind,
             "name": _take(cs, u_cs),
             "src_rec": c["line_no"][pos_sel].astype(np.int64),
-            "attrs": _attrs_json(frags, m),
+            "attrs": _sbs_attrs(sq_rows, og),
         }
         # New state: the latest usable values of each aircraft seen so far.
         total = k + n
         if total == 0:
             return columns, state
-        order = np.argsort(codes, kind="stable")
         sc = codes[order]
         last = order[np.concatenate((sc[1:] != sc[:-1], [True]))]
         now = int(np.max(np.concatenate((c["time"], state.kin_t, state.callsign_t, state.squawk_t))))
