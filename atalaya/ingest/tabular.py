@@ -47,6 +47,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
@@ -912,6 +913,52 @@ def _geo_column(schema: pa.Schema) -> tuple[str | None, str]:
     return None, ""
 
 
+_WKB_POINT_BYTES = 21
+"""A 2-D WKB point: byte order (1), geometry type (4), x and y (8 each)."""
+_WKB_POINT_LE = np.array([1, 1, 0, 0, 0], dtype=np.uint8)
+_WKB_POINT_BE = np.array([0, 0, 0, 0, 1], dtype=np.uint8)
+
+
+def _wkb_points(geom: pa.Array) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Decode 2-D WKB points straight from the binary buffers (either byte order).
+
+    Returns ``(done, x, y)``: ``done`` marks the rows decoded here (non-null, 21 bytes, type 1); the others are
+    left to shapely.
+    """
+    n = len(geom)
+    x = np.full(n, np.nan)
+    y = np.full(n, np.nan)
+    bufs = geom.buffers()
+    if n == 0 or bufs[2] is None:
+        return np.zeros(n, dtype=bool), x, y
+    off_type = np.int64 if pa.types.is_large_binary(geom.type) else np.int32
+    offsets = np.frombuffer(bufs[1], dtype=off_type)[geom.offset : geom.offset + n + 1].astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8)
+    cand = (np.diff(offsets) == _WKB_POINT_BYTES) & _valid(geom)
+    idx = np.flatnonzero(cand)
+    if idx.size == 0 or data.size < _WKB_POINT_BYTES:
+        return np.zeros(n, dtype=bool), x, y
+    if idx.size == n:  # every row a 21-byte value: the records lie back to back, view them in place
+        rec = data[offsets[0] : offsets[-1]].reshape(n, _WKB_POINT_BYTES)
+    else:
+        rec = sliding_window_view(data, _WKB_POINT_BYTES)[offsets[idx]]  # (points, 21): one row copy each
+    little = np.ones(idx.size, dtype=bool)
+    big = np.ones(idx.size, dtype=bool)
+    for k in range(5):
+        little &= rec[:, k] == _WKB_POINT_LE[k]
+        big &= rec[:, k] == _WKB_POINT_BE[k]
+    for dst, lo in ((x, 5), (y, 13)):
+        val = rec[:, lo : lo + 8]
+        dst[idx] = val.view("<f8")[:, 0]
+        if big.any():
+            dst[idx[big]] = val[big].view(">f8")[:, 0]
+    done = np.zeros(n, dtype=bool)
+    done[idx] = little | big
+    x[~done] = np.nan
+    y[~done] = np.nan
+    return done, x, y
+
+
 def _points_from_geometry(
     geom: pa.Array, encoding: str, rows: _Rows
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -919,35 +966,70 @@ def _points_from_geometry(
     x = np.full(n, np.nan)
     y = np.full(n, np.nan)
     z = np.full(n, np.nan)
-    if pa.types.is_struct(geom.type):
+    if pa.types.is_struct(geom.type):  # GeoArrow separated coordinates: struct<x, y[, z]>
         for i, arr in ((0, x), (1, y), (2, z)):
             if i < geom.type.num_fields:
-                arr[:] = np.asarray(
-                    pc.struct_field(geom, [i]).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64
-                )
+                arr[:] = _float_values(pc.struct_field(geom, [i]))
         rows.reject(_np_bool(geom.is_null()), "geometry", geom, "missing geometry")
         return x, y, z
+    if pa.types.is_fixed_size_list(geom.type) and pa.types.is_floating(geom.type.value_type):
+        dims = geom.type.list_size  # GeoArrow interleaved coordinates: [x, y(, z)] per point
+        flat = _float_values(geom.values.slice(geom.offset * dims, n * dims)).reshape(n, dims)
+        for i, arr in ((0, x), (1, y), (2, z)):
+            if i < dims:
+                arr[:] = flat[:, i]
+        null = _np_bool(geom.is_null())
+        x[null], y[null], z[null] = np.nan, np.nan, np.nan
+        rows.reject(null, "geometry", geom, "missing geometry")
+        return x, y, z
+    if pa.types.is_binary(geom.type) or pa.types.is_large_binary(geom.type):
+        done, x, y = _wkb_points(geom)
+        if done.all():
+            return x, y, z
+        rest = np.flatnonzero(~done)
+    else:
+        rest = np.arange(n)
     import shapely
 
-    wkb = np.asarray(geom.to_numpy(zero_copy_only=False), dtype=object)
+    wkb = np.asarray(geom.take(pa.array(rest)).to_numpy(zero_copy_only=False), dtype=object)
     g = shapely.from_wkb(wkb, on_invalid="ignore")
     tid = shapely.get_type_id(g)
     missing = np.asarray(shapely.is_missing(g), dtype=bool)
+
+    def full(mask: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        out = np.zeros(n, dtype=bool)
+        out[rest] = mask
+        return out
+
+    def values(texts: list[str | None]) -> pa.Array:
+        out: list[str | None] = [None] * n
+        for i, t in zip(rest.tolist(), texts, strict=True):
+            out[i] = t
+        return pa.array(out, type=pa.string())
+
     rows.reject(
-        missing, "geometry", pa.array([None if v is None else "<undecodable WKB>" for v in wkb]), "bad geometry"
+        full(missing), "geometry", values([None if v is None else "<undecodable WKB>" for v in wkb]), "bad geometry"
     )
     nonpoint = (tid != 0) & ~missing
     if nonpoint.any():
-        names = pa.array(np.asarray(shapely.get_type_id(g)).astype(str).tolist())
-        rows.reject(nonpoint, "geometry", names, "not a Point (geometry type id)")
+        type_ids = values(np.asarray(tid).astype(str).tolist())
+        rows.reject(full(nonpoint), "geometry", type_ids, "not a Point (geometry type id)")
     pts = (tid == 0) & ~missing
-    x[pts] = shapely.get_x(g[pts])
-    y[pts] = shapely.get_y(g[pts])
-    has_z = np.zeros(n, dtype=bool)
+    x[rest[pts]] = shapely.get_x(g[pts])
+    y[rest[pts]] = shapely.get_y(g[pts])
+    has_z = np.zeros(rest.size, dtype=bool)
     has_z[pts] = shapely.has_z(g[pts])
     if has_z.any():
-        z[has_z] = shapely.get_z(g[has_z])
+        z[rest[has_z]] = shapely.get_z(g[has_z])
     return x, y, z
+
+
+def _float_values(a: pa.Array) -> npt.NDArray[np.float64]:
+    """Float64 numpy values of a numeric Arrow array, NaN where null (zero-copy when it can be)."""
+    a = a.cast(pa.float64())
+    if a.null_count == 0:
+        return np.asarray(a.to_numpy(zero_copy_only=True), dtype=np.float64)
+    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
 class ParquetReader:

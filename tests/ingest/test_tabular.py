@@ -254,3 +254,69 @@ def test_plain_parquet_with_lon_lat_and_epoch(tmp_path: Path) -> None:
     assert cols["src_rec"] == [0]
     assert [r.src_rec for r in rejects] == [1]
     assert "out of range" in rejects[0].reason
+
+
+def _wkb_parquet(tmp_path: Path, wkb: list[bytes | None], geo_type: pa.DataType) -> Path:
+    n = len(wkb)
+    table = pa.table(
+        {
+            "time": pa.array([T0 + i for i in range(n)], type=pa.timestamp("us", tz="UTC")),
+            "sensor": ["EO"] * n,
+            "kind": ["thermal"] * n,
+            "geometry": pa.array(wkb, type=geo_type),
+        }
+    )
+    geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {"encoding": "WKB"}}}
+    path = tmp_path / "wkb.parquet"
+    pq.write_table(table.replace_schema_metadata({"geo": json.dumps(geo)}), path, row_group_size=4)
+    return path
+
+
+@pytest.mark.parametrize("geo_type", [pa.binary(), pa.large_binary()])
+def test_wkb_points_decoded_in_either_byte_order_like_shapely(tmp_path: Path, geo_type: pa.DataType) -> None:
+    """Points are decoded from the WKB bytes directly; every other value goes through shapely, as before."""
+    p1, p2, pz = shapely.Point(-99.125, 19.5), shapely.Point(-98.0, 20.25), shapely.Point(-97.0, 21.0, 150.0)
+    srid = shapely.to_wkb(shapely.set_srid(shapely.Point(-96.0, 22.0), 4326), include_srid=True)
+    wkb: list[bytes | None] = [
+        shapely.to_wkb(p1, byte_order=1),  # 0: little endian
+        shapely.to_wkb(p2, byte_order=0),  # 1: big endian
+        shapely.to_wkb(pz, byte_order=0),  # 2: with z (shapely)
+        srid,  # 3: EWKB with an SRID (shapely)
+        None,  # 4: missing
+        b"\x07" * 21,  # 5: 21 bytes of junk
+        shapely.to_wkb(shapely.LineString([(0, 0), (1, 1)])),  # 6: not a point
+        shapely.to_wkb(p1, byte_order=0),  # 7
+        shapely.to_wkb(shapely.Point(-95.5, 23.0), byte_order=1)[:13],  # 8: truncated
+        shapely.to_wkb(p2, byte_order=1),  # 9
+    ]
+    cols, rejects = read_all(ParquetReader(), _wkb_parquet(tmp_path, wkb, geo_type), ReadOptions(batch_rows=3))
+    assert cols["src_rec"] == [0, 1, 2, 3, 7, 9]
+    assert cols["lon"] == [-99.125, -98.0, -97.0, -96.0, -99.125, -98.0]
+    assert cols["lat"] == [19.5, 20.25, 21.0, 22.0, 19.5, 20.25]
+    assert cols["alt_m"][2] == 150.0
+    assert np.isnan([cols["alt_m"][i] for i in (0, 1, 3, 4, 5)]).all()
+    assert [(r.src_rec, r.reason.split(" in column")[0]) for r in rejects] == [
+        (4, "bad geometry"),
+        (5, "bad geometry"),
+        (6, "not a Point (geometry type id)"),
+        (8, "bad geometry"),
+    ]
+
+
+def test_geoarrow_point_structs_and_interleaved_lists(tmp_path: Path) -> None:
+    base = {
+        "time": pa.array([T0, T0 + 1, T0 + 2], type=pa.timestamp("us", tz="UTC")),
+        "sensor": ["EO"] * 3,
+        "kind": ["thermal"] * 3,
+    }
+    structs = pa.array([{"x": -99.0, "y": 19.0}, None, {"x": -98.0, "y": 20.0}])
+    lists = pa.array([[-99.0, 19.0], None, [-98.0, 20.0]], type=pa.list_(pa.float64(), 2))
+    for enc, geom in (("point", structs), ("point", lists)):
+        geo = {"version": "1.1.0", "primary_column": "geometry", "columns": {"geometry": {"encoding": enc}}}
+        path = tmp_path / "arrow.parquet"
+        table = pa.table({**base, "geometry": geom}).replace_schema_metadata({"geo": json.dumps(geo)})
+        pq.write_table(table, path)
+        cols, rejects = read_all(ParquetReader(), path)
+        assert cols["lon"] == [-99.0, -98.0]
+        assert cols["lat"] == [19.0, 20.0]
+        assert [(r.src_rec, r.reason.split(" in column")[0]) for r in rejects] == [(1, "missing geometry")]
