@@ -114,8 +114,10 @@ def _overlaps(row: dict[str, Any], day: str | None, start: str = "start", end: s
     return ts < d1 and te >= d0
 
 
-def _fc(features: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": features, **extra}
+def _fc(features: list[dict[str, Any]], **extra: Any) -> Any:
+    """A FeatureCollection response, encoded directly (large coordinate lists skip FastAPI's per-value encoder)."""
+    body = json.dumps({"type": "FeatureCollection", "features": features, **extra}, separators=(",", ":"))
+    return Response(body, media_type="application/geo+json")
 
 
 def _decimate(coords: list[list[float]], n: int = MAX_LINE_POINTS) -> list[list[float]]:
@@ -195,7 +197,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 @router.get("/api/map/sites")
 def map_sites(
     state: StateDep, user: UserDep, min_score: float = 0.0, status_: Annotated[str | None, Query(alias="status")] = None
-) -> dict[str, Any]:
+) -> Any:
     """Ranked sites as GeoJSON points (``score`` sizes the circle), released to the caller."""
     where = [ks.sites.c.score >= min_score]
     if status_:
@@ -312,7 +314,7 @@ def map_tracks(
     day: DayQ = None,
     kind: str | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEATURES)] = 10_000,
-) -> dict[str, Any]:
+) -> Any:
     """Track lines (simplified on the server), longest first, at most ``limit``."""
     rows = [r for r in _all_tracks(state, kind) if r.get("geometry") and _overlaps(r, day)]
     rows = _release(state, user, "tracks", rows)
@@ -362,7 +364,7 @@ def list_corridors(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]
 
 
 @router.get("/api/map/corridors")
-def map_corridors(state: StateDep, user: UserDep) -> dict[str, Any]:
+def map_corridors(state: StateDep, user: UserDep) -> Any:
     """Corridors as (multi)polygons of their H3 cells."""
     rows = _release(state, user, "corridors", _query(state, ks.corridors, order=ks.corridors.c.volume.desc()))
     feats = []
@@ -395,7 +397,7 @@ def list_crossings(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]
 
 
 @router.get("/api/map/crossings")
-def map_crossings(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
+def map_crossings(state: StateDep, user: UserDep, day: DayQ = None) -> Any:
     """Crossing hot spots as points (``count`` sizes them)."""
     rows = [r for r in _query(state, ks.crossings) if _overlaps(r, day, "first_seen", "last_seen")]
     rows = _release(state, user, "crossings", rows)
@@ -463,7 +465,7 @@ def list_maritime(
 
 
 @router.get("/api/map/maritime")
-def map_maritime(state: StateDep, user: UserDep, day: DayQ = None) -> dict[str, Any]:
+def map_maritime(state: StateDep, user: UserDep, day: DayQ = None) -> Any:
     """Maritime events as points (a dark gap also as a dashed line from where AIS stopped to where it resumed)."""
     rows = _release(state, user, "maritime", [dict(r) for r in _maritime_events(state) if _overlaps(r, day)])
     feats: list[dict[str, Any]] = []
@@ -813,7 +815,7 @@ def _truth_dir(state: AppState, user: User) -> Path:
 
 
 @router.get("/api/map/truth/sites")
-def truth_sites(state: StateDep, user: UserDep) -> dict[str, Any]:
+def truth_sites(state: StateDep, user: UserDep) -> Any:
     """True hidden sites of the demo scenario (``truth/sites.parquet``)."""
     path = _truth_dir(state, user) / "sites.parquet"
     if not path.is_file():
@@ -838,7 +840,7 @@ def truth_tracks(
     user: UserDep,
     day: DayQ = None,
     limit: Annotated[int, Query(ge=1, le=MAX_FEATURES)] = 5000,
-) -> dict[str, Any]:
+) -> Any:
     """True tracks of moving objects for one day (decimated lines; sorties' platforms left out)."""
     d = _truth_dir(state, user) / "tracks"
     files = sorted(d.glob("*.parquet")) if d.is_dir() else []
