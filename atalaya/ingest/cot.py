@@ -72,6 +72,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
 from atalaya.model.observation import IdentKind, ObjectKind, Sensor
@@ -83,7 +84,7 @@ I64 = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 U8 = npt.NDArray[np.uint8]
 
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 4 << 20
 """Bytes read from the input per step."""
 
 MAX_EVENT_BYTES = MAX_LINE_BYTES
@@ -290,8 +291,6 @@ class _Block:
         return self.buf[int(self.starts[i]) : int(self.stops[i])]
 
 
-_EVENT_NAME = np.frombuffer(b"event", dtype=np.uint8)
-_END_NAME = np.frombuffer(b"/event>", dtype=np.uint8)
 _AFTER_NAME = np.zeros(256, dtype=np.bool_)
 _AFTER_NAME[list(b" \t\n\r\x0b\x0c>/")] = True  # what may follow "<event": \s, ">" or "/"
 
@@ -300,11 +299,15 @@ def _tag_offsets(a: U8) -> tuple[I64, I64]:
     """Offsets of every ``<event`` start tag and every ``</event>`` in the bytes ``a`` (vectorised)."""
     lt = np.flatnonzero(a == 60)
     cand = lt[lt + 6 < a.size]
-    name = a[cand[:, None] + np.arange(1, 6)]
-    starts = cand[(name == _EVENT_NAME).all(axis=1) & _AFTER_NAME[a[cand + 6]]]
+    cand = cand[a[cand + 1] == ord("e")]  # cheap first cut: most tags are not events
+    for k, ch in enumerate(b"vent", start=2):
+        cand = cand[a[cand + k] == ch]
+    starts = cand[_AFTER_NAME[a[cand + 6]]]
     cand = lt[lt + 8 <= a.size]
-    ends = cand[(a[cand[:, None] + np.arange(1, 8)] == _END_NAME).all(axis=1)]
-    return starts.astype(np.int64, copy=False), ends.astype(np.int64, copy=False)
+    cand = cand[a[cand + 1] == ord("/")]
+    for k, ch in enumerate(b"event>", start=2):
+        cand = cand[a[cand + k] == ch]
+    return starts.astype(np.int64, copy=False), cand.astype(np.int64, copy=False)
 
 
 def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
@@ -721,8 +724,6 @@ class _Layout:
     """The separators, concatenated."""
     sep_lens: I64
     """Length of each separator (one more than the values)."""
-    intra: I64
-    """Offset of each byte of ``seps`` within its own separator."""
     n_special: int
     """``<``, ``&`` and control bytes in the separators (values must add none)."""
     value_of: dict[str, int]
@@ -763,7 +764,6 @@ def _learn_layout(seps: list[bytes]) -> _Layout | None:
     return _Layout(
         seps=np.frombuffer(joined, dtype=np.uint8),
         sep_lens=sep_lens,
-        intra=np.arange(len(joined), dtype=np.int64) - np.repeat(np.cumsum(sep_lens) - sep_lens, sep_lens),
         n_special=int(_LAYOUT_SPECIAL[np.frombuffer(joined, dtype=np.uint8)].sum()),
         value_of=value_of,
     )
@@ -779,6 +779,22 @@ def _layout_of(buf: bytes, start: int, quotes: I64, stop: int) -> _Layout | None
     if len(_LAYOUTS) < _LAYOUT_CACHE_MAX:
         _LAYOUTS[key] = layout
     return layout
+
+
+def _separators_match(a: U8, sep_lo: I64, layout: _Layout) -> BoolArray:
+    """Whether each row's separators (starting at ``sep_lo``) are byte for byte the layout's."""
+    n, width = sep_lo.shape[0], int(layout.seps.size)
+    got = np.empty((n, width), dtype=np.uint8)
+    at = 0
+    for j, length in enumerate(layout.sep_lens.tolist()):
+        if length:
+            got[:, at : at + length] = sliding_window_view(a, length)[sep_lo[:, j]]  # a row copy per event
+        at += length
+    if width == 0:
+        return np.ones(n, dtype=np.bool_)
+    whole = np.dtype((np.void, width))  # compare each row as one opaque value
+    match: BoolArray = got.view(whole).ravel() == layout.seps.view(whole)[0]
+    return match
 
 
 def _slice_strings(a: U8, lo: I64, hi: I64) -> pa.Array:
@@ -831,8 +847,7 @@ def _layout_rows(blk: _Block) -> tuple[list[tuple[I64, dict[str, pa.Array]]], Bo
         sep_hi = np.concatenate([q[:, 0::2], blk.stops[same][:, None]], axis=1)
         fit = ((sep_hi - sep_lo) == layout.sep_lens).all(axis=1)
         same, q, sep_lo = same[fit], q[fit], sep_lo[fit]
-        at = np.repeat(sep_lo, layout.sep_lens, axis=1) + layout.intra
-        fit = (a[at] == layout.seps).all(axis=1)
+        fit = _separators_match(a, sep_lo, layout)
         same, q = same[fit], q[fit]
         if same.size == 0:
             continue
@@ -1086,8 +1101,7 @@ class CotReader:
         target = max(1, options.batch_rows)
         for blk in _segments(fh):
             cols, bad = _block_columns(blk, encoding) if blk.starts.size else ({}, [])
-            rejects.extend(blk.rejects)
-            rejects.extend(bad)
+            rejects.extend(sorted([*blk.rejects, *bad], key=lambda r: r.src_rec))
             records += int(blk.starts.size) + len(blk.rejects)
             nbytes += blk.nread
             if cols:
