@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,6 +17,8 @@ from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.lake import Lake
 
 COOKIE = "atalaya_token"
+LOG_WAIT_S = 10.0
+"""How long a release waits for another process (e.g. a CLI run) writing the transparency log."""
 
 
 @dataclass(kw_only=True)
@@ -30,6 +33,8 @@ class AppState:
     """Scenario ground truth (demo mode only), for the truth overlay."""
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Background jobs by id."""
+    log_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Serialises this process's appends to the transparency log (one writer at a time)."""
 
     @property
     def lake(self) -> Lake:
@@ -62,7 +67,7 @@ class AppState:
                 decision=last,
                 user=user.username,
             )
-            with open_log(self.workspace) as log:
+            with self.log_lock, open_log(self.workspace, wait_s=LOG_WAIT_S) as log:
                 log.append(entry)
         return kept
 

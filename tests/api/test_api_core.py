@@ -144,3 +144,17 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/auth/login", "/api/sites", "/api/sites/{site_id}", "/api/log/verify", "/api/map/territories"):
         assert p in paths
+
+
+def test_concurrent_partner_requests_all_logged(client: TestClient, workspace: Workspace) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    h = _login(client, "lia", "liaison-pass")
+    with open_log(workspace, readonly=True) as log:
+        before = log.size
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(lambda _: client.get("/api/sites", headers=h).status_code, range(16)))
+    assert codes == [200] * 16
+    with open_log(workspace, readonly=True) as log:
+        kinds = [log.get(i)["kind"] for i in range(before, log.size)]
+    assert kinds == ["dissemination"] * 16

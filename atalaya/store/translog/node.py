@@ -11,6 +11,9 @@ messages cannot collide.
 
 from __future__ import annotations
 
+import time
+
+from atalaya.core.errors import StoreError
 from atalaya.core.workspace import Workspace
 from atalaya.store.translog.checkpoint import NoteSigner
 from atalaya.store.translog.log import TransparencyLog
@@ -29,9 +32,22 @@ def witness_name(ws: Workspace) -> str:
     return f"atalaya.{ws.party.lower()}/witness"
 
 
-def open_log(ws: Workspace, *, readonly: bool = False) -> TransparencyLog:
-    """Open the workspace's transparency log."""
-    return TransparencyLog.open(ws.log_dir, origin=ws.log_origin, readonly=readonly)
+def open_log(ws: Workspace, *, readonly: bool = False, wait_s: float = 0.0) -> TransparencyLog:
+    """Open the workspace's transparency log.
+
+    A writer waits up to ``wait_s`` seconds for another process's writer to finish
+    (the log has exactly one writer at a time) before giving up with its error.
+    """
+    deadline = time.monotonic() + wait_s
+    delay = 0.01
+    while True:
+        try:
+            return TransparencyLog.open(ws.log_dir, origin=ws.log_origin, readonly=readonly)
+        except StoreError as e:
+            if readonly or "open for writing" not in e.message or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(0.2, delay * 2)
 
 
 def witness_for(ws: Workspace) -> Witness:
