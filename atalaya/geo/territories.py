@@ -35,7 +35,7 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from atalaya.core.errors import ValidationError
-from atalaya.geo.kernels import from_aeqd, geodesic_buffer, to_aeqd
+from atalaya.geo.kernels import from_aeqd, geodesic_buffer, geodesic_upper_bound, to_aeqd
 from atalaya.geo.naturalearth import load_layer
 
 Level = Literal["country", "state"]
@@ -322,11 +322,9 @@ def _exact(t: Territories, grid: _Grid, x: FloatArray, y: FloatArray) -> IntArra
     return out
 
 
-def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
-    idx = t.level_indices(level)
-    geoms = t.geoms[idx]
-    bounds = shapely.bounds(geoms).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
-    if len(idx):
+def _extent(t: Territories, bounds: FloatArray, max_cells: int) -> tuple[float, float, float, int, int]:
+    """West and south edges, cell size and ``(nx, ny)`` of a grid over the level's bounds within the focus box."""
+    if len(bounds):
         tb = (bounds[:, 0].min(), bounds[:, 1].min(), bounds[:, 2].max(), bounds[:, 3].max())
     else:
         tb = (0.0, 0.0, 1.0, 1.0)
@@ -338,6 +336,14 @@ def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
     cell = max(float(np.sqrt((x1 - x0) * (y1 - y0) / max_cells)), 1e-4)
     nx = int(np.ceil((x1 - x0) / cell)) + 1
     ny = int(np.ceil((y1 - y0) / cell)) + 1
+    return float(x0), float(y0), cell, nx, ny
+
+
+def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
+    idx = t.level_indices(level)
+    geoms = t.geoms[idx]
+    bounds = shapely.bounds(geoms).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
+    x0, y0, cell, nx, ny = _extent(t, bounds, max_cells)
     empty = _Grid(x0=x0, y0=y0, cell=cell, lut=np.full((ny, nx), INTL, np.int32), idx=idx, bounds=bounds)
     if len(idx) == 0:
         return empty
@@ -361,8 +367,8 @@ def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
     prev = np.concatenate([[False], flat[:-1]])
     start = flat & (~prev | col0)
     starts = np.flatnonzero(start)
-    sx = x0 + (starts % nx + 0.5) * cell
-    sy = y0 + (starts // nx + 0.5) * cell
+    sx = np.asarray(x0 + (starts % nx + 0.5) * cell, dtype=np.float64)
+    sy = np.asarray(y0 + (starts // nx + 0.5) * cell, dtype=np.float64)
     run_lab = _exact(t, empty, sx, sy).astype(np.int32)
     run_id = np.cumsum(start, dtype=np.int32) - 1
     lut = np.full(ny * nx, BOUNDARY, dtype=np.int32)
@@ -445,3 +451,148 @@ def cells_pure(territories: Territories, cells: IntArray, level: str = "country"
 def grid_width(territories: Territories, level: str = "country") -> int:
     """Number of columns of the lookup grid of ``level`` (to decode cells of :func:`label_points_cells`)."""
     return int(_grid(territories, level).lut.shape[1])
+
+
+# --------------------------------------------------------------------------- depth bounds
+
+DEPTH_CELLS = 1 << 19
+"""Cells of the nearest-boundary-point grid of a level (over the same box as the lookup grid)."""
+KM_PER_DEGREE_MAX = 111.7
+"""No path of one degree in lon/lat is longer than this on WGS84 (meridian degree at the poles: 111.69 km)."""
+SEED_INSIDE_MAX_DEG = 1e-7
+"""Boundary points lying farther than this inside another territory of the level are not used for depth bounds."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Field:
+    """For each cell of a grid, a point of some boundary of the level near the cell centre."""
+
+    x0: float
+    """West edge, degrees."""
+    y0: float
+    """South edge, degrees."""
+    cell: float
+    """Cell size, degrees."""
+    seed: npt.NDArray[np.int32]
+    """``(ny, nx)`` index of the cell's boundary point (-1: none)."""
+    sx: FloatArray
+    """Boundary points (densified boundary vertices): longitudes."""
+    sy: FloatArray
+    """Latitudes."""
+    slack_km: float
+    """How far (km) inside a territory of the level any kept boundary point may lie (rounding along shared borders)."""
+
+
+def _jump_flood(seed: npt.NDArray[np.int32], sx: FloatArray, sy: FloatArray, px: FloatArray, py: FloatArray) -> None:
+    """Propagate to every cell the boundary point nearest its centre (jump flooding, then one unit pass), in place.
+
+    Distances use the local scale of each row (``cos φ`` east-west). The result is
+    the nearest point for nearly all cells and a close one otherwise; callers only
+    rely on it being *some* boundary point.
+    """
+    ny, nx = seed.shape
+    kx = np.cos(np.radians(py))[:, None]
+    best = np.full(seed.shape, np.inf)
+    ok = seed >= 0
+    iy, ix = np.nonzero(ok)
+    s = seed[ok]
+    best[ok] = ((sx[s] - px[ix]) * kx[iy, 0]) ** 2 + (sy[s] - py[iy]) ** 2
+    k = 1 << max(int(np.ceil(np.log2(max(nx, ny)))) - 1, 0)
+    steps = []
+    while k >= 1:
+        steps.append(k)
+        k //= 2
+    for k in [*steps, 1]:
+        for dy in (-k, 0, k):
+            for dx in (-k, 0, k):
+                if (dy == 0 and dx == 0) or abs(dy) >= ny or abs(dx) >= nx:
+                    continue
+                ty = slice(max(0, -dy), ny - max(0, dy))
+                tx = slice(max(0, -dx), nx - max(0, dx))
+                fy = slice(max(0, dy), ny - max(0, -dy))
+                fx = slice(max(0, dx), nx - max(0, -dx))
+                cand = seed[fy, fx]
+                d2 = ((sx[cand] - px[tx]) * kx[ty]) ** 2 + (sy[cand] - py[ty, None]) ** 2
+                better = (cand >= 0) & (d2 < best[ty, tx])
+                np.copyto(best[ty, tx], d2, where=better)
+                np.copyto(seed[ty, tx], cand, where=better)
+
+
+def _build_field(t: Territories, level: str, max_cells: int) -> _Field:
+    idx = t.level_indices(level)
+    geoms = t.geoms[idx]
+    bounds = shapely.bounds(geoms).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
+    x0, y0, cell, nx, ny = _extent(t, bounds, max_cells)
+    bnd = shapely.boundary(geoms)
+    xy = shapely.get_coordinates(shapely.segmentize(bnd, cell * 0.25))
+    sx, sy = xy[:, 0], xy[:, 1]
+    # A boundary point q inside the interior of a territory T bounds depths in T only with dist(q, ∂T)
+    # added (the path p → q → ∂T). Along shared borders that distance is rounding; points farther inside
+    # (where territories of the level overlap) are dropped, and the rest's largest distance is kept as slack.
+    far = np.zeros(len(sx))
+    for k, gi in enumerate(idx.tolist()):
+        bx0, by0, bx1, by1 = bounds[k]
+        m = np.flatnonzero((sx >= bx0) & (sx <= bx1) & (sy >= by0) & (sy <= by1))
+        m = m[shapely.contains_xy(t.geoms[gi], sx[m], sy[m])]
+        if len(m):
+            far[m] = np.maximum(far[m], shapely.distance(bnd[k], shapely.points(sx[m], sy[m])))
+    keep = far <= SEED_INSIDE_MAX_DEG
+    sx, sy = np.ascontiguousarray(sx[keep]), np.ascontiguousarray(sy[keep])
+    slack = float(far[keep].max(initial=0.0)) * KM_PER_DEGREE_MAX
+    seed = np.full((ny, nx), -1, dtype=np.int32)
+    px = np.asarray(x0 + (np.arange(nx) + 0.5) * cell, dtype=np.float64)
+    py = np.asarray(y0 + (np.arange(ny) + 0.5) * cell, dtype=np.float64)
+    cx = np.floor((sx - x0) / cell).astype(np.int64)
+    cy = np.floor((sy - y0) / cell).astype(np.int64)
+    ok = np.flatnonzero((cx >= 0) & (cx < nx) & (cy >= 0) & (cy < ny))
+    # One point per cell: the one nearest the centre (assigned last, so it wins).
+    d2 = (sx[ok] - px[cx[ok]]) ** 2 + (sy[ok] - py[cy[ok]]) ** 2
+    ok = ok[np.argsort(-d2, kind="stable")]
+    seed[cy[ok], cx[ok]] = ok.astype(np.int32)
+    if len(ok):
+        _jump_flood(seed, sx, sy, px, py)
+    return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=slack)
+
+
+def _field(t: Territories, level: str, max_cells: int = DEPTH_CELLS) -> _Field:
+    key = f"field:{level}:{max_cells}"
+    f = t._cache.get(key)
+    if f is None:
+        f = _build_field(t, level, max_cells)
+        t._cache[key] = f
+    out: _Field = f
+    return out
+
+
+def depth_upper_bound(territories: Territories, lon: Any, lat: Any, labels: Any, level: str = "country") -> FloatArray:
+    """A guaranteed upper bound (km) of each point's geodesic distance to the boundary of its territory ``labels``.
+
+    Each point is measured (:func:`atalaya.geo.kernels.geodesic_upper_bound`) to the
+    boundary point that a grid (≤ :data:`DEPTH_CELLS` cells, built once per level)
+    keeps for its cell: the boundary point nearest the cell centre, so the bound is
+    close for deep points (about ``h² / 2d`` above the depth ``d`` for a point ``h``
+    from the centre). Points outside the grid, or with label -1, get ``inf``.
+
+    >>> from shapely.geometry import box
+    >>> t = territories_from_geometries(ids=["A"], geoms=[box(0, 0, 2, 2)])
+    >>> ub = depth_upper_bound(t, np.array([1.0, 0.1]), np.array([1.0, 1.0]), np.array([0, 0]))
+    >>> bool(110.57 <= ub[0] < 111.5), bool(11.13 <= ub[1] < 11.4)  # depths: 110.57 km and 11.13 km
+    (True, True)
+    >>> depth_upper_bound(t, np.array([]), np.array([]), np.array([], dtype=np.int64)).shape
+    (0,)
+    """
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    lab = np.asarray(labels).ravel()
+    f = _field(territories, level)
+    ny, nx = f.seed.shape
+    out = np.full(len(x), np.inf)
+    ix = np.floor((x - f.x0) / f.cell)
+    iy = np.floor((y - f.y0) / f.cell)
+    ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (lab >= 0)
+    k = np.flatnonzero(ok)
+    s = f.seed.ravel()[iy[k].astype(np.int64) * nx + ix[k].astype(np.int64)]
+    has = s >= 0
+    k, s = k[has], s[has]
+    out[k] = geodesic_upper_bound(x[k], y[k], f.sx[s], f.sy[s]) / 1000.0 + f.slack_km
+    return out
