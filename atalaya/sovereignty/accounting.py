@@ -12,11 +12,17 @@ so the totals of a track at one level add up to its duration and length.
 Depth is the geodesic distance (km) from a fix inside a territory to the
 territory's boundary (land border, coast for states, or the 12 nm limit for
 countries); crossing points have depth 0. The nearest boundary point is found in
-an azimuthal equidistant plane centred on the fixes of that territory and the
-distance to it is then measured on the WGS84 ellipsoid (typically within 0.5 %).
-Only fixes that could beat the best depth found so far are measured exactly: depth
-is 1-Lipschitz along the track, so fixes whose along-track bound cannot exceed the
-maximum are skipped.
+an azimuthal equidistant plane centred on a batch of fixes of one territory and
+one 2° tile, and the distance to it is then measured on the WGS84 ellipsoid
+(within about 0.1 % and tens of metres). Only fixes that could beat their group's
+best are measured: every fix gets a guaranteed upper bound of its depth
+(:func:`atalaya.geo.territories.depth_upper_bound`, its distance to a known
+boundary point), and per (track, territory) fixes are measured in order of
+decreasing bound until no bound left exceeds the best measured depth, so the
+maximum is that of measuring every fix.
+
+Tracks are processed in chunks of whole tracks (:data:`CHUNK_ROWS` fixes), so
+the working memory does not grow with the number of fixes.
 
 >>> import numpy as np
 >>> from shapely.geometry import box
@@ -36,7 +42,8 @@ maximum are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,13 +54,26 @@ import shapely
 
 from atalaya.core.errors import ValidationError
 from atalaya.geo.kernels import aeqd_forward, aeqd_inverse, geodesic_distance
-from atalaya.geo.territories import Territories, cells_pure, grid_width, label_points, label_points_cells
+from atalaya.geo.territories import (
+    Territories,
+    cells_pure,
+    depth_upper_bound,
+    grid_width,
+    label_points,
+    label_points_cells,
+)
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
-DEPTH_STEPS_KM: tuple[float, ...] = (50.0, 5.0)
-"""Along-track spacings of the exact depth samples before the remaining candidates are measured."""
+CHUNK_ROWS = 1 << 20
+"""Fixes per chunk of whole tracks (bounds the working memory)."""
+DEPTH_TILE_DEG = 2.0
+"""Exact depths are measured in batches of one territory and one tile of this size."""
+PREFILTER_KM = 20.0
+"""A chunk keeps as depth candidates the fixes whose bound is within this (plus :data:`PREFILTER_REL`)…"""
+PREFILTER_REL = 0.03
+"""…of their group's largest bound; groups whose measured maximum falls lower are revisited."""
 
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -243,32 +263,54 @@ def _pieces(
     return _Pieces(seg=seg, f0=f0, f1=f1, label=out_lab), lab
 
 
-def _depth_exact(t: Territories, level: str, lon: FloatArray, lat: FloatArray, terr: IntArray) -> FloatArray:
-    """Geodesic distance (km) from each point to the boundary of its territory ``terr`` (≥ 0)."""
+def _depth_exact(
+    t: Territories, level: str, lon: FloatArray, lat: FloatArray, terr: IntArray, ub: FloatArray
+) -> FloatArray:
+    """Geodesic distance (km) from each point to the boundary of its territory ``terr`` (≥ 0).
+
+    ``ub`` bounds each distance from above (``inf`` allowed): only boundary pieces
+    within it are considered. Points are measured in batches of one territory and
+    one :data:`DEPTH_TILE_DEG` tile, in an azimuthal equidistant plane centred on the batch.
+    """
     out = np.zeros(len(lon))
     if len(lon) == 0:
         return out
-    pieces, _, owner = _boundary_pieces(t, level)
-    for ti in np.unique(terr).tolist():
-        m = np.flatnonzero(terr == ti)
-        lon0, lat0 = float(np.mean(lon[m])), float(np.mean(lat[m]))
-        mine = pieces[owner == ti]
+    pieces, tree, owner = _boundary_pieces(t, level)
+    tile = np.floor(lon / DEPTH_TILE_DEG) * 4096 + np.floor(lat / DEPTH_TILE_DEG)
+    key = terr * (1 << 24) + (tile - tile.min()).astype(np.int64)
+    order = np.argsort(key, kind="stable")
+    uk, start = np.unique(key[order], return_index=True)
+    ends = np.r_[start[1:], len(order)]
+    for k, a, b in zip(uk.tolist(), start.tolist(), ends.tolist(), strict=True):
+        ti = k >> 24
+        m = order[a:b]
+        x, y = lon[m], lat[m]
+        reach = float(np.max(ub[m]))
+        # Any boundary point within ``reach`` km lies in this lon/lat box (meridian degree ≥ 110.57 km,
+        # parallel degree ≥ a·cos φ at the highest latitude reached).
+        dlat = reach / 110.5
+        top = float(np.max(np.abs(y))) + dlat
+        if np.isfinite(reach) and top < 89.0:
+            dlon = reach / (111.3 * np.cos(np.radians(top)))
+            box = shapely.box(x.min() - dlon, y.min() - dlat, x.max() + dlon, y.max() + dlat)
+            cand = tree.query(box)
+            mine = pieces[cand[owner[cand] == ti]]
+        else:
+            mine = pieces[owner == ti]
+        if len(mine) == 0:
+            mine = pieces[owner == ti]
+        lon0, lat0 = float(np.mean(x)), float(np.mean(y))
         local = shapely.transform(
             mine, lambda xy, lon0=lon0, lat0=lat0: np.column_stack(aeqd_forward(lon0, lat0, xy[:, 0], xy[:, 1]))
         )
-        px, py = aeqd_forward(lon0, lat0, lon[m], lat[m])
+        px, py = aeqd_forward(lon0, lat0, x, y)
         pts = shapely.points(px, py)
         near = shapely.STRtree(local).query_nearest(pts, all_matches=False)
         seg = shapely.shortest_line(local[near[1]], pts[near[0]])
         q = shapely.get_coordinates(shapely.get_point(seg, 0))
         qlon, qlat = aeqd_inverse(lon0, lat0, q[:, 0], q[:, 1])
-        out[m[near[0]]] = geodesic_distance(lon[m[near[0]]], lat[m[near[0]]], qlon, qlat) / 1000.0
+        out[m[near[0]]] = geodesic_distance(x[near[0]], y[near[0]], qlon, qlat) / 1000.0
     return out
-
-
-def _bound_km(lon1: FloatArray, lat1: FloatArray, lon2: FloatArray, lat2: FloatArray) -> FloatArray:
-    """A safe upper bound (km) of the geodesic distance: local formula plus 1 % and 10 m."""
-    return geodesic_distance(lon1, lat1, lon2, lat2, exact_beyond=False) * 1.01e-3 + 0.01
 
 
 def _max_depth(
@@ -276,66 +318,39 @@ def _max_depth(
     level: str,
     lon: FloatArray,
     lat: FloatArray,
-    lab: IntArray,
-    code: IntArray,
-    cum_km: FloatArray,
+    fix: IntArray,
+    group: IntArray,
+    ub: FloatArray,
+    n_groups: int,
+    g_lab: IntArray,
+    more: Callable[[FloatArray], tuple[IntArray, IntArray, FloatArray]],
 ) -> FloatArray:
-    """Per fix: exact depth where measured, else -inf; enough fixes measured that each group max is exact."""
-    n = len(lon)
-    depth = np.full(n, -np.inf)
-    inside = lab >= 0
-    if not inside.any():
-        return depth
-    # Runs of consecutive fixes in the same track and territory.
-    brk = np.ones(n, dtype=bool)
-    brk[1:] = (code[1:] != code[:-1]) | (lab[1:] != lab[:-1])
-    run = np.cumsum(brk) - 1
-    run_end = np.ones(n, dtype=bool)
-    run_end[:-1] = brk[1:]
-    group = code * (len(t) + 1) + lab + 1
-    done = ~inside
-    todo = inside & (brk | run_end)
-    for step in (*DEPTH_STEPS_KM, 0.0):
-        if step > 0:
-            open_ = np.flatnonzero(inside & ~done)
-            bucket = np.floor(cum_km[open_] / step)
-            newb = np.ones(len(open_), dtype=bool)
-            newb[1:] = bucket[1:] != bucket[:-1]
-            todo[open_[newb]] = True
-        else:
-            todo = inside
-        todo &= ~done
-        idx = np.flatnonzero(todo)
-        depth[idx] = _depth_exact(t, level, lon[idx], lat[idx], lab[idx])
-        done[idx] = True
-        if step == 0.0:
-            break
-        # Lipschitz bound from the nearest measured fix before and after in the same run.
-        meas = done & inside
-        ar = np.arange(n)
-        prev = np.maximum.accumulate(np.where(meas, ar, -1))
-        nxt = np.minimum.accumulate(np.where(meas, ar, n)[::-1])[::-1]
-        # Bound from the nearest measured fix before and after in the same run: depth is 1-Lipschitz in
-        # geodesic distance (the straight distance is tighter than the along-track one).
-        ub = np.full(n, np.inf)
-        open_ = np.flatnonzero(inside & ~done)
-        pv, nv = prev[open_], nxt[open_]
-        okp = (pv >= 0) & (run[np.maximum(pv, 0)] == run[open_])
-        i, j = open_[okp], pv[okp]
-        ub[i] = depth[j] + _bound_km(lon[i], lat[i], lon[j], lat[j])
-        okn = (nv < n) & (run[np.minimum(nv, n - 1)] == run[open_])
-        i, j = open_[okn], nv[okn]
-        ub[i] = np.minimum(ub[i], depth[j] + _bound_km(lon[i], lat[i], lon[j], lat[j]))
-        # Best measured depth per group (track, territory): runs are contiguous, groups are few.
-        rstart = np.flatnonzero(brk)
-        run_best = np.maximum.reduceat(np.where(meas, depth, -np.inf), rstart)
-        gu, gi = np.unique(group[rstart], return_inverse=True)
-        best = np.full(len(gu), -np.inf)
-        np.maximum.at(best, gi, run_best)
-        # Fixes that cannot beat their group's best are settled.
-        done[open_] |= ub[open_] <= best[gi[run[open_]]]
-        todo = np.zeros(n, dtype=bool)
-    return depth
+    """Largest depth per group from candidate fixes ``fix`` (global rows) of ``group`` with upper bounds ``ub``.
+
+    Branch and bound: each round measures, per group, the candidates with the
+    largest bounds, then drops every candidate whose bound does not exceed its
+    group's best measured depth. Groups without a candidate get -inf.
+    """
+    best = np.full(n_groups, -np.inf)
+    take = 1
+    while len(fix):
+        o = np.lexsort((-ub, group))
+        fix, group, ub = fix[o], group[o], ub[o]
+        first = np.r_[0, np.flatnonzero(group[1:] != group[:-1]) + 1]
+        rank = np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
+        now = rank < take
+        i = fix[now]
+        d = _depth_exact(t, level, lon[i], lat[i], g_lab[group[now]], ub[now])
+        np.maximum.at(best, group[now], d)
+        rest = ~now
+        fix, group, ub = fix[rest], group[rest], ub[rest]
+        if take == 1:
+            f2, g2, u2 = more(best)
+            fix, group, ub = np.r_[fix, f2], np.r_[group, g2], np.r_[ub, u2]
+        keep = ub > best[group]
+        fix, group, ub = fix[keep], group[keep], ub[keep]
+        take *= 4
+    return best
 
 
 def _track_codes(track_id: Any) -> tuple[IntArray, npt.NDArray[np.object_]]:
@@ -346,6 +361,15 @@ def _track_codes(track_id: Any) -> tuple[IntArray, npt.NDArray[np.object_]]:
     code = np.cumsum(change) - 1
     names = np.asarray([str(v) for v in tid[change]], dtype=object)
     return code.astype(np.int64), names
+
+
+def _chunks(code: IntArray, rows: int) -> list[tuple[int, int]]:
+    """Row ranges of about ``rows`` fixes each that hold whole tracks."""
+    n = len(code)
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if n else np.zeros(0, np.int64)
+    cuts = np.unique(starts[np.searchsorted(starts, np.arange(0, n, rows), side="left").clip(0, len(starts) - 1)])
+    bounds = [*cuts.tolist(), n]
+    return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def account_tracks(
@@ -364,6 +388,8 @@ def account_tracks(
     Rows must be sorted by track, then time (``time_us``: int64 µs since the
     epoch, UTC). ``alt_m`` is accepted for future altitude rules and not used
     yet. With ``depth=False`` the (costlier) penetration depth is skipped (null).
+    Tracks are processed in chunks of about :data:`CHUNK_ROWS` fixes, so working
+    memory stays bounded whatever the number of fixes.
     """
     del alt_m
     lon = np.ascontiguousarray(lon, dtype=np.float64)
@@ -372,31 +398,37 @@ def account_tracks(
     n = len(lon)
     if not (len(lat) == len(tus) == n == len(np.asarray(track_id))):
         raise ValidationError("track_id, time_us, lon and lat differ in length", hint="pass one value of each per fix")
+    for level in levels:
+        territories.level_indices(level)  # validates the level names before any work
     code, names = _track_codes(track_id)
-    if n and np.any((np.diff(tus) < 0) & (code[1:] == code[:-1])):
-        raise ValidationError(
-            "fixes are not sorted by time within a track",
-            hint="sort rows by track id, then time (e.g. ORDER BY ident, time)",
-        )
-    if n and not (np.isfinite(lon).all() and np.isfinite(lat).all()):
-        raise ValidationError("non-finite coordinates", hint="drop fixes without a position before accounting")
-    s, e = _segments(code)
+    chunks = _chunks(code, CHUNK_ROWS)
+    for a, b in chunks:
+        c, tc = code[a:b], tus[a:b]
+        if np.any((tc[1:] < tc[:-1]) & (c[1:] == c[:-1])):
+            raise ValidationError(
+                "fixes are not sorted by time within a track",
+                hint="sort rows by track id, then time (e.g. ORDER BY ident, time)",
+            )
+        if not (np.isfinite(lon[a:b]).all() and np.isfinite(lat[a:b]).all()):
+            raise ValidationError("non-finite coordinates", hint="drop fixes without a position before accounting")
     if n == 0:
         return Accounting(
             summary=SUMMARY_SCHEMA.empty_table(), events=EVENTS_SCHEMA.empty_table(), tracks=TRACKS_SCHEMA.empty_table()
         )
-    seg_len = geodesic_distance(lon[s], lat[s], lon[e], lat[e])
-    seg_dt = (tus[e] - tus[s]).astype(np.float64)
-    trk_start = np.searchsorted(code, np.arange(len(names)))
+    trk_start = np.searchsorted(code, np.arange(len(names))).astype(np.int64)
     trk_end = (np.r_[trk_start[1:], n] - 1).astype(np.int64)
-    trk_start = trk_start.astype(np.int64)
-    cum_km = np.zeros(n)
-    if n:
-        step = np.zeros(n)
-        step[e[e != s]] = seg_len[e != s] / 1000.0
-        cum_km = np.cumsum(step)
     length_km = np.zeros(len(names))
-    np.add.at(length_km, code[s], seg_len / 1000.0)
+    parts: dict[str, list[_LevelPart]] = {level: [] for level in levels}
+    for a, b in chunks:
+        c = code[a:b]
+        s, e = _segments(c)
+        x, y, tc = lon[a:b], lat[a:b], tus[a:b]
+        seg_len = geodesic_distance(x[s], y[s], x[e], y[e])
+        seg_dt = (tc[e] - tc[s]).astype(np.float64)
+        c0 = int(c[0])
+        length_km[c0 : int(c[-1]) + 1] += np.bincount(c[s] - c0, weights=seg_len / 1000.0)
+        for level in levels:
+            parts[level].append(_account_chunk(territories, level, a, x, y, tc, c, s, e, seg_len, seg_dt, depth))
     tracks = pa.table(
         {
             "track_id": pa.array(names.tolist(), pa.string()),
@@ -410,35 +442,58 @@ def account_tracks(
     )
     summaries, events = [], []
     for level in levels:
-        sm, ev = _account_level(territories, level, lon, lat, tus, code, names, s, e, seg_len, seg_dt, cum_km, depth)
+        sm, ev = _level_tables(territories, level, parts[level], names, lon, lat, trk_start, trk_end, depth)
         summaries.append(sm)
         events.append(ev)
-    summary = pa.concat_tables(summaries) if summaries else SUMMARY_SCHEMA.empty_table()
     return Accounting(
-        summary=summary,
+        summary=pa.concat_tables(summaries) if summaries else SUMMARY_SCHEMA.empty_table(),
         events=pa.concat_tables(events) if events else EVENTS_SCHEMA.empty_table(),
         tracks=tracks,
     )
 
 
-def _account_level(
+@dataclass(frozen=True, kw_only=True)
+class _LevelPart:
+    """One level's figures for one chunk of whole tracks: per group (track, territory), events, depth candidates."""
+
+    g_code: IntArray
+    g_lab: IntArray
+    g_time: FloatArray
+    g_dist: FloatArray
+    g_visits: IntArray
+    g_entries: IntArray
+    g_exits: IntArray
+    g_first: IntArray
+    g_last: IntArray
+    ev_code: IntArray
+    """Per crossing: track code, territory left and entered, time and place."""
+    ev_from: IntArray
+    ev_to: IntArray
+    ev_time: IntArray
+    ev_lon: FloatArray
+    ev_lat: FloatArray
+    fix: IntArray
+    """Depth candidates: global rows, their group (index in this part) and depth upper bounds (km)."""
+    fix_group: IntArray
+    fix_ub: FloatArray
+    thr: FloatArray
+    """Per group: fixes with bounds below this were not kept as candidates (-inf: all kept)."""
+
+
+def _account_chunk(
     t: Territories,
     level: str,
+    row0: int,
     lon: FloatArray,
     lat: FloatArray,
     tus: IntArray,
     code: IntArray,
-    names: npt.NDArray[np.object_],
     s: IntArray,
     e: IntArray,
     seg_len: FloatArray,
     seg_dt: FloatArray,
-    cum_km: FloatArray,
     with_depth: bool,
-) -> tuple[pa.Table, pa.Table]:
-    t.level_indices(level)  # validates the level name
-    if len(s) == 0:
-        return SUMMARY_SCHEMA.empty_table(), EVENTS_SCHEMA.empty_table()
+) -> _LevelPart:
     p, lab = _pieces(t, level, lon, lat, s, e)
     frac = p.f1 - p.f0
     p_time = seg_dt[p.seg] * frac / 1e6
@@ -464,29 +519,97 @@ def _account_level(
     entered = ~first_run
     exited = ~last_run
     # Groups (track, territory).
-    key = r_code * (len(t) + 1) + r_lab + 1
+    width = len(t) + 1
+    key = r_code * width + r_lab + 1
     gk, gi = np.unique(key, return_inverse=True)
     ng = len(gk)
-    g_code = gk // (len(t) + 1)
-    g_lab = gk % (len(t) + 1) - 1
-    g_time = np.bincount(gi, weights=r_time, minlength=ng)
-    g_dist = np.bincount(gi, weights=r_dist, minlength=ng)
-    g_visits = np.bincount(gi, minlength=ng)
-    g_entries = np.bincount(gi, weights=entered, minlength=ng).astype(np.int64)
-    g_exits = np.bincount(gi, weights=exited, minlength=ng).astype(np.int64)
     g_first = np.full(ng, np.iinfo(np.int64).max)
     np.minimum.at(g_first, gi, t_in)
     g_last = np.full(ng, np.iinfo(np.int64).min)
     np.maximum.at(g_last, gi, t_out)
+    ent = np.flatnonzero(entered)
+    fix = np.zeros(0, np.int64)
+    fix_group = np.zeros(0, np.int64)
+    fix_ub = np.zeros(0)
+    thr = np.full(ng, -np.inf)
+    if with_depth:
+        inside = np.flatnonzero(lab >= 0)
+        fk = code[inside] * width + lab[inside] + 1
+        fg = np.searchsorted(gk, fk).clip(0, max(ng - 1, 0))
+        ok = gk[fg] == fk if ng else np.zeros(len(fk), dtype=bool)
+        inside, fg = inside[ok], fg[ok]
+        ub = depth_upper_bound(t, lon[inside], lat[inside], lab[inside], level)
+        top = np.full(ng, -np.inf)
+        np.maximum.at(top, fg, ub)
+        # Keep the fixes whose bound is near their group's largest; the rest is fetched again only
+        # when the measured maximum falls below the threshold (see _level_tables).
+        thr = top.copy()
+        fin = np.isfinite(top)
+        thr[fin] -= PREFILTER_KM + PREFILTER_REL * top[fin]
+        keep = ub >= thr[fg]
+        fix, fix_group, fix_ub = inside[keep] + row0, fg[keep], ub[keep]
+    return _LevelPart(
+        g_code=gk // width,
+        g_lab=gk % width - 1,
+        g_time=np.bincount(gi, weights=r_time, minlength=ng).astype(np.float64),
+        g_dist=np.bincount(gi, weights=r_dist, minlength=ng).astype(np.float64),
+        g_visits=np.bincount(gi, minlength=ng).astype(np.int64),
+        g_entries=np.bincount(gi, weights=entered, minlength=ng).astype(np.int64),
+        g_exits=np.bincount(gi, weights=exited, minlength=ng).astype(np.int64),
+        g_first=g_first,
+        g_last=g_last,
+        ev_code=r_code[ent],
+        ev_from=r_lab[ent - 1],
+        ev_to=r_lab[ent],
+        ev_time=t_in[ent],
+        ev_lon=x_in[ent],
+        ev_lat=y_in[ent],
+        fix=fix,
+        fix_group=fix_group,
+        fix_ub=fix_ub,
+        thr=thr,
+    )
+
+
+def _level_tables(
+    t: Territories,
+    level: str,
+    parts: list[_LevelPart],
+    names: npt.NDArray[np.object_],
+    lon: FloatArray,
+    lat: FloatArray,
+    trk_start: IntArray,
+    trk_end: IntArray,
+    with_depth: bool,
+) -> tuple[pa.Table, pa.Table]:
+    if not parts:
+        return SUMMARY_SCHEMA.empty_table(), EVENTS_SCHEMA.empty_table()
+
+    def cat(name: str) -> Any:
+        return np.concatenate([getattr(q, name) for q in parts])
+
+    g_code, g_lab = cat("g_code"), cat("g_lab")
+    ng = len(g_code)
     g_depth = np.full(ng, np.nan)
     if with_depth:
-        d = _max_depth(t, level, lon, lat, lab, code, cum_km)
-        fk = code * (len(t) + 1) + lab + 1
-        fix_g = np.searchsorted(gk, fk)
-        okf = (fix_g < ng) & (lab >= 0) & np.isfinite(d)
-        okf[okf] = gk[fix_g[okf]] == fk[okf]
-        best = np.full(ng, -np.inf)
-        np.maximum.at(best, fix_g[okf], d[okf])
+        off = np.cumsum([0, *[len(q.g_code) for q in parts]])[:-1]
+        group = np.concatenate([q.fix_group + o for q, o in zip(parts, off, strict=True)])
+        thr = cat("thr")
+
+        def more(best: FloatArray) -> tuple[IntArray, IntArray, FloatArray]:
+            """Candidates left out by the chunk prefilter, for groups whose best depth is below the threshold."""
+            short = np.flatnonzero(best < thr)
+            if len(short) == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+            a, b = trk_start[g_code[short]], trk_end[g_code[short]] + 1
+            grp = np.repeat(short, b - a)
+            rows = np.arange(len(grp)) - np.repeat(np.cumsum(b - a) - (b - a), b - a) + np.repeat(a, b - a)
+            lab = label_points(t, lon[rows], lat[rows], level)
+            ub = depth_upper_bound(t, lon[rows], lat[rows], lab, level)
+            k = np.flatnonzero((lab == g_lab[grp]) & (ub > best[grp]) & (ub < thr[grp]))
+            return rows[k], grp[k], ub[k]
+
+        best = _max_depth(t, level, lon, lat, cat("fix"), group, cat("fix_ub"), ng, g_lab, more)
         g_depth = np.where(g_lab >= 0, np.maximum(best, 0.0), np.nan)
     ids = t.id_of(g_lab)
     owner_list = [*t.owners.tolist(), None]
@@ -498,32 +621,32 @@ def _account_level(
             "level": pa.array([level] * ng, pa.string()),
             "territory_id": pa.array(ids.tolist(), pa.string()),
             "owner": pa.array(owners.tolist(), pa.string()),
-            "time_s": pa.array(g_time),
-            "distance_km": pa.array(g_dist),
-            "visits": pa.array(g_visits.astype(np.int64)),
-            "entries": pa.array(g_entries),
-            "exits": pa.array(g_exits),
-            "max_depth_km": pa.array(g_depth, pa.float64(), from_pandas=True),
-            "first_in": pa.array(g_first, ts),
-            "last_out": pa.array(g_last, ts),
+            "time_s": pa.array(cat("g_time")),
+            "distance_km": pa.array(cat("g_dist")),
+            "visits": pa.array(cat("g_visits")),
+            "entries": pa.array(cat("g_entries")),
+            "exits": pa.array(cat("g_exits")),
+            "max_depth_km": pa.array(g_depth, pa.float64(), mask=np.isnan(g_depth)),
+            "first_in": pa.array(cat("g_first"), ts),
+            "last_out": pa.array(cat("g_last"), ts),
         },
         schema=SUMMARY_SCHEMA,
     )
-    # Events: at each run start that is not a track start, an exit from the previous run and an entry.
-    ent = np.flatnonzero(entered)
-    prev_lab = r_lab[ent - 1]
-    k = len(ent)
-    ev_lab = np.r_[prev_lab, r_lab[ent]]
-    order = np.argsort(np.r_[2 * np.arange(k), 2 * np.arange(k) + 1], kind="stable")
+    # Events: at each crossing an exit from the previous territory, then an entry into the next.
+    ev_code = cat("ev_code")
+    k = len(ev_code)
+    inter = np.empty(2 * k, dtype=np.int64)
+    inter[0::2], inter[1::2] = cat("ev_from"), cat("ev_to")
+    kind = np.tile(np.array(["exit", "entry"], dtype=object), k)
     events = pa.table(
         {
-            "track_id": pa.array(names[np.r_[r_code[ent], r_code[ent]]][order].tolist(), pa.string()),
+            "track_id": pa.array(names[np.repeat(ev_code, 2)].tolist(), pa.string()),
             "level": pa.array([level] * (2 * k), pa.string()),
-            "territory_id": pa.array(t.id_of(ev_lab)[order].tolist(), pa.string()),
-            "event": pa.array((["exit"] * k + ["entry"] * k), pa.string()).take(pa.array(order)),
-            "time": pa.array(np.r_[t_in[ent], t_in[ent]][order], ts),
-            "lon": pa.array(np.r_[x_in[ent], x_in[ent]][order]),
-            "lat": pa.array(np.r_[y_in[ent], y_in[ent]][order]),
+            "territory_id": pa.array(t.id_of(inter).tolist(), pa.string()),
+            "event": pa.array(kind.tolist(), pa.string()),
+            "time": pa.array(np.repeat(cat("ev_time"), 2), ts),
+            "lon": pa.array(np.repeat(cat("ev_lon"), 2)),
+            "lat": pa.array(np.repeat(cat("ev_lat"), 2)),
         },
         schema=EVENTS_SCHEMA,
     )

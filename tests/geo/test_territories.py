@@ -14,6 +14,7 @@ from atalaya.core.errors import ValidationError
 from atalaya.geo.kernels import WGS84
 from atalaya.geo.territories import (
     INTL,
+    depth_upper_bound,
     label_points,
     load_territories,
     territories_from_geometries,
@@ -135,3 +136,32 @@ def test_constructed() -> None:
     t = territories_from_geometries(ids=["A", "B"], geoms=[box(0, 0, 1, 1), box(1, 0, 2, 1)])
     lab = label_points(t, [0.5, 1.5, 2.5, 0.25], [0.5, 0.5, 0.5, 0.999])
     assert lab.tolist() == [0, 1, -1, 0]
+
+
+def test_depth_upper_bound_on_a_box() -> None:
+    # On the equator the nearest point of the meridian λ = 0 is on the equator: depth = a · Δλ.
+    t = territories_from_geometries(ids=["A"], geoms=[box(0.0, -5.0, 4.0, 5.0)])
+    x = np.linspace(0.01, 1.99, 50)
+    ub = depth_upper_bound(t, x, np.zeros(50), np.zeros(50, dtype=np.int64))
+    exact = 6378.137 * np.radians(x)
+    assert np.all(ub >= exact)
+    assert np.all(ub - exact < 5.0)
+    outside = depth_upper_bound(t, [1.0, 9.0], [0.0, 0.0], [-1, 0])
+    assert outside.tolist() == [np.inf, np.inf]
+
+
+def test_depth_upper_bound_real_map(terr) -> None:  # type: ignore[no-untyped-def]
+    from atalaya.sovereignty.accounting import _depth_exact
+
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-118, -80, 3_000)
+    y = rng.uniform(12, 34, 3_000)
+    for level in ("country", "state"):
+        lab = label_points(terr, x, y, level)
+        k = lab >= 0
+        ub = depth_upper_bound(terr, x[k], y[k], lab[k], level)
+        d = _depth_exact(terr, level, x[k], y[k], lab[k], np.full(int(k.sum()), np.inf))
+        # A bound: measured depths exceed it only by the measurement's own error (tens of metres).
+        assert np.all(ub >= d - 0.05 - 1e-3 * d)
+        # And a close one: within a few km for nearly all points.
+        assert np.percentile(ub - d, 90) < 5.0

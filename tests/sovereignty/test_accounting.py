@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import shapely
@@ -212,3 +214,56 @@ def test_belize_city_to_houston_real_map() -> None:
     states = {r["territory_id"] for r in acc.summary.to_pylist() if r["level"] == "state"}
     assert {"MEX-ROO", "MEX-YUC", "USA-TX"} <= states
     _conservation(acc)
+
+
+def _walks(n_tracks: int, per: int, seed: int) -> dict[str, Any]:
+    rng = np.random.default_rng(seed)
+    heading = np.cumsum(rng.normal(0.0, 0.15, (n_tracks, per)), axis=1) + rng.uniform(0, 6.3, (n_tracks, 1))
+    lon = rng.uniform(-110.0, -88.0, n_tracks)[:, None] + np.cumsum(0.02 * np.cos(heading), axis=1)
+    lat = rng.uniform(16.0, 31.0, n_tracks)[:, None] + np.cumsum(0.02 * np.sin(heading), axis=1)
+    return {
+        "track_id": np.repeat(np.arange(n_tracks), per),
+        "time_us": np.tile(np.arange(per, dtype=np.int64) * 10_000_000, n_tracks),
+        "lon": lon.ravel(),
+        "lat": lat.ravel(),
+    }
+
+
+def test_max_depth_equals_measuring_every_fix() -> None:
+    from atalaya.geo.territories import label_points
+    from atalaya.sovereignty.accounting import _depth_exact
+
+    terr = load_territories()
+    d = _walks(12, 600, seed=5)
+    acc = account_tracks(**d, territories=terr)
+    for level in ("country", "state"):
+        lab = label_points(terr, d["lon"], d["lat"], level)
+        k = np.flatnonzero(lab >= 0)
+        every = _depth_exact(terr, level, d["lon"][k], d["lat"][k], lab[k], np.full(len(k), np.inf))
+        want: dict[tuple[str, str], float] = {}
+        for i, v in zip(k.tolist(), every.tolist(), strict=True):
+            key = (str(d["track_id"][i]), str(terr.ids[lab[i]]))
+            want[key] = max(want.get(key, 0.0), v)
+        got = _rows(acc, level)
+        for key, v in want.items():
+            assert got[key]["max_depth_km"] == pytest.approx(v, rel=1e-3, abs=0.05)
+
+
+def test_chunks_of_whole_tracks_give_the_same_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    import atalaya.sovereignty.accounting as accounting
+
+    terr = load_territories()
+    d = _walks(9, 300, seed=11)
+    one = account_tracks(**d, territories=terr)
+    monkeypatch.setattr(accounting, "CHUNK_ROWS", 700)
+    many = account_tracks(**d, territories=terr)
+    assert many.events.equals(one.events)
+    assert many.tracks.column("points").equals(one.tracks.column("points"))
+    assert np.allclose(many.tracks.column("length_km").to_numpy(), one.tracks.column("length_km").to_numpy())
+    a, b = one.summary, many.summary
+    for col in ("track_id", "level", "territory_id", "visits", "entries", "exits", "first_in", "last_out"):
+        assert b.column(col).equals(a.column(col))
+    for col in ("time_s", "distance_km", "max_depth_km"):
+        assert np.allclose(
+            b.column(col).to_numpy(zero_copy_only=False), a.column(col).to_numpy(zero_copy_only=False), equal_nan=True
+        )
