@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -19,16 +22,27 @@ from atalaya.store.knowledge import KnowledgeStore
 
 
 def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, truth_dir: Path | None = None) -> FastAPI:
-    """Build the API (and static web workspace) for one workspace."""
+    """Build the API (and static web workspace) for one workspace.
+
+    At start-up a background thread builds the map's first-load layers (territories take seconds in a
+    fresh process); responses of 1 KiB or more are gzip-compressed unless already encoded.
+    """
+    state = AppState(workspace=workspace, store=store or KnowledgeStore.open(workspace.db_url), truth_dir=truth_dir)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        routes_map.warm_in_background(state)
+        yield
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Atalaya",
         version=__version__,
         description="Fusion and verifiable sovereignty accounting. Every response to a partner's user passes the "
         "egress policy and is recorded in the transparency log.",
     )
-    app.state.atalaya = AppState(
-        workspace=workspace, store=store or KnowledgeStore.open(workspace.db_url), truth_dir=truth_dir
-    )
+    app.state.atalaya = state
+    app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=routes_map.GZIP_LEVEL)
 
     @app.exception_handler(AtalayaError)
     async def _atalaya_error(_req: Any, exc: AtalayaError) -> JSONResponse:

@@ -29,14 +29,16 @@ from typing import Annotated, Any, Literal
 
 import h3
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Table, select
 
 from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page
+from atalaya.api.routes_map import Body, Memo, send
 from atalaya.api.users import User
 from atalaya.store.knowledge import schema as ks
 
@@ -160,6 +162,7 @@ class _FileCache:
 
 
 _cache = _FileCache()
+_lines_memo = Memo(8)
 
 
 def _read_table(path: Path) -> list[dict[str, Any]]:
@@ -307,8 +310,78 @@ def get_track(track_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
     return r
 
 
+@dataclass(frozen=True, kw_only=True)
+class _TrackLines:
+    """The stored track lines parsed, decimated and encoded once per state of the tracks table."""
+
+    rows: list[dict[str, Any]]
+    """Track summaries (no geometry), longest first (ties: start, id), for release and filtering."""
+    features: list[str]
+    """Each track's feature after its ``id`` member (``,"properties":…,"geometry":…}``), same order."""
+    kind: npt.NDArray[np.str_]
+    """Track kind per row."""
+    start: npt.NDArray[np.float64]
+    """Start (epoch seconds; NaN when unknown: shown on every day)."""
+    end: npt.NDArray[np.float64]
+    """End (epoch seconds; the start when unknown)."""
+
+
+def _epoch(v: Any) -> float:
+    if not v:
+        return float("nan")
+    try:
+        t = datetime.fromisoformat(str(v))
+    except ValueError:
+        return float("nan")
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp()
+
+
+def _tracks_stamp(state: AppState) -> Any:
+    """Changes whenever the tracks table (or the track point files it falls back to) changes."""
+    from sqlalchemy import func
+
+    c = ks.tracks.c
+    # columns stored before the geometry, so SQLite need not read the lines' overflow pages
+    q = select(func.count(), func.max(c.id), func.min(c.id), func.sum(c.n_points), func.max(c.end), func.min(c.start))
+    with state.store.engine.connect() as conn:
+        table = tuple(map(str, conn.execute(q).one()))
+    d = state.workspace.root / "analysis" / "tracks"
+    files = tuple((p.name, p.stat().st_mtime_ns) for p in sorted(d.glob("*.parquet"))) if d.is_dir() else ()
+    return table, files
+
+
+def _track_lines(state: AppState, stamp: Any) -> _TrackLines:
+    def build() -> _TrackLines:
+        rows = [r for r in _all_tracks(state, None) if r.get("geometry")]
+        rows.sort(key=lambda r: -(r.get("n_points") or 0))  # stable: ties keep (start, id) order
+        summaries, feats = [], []
+        for r in rows:
+            g = json.loads(r["geometry"]) if isinstance(r["geometry"], str) else r["geometry"]
+            if g.get("type") == "LineString":
+                g = {"type": "LineString", "coordinates": _decimate(g["coordinates"])}
+            props = {
+                "id": r["id"],
+                "kind": r.get("kind"),
+                "ident": r.get("ident"),
+                "start": r.get("start"),
+                "end": r.get("end"),
+                "length_km": r.get("length_km"),
+            }
+            geometry = json.dumps(g, separators=(",", ":"))
+            feats.append(f',"properties":{json.dumps(props, separators=(",", ":"))},"geometry":{geometry}}}')
+            summaries.append(_track_summary(r))
+        start = np.array([_epoch(r.get("start")) for r in summaries], dtype=np.float64)
+        end = np.array([_epoch(r.get("end")) for r in summaries], dtype=np.float64)
+        end = np.where(np.isnan(end), start, end)
+        kind = np.array([str(r.get("kind")) for r in summaries], dtype=np.str_)
+        return _TrackLines(rows=summaries, features=feats, kind=kind, start=start, end=end)
+
+    return _lines_memo.get(("track-lines", stamp), build)
+
+
 @router.get("/api/map/tracks")
 def map_tracks(
+    request: Request,
     state: StateDep,
     user: UserDep,
     day: DayQ = None,
@@ -316,30 +389,32 @@ def map_tracks(
     limit: Annotated[int, Query(ge=1, le=MAX_FEATURES)] = 10_000,
 ) -> Any:
     """Track lines (simplified on the server), longest first, at most ``limit``."""
-    rows = [r for r in _all_tracks(state, kind) if r.get("geometry") and _overlaps(r, day)]
-    rows = _release(state, user, "tracks", rows)
-    rows.sort(key=lambda r: -(r.get("n_points") or 0))
-    feats = []
-    for i, r in enumerate(rows[:limit]):
-        g = json.loads(r["geometry"]) if isinstance(r["geometry"], str) else r["geometry"]
-        if g.get("type") == "LineString":
-            g = {"type": "LineString", "coordinates": _decimate(g["coordinates"])}
-        feats.append(
-            {
-                "type": "Feature",
-                "id": i,
-                "properties": {
-                    "id": r["id"],
-                    "kind": r.get("kind"),
-                    "ident": r.get("ident"),
-                    "start": r.get("start"),
-                    "end": r.get("end"),
-                    "length_km": r.get("length_km"),
-                },
-                "geometry": g,
-            }
+    stamp = (str(state.workspace.root), _tracks_stamp(state))
+    lines = _track_lines(state, stamp)
+    keep = np.ones(len(lines.rows), dtype=bool)
+    if kind:
+        keep &= lines.kind == kind
+    if day:
+        d0, d1 = (t.timestamp() for t in _day_bounds(day))
+        keep &= np.isnan(lines.start) | ((lines.start < d1) & (lines.end >= d0))
+    idx = np.flatnonzero(keep).tolist()
+    items = [lines.rows[i] for i in idx]
+    if not _own(state, user):  # release by the markings stored now, not those of when the lines were cached
+        with state.store.engine.connect() as conn:
+            marks = {r.id: r.marking for r in conn.execute(select(ks.tracks.c.id, ks.tracks.c.marking))}
+        items = [{**r, "marking": marks.get(r["id"], r.get("marking"))} for r in items]
+    position = {id(r): i for r, i in zip(items, idx, strict=True)}
+    released = _release(state, user, "tracks", items)
+
+    def build() -> Body:
+        feats = ",".join(
+            f'{{"type":"Feature","id":{n}' + lines.features[position[id(r)]] for n, r in enumerate(released[:limit])
         )
-    return _fc(feats, total=len(rows))
+        return Body.of(f'{{"type":"FeatureCollection","features":[{feats}],"total":{len(released)}}}'.encode())
+
+    if not _own(state, user):  # what a partner gets depends on the agreements in force: build it each time
+        return send(request, build())
+    return send(request, _lines_memo.get(("tracks", stamp, day, kind, limit), build))
 
 
 # --------------------------------------------------------------------------- corridors and crossings
