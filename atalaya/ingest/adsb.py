@@ -446,6 +446,10 @@ def _apply_defaults(columns: dict[str, Any], options: ReadOptions, n: int) -> No
             columns[k] = [v] * n
 
 
+SBS_BLOCK_BYTES = 8 << 20
+"""Most SBS input parsed (and yielded as one batch) at a time: larger blocks only spill the CPU caches."""
+
+
 def _chunk_bytes(options: ReadOptions) -> int:
     return max(256, min(64 << 20, options.batch_rows * 96))
 
@@ -645,7 +649,7 @@ class SbsReader:
         """Stream the file; one batch per block of lines (position rows only)."""
         state = _SbsState.empty()
         with open_source(path) as fh:
-            for block in _iter_blocks(fh, _chunk_bytes(options)):
+            for block in _iter_blocks(fh, min(_chunk_bytes(options), SBS_BLOCK_BYTES)):
                 batch, state = self._parse_block(block, state)
                 _apply_defaults(batch.columns, options, len(batch))
                 yield batch
@@ -705,6 +709,7 @@ class SbsReader:
             return lo, hi
 
         s = {i: _slice_strings(arr, *bounds(i)) for i in _SBS_STRINGS}
+        n = rows.size
         texts = {i: _slice_strings(arr, *bounds(i)) for i in _SBS_FLOATS}
         floats: dict[int, F64] = {}
         bad_field: list[tuple[BoolArr, str]] = []
@@ -714,18 +719,20 @@ class SbsReader:
             for i, label in _SBS_FLOATS.items():
                 floats[i], b = _strings_to_f64(texts[i])
                 bad_field.append((b, f"non-numeric {label}"))
-        n = rows.size
         ident, hex_ok, tilde = _icao_at(arr, *bounds(_F_HEX))
         tt_lo, tt_hi = bounds(_F_TT)
         tt = np.where(tt_hi - tt_lo == 1, arr[np.minimum(tt_lo, arr.size - 1)], 0)  # one-byte type, else 0
         is2, is3 = tt == ord("2"), tt == ord("3")
         (dg_lo, dg_hi), (tg_lo, tg_hi) = bounds(_F_DGEN), bounds(_F_TGEN)
-        (dl_lo, dl_hi), (tl_lo, tl_hi) = bounds(_F_DLOG), bounds(_F_TLOG)
         gen = (dg_hi > dg_lo) & (tg_hi > tg_lo)  # generated date and time both present, else the logged ones
-        time_us, time_ok = _sbs_time_at(
-            arr, np.where(gen, dg_lo, dl_lo), np.where(gen, dg_hi, dl_hi), np.where(gen, tg_lo, tl_lo),
-            np.where(gen, tg_hi, tl_hi),
-        )  # fmt: skip
+        if gen.all():
+            time_us, time_ok = _sbs_time_at(arr, dg_lo, dg_hi, tg_lo, tg_hi)
+        else:
+            (dl_lo, dl_hi), (tl_lo, tl_hi) = bounds(_F_DLOG), bounds(_F_TLOG)
+            time_us, time_ok = _sbs_time_at(
+                arr, np.where(gen, dg_lo, dl_lo), np.where(gen, dg_hi, dl_hi), np.where(gen, tg_lo, tl_lo),
+                np.where(gen, tg_hi, tl_hi),
+            )  # fmt: skip
         lat, lon = floats[_F_LAT], floats[_F_LON]
         has_lat, has_lon = ~np.isnan(lat), ~np.isnan(lon)
         bad_field += [
