@@ -423,9 +423,9 @@ def agreements_record(cfg: ScenarioConfig) -> list[dict[str, Any]]:
             "to": HOST,
             "max_tlp": "AMBER",
             "caveats": ["INTEL-ONLY", "NO-ACTION-WITHOUT-HOST-CONSENT"],
-            "products": ["site_report", "crossing_report", "overflight_report"],
+            "products": ["sites", "crossings", "corridors", "sorties", "reports"],
         },
-        {"from": HOST, "to": COLLECTOR, "max_tlp": "AMBER", "caveats": ["INTEL-ONLY"], "products": ["site_report"]},
+        {"from": HOST, "to": COLLECTOR, "max_tlp": "AMBER", "caveats": ["INTEL-ONLY"], "products": ["sites"]},
     ]
     return [
         {
