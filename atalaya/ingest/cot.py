@@ -84,7 +84,7 @@ I64 = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 U8 = npt.NDArray[np.uint8]
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 """Bytes read from the input per step."""
 
 MAX_EVENT_BYTES = MAX_LINE_BYTES
