@@ -1061,6 +1061,13 @@ class ParquetReader:
         plan = plan_columns(names, options, required=required, source=str(path))
         if geom_col and "lon" in plan.targets.values() and "lat" in plan.targets.values():
             geom_col = None
+        # enum columns (sensor, kind…) hold a few distinct values: read them as the dictionaries they are stored as
+        as_dict = [src for src, dst in plan.targets.items() if dst in _ENUMS and schema.field(src).type == pa.string()]
+        if as_dict:
+            try:
+                pf = pq.ParquetFile(path, read_dictionary=as_dict)
+            except (OSError, pa.ArrowException) as e:
+                raise IngestError(f"cannot read Parquet file {path}: {e}", hint="is it a complete Parquet file?") from e
         start = 0
         try:
             for rb in pf.iter_batches(batch_size=options.batch_rows):

@@ -320,3 +320,27 @@ def test_geoarrow_point_structs_and_interleaved_lists(tmp_path: Path) -> None:
         assert cols["lon"] == [-99.0, -98.0]
         assert cols["lat"] == [19.0, 20.0]
         assert [(r.src_rec, r.reason.split(" in column")[0]) for r in rejects] == [(1, "missing geometry")]
+
+
+def test_parquet_enum_columns_with_nulls_defaults_and_unknowns(tmp_path: Path) -> None:
+    """Enum columns are read as dictionaries; defaults fill their nulls and unknown values still reject."""
+    path = tmp_path / "enum.parquet"
+    table = pa.table(
+        {
+            "time": pa.array([T0 + i for i in range(6)], type=pa.timestamp("us", tz="UTC")),
+            "lon": [-99.0] * 6,
+            "lat": [19.0] * 6,
+            "sensor": ["EO", None, "ir", "radar?", None, "SAR"],
+            "kind": ["vehicle", "Ship", None, "vehicle", "thermal", "vessel"],
+        }
+    )
+    pq.write_table(table, path, row_group_size=4)
+    cols, rejects = read_all(ParquetReader(), path, ReadOptions(batch_rows=4, defaults={"sensor": "EO"}))
+    assert cols["src_rec"] == [0, 1, 4, 5]
+    assert cols["sensor"] == ["EO", "EO", "EO", "SAR"]
+    assert cols["kind"] == ["vehicle", "vessel", "thermal", "vessel"]
+    assert [(r.src_rec, r.reason.split(" in column")[0].split(" (")[0]) for r in rejects] == [
+        (2, "missing value"),
+        (3, "unknown sensor"),
+    ]
+    assert "'radar?'" in rejects[1].reason
