@@ -10,6 +10,13 @@ sea never covers another country's land. States are the admin-1 land polygons of
 MEX, USA, GTM and BLZ (no sea). Users may add their own territories from
 GeoJSON (properties ``id``, ``name``, ``level``, ``owner``).
 
+Building the territorial seas and the lookup grids takes seconds, so the derived
+data is kept on disk (see :func:`cache_dir`): the territory geometries as WKB, and
+the label and depth-bound grids as arrays, each file keyed by a digest of the
+bundled source layers, any ``extra`` GeoJSON, the code that derives them and
+:data:`CACHE_FORMAT`. Files are written atomically; one that is stale, damaged
+or of the wrong shape is ignored and rebuilt.
+
 >>> t = load_territories()
 >>> t.ids[t.index_of("MEX")], t.levels[t.index_of("USA-AZ")]
 ('MEX', 'state')
@@ -23,9 +30,16 @@ GeoJSON (properties ``id``, ``name``, ``level``, ``owner``).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,8 +49,11 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from atalaya.core.errors import ValidationError
+from atalaya.geo import kernels
 from atalaya.geo.kernels import from_aeqd, geodesic_buffer, geodesic_upper_bound, to_aeqd
-from atalaya.geo.naturalearth import load_layer
+from atalaya.geo.naturalearth import LAYERS, load_layer
+
+_log = logging.getLogger(__name__)
 
 Level = Literal["country", "state"]
 LEVELS: tuple[str, ...] = ("country", "state")
@@ -244,22 +261,176 @@ def _bundled() -> tuple[tuple[str, str, str, str, BaseGeometry], ...]:
     return tuple(_countries() + _states())
 
 
+def _rows_of(t: Territories) -> list[tuple[str, str, str, str, BaseGeometry]]:
+    return [(str(t.ids[i]), str(t.names[i]), str(t.levels[i]), str(t.owners[i]), t.geoms[i]) for i in range(len(t.ids))]
+
+
 @cache
 def _load(extra: str | None) -> Territories:
-    rows = list(_bundled())
-    if extra is not None:
-        new = read_territories_geojson(Path(extra))
-        ids = {r[0] for r in new}
-        rows = [r for r in rows if r[0] not in ids] + new
-    return _make(rows, FOCUS_BOUNDS)
+    key = _source_key(extra)
+    t = _read_territories(key) if key is not None else None
+    if t is None:
+        if extra is None:
+            rows = list(_bundled())
+        else:
+            new = read_territories_geojson(Path(extra))
+            ids = {r[0] for r in new}
+            rows = [r for r in _rows_of(_load(None)) if r[0] not in ids] + new
+        t = _make(rows, FOCUS_BOUNDS)
+        if key is not None:
+            _write_territories(key, t)
+    if key is not None:
+        t._cache["disk_key"] = key
+    return t
 
 
 def load_territories(*, extra: Path | None = None) -> Territories:
     """The bundled countries (with territorial sea) and states, plus ``extra`` GeoJSON territories (cached).
 
-    Extra territories replace bundled ones with the same id.
+    Extra territories replace bundled ones with the same id. The result is cached
+    in the process and on disk (:func:`cache_dir`); a later process loads it in a
+    fraction of a second.
     """
     return _load(str(Path(extra).resolve()) if extra is not None else None)
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+CACHE_FORMAT = 1
+"""Version of the cached files' layout; bump it when the layout or the derivation changes."""
+_SOURCE_LAYERS = ("admin0_region", "admin1")
+
+
+def cache_dir() -> Path:
+    """Folder of the on-disk cache: ``$ATALAYA_CACHE_DIR``, else ``$XDG_CACHE_HOME/atalaya``, else ``~/.cache/atalaya``.
+
+    >>> import os
+    >>> old = os.environ.get("ATALAYA_CACHE_DIR")
+    >>> os.environ["ATALAYA_CACHE_DIR"] = "/tmp/atalaya-cache"
+    >>> str(cache_dir())
+    '/tmp/atalaya-cache'
+    >>> _ = os.environ.pop("ATALAYA_CACHE_DIR") if old is None else os.environ.update(ATALAYA_CACHE_DIR=old)
+    """
+    env = os.environ.get("ATALAYA_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "atalaya"
+
+
+def _source_key(extra: str | None) -> str | None:
+    """Digest of everything the derived territories depend on (``None``: a source cannot be read, no caching)."""
+    h = hashlib.sha256(f"atalaya-territories/{CACHE_FORMAT}/{shapely.geos_version_string}".encode())
+
+    def add(label: str, data: bytes) -> None:
+        h.update(f"\0{label}\0{len(data)}\0".encode())
+        h.update(data)
+
+    try:
+        for name in _SOURCE_LAYERS:
+            add(name, resources.files("atalaya.geo").joinpath("data", LAYERS[name]).read_bytes())
+        for mod in (__file__, kernels.__file__):
+            add(Path(mod).name, Path(mod).read_bytes())
+        if extra is not None:
+            add("extra", Path(extra).read_bytes())
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _cache_file(kind: str, key: str) -> Path:
+    return cache_dir() / f"{kind}-{key[:32]}.npz"
+
+
+def _cache_read(kind: str, key: str) -> dict[str, npt.NDArray[Any]] | None:
+    """Arrays of a cached file, or ``None`` when absent, unreadable, damaged or made for another key.
+
+    The zip container checks each array's CRC-32 as it is read; the stored key must
+    equal the full expected key. Callers also check shapes and value ranges.
+    """
+    path = _cache_file(kind, key)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != f"{kind}/{key}":
+                return None
+            return {k: z[k] for k in z.files if k != "key"}
+    except FileNotFoundError:
+        return None
+    except Exception as e:  # a damaged file fails in many ways (zip, CRC, header); it is rebuilt
+        _log.warning("ignoring damaged cache file %s (%s); rebuilding it", path, e)
+        return None
+
+
+def _cache_write(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]]) -> None:
+    """Write a cache file atomically (temporary file in the same folder, then rename); failures only warn."""
+    path = _cache_file(kind, key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                savez: Callable[..., None] = np.savez  # arrays by keyword (numpy's stub types them as its options)
+                savez(f, key=np.array(f"{kind}/{key}"), **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+    except OSError as e:
+        _log.warning("cannot write cache file %s (%s); continuing without it", path, e)
+
+
+def _write_territories(key: str, t: Territories) -> None:
+    wkb = shapely.to_wkb(t.geoms)
+    sizes = np.fromiter((len(b) for b in wkb), dtype=np.int64, count=len(wkb))
+    _cache_write(
+        "territories",
+        key,
+        {
+            "ids": np.asarray(t.ids, dtype=str),
+            "names": np.asarray(t.names, dtype=str),
+            "levels": np.asarray(t.levels, dtype=str),
+            "owners": np.asarray(t.owners, dtype=str),
+            "wkb": np.frombuffer(b"".join(wkb), dtype=np.uint8),
+            "offsets": np.r_[0, np.cumsum(sizes)].astype(np.int64),
+            "focus": np.asarray(t.focus if t.focus is not None else [], dtype=np.float64),
+        },
+    )
+
+
+def _read_territories(key: str) -> Territories | None:
+    z = _cache_read("territories", key)
+    if z is None:
+        return None
+    try:
+        n = len(z["ids"])
+        off, blob = z["offsets"], z["wkb"]
+        ok = (
+            all(z[k].ndim == 1 and len(z[k]) == n for k in ("ids", "names", "levels", "owners"))
+            and off.shape == (n + 1,)
+            and off[0] == 0
+            and off[-1] == len(blob)
+            and bool(np.all(np.diff(off) > 0))
+            and set(z["levels"].tolist()) <= set(LEVELS)
+            and z["focus"].shape in ((0,), (4,))
+        )
+        if not ok:
+            raise ValueError("inconsistent arrays")
+        raw = blob.tobytes()
+        geoms = shapely.from_wkb([raw[a:b] for a, b in zip(off[:-1].tolist(), off[1:].tolist(), strict=True)])
+        if not np.all(np.isin(shapely.get_type_id(geoms), (3, 6))):
+            raise ValueError("non-polygonal geometry")
+    except Exception as e:  # any inconsistency in a cached file means: rebuild it
+        _log.warning("ignoring inconsistent territories cache (%s); rebuilding it", e)
+        return None
+    focus = tuple(float(v) for v in z["focus"].tolist())
+    rows = [
+        (str(z["ids"][i]), str(z["names"][i]), str(z["levels"][i]), str(z["owners"][i]), geoms[i]) for i in range(n)
+    ]
+    return _make(rows, (focus[0], focus[1], focus[2], focus[3]) if len(focus) == 4 else None)
 
 
 def territories_from_geometries(
@@ -376,11 +547,37 @@ def _build_grid(t: Territories, level: str, max_cells: int) -> _Grid:
     return _Grid(x0=x0, y0=y0, cell=cell, lut=lut.reshape(ny, nx), idx=idx, bounds=bounds)
 
 
+def _cached_grid(t: Territories, level: str, max_cells: int) -> _Grid:
+    """The lookup grid from the on-disk cache when its file is valid for these territories, else built (and saved)."""
+    disk = t._cache.get("disk_key")
+    if disk is None:
+        return _build_grid(t, level, max_cells)
+    kind = f"grid-{level}-{max_cells}"
+    z = _cache_read(kind, disk)
+    idx = t.level_indices(level)
+    bounds = shapely.bounds(t.geoms[idx]).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
+    x0, y0, cell, nx, ny = _extent(t, bounds, max_cells)
+    if z is not None:
+        lut = z.get("lut")
+        if (
+            lut is not None
+            and lut.dtype == np.int32
+            and lut.shape == (ny, nx)
+            and int(lut.min(initial=0)) >= BOUNDARY
+            and int(lut.max(initial=0)) < len(t)
+        ):
+            return _Grid(x0=x0, y0=y0, cell=cell, lut=lut, idx=idx, bounds=bounds)
+        _log.warning("ignoring inconsistent %s cache; rebuilding it", kind)
+    g = _build_grid(t, level, max_cells)
+    _cache_write(kind, disk, {"lut": g.lut})
+    return g
+
+
 def _grid(t: Territories, level: str, max_cells: int = 1 << 24) -> _Grid:
     key = f"grid:{level}:{max_cells}"
     g = t._cache.get(key)
     if g is None:
-        g = _build_grid(t, level, max_cells)
+        g = _cached_grid(t, level, max_cells)
         t._cache[key] = g
     out: _Grid = g
     return out
@@ -554,11 +751,42 @@ def _build_field(t: Territories, level: str, max_cells: int) -> _Field:
     return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=slack)
 
 
+def _cached_field(t: Territories, level: str, max_cells: int) -> _Field:
+    """The depth-bound grid from the on-disk cache when its file is valid for these territories, else built."""
+    disk = t._cache.get("disk_key")
+    if disk is None:
+        return _build_field(t, level, max_cells)
+    kind = f"field-{level}-{max_cells}"
+    z = _cache_read(kind, disk)
+    idx = t.level_indices(level)
+    bounds = shapely.bounds(t.geoms[idx]).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
+    x0, y0, cell, nx, ny = _extent(t, bounds, max_cells)
+    if z is not None and {"seed", "sx", "sy", "slack_km"} <= set(z):
+        seed, sx, sy, slack = z["seed"], z["sx"], z["sy"], z["slack_km"]
+        if (
+            seed.dtype == np.int32
+            and seed.shape == (ny, nx)
+            and sx.dtype == sy.dtype == slack.dtype == np.float64
+            and sx.ndim == 1
+            and sx.shape == sy.shape
+            and slack.shape == ()
+            and bool(np.isfinite(slack))
+            and float(slack) >= 0.0
+            and int(seed.min(initial=-1)) >= -1
+            and int(seed.max(initial=-1)) < len(sx)
+        ):
+            return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=float(slack))
+        _log.warning("ignoring inconsistent %s cache; rebuilding it", kind)
+    f = _build_field(t, level, max_cells)
+    _cache_write(kind, disk, {"seed": f.seed, "sx": f.sx, "sy": f.sy, "slack_km": np.array(f.slack_km)})
+    return f
+
+
 def _field(t: Territories, level: str, max_cells: int = DEPTH_CELLS) -> _Field:
     key = f"field:{level}:{max_cells}"
     f = t._cache.get(key)
     if f is None:
-        f = _build_field(t, level, max_cells)
+        f = _cached_field(t, level, max_cells)
         t._cache[key] = f
     out: _Field = f
     return out

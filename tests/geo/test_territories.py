@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -165,3 +169,100 @@ def test_depth_upper_bound_real_map(terr) -> None:  # type: ignore[no-untyped-de
         assert np.all(ub >= d - 0.05 - 1e-3 * d)
         # And a close one: within a few km for nearly all points.
         assert np.percentile(ub - d, 90) < 5.0
+
+
+# --------------------------------------------------------------------------- on-disk cache
+
+_PROBE = """
+import hashlib, json, sys
+import numpy as np
+import shapely
+from atalaya.geo import territories as tm
+
+t = tm.load_territories()
+rng = np.random.default_rng(9)
+x, y = rng.uniform(-125, -60, 300_000), rng.uniform(-5, 49, 300_000)
+wkb = [hashlib.sha256(b).hexdigest() for b in shapely.to_wkb(t.geoms)]
+out = {"built": tm._bundled.cache_info().currsize, "wkb": wkb}
+for level in ("country", "state"):
+    lab = tm.label_points(t, x, y, level)
+    ub = tm.depth_upper_bound(t, x, y, lab, level)
+    out[level] = hashlib.sha256(lab.tobytes() + ub.tobytes()).hexdigest()
+json.dump(out, sys.stdout)
+"""
+
+
+def _probe(cache: Path) -> dict[str, object]:
+    """Load the bundled territories in a fresh process using ``cache``; digests of geometries, labels and bounds."""
+    env = {**os.environ, "ATALAYA_CACHE_DIR": str(cache)}
+    done = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, check=True)
+    out: dict[str, object] = json.loads(done.stdout)
+    return out
+
+
+def _files(cache: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in sorted(cache.glob("*.npz"))}
+
+
+@pytest.fixture(scope="module")
+def cold(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    cache = tmp_path_factory.mktemp("cache")
+    return cache, _probe(cache)
+
+
+def test_cache_is_reused_by_a_new_process_with_identical_results(cold, terr) -> None:  # type: ignore[no-untyped-def]
+    cache, first = cold
+    assert first["built"] == 1
+    kinds = sorted(name.rsplit("-", 1)[0] for name in _files(cache))
+    assert kinds == [
+        "field-country-524288",
+        "field-state-524288",
+        "grid-country-16777216",
+        "grid-state-16777216",
+        "territories",
+    ]
+    before = _files(cache)
+    second = _probe(cache)
+    # Nothing was derived again: the countries were not built and no cache file was rewritten.
+    assert second["built"] == 0
+    assert _files(cache) == before
+    assert second == {**first, "built": 0}
+    # The same geometries as derived in this process.
+    assert second["wkb"] == [hashlib.sha256(b).hexdigest() for b in shapely.to_wkb(terr.geoms)]
+
+
+def test_damaged_cache_files_are_rebuilt(cold) -> None:  # type: ignore[no-untyped-def]
+    cache, first = cold
+    files = {name.rsplit("-", 1)[0]: cache / name for name in _files(cache)}
+    grid = files["grid-state-16777216"]
+    data = bytearray(grid.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte inside the label array
+    grid.write_bytes(bytes(data))
+    files["field-country-524288"].write_bytes(files["field-country-524288"].read_bytes()[:1000])  # truncated
+    files["territories"].write_bytes(b"not a cache file")
+    before = _files(cache)
+    again = _probe(cache)
+    assert again["built"] == 1
+    assert again == first
+    after = _files(cache)
+    for kind in ("grid-state-16777216", "field-country-524288", "territories"):
+        assert after[files[kind].name] != before[files[kind].name]
+    assert after[files["grid-country-16777216"].name] == before[files["grid-country-16777216"].name]
+
+
+def test_extra_territories_change_the_cache_key(tmp_path: Path) -> None:
+    from atalaya.geo.territories import _source_key
+
+    p = tmp_path / "zones.geojson"
+    feature = {
+        "type": "Feature",
+        "properties": {"id": "ZONE-1", "name": "Zone 1", "level": "state", "owner": "MEX"},
+        "geometry": shapely.geometry.mapping(box(-100.0, 20.0, -99.0, 21.0)),
+    }
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    bundled, one = _source_key(None), _source_key(str(p))
+    feature["geometry"] = shapely.geometry.mapping(box(-100.0, 20.0, -99.0, 21.5))
+    p.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    two = _source_key(str(p))
+    assert len({bundled, one, two}) == 3
+    assert _source_key(str(tmp_path / "missing.geojson")) is None  # not cached; loading reports the missing file
