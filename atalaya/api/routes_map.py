@@ -254,10 +254,11 @@ def density(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], resoluti
         return _Density(lon=empty, lat=empty, count=np.zeros(0, dtype=np.int64), features=[], total=0)
     q = min(0.01, _edge_deg(resolution) / 4)
     width = int(np.ceil(360.0 / q)) + 2
-    key = np.round(lat / q).astype(np.int64) * width + (np.round(lon / q).astype(np.int64) + width // 2)
+    half = width // 2  # lon bin indices shifted to [0, width), so the key decodes back exactly
+    key = np.round(lat / q).astype(np.int64) * width + (np.round(lon / q).astype(np.int64) + half)
     bins, per_bin = np.unique(key, return_counts=True)
-    blat = ((bins + width // 2) // width) * q
-    blon = ((bins + width // 2) % width - width // 2) * q
+    blat = (bins // width) * q
+    blon = (bins % width - half) * q
     bin_cells = np.fromiter(
         (h3i.latlng_to_cell(a, o, resolution) for a, o in zip(blat.tolist(), blon.tolist(), strict=True)),
         dtype=np.uint64,
@@ -292,9 +293,10 @@ def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
         ) from None
     if not (-90 <= s <= n <= 90) or not all(np.isfinite([w, s, e, n])):
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, f"bad bbox {bbox!r}: need -90 <= south <= north <= 90"
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            f"bad bbox {bbox!r}: give west,south,east,north with -90 <= south <= north <= 90",
         )
-    return w, s, e, n
+    return w, s, (e + 360 if e < w else e), n  # west > east: the view crosses the antimeridian
 
 
 def _snap(bbox: tuple[float, float, float, float], step: float) -> tuple[float, float, float, float]:

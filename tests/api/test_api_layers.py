@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import h3
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -16,10 +19,13 @@ from fastapi.testclient import TestClient
 
 from atalaya.api.app import create_app
 from atalaya.api.routes_layers import compliance_of
+from atalaya.api.routes_map import density, resolution_for_zoom
 from atalaya.api.users import add_user
 from atalaya.core.workspace import Workspace
+from atalaya.model.observation import SCHEMA
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
+from atalaya.store.lake import Lake
 from atalaya.store.translog.node import open_log
 
 AGREEMENT = {
@@ -318,3 +324,134 @@ def test_openapi_lists_the_layer_routes(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     for p in ("/api/map/tracks", "/api/sorties", "/api/reports/partner", "/api/jobs", "/api/map/truth/tracks"):
         assert p in paths
+
+
+# --------------------------------------------------------------------------- detection density, caching, compression
+
+
+def _observe(ws: Workspace, rows: list[tuple[str, str | None, float, float, datetime]]) -> None:
+    """Commit observations (sensor, ident_kind, lon, lat, time) to the workspace's lake as one unit."""
+    table = pa.Table.from_pylist(
+        [
+            {"obs_id": uuid.uuid4().bytes, "time": t, "lon": lon, "lat": lat, "sensor": sensor, "kind": "detection",
+             "ident_kind": kind, "marking": OWN, "format": "test", "src_file": "test", "src_rec": n,
+             "ingest_run": "test"}
+            for n, (sensor, kind, lon, lat, t) in enumerate(rows)
+        ],
+        schema=SCHEMA,
+    )  # fmt: skip
+    days = np.array([(t.date() - datetime(1970, 1, 1).date()).days for *_, t in rows])
+    w = Lake(ws.lake_dir).writer(uuid.uuid4().hex)
+    w.write(table, days, "test")
+    w.commit({"kind": "test"})
+
+
+def test_detection_density_counts_sensor_detections_only(client: TestClient, workspace: Workspace) -> None:
+    _observe(
+        workspace,
+        [("EO", None, -107.0, 25.0, T0), ("SIGINT", "emitter", -107.0, 25.0, T0), ("GMTI", None, -99.0, 19.4, T2),
+         ("AIS", "mmsi", -107.0, 25.0, T0), ("ADSB", "icao24", -107.0, 25.0, T0),
+         ("TRACK", "sortie", -107.0, 25.0, T0)],
+    )  # fmt: skip
+    h = _login(client, "ana", "analyst-pass")
+    fc = client.get("/api/map/detections", params={"resolution": 5}, headers=h).json()
+    counts = {f["properties"]["cell"]: f["properties"]["count"] for f in fc["features"]}
+    assert counts == {h3.latlng_to_cell(25.0, -107.0, 5): 2, h3.latlng_to_cell(19.4, -99.0, 5): 1}
+    assert fc["total"] == 3 and fc["in_view"] == 3 and fc["resolution"] == 5
+    day = client.get("/api/map/detections", params={"resolution": 5, "day": "2026-03-03"}, headers=h).json()
+    assert day["total"] == 1 and day["features"][0]["properties"]["count"] == 1
+    eo = client.get("/api/map/detections", params={"sensor": "eo"}, headers=h).json()
+    assert eo["total"] == 1
+    bad = client.get("/api/map/detections", params={"sensor": "AIS"}, headers=h)
+    assert bad.status_code == 422 and "EO" in bad.json()["detail"]
+
+
+def test_detection_density_follows_the_view(client: TestClient, workspace: Workspace) -> None:
+    _observe(
+        workspace, [("EO", None, -107.0, 25.0, T0), ("RADAR", None, -99.0, 19.4, T0), ("IR", None, 170.0, 0.0, T0)]
+    )
+    h = _login(client, "ana", "analyst-pass")
+    west = client.get("/api/map/detections", params={"zoom": 8, "bbox": "-108,24,-106,26"}, headers=h).json()
+    assert west["resolution"] == resolution_for_zoom(8) == 6
+    assert [f["properties"]["cell"] for f in west["features"]] == [h3.latlng_to_cell(25.0, -107.0, 6)]
+    assert west["total"] == 3 and west["in_view"] == 1
+    # a view across the antimeridian (west > east), and a world view
+    pacific = client.get("/api/map/detections", params={"zoom": 3, "bbox": "160,-10,-170,10"}, headers=h).json()
+    assert pacific["in_view"] == 1 and pacific["features"][0]["properties"]["cell"] == h3.latlng_to_cell(0, 170, 3)
+    world = client.get("/api/map/detections", params={"zoom": 0, "bbox": "-540,-85,540,85"}, headers=h).json()
+    assert world["in_view"] == 3
+    for bbox in ("1,2,3", "0,10,1,5", "a,b,c,d"):
+        r = client.get("/api/map/detections", params={"bbox": bbox}, headers=h)
+        assert r.status_code == 422 and "west,south,east,north" in r.json()["detail"], bbox
+
+
+def test_density_bins_before_the_cell_lookup() -> None:
+    rng = np.random.default_rng(0)
+    lon, lat = rng.uniform(-118, -86, 20_000), rng.uniform(14, 33, 20_000)
+    for res in (3, 6, 9):
+        d = density(lon, lat, res)
+        assert d.total == 20_000 and int(d.count.sum()) == 20_000
+        assert list(d.count) == sorted(d.count, reverse=True)  # densest first
+        exact: dict[str, int] = {}
+        for a, o in zip(lat.tolist(), lon.tolist(), strict=True):
+            c = h3.latlng_to_cell(a, o, res)
+            exact[c] = exact.get(c, 0) + 1
+        got = {json.loads(f)["properties"]["cell"]: n for f, n in zip(d.features, d.count.tolist(), strict=True)}
+        # binning on a grid a quarter of a cell edge wide moves only points near a cell's border
+        moved = sum(abs(got.get(c, 0) - exact.get(c, 0)) for c in exact.keys() | got.keys()) / 2
+        assert moved / 20_000 < 0.1, (res, moved)
+    assert density(np.zeros(0), np.zeros(0), 6).total == 0
+
+
+def test_cached_layers_are_gzipped_and_revalidated(client: TestClient, workspace: Workspace) -> None:
+    _observe(workspace, [("EO", None, -107.0, 25.0, T0)])
+    h = _login(client, "ana", "analyst-pass")
+    for path in ("/api/map/detections", "/api/map/tracks", "/api/map/sorties"):
+        r = client.get(path, headers={**h, "Accept-Encoding": "gzip"})
+        assert r.status_code == 200 and r.headers["content-encoding"] == "gzip", path
+        tag = r.headers["etag"]
+        again = client.get(path, headers={**h, "If-None-Match": tag})
+        assert again.status_code == 304 and again.headers["etag"] == tag and not again.content, path
+        plain = client.get(path, headers={**h, "Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json() == r.json(), path
+    # new data makes a new entity
+    before = client.get("/api/map/detections", headers=h)
+    _observe(workspace, [("EO", None, -99.0, 19.4, T0)])
+    after = client.get("/api/map/detections", headers={**h, "If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and after.json()["total"] == before.json()["total"] + 1
+
+
+def test_territories_are_cached_compressed_and_revalidated(client: TestClient) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    raw = client.get("/api/map/territories", headers={**h, "Accept-Encoding": "identity"})
+    zipped = client.get("/api/map/territories", headers={**h, "Accept-Encoding": "gzip"})
+    assert zipped.headers["content-encoding"] == "gzip" and zipped.headers["etag"] == raw.headers["etag"]
+    assert len(gzip.compress(raw.content)) < len(raw.content) and zipped.json() == raw.json()
+    assert {f["properties"]["owner"] for f in raw.json()["features"]} >= {"USA", "MEX"}
+    assert client.get("/api/map/territories", headers={**h, "If-None-Match": raw.headers["etag"]}).status_code == 304
+
+
+def test_map_tracks_see_table_changes_and_current_markings(client: TestClient, workspace: Workspace) -> None:
+    h = _login(client, "ana", "analyst-pass")
+    assert client.get("/api/map/tracks", headers=h).json()["total"] == 2
+    store = KnowledgeStore.open(workspace.db_url)
+    try:
+        with store.begin() as conn:
+            conn.execute(
+                ks.tracks.insert().values(id="trk-3", kind="vehicle", start=T0, end=T1, n_points=9, marking=REL,
+                                          geometry=_line((-100.0, 20.0), (-100.1, 20.1)))
+            )  # fmt: skip
+        fc = client.get("/api/map/tracks", headers=h).json()
+        assert fc["total"] == 3 and fc["features"][0]["properties"]["id"] == "trk-3"  # longest first
+        assert [f["properties"]["id"] for f in client.get("/api/map/tracks", params={"kind": "vessel"},
+                                                          headers=h).json()["features"]] == ["trk-2"]  # fmt: skip
+        hl = _login(client, "lia", "liaison-pass")
+        assert {f["properties"]["id"] for f in client.get("/api/map/tracks", headers=hl).json()["features"]} == {
+            "trk-1", "trk-3"
+        }  # fmt: skip
+        with store.begin() as conn:  # withdrawn from the partner: a marking change alone is enough
+            conn.execute(ks.tracks.update().where(ks.tracks.c.id == "trk-3").values(marking=OWN))
+        ids = [f["properties"]["id"] for f in client.get("/api/map/tracks", headers=hl).json()["features"]]
+        assert ids == ["trk-1"]
+    finally:
+        store.close()

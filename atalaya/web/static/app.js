@@ -138,7 +138,7 @@
 
   // ------------------------------------------------------------------ map
   const LAYERS = [
-    { id: "detections", label: "Detections (density)", colour: "#f28e2b", url: "/api/map/detections", daily: true, own: true },
+    { id: "detections", label: "Detections (density)", colour: "#f28e2b", url: "/api/map/detections", daily: true, own: true, view: true },
     { id: "corridors", label: "Corridors", colour: "#b07aa1", url: "/api/map/corridors" },
     { id: "tracks", label: "Tracks", colour: "#4e79a7", url: "/api/map/tracks", daily: true },
     { id: "sorties", label: "Sorties (compliance)", colour: "#d0453a", url: "/api/map/sorties", daily: true },
@@ -193,9 +193,17 @@
     const params = new URLSearchParams();
     if (L.daily && state.day) params.set("day", state.day);
     if (L.id === "truth-tracks" && !state.day && state.days.length) params.set("day", state.days[0]);
+    if (L.view) {
+      // density for the cells in view, at an H3 resolution the server picks from the zoom
+      const b = state.map.getBounds();
+      params.set("zoom", state.map.getZoom().toFixed(2));
+      params.set("bbox", [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()].map((v) => v.toFixed(4)).join(","));
+    }
     const url = L.url + (params.toString() ? "?" + params : "");
+    const seq = (L.seq = (L.seq || 0) + 1);
     try {
       const fc = await api(url);
+      if (seq !== L.seq) return; // a newer request (pan, zoom, day) owns the layer
       state.map.getSource(L.id).setData(fc);
       state.layers[L.id] = { loaded: true, count: fc.features.length, total: fc.total };
     } catch (e) {
@@ -258,6 +266,9 @@
     slider.addEventListener("change", () => reloadLayers(true));
     updateToggles();
     await reloadLayers(false);
+    map.on("moveend", () => {
+      for (const L of LAYERS.filter((x) => x.view && (!x.own || state.me.own))) loadLayer(L);
+    });
     for (const L of LAYERS) {
       for (const id of layerIds(L.id)) {
         map.on("click", id, (e) => { if (e.features && e.features.length) showFeature(L.id, e.features[0], e.lngLat); });
