@@ -107,6 +107,44 @@ def geodesic_upper_bound(lon1: Any, lat1: Any, lon2: Any, lat2: Any) -> FloatArr
     return out
 
 
+def geodesic_upper_bound_from_box(west: Any, south: Any, east: Any, north: Any, lon2: Any, lat2: Any) -> FloatArray:
+    """A guaranteed upper bound (metres) of the WGS84 geodesic distance from *any* point of a lon/lat box to a point.
+
+    The largest value of :func:`geodesic_upper_bound` over the box: the widest
+    longitude and latitude differences, the east-west scale at the latitude nearest
+    the equator and the meridian scale at the one farthest from it. Boxes narrower
+    than 180° of longitude.
+
+    >>> import numpy as np
+    >>> b = geodesic_upper_bound_from_box(np.array([0.0]), np.array([10.0]), np.array([0.1]), np.array([10.1]),
+    ...                                   np.array([1.0]), np.array([10.0]))
+    >>> corners = geodesic_upper_bound(np.array([0.0, 0.0]), np.array([10.0, 10.1]), np.full(2, 1.0), np.full(2, 10.0))
+    >>> bool(b[0] >= corners.max()), bool(b[0] < corners.max() + 100.0)
+    (True, True)
+    """
+    w = np.asarray(west, dtype=np.float64)
+    so = np.asarray(south, dtype=np.float64)
+    e = np.asarray(east, dtype=np.float64)
+    no = np.asarray(north, dtype=np.float64)
+    lon2 = np.asarray(lon2, dtype=np.float64)
+    lat2 = np.asarray(lat2, dtype=np.float64)
+    dlon = np.maximum(np.abs(lon2 - w), np.abs(lon2 - e))
+    dlat = np.maximum(np.abs(lat2 - so), np.abs(lat2 - no))
+    # Any point of the box on the other side of (or on) the equator from the target: the line may reach it.
+    cross = (so * lat2 <= 0.0) | (no * lat2 <= 0.0)
+    low = np.where(cross, 0.0, np.minimum(np.minimum(np.abs(so), np.abs(no)), np.abs(lat2)))
+    high = np.maximum(np.maximum(np.abs(so), np.abs(no)), np.abs(lat2))
+    s_low = np.sin(np.radians(low))
+    s_high = np.sin(np.radians(high))
+    ew = _A * np.cos(np.radians(low)) / np.sqrt(1.0 - _E2 * s_low * s_low)
+    w2 = 1.0 - _E2 * s_high * s_high
+    ns = _A * (1.0 - _E2) / (w2 * np.sqrt(w2))
+    out: FloatArray = np.hypot(ew * np.radians(dlon), ns * np.radians(dlat))
+    out *= 1.0 + 1e-12
+    out += 1e-6
+    return out
+
+
 def aeqd_forward(lon0: float, lat0: float, lon: Any, lat: Any) -> tuple[FloatArray, FloatArray]:
     """Ellipsoidal azimuthal equidistant projection centred at ``(lon0, lat0)``, metres.
 

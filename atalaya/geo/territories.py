@@ -50,7 +50,13 @@ from shapely.geometry.base import BaseGeometry
 
 from atalaya.core.errors import ValidationError
 from atalaya.geo import kernels
-from atalaya.geo.kernels import from_aeqd, geodesic_buffer, geodesic_upper_bound, to_aeqd
+from atalaya.geo.kernels import (
+    from_aeqd,
+    geodesic_buffer,
+    geodesic_upper_bound,
+    geodesic_upper_bound_from_box,
+    to_aeqd,
+)
 from atalaya.geo.naturalearth import LAYERS, load_layer
 
 _log = logging.getLogger(__name__)
@@ -678,6 +684,8 @@ class _Field:
     """Latitudes."""
     slack_km: float
     """How far (km) inside a territory of the level any kept boundary point may lie (rounding along shared borders)."""
+    cell_ub: FloatArray
+    """``(ny, nx)`` bound (km, slack included) of the depth of any point of the cell (``inf``: no boundary point)."""
 
 
 def _jump_flood(seed: npt.NDArray[np.int32], sx: FloatArray, sy: FloatArray, px: FloatArray, py: FloatArray) -> None:
@@ -748,7 +756,8 @@ def _build_field(t: Territories, level: str, max_cells: int) -> _Field:
     seed[cy[ok], cx[ok]] = ok.astype(np.int32)
     if len(ok):
         _jump_flood(seed, sx, sy, px, py)
-    return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=slack)
+    ub = _cell_bounds(x0, y0, cell, seed, sx, sy, slack)
+    return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=slack, cell_ub=ub)
 
 
 def _cached_field(t: Territories, level: str, max_cells: int) -> _Field:
@@ -775,11 +784,27 @@ def _cached_field(t: Territories, level: str, max_cells: int) -> _Field:
             and int(seed.min(initial=-1)) >= -1
             and int(seed.max(initial=-1)) < len(sx)
         ):
-            return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=float(slack))
+            ub = _cell_bounds(x0, y0, cell, seed, sx, sy, float(slack))
+            return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=float(slack), cell_ub=ub)
         _log.warning("ignoring inconsistent %s cache; rebuilding it", kind)
     f = _build_field(t, level, max_cells)
     _cache_write(kind, disk, {"seed": f.seed, "sx": f.sx, "sy": f.sy, "slack_km": np.array(f.slack_km)})
     return f
+
+
+def _cell_bounds(
+    x0: float, y0: float, cell: float, seed: npt.NDArray[np.int32], sx: FloatArray, sy: FloatArray, slack_km: float
+) -> FloatArray:
+    """Per cell, the bound of :func:`depth_upper_bound` for any point of the cell (its boundary point is shared)."""
+    ny, nx = seed.shape
+    out = np.full(seed.shape, np.inf)
+    iy, ix = np.nonzero(seed >= 0)
+    s = seed[iy, ix]
+    eps = 1e-9 * (1.0 + abs(x0) + abs(y0) + cell * max(nx, ny))  # points rounded into the cell from just outside
+    west, south = x0 + ix * cell - eps, y0 + iy * cell - eps
+    east, north = x0 + (ix + 1) * cell + eps, y0 + (iy + 1) * cell + eps
+    out[iy, ix] = geodesic_upper_bound_from_box(west, south, east, north, sx[s], sy[s]) / 1000.0 + slack_km
+    return out
 
 
 def _field(t: Territories, level: str, max_cells: int = DEPTH_CELLS) -> _Field:
@@ -823,4 +848,31 @@ def depth_upper_bound(territories: Territories, lon: Any, lat: Any, labels: Any,
     has = s >= 0
     k, s = k[has], s[has]
     out[k] = geodesic_upper_bound(x[k], y[k], f.sx[s], f.sy[s]) / 1000.0 + f.slack_km
+    return out
+
+
+def depth_cell_bound(territories: Territories, lon: Any, lat: Any, labels: Any, level: str = "country") -> FloatArray:
+    """A cheaper, looser bound than :func:`depth_upper_bound` (km): the largest it gives over each point's grid cell.
+
+    One lookup per point (no arithmetic), at most about a cell's diagonal above
+    :func:`depth_upper_bound`; ``inf`` where that is ``inf``.
+
+    >>> from shapely.geometry import box
+    >>> t = territories_from_geometries(ids=["A"], geoms=[box(0, 0, 2, 2)])
+    >>> x, y, lab = np.array([1.0, 0.1]), np.array([1.0, 1.0]), np.array([0, 0])
+    >>> bool(np.all(depth_cell_bound(t, x, y, lab) >= depth_upper_bound(t, x, y, lab)))
+    True
+    >>> depth_cell_bound(t, np.array([]), np.array([]), np.array([], dtype=np.int64)).shape
+    (0,)
+    """
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    lab = np.asarray(labels).ravel()
+    f = _field(territories, level)
+    ny, nx = f.seed.shape
+    ix = np.floor((x - f.x0) / f.cell)
+    iy = np.floor((y - f.y0) / f.cell)
+    ok = (ix >= 0) & (ix < nx) & (iy >= 0) & (iy < ny) & (lab >= 0)
+    flat = np.where(ok, iy, 0).astype(np.int64) * nx + np.where(ok, ix, 0).astype(np.int64)
+    out: FloatArray = np.where(ok, f.cell_ub.ravel()[flat], np.inf)
     return out

@@ -57,6 +57,7 @@ from atalaya.geo.kernels import aeqd_forward, aeqd_inverse, geodesic_distance
 from atalaya.geo.territories import (
     Territories,
     cells_pure,
+    depth_cell_bound,
     depth_upper_bound,
     grid_width,
     label_points,
@@ -538,16 +539,19 @@ def _account_chunk(
         fg = np.searchsorted(gk, fk).clip(0, max(ng - 1, 0))
         ok = gk[fg] == fk if ng else np.zeros(len(fk), dtype=bool)
         inside, fg = inside[ok], fg[ok]
-        ub = depth_upper_bound(t, lon[inside], lat[inside], lab[inside], level)
+        # Cheap per-cell bounds choose the candidates; only those get their own (closer) bound.
+        cub = depth_cell_bound(t, lon[inside], lat[inside], lab[inside], level)
         top = np.full(ng, -np.inf)
-        np.maximum.at(top, fg, ub)
+        np.maximum.at(top, fg, cub)
         # Keep the fixes whose bound is near their group's largest; the rest is fetched again only
         # when the measured maximum falls below the threshold (see _level_tables).
         thr = top.copy()
         fin = np.isfinite(top)
         thr[fin] -= PREFILTER_KM + PREFILTER_REL * top[fin]
-        keep = ub >= thr[fg]
-        fix, fix_group, fix_ub = inside[keep] + row0, fg[keep], ub[keep]
+        keep = np.flatnonzero(cub >= thr[fg])
+        kept = inside[keep]
+        ub = np.minimum(depth_upper_bound(t, lon[kept], lat[kept], lab[kept], level), cub[keep])
+        fix, fix_group, fix_ub = kept + row0, fg[keep], ub
     return _LevelPart(
         g_code=gk // width,
         g_lab=gk % width - 1,
@@ -605,8 +609,12 @@ def _level_tables(
             grp = np.repeat(short, b - a)
             rows = np.arange(len(grp)) - np.repeat(np.cumsum(b - a) - (b - a), b - a) + np.repeat(a, b - a)
             lab = label_points(t, lon[rows], lat[rows], level)
-            ub = depth_upper_bound(t, lon[rows], lat[rows], lab, level)
-            k = np.flatnonzero((lab == g_lab[grp]) & (ub > best[grp]) & (ub < thr[grp]))
+            cub = depth_cell_bound(t, lon[rows], lat[rows], lab, level)
+            # Fixes with a cell bound at or above the threshold were candidates already.
+            k = np.flatnonzero((lab == g_lab[grp]) & (cub > best[grp]) & (cub < thr[grp]))
+            rows, grp = rows[k], grp[k]
+            ub = np.minimum(depth_upper_bound(t, lon[rows], lat[rows], lab[k], level), cub[k])
+            k = np.flatnonzero(ub > best[grp])
             return rows[k], grp[k], ub[k]
 
         best = _max_depth(t, level, lon, lat, cat("fix"), group, cat("fix_ub"), ng, g_lab, more)

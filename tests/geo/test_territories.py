@@ -266,3 +266,19 @@ def test_extra_territories_change_the_cache_key(tmp_path: Path) -> None:
     two = _source_key(str(p))
     assert len({bundled, one, two}) == 3
     assert _source_key(str(tmp_path / "missing.geojson")) is None  # not cached; loading reports the missing file
+
+
+def test_depth_cell_bound_covers_the_point_bound(terr) -> None:  # type: ignore[no-untyped-def]
+    from atalaya.geo.territories import depth_cell_bound
+
+    rng = np.random.default_rng(4)
+    x = rng.uniform(-125, -59, 200_000)
+    y = rng.uniform(-5, 49, 200_000)
+    for level in ("country", "state"):
+        lab = label_points(terr, x, y, level)
+        ub = depth_upper_bound(terr, x, y, lab, level)
+        cub = depth_cell_bound(terr, x, y, lab, level)
+        fin = np.isfinite(ub)
+        assert np.array_equal(fin, np.isfinite(cub))
+        assert np.all(cub[fin] >= ub[fin])
+        assert np.all(cub[fin] - ub[fin] < 25.0)  # about a cell's diagonal (~0.09°) at most
