@@ -28,10 +28,12 @@ line machinery:
     file.
 
 Parsing is column-wise: a block of lines is classified with numpy (field
-counts, record types, line lengths, bytes outside ASCII), the well-formed lines
-are handed to ``pyarrow.csv`` with explicit column types, and conversions and
-checks are vectorised masks. If a block holds a value ``pyarrow`` cannot
-convert, that block is read again as strings and the offending lines become
+counts, record types, line lengths, bytes outside ASCII). For SBS the fields a
+row needs are sliced out of the block at the comma offsets (dates, times, the
+message type and the hex id read as fixed-width bytes) and converted with Arrow
+casts; the OpenSky CSV lines are handed to ``pyarrow.csv`` with explicit column
+types. Checks are vectorised masks. If a block holds a value ``pyarrow`` cannot
+convert, its values are re-read as strings and the offending lines become
 :class:`~atalaya.ingest.base.Reject` records with the field named; the rest of
 the block still comes through.
 
