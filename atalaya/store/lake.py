@@ -18,8 +18,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import re
 import shutil
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +82,12 @@ class RecoveryReport:
 
 @dataclass(kw_only=True)
 class LakeWriter:
-    """Writes one unit's partitions to staging; :meth:`commit` publishes them atomically."""
+    """Writes one unit's partitions to staging; :meth:`commit` publishes them atomically.
+
+    Parquet encoding runs on a background thread (it releases the GIL), so the
+    caller validates and hashes the next batch while this one is written; at most
+    ``QUEUE_DEPTH`` batches wait, which bounds memory.
+    """
 
     lake: Lake
     """The lake being written."""
@@ -90,6 +97,11 @@ class LakeWriter:
     _paths: dict[tuple[str, str], Path] = field(default_factory=dict)
     _rows: int = 0
     _done: bool = False
+    _queue: queue.Queue[tuple[pa.Table, np.ndarray, str, np.ndarray] | None] | None = None
+    _thread: threading.Thread | None = None
+    _error: BaseException | None = None
+
+    QUEUE_DEPTH = 2
 
     @property
     def staging(self) -> Path:
@@ -106,10 +118,38 @@ class LakeWriter:
         """
         if self._done:
             raise StoreError("lake writer already committed or aborted")
+        self._raise_worker_error()
         if table.num_rows == 0:
             return
         if days is None:
             days = np.unique(day_index)
+        if self._queue is None:
+            self._queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
+            self._thread = threading.Thread(
+                target=self._work, args=(self._queue,), name=f"lake-writer-{self.unit_id[:8]}", daemon=True
+            )
+            self._thread.start()
+        self._queue.put((table, day_index, source, days))
+        self._rows += table.num_rows
+
+    def _work(self, q: queue.Queue[tuple[pa.Table, np.ndarray, str, np.ndarray] | None]) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain after a failure
+            try:
+                self._write_now(*item)
+            except BaseException as e:  # re-raised in the caller's thread
+                self._error = e
+
+    def _raise_worker_error(self) -> None:
+        if self._error is not None:
+            err, self._error = self._error, None
+            raise StoreError(f"writing the lake failed: {err}", hint="check free disk space and permissions") from err
+
+    def _write_now(self, table: pa.Table, day_index: np.ndarray, source: str, days: np.ndarray) -> None:
         for d in days:
             part = table if len(days) == 1 else table.filter(pa.array(day_index == d))
             day = str(np.datetime64(int(d), "D"))
@@ -123,7 +163,12 @@ class LakeWriter:
                 self._writers[key] = w
                 self._paths[key] = rel
             w.write_table(part, row_group_size=ROW_GROUP_ROWS)
-        self._rows += table.num_rows
+
+    def _join(self) -> None:
+        if self._queue is not None and self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._queue, self._thread = None, None
 
     def staged_partitions(self) -> dict[tuple[str, str], Path]:
         """Staged file of each (day, source) partition written so far."""
@@ -131,6 +176,8 @@ class LakeWriter:
 
     def close_files(self) -> None:
         """Finish writing (before de-duplication rewrites and commit)."""
+        self._join()
+        self._raise_worker_error()
         for w in self._writers.values():
             w.close()
         self._writers.clear()
@@ -174,6 +221,8 @@ class LakeWriter:
 
     def abort(self) -> None:
         """Discard everything written by this unit."""
+        self._join()
+        self._error = None
         for w in self._writers.values():
             with contextlib.suppress(Exception):  # best effort while discarding
                 w.close()
