@@ -68,7 +68,15 @@ class ScenarioConfig:
     bg_phones: int
     """Legitimate phones that SIGINT may geolocate."""
     sorties_per_day: float
-    """Mean collection sorties launched per day."""
+    """Mean untasked collection sorties (border orbits, open-sea patrols) launched per day."""
+    decoy_share: float = 0.6
+    """Empty "suspected" areas tasked per area of interest that holds a hidden site."""
+    revisits: tuple[int, int] = (2, 4)
+    """Least and most days on which each area of interest is tasked."""
+    mq9_tasked_per_day: int = 3
+    """MQ-9 sorties a day orbiting tasked boxes (the U-2s fly legs through the rest)."""
+    u2_areas_per_sortie: int = 14
+    """Most tasked boxes one U-2 sortie flies through."""
     ais_step_s: int = 60
     """Seconds between AIS position reports."""
     adsb_step_s: int = 10
