@@ -178,19 +178,42 @@ def float_bits(x: npt.NDArray[np.floating], decimals: int) -> U64:
     return q.astype(np.int64).view(np.uint64)
 
 
+_P1 = np.uint64(0x9E3779B185EBCA87)
+_P2 = np.uint64(0xC2B2AE3D27D4EB4F)
+_P3 = np.uint64(0x165667B19E3779F9)
+_P4 = np.uint64(0x85EBCA77C2B2AE63)
+
+
+def _rotl(x: U64, k: int) -> U64:
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
 def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
-    """Two independent 64-bit lanes over the given uint64 columns (128-bit id material)."""
+    """Two 64-bit lanes over the given uint64 columns (128-bit id material), order-dependent.
+
+    Each column is mixed once (SplitMix64) and folded into both lanes with
+    different multiply-rotate steps (xxHash-style accumulators); both lanes get a
+    final avalanche.
+
+    >>> a, b = hash_columns([np.array([1, 2], dtype=np.uint64), np.array([3, 3], dtype=np.uint64)])
+    >>> bool(a[0] != a[1]) and bool(b[0] != b[1])
+    True
+    >>> x, y = hash_columns([np.array([3], dtype=np.uint64), np.array([1], dtype=np.uint64)])
+    >>> bool(x[0] != a[0])
+    True
+    """
     cols = list(columns)
     if not cols:
         raise ValueError("hash_columns needs at least one column")
     n = len(cols[0])
     a = np.full(n, np.uint64(0x243F6A8885A308D3), dtype=np.uint64)
     b = np.full(n, np.uint64(0x13198A2E03707344), dtype=np.uint64)
-    for c in cols:
-        a = combine64(a, c)
-        with np.errstate(over="ignore"):
-            b = combine64(b, c ^ np.uint64(0xA4093822299F31D0))
-    return a, b
+    with np.errstate(over="ignore"):
+        for c in cols:
+            m = mix64(np.asarray(c, dtype=np.uint64))
+            a = _rotl(a ^ m, 27) * _P1 + _P4
+            b = _rotl(b + m * _P2, 31) * _P3
+        return mix64(a), mix64(b ^ (b >> np.uint64(29)))
 
 
 def ids_to_arrow(a: U64, b: U64) -> pa.FixedSizeBinaryArray:
