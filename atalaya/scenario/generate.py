@@ -32,7 +32,7 @@ from atalaya.scenario.sorties import (
     parties_record,
     platforms_record,
 )
-from atalaya.scenario.truth import overflight, write_json, write_parquet
+from atalaya.scenario.truth import crossings_columns, overflight, write_json, write_parquet
 from atalaya.scenario.world import get_world
 
 OUT_PARTS = ("feeds", "records", "truth", "README.md")
@@ -286,18 +286,7 @@ def generate(
             "link": [s.link for s in all_sites],
         },
     )
-    crossings.sort(key=lambda c: (c["time"], c["object_id"]))
-    write_parquet(
-        out / "truth/crossings.parquet",
-        {
-            "object_id": pa.array([c["object_id"] for c in crossings], type=pa.string()),
-            "time": _ts([c["time"] for c in crossings]),
-            "lon": pa.array([c["lon"] for c in crossings], type=pa.float64()),
-            "lat": pa.array([c["lat"] for c in crossings], type=pa.float64()),
-            "crossing_id": pa.array([c["crossing_id"] for c in crossings], type=pa.string()),
-            "illicit": pa.array([c["illicit"] for c in crossings], type=pa.bool_()),
-        },
-    )
+    write_parquet(out / "truth/crossings.parquet", crossings_columns(crossings))
     write_json(out / "truth/routes.json", routes)
     write_parquet(
         out / "truth/dark_gaps.parquet",

@@ -8,6 +8,14 @@ with AIS; suspect vessels switch AIS off (dark gaps) to meet others at sea
 Airliners fly with ADS-B; light aircraft fly to clandestine airstrips and
 switch ADS-B off on the way. Host-party ground patrols report by CoT. Phones
 transmit from sites, vehicles and towns (SIGINT targets).
+
+Vehicles that cross the border go through a *gate*: a point a few hundred
+metres on each side of the crossing site or port of entry, so that the path
+cuts the border line there and only there (legs that would cut it elsewhere
+are routed through points further back from the line, or the trip is
+dropped). The crossing truth is then computed from the true paths
+(:func:`atalaya.scenario.truth.border_cuts`): every cut of the line by a
+vehicle, vessel or aircraft, at its interpolated time.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import shapely
 
 from atalaya.scenario.config import DAY_S, ScenarioConfig
 from atalaya.scenario.sites import Site, Sites
+from atalaya.scenario.truth import border_cuts
 from atalaya.scenario.world import (
     F64,
     I64,
@@ -83,7 +92,8 @@ class DayTraffic:
     tracks: list[Track] = field(default_factory=list)
     """Every trip."""
     crossings: list[dict[str, Any]] = field(default_factory=list)
-    """Border crossings: object, trip, time, lon, lat, crossing id, illicit."""
+    """Border crossings where the true paths cut the MEX–USA line: trip, time, lon, lat, direction, kind, and
+    the intended crossing site or port of entry (id and position) when the cut is the one made there."""
     routes: list[dict[str, Any]] = field(default_factory=list)
     """Smuggling routes used: trip, site ids in order."""
     dark_gaps: list[dict[str, Any]] = field(default_factory=list)
@@ -129,11 +139,6 @@ def _sample(
     x, y, s, c = sample_knots(tk, xk, yk, sk, t.astype(np.float64))
     z = np.interp(t.astype(np.float64), tk, zk)
     return t, x, y, z, s, c, tk, xk, yk
-
-
-def _knot_time(tk: F64, xk: F64, yk: F64, x: float, y: float) -> float:
-    i = int(np.argmin(np.abs(xk - x) + np.abs(yk - y)))
-    return float(tk[i])
 
 
 class Movement:
@@ -230,11 +235,75 @@ class Movement:
                 return nx, ny
         return x, y
 
+    # ------------------------------------------------------------------ border gates
+
+    def touches_border(self, pts: list[tuple[float, float]]) -> bool:
+        """Whether the polyline through ``pts`` meets the MEX–USA border line."""
+        return bool(shapely.intersects(shapely.LineString(pts), self.world.border))
+
+    def gate(self, x: float, y: float) -> tuple[tuple[float, float], tuple[float, float]] | None:
+        """Points a few hundred metres either side of border point ``(x, y)``: ``(mexican, us)``.
+
+        The segment between them cuts the border line exactly once, within
+        100 m of ``(x, y)``; ``None`` when no such pair is found.
+        """
+        w = self.world
+        s = float(shapely.line_locate_point(w.border, shapely.Point(x, y)))
+        a = shapely.line_interpolate_point(w.border, max(s - 0.002, 0.0))
+        b = shapely.line_interpolate_point(w.border, s + 0.002)
+        az0 = float(np.degrees(np.arctan2((b.x - a.x) * np.cos(np.radians(y)), b.y - a.y))) + 90.0
+        for d in (300.0, 150.0):
+            for turn in (0.0, 20.0, -20.0, 45.0, -45.0):
+                p = offset(x, y, az0 + turn, d)
+                q = offset(x, y, az0 + turn + 180.0, d)
+                px, py = np.array([p[0], q[0]]), np.array([p[1], q[1]])
+                mex, usa = w.in_mex(px, py), w.in_usa(px, py)
+                if mex[0] and usa[1]:
+                    gm, gu = p, q
+                elif mex[1] and usa[0]:
+                    gm, gu = q, p
+                else:
+                    continue
+                cut = shapely.get_coordinates(shapely.intersection(shapely.LineString([gm, gu]), w.border))
+                if cut.shape[0] == 1 and float(dist_m(cut[0, 0], cut[0, 1], x, y)) < 100.0:
+                    return gm, gu
+        return None
+
+    def side_leg(
+        self, a: tuple[float, float], b: tuple[float, float], site: tuple[float, float], usa: bool
+    ) -> list[tuple[float, float]] | None:
+        """Waypoints strictly between ``a`` and ``b`` (one country's side) so that the legs never meet the border.
+
+        ``[]`` when the straight leg is clear; else one point further back from
+        ``site`` (away from the line, in the direction of ``b`` or ``a``,
+        whichever is the gate); ``None`` when ``a`` or ``b`` lies in the other
+        country or no detour is found.
+        """
+        w = self.world
+        xs, ys = np.array([a[0], b[0]]), np.array([a[1], b[1]])
+        if not (w.in_usa(xs, ys) if usa else w.in_mex(xs, ys)).all():
+            return None
+        if not self.touches_border([a, b]):
+            return []
+        g = b if float(dist_m(b[0], b[1], *site)) < float(dist_m(a[0], a[1], *site)) else a
+        far = a if g is b else b
+        az = float(np.degrees(np.arctan2((g[0] - site[0]) * np.cos(np.radians(site[1])), g[1] - site[1])))
+        for d in (1_500.0, 4_000.0, 10_000.0):
+            for turn in (0.0, 25.0, -25.0):
+                m = offset(site[0], site[1], az + turn, d)
+                mx, my = np.array([m[0]]), np.array([m[1]])
+                inside = w.in_usa(mx, my) if usa else w.in_mex(mx, my)
+                if inside[0] and not self.touches_border([far, m]) and not self.touches_border([m, g]):
+                    return [m]
+        return None
+
     # ------------------------------------------------------------------ one day
 
     def day(self, day: int) -> DayTraffic:
         """All traffic of one day (deterministic in the seed and the day)."""
         out = DayTraffic()
+        # trip → (crossing id, site lon, site lat, illicit, sites made active by crossing there)
+        self._intent: dict[str, tuple[str, float, float, bool, list[Site]]] = {}
         d0 = float(self.cfg.day_start_s(day))
         d1 = d0 + DAY_S
         self._vessels(day, d0, d1, self.cfg.rng(self.seed, 20, day), out)
@@ -243,7 +312,45 @@ class Movement:
         self._flights(day, d0, d1, self.cfg.rng(self.seed, 23, day), out)
         self._patrols(day, d0, d1, self.cfg.rng(self.seed, 24, day), out)
         self._phones(day, d0, d1, self.cfg.rng(self.seed, 25, day), out)
+        self._crossings(day, out)
         return out
+
+    def _crossings(self, day: int, out: DayTraffic) -> None:
+        """Every cut of the border line by the day's vehicles, vessels and aircraft, labelled with the intent."""
+        w = self.world
+        trs = [tr for tr in out.tracks if tr.kind in ("vehicle", "vessel", "aircraft") and tr.t.size >= 2]
+        sizes = np.array([tr.t.size for tr in trs], dtype=np.int64)
+        xy = np.column_stack([np.concatenate([tr.lon for tr in trs]), np.concatenate([tr.lat for tr in trs])]) if (
+            trs) else np.zeros((0, 2))  # fmt: skip
+        lines = shapely.linestrings(xy, indices=np.repeat(np.arange(sizes.size), sizes))
+        near = np.asarray(shapely.intersects(lines, w.border), dtype=bool)
+        for tr in (trs[i] for i in np.flatnonzero(near).tolist()):
+            tt, xx, yy, into = border_cuts(tr.t, tr.lon, tr.lat, w.border, w.usa)
+            intent = self._intent.get(tr.trip_id)
+            at = -1
+            if intent is not None and tt.size:
+                d = dist_m(xx, yy, intent[1], intent[2])
+                at = int(np.argmin(d)) if float(np.min(d)) <= 1_000.0 else -1
+                if at >= 0:
+                    for site in intent[4]:
+                        site.active_days.add(day)
+            for k in range(tt.size):
+                mine = intent is not None and k == at
+                out.crossings.append(
+                    {
+                        "object_id": tr.trip_id,
+                        "trip_id": tr.trip_id,
+                        "time": float(tt[k]),
+                        "lon": float(xx[k]),
+                        "lat": float(yy[k]),
+                        "crossing_id": intent[0] if mine and intent is not None else None,
+                        "illicit": tr.role == "smuggling",
+                        "kind": tr.kind,
+                        "direction": "north" if into[k] else "south",
+                        "site_lon": intent[1] if mine and intent is not None else None,
+                        "site_lat": intent[2] if mine and intent is not None else None,
+                    }
+                )
 
     def _vessels(self, day: int, d0: float, d1: float, rng: np.random.Generator, out: DayTraffic) -> None:
         n = len(self.v_mmsi)
@@ -447,17 +554,26 @@ class Movement:
             stash = self.sites.stash_houses[int(rng.integers(len(self.sites.stash_houses)))]
             xing = next(c for c in self.sites.crossings if c.site_id == stash.link)
             first = self.land_route((lab.lon, lab.lat), (stash.lon, stash.lat))
-            if first is None:
+            if first is None or self.touches_border(first):
                 continue
+            site = (xing.lon, xing.lat)
             ux, uy = offset(xing.lon, xing.lat, float(rng.uniform(-30, 30)), float(rng.uniform(20_000, 50_000)))
             if not (
                 self.world.in_usa(np.array([ux]), np.array([uy]))[0]
                 and self.world.segment_on_land(xing.lon, xing.lat, ux, uy)
             ):
                 ux, uy = offset(xing.lon, xing.lat, 0.0, 8_000.0)
-            wps = [*first, (xing.lon, xing.lat), (ux, uy)]
-            spd = [12.0] + [22.0] * (len(first) - 2) + [7.0, 15.0]
-            dwell = [0.0] * (len(first) - 1) + [float(rng.uniform(3600, 4 * 3600)), 0.0, 0.0]
+            gate = self.gate(*site)
+            if gate is None:
+                continue
+            gm, gu = gate
+            pre = self.side_leg((stash.lon, stash.lat), gm, site, usa=False)
+            post = self.side_leg(gu, (ux, uy), site, usa=True)
+            if pre is None or post is None:
+                continue
+            wps = [*first, *pre, gm, gu, *post, (ux, uy)]
+            spd = [12.0] + [22.0] * (len(first) - 2) + [7.0] * (len(pre) + 2) + [15.0] * (len(post) + 1)
+            dwell = [0.0] * (len(first) - 1) + [float(rng.uniform(3600, 4 * 3600))] + [0.0] * (len(wps) - len(first))
             total = sum(float(dist_m(*a, *b)) / v for a, b, v in zip(wps[:-1], wps[1:], spd, strict=True)) + sum(dwell)
             t0 = d0 + float(rng.uniform(0, max(0.0, DAY_S - total - 600)))
             oid = f"veh-{day:03d}-{k:03d}"
@@ -466,7 +582,7 @@ class Movement:
             ph_pool = self.site_phones.get(stash.site_id) or self.site_phones.get(lab.site_id) or []
             ph = ph_pool[int(rng.integers(len(ph_pool)))] if ph_pool else None
             tagged = rng.random() < 0.25
-            tr, tk, xk, yk = self._road_track(
+            tr, *_ = self._road_track(
                 oid,
                 oid,
                 "smuggling",
@@ -483,21 +599,7 @@ class Movement:
             )
             out.tracks.append(tr)
             lab.active_days.add(day)
-            tx = _knot_time(tk, xk, yk, xing.lon, xing.lat)
-            if tx <= tr.t[-1]:
-                stash.active_days.add(day)
-                xing.active_days.add(day)
-                out.crossings.append(
-                    {
-                        "object_id": oid,
-                        "trip_id": oid,
-                        "time": tx,
-                        "lon": xing.lon,
-                        "lat": xing.lat,
-                        "crossing_id": xing.site_id,
-                        "illicit": True,
-                    }
-                )
+            self._intent[oid] = (xing.site_id, xing.lon, xing.lat, True, [stash, xing])
             out.routes.append({"trip_id": oid, "kind": "road", "sites": [lab.site_id, stash.site_id, xing.site_id]})
         # supply runs to active labs
         for lab in self.sites.labs:
@@ -527,28 +629,26 @@ class Movement:
                 px, py, pname = poe[int(rng.integers(len(poe)))]
                 sx, sy = offset(px, py, float(rng.uniform(150, 210)), float(rng.uniform(5_000, 60_000)))
                 ex, ey = offset(px, py, float(rng.uniform(-30, 30)), float(rng.uniform(5_000, 60_000)))
-                if rng.random() < 0.5:
-                    (sx, sy), (ex, ey) = (ex, ey), (sx, sy)
-                wps = [(sx, sy), (px, py), (ex, ey)]
-                if not all(self.world.on_land(np.array([p[0] for p in wps]), np.array([p[1] for p in wps]))):
+                south = rng.random() < 0.5
+                gate = self.gate(px, py)
+                if gate is None:
                     continue
-                spd = [15.0, 12.0]
-                dwell = [0.0, float(rng.uniform(300, 3600)), 0.0]
+                gm, gu = gate
+                pre = self.side_leg((sx, sy), gm, (px, py), usa=False)
+                post = self.side_leg(gu, (ex, ey), (px, py), usa=True)
+                if pre is None or post is None:
+                    continue
+                wps = [(sx, sy), *pre, gm, gu, *post, (ex, ey)]
+                if south:
+                    wps = wps[::-1]
+                spd = [15.0] * (len(wps) - 1)
+                dwell = [0.0] * len(wps)
+                dwell[len(pre) + 1 if not south else len(post) + 1] = float(rng.uniform(300, 3600))  # queue at the gate
+                spd[len(pre) + 1 if not south else len(post) + 1] = 5.0  # through the line
                 t0 = d0 + float(rng.uniform(0, DAY_S - 4 * 3600))
-                tr, tk, xk, yk = self._road_track(oid, oid, "background", wps, spd, dwell, t0, d1, plate_=plate(rng))
+                tr, *_ = self._road_track(oid, oid, "background", wps, spd, dwell, t0, d1, plate_=plate(rng))
                 out.tracks.append(tr)
-                tx = _knot_time(tk, xk, yk, px, py)
-                out.crossings.append(
-                    {
-                        "object_id": oid,
-                        "trip_id": oid,
-                        "time": tx,
-                        "lon": px,
-                        "lat": py,
-                        "crossing_id": f"poe:{pname}",
-                        "illicit": False,
-                    }
-                )
+                self._intent[oid] = (f"poe:{pname}", px, py, False, [])
                 continue
             pool = self.mx_towns if rng.random() < 0.75 else self.us_towns
             a = pool[int(rng.integers(len(pool)))]
@@ -556,7 +656,7 @@ class Movement:
             if a == b or not (30_000 < float(dist_m(*a, *b)) < 600_000):
                 b = offset(a[0], a[1], float(rng.uniform(0, 360)), float(rng.uniform(20_000, 80_000)))
             route = self.land_route(a, b)
-            if route is None:
+            if route is None or self.touches_border(route):
                 continue
             spd = [float(rng.uniform(18, 28))] * (len(route) - 1)
             t0 = d0 + float(rng.uniform(0, DAY_S - 2 * 3600))

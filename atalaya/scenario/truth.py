@@ -9,6 +9,12 @@ in a territory (the first counts as an entry). ``max_depth_km`` is the largest
 distance from a point of the sortie inside a country to that country's
 boundary (land border, coast of its territorial sea); for a state, the largest
 such country depth reached inside the state.
+
+Border-crossing truth (:func:`border_cuts`, :func:`crossings_columns`) is
+computed from the true track geometry: every place where the sampled path cuts
+the MEX–USA land boundary line (the Natural Earth ``boundary_lines_land``
+pieces between Mexico and the USA, the same line the analytics use), at the
+time interpolated between the two samples either side of the cut.
 """
 
 from __future__ import annotations
@@ -30,6 +36,71 @@ from atalaya.scenario.sorties import Sortie
 from atalaya.scenario.world import F64, GEOD
 
 _LAEA = "+proj=laea +lat_0=24 +lon_0=-102 +datum=WGS84 +units=m"
+
+
+def border_cuts(
+    t: npt.NDArray[np.int64], lon: F64, lat: F64, border: Any, usa: Any
+) -> tuple[F64, F64, F64, npt.NDArray[np.bool_]]:
+    """Where one sampled path cuts ``border``: ``(time_s, lon, lat, into_usa)`` in time order.
+
+    Each segment between consecutive samples is intersected with the line;
+    every cut point is placed on the segment by its planar fraction, which
+    gives its time. The direction alternates from the side (``usa`` polygon
+    or not) of the segment's first sample, so a segment that cuts twice goes
+    in and out again.
+    """
+    empty = (np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, dtype=bool))
+    if lon.size < 2:
+        return empty
+    ends = np.stack([np.column_stack([lon[:-1], lat[:-1]]), np.column_stack([lon[1:], lat[1:]])], 1)
+    segs = shapely.linestrings(ends)
+    hit = np.flatnonzero(shapely.intersects(segs, border))
+    if hit.size == 0:
+        return empty
+    side0 = np.asarray(shapely.contains_xy(usa, lon[hit], lat[hit]), dtype=bool)
+    tt: list[float] = []
+    xx: list[float] = []
+    yy: list[float] = []
+    dd: list[bool] = []
+    for k, s0 in zip(hit.tolist(), side0.tolist(), strict=True):
+        pts = shapely.get_coordinates(shapely.intersection(segs[k], border))
+        dx, dy = lon[k + 1] - lon[k], lat[k + 1] - lat[k]
+        den = dx * dx + dy * dy
+        if pts.shape[0] == 0 or den == 0.0:
+            continue
+        f = np.clip(((pts[:, 0] - lon[k]) * dx + (pts[:, 1] - lat[k]) * dy) / den, 0.0, 1.0)
+        f = np.unique(f)  # in order along the segment; a cut shared by two pieces counts once
+        side = s0
+        for fi in f.tolist():
+            side = not side
+            tt.append(float(t[k]) + fi * float(t[k + 1] - t[k]))
+            xx.append(float(lon[k] + fi * dx))
+            yy.append(float(lat[k] + fi * dy))
+            dd.append(side)
+    return np.array(tt), np.array(xx), np.array(yy), np.array(dd, dtype=bool)
+
+
+CROSSING_COLUMNS = ("object_id", "time", "lon", "lat", "crossing_id", "illicit", "kind", "direction",
+                    "site_lon", "site_lat")  # fmt: skip
+"""Columns of ``truth/crossings.parquet`` (see ``README_OUT.md``)."""
+
+
+def crossings_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Crossing rows (from :class:`atalaya.scenario.movement.DayTraffic`) as the columns of the truth table."""
+    rows = sorted(rows, key=lambda c: (c["time"], c["object_id"]))
+    us = np.array([round(c["time"] * 1_000_000) for c in rows], dtype=np.int64)
+    return {
+        "object_id": pa.array([c["object_id"] for c in rows], type=pa.string()),
+        "time": pa.array(us, type=pa.timestamp("us", tz="UTC")),
+        "lon": pa.array([c["lon"] for c in rows], type=pa.float64()),
+        "lat": pa.array([c["lat"] for c in rows], type=pa.float64()),
+        "crossing_id": pa.array([c["crossing_id"] for c in rows], type=pa.string()),
+        "illicit": pa.array([c["illicit"] for c in rows], type=pa.bool_()),
+        "kind": pa.array([c["kind"] for c in rows], type=pa.string()),
+        "direction": pa.array([c["direction"] for c in rows], type=pa.string()),
+        "site_lon": pa.array([c["site_lon"] for c in rows], type=pa.float64()),
+        "site_lat": pa.array([c["site_lat"] for c in rows], type=pa.float64()),
+    }
 
 
 def write_parquet(path: Path, columns: dict[str, Any], schema: pa.Schema | None = None) -> None:
