@@ -89,6 +89,19 @@ _ZOBRIST: U64 | None = None
 _NULL_HASH = np.uint64(0x6E756C6C6E756C6C)  # "nullnull"
 
 
+_BYTE_TABLES: tuple[U64, U64] | None = None
+
+
+def _byte_tables() -> tuple[U64, U64]:
+    """A random 64-bit value per byte value, and odd multipliers per position (both fit in L1/L2 caches)."""
+    global _BYTE_TABLES
+    if _BYTE_TABLES is None:
+        byte_t = mix64(np.arange(256, dtype=np.uint64) ^ np.uint64(0xD6E8FEB86659FD93))
+        pow_t = mix64(np.arange(_ZOBRIST_POS, dtype=np.uint64) + np.uint64(0xA0761D6478BD642F)) | np.uint64(1)
+        _BYTE_TABLES = (byte_t, pow_t)
+    return _BYTE_TABLES
+
+
 def _zobrist() -> U64:
     global _ZOBRIST
     if _ZOBRIST is None:
@@ -97,7 +110,8 @@ def _zobrist() -> U64:
 
 
 def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
-    """Zobrist-style hash of each string: sum over bytes of a random value per (position, byte), then mixed."""
+    """Hash of each string: sum over its bytes of (random value of the byte × odd multiplier of its position),
+    then mixed with the length. Positions past 256 use a random value per (position, byte) instead."""
     if not pa.types.is_large_string(arr.type):
         arr = arr.cast(pa.large_string())
     n = len(arr)
@@ -108,14 +122,18 @@ def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
     if total:
         data = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]) :]
         starts = offsets[:-1] - offsets[0]
-        pos = np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
-        short = pos < _ZOBRIST_POS
-        contrib = np.empty(total, dtype=np.uint64)
-        idx = (pos[short] << 8) | data[short]
-        contrib[short] = _zobrist()[idx]
-        if not short.all():
+        pos = np.arange(total, dtype=np.int64)
+        pos -= np.repeat(starts, lengths)
+        if int(lengths.max()) <= _ZOBRIST_POS:  # the common case: small cache-resident tables, no masks
+            byte_t, pow_t = _byte_tables()
+            with np.errstate(over="ignore"):
+                contrib = byte_t[data] * pow_t[pos]
+        else:
+            short = pos < _ZOBRIST_POS
+            contrib = np.empty(total, dtype=np.uint64)
+            contrib[short] = _zobrist()[(pos[short] << 8) | data[short]]
             far = ~short
-            contrib[far] = mix64(((pos[far].astype(np.uint64)) << np.uint64(8)) | data[far].astype(np.uint64))
+            contrib[far] = mix64((pos[far].astype(np.uint64) << np.uint64(8)) | data[far].astype(np.uint64))
         with np.errstate(over="ignore"):
             cs = np.concatenate([np.zeros(1, dtype=np.uint64), np.cumsum(contrib, dtype=np.uint64)])
             acc = cs[starts + lengths] - cs[starts]
