@@ -258,3 +258,77 @@ def test_cli_refuses_non_empty_out(tmp_path: Path) -> None:
     assert isinstance(res.exception, ConfigError)
     assert "--force" in str(res.exception)
     assert (tmp_path / "keep.txt").read_text() == "x"
+
+
+SITE_KINDS = ("lab", "stash_house", "airstrip", "landing_beach")
+
+
+def few_days() -> ScenarioConfig:
+    """A three-day world with thin background: enough days for tasked revisits, quick to generate."""
+    return get_config(
+        "demo",
+        days=3,
+        bg_structures=100,
+        bg_heat=30,
+        bg_vehicles_per_day=20,
+        vessels=10,
+        bg_flights_per_day=10,
+        bg_phones=40,
+        sorties_per_day=1,
+    )
+
+
+@pytest.fixture(scope="module")
+def tasked_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("tasked") / "a"
+    generate(out, seed=11, config=few_days())
+    return out
+
+
+def test_most_active_sites_are_observable(tasked_dir: Path) -> None:
+    sites = pq.read_table(tasked_dir / "truth/sites.parquet").to_pandas()
+    active = sites[sites.kind.isin(SITE_KINDS) & (sites.active_days.map(len) > 0)]
+    assert len(active) >= 15
+    det = pq.read_table(tasked_dir / "truth/detections.parquet").to_pandas()
+    det["day"] = det.file.str.extract(r"(\d{4}-\d\d-\d\d)_", expand=False)
+    mine = det[det.truth_id.isin(active.site_id)]
+    per_site = mine.groupby("truth_id").agg(n=("row", "size"), days=("day", "nunique"))
+    observable = set(per_site[(per_site.n >= 2) & (per_site.days >= 2)].index)
+    share = active.site_id.isin(observable).mean()
+    assert share >= 0.7, (share, sorted(set(active.site_id) - observable))
+    for kind in SITE_KINDS:  # every kind of hidden place is found somewhere
+        assert active[active.kind == kind].site_id.isin(observable).any(), kind
+
+
+def test_false_alarms_and_lookalikes_keep_precision_hard(tasked_dir: Path) -> None:
+    det = pq.read_table(tasked_dir / "truth/detections.parquet").to_pandas()
+    sites = set(pq.read_table(tasked_dir / "truth/sites.parquet").column("site_id").to_pylist())
+    static = det[det.file.str.contains("_EO|_IR")]  # the sensors that see places
+    no_site = ~static.truth_id.isin(sites)
+    assert no_site.mean() >= 0.3
+    assert static.false_alarm.mean() >= 0.05
+    lookalike = static.truth_id.fillna("").str.startswith(("bgs-", "bgh-"))
+    assert lookalike.mean() >= 0.05
+
+
+def test_tasking_is_coarse_and_includes_empty_areas() -> None:
+    from atalaya.scenario.sites import build_sites
+    from atalaya.scenario.sorties import build_tasking
+    from atalaya.scenario.world import flat_m
+
+    cfg = few_days()
+    w = get_world()
+    sites = build_sites(cfg, w, cfg.rng(11, 1))
+    areas = build_tasking(cfg, sites, w, cfg.rng(11, 2))
+    boxes = [a for a in areas if a.kind in ("inland", "border")]
+    assert any(not a.holds_sites for a in boxes) and any(not a.holds_sites for a in areas if a.kind == "coast")
+    cx, cy = np.array([a.lon for a in boxes]), np.array([a.lat for a in boxes])
+    half = np.array([a.half_m for a in boxes])
+    assert ((half >= 15_000) & (half <= 30_000)).all()
+    nearest: list[float] = []
+    for s in (*sites.labs, *sites.airstrips, *sites.stash_houses):
+        e, n = flat_m(cx, cy, np.full(cx.size, s.lon), np.full(cx.size, s.lat))
+        assert ((np.abs(e) < half) & (np.abs(n) < half)).any(), s.site_id  # every site lies in some box
+        nearest.append(float(np.hypot(e, n).min()))
+    assert np.median(nearest) > 3_000  # boxes are not centred on the places they hold
+    assert all(len(a.days) >= min(2, cfg.days) for a in areas)
