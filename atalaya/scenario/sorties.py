@@ -588,7 +588,7 @@ def build_sorties(
         for k, (t0, pid, base, mission, _legs, (t, x, y, z, s, c)) in enumerate(flown, start=1):
             sid = f"S-{datetime.fromtimestamp(cfg.day_start_s(day), tz=UTC):%Y%m%d}-{k:02d}"
             agreement, item = _claim(mission, t0, window_end, rng)
-            lead = {"C1": 24, "C2": 48, "C3": 12}.get(item or "", 24)
+            lead = {"C1": 24, "C2": 48, "C3": 12}.get((item or "").rsplit("/", 1)[-1], 24)
             notified: int | None = None
             if agreement is not None:
                 late = rng.random() < 0.15
