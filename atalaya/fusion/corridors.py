@@ -537,6 +537,11 @@ class CrossingParams:
 
     max_gap_s: float = 6 * 3600.0
     """Consecutive points further apart in time are not joined (the crossing time would be a guess)."""
+    max_speed_mps: float | None = None
+    """Consecutive points whose straight-line speed exceeds this are not joined (``None``: no test)."""
+    dense_s: float = 120.0
+    """Points at most this far apart are trusted to move in a straight line: every cut between them is a
+    crossing (in and out across a meander). Further apart, only the net change of side counts."""
 
 
 def border_crossings(
@@ -548,13 +553,17 @@ def border_crossings(
     params: CrossingParams | None = None,
     border: Border | None = None,
 ) -> pa.Table:
-    """Where tracks cross a border line: segments of consecutive points that cut it an odd number of times.
+    """Where tracks cross a border line: the cuts of the line by segments of consecutive points.
 
     Each segment of consecutive points (same track, at most ``max_gap_s``
-    apart) is tested against the border pieces near it (R-tree). A segment
-    that cuts the line an even number of times ends where it started (a
-    straight chord across a meander) and is not a crossing; otherwise the
-    crossing is its first cut, with the time interpolated along the segment.
+    apart and, when ``max_speed_mps`` is set, no faster than that in a
+    straight line) is tested against the border pieces near it (R-tree).
+    Between dense fixes (at most ``dense_s`` apart) the segment is the path:
+    every cut is a crossing. Across a longer gap only the change of side is
+    known: a segment that cuts the line an even number of times ends where it
+    started (a chord across a meander) and is not a crossing; otherwise the
+    crossing is inferred at its first cut. Times are interpolated along the
+    segment.
 
     Returns ``track`` (the given id, as text), ``time_us``, ``lon``, ``lat``,
     ``direction`` (``north`` = into side B, by default into the USA; ``south``
@@ -578,6 +587,9 @@ def border_crossings(
     order = sort_tracks(codes, t)
     codes, t, x, y = codes[order], t[order], x[order], y[order]
     k = np.flatnonzero((codes[1:] == codes[:-1]) & ((t[1:] - t[:-1]) <= p.max_gap_s * _US_PER_S)) + 1
+    if p.max_speed_mps is not None and k.size:
+        d = geodesic_distance(x[k - 1], y[k - 1], x[k], y[k])
+        k = k[d <= p.max_speed_mps * np.maximum((t[k] - t[k - 1]) / _US_PER_S, 1.0)]
     # cheap prefilter: segments whose box meets the border's box
     if bd.x0.size and k.size:
         bx0, bx1 = min(bd.x0.min(), bd.x1.min()), max(bd.x0.max(), bd.x1.max())
@@ -599,11 +611,12 @@ def border_crossings(
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.where(par, ((px - ax) * sy - (py - ay) * sx) / np.where(par, den, 1.0), 0.0)
     u = np.clip(u, 0.0, 1.0)
-    # cuts per segment; odd counts cross
+    # cuts per segment: every cut of a dense segment; the first cut of a sparse one cut an odd number of times
     cnt = np.bincount(qs, minlength=k.size)
+    dense = (t[k] - t[k - 1]) <= p.dense_s * _US_PER_S
     first = np.lexsort((u, qs))
-    head = first[np.r_[True, qs[first][1:] != qs[first][:-1]]] if first.size else first
-    head = head[cnt[qs[head]] % 2 == 1]
+    lead = np.r_[True, qs[first][1:] != qs[first][:-1]] if first.size else np.zeros(0, dtype=bool)
+    head = first[dense[qs[first]] | (lead & (cnt[qs[first]] % 2 == 1))]
     seg = qs[head]
     kk = k[seg]
     f = u[head]
@@ -619,6 +632,50 @@ def border_crossings(
             "gap_s": pa.array((t[kk] - t[kk - 1]) / _US_PER_S, pa.float64()),
         }
     )
+
+
+MAX_SPEED_MPS: dict[str, float] = {"vehicle": 50.0, "vessel": 30.0, "aircraft": 350.0}
+"""Fastest plausible straight-line speed across a gap, per object kind (other kinds: the largest)."""
+GAP_S = 120.0
+"""Crossings inferred across a longer silence than this are marked ``method = gap``."""
+
+
+def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, border: Border | None = None) -> pa.Table:
+    """Border crossings of a workspace's tracks (:func:`load_track_points` columns), per object kind.
+
+    :func:`border_crossings` on each kind's tracks with that kind's speed
+    envelope (:data:`MAX_SPEED_MPS`): a track seen on one side and next on the
+    other within ``max_gap_s`` and at a plausible speed crosses on the border
+    between the two fixes. Adds ``kind``, ``source`` (the tracks file) and
+    ``method`` (``track``: between fixes at most :data:`GAP_S` apart; ``gap``:
+    inferred across a longer silence).
+    """
+    p = params or CrossingParams()
+    parts: list[pa.Table] = []
+    kinds = sorted(set(pts.column("kind").to_pylist())) if pts.num_rows else []
+    for kind in kinds:
+        sub = pts.filter(pc.equal(pts.column("kind"), kind))
+        vmax = MAX_SPEED_MPS.get(str(kind), max(MAX_SPEED_MPS.values()))
+        x = border_crossings(
+            sub.column("track_id").to_numpy(zero_copy_only=False), sub.column("time_us").to_numpy(),
+            sub.column("lon").to_numpy(), sub.column("lat").to_numpy(),
+            params=CrossingParams(max_gap_s=p.max_gap_s, max_speed_mps=p.max_speed_mps or vmax), border=border,
+        )  # fmt: skip
+        if x.num_rows == 0:
+            continue
+        src = dict(zip(sub.column("track_id").to_pylist(), sub.column("source").to_pylist(), strict=True)) if (
+            "source" in sub.column_names) else {}  # fmt: skip
+        x = x.append_column("kind", pa.array([str(kind)] * x.num_rows, pa.string()))
+        x = x.append_column("source", pa.array([src.get(t, "") for t in x.column("track").to_pylist()], pa.string()))
+        gap = x.column("gap_s").to_numpy()
+        x = x.append_column("method", pa.array(np.where(gap > GAP_S, "gap", "track").tolist(), pa.string()))
+        parts.append(x)
+    if not parts:
+        e = border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), border=border)
+        for name in ("kind", "source", "method"):
+            e = e.append_column(name, pa.array([], pa.string()))
+        return e
+    return pa.concat_tables(parts).sort_by([("time_us", "ascending"), ("track", "ascending")])
 
 
 def crossing_hotspots(
@@ -695,31 +752,58 @@ def tracks_dir(ws: Workspace) -> Path:
     return ws.root / "analysis" / "tracks"
 
 
-def load_track_points(ws: Workspace) -> pa.Table:
-    """Track points ``track_id, kind, time_us, lon, lat`` for corridors and crossings.
+def _track_kinds(ws: Workspace, store: KnowledgeStore | None) -> dict[str, str]:
+    """Object kind of each stored track summary (``tracks`` table of the knowledge store)."""
+    from sqlalchemy import select
 
-    Uses the identified tracks under ``analysis/tracks`` when present; otherwise
-    positions with an identifier (AIS MMSI, ADS-B ICAO24, CoT uid) straight from
-    the lake, one track per identifier.
+    own = store is None
+    st = KnowledgeStore.open(ws.db_url) if store is None else store
+    try:
+        with st.engine.connect() as conn:
+            return {str(r[0]): str(r[1]) for r in conn.execute(select(ks.tracks.c.id, ks.tracks.c.kind))}
+    finally:
+        if own:
+            st.close()
+
+
+def load_track_points(ws: Workspace, store: KnowledgeStore | None = None) -> pa.Table:
+    """Track points ``track_id, kind, time_us, lon, lat, source`` for corridors and crossings.
+
+    Uses the tracks under ``analysis/tracks`` when present (``source`` is the
+    file's stem: ``identified``, ``unidentified-GMTI``, …; the object kind
+    comes from the file or, when the file has none, from the track summaries
+    in the knowledge store); otherwise positions with an identifier (AIS MMSI,
+    ADS-B ICAO24, CoT uid) straight from the lake, one track per identifier
+    (``source`` = ``identified``). Own platforms and people are left out.
     """
     files = sorted(tracks_dir(ws).glob("*.parquet")) if tracks_dir(ws).exists() else []
-    if files:
-        tb = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    parts: list[pa.Table] = []
+    kinds_of: dict[str, str] | None = None
+    for f in files:
+        tb = pq.read_table(f)
         names = tb.column_names
         if not {"track_id", "time", "lon", "lat"} <= set(names):
-            files = []
+            continue
+        tid = tb.column("track_id").cast(pa.string())
+        if "kind" in names:
+            kind = tb.column("kind").cast(pa.string())
         else:
-            tid = tb.column("track_id").cast(pa.string())
-            kind = tb.column("kind").cast(pa.string()) if "kind" in names else pa.array(["any"] * tb.num_rows)
-            tm = tb.column("time")
-            t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
-            out = pa.table({"track_id": tid, "kind": kind, "time_us": t_us, "lon": tb.column("lon"),
-                            "lat": tb.column("lat")})  # fmt: skip
-            return out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
+            kinds_of = _track_kinds(ws, store) if kinds_of is None else kinds_of
+            ids = pc.unique(tid).to_pylist()
+            kind = pc.take(pa.array([kinds_of.get(str(i), "unknown") for i in ids], pa.string()),
+                           pc.index_in(tid, pa.array(ids, pa.string())))  # fmt: skip
+        tm = tb.column("time")
+        t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
+        cols = {"track_id": tid, "kind": kind, "time_us": t_us.cast(pa.int64()), "lon": tb.column("lon"),
+                "lat": tb.column("lat"), "source": pa.array([f.stem] * tb.num_rows, pa.string())}  # fmt: skip
+        parts.append(pa.table(cols))
+    if parts:
+        out = pa.concat_tables(parts)
+        return out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
     kinds = ", ".join(f"'{k}'" for k in TRACK_KINDS)
     return Lake(ws.lake_dir).query(
         "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
-        "epoch_us(time) AS time_us, lon, lat FROM observations "
+        "epoch_us(time) AS time_us, lon, lat, 'identified' AS source FROM observations "
         f"WHERE ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ('mmsi', 'icao24', 'cot_uid') "
         f"AND CAST(kind AS VARCHAR) IN ({kinds}) ORDER BY track_id, time_us"
     )
@@ -746,7 +830,7 @@ def run_corridors(
     p = params or CorridorParams()
     started = datetime.now(UTC)
     run_id = f"corridors-{new_run_id()[:16]}"
-    pts = load_track_points(ws)
+    pts = load_track_points(ws, store)
     kinds = sorted(set(pts.column("kind").to_pylist())) if pts.num_rows else []
     it: Any = kinds
     if progress and kinds:
@@ -778,12 +862,7 @@ def run_corridors(
                     "provenance": Provenance(run_id=run_id, method=METHOD, n_support=int(c["volume"])).to_dict(),
                 }
             )
-    xing = border_crossings(
-        pts.column("track_id").to_numpy(zero_copy_only=False),
-        pts.column("time_us").to_numpy(),
-        pts.column("lon").to_numpy(),
-        pts.column("lat").to_numpy(),
-    )
+    xing = track_crossings(pts)
     hot = crossing_hotspots(
         xing.column("lon").to_numpy(),
         xing.column("lat").to_numpy(),

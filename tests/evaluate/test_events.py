@@ -73,3 +73,24 @@ def test_cell_iou_and_crossings() -> None:
     assert cell_iou([], [5]) == 0.0
     m = match_crossings([-106.45, -106.45], [31.76, 31.76], [0, 10_000], [-106.46], [31.76], [9_000], time_s=1800)
     assert m.pred_index.tolist() == [1] and m.recall == 1.0
+
+
+def test_observable_crossings_need_a_sighting_on_each_side() -> None:
+    from atalaya.evaluate.events import observable_crossings
+
+    us = 1_000_000
+    x = pa.table({"object_id": ["a", "b", "c", "d"], "time": pa.array([3600 * us] * 4, pa.int64()),
+                  "lon": [-106.45] * 4, "lat": [31.76] * 4})  # fmt: skip
+    o = pa.table(
+        {
+            # a: seen 5 min before (south) and 5 min after (north); b: only before; c: after but 20 km away;
+            # d: seen exactly at the crossing (counts for both sides)
+            "object_id": ["a", "a", "b", "c", "c", "d"],
+            "time_s": [3300.0, 3900.0, 3300.0, 3300.0, 3900.0, 3600.0],
+            "lon": [-106.45] * 6,
+            "lat": [31.74, 31.78, 31.74, 31.74, 31.94, 31.76],
+        }
+    )
+    assert observable_crossings(x, o).tolist() == [True, False, False, True]
+    assert observable_crossings(x, o, window_s=200.0).tolist() == [False, False, False, True]
+    assert observable_crossings(x.slice(0, 0), o).size == 0
