@@ -302,7 +302,7 @@ def load_territories(*, extra: Path | None = None) -> Territories:
 
 # --------------------------------------------------------------------------- on-disk cache
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 """Version of the cached files' layout; bump it when the layout or the derivation changes."""
 _SOURCE_LAYERS = ("admin0_region", "admin1")
 
@@ -621,25 +621,45 @@ def label_points_cells(
     that crosses no boundary of the level (accounting uses this to skip exact
     crossing tests).
     """
+    lab, ix, iy = label_points_grid(territories, x, y, level)
+    nx = grid_width(territories, level)
+    cells = np.where(ix >= 0, iy.astype(np.int64) * nx + ix, -1)
+    return lab, cells
+
+
+def label_points_grid(
+    territories: Territories, x: FloatArray, y: FloatArray, level: str = "country"
+) -> tuple[IntArray, npt.NDArray[np.int32], npt.NDArray[np.int32]]:
+    """Labels as :func:`label_points` plus each point's lookup-grid column and row (both -1: not a pure cell).
+
+    >>> from shapely.geometry import box
+    >>> t = territories_from_geometries(ids=["A"], geoms=[box(0, 0, 1, 1)])
+    >>> lab, ix, iy = label_points_grid(t, np.array([0.5, 3.0]), np.array([0.5, 0.5]))
+    >>> lab.tolist(), bool(ix[0] >= 0), int(ix[1])
+    ([0, -1], True, -1)
+    """
     g = _grid(territories, level)
     n = len(x)
     out = np.empty(n, dtype=np.int64)
-    cells = np.full(n, -1, dtype=np.int64)
+    ix = np.full(n, -1, dtype=np.int32)
+    iy = np.full(n, -1, dtype=np.int32)
     if n == 0:
-        return out, cells
+        return out, ix, iy
     ny, nx = g.lut.shape
     fx = (x - g.x0) / g.cell
     fy = (y - g.y0) / g.cell
     inside = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny)
-    flat = np.where(inside, fy, 0).astype(np.int64) * nx + np.where(inside, fx, 0).astype(np.int64)
-    lab = g.lut.ravel()[flat]
+    np.copyto(ix, fx, where=inside, casting="unsafe")
+    np.copyto(iy, fy, where=inside, casting="unsafe")
+    lab = g.lut[np.maximum(iy, 0), np.maximum(ix, 0)]
     out[:] = lab
-    pure = inside & (lab != BOUNDARY)
-    cells[pure] = flat[pure]
-    need = np.flatnonzero(~pure)
+    impure = ~inside | (lab == BOUNDARY)
+    ix[impure] = -1
+    iy[impure] = -1
+    need = np.flatnonzero(impure)
     if len(need):
         out[need] = _exact(territories, g, x[need], y[need])
-    return out, cells
+    return out, ix, iy
 
 
 def cells_pure(territories: Territories, cells: IntArray, level: str = "country") -> npt.NDArray[np.bool_]:
@@ -770,11 +790,15 @@ def _cached_field(t: Territories, level: str, max_cells: int) -> _Field:
     idx = t.level_indices(level)
     bounds = shapely.bounds(t.geoms[idx]).reshape(-1, 4) if len(idx) else np.zeros((0, 4))
     x0, y0, cell, nx, ny = _extent(t, bounds, max_cells)
-    if z is not None and {"seed", "sx", "sy", "slack_km"} <= set(z):
-        seed, sx, sy, slack = z["seed"], z["sx"], z["sy"], z["slack_km"]
+    if z is not None and {"seed", "sx", "sy", "slack_km", "cell_ub"} <= set(z):
+        seed, sx, sy, slack, ub = z["seed"], z["sx"], z["sy"], z["slack_km"], z["cell_ub"]
         if (
             seed.dtype == np.int32
             and seed.shape == (ny, nx)
+            and ub.dtype == np.float64
+            and ub.shape == (ny, nx)
+            and np.array_equal(np.isfinite(ub), seed >= 0)
+            and float(np.min(ub, initial=0.0)) >= 0.0
             and sx.dtype == sy.dtype == slack.dtype == np.float64
             and sx.ndim == 1
             and sx.shape == sy.shape
@@ -784,11 +808,17 @@ def _cached_field(t: Territories, level: str, max_cells: int) -> _Field:
             and int(seed.min(initial=-1)) >= -1
             and int(seed.max(initial=-1)) < len(sx)
         ):
-            ub = _cell_bounds(x0, y0, cell, seed, sx, sy, float(slack))
             return _Field(x0=x0, y0=y0, cell=cell, seed=seed, sx=sx, sy=sy, slack_km=float(slack), cell_ub=ub)
         _log.warning("ignoring inconsistent %s cache; rebuilding it", kind)
     f = _build_field(t, level, max_cells)
-    _cache_write(kind, disk, {"seed": f.seed, "sx": f.sx, "sy": f.sy, "slack_km": np.array(f.slack_km)})
+    arrays: dict[str, npt.NDArray[Any]] = {
+        "seed": f.seed,
+        "sx": f.sx,
+        "sy": f.sy,
+        "slack_km": np.array(f.slack_km),
+        "cell_ub": f.cell_ub,
+    }
+    _cache_write(kind, disk, arrays)
     return f
 
 

@@ -22,7 +22,8 @@ decreasing bound until no bound left exceeds the best measured depth, so the
 maximum is that of measuring every fix.
 
 Tracks are processed in chunks of whole tracks (:data:`CHUNK_ROWS` fixes), so
-the working memory does not grow with the number of fixes.
+the working memory does not grow with the number of fixes; chunks, and then the
+levels' depth searches, run on :data:`THREADS` threads.
 
 >>> import numpy as np
 >>> from shapely.geometry import box
@@ -44,8 +45,9 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -61,14 +63,19 @@ from atalaya.geo.territories import (
     depth_upper_bound,
     grid_width,
     label_points,
-    label_points_cells,
+    label_points_grid,
 )
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
-CHUNK_ROWS = 1 << 20
+CHUNK_ROWS = 1 << 19
 """Fixes per chunk of whole tracks (bounds the working memory)."""
+THREADS = 2
+"""Chunks (and then levels) are processed on this many threads: the heavy numpy, shapely and pyproj calls
+release the GIL. Working memory grows with it (about one chunk's worth per thread)."""
 DEPTH_TILE_DEG = 2.0
 """Exact depths are measured in batches of one territory and one tile of this size."""
 PREFILTER_KM = 20.0
@@ -212,16 +219,18 @@ def _crossings(
 def _pieces(
     t: Territories, level: str, lon: FloatArray, lat: FloatArray, s: IntArray, e: IntArray
 ) -> tuple[_Pieces, IntArray]:
-    lab, cells = label_points_cells(t, lon, lat, level)
-    nx = max(grid_width(t, level), 1)
-    cs, ce = cells[s], cells[e]
-    xs, ys, xe, ye = cs % nx, cs // nx, ce % nx, ce // nx
-    near = (np.abs(xs - xe) <= 1) & (np.abs(ys - ye) <= 1)
+    lab, ix, iy = label_points_grid(t, lon, lat, level)
+    xs, ys, xe, ye = ix[s], iy[s], ix[e], iy[e]
+    dx, dy = xe - xs, ye - ys
+    # Both ends in pure cells (ix ≥ 0) of one territory, at most one cell apart.
+    safe = (xs >= 0) & (xe >= 0) & (np.abs(dx) <= 1) & (np.abs(dy) <= 1) & (lab[s] == lab[e])
     # Within a 2×2 block of boundary-free cells the straight segment crosses no boundary.
-    diag = near & (xs != xe) & (ys != ye)
-    corner = np.ones(len(s), dtype=bool)
-    corner[diag] = cells_pure(t, ys[diag] * nx + xe[diag], level) & cells_pure(t, ye[diag] * nx + xs[diag], level)
-    safe = (cs >= 0) & (ce >= 0) & near & corner & (lab[s] == lab[e])
+    diag = np.flatnonzero(safe & (dx != 0) & (dy != 0))
+    if len(diag):
+        nx = grid_width(t, level)
+        c1 = ys[diag].astype(np.int64) * nx + xe[diag]
+        c2 = ye[diag].astype(np.int64) * nx + xs[diag]
+        safe[diag] = cells_pure(t, c1, level) & cells_pure(t, c2, level)
     cand = np.flatnonzero(~safe & (s != e))
     k, f = _crossings(t, level, lon, lat, s[cand], e[cand])
     # Each candidate segment: fractions 0, crossings…, 1 → pieces between consecutive fractions.
@@ -243,21 +252,15 @@ def _pieces(
     fm = 0.5 * (p_f0 + p_f1)
     si, ei = s[seg_c], e[seg_c]
     p_lab = label_points(t, lon[si] + fm * (lon[ei] - lon[si]), lat[si] + fm * (lat[ei] - lat[si]), level)
-    # Merge: per segment, 1 piece (safe) or its candidate pieces, in order.
+    # Merge: per segment, 1 piece (not a candidate) or its candidate pieces, in order.
     npc = np.ones(len(s), dtype=np.int64)
-    npc[cand] = 0
-    np.add.at(npc, seg_c, 1)
+    npc[cand] = np.bincount(p_k, minlength=len(cand))
     off = np.cumsum(npc) - npc
-    total = int(npc.sum())
     seg = np.repeat(np.arange(len(s)), npc)
-    f0 = np.zeros(total)
-    f1 = np.ones(total)
-    out_lab = np.empty(total, dtype=np.int64)
-    not_cand = np.ones(len(s), dtype=bool)
-    not_cand[cand] = False
-    nc = np.flatnonzero(not_cand)
-    out_lab[off[nc]] = lab[s[nc]]
-    f1[off[nc]] = np.where(s[nc] == e[nc], 0.0, 1.0)
+    out_lab = np.repeat(lab[s], npc)
+    f0 = np.zeros(len(seg))
+    f1 = np.ones(len(seg))
+    f1[off[np.flatnonzero(s == e)]] = 0.0  # single-fix tracks: one empty piece
     rank = np.arange(len(seg_c)) - np.searchsorted(seg_c, seg_c)
     pos = off[seg_c] + rank
     f0[pos], f1[pos], out_lab[pos] = p_f0, p_f1, p_lab
@@ -265,20 +268,31 @@ def _pieces(
 
 
 def _depth_exact(
-    t: Territories, level: str, lon: FloatArray, lat: FloatArray, terr: IntArray, ub: FloatArray
+    t: Territories,
+    level: str,
+    lon: FloatArray,
+    lat: FloatArray,
+    terr: IntArray,
+    ub: FloatArray,
+    memo: dict[tuple[int, int], npt.NDArray[np.object_]] | None = None,
 ) -> FloatArray:
     """Geodesic distance (km) from each point to the boundary of its territory ``terr`` (≥ 0).
 
     ``ub`` bounds each distance from above (``inf`` allowed): only boundary pieces
     within it are considered. Points are measured in batches of one territory and
-    one :data:`DEPTH_TILE_DEG` tile, in an azimuthal equidistant plane centred on the batch.
+    one :data:`DEPTH_TILE_DEG` tile, in an azimuthal equidistant plane centred on the
+    tile. ``memo`` keeps the boundary pieces already projected for a tile, so that
+    repeated calls (rounds of :func:`_max_depth`) project each piece once per tile.
     """
     out = np.zeros(len(lon))
     if len(lon) == 0:
         return out
     pieces, tree, owner = _boundary_pieces(t, level)
-    tile = np.floor(lon / DEPTH_TILE_DEG) * 4096 + np.floor(lat / DEPTH_TILE_DEG)
-    key = terr * (1 << 24) + (tile - tile.min()).astype(np.int64)
+    memo = {} if memo is None else memo
+    tx = np.floor(lon / DEPTH_TILE_DEG).astype(np.int64)
+    ty = np.floor(lat / DEPTH_TILE_DEG).astype(np.int64)
+    tile = (tx - tx.min()) * 4096 + (ty - ty.min())
+    key = terr * (1 << 24) + tile
     order = np.argsort(key, kind="stable")
     uk, start = np.unique(key[order], return_index=True)
     ends = np.r_[start[1:], len(order)]
@@ -295,15 +309,24 @@ def _depth_exact(
             dlon = reach / (111.3 * np.cos(np.radians(top)))
             box = shapely.box(x.min() - dlon, y.min() - dlat, x.max() + dlon, y.max() + dlat)
             cand = tree.query(box)
-            mine = pieces[cand[owner[cand] == ti]]
+            ids = cand[owner[cand] == ti]
         else:
-            mine = pieces[owner == ti]
-        if len(mine) == 0:
-            mine = pieces[owner == ti]
-        lon0, lat0 = float(np.mean(x)), float(np.mean(y))
-        local = shapely.transform(
-            mine, lambda xy, lon0=lon0, lat0=lat0: np.column_stack(aeqd_forward(lon0, lat0, xy[:, 0], xy[:, 1]))
-        )
+            ids = np.flatnonzero(owner == ti)
+        if len(ids) == 0:
+            ids = np.flatnonzero(owner == ti)
+        cx, cy = int(tx[m[0]]), int(ty[m[0]])
+        lon0, lat0 = (cx + 0.5) * DEPTH_TILE_DEG, (cy + 0.5) * DEPTH_TILE_DEG
+        done = memo.get((cx, cy))
+        if done is None:
+            done = np.full(len(pieces), None, dtype=object)
+            memo[(cx, cy)] = done
+        new = ids[shapely.is_missing(done[ids])]
+        if len(new):
+            done[new] = shapely.transform(
+                pieces[new],
+                lambda xy, lon0=lon0, lat0=lat0: np.column_stack(aeqd_forward(lon0, lat0, xy[:, 0], xy[:, 1])),
+            )
+        local = done[ids]
         px, py = aeqd_forward(lon0, lat0, x, y)
         pts = shapely.points(px, py)
         near = shapely.STRtree(local).query_nearest(pts, all_matches=False)
@@ -333,6 +356,7 @@ def _max_depth(
     group's best measured depth. Groups without a candidate get -inf.
     """
     best = np.full(n_groups, -np.inf)
+    memo: dict[tuple[int, int], npt.NDArray[np.object_]] = {}
     take = 1
     while len(fix):
         o = np.lexsort((-ub, group))
@@ -341,7 +365,7 @@ def _max_depth(
         rank = np.arange(len(group)) - np.repeat(first, np.diff(np.r_[first, len(group)]))
         now = rank < take
         i = fix[now]
-        d = _depth_exact(t, level, lon[i], lat[i], g_lab[group[now]], ub[now])
+        d = _depth_exact(t, level, lon[i], lat[i], g_lab[group[now]], ub[now], memo)
         np.maximum.at(best, group[now], d)
         rest = ~now
         fix, group, ub = fix[rest], group[rest], ub[rest]
@@ -371,6 +395,22 @@ def _chunks(code: IntArray, rows: int) -> list[tuple[int, int]]:
     cuts = np.unique(starts[np.searchsorted(starts, np.arange(0, n, rows), side="left").clip(0, len(starts) - 1)])
     bounds = [*cuts.tolist(), n]
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+
+def _map(fn: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+    """``[fn(x) for x in items]``, on :data:`THREADS` threads when there is more than one item and thread."""
+    if THREADS <= 1 or len(items) <= 1:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        return list(pool.map(fn, items))
+
+
+def _warm(t: Territories, level: str, with_depth: bool) -> None:
+    """Build the lazily cached lookup structures of a level (so that threads only read them)."""
+    grid_width(t, level)
+    _boundary_pieces(t, level)
+    if with_depth:
+        depth_cell_bound(t, np.zeros(0), np.zeros(0), np.zeros(0, np.int64), level)
 
 
 def account_tracks(
@@ -418,18 +458,28 @@ def account_tracks(
         )
     trk_start = np.searchsorted(code, np.arange(len(names))).astype(np.int64)
     trk_end = (np.r_[trk_start[1:], n] - 1).astype(np.int64)
-    length_km = np.zeros(len(names))
-    parts: dict[str, list[_LevelPart]] = {level: [] for level in levels}
-    for a, b in chunks:
+    for level in levels:  # build the shared lookup structures once, before the threads use them
+        _warm(territories, level, depth)
+
+    def run(chunk: tuple[int, int]) -> tuple[FloatArray, list[_LevelPart]]:
+        a, b = chunk
         c = code[a:b]
         s, e = _segments(c)
         x, y, tc = lon[a:b], lat[a:b], tus[a:b]
         seg_len = geodesic_distance(x[s], y[s], x[e], y[e])
         seg_dt = (tc[e] - tc[s]).astype(np.float64)
-        c0 = int(c[0])
-        length_km[c0 : int(c[-1]) + 1] += np.bincount(c[s] - c0, weights=seg_len / 1000.0)
-        for level in levels:
-            parts[level].append(_account_chunk(territories, level, a, x, y, tc, c, s, e, seg_len, seg_dt, depth))
+        km = np.bincount(c[s] - c[0], weights=seg_len / 1000.0, minlength=int(c[-1] - c[0]) + 1).astype(np.float64)
+        return km, [
+            _account_chunk(territories, level, a, x, y, tc, c, s, e, seg_len, seg_dt, depth) for level in levels
+        ]
+
+    length_km = np.zeros(len(names))
+    parts: dict[str, list[_LevelPart]] = {level: [] for level in levels}
+    for (a, _), (km, level_parts) in zip(chunks, _map(run, chunks), strict=True):
+        c0 = int(code[a])
+        length_km[c0 : c0 + len(km)] += km
+        for level, part in zip(levels, level_parts, strict=True):
+            parts[level].append(part)
     tracks = pa.table(
         {
             "track_id": pa.array(names.tolist(), pa.string()),
@@ -441,11 +491,12 @@ def account_tracks(
         },
         schema=TRACKS_SCHEMA,
     )
-    summaries, events = [], []
-    for level in levels:
-        sm, ev = _level_tables(territories, level, parts[level], names, lon, lat, trk_start, trk_end, depth)
-        summaries.append(sm)
-        events.append(ev)
+    done = _map(
+        lambda level: _level_tables(territories, level, parts[level], names, lon, lat, trk_start, trk_end, depth),
+        levels,
+    )
+    summaries = [sm for sm, _ in done]
+    events = [ev for _, ev in done]
     return Accounting(
         summary=pa.concat_tables(summaries) if summaries else SUMMARY_SCHEMA.empty_table(),
         events=pa.concat_tables(events) if events else EVENTS_SCHEMA.empty_table(),
