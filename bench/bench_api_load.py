@@ -2,9 +2,10 @@
 
 Builds a demo-scale workspace (scenario ``demo``: generate, ingest, records, agreements, sites, tracks when
 installed) unless ``--workspace`` names one, serves it with ``atalaya serve`` in its own process and runs
-closed-loop users that behave like the web workspace: each logs in once, loads the map page (territories,
-days, every layer), then pans and zooms (detection density for the new view), moves the day slider (the
-daily layers) and opens the tables. Like a browser, a user sends ``Accept-Encoding: gzip`` and revalidates
+users that behave like the web workspace: each logs in once, loads the map page (territories, days, every
+layer), then pans and zooms (detection density for the new view), moves the day slider (the daily layers)
+and opens the tables, pausing between these actions as a person does (``--think``, seconds; 0 makes it a
+closed loop that only measures capacity). Like a browser, a user sends ``Accept-Encoding: gzip`` and revalidates
 what it already holds with ``If-None-Match`` (``--no-etag`` to turn that off). Reports p50/p95/p99 latency
 and throughput per endpoint (target: p95 < 100 ms). Loopback only.
 
@@ -60,30 +61,35 @@ def _detections(lon: float, lat: float, zoom: float, day: str | None = None) -> 
     return q + (f"&day={day}" if day else "")
 
 
-def session(days: list[str], rng: random.Random) -> Iterator[tuple[str, str]]:
-    """One user's requests as (label, path): page load, then rounds of pan/zoom, day changes and tables."""
+def session(days: list[str], rng: random.Random) -> Iterator[list[tuple[str, str]]]:
+    """One user's actions, each a list of (label, path) requested one after another (as the web client does).
+
+    The page load first, then rounds of pan/zoom, a day change and a table view.
+    """
     lon, lat, zoom = HOME
-    yield "auth/me", "/api/auth/me"
-    yield "territories", "/api/map/territories?level=country"
-    yield "territories", "/api/map/territories?level=state"
-    yield "days", "/api/map/days"
-    yield "detections (view)", _detections(lon, lat, zoom)
-    for path in LAYERS:
-        yield path.removeprefix("/api/"), path
+    yield [
+        ("auth/me", "/api/auth/me"),
+        ("territories", "/api/map/territories?level=country"),
+        ("territories", "/api/map/territories?level=state"),
+        ("days", "/api/map/days"),
+        ("detections (page)", _detections(lon, lat, zoom)),
+        *((p.removeprefix("/api/"), p) for p in LAYERS),
+    ]
     while True:
         for _ in range(4):  # pan and zoom around the theatre
             zoom = min(11.0, max(3.0, zoom + rng.choice([-1.0, -0.5, 0.5, 1.0])))
             lon = min(-86.0, max(-118.0, lon + rng.uniform(-1, 1) * 300 / 2**zoom))
             lat = min(33.0, max(14.0, lat + rng.uniform(-1, 1) * 200 / 2**zoom))
-            yield "detections (view)", _detections(lon, lat, zoom)
+            yield [("detections (view)", _detections(lon, lat, zoom))]
         day = rng.choice(days) if days else None
-        for path in DAILY:  # the day slider
-            if path.endswith("detections"):
-                yield "detections (view)", _detections(lon, lat, zoom, day)
-            else:
-                yield path.removeprefix("/api/") + " (day)", f"{path}?day={day}" if day else path
+        yield [  # the day slider
+            ("detections (view)", _detections(lon, lat, zoom, day))
+            if path.endswith("detections")
+            else (path.removeprefix("/api/") + " (day)", f"{path}?day={day}" if day else path)
+            for path in DAILY
+        ]
         table = rng.choice(TABLES)
-        yield table.removeprefix("/api/").split("?")[0], table
+        yield [(table.removeprefix("/api/").split("?")[0], table)]
 
 
 def build(root: Path, size: str) -> Path:
@@ -148,10 +154,13 @@ async def _user(
     stop_at: float,
     max_requests: int,
     etag: bool,
+    think: tuple[float, float],
+    arrive: float,
     out: dict[str, list[float]],
     errors: list[str],
 ) -> None:
-    """One closed-loop user: logs in once, then requests without think time until time or requests run out."""
+    """One user: logs in once, then acts (pausing ``think`` seconds between actions) until time or requests run out."""
+    await asyncio.sleep(arrive)
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60.0) as c:
         t0 = time.perf_counter()
@@ -163,24 +172,41 @@ async def _user(
         headers = {"Authorization": f"Bearer {r.json()['token']}", "Accept-Encoding": "gzip"}
         held: dict[str, str] = {}
         n = 0
-        for label, path in session(days, random.Random(k)):
+        rng = random.Random(k)
+        for action in session(days, rng):
             if n >= max_requests or time.perf_counter() >= stop_at:
                 break
-            n += 1
-            h = {**headers, "If-None-Match": held[path]} if etag and path in held else headers
-            t0 = time.perf_counter()
-            try:
-                r = await c.get(path, headers=h)
-                await r.aread()
-            except httpx.HTTPError as e:
-                errors.append(f"{label}: {type(e).__name__}")
-                continue
-            if r.status_code not in (200, 304):
-                errors.append(f"{label}: HTTP {r.status_code}")
-                continue
-            out.setdefault(label, []).append(time.perf_counter() - t0)
-            if "etag" in r.headers:
-                held[path] = r.headers["etag"]
+            n += await _act(c, action, headers, held if etag else None, out, errors)
+            pause = rng.uniform(*think)
+            if pause > 0:
+                await asyncio.sleep(min(pause, max(0.0, stop_at - time.perf_counter())))
+
+
+async def _act(
+    c: httpx.AsyncClient,
+    action: list[tuple[str, str]],
+    headers: dict[str, str],
+    held: dict[str, str] | None,
+    out: dict[str, list[float]],
+    errors: list[str],
+) -> int:
+    """Request an action's paths one after another; ``held``: entity tags to revalidate (a browser's cache)."""
+    for label, path in action:
+        h = {**headers, "If-None-Match": held[path]} if held is not None and path in held else headers
+        t0 = time.perf_counter()
+        try:
+            r = await c.get(path, headers=h)
+            await r.aread()
+        except httpx.HTTPError as e:
+            errors.append(f"{label}: {type(e).__name__}")
+            continue
+        if r.status_code not in (200, 304):
+            errors.append(f"{label}: HTTP {r.status_code}")
+            continue
+        out.setdefault(label, []).append(time.perf_counter() - t0)
+        if held is not None and "etag" in r.headers:
+            held[path] = r.headers["etag"]
+    return len(action)
 
 
 def _stats(lat_s: list[float], wall: float) -> dict[str, Any]:
@@ -191,19 +217,34 @@ def _stats(lat_s: list[float], wall: float) -> dict[str, Any]:
 
 
 async def run_load(
-    base: str, days: list[str], clients: int, seconds: float, max_requests: int, etag: bool = True
+    base: str,
+    days: list[str],
+    clients: int,
+    seconds: float,
+    max_requests: int,
+    etag: bool = True,
+    think: tuple[float, float] = (0.0, 0.0),
+    ramp: float = 0.0,
 ) -> dict[str, Any]:
-    """Closed-loop load: ``clients`` users, each at most ``max_requests`` requests within ``seconds``."""
+    """``clients`` users arriving (logging in) evenly over ``ramp`` seconds, then all active for ``seconds``; each
+    at most ``max_requests`` requests, pausing ``think`` (s) between actions."""
     out: dict[str, list[float]] = {}
     errors: list[str] = []
     t0 = time.perf_counter()
-    stop_at = t0 + seconds
-    await asyncio.gather(*(_user(base, k, days, stop_at, max_requests, etag, out, errors) for k in range(clients)))
+    stop_at = t0 + ramp + seconds
+    await asyncio.gather(
+        *(
+            _user(base, k, days, stop_at, max_requests, etag, think, ramp * k / clients, out, errors)
+            for k in range(clients)
+        )
+    )
     wall = time.perf_counter() - t0
     logins = out.pop("auth/login", [])
     every = [x for v in out.values() for x in v]
     return {
         "clients": clients,
+        "think_s": list(think),
+        "ramp_s": ramp,
         "seconds": round(wall, 1),
         "requests": len(every),
         "errors": len(errors),
@@ -220,8 +261,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench/out/api-load"), help="Where to build the workspace.")
     ap.add_argument("--size", default="demo", help="Scenario size to build (default: demo).")
     ap.add_argument("--clients", type=int, default=50)
-    ap.add_argument("--seconds", type=float, default=20.0, help="Stop the users after this long.")
+    ap.add_argument("--seconds", type=float, default=20.0, help="How long all users are active (after --ramp).")
     ap.add_argument("--requests", type=int, default=5000, help="Stop a user after this many requests.")
+    ap.add_argument("--think", default="1,3", help="Pause between a user's actions: MIN,MAX seconds (0: closed loop).")
+    ap.add_argument(
+        "--ramp",
+        type=float,
+        default=30.0,
+        help="Users arrive (log in) evenly over this many seconds, before --seconds.",
+    )
     ap.add_argument("--no-etag", dest="etag", action="store_false", help="Never revalidate with If-None-Match.")
     ap.add_argument("--json", action="store_true", help="Print the result as JSON.")
     args = ap.parse_args()
@@ -263,14 +311,17 @@ def main() -> None:
         t0 = time.perf_counter()
         asyncio.run(run_load(base, days, 1, 120.0, 40))  # warm-up: one user's page load and a few rounds
         print(f"warm-up (one user, 40 requests) {time.perf_counter() - t0:.1f} s", file=sys.stderr)
-        res = asyncio.run(run_load(base, days, args.clients, args.seconds, args.requests, args.etag))
+        lo, _, hi = args.think.partition(",")
+        think = (float(lo), float(hi or lo))
+        res = asyncio.run(run_load(base, days, args.clients, args.seconds, args.requests, args.etag, think, args.ramp))
         res["command"] = " ".join([Path(sys.executable).name, *sys.argv])
         if args.json:
             print(json.dumps(res, indent=1))
         else:
             a = res["all"]
             print(
-                f"{res['clients']} users, {res['seconds']} s: {res['requests']} requests, {a['rps']} req/s, "
+                f"{res['clients']} users (think {args.think} s), {res['seconds']} s: {res['requests']} requests, "
+                f"{a['rps']} req/s, "
                 f"p50 {a['p50_ms']} ms, p95 {a['p95_ms']} ms, p99 {a['p99_ms']} ms, errors {res['errors']} "
                 f"{res['error_samples']}"
             )

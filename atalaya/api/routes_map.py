@@ -14,7 +14,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import h3
@@ -113,7 +113,10 @@ class Memo:
             return value
 
 
-_memo = Memo(256)
+_memo = Memo(64)
+"""Built data: territories, detection points and densities, sortie lines."""
+_views = Memo(64)
+"""Response bodies per view and filter (many, each cheap to rebuild from ``_memo``)."""
 
 
 def _lake_stamp(state: AppState) -> tuple[str, ...]:
@@ -198,18 +201,34 @@ def _edge_deg(resolution: int) -> float:
 
 @dataclass(frozen=True, kw_only=True)
 class _Density:
-    """Detection counts per H3 cell at one resolution, with each cell's feature encoded once."""
+    """Detection counts per H3 cell at one resolution, densest first; features are encoded when first sent."""
 
+    cells: npt.NDArray[np.uint64]
+    """H3 cells (integer form)."""
     lon: npt.NDArray[np.float64]
-    """Cell centres, longitude."""
+    """A point inside each cell (a grid bin's centre), longitude."""
     lat: npt.NDArray[np.float64]
-    """Cell centres, latitude."""
+    """The same point, latitude."""
     count: npt.NDArray[np.int64]
     """Detections per cell."""
-    features: list[str]
-    """Each cell as an encoded GeoJSON Feature, in the same order."""
     total: int
     """Detections counted."""
+    encoded: dict[int, str] = field(default_factory=dict)
+    """Features encoded so far, by index (a zoomed-in view needs a few of a million cells)."""
+
+    def feature(self, i: int) -> str:
+        """Cell ``i`` as an encoded GeoJSON Feature (hexagon with ``cell`` and ``count``)."""
+        text = self.encoded.get(i)
+        if text is None:
+            c = int(self.cells[i])
+            ring = [[round(p[1], 5), round(p[0], 5)] for p in h3i.cell_to_boundary(c)]
+            ring.append(ring[0])
+            text = (
+                f'{{"type":"Feature","properties":{{"cell":"{h3i.int_to_str(c)}","count":{int(self.count[i])}}},'
+                f'"geometry":{{"type":"Polygon","coordinates":[{json.dumps(ring, separators=(",", ":"))}]}}}}'
+            )
+            self.encoded[i] = text  # a race only encodes the same text twice
+        return text
 
 
 def _detection_points(
@@ -244,14 +263,17 @@ def density(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], resoluti
     ``h3`` has no vectorised lookup, so the Python loop runs over occupied bins, not over points.
 
     >>> d = density(np.array([-107.0, -107.0001, 10.0]), np.array([25.0, 25.0001, 0.0]), 5)
-    >>> sorted(d.count.tolist()), d.total
-    ([1, 2], 3)
-    >>> density(np.zeros(0), np.zeros(0), 5).features
+    >>> d.count.tolist(), d.total
+    ([2, 1], 3)
+    >>> json.loads(d.feature(0))["properties"] == {"cell": h3.latlng_to_cell(25.0, -107.0, 5), "count": 2}
+    True
+    >>> density(np.zeros(0), np.zeros(0), 5).count.tolist()
     []
     """
     empty = np.zeros(0)
     if not len(lon):
-        return _Density(lon=empty, lat=empty, count=np.zeros(0, dtype=np.int64), features=[], total=0)
+        return _Density(cells=np.zeros(0, dtype=np.uint64), lon=empty, lat=empty, count=np.zeros(0, dtype=np.int64),
+                        total=0)  # fmt: skip
     q = min(0.01, _edge_deg(resolution) / 4)
     width = int(np.ceil(360.0 / q)) + 2
     half = width // 2  # lon bin indices shifted to [0, width), so the key decodes back exactly
@@ -264,22 +286,11 @@ def density(lon: npt.NDArray[np.float64], lat: npt.NDArray[np.float64], resoluti
         dtype=np.uint64,
         count=len(bins),
     )
-    cells, inverse = np.unique(bin_cells, return_inverse=True)
+    cells, first, inverse = np.unique(bin_cells, return_index=True, return_inverse=True)
     counts = np.bincount(inverse.ravel(), weights=per_bin, minlength=len(cells)).astype(np.int64)
     order = np.argsort(-counts, kind="stable")  # densest first, so a capped response keeps the hot spots
-    cells, counts = cells[order], counts[order]
-    clat = np.empty(len(cells))
-    clon = np.empty(len(cells))
-    feats: list[str] = []
-    for i, (c, n) in enumerate(zip(cells.tolist(), counts.tolist(), strict=True)):
-        clat[i], clon[i] = h3i.cell_to_latlng(c)
-        ring = [[round(p[1], 5), round(p[0], 5)] for p in h3i.cell_to_boundary(c)]
-        ring.append(ring[0])
-        feats.append(
-            f'{{"type":"Feature","properties":{{"cell":"{h3i.int_to_str(c)}","count":{n}}},'
-            f'"geometry":{{"type":"Polygon","coordinates":[{json.dumps(ring, separators=(",", ":"))}]}}}}'
-        )
-    return _Density(lon=clon, lat=clat, count=counts, features=feats, total=len(lon))
+    first = first[order]
+    return _Density(cells=cells[order], lon=blon[first], lat=blat[first], count=counts[order], total=len(lon))
 
 
 def _parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
@@ -314,7 +325,7 @@ def _snap(bbox: tuple[float, float, float, float], step: float) -> tuple[float, 
 
 
 def _in_view(d: _Density, bbox: tuple[float, float, float, float] | None, pad: float) -> npt.NDArray[np.intp]:
-    """Indices of the cells whose centre lies in ``bbox`` grown by ``pad`` degrees (all without a bbox)."""
+    """Indices of the cells whose point lies in ``bbox`` grown by ``pad`` degrees (all without a bbox)."""
     if bbox is None:
         return np.arange(len(d.count))
     w, s, e, n = bbox
@@ -354,7 +365,7 @@ def detections(
         )
     res = resolution if resolution is not None else resolution_for_zoom(zoom) if zoom is not None else 6
     view = _parse_bbox(bbox)
-    pad = 2 * _edge_deg(res)
+    pad = 3 * _edge_deg(res)  # a cell's point is within two edges of any part of it
     if view is not None:
         view = _snap(view, pad)
     stamp = _lake_stamp(state)
@@ -366,10 +377,10 @@ def detections(
         truncated = len(idx) > MAX_CELLS
         idx = idx[:MAX_CELLS]  # cells are densest first
         tail = {"total": d.total, "in_view": int(d.count[idx].sum()), "resolution": res, "truncated": truncated}
-        feats = ",".join(d.features[i] for i in idx.tolist())
+        feats = ",".join(d.feature(i) for i in idx.tolist())
         return Body.of(f'{{"type":"FeatureCollection","features":[{feats}],{json.dumps(tail)[1:]}'.encode())
 
-    return send(request, _memo.get(("detections", stamp, day, sensor_u, res, view), build))
+    return send(request, _views.get(("detections", stamp, day, sensor_u, res, view), build))
 
 
 # --------------------------------------------------------------------------- sorties
@@ -415,7 +426,7 @@ def sorties(request: Request, state: StateDep, user: UserDep, day: str | None = 
             )
         return Body.of(('{"type":"FeatureCollection","features":[' + ",".join(feats) + "]}").encode())
 
-    return send(request, _memo.get(("sorties", stamp, day, shown), build))
+    return send(request, _views.get(("sorties", stamp, day, shown), build))
 
 
 def _sortie_lines(state: AppState, day: str | None) -> dict[str, tuple[str, float, float]]:
