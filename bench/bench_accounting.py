@@ -5,6 +5,7 @@
 (a) atalaya accounting (country and state levels, crossings, depth),
 (b) GeoPandas ``sjoin`` point labelling (countries only; skipped if geopandas is missing),
 (c) a hand-tuned shapely ``contains_xy`` loop with a bounding-box prefilter (countries only).
+First, the start-up cost of a new process with an empty and with a filled on-disk cache.
 Each part runs in its own process so that peak RSS is measured per part.
 """
 
@@ -57,6 +58,38 @@ def part_atalaya(n: int, tracks: int, q: Any) -> None:
     dt = time.perf_counter() - t0
     cpu = time.process_time() - c0
     q.put(("atalaya accounting (country+state)", dt, _rss_mb(), base, f"{acc.summary.num_rows} rows, cpu {cpu:.2f} s"))
+
+
+def part_start(cache: str, q: Any) -> None:
+    """Time from a new process to territories and grids ready, with the on-disk cache in ``cache``."""
+    import os
+
+    os.environ["ATALAYA_CACHE_DIR"] = cache
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    from atalaya.geo.territories import depth_upper_bound, label_points, load_territories
+
+    terr = load_territories()
+    for level in ("country", "state"):
+        label_points(terr, np.zeros(1), np.zeros(1), level)
+        depth_upper_bound(terr, np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.int64), level)
+    q.put((time.perf_counter() - t0, time.process_time() - c0, _rss_mb()))
+
+
+def start_times(ctx: Any) -> None:
+    """Cold start (empty cache folder: derive and save everything) vs warm start (load it) in fresh processes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="atalaya-cache-") as cache:
+        for what in ("cold start (empty cache)", "warm start (cached)"):
+            q = ctx.Queue()
+            p = ctx.Process(target=part_start, args=(cache, q))
+            p.start()
+            wall, cpu, rss = q.get()
+            p.join()
+            print(
+                f"{what:<40} {wall:8.2f} s   cpu {cpu:.2f} s   peak RSS {rss:7.0f} MB  (import + territories + grids)"
+            )
 
 
 def part_labels_only(n: int, tracks: int, q: Any) -> None:
@@ -118,11 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=10_000_000, help="total track points")
     ap.add_argument("--tracks", type=int, default=2_000, help="number of tracks")
     ap.add_argument("--skip-geopandas", action="store_true")
+    ap.add_argument("--skip-start", action="store_true", help="skip the cold vs warm start measurement")
     a = ap.parse_args(argv)
     parts = [part_atalaya, part_labels_only, part_shapely_loop]
     if not a.skip_geopandas:
         parts.append(part_geopandas)
     ctx = mp.get_context("spawn")
+    if not a.skip_start:
+        start_times(ctx)
     results = {}
     print(f"{a.n:,} points in {a.tracks:,} tracks")
     for fn in parts:
