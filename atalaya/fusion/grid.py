@@ -229,52 +229,60 @@ def _group_key(level: Any, cell: Any, day: Any, channel: Any) -> I64:
     return key
 
 
-def _reduce(
-    gkey: I64,
-    *,
-    level: npt.NDArray[np.int8],
-    cell: I64,
-    day: npt.NDArray[np.int32],
-    channel: npt.NDArray[np.int8],
-    n: npt.NDArray[np.int32],
-    w: F64,
-    q: F64,
-    qx: F64,
-    qy: F64,
-    t_first: I64,
-    t_last: I64,
-    sample: list[bytes | None],
-    sample_w: F64,
-) -> GridState:
-    """Group rows by ``gkey``: sums, min/max times, sample of the heaviest row."""
+def _reduce(cols: dict[str, list[npt.NDArray[Any]]], sample: list[bytes | None], sample_w: F64 | None) -> GridState:
+    """Group rows by their key: sums, min/max times, sample of the heaviest row.
+
+    ``cols`` holds each row column (``level, cell, day, channel, n, w, q, qx,
+    qy, t_first, t_last``) as a list of parts to concatenate. Columns are
+    consumed one at a time (popped, concatenated, reduced, released), so a
+    large reduction holds about one input column beside its outputs.
+    ``sample_w`` (default ``q / n``) chooses the row whose sample a group keeps.
+    """
+
+    def pop(f: str) -> npt.NDArray[Any]:
+        parts = cols.pop(f)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    level, cell, day, channel = pop("level"), pop("cell"), pop("day"), pop("channel")
+    gkey = _group_key(level, cell, day, channel)
     if gkey.size == 0:
         return empty_state()
-    # sort by key, heaviest first within a key: the first row of each group carries the sample
-    order = np.lexsort((-sample_w, gkey))
+    # a stable sort keeps rows of equal keys in input order (concatenated sorted runs sort fast)
+    order = np.argsort(gkey, kind="stable")
     k = gkey[order]
-    start = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-    inv = np.cumsum(np.r_[False, k[1:] != k[:-1]])
+    del gkey
+    brk = np.empty(k.size, dtype=bool)
+    brk[0] = True
+    np.not_equal(k[1:], k[:-1], out=brk[1:])
+    del k
+    start = np.flatnonzero(brk)
+    del brk
     m = start.size
-
-    def s(a: npt.NDArray[Any]) -> F64:
-        out: F64 = np.bincount(inv, weights=a[order], minlength=m).astype(np.float64)
-        return out
-
     first = order[start]
-    return GridState(
-        level=level[first],
-        cell=cell[first],
-        day=day[first],
-        channel=channel[first],
-        n=np.bincount(inv, weights=n[order], minlength=m).astype(np.int32),
-        w=s(w),
-        q=s(q),
-        qx=s(qx),
-        qy=s(qy),
-        t_first=np.minimum.reduceat(t_first[order], start),
-        t_last=np.maximum.reduceat(t_last[order], start),
-        sample=[sample[i] for i in first.tolist()] if sample else [None] * m,
-    )
+    out: dict[str, Any] = {"level": level[first], "cell": cell[first], "day": day[first], "channel": channel[first]}
+    del level, cell, day, channel
+    n = pop("n")
+    if sample and sample.count(None) < len(sample):
+        # the first row of each group holding the group's largest sample weight carries the sample
+        q = pop("q")
+        cols["q"] = [q]
+        sw = (q / np.maximum(n, 1) if sample_w is None else sample_w)[order]
+        size = np.diff(np.r_[start, order.size])
+        is_max = sw == np.repeat(np.maximum.reduceat(sw, start), size)
+        del sw
+        idx = np.flatnonzero(is_max)
+        grp = np.repeat(np.arange(m), size)[idx]
+        take_sample = order[idx[np.r_[True, grp[1:] != grp[:-1]]]]
+        samples = [sample[i] for i in take_sample.tolist()]
+    else:
+        samples = [None] * m
+    out["n"] = np.add.reduceat(n[order], start).astype(np.int32)
+    del n
+    for f in ("w", "q", "qx", "qy"):
+        out[f] = np.add.reduceat(pop(f)[order], start).astype(np.float64)
+    out["t_first"] = np.minimum.reduceat(pop("t_first")[order], start)
+    out["t_last"] = np.maximum.reduceat(pop("t_last")[order], start)
+    return GridState(sample=samples, **out)
 
 
 def accumulate(
@@ -318,11 +326,12 @@ def accumulate(
     # precision in projected units: a ground sigma is sigma / cos(lat) projected metres
     sp = sg / ground_scale(y)
     q = wt / (sp * sp)
-    return _reduce(
-        _group_key(lv, cell, day, ch),
-        level=lv, cell=cell, day=day, channel=ch, n=np.ones(t.size, dtype=np.int32), w=wt, q=q, qx=q * x, qy=q * y,
-        t_first=t, t_last=t.copy(), sample=list(obs_id) if obs_id is not None else [], sample_w=q,
-    )  # fmt: skip
+    cols: dict[str, list[npt.NDArray[Any]]] = {
+        "level": [lv], "cell": [cell], "day": [day], "channel": [ch], "n": [np.ones(t.size, dtype=np.int32)],
+        "w": [wt], "q": [q], "qx": [q * x], "qy": [q * y], "t_first": [t], "t_last": [t],
+    }  # fmt: skip
+    del lv, cell, day, ch, wt, x, y
+    return _reduce(cols, list(obs_id) if obs_id is not None else [], q)
 
 
 def merge(a: GridState, b: GridState) -> GridState:
@@ -331,22 +340,35 @@ def merge(a: GridState, b: GridState) -> GridState:
     >>> merge(empty_state(), empty_state()).n_rows
     0
     """
-    if a.n_rows == 0:
-        return b
-    if b.n_rows == 0:
-        return a
-    cat = {
-        f: np.concatenate([getattr(a, f), getattr(b, f)])
-        for f in ("level", "cell", "day", "channel", "n", "w", "q", "qx", "qy", "t_first", "t_last")
-    }
-    # the heaviest row keeps its sample; use its mean precision as the weight
-    sw = cat["q"] / np.maximum(cat["n"], 1)
-    return _reduce(
-        _group_key(cat["level"], cat["cell"], cat["day"], cat["channel"]),
-        sample=[*a.sample, *b.sample],
-        sample_w=sw,
-        **cat,
-    )
+    return merge_many([a, b])
+
+
+_FIELDS = ("level", "cell", "day", "channel", "n", "w", "q", "qx", "qy", "t_first", "t_last")
+
+
+def merge_many(states: list[GridState]) -> GridState:
+    """Merge any number of states in one reduction (rows with the same key are combined).
+
+    The list is emptied as its states are consumed, so that the caller's
+    references are the only ones left to keep them alive.
+
+    >>> st = accumulate(lon=[-107.0], lat=[25.0], time_us=[0], channel=[1], weight=[1.0], sigma_m=[30.0])
+    >>> merge_many([st, st, st]).n_rows, float(merge_many([st, st]).w.sum()), merge_many([]).n_rows
+    (1, 2.0, 0)
+    """
+    parts = [s for s in states if s.n_rows]
+    states.clear()
+    if not parts:
+        return empty_state()
+    if len(parts) == 1:
+        return parts[0]
+    # the parts' columns are handed over as lists, so each is released once reduced
+    cols = {f: [getattr(p, f) for p in parts] for f in _FIELDS}
+    with_ids = any(p.sample.count(None) < len(p.sample) for p in parts)
+    samples = [x for p in parts for x in p.sample] if with_ids else []
+    del parts
+    # the heaviest row keeps its sample: its mean precision (q / n) is the weight
+    return _reduce(cols, samples, None)
 
 
 # -- persistence ------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ import math
 import re
 import time as _time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +107,9 @@ GROUPS: dict[str, tuple[Channel, ...]] = {
 
 _STATIC = (Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.CHEMICAL)
 _DEFAULT_SIGMA = {Sensor.ADSB.value: 30.0, Sensor.AIS.value: 20.0, Sensor.COT.value: 15.0}
+CHUNK_ROWS = 1_000_000
+"""Detections mapped and binned at a time by :func:`detect_sites` (bounds the temporaries)."""
+_PEAK_SLICE = 8_192
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -256,13 +259,56 @@ def _arr(x: Any, n: int, fill: float) -> F64:
     return np.where(np.isfinite(a), a, fill) if fill == fill else a
 
 
+_SENSORS = tuple(s.value for s in Sensor)
+_KINDS = tuple(k.value for k in ObjectKind)
+_SEN = {v: i for i, v in enumerate(_SENSORS)}
+_KND = {v: i for i, v in enumerate(_KINDS)}
+
+
+def codes(values: Any, vocabulary: Sequence[str]) -> npt.NDArray[np.int8]:
+    """Position of each value in ``vocabulary`` (-1 for missing or unknown values), as ``int8``.
+
+    Takes Arrow arrays (dictionary-encoded or not) or any sequence of strings;
+    strings are matched in Arrow, never held as a NumPy string array.
+
+    >>> codes(["IR", None, "EO", "?"], ["EO", "IR"]).tolist()
+    [1, -1, 0, -1]
+    >>> codes([], ["EO"]).size
+    0
+    """
+    if isinstance(values, pa.ChunkedArray):
+        parts = [codes(c, vocabulary) for c in values.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int8)
+    if not isinstance(values, pa.Array):
+        obj = np.asarray(values, dtype=object)
+        if obj.size == 0:
+            return np.zeros(0, dtype=np.int8)
+        # the system pool hands large buffers back on release (the default pool keeps them cached)
+        values = pa.array(obj, type=pa.string(), memory_pool=pa.system_memory_pool())
+    vocab = pa.array(list(vocabulary), type=pa.string())
+    if pa.types.is_dictionary(values.type):
+        dict_codes = codes(values.dictionary, vocabulary)
+        idx = values.indices.fill_null(0).to_numpy(zero_copy_only=False)
+        out = dict_codes[idx] if dict_codes.size else np.full(idx.size, -1, dtype=np.int8)
+        if values.null_count:
+            out[np.asarray(values.is_null().to_numpy(zero_copy_only=False), dtype=bool)] = -1
+        return out
+    if not pa.types.is_string(values.type):
+        values = values.cast(pa.string())
+    pool = pa.system_memory_pool()
+    pos = pc.coalesce(
+        pc.index_in(values, value_set=vocab, memory_pool=pool), pa.scalar(-1, pa.int32()), memory_pool=pool
+    )
+    return np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int8)
+
+
 def to_evidence(
     *,
     lon: Any,
     lat: Any,
     time_us: Any,
-    sensor: Sequence[str | None] | npt.NDArray[Any],
-    kind: Sequence[str | None] | npt.NDArray[Any],
+    sensor: Sequence[str | None] | npt.NDArray[Any] | pa.Array | pa.ChunkedArray,
+    kind: Sequence[str | None] | npt.NDArray[Any] | pa.Array | pa.ChunkedArray,
     pos_err_m: Any = None,
     err_minor_m: Any = None,
     confidence: Any = None,
@@ -273,6 +319,9 @@ def to_evidence(
 ) -> Evidence:
     """Map detections to evidence channels with their weight and spread; drops what is no site evidence.
 
+    ``sensor`` and ``kind`` are :class:`Sensor` and :class:`ObjectKind` values
+    (strings or Arrow arrays); unknown values carry no evidence.
+
     >>> ev = to_evidence(lon=[-107.0, -107.0], lat=[25.0, 25.0], time_us=[0, 0], sensor=["IR", "GMTI"],
     ...                  kind=["thermal", "vehicle"], speed_mps=[float("nan"), 20.0])
     >>> ev.channel.tolist(), ev.weight.tolist()
@@ -280,52 +329,81 @@ def to_evidence(
     >>> to_evidence(lon=[], lat=[], time_us=[], sensor=[], kind=[]).channel.size
     0
     """
-    lon_a = np.asarray(lon, dtype=np.float64)
-    n = lon_a.size
-    lat_a = np.asarray(lat, dtype=np.float64)
-    t = np.asarray(time_us, dtype=np.int64)
-    sen = np.asarray(sensor, dtype=object).astype(str) if n else np.zeros(0, dtype=str)
-    knd = np.asarray(kind, dtype=object).astype(str) if n else np.zeros(0, dtype=str)
-    nan = math.nan
-    spd = _arr(speed_mps, n, nan)
-    alt = _arr(alt_m, n, nan)
-    conf = np.clip(_arr(confidence, n, params.default_confidence), 0.0, 1.0)
-    sig_default = np.full(n, params.default_sigma_m)
-    for s, v in _DEFAULT_SIGMA.items():
-        sig_default[sen == s] = v
-    a = np.asarray(pos_err_m, dtype=np.float64) if pos_err_m is not None else np.full(n, nan)
-    a = np.where(np.isfinite(a) & (a > 0), a, sig_default)
-    b = np.asarray(err_minor_m, dtype=np.float64) if err_minor_m is not None else np.full(n, nan)
-    b = np.where(np.isfinite(b) & (b > 0), np.minimum(b, a), a)
-    sigma = np.sqrt(a * b)
+    return _evidence(
+        lon=np.asarray(lon, dtype=np.float64), lat=np.asarray(lat, dtype=np.float64),
+        time_us=np.asarray(time_us, dtype=np.int64), sensor=codes(sensor, _SENSORS), kind=codes(kind, _KINDS),
+        pos_err_m=pos_err_m, err_minor_m=err_minor_m, confidence=confidence, speed_mps=speed_mps, alt_m=alt_m,
+        obs_id=obs_id, params=params,
+    )  # fmt: skip
 
+
+def _evidence(
+    *,
+    lon: F64,
+    lat: F64,
+    time_us: I64,
+    sensor: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    pos_err_m: Any,
+    err_minor_m: Any,
+    confidence: Any,
+    speed_mps: Any,
+    alt_m: Any,
+    obs_id: list[bytes | None] | None,
+    params: SiteParams,
+) -> Evidence:
+    """:func:`to_evidence` on integer-coded sensor and kind (positions in ``_SENSORS`` and ``_KINDS``)."""
+    n = lon.size
+    t = time_us
+    nan = math.nan
     ch = np.full(n, -1, dtype=np.int8)
-    stopped = ~(spd >= params.stationary_mps)  # NaN speed counts as stopped
-    ch[knd == ObjectKind.STRUCTURE.value] = Channel.STRUCTURE
-    thermal = knd == ObjectKind.THERMAL.value
+    ch[kind == _KND[ObjectKind.STRUCTURE.value]] = Channel.STRUCTURE
+    thermal = kind == _KND[ObjectKind.THERMAL.value]
     if thermal.any():
-        hour = ((t % _US_PER_DAY) / (3600 * _US_PER_S) + lon_a / 15.0) % 24.0
+        hour = ((t % _US_PER_DAY) / (3600 * _US_PER_S) + lon / 15.0) % 24.0
         h0, h1 = params.night_hours
         night = (hour >= h0) | (hour < h1) if h0 > h1 else (hour >= h0) & (hour < h1)
         ch[thermal & night] = Channel.THERMAL_NIGHT
         ch[thermal & ~night] = Channel.THERMAL_DAY
-    friendly = np.isin(sen, [Sensor.TRACK.value])
-    ch[(knd == ObjectKind.VEHICLE.value) & stopped & ~friendly] = Channel.VEHICLE
-    ch[(knd == ObjectKind.EMITTER.value)] = Channel.EMITTER
-    ch[(knd == ObjectKind.CHEMICAL.value)] = Channel.CHEMICAL
-    ground = ~(alt >= params.aircraft_ground_m) | (spd < params.aircraft_slow_mps)
-    ch[(knd == ObjectKind.AIRCRAFT.value) & ground & ~friendly] = Channel.AIRCRAFT
-    ch[(knd == ObjectKind.VESSEL.value) & stopped] = Channel.VESSEL
+    ch[kind == _KND[ObjectKind.EMITTER.value]] = Channel.EMITTER
+    ch[kind == _KND[ObjectKind.CHEMICAL.value]] = Channel.CHEMICAL
+    moving = (
+        (kind == _KND[ObjectKind.VEHICLE.value])
+        | (kind == _KND[ObjectKind.AIRCRAFT.value])
+        | (kind == _KND[ObjectKind.VESSEL.value])
+    )
+    if moving.any():
+        mi = np.flatnonzero(moving)
+        spd = _arr(speed_mps, n, nan)[mi] if speed_mps is not None else np.full(mi.size, nan)
+        alt = _arr(alt_m, n, nan)[mi] if alt_m is not None else np.full(mi.size, nan)
+        km = kind[mi]
+        friendly = sensor[mi] == _SEN[Sensor.TRACK.value]
+        stopped = ~(spd >= params.stationary_mps)  # NaN speed counts as stopped
+        ground = ~(alt >= params.aircraft_ground_m) | (spd < params.aircraft_slow_mps)
+        cm = np.full(mi.size, -1, dtype=np.int8)
+        cm[(km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly] = Channel.VEHICLE
+        cm[(km == _KND[ObjectKind.AIRCRAFT.value]) & ground & ~friendly] = Channel.AIRCRAFT
+        cm[(km == _KND[ObjectKind.VESSEL.value]) & stopped] = Channel.VESSEL
+        ch[mi] = cm
     keep = np.flatnonzero(ch >= 0)
-    chw = np.asarray(params.channel_weight, dtype=np.float64)
     ck = ch[keep]
+    sk = sensor[keep]
+    conf = np.clip(_arr(confidence, n, params.default_confidence)[keep], 0.0, 1.0)
+    sig_default = np.full(keep.size, params.default_sigma_m)
+    for sname, v in _DEFAULT_SIGMA.items():
+        sig_default[sk == _SEN[sname]] = v
+    a = np.asarray(pos_err_m, dtype=np.float64)[keep] if pos_err_m is not None else np.full(keep.size, nan)
+    a = np.where(np.isfinite(a) & (a > 0), a, sig_default)
+    b = np.asarray(err_minor_m, dtype=np.float64)[keep] if err_minor_m is not None else np.full(keep.size, nan)
+    b = np.where(np.isfinite(b) & (b > 0), np.minimum(b, a), a)
+    chw = np.asarray(params.channel_weight, dtype=np.float64)
     return Evidence(
-        lon=lon_a[keep],
-        lat=lat_a[keep],
+        lon=lon[keep],
+        lat=lat[keep],
         time_us=t[keep],
         channel=ck,
-        weight=conf[keep] * chw[ck],
-        sigma_m=sigma[keep],
+        weight=conf * chw[ck],
+        sigma_m=np.sqrt(a * b),
         obs_id=[obs_id[i] for i in keep.tolist()] if obs_id is not None else None,
     )
 
@@ -339,14 +417,6 @@ def accumulate_evidence(ev: Evidence) -> grid.GridState:
 
 
 # -- extraction -------------------------------------------------------------------------------------
-
-
-def _lookup(sorted_keys: I64, query: I64) -> npt.NDArray[np.intp]:
-    """Position of each query key in ``sorted_keys`` or -1."""
-    pos = np.searchsorted(sorted_keys, query)
-    pos_c = np.minimum(pos, max(sorted_keys.size - 1, 0))
-    hit = (pos < sorted_keys.size) & (sorted_keys[pos_c] == query) if sorted_keys.size else np.zeros(query.size, bool)
-    return np.where(hit, pos_c, -1)
 
 
 def _expand(sorted_keys: I64, query: I64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
@@ -365,6 +435,39 @@ def _window(r: int) -> I64:
     return (d[:, None] * grid.ROW + d[None, :]).ravel()
 
 
+_Step = tuple[int, npt.NDArray[np.intp], npt.NDArray[np.bool_], I64]
+
+
+def _neighbours(cells: I64, query: I64, r: int) -> Iterator[_Step]:
+    """Occupied cells around each query cell within a ``(2r+1)²`` window, one step per window column slot.
+
+    ``cells`` is sorted and unique. Each step is ``(dy, pos, hit, dx)``: where
+    ``hit``, ``cells[pos]`` is the cell ``dx`` columns and ``dy`` rows from the
+    query cell. A row of the window is found with one binary search (cells of a
+    grid row are consecutive keys), so the whole window costs ``2r+1``
+    searches, not ``(2r+1)²``; each occupied neighbour appears in exactly one
+    step. Steps are generated one at a time (each is as large as ``query``).
+    """
+    n = cells.size
+    if n == 0:
+        return
+    for dy in range(-r, r + 1):
+        row = query + dy * grid.ROW
+        base = np.searchsorted(cells, row - r)
+        for j in range(2 * r + 1):
+            pos = np.minimum(base + j, n - 1)
+            dx = cells[pos] - row
+            hit = (base + j < n) & (dx >= -r) & (dx <= r)
+            yield dy, pos, hit, dx
+
+
+def _run_starts(sorted_keys: I64) -> npt.NDArray[np.intp]:
+    """Start of each run of equal keys in a sorted array."""
+    if sorted_keys.size == 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+
+
 def find_peaks(state: grid.GridState, params: SiteParams = SiteParams()) -> tuple[I64, F64]:
     """Candidate site cells (level 0): local maxima of the 3×3-smoothed evidence mass over 5×5 cells.
 
@@ -373,29 +476,55 @@ def find_peaks(state: grid.GridState, params: SiteParams = SiteParams()) -> tupl
     >>> find_peaks(grid.empty_state())[0].size
     0
     """
-    fine = state.level == 0
-    if not fine.any():
+    fine = np.flatnonzero(state.level == 0)
+    if fine.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
-    cells, inv = np.unique(state.cell[fine], return_inverse=True)
-    mass = np.bincount(inv, weights=state.w[fine], minlength=cells.size)
-    smooth = np.zeros(cells.size)
-    for off in _window(1).tolist():
-        pos = _lookup(cells, cells + off)
-        smooth += np.where(pos >= 0, mass[np.maximum(pos, 0)], 0.0)
+    fc = state.cell[fine]
+    if np.all(fc[1:] >= fc[:-1]):  # states are kept sorted by cell: no sort needed
+        start = _run_starts(fc)
+        cells = fc[start]
+        mass = np.add.reduceat(state.w[fine], start)
+    else:
+        cells, inv = np.unique(fc, return_inverse=True)
+        mass = np.bincount(inv, weights=state.w[fine], minlength=cells.size)
+    del fine, fc
+    smooth = mass.copy()
+    for i in range(0, cells.size, CHUNK_ROWS):  # in slices: each window step is as large as its query
+        sl = slice(i, i + CHUNK_ROWS)
+        for dy, pos, hit, dx in _neighbours(cells, cells[sl], 1):
+            if dy == 0:
+                hit &= dx != 0
+            smooth[sl] += np.where(hit, mass[pos], 0.0)
     cand = np.flatnonzero(smooth >= params.min_peak_mass)
     if cand.size == 0:
         return np.zeros(0, dtype=np.int64), np.zeros(0)
+    sc = smooth[cand]
     is_max = np.ones(cand.size, dtype=bool)
-    for off in _window(2).tolist():
-        if off == 0:
-            continue
-        pos = _lookup(cells, cells[cand] + off)
-        other = np.where(pos >= 0, smooth[np.maximum(pos, 0)], -1.0)
+    for dy, pos, hit, dx in _neighbours(cells, cells[cand], 2):
+        off = dy * grid.ROW + dx
+        other = smooth[pos]
         # ties go to the lower key, so exactly one cell of a plateau survives
-        beats = (other > smooth[cand]) | ((other == smooth[cand]) & (off < 0))
+        beats = hit & (off != 0) & ((other > sc) | ((other == sc) & (off < 0)))
         is_max &= ~beats
     peaks = cand[is_max]
     return cells[peaks], smooth[peaks]
+
+
+def _distinct_days(group: I64, day: I64, n_groups: int) -> I64:
+    """Number of distinct days per group (a day bitmask per group when the days span at most 64).
+
+    >>> _distinct_days(np.array([0, 0, 0, 2]), np.array([5, 5, 7, 1]), 3).tolist()
+    [2, 0, 1]
+    """
+    if day.size == 0:
+        return np.zeros(n_groups, dtype=np.int64)
+    d0 = int(day.min())
+    if int(day.max()) - d0 < 64:
+        mask = np.zeros(n_groups, dtype=np.uint64)
+        np.bitwise_or.at(mask, group, np.left_shift(np.uint64(1), (day - d0).astype(np.uint64)))
+        return np.bitwise_count(mask).astype(np.int64)
+    gd = np.unique(group * (1 << 32) + (day - d0))
+    return np.bincount((gd >> 32).astype(np.int64), minlength=n_groups)
 
 
 def _group_prob(support: F64, scale: float, cap: float) -> F64:
@@ -413,10 +542,13 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     npk = peak_cells.size
     if npk == 0:
         return _empty_sites()
-    # index of state rows by (cell, level)
-    rkey = state.cell * 4 + state.level.astype(np.int64)
-    rorder = np.argsort(rkey, kind="stable")
-    rsorted = rkey[rorder]
+    # rows by cell key (all levels share the key space; the level is checked after the lookup)
+    if np.all(state.cell[1:] >= state.cell[:-1]):
+        rorder: npt.NDArray[np.intp] | None = None
+        rsorted = state.cell
+    else:
+        rorder = np.argsort(state.cell, kind="stable")
+        rsorted = state.cell[rorder]
     px0, py0 = grid.cell_center(peak_cells, 0)
 
     def gather(px: F64, py: F64, levels: Sequence[int], radius_cells: dict[int, int]) -> tuple[I64, I64]:
@@ -425,10 +557,11 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         for lv in levels:
             base = grid.cell_keys(px, py, lv)
             win = _window(radius_cells.get(lv, 1))
-            q = (base[:, None] + win[None, :]).ravel() * 4 + lv
-            qi, pos = _expand(rsorted, q)
-            pk.append(qi // win.size)
-            rw.append(rorder[pos])
+            qi, pos = _expand(rsorted, (base[:, None] + win[None, :]).ravel())
+            rows = pos if rorder is None else rorder[pos]
+            at_lv = state.level[rows] == lv
+            pk.append(qi[at_lv] // win.size)
+            rw.append(rows[at_lv])
         return np.concatenate(pk).astype(np.int64), np.concatenate(rw).astype(np.int64)
 
     # position: precision-weighted centroid of static evidence in the 3×3 around the peak (all evidence if none)
@@ -442,39 +575,60 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     px = np.where(q > 0, qx / np.maximum(q, 1e-300), px0)
     py = np.where(q > 0, qy / np.maximum(q, 1e-300), py0)
 
-    # support: every row near the site, every level, with a kernel for its spread
-    p_i, r_i = gather(px, py, range(grid.LEVELS), {0: 2})
-    scale = grid.ground_scale(py)[p_i]
-    rq = np.maximum(state.q[r_i], 1e-300)
-    rx = state.qx[r_i] / rq
-    ry = state.qy[r_i] / rq
-    d2 = ((rx - px[p_i]) ** 2 + (ry - py[p_i]) ** 2) * scale**2
-    spread2 = (state.w[r_i] / rq) * scale**2  # mean variance of the row's detections, ground m²
-    cell_g = grid.cell_size(state.level[r_i]) * scale
-    var_row = spread2 + np.where(state.level[r_i] > 0, cell_g**2 / 12.0, 0.0)
-    r0 = params.support_radius_m
-    kern = r0 * r0 / (r0 * r0 + var_row) * np.exp(-d2 / (2.0 * (r0 * r0 + var_row)))
-    kw = kern * state.w[r_i]
-    ch = state.channel[r_i].astype(np.int64)
+    # support: every row near the site, every level, with a kernel for its spread (peaks in slices: each
+    # peak gathers many rows, so the pair arrays are bounded by the slice)
     nch = len(Channel)
-    support = np.bincount(p_i * nch + ch, weights=kw, minlength=npk * nch).reshape(npk, nch)
-
-    # days and detections that count: rows whose kernel is at least ~0.3
-    strong = kern >= 0.3
-    sp_i, sr_i = p_i[strong], r_i[strong]
-    day = state.day[sr_i].astype(np.int64)
-    pd_key = np.unique(sp_i * (1 << 32) + day)
-    n_days = np.bincount((pd_key >> 32).astype(np.int64), minlength=npk)
-    pcd = np.unique((sp_i * nch + state.channel[sr_i].astype(np.int64)) * (1 << 32) + day)
-    ch_days = np.bincount((pcd >> 32).astype(np.int64), minlength=npk * nch).reshape(npk, nch)
-    n_det = np.bincount(sp_i, weights=state.n[sr_i], minlength=npk).astype(np.int64)
+    support = np.zeros((npk, nch))
+    n_days = np.zeros(npk, dtype=np.int64)
+    ch_days = np.zeros((npk, nch), dtype=np.int64)
+    n_det = np.zeros(npk, dtype=np.int64)
     big = np.iinfo(np.int64).max
     first = np.full(npk, big)
-    np.minimum.at(first, sp_i, state.t_first[sr_i])
     last = np.full(npk, -big)
-    np.maximum.at(last, sp_i, state.t_last[sr_i])
     first_day = np.full(npk, big)
-    np.minimum.at(first_day, sp_i, day)
+    strong_p: list[I64] = []
+    strong_r: list[I64] = []
+    strong_kw: list[F64] = []
+    strong_kq: list[F64] = []
+    r0 = params.support_radius_m
+    for lo in range(0, npk, _PEAK_SLICE):
+        hi = min(lo + _PEAK_SLICE, npk)
+        m = hi - lo
+        p_i, r_i = gather(px[lo:hi], py[lo:hi], range(grid.LEVELS), {0: 2})
+        scale = grid.ground_scale(py[lo:hi])[p_i]
+        rq = np.maximum(state.q[r_i], 1e-300)
+        d2 = ((state.qx[r_i] / rq - px[lo:hi][p_i]) ** 2 + (state.qy[r_i] / rq - py[lo:hi][p_i]) ** 2) * scale**2
+        spread2 = (state.w[r_i] / rq) * scale**2  # mean variance of the row's detections, ground m²
+        lv = state.level[r_i]
+        cell_g = grid.cell_size(lv) * scale
+        var_row = spread2 + np.where(lv > 0, cell_g**2 / 12.0, 0.0)
+        kern = r0 * r0 / (r0 * r0 + var_row) * np.exp(-d2 / (2.0 * (r0 * r0 + var_row)))
+        del d2, spread2, cell_g, var_row, scale, lv
+        kw = kern * state.w[r_i]
+        ch = state.channel[r_i].astype(np.int64)
+        sup = np.bincount(p_i * nch + ch, weights=kw, minlength=m * nch)
+        support[lo:hi] = np.asarray(sup, dtype=np.float64).reshape(m, nch)
+
+        # days and detections that count: rows whose kernel is at least ~0.3
+        strong = kern >= 0.3
+        sp_i, sr_i = p_i[strong], r_i[strong]
+        strong_p.append(sp_i + lo)
+        strong_r.append(sr_i)
+        strong_kw.append(kw[strong])
+        strong_kq.append((kern * state.q[r_i])[strong])
+        del p_i, r_i, kern, kw, ch, strong
+        day = state.day[sr_i].astype(np.int64)
+        n_days[lo:hi] = _distinct_days(sp_i, day, m)
+        sch = sp_i * nch + state.channel[sr_i].astype(np.int64)
+        ch_days[lo:hi] = _distinct_days(sch, day, m * nch).reshape(m, nch)
+        n_det[lo:hi] = np.bincount(sp_i, weights=state.n[sr_i], minlength=m).astype(np.int64)
+        np.minimum.at(first[lo:hi], sp_i, state.t_first[sr_i])
+        np.maximum.at(last[lo:hi], sp_i, state.t_last[sr_i])
+        np.minimum.at(first_day[lo:hi], sp_i, day)
+    p_i = np.concatenate(strong_p) if strong_p else np.zeros(0, dtype=np.int64)
+    r_i = np.concatenate(strong_r) if strong_r else np.zeros(0, dtype=np.int64)
+    kw = np.concatenate(strong_kw) if strong_kw else np.zeros(0)
+    kq = np.concatenate(strong_kq) if strong_kq else np.zeros(0)
 
     # score
     gnames = list(GROUPS)
@@ -513,7 +667,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     keep = keep[np.lexsort((peak_cells[keep], -score[keep]))]
 
     lon, lat = grid.inverse_mercator(px[keep], py[keep])
-    qn = np.bincount(p_i[strong], weights=(kern * state.q[r_i])[strong], minlength=npk)[keep]
+    qn = np.bincount(p_i, weights=kq, minlength=npk)[keep]
     sc = grid.ground_scale(py[keep])
     radius = np.maximum(2.0 * sc / np.sqrt(np.maximum(qn, 1e-300)), 10.0)
     radius = np.minimum(radius, params.support_radius_m * 3)
@@ -523,30 +677,17 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     order = np.lexsort((-kw, p_i))
     want = np.zeros(npk, dtype=bool)
     want[keep] = True
-    for j in order[want[p_i[order]] & strong[order]].tolist():
+    for j in order[want[p_i[order]]].tolist():
         s = state.sample[r_i[j]]
         lst = samples[p_i[j]]
         if s is not None and len(lst) < params.samples and s.hex() not in lst:
             lst.append(s.hex())
 
-    evidence: list[dict[str, Any]] = []
-    for j, i in enumerate(keep.tolist()):
-        evidence.append(
-            {
-                "method": METHOD,
-                "score": round(float(score[i]), 4),
-                "corroboration": round(float(corroboration[i]), 4),
-                "persistence": round(float(persistence[i]), 4),
-                "groups": {g: round(float(gprob[i, k]), 4) for k, g in enumerate(gnames) if gprob[i, k] > 0},
-                "support": {c.name.lower(): round(float(support[i, c]), 3) for c in Channel if support[i, c] > 0},
-                "days": {c.name.lower(): int(ch_days[i, c]) for c in Channel if ch_days[i, c] > 0},
-                "n_days": int(n_days[i]),
-                "night_thermal_fraction": round(float(night_frac[i]), 3),
-                "movement": round(float(support[i, [Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL]].sum()), 3),
-                "n_detections": int(n_det[i]),
-                "radius_m": round(float(radius[j]), 1),
-            }
-        )
+    evidence = _evidence_dicts(
+        score=score[keep], corroboration=corroboration[keep], persistence=persistence[keep], gprob=gprob[keep],
+        gnames=gnames, support=support[keep], ch_days=ch_days[keep], n_days=n_days[keep],
+        night_frac=night_frac[keep], n_det=n_det[keep], radius=radius,
+    )  # fmt: skip
     return SiteTable(
         id=[site_id(float(a), float(b)) for a, b in zip(lon, lat, strict=True)],
         kind=[str(k) for k in kind[keep]],
@@ -562,6 +703,55 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         evidence=evidence,
         samples=[samples[i] for i in keep.tolist()],
     )
+
+
+_CH_NAMES = [c.name.lower() for c in Channel]
+_MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL)]
+
+
+def _evidence_dicts(
+    *,
+    score: F64,
+    corroboration: F64,
+    persistence: F64,
+    gprob: F64,
+    gnames: list[str],
+    support: F64,
+    ch_days: I64,
+    n_days: I64,
+    night_frac: F64,
+    n_det: I64,
+    radius: F64,
+) -> list[dict[str, Any]]:
+    """The score breakdown of each site (rounded in bulk, then one dict per site)."""
+    gp = np.round(gprob, 4).tolist()
+    sup = np.round(support, 3).tolist()
+    cd = ch_days.tolist()
+    mov = np.round(support[:, _MOVEMENT].sum(axis=1), 3).tolist()
+    cols = zip(
+        np.round(score, 4).tolist(), np.round(corroboration, 4).tolist(), np.round(persistence, 4).tolist(), gp,
+        sup, cd, n_days.tolist(), np.round(night_frac, 3).tolist(), mov, n_det.tolist(),
+        np.round(radius, 1).tolist(), strict=True,
+    )  # fmt: skip
+    out: list[dict[str, Any]] = []
+    for sc, co, pe, g, su, dd, nd, nf, mv, nt, rd in cols:
+        out.append(
+            {
+                "method": METHOD,
+                "score": sc,
+                "corroboration": co,
+                "persistence": pe,
+                "groups": {name: v for name, v in zip(gnames, g, strict=True) if v > 0},
+                "support": {name: v for name, v in zip(_CH_NAMES, su, strict=True) if v > 0},
+                "days": {name: v for name, v in zip(_CH_NAMES, dd, strict=True) if v > 0},
+                "n_days": nd,
+                "night_thermal_fraction": nf,
+                "movement": mv,
+                "n_detections": nt,
+                "radius_m": rd,
+            }
+        )
+    return out
 
 
 def detect_sites(
@@ -595,11 +785,24 @@ def detect_sites(
     >>> s.n_sites, s.kind, s.n_days.tolist()
     (1, ['lab'], [4])
     """
-    ev = to_evidence(
-        lon=lon, lat=lat, time_us=time_us, sensor=sensor, kind=kind, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
-        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params,
-    )  # fmt: skip
-    return extract_sites(accumulate_evidence(ev), params)
+    lon_a = np.asarray(lon, dtype=np.float64)
+    lat_a = np.asarray(lat, dtype=np.float64)
+    t = np.asarray(time_us, dtype=np.int64)
+    sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
+    opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
+           "alt_m": alt_m}  # fmt: skip
+    opt_a = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in opt.items()}
+    parts: list[grid.GridState] = []
+    for i in range(0, max(lon_a.size, 1), CHUNK_ROWS):
+        sl = slice(i, i + CHUNK_ROWS)
+        ev = _evidence(
+            lon=lon_a[sl], lat=lat_a[sl], time_us=t[sl], sensor=sen[sl], kind=knd[sl],
+            obs_id=obs_id[sl] if obs_id is not None else None, params=params,
+            **{k: None if v is None else v[sl] for k, v in opt_a.items()},
+        )  # fmt: skip
+        parts.append(accumulate_evidence(ev))
+        del ev
+    return extract_sites(grid.merge_many(parts), params)
 
 
 # -- lake and knowledge store -----------------------------------------------------------------------
@@ -622,19 +825,13 @@ def evidence_from_arrow(table: pa.Table, params: SiteParams = SiteParams()) -> E
             return None
         return table.column(name).cast(pa.float64()).to_numpy(zero_copy_only=False)
 
-    def text(name: str) -> npt.NDArray[Any]:
-        col = table.column(name)
-        if pa.types.is_dictionary(col.type):
-            col = col.cast(pa.string())
-        return np.asarray(col.to_pylist(), dtype=object)
-
     t = table.column("time")
     if pa.types.is_timestamp(t.type):
         t = pc.cast(t, pa.timestamp("us", tz="UTC")).cast(pa.int64())
     ids = table.column("obs_id").to_pylist() if "obs_id" in table.column_names else None
     return to_evidence(
-        lon=num("lon"), lat=num("lat"), time_us=t.to_numpy(zero_copy_only=False), sensor=text("sensor"),
-        kind=text("kind"), pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
+        lon=num("lon"), lat=num("lat"), time_us=t.to_numpy(zero_copy_only=False), sensor=table.column("sensor"),
+        kind=table.column("kind"), pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
         confidence=num("confidence"), speed_mps=num("speed_mps"), alt_m=num("alt_m"), obs_id=ids, params=params,
     )  # fmt: skip
 
