@@ -5,9 +5,28 @@ Predictions and true sites are matched one-to-one within ``radius_m``
 recall, F1, F0.5, the median location error, the days from a site's first
 activity to its first supporting detection, per-kind recall and the share of
 matched sites whose kind was right. Crossing points are scored by the
-crossings analytic, not here. Because a site no sensor ever saw cannot be
-found, the report also scores against the *observed* true sites (those with at
-least one detection in ``truth/detections.parquet``).
+crossings analytic, not here.
+
+A site no sensor saw cannot be found, so the report also scores against two
+subsets of the true sites (see :func:`observability`):
+
+- *observed*: at least one detection in ``truth/detections.parquet`` carries
+  the site's truth id;
+- *observable*: at least :data:`OBSERVABLE_MIN_DETECTIONS` detections
+  attributable to the site on at least :data:`OBSERVABLE_MIN_DAYS` distinct UTC
+  days. A detection is attributable when its truth id is the site's, or when it
+  is a true (not false-alarm) detection of something mobile (vehicle, vessel,
+  aircraft, RF emitter) that is stopped (speed under 2 m/s or unknown) within
+  :data:`OBSERVABLE_RADIUS_M` of the site: the people, phones and vehicles at
+  the place. Static detections (structures, heat) count only by truth id, so a
+  neighbour's barn is not the lab's evidence. Two days are the least from
+  which a *persistent* place can be told from a one-off event, which is what a
+  suspected site is.
+
+Predictions matched to true sites outside a subset are left out of that
+subset's score (they are neither right nor wrong there). The flat keys
+``observable_precision``, ``observable_recall``, ``observable_f1`` … carry the
+observable figures for the scorecard.
 
 >>> import numpy as np
 >>> truth = TruthSites(id=["lab-001"], kind=["lab"], lon=np.array([-107.0]), lat=np.array([25.0]),
@@ -42,6 +61,14 @@ SITE_KINDS = ("lab", "stash_house", "airstrip", "landing_beach")
 """True site kinds scored by default (crossings belong to the crossings analytic)."""
 DEFAULT_RADIUS_M = 500.0
 """Default matching radius."""
+OBSERVABLE_MIN_DETECTIONS = 2
+"""Attributable detections a true site needs to count as observable."""
+OBSERVABLE_MIN_DAYS = 2
+"""Distinct UTC days with attributable detections a true site needs to count as observable."""
+OBSERVABLE_RADIUS_M = 300.0
+"""Distance within which a stopped mobile detection is attributed to a true site."""
+_STOPPED_MPS = 2.0
+_MOBILE_KINDS = ("vehicle", "vessel", "aircraft", "emitter")
 _US_PER_DAY = 86_400_000_000
 
 
@@ -61,11 +88,99 @@ class TruthSites:
     """First active day, days since 1970-01-01 (-1 when never active)."""
     observed: npt.NDArray[np.bool_]
     """Whether any detection of the scenario came from the site."""
+    observable: npt.NDArray[np.bool_] | None = None
+    """Whether the site is observable (see the module docstring); None: same as ``observed``."""
 
 
 def _truth_dir(path: Path) -> Path:
     p = Path(path)
     return p / "truth" if (p / "truth" / "sites.parquet").exists() else p
+
+
+def _feed_detections(sdir: Path, files: list[str]) -> pa.Table:
+    """``file, row, time_us, lon, lat, kind, speed_mps`` of the detection feed rows (row 1 is the first data row)."""
+    import pyarrow.csv as pcsv
+
+    parts = []
+    for f in files:
+        path = sdir / f
+        if not path.exists():
+            continue
+        t = pcsv.read_csv(
+            path,
+            convert_options=pcsv.ConvertOptions(
+                include_columns=["time", "lon", "lat", "kind", "speed_mps"],
+                column_types={"time": pa.timestamp("us", tz="UTC"), "speed_mps": pa.float64(), "kind": pa.string()},
+            ),
+        )
+        parts.append(
+            pa.table(
+                {
+                    "file": pa.array([f] * t.num_rows, type=pa.string()),
+                    "row": pa.array(np.arange(1, t.num_rows + 1, dtype=np.int64)),
+                    "time_us": t.column("time").cast(pa.int64()),
+                    "lon": t.column("lon").cast(pa.float64()),
+                    "lat": t.column("lat").cast(pa.float64()),
+                    "kind": t.column("kind"),
+                    "speed_mps": t.column("speed_mps"),
+                }
+            )
+        )
+    return pa.concat_tables(parts) if parts else pa.table({"file": pa.array([], pa.string())})
+
+
+def observability(
+    site_id: list[str],
+    lon: F64,
+    lat: F64,
+    detections: pa.Table,
+    *,
+    min_detections: int = OBSERVABLE_MIN_DETECTIONS,
+    min_days: int = OBSERVABLE_MIN_DAYS,
+    radius_m: float = OBSERVABLE_RADIUS_M,
+) -> tuple[I64, I64]:
+    """Attributable detections and distinct days per true site (see the module docstring).
+
+    ``detections`` has ``truth_id, false_alarm, time_us, lon, lat, kind, speed_mps``.
+    A site is observable when both counts reach ``min_detections`` and ``min_days``.
+
+    >>> det = pa.table({"truth_id": ["lab-1", "lab-1", "phone-9", None], "false_alarm": [False, False, False, True],
+    ...                 "time_us": [0, 86_400_000_000, 2 * 86_400_000_000, 0],
+    ...                 "lon": [-107.0, -107.0, -107.001, -107.0], "lat": [25.0, 25.0, 25.0, 25.0],
+    ...                 "kind": ["structure", "thermal", "emitter", "vehicle"],
+    ...                 "speed_mps": [None, None, 0.0, 0.0]})
+    >>> n, d = observability(["lab-1", "lab-2"], np.array([-107.0, -100.0]), np.array([25.0, 20.0]), det)
+    >>> n.tolist(), d.tolist()
+    ([3, 0], [3, 0])
+    """
+    from atalaya.evaluate.matching import candidate_pairs
+
+    ns = len(site_id)
+    if detections.num_rows == 0 or ns == 0:
+        return np.zeros(ns, dtype=np.int64), np.zeros(ns, dtype=np.int64)
+
+    def col(name: str) -> npt.NDArray[Any]:
+        return np.asarray(detections.column(name).to_numpy(zero_copy_only=False))
+
+    tid = detections.column("truth_id")
+    pos = np.asarray(pc.index_in(tid, value_set=pa.array(site_id, pa.string())).fill_null(-1).to_numpy(), np.int64)
+    fa = np.asarray(detections.column("false_alarm").fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    kind = detections.column("kind").cast(pa.string())
+    mobile = np.asarray(pc.is_in(kind, value_set=pa.array(_MOBILE_KINDS)).fill_null(False).to_numpy(), dtype=bool)
+    spd = np.asarray(detections.column("speed_mps").cast(pa.float64()).to_numpy(zero_copy_only=False), np.float64)
+    near_ok = np.flatnonzero(mobile & ~fa & ~(spd >= _STOPPED_MPS) & (pos < 0))
+    di, sj, _ = candidate_pairs(col("lon")[near_ok], col("lat")[near_ok], lon, lat, radius_m=radius_m)
+    by_id = np.flatnonzero(pos >= 0)
+    det = np.r_[by_id, near_ok[di]]
+    site = np.r_[pos[by_id], sj]
+    # a detection near two sites counts for both; one detection counts once per site
+    pair = np.unique(site * (1 << 40) + det)
+    site, det = pair >> 40, pair & ((1 << 40) - 1)
+    day = col("time_us").astype(np.int64)[det] // _US_PER_DAY
+    n = np.bincount(site, minlength=ns).astype(np.int64)
+    sd = np.unique(site * (1 << 32) + (day - day.min() if day.size else day))
+    days = np.bincount(sd >> 32, minlength=ns).astype(np.int64)
+    return n, days
 
 
 def load_truth_sites(path: Path | str, *, kinds: tuple[str, ...] = SITE_KINDS) -> TruthSites:
@@ -88,19 +203,33 @@ def load_truth_sites(path: Path | str, *, kinds: tuple[str, ...] = SITE_KINDS) -
     first_day = np.where(valid, np.floor_divide(np.nan_to_num(first).astype(np.int64), _US_PER_DAY), -1)
     ids = [str(x) for x in t.column("site_id").to_pylist()]
     observed = np.ones(len(ids), dtype=bool)
+    observable: npt.NDArray[np.bool_] | None = None
     det = tdir / "detections.parquet"
+    lon = t.column("lon").to_numpy().astype(np.float64)
+    lat = t.column("lat").to_numpy().astype(np.float64)
     if det.exists() and ids:
-        seen = pq.read_table(det, columns=["truth_id"]).column("truth_id")
+        truth_det = pq.read_table(det)
+        seen = truth_det.column("truth_id")
         observed = np.asarray(
             pc.is_in(pa.array(ids), value_set=pc.unique(seen.drop_null())).to_numpy(zero_copy_only=False), dtype=bool
         )
+        if "file" in truth_det.column_names and "row" in truth_det.column_names:
+            files = sorted(str(f) for f in pc.unique(truth_det.column("file")).to_pylist() if f is not None)
+            feed = _feed_detections(tdir.parent, files)
+            if feed.num_rows:
+                joined = truth_det.select(["file", "row", "truth_id", "false_alarm"]).join(
+                    feed, keys=["file", "row"], join_type="inner"
+                )
+                n, days = observability(ids, lon, lat, joined)
+                observable = (n >= OBSERVABLE_MIN_DETECTIONS) & (days >= OBSERVABLE_MIN_DAYS)
     return TruthSites(
         id=ids,
         kind=[str(x) for x in t.column("kind").to_pylist()],
-        lon=t.column("lon").to_numpy().astype(np.float64),
-        lat=t.column("lat").to_numpy().astype(np.float64),
+        lon=lon,
+        lat=lat,
         first_day=first_day.astype(np.int64),
         observed=observed,
+        observable=observable,
     )
 
 
@@ -116,6 +245,16 @@ def _stats(x: F64) -> dict[str, float | None]:
     if x.size == 0:
         return {"median": None, "mean": None}
     return {"median": round(float(np.median(x)), 2), "mean": round(float(np.mean(x)), 2)}
+
+
+def _subset_score(
+    lon: F64, lat: F64, t: TruthSites, m: Any, subset: npt.NDArray[np.bool_], radius_m: float
+) -> dict[str, Any]:
+    keep_pred = np.ones(m.n_pred, dtype=bool)
+    keep_pred[m.pred_index[~subset[m.true_index]]] = False
+    ms = match_points(lon[keep_pred], lat[keep_pred], t.lon[subset], t.lat[subset], radius_m=radius_m)
+    out: dict[str, Any] = ms.to_dict()
+    return out
 
 
 def score_sites(
@@ -147,11 +286,12 @@ def score_sites(
     report["recall_by_kind"] = {
         k: {"found": int(found[tk_all == k].sum()), "of": int((tk_all == k).sum())} for k in sorted(set(t.kind))
     }
-    # against the true sites some sensor saw: predictions matched to unobserved sites are left out
-    obs = t.observed
-    keep_pred = np.ones(m.n_pred, dtype=bool)
-    keep_pred[m.pred_index[~obs[m.true_index]]] = False
-    mo = match_points(lon[keep_pred], lat[keep_pred], t.lon[obs], t.lat[obs], radius_m=radius_m)
-    report["observed"] = mo.to_dict()
+    # against the true sites some sensor saw, and those observable: predictions matched elsewhere are left out
+    report["observed"] = _subset_score(lon, lat, t, m, t.observed, radius_m)
+    observable = t.observed if t.observable is None else t.observable
+    sub = _subset_score(lon, lat, t, m, observable, radius_m)
+    report["observable"] = sub
+    for k in ("n_true", "tp", "fp", "fn", "precision", "recall", "f1", "f0_5", "median_error_m"):
+        report[f"observable_{k}"] = sub[k]
     report["median_error_m"] = None if math.isnan(m.median_error_m) else round(m.median_error_m, 1)
     return report
