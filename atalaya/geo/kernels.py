@@ -53,15 +53,19 @@ def geodesic_distance(lon1: Any, lat1: Any, lon2: Any, lat2: Any, *, exact_beyon
     lat1 = np.asarray(lat1, dtype=np.float64)
     lon2 = np.asarray(lon2, dtype=np.float64)
     lat2 = np.asarray(lat2, dtype=np.float64)
-    dlon = np.remainder(lon2 - lon1 + 180.0, 360.0) - 180.0
-    phi = np.radians(0.5 * (lat1 + lat2))
-    s = np.sin(phi)
-    w2 = 1.0 - _E2 * s * s
-    n = _A / np.sqrt(w2)
-    m = _A * (1.0 - _E2) / (w2 * np.sqrt(w2))
-    dx = n * np.cos(phi) * np.radians(dlon)
-    dy = m * np.radians(lat2 - lat1)
-    d: FloatArray = np.hypot(dx, dy)
+    dlon = lon2 - lon1
+    wrap = np.abs(dlon) > 180.0
+    if wrap.any():
+        dlon = np.where(wrap, np.remainder(dlon + 180.0, 360.0) - 180.0, dlon)
+    # With s = sin² φ (mid-latitude) and w² = 1 - e² s: N cos φ = a √(1 - s) / w, M = a (1 - e²) / w³, so
+    # d² = a² (cos² φ · Δλ² / w² + ((1 - e²) / w²)² w² · Δφ² / w²); one sine and one square root per pair.
+    s = np.sin((lat1 + lat2) * (np.pi / 360.0))
+    s = s * s
+    w2 = 1.0 - _E2 * s
+    k = (1.0 - _E2) / w2
+    dl = dlon * (np.pi / 180.0)
+    dp = (lat2 - lat1) * (np.pi / 180.0)
+    d: FloatArray = np.asarray(_A * np.sqrt((dl * dl * (1.0 - s) + dp * dp * k * k) / w2), dtype=np.float64)
     far = d > LOCAL_LIMIT_M
     if exact_beyond and far.any():
         _, _, dist = WGS84.inv(lon1[far], lat1[far], lon2[far], lat2[far])

@@ -489,9 +489,16 @@ def _exact(t: Territories, grid: _Grid, x: FloatArray, y: FloatArray) -> IntArra
     out = np.full(len(x), INTL, dtype=np.int64)
     if len(x) == 0:
         return out
+    # Points sorted by longitude: each territory looks only at the slice within its west-east extent.
+    order = np.argsort(x, kind="stable")
+    xs = x[order]
+    lo = np.searchsorted(xs, grid.bounds[:, 0], side="left")
+    hi = np.searchsorted(xs, grid.bounds[:, 2], side="right")
     for k, gi in enumerate(grid.idx.tolist()):
-        bx0, by0, bx1, by1 = grid.bounds[k]
-        m = np.flatnonzero((x >= bx0) & (x <= bx1) & (y >= by0) & (y <= by1))
+        if hi[k] <= lo[k]:
+            continue
+        m = order[lo[k] : hi[k]]
+        m = m[(y[m] >= grid.bounds[k, 1]) & (y[m] <= grid.bounds[k, 3])]
         if len(m) == 0:
             continue
         inside = shapely.contains_xy(t.geoms[gi], x[m], y[m])
