@@ -320,3 +320,19 @@ def test_demo_scenario_sites(demo_scenario: Path, demo_workspace: Workspace) -> 
     assert r["precision"] >= 0.85, r
     assert r["median_error_m"] is None or r["median_error_m"] <= 150.0, r
     assert r["observed"]["n_true"] >= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bar not met yet: observable F1 0.58 on the demo scenario (EO cars parked at ordinary houses "
+    "corroborate structures and read as stash houses: 11 false sites)",
+)
+def test_demo_scenario_meets_the_bar_on_observable_sites(demo_scenario: Path, demo_workspace: Workspace) -> None:
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    run_sites(demo_workspace, store)
+    state, _ = grid.read_state(state_path(demo_workspace))
+    r = score_sites(extract_sites(state, SiteParams()), demo_scenario)
+    # the bar, on the true sites the scenario makes observable (attributable detections on 2+ days)
+    assert r["observable_n_true"] >= 1, r
+    assert r["observable_f1"] >= 0.85, r
+    assert r["observable_median_error_m"] is not None and r["observable_median_error_m"] <= 150.0, r
