@@ -46,7 +46,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -267,6 +267,16 @@ def _pieces(
     return _Pieces(seg=seg, f0=f0, f1=f1, label=out_lab), lab
 
 
+@dataclass(frozen=True, kw_only=True)
+class _DepthMemo:
+    """Work kept between calls of :func:`_depth_exact` for one level."""
+
+    projected: dict[tuple[int, int], npt.NDArray[np.object_]] = field(default_factory=dict)
+    """Per tile: each boundary piece in the tile's azimuthal equidistant plane (``None``: not projected yet)."""
+    trees: dict[tuple[int, int, int], tuple[tuple[float, float, float, float], Any, Any]] = field(default_factory=dict)
+    """Per (territory, tile): the lon/lat box covered, its projected pieces and their STRtree."""
+
+
 def _depth_exact(
     t: Territories,
     level: str,
@@ -274,21 +284,21 @@ def _depth_exact(
     lat: FloatArray,
     terr: IntArray,
     ub: FloatArray,
-    memo: dict[tuple[int, int], npt.NDArray[np.object_]] | None = None,
+    memo: _DepthMemo | None = None,
 ) -> FloatArray:
     """Geodesic distance (km) from each point to the boundary of its territory ``terr`` (≥ 0).
 
     ``ub`` bounds each distance from above (``inf`` allowed): only boundary pieces
     within it are considered. Points are measured in batches of one territory and
     one :data:`DEPTH_TILE_DEG` tile, in an azimuthal equidistant plane centred on the
-    tile. ``memo`` keeps the boundary pieces already projected for a tile, so that
-    repeated calls (rounds of :func:`_max_depth`) project each piece once per tile.
+    tile. ``memo`` keeps the boundary pieces already projected for a tile and indexed
+    for a batch, so that repeated calls (rounds of :func:`_max_depth`) do that once.
     """
     out = np.zeros(len(lon))
     if len(lon) == 0:
         return out
     pieces, tree, owner = _boundary_pieces(t, level)
-    memo = {} if memo is None else memo
+    memo = _DepthMemo() if memo is None else memo
     tx = np.floor(lon / DEPTH_TILE_DEG).astype(np.int64)
     ty = np.floor(lat / DEPTH_TILE_DEG).astype(np.int64)
     tile = (tx - tx.min()) * 4096 + (ty - ty.min())
@@ -305,31 +315,43 @@ def _depth_exact(
         # parallel degree ≥ a·cos φ at the highest latitude reached).
         dlat = reach / 110.5
         top = float(np.max(np.abs(y))) + dlat
+        need = (-np.inf, -np.inf, np.inf, np.inf)
         if np.isfinite(reach) and top < 89.0:
             dlon = reach / (111.3 * np.cos(np.radians(top)))
-            box = shapely.box(x.min() - dlon, y.min() - dlat, x.max() + dlon, y.max() + dlat)
-            cand = tree.query(box)
-            ids = cand[owner[cand] == ti]
-        else:
-            ids = np.flatnonzero(owner == ti)
-        if len(ids) == 0:
-            ids = np.flatnonzero(owner == ti)
+            need = (float(x.min()) - dlon, float(y.min()) - dlat, float(x.max()) + dlon, float(y.max()) + dlat)
         cx, cy = int(tx[m[0]]), int(ty[m[0]])
         lon0, lat0 = (cx + 0.5) * DEPTH_TILE_DEG, (cy + 0.5) * DEPTH_TILE_DEG
-        done = memo.get((cx, cy))
-        if done is None:
-            done = np.full(len(pieces), None, dtype=object)
-            memo[(cx, cy)] = done
-        new = ids[shapely.is_missing(done[ids])]
-        if len(new):
-            done[new] = shapely.transform(
-                pieces[new],
-                lambda xy, lon0=lon0, lat0=lat0: np.column_stack(aeqd_forward(lon0, lat0, xy[:, 0], xy[:, 1])),
-            )
-        local = done[ids]
+        # Pieces of a box covering this one, already projected and indexed, serve as well (the nearest
+        # piece lies in both); the first round has the largest bounds, so later rounds mostly reuse it.
+        hit = memo.trees.get((ti, cx, cy))
+        if hit is None or not (
+            hit[0][0] <= need[0] and hit[0][1] <= need[1] and hit[0][2] >= need[2] and hit[0][3] >= need[3]
+        ):
+            if np.isfinite(need[0]):
+                cand = tree.query(shapely.box(*need))
+                ids = cand[owner[cand] == ti]
+            else:
+                ids = np.flatnonzero(owner == ti)
+            if len(ids) == 0:
+                ids = np.flatnonzero(owner == ti)
+                need = (-np.inf, -np.inf, np.inf, np.inf)
+            done = memo.projected.get((cx, cy))
+            if done is None:
+                done = np.full(len(pieces), None, dtype=object)
+                memo.projected[(cx, cy)] = done
+            new = ids[shapely.is_missing(done[ids])]
+            if len(new):
+                done[new] = shapely.transform(
+                    pieces[new],
+                    lambda xy, lon0=lon0, lat0=lat0: np.column_stack(aeqd_forward(lon0, lat0, xy[:, 0], xy[:, 1])),
+                )
+            local = done[ids]
+            hit = (need, local, shapely.STRtree(local))
+            memo.trees[(ti, cx, cy)] = hit
+        _, local, local_tree = hit
         px, py = aeqd_forward(lon0, lat0, x, y)
         pts = shapely.points(px, py)
-        near = shapely.STRtree(local).query_nearest(pts, all_matches=False)
+        near = local_tree.query_nearest(pts, all_matches=False)
         seg = shapely.shortest_line(local[near[1]], pts[near[0]])
         q = shapely.get_coordinates(shapely.get_point(seg, 0))
         qlon, qlat = aeqd_inverse(lon0, lat0, q[:, 0], q[:, 1])
@@ -356,7 +378,7 @@ def _max_depth(
     group's best measured depth. Groups without a candidate get -inf.
     """
     best = np.full(n_groups, -np.inf)
-    memo: dict[tuple[int, int], npt.NDArray[np.object_]] = {}
+    memo = _DepthMemo()
     take = 1
     while len(fix):
         o = np.lexsort((-ub, group))
