@@ -640,15 +640,97 @@ GAP_S = 120.0
 """Crossings inferred across a longer silence than this are marked ``method = gap``."""
 
 
+LINK_GAP_S = 900.0
+"""Id-less track fragments ending on one side and starting on the other at most this much later may be one object."""
+SAME_EVENT_M = 300.0
+"""Crossings of different tracks within this distance …"""
+SAME_EVENT_S = 120.0
+"""… and this time are one event seen twice (e.g. a tagged vehicle also tracked by GMTI): the first is kept."""
+
+
+def link_fragments(
+    track_id: Any, time_us: Any, lon: Any, lat: Any, *, max_gap_s: float = LINK_GAP_S, max_speed_mps: float = 50.0
+) -> tuple[I64, I64]:
+    """Pairs ``(end row, start row)``: a track's last point and a later track's first point it could continue into.
+
+    The start follows the end by at most ``max_gap_s`` and lies within reach at
+    ``max_speed_mps`` (plus 500 m for position error). Each end and each start
+    is used once, closest in time first. Rows index the given columns.
+
+    >>> e, s = link_fragments(np.array([1, 1, 2, 2]), np.array([0, 60, 300, 360]) * 1_000_000,
+    ...                       np.array([0.0, 0.001, 0.004, 0.005]), np.zeros(4))
+    >>> e.tolist(), s.tolist()
+    ([1], [2])
+    """
+    n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    if n == 0:
+        return empty
+    codes, _ = as_codes(track_id)
+    t = np.asarray(time_us, dtype=np.int64).ravel()
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    order = sort_tracks(codes, t)
+    c = codes[order]
+    last = order[np.r_[c[1:] != c[:-1], True]]
+    first = order[np.r_[True, c[1:] != c[:-1]]]
+    by_t = first[np.argsort(t[first], kind="stable")]
+    ts = t[by_t]
+    lo = np.searchsorted(ts, t[last], side="right")
+    hi = np.searchsorted(ts, t[last] + int(max_gap_s * _US_PER_S), side="right")
+    cnt = hi - lo
+    if int(cnt.sum()) == 0:
+        return empty
+    a = np.repeat(last, cnt)
+    b = by_t[np.repeat(lo - np.cumsum(np.r_[0, cnt[:-1]]), cnt) + np.arange(int(cnt.sum()))]
+    dt = (t[b] - t[a]) / _US_PER_S
+    ok = (codes[a] != codes[b]) & (geodesic_distance(x[a], y[a], x[b], y[b]) <= max_speed_mps * dt + 500.0)
+    a, b, dt = a[ok], b[ok], dt[ok]
+    used_a: set[int] = set()
+    used_b: set[int] = set()
+    ea: list[int] = []
+    sb: list[int] = []
+    for k in np.argsort(dt, kind="stable").tolist():
+        i, j = int(a[k]), int(b[k])
+        if i not in used_a and j not in used_b:
+            used_a.add(i)
+            used_b.add(j)
+            ea.append(i)
+            sb.append(j)
+    return np.array(ea, np.int64), np.array(sb, np.int64)
+
+
+def _drop_repeats(x: pa.Table) -> pa.Table:
+    """Keep the first of crossings that are one event seen by several tracks (:data:`SAME_EVENT_M`, ``_S``)."""
+    n = x.num_rows
+    if n < 2:
+        return x
+    i, j, _ = neighbour_pairs(np.zeros(n, np.int64), x.column("lon").to_numpy(), x.column("lat").to_numpy(),
+                              SAME_EVENT_M)  # fmt: skip
+    t = x.column("time_us").to_numpy()
+    tr = np.asarray(x.column("track").to_pylist(), dtype=object)
+    same = (np.abs(t[i] - t[j]) <= SAME_EVENT_S * _US_PER_S) & (tr[i] != tr[j])
+    drop = np.zeros(n, dtype=bool)
+    for a, b in sorted(zip(i[same].tolist(), j[same].tolist(), strict=True)):
+        if not drop[a]:
+            drop[b] = True
+    return x.filter(pa.array(~drop))
+
+
 def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, border: Border | None = None) -> pa.Table:
     """Border crossings of a workspace's tracks (:func:`load_track_points` columns), per object kind.
 
     :func:`border_crossings` on each kind's tracks with that kind's speed
     envelope (:data:`MAX_SPEED_MPS`): a track seen on one side and next on the
     other within ``max_gap_s`` and at a plausible speed crosses on the border
-    between the two fixes. Adds ``kind``, ``source`` (the tracks file) and
-    ``method`` (``track``: between fixes at most :data:`GAP_S` apart; ``gap``:
-    inferred across a longer silence).
+    between the two fixes. Id-less tracks (``source`` other than
+    ``identified``) break where the sensor loses the object: a fragment ending
+    on one side joined (:func:`link_fragments`) to one starting on the other
+    crosses between its last and the other's first fix. Crossings that are
+    one event seen by several tracks are kept once, identified tracks first.
+    Adds ``kind``, ``source`` (the tracks file) and ``method`` (``track``:
+    between fixes at most :data:`GAP_S` apart; ``gap``: inferred across a
+    longer silence of one track; ``link``: between two id-less fragments).
     """
     p = params or CrossingParams()
     parts: list[pa.Table] = []
@@ -670,12 +752,37 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
         gap = x.column("gap_s").to_numpy()
         x = x.append_column("method", pa.array(np.where(gap > GAP_S, "gap", "track").tolist(), pa.string()))
         parts.append(x)
+    if pts.num_rows and "source" in pts.column_names:
+        idless = pts.filter(pc.not_equal(pts.column("source"), "identified"))
+        groups = sorted(set(zip(idless.column("kind").to_pylist(), idless.column("source").to_pylist(), strict=True)))
+        for kind, source in groups:
+            keep = pc.and_(pc.equal(idless.column("kind"), kind), pc.equal(idless.column("source"), source))
+            sub = idless.filter(keep)
+            tid = sub.column("track_id").to_numpy(zero_copy_only=False)
+            t, x0, y0 = sub.column("time_us").to_numpy(), sub.column("lon").to_numpy(), sub.column("lat").to_numpy()
+            vmax = MAX_SPEED_MPS.get(str(kind), max(MAX_SPEED_MPS.values()))
+            ea, sb = link_fragments(tid, t, x0, y0, max_speed_mps=vmax)
+            if ea.size == 0:
+                continue
+            rows = np.ravel(np.column_stack([ea, sb]))
+            names = np.repeat(np.array([f"{tid[a]}>{tid[b]}" for a, b in zip(ea, sb, strict=True)], dtype=object), 2)
+            x = border_crossings(names, t[rows], x0[rows], y0[rows], params=CrossingParams(dense_s=0.0), border=border)
+            if x.num_rows == 0:
+                continue
+            x = x.append_column("kind", pa.array([str(kind)] * x.num_rows, pa.string()))
+            x = x.append_column("source", pa.array([str(source)] * x.num_rows, pa.string()))
+            parts.append(x.append_column("method", pa.array(["link"] * x.num_rows, pa.string())))
     if not parts:
         e = border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), border=border)
         for name in ("kind", "source", "method"):
             e = e.append_column(name, pa.array([], pa.string()))
         return e
-    return pa.concat_tables(parts).sort_by([("time_us", "ascending"), ("track", "ascending")])
+    allx = pa.concat_tables(parts)
+    rank = pc.if_else(pc.equal(allx.column("source"), "identified"), 0, 1)
+    first = allx.append_column("_r", rank).sort_by(
+        [("_r", "ascending"), ("time_us", "ascending"), ("track", "ascending")]
+    )
+    return _drop_repeats(first.drop_columns(["_r"])).sort_by([("time_us", "ascending"), ("track", "ascending")])
 
 
 def crossing_hotspots(

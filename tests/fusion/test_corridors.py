@@ -140,6 +140,30 @@ def test_dense_fixes_keep_both_cuts_of_a_meander_sparse_ones_only_the_change_of_
     assert sparse.num_rows == 0
 
 
+def test_idless_fragments_either_side_are_linked_and_one_event_is_kept_once() -> None:
+    import pyarrow as pa
+
+    from atalaya.fusion.corridors import track_crossings
+
+    def pts(tid: str, src: str, t_min: list[int], lat: list[float]) -> pa.Table:
+        n = len(t_min)
+        return pa.table({"track_id": [tid] * n, "kind": ["vehicle"] * n, "time_us": [m * MIN for m in t_min],
+                         "lon": [-106.45] * n, "lat": lat, "source": [src] * n})  # fmt: skip
+
+    # GMTI loses a vehicle in Ciudad Juárez and picks one up in El Paso 8 min later (≈ 13 km: 27 m/s)
+    a = pts("g1", "unidentified-GMTI", [0, 1, 2], [31.66, 31.68, 31.70])
+    b = pts("g2", "unidentified-GMTI", [10, 11], [31.82, 31.84])
+    # another fragment starts too far away to be the same vehicle
+    c = pts("g3", "unidentified-GMTI", [10, 11], [33.5, 33.52])
+    x = track_crossings(pa.concat_tables([a, b, c]))
+    assert x.column("method").to_pylist() == ["link"] and x.column("track").to_pylist() == ["g1>g2"]
+    assert x.column("direction").to_pylist() == ["north"] and 2 * MIN < x.column("time_us")[0].as_py() < 10 * MIN
+    # the same vehicle carries a tag: one crossing, from the identified track
+    tag = pts("cot", "identified", list(range(12)), list(np.linspace(31.66, 31.84, 12)))
+    y = track_crossings(pa.concat_tables([a, b, c, tag]))
+    assert y.column("track").to_pylist() == ["cot"]
+
+
 def test_hotspots_cluster_crossings_with_hour_profile() -> None:
     rng = np.random.default_rng(3)
     lon = np.r_[-106.45 + rng.normal(0, 0.003, 30), -100.5 + rng.normal(0, 0.003, 10)]
