@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from atalaya.core.errors import ValidationError
 from atalaya.geo.kernels import WGS84
 from atalaya.geo.territories import (
     INTL,
+    Territories,
     depth_upper_bound,
     label_points,
     load_territories,
@@ -32,7 +34,7 @@ def terr():  # type: ignore[no-untyped-def]  # pytest fixture
     return load_territories()
 
 
-def _ids(t, lab):  # type: ignore[no-untyped-def]
+def _ids(t: Territories, lab: Any) -> list[str]:
     return [str(x) for x in t.id_of(np.asarray(lab))]
 
 

@@ -13,8 +13,8 @@ from shapely.geometry import Polygon, box
 
 from atalaya.core.errors import ValidationError
 from atalaya.geo.kernels import WGS84, geodesic_distance
-from atalaya.geo.territories import load_territories, territories_from_geometries
-from atalaya.sovereignty.accounting import account_tracks
+from atalaya.geo.territories import Territories, load_territories, territories_from_geometries
+from atalaya.sovereignty.accounting import Accounting, account_tracks
 
 RECT = territories_from_geometries(ids=["A"], geoms=[box(0.0, -1.0, 1.0, 1.0)])
 SHAPES = territories_from_geometries(
@@ -30,11 +30,11 @@ SHAPES = territories_from_geometries(
 )
 
 
-def _rows(acc, level="country"):  # type: ignore[no-untyped-def]
+def _rows(acc: Accounting, level: str = "country") -> dict[tuple[str, str], dict[str, Any]]:
     return {(r["track_id"], r["territory_id"]): r for r in acc.summary.to_pylist() if r["level"] == level}
 
 
-def _line(lons, lats, dt_s=1.0, tid="t"):  # type: ignore[no-untyped-def]
+def _line(lons: Any, lats: Any, dt_s: float = 1.0, tid: str = "t") -> dict[str, Any]:
     n = len(lons)
     return {
         "track_id": np.array([tid] * n, dtype=object),
@@ -151,7 +151,9 @@ def test_conservation_random_tracks(pts: list[tuple[float, float, int]], ntracks
     _conservation(acc)
 
 
-def _oracle(t, lon, lat, time_us, level="country", step_m=50.0):  # type: ignore[no-untyped-def]
+def _oracle(
+    t: Territories, lon: Any, lat: Any, time_us: Any, level: str = "country", step_m: float = 50.0
+) -> dict[str, float]:
     """Time per territory by resampling every segment at ~50 m and labelling sub-step midpoints."""
     idx = t.level_indices(level)
     out: dict[str, float] = {}
