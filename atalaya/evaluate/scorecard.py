@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,20 @@ def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dic
                 ks.sites.c.status != "dismissed"
             )
         ).all()
-    predicted = {"lon": [r.lon for r in rows], "lat": [r.lat for r in rows], "kind": [r.kind for r in rows]}
+
+    def epoch_day(t: Any) -> float:
+        if t is None:
+            return float("nan")
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)
+        return float(int(t.timestamp()) // 86_400)
+
+    predicted = {
+        "lon": [r.lon for r in rows],
+        "lat": [r.lat for r in rows],
+        "kind": [r.kind for r in rows],
+        "first_day": [epoch_day(r.first_seen) for r in rows],
+    }
     return score_sites(predicted, truth_dir)
 
 
