@@ -648,17 +648,17 @@ def label_points_grid(
     g = _grid(territories, level)
     n = len(x)
     out = np.empty(n, dtype=np.int64)
-    ix = np.full(n, -1, dtype=np.int32)
-    iy = np.full(n, -1, dtype=np.int32)
     if n == 0:
-        return out, ix, iy
+        return out, np.zeros(0, np.int32), np.zeros(0, np.int32)
     ny, nx = g.lut.shape
     fx = (x - g.x0) / g.cell
     fy = (y - g.y0) / g.cell
     inside = (fx >= 0) & (fx < nx) & (fy >= 0) & (fy < ny)
-    np.copyto(ix, fx, where=inside, casting="unsafe")
-    np.copyto(iy, fy, where=inside, casting="unsafe")
-    lab = g.lut[np.maximum(iy, 0), np.maximum(ix, 0)]
+    ix = np.where(inside, fx, -1).astype(np.int32)
+    iy = np.where(inside, fy, -1).astype(np.int32)
+    wide = np.int64 if ny * nx >= 2**31 else np.int32
+    flat = np.where(inside, iy.astype(wide) * nx + ix, 0)
+    lab = g.lut.ravel()[flat]
     out[:] = lab
     impure = ~inside | (lab == BOUNDARY)
     ix[impure] = -1
