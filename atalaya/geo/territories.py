@@ -304,6 +304,8 @@ def load_territories(*, extra: Path | None = None) -> Territories:
 
 CACHE_FORMAT = 2
 """Version of the cached files' layout; bump it when the layout or the derivation changes."""
+CACHE_KEEP = 4
+"""Cached files kept per kind (say, the bundled territories and a few ``extra`` sets); older ones are removed."""
 _SOURCE_LAYERS = ("admin0_region", "admin1")
 
 
@@ -387,6 +389,13 @@ def _cache_write(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]]) -> No
             raise
     except OSError as e:
         _log.warning("cannot write cache file %s (%s); continuing without it", path, e)
+        return
+    # Keep the most recent files of this kind (other sources or code versions); drop older ones.
+    others = [p for p in path.parent.glob(f"{kind}-*.npz") if p != path]
+    with contextlib.suppress(OSError):
+        others.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in others[CACHE_KEEP - 1 :]:
+            old.unlink(missing_ok=True)
 
 
 def _write_territories(key: str, t: Territories) -> None:

@@ -284,3 +284,22 @@ def test_depth_cell_bound_covers_the_point_bound(terr) -> None:  # type: ignore[
         assert np.array_equal(fin, np.isfinite(cub))
         assert np.all(cub[fin] >= ub[fin])
         assert np.all(cub[fin] - ub[fin] < 25.0)  # about a cell's diagonal (~0.09°) at most
+
+
+def test_cache_keeps_the_most_recent_files_of_a_kind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from atalaya.geo.territories import CACHE_KEEP, _cache_read, _cache_write
+
+    monkeypatch.setenv("ATALAYA_CACHE_DIR", str(tmp_path))
+    keys = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(CACHE_KEEP + 3)]
+    for i, key in enumerate(keys):
+        _cache_write("probe", key, {"a": np.arange(3) + i})
+        os.utime(next(tmp_path.glob(f"probe-{key[:32]}.npz")), (1e9 + i, 1e9 + i))
+    _cache_write("other", keys[0], {"a": np.arange(2)})
+    assert len(list(tmp_path.glob("probe-*.npz"))) == CACHE_KEEP
+    assert _cache_read("probe", keys[0]) is None  # the oldest were removed
+    got = _cache_read("probe", keys[-1])
+    assert got is not None
+    assert got["a"].tolist() == [len(keys) - 1, len(keys), len(keys) + 1]
+    assert _cache_read("probe", keys[-2][:-1] + "f") is None  # same file name, another key
+    assert list(tmp_path.glob("other-*.npz"))
+    assert not list(tmp_path.glob("*.tmp"))
