@@ -249,9 +249,14 @@ def _pieces(
     keep |= ~has[p_k] & (p_f0 == 0.0) & np.r_[True, p_k[1:] != p_k[:-1]]
     p_k, p_f0, p_f1 = p_k[keep], p_f0[keep], p_f1[keep]
     seg_c = cand[p_k]
-    fm = 0.5 * (p_f0 + p_f1)
-    si, ei = s[seg_c], e[seg_c]
-    p_lab = label_points(t, lon[si] + fm * (lon[ei] - lon[si]), lat[si] + fm * (lat[ei] - lat[si]), level)
+    # A candidate that meets no boundary (not even at its ends) lies in one territory: its start's.
+    crossed = np.zeros(len(cand), dtype=bool)
+    crossed[k] = True
+    p_lab = lab[s[seg_c]]
+    c = np.flatnonzero(crossed[p_k])
+    fm = 0.5 * (p_f0[c] + p_f1[c])
+    si, ei = s[seg_c[c]], e[seg_c[c]]
+    p_lab[c] = label_points(t, lon[si] + fm * (lon[ei] - lon[si]), lat[si] + fm * (lat[ei] - lat[si]), level)
     # Merge: per segment, 1 piece (not a candidate) or its candidate pieces, in order.
     npc = np.ones(len(s), dtype=np.int64)
     npc[cand] = np.bincount(p_k, minlength=len(cand))
