@@ -701,7 +701,8 @@ def link_fragments(
 
 
 def _drop_repeats(x: pa.Table) -> pa.Table:
-    """Keep the first of crossings that are one event seen by several tracks (:data:`SAME_EVENT_M`, ``_S``)."""
+    """Keep the first of crossings that are one event seen by an id-less and another track (:data:`SAME_EVENT_M`,
+    :data:`SAME_EVENT_S`)."""
     n = x.num_rows
     if n < 2:
         return x
@@ -709,7 +710,9 @@ def _drop_repeats(x: pa.Table) -> pa.Table:
                               SAME_EVENT_M)  # fmt: skip
     t = x.column("time_us").to_numpy()
     tr = np.asarray(x.column("track").to_pylist(), dtype=object)
-    same = (np.abs(t[i] - t[j]) <= SAME_EVENT_S * _US_PER_S) & (tr[i] != tr[j])
+    idless = np.asarray(x.column("source").to_pylist(), dtype=object) != "identified"
+    # two identified tracks are two objects (two ids); an id-less track may be either of them
+    same = (np.abs(t[i] - t[j]) <= SAME_EVENT_S * _US_PER_S) & (tr[i] != tr[j]) & (idless[i] | idless[j])
     drop = np.zeros(n, dtype=bool)
     for a, b in sorted(zip(i[same].tolist(), j[same].tolist(), strict=True)):
         if not drop[a]:
