@@ -23,7 +23,11 @@ How it works (method ``sites/grid-v1``):
    of evidence alone, however repeated, stays below the default threshold;
    they combine by noisy-OR (corroboration), thermal counts more when it is at
    night (activity pattern), and the total is scaled by persistence over
-   distinct days. The breakdown is kept as evidence with sample observation ids.
+   distinct days with activity (buildings are always there, so structures do
+   not count). Imagery-only stopped vehicles, or heat, seen on one day with no
+   other kind of activity (CoT-tagged vehicles stopping there, aircraft on the
+   ground, stopped boats, chemicals, an emitter recurring over days, night heat
+   for vehicles, vehicles for heat) weigh little. The breakdown is kept as evidence with sample observation ids.
 5. **Kind.** Night thermal with structures, chemicals or emitters → lab;
    aircraft on the ground → airstrip; stopped boats → landing beach; structure
    with stationary vehicles → stash house; else unknown.
@@ -94,12 +98,13 @@ class Channel(enum.IntEnum):
     CHEMICAL = 5
     AIRCRAFT = 6
     VESSEL = 7
+    TAGGED_VEHICLE = 8
 
 
 GROUPS: dict[str, tuple[Channel, ...]] = {
     "structure": (Channel.STRUCTURE,),
     "thermal": (Channel.THERMAL_NIGHT, Channel.THERMAL_DAY),
-    "activity": (Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL),
+    "activity": (Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL, Channel.TAGGED_VEHICLE),
     "emitter": (Channel.EMITTER,),
     "chemical": (Channel.CHEMICAL,),
 }
@@ -128,8 +133,13 @@ class SiteParams:
     """Aircraft slower than this count as on the ground."""
     night_hours: tuple[float, float] = (19.0, 6.0)
     """Local solar hours [start, end) that count as night."""
-    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0)
+    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
+    lone_weight: float = 0.2
+    """Share of the support of imagery-only stopped vehicles, or of heat, that counts while it is seen on one day
+    only and no other kind of activity corroborates it (cars parked at an ordinary house, a night's cooking fire)."""
+    emitter_day_mass: float = 0.05
+    """Kernel-weighted emitter mass on a day for the day to count as one with the emitter nearby."""
     min_peak_mass: float = 1.5
     """Minimum smoothed level-0 evidence mass (3×3 cells) for a candidate."""
     support_radius_m: float = 100.0
@@ -381,7 +391,9 @@ def _evidence(
         stopped = ~(spd >= params.stationary_mps)  # NaN speed counts as stopped
         ground = ~(alt >= params.aircraft_ground_m) | (spd < params.aircraft_slow_mps)
         cm = np.full(mi.size, -1, dtype=np.int8)
-        cm[(km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly] = Channel.VEHICLE
+        veh = (km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly
+        cm[veh] = Channel.VEHICLE
+        cm[veh & (sensor[mi] == _SEN[Sensor.COT.value])] = Channel.TAGGED_VEHICLE
         cm[(km == _KND[ObjectKind.AIRCRAFT.value]) & ground & ~friendly] = Channel.AIRCRAFT
         cm[(km == _KND[ObjectKind.VESSEL.value]) & stopped] = Channel.VESSEL
         ch[mi] = cm
@@ -586,6 +598,8 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     first = np.full(npk, big)
     last = np.full(npk, -big)
     first_day = np.full(npk, big)
+    act_days = np.zeros(npk, dtype=np.int64)
+    em_days = np.zeros(npk, dtype=np.int64)
     strong_p: list[I64] = []
     strong_r: list[I64] = []
     strong_kw: list[F64] = []
@@ -608,6 +622,13 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         ch = state.channel[r_i].astype(np.int64)
         sup = np.bincount(p_i * nch + ch, weights=kw, minlength=m * nch)
         support[lo:hi] = np.asarray(sup, dtype=np.float64).reshape(m, nch)
+        # days with an emitter nearby: fixes are too vague to be strong one by one, so their mass counts per day
+        em = ch == Channel.EMITTER
+        em_key = p_i[em] * (1 << 32) + state.day[r_i[em]].astype(np.int64)
+        em_pd, em_inv = np.unique(em_key, return_inverse=True)
+        em_mass = np.bincount(em_inv, weights=kw[em], minlength=em_pd.size)
+        em_pd = em_pd[em_mass >= params.emitter_day_mass]
+        em_days[lo:hi] = np.bincount(em_pd >> 32, minlength=m)
 
         # days and detections that count: rows whose kernel is at least ~0.3
         strong = kern >= 0.3
@@ -621,6 +642,10 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         n_days[lo:hi] = _distinct_days(sp_i, day, m)
         sch = sp_i * nch + state.channel[sr_i].astype(np.int64)
         ch_days[lo:hi] = _distinct_days(sch, day, m * nch).reshape(m, nch)
+        # days with activity (anything but the buildings themselves): what makes a place persistent
+        act = state.channel[sr_i] != Channel.STRUCTURE
+        act_pd = np.unique(np.r_[sp_i[act] * (1 << 32) + day[act], em_pd])
+        act_days[lo:hi] = np.bincount(act_pd >> 32, minlength=m)
         n_det[lo:hi] = np.bincount(sp_i, weights=state.n[sr_i], minlength=m).astype(np.int64)
         np.minimum.at(first[lo:hi], sp_i, state.t_first[sr_i])
         np.maximum.at(last[lo:hi], sp_i, state.t_last[sr_i])
@@ -630,7 +655,25 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     kw = np.concatenate(strong_kw) if strong_kw else np.zeros(0)
     kq = np.concatenate(strong_kq) if strong_kq else np.zeros(0)
 
-    # score
+    # score: imagery-only stopped vehicles, or heat, seen on a single day with no other kind of activity at the
+    # place weigh little (cars parked at an ordinary house, a night's cooking fire at a ranch)
+    cw = params.channel_weight
+
+    def seen(c: Channel) -> npt.NDArray[np.bool_]:
+        out: npt.NDArray[np.bool_] = support[:, c] >= 0.5 * cw[c]
+        return out
+
+    other = (
+        seen(Channel.TAGGED_VEHICLE) | seen(Channel.AIRCRAFT) | seen(Channel.VESSEL) | seen(Channel.CHEMICAL)
+        | (em_days >= 2)
+    )  # fmt: skip
+    thermal_days = ch_days[:, Channel.THERMAL_NIGHT] + ch_days[:, Channel.THERMAL_DAY]
+    lone_vehicle = (ch_days[:, Channel.VEHICLE] < 2) & ~(other | seen(Channel.THERMAL_NIGHT))
+    lone_heat = (thermal_days < 2) & ~(other | seen(Channel.VEHICLE))
+    support[lone_vehicle, Channel.VEHICLE] *= params.lone_weight
+    support[np.ix_(lone_heat, np.array([Channel.THERMAL_NIGHT, Channel.THERMAL_DAY], dtype=np.intp))] *= (
+        params.lone_weight
+    )
     gnames = list(GROUPS)
     gsup = np.stack([support[:, [int(c) for c in GROUPS[g]]].sum(axis=1) for g in gnames], axis=1)
     gprob = np.stack(
@@ -642,7 +685,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     k_th = gnames.index("thermal")
     gprob[:, k_th] *= 0.75 + 0.25 * night_frac
     corroboration = 1.0 - np.prod(1.0 - gprob, axis=1)
-    persistence = 1.0 - np.exp(-n_days / params.day_scale)
+    persistence = 1.0 - np.exp(-act_days / params.day_scale)
     score = corroboration * (0.55 + 0.45 * persistence)
 
     # kind
@@ -706,7 +749,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
 
 
 _CH_NAMES = [c.name.lower() for c in Channel]
-_MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL)]
+_MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE)]
 
 
 def _evidence_dicts(
