@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run the fusion analytics (tracks, sites, maritime, corridors).",
     ),
     "evaluate": ("atalaya.cli.cmd_evaluate:evaluate_cmd", "Score the analytics against a scenario's ground truth."),
+    "export": ("atalaya.cli.cmd_export:export_cmd", "Export sites, tracks, corridors as GeoJSON, KML or CoT."),
     "records": ("atalaya.cli.cmd_records:records", "Load reference records: parties, platforms, sorties."),
     "scenario": ("atalaya.cli.cmd_scenario:scenario", "Generate the synthetic scenario world."),
     "log": ("atalaya.cli.cmd_log:log", "Transparency log: append, checkpoint, prove, verify, witness."),

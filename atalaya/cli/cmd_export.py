@@ -1,0 +1,40 @@
+"""``atalaya export``: sites, tracks and corridors as GeoJSON (QGIS), KML (Google Earth) or CoT (ATAK)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from atalaya.cli.context import emit, json_option, workspace_from
+from atalaya.share.exports import FORMATS, KINDS, export
+from atalaya.store.knowledge import KnowledgeStore
+
+_EXT = {"geojson": "geojson", "kml": "kml", "cot": "cot.xml"}
+
+
+@click.command("export")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("-f", "--format", "fmt", type=click.Choice(FORMATS), default="geojson", show_default=True)
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="Output file.")
+@click.option("--for", "recipient", metavar="PARTY", help="Export for another party: egress policy applied, logged.")
+@json_option
+@click.pass_context
+def export_cmd(ctx: click.Context, kind: str, fmt: str, out: Path | None, recipient: str | None, as_json: bool) -> None:
+    """Export KIND (sites, tracks, corridors) for QGIS (GeoJSON), Google Earth (KML) or ATAK (CoT)."""
+    ws = workspace_from(ctx)
+    suffix = f"-{recipient.upper()}" if recipient else ""
+    path = out or ws.exports_dir / f"{kind}{suffix}.{_EXT[fmt]}"
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        res = export(ws, store, kind=kind, fmt=fmt, out=path, recipient=recipient)
+    finally:
+        store.close()
+    emit(
+        as_json,
+        res.to_dict(),
+        lambda d: (
+            f"wrote {d['objects']} {d['kind']} to {d['path']}"
+            + (f" ({d['withheld']} withheld by the egress policy; log entry {d['log_index']})" if recipient else "")
+        ),
+    )

@@ -1,0 +1,286 @@
+"""Exports of sites, tracks and corridors for the tools analysts use: GeoJSON (QGIS), KML (Google Earth), CoT (ATAK).
+
+Exports read the knowledge store. For a partner (``recipient`` other than the
+node's party) every object passes the egress policy first and the release is
+recorded in the transparency log; for the node's own use nothing is filtered.
+
+>>> feats = [{"id": "s1", "geometry": {"type": "Point", "coordinates": [-107.0, 25.0]}, "name": "lab",
+...           "props": {"score": 0.9}}]
+>>> "<Placemark" in points_kml(feats, title="sites")
+True
+>>> points_cot([], cot_type="a-u-G-I", stale_s=60, now=None)
+'<?xml version="1.0" encoding="UTF-8"?>\\n<events>\\n</events>\\n'
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+import h3
+from sqlalchemy import select
+
+from atalaya.core.errors import ValidationError
+from atalaya.core.markings import Marking
+from atalaya.core.workspace import Workspace
+from atalaya.share.egress import EgressPolicy, content_sha256, dissemination_entry
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+
+KINDS = ("sites", "tracks", "corridors")
+FORMATS = ("geojson", "kml", "cot")
+_COT_TIME = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportResult:
+    """What an export wrote."""
+
+    path: Path
+    """The file written."""
+    kind: str
+    """sites, tracks or corridors."""
+    format: str
+    """geojson, kml or cot."""
+    objects: int
+    """Objects exported."""
+    withheld: int
+    """Objects the egress policy withheld from the recipient."""
+    log_index: int | None
+    """Transparency-log index of the dissemination record (partner exports only)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def _iso(t: datetime | None) -> str | None:
+    if t is None:
+        return None
+    return (t if t.tzinfo else t.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
+
+
+def _site_items(store: KnowledgeStore) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ks.sites).order_by(ks.sites.c.score.desc(), ks.sites.c.id)).all()
+    return [
+        {
+            "id": r.id,
+            "marking": r.marking,
+            "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+            "name": f"{r.kind} ({r.score:.2f})" if r.score is not None else r.kind,
+            "time": r.last_seen,
+            "props": {
+                "kind": r.kind,
+                "score": r.score,
+                "rank": r.rank,
+                "status": r.status,
+                "radius_m": r.radius_m,
+                "first_seen": _iso(r.first_seen),
+                "last_seen": _iso(r.last_seen),
+                "n_days": r.n_days,
+                "note": r.note,
+                "marking": r.marking,
+            },
+        }
+        for r in rows
+    ]
+
+
+def _track_items(store: KnowledgeStore) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ks.tracks).order_by(ks.tracks.c.id)).all()
+    out = []
+    for r in rows:
+        if not r.geometry:
+            continue
+        out.append(
+            {
+                "id": r.id,
+                "marking": r.marking,
+                "geometry": json.loads(r.geometry),
+                "name": r.ident or r.id,
+                "time": r.end,
+                "props": {
+                    "kind": r.kind,
+                    "ident": r.ident,
+                    "ident_kind": r.ident_kind,
+                    "start": _iso(r.start),
+                    "end": _iso(r.end),
+                    "n_points": r.n_points,
+                    "length_km": r.length_km,
+                    "marking": r.marking,
+                },
+            }
+        )
+    return out
+
+
+def _cells_polygon(cells: Sequence[str]) -> dict[str, Any]:
+    polys = []
+    for c in cells:
+        ring = [[lon, lat] for lat, lon in h3.cell_to_boundary(c)]
+        ring.append(ring[0])
+        polys.append([ring])
+    return {"type": "MultiPolygon", "coordinates": polys}
+
+
+def _corridor_items(store: KnowledgeStore) -> list[dict[str, Any]]:
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(ks.corridors).order_by(ks.corridors.c.kind, ks.corridors.c.rank)).all()
+    return [
+        {
+            "id": r.id,
+            "marking": r.marking,
+            "geometry": _cells_polygon(list(r.h3_cells or [])),
+            "name": f"{r.kind} corridor #{r.rank}",
+            "time": None,
+            "props": {
+                "kind": r.kind,
+                "rank": r.rank,
+                "volume": r.volume,
+                "cells": len(r.h3_cells or []),
+                "marking": r.marking,
+            },
+        }
+        for r in rows
+    ]
+
+
+def to_geojson(items: Sequence[dict[str, Any]]) -> str:
+    """A GeoJSON FeatureCollection (RFC 7946)."""
+    feats = [{"type": "Feature", "id": it["id"], "properties": {"id": it["id"], "name": it["name"], **it["props"]},
+              "geometry": it["geometry"]} for it in items]  # fmt: skip
+    return json.dumps({"type": "FeatureCollection", "features": feats}, default=str)
+
+
+def _kml_coords(coords: Sequence[Sequence[float]]) -> str:
+    return " ".join(f"{c[0]:.6f},{c[1]:.6f},0" for c in coords)
+
+
+def _kml_geometry(g: dict[str, Any]) -> str:
+    t = g["type"]
+    if t == "Point":
+        return f"<Point><coordinates>{_kml_coords([g['coordinates']])}</coordinates></Point>"
+    if t == "LineString":
+        coords = _kml_coords(g["coordinates"])
+        return f"<LineString><tessellate>1</tessellate><coordinates>{coords}</coordinates></LineString>"
+    if t == "MultiPolygon":
+        polys = "".join(
+            f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{_kml_coords(p[0])}</coordinates></LinearRing>"
+            "</outerBoundaryIs></Polygon>"
+            for p in g["coordinates"]
+        )
+        return f"<MultiGeometry>{polys}</MultiGeometry>"
+    raise ValidationError(f"cannot write {t} geometry to KML")
+
+
+def points_kml(items: Sequence[dict[str, Any]], *, title: str) -> str:
+    """A KML document (Google Earth) with one Placemark per item and its properties as ExtendedData."""
+    parts = ['<?xml version="1.0" encoding="UTF-8"?>', '<kml xmlns="http://www.opengis.net/kml/2.2">',
+             f"<Document><name>{escape(title)}</name>"]  # fmt: skip
+    for it in items:
+        data = "".join(
+            f"<Data name={quoteattr(str(k))}><value>{escape('' if v is None else str(v))}</value></Data>"
+            for k, v in it["props"].items()
+        )
+        parts.append(
+            f"<Placemark id={quoteattr(it['id'])}><name>{escape(it['name'])}</name>"
+            f"<ExtendedData>{data}</ExtendedData>{_kml_geometry(it['geometry'])}</Placemark>"
+        )
+    parts.append("</Document></kml>")
+    return "\n".join(parts) + "\n"
+
+
+def _last_point(g: dict[str, Any]) -> tuple[float, float]:
+    if g["type"] == "Point":
+        return float(g["coordinates"][0]), float(g["coordinates"][1])
+    if g["type"] == "LineString":
+        return float(g["coordinates"][-1][0]), float(g["coordinates"][-1][1])
+    ring = g["coordinates"][0][0]
+    return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
+
+
+def points_cot(items: Sequence[dict[str, Any]], *, cot_type: str, stale_s: int, now: datetime | None) -> str:
+    """Cursor-on-Target events (one per item, at its point or last position) that ATAK/WinTAK import."""
+    t0 = now or datetime.now(UTC)
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<events>"]
+    for it in items:
+        lon, lat = _last_point(it["geometry"])
+        t = it.get("time") or t0
+        if t.tzinfo is None:
+            t = t.replace(tzinfo=UTC)
+        remarks = "; ".join(f"{k}={v}" for k, v in it["props"].items() if v is not None)
+        lines.append(
+            f'<event version="2.0" uid={quoteattr("atalaya-" + it["id"])} type={quoteattr(cot_type)} how="m-f" '
+            f'time="{t.strftime(_COT_TIME)}" start="{t.strftime(_COT_TIME)}" '
+            f'stale="{(t + timedelta(seconds=stale_s)).strftime(_COT_TIME)}">'
+            f'<point lat="{lat:.7f}" lon="{lon:.7f}" hae="9999999.0" ce="9999999.0" le="9999999.0"/>'
+            f"<detail><contact callsign={quoteattr(it['name'][:60])}/><remarks>{escape(remarks)}</remarks></detail>"
+            "</event>"
+        )
+    lines.append("</events>")
+    return "\n".join(lines) + "\n"
+
+
+_ITEMS = {"sites": _site_items, "tracks": _track_items, "corridors": _corridor_items}
+_COT_TYPES = {"sites": "a-u-G-I", "tracks": "a-u-G", "corridors": "b-m-p-s-m"}
+
+
+def export(
+    ws: Workspace,
+    store: KnowledgeStore,
+    *,
+    kind: str,
+    fmt: str,
+    out: Path,
+    recipient: str | None = None,
+    user: str = "cli",
+) -> ExportResult:
+    """Write an export; for another party's use, filter by the egress policy and log the release."""
+    if kind not in KINDS or fmt not in FORMATS:
+        raise ValidationError(
+            f"cannot export {kind!r} as {fmt!r}", hint=f"kinds: {', '.join(KINDS)}; formats: {', '.join(FORMATS)}"
+        )
+    items = _ITEMS[kind](store)
+    rcpt = (recipient or ws.party).upper()
+    withheld = 0
+    decision = None
+    if rcpt != ws.party:
+        pol = EgressPolicy.from_store(store, ws.party)
+        kept = []
+        for it in items:
+            d = pol.check(Marking.from_text(it["marking"]), rcpt, kind=kind)
+            if d.allowed:
+                kept.append(it)
+                decision = d
+        withheld = len(items) - len(kept)
+        items = kept
+    if fmt == "geojson":
+        text = to_geojson(items)
+    elif fmt == "kml":
+        text = points_kml(items, title=f"Atalaya {kind}")
+    else:
+        text = points_cot(items, cot_type=_COT_TYPES[kind], stale_s=7 * 86_400 if kind != "tracks" else 3600, now=None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    log_index = None
+    if rcpt != ws.party and items and decision is not None:
+        from atalaya.store.translog.node import open_log
+
+        entry = dissemination_entry(
+            sender=ws.party,
+            recipient=rcpt,
+            kind=kind,
+            object_ids=[it["id"] for it in items],
+            sha256=content_sha256(text),
+            decision=decision,
+            user=user,
+        )
+        with open_log(ws, wait_s=10.0) as log:
+            log_index = log.append(entry)
+    return ExportResult(path=out, kind=kind, format=fmt, objects=len(items), withheld=withheld, log_index=log_index)

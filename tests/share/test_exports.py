@@ -1,0 +1,98 @@
+"""Exports: GeoJSON, KML and CoT that other tools (and our own readers) read back; partner exports pass the egress."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from atalaya.core.errors import ValidationError
+from atalaya.core.workspace import Workspace
+from atalaya.ingest.base import read_all
+from atalaya.ingest.cot import CotReader
+from atalaya.share.exports import export
+from atalaya.store.knowledge import KnowledgeStore
+from atalaya.store.knowledge import schema as ks
+from atalaya.store.translog.node import open_log
+
+REL = "TLP:AMBER;REL:MEX,USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA"
+T = datetime(2026, 3, 2, 6, tzinfo=UTC)
+LINE = [[-107.0, 25.0], [-107.01, 25.01]]
+
+
+@pytest.fixture
+def store(workspace: Workspace) -> KnowledgeStore:
+    s = KnowledgeStore.open(workspace.db_url)
+    with s.begin() as conn:
+        conn.execute(
+            ks.sites.insert(),
+            [
+                {"id": "site--a", "kind": "lab", "lon": -107.25, "lat": 25.5, "score": 0.9, "marking": REL,
+                 "last_seen": T},
+                {"id": "site--b", "kind": "stash_house", "lon": -106.4, "lat": 31.6, "score": 0.7,
+                 "marking": "TLP:AMBER;ORIG:USA", "last_seen": T},
+            ],
+        )  # fmt: skip
+        conn.execute(
+            ks.tracks.insert().values(
+                id="track--1", kind="vehicle", ident="TAG-1", ident_kind="cot_uid", start=T, end=T, n_points=3,
+                length_km=2.0, geometry=json.dumps({"type": "LineString", "coordinates": LINE}),
+                marking=REL,
+            )
+        )  # fmt: skip
+        conn.execute(
+            ks.corridors.insert().values(
+                id="corridor--v1", h3_cells=["866d2c107ffffff", "866d2c137ffffff"], volume=5, kind="vehicle", rank=1,
+                marking=REL,
+            )
+        )  # fmt: skip
+        conn.execute(
+            ks.agreements.insert().values(
+                id="A", version=1, sha256="0" * 64, status="active", created_at=T,
+                document={"sharing": [{"from": "USA", "to": "MEX", "max_tlp": "AMBER",
+                                       "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"], "products": ["sites"]}]},
+            )
+        )  # fmt: skip
+    return s
+
+
+def test_formats_read_back(workspace: Workspace, store: KnowledgeStore, tmp_path: Path) -> None:
+    g = export(workspace, store, kind="sites", fmt="geojson", out=tmp_path / "s.geojson")
+    doc = json.loads(g.path.read_text())
+    assert [f["id"] for f in doc["features"]] == ["site--a", "site--b"]
+    assert doc["features"][0]["geometry"] == {"type": "Point", "coordinates": [-107.25, 25.5]}
+    k = export(workspace, store, kind="corridors", fmt="kml", out=tmp_path / "c.kml")
+    root = etree.parse(str(k.path)).getroot()
+    ns = {"k": "http://www.opengis.net/kml/2.2"}
+    assert len(root.findall(".//k:Polygon", ns)) == 2
+    c = export(workspace, store, kind="sites", fmt="cot", out=tmp_path / "s.cot")
+    cols, rejects = read_all(CotReader(), c.path)
+    assert rejects == []
+    assert sorted(cols["ident"]) == ["atalaya-site--a", "atalaya-site--b"]
+    assert sorted(round(x, 2) for x in cols["lat"]) == [25.5, 31.6]
+    t = export(workspace, store, kind="tracks", fmt="cot", out=tmp_path / "t.cot")
+    cols, _ = read_all(CotReader(), t.path)
+    assert cols["lon"] == [pytest.approx(-107.01)]
+    with pytest.raises(ValidationError):
+        export(workspace, store, kind="people", fmt="kml", out=tmp_path / "x")
+
+
+def test_partner_export_passes_egress_and_is_logged(
+    workspace: Workspace, store: KnowledgeStore, tmp_path: Path
+) -> None:
+    r = export(workspace, store, kind="sites", fmt="geojson", out=tmp_path / "mex.geojson", recipient="MEX")
+    assert r.objects == 1
+    assert r.withheld == 1
+    ids = [f["id"] for f in json.loads(r.path.read_text())["features"]]
+    assert ids == ["site--a"]
+    assert r.log_index is not None
+    with open_log(workspace, readonly=True) as log:
+        e = log.get(r.log_index)
+    assert e["kind"] == "dissemination"
+    assert e["recipient"] == "MEX"
+    # tracks are not covered by the agreement's sharing terms: nothing leaves, nothing is logged
+    t = export(workspace, store, kind="tracks", fmt="geojson", out=tmp_path / "t.geojson", recipient="MEX")
+    assert (t.objects, t.withheld, t.log_index) == (0, 1, None)
