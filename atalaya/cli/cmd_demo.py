@@ -82,6 +82,16 @@ def run_demo(directory: Path, *, size: str, seed: int, db: str | None, progress:
             "account sorties, log them, check compliance, write the MEX report",
             lambda: run_sovereignty(ws, store, partners=("MEX",)),
         )
+        from atalaya.share.exports import FORMATS, KINDS, export
+
+        figures["exports"] = _step(
+            "export sites, tracks and corridors (GeoJSON, KML, CoT)",
+            lambda: [
+                str(export(ws, store, kind=k, fmt=f, out=ws.exports_dir / f"{k}.{f}").path)
+                for k in KINDS
+                for f in FORMATS
+            ],
+        )
         from atalaya.evaluate.scorecard import scorecard
 
         figures["scorecard"] = _step("score against the ground truth", lambda: scorecard(ws, store, scen / "truth"))
