@@ -238,6 +238,8 @@ class _Rows:
     raw: Callable[[int], str]
     ok: npt.NDArray[np.bool_]
     rejects: dict[int, Reject]
+    columns: set[str] = field(default_factory=set)
+    """Columns that produced at least one reject."""
 
     def reject(self, bad: npt.NDArray[np.bool_], column: str, values: pa.Array, why: str) -> None:
         """Reject rows in ``bad`` (still good ones only), naming the column and the value."""
@@ -245,6 +247,7 @@ class _Rows:
         if idx.size == 0:
             return
         self.ok[idx] = False
+        self.columns.add(column)
         shown = values.take(pa.array(idx)).to_pylist()
         for i, v in zip(idx.tolist(), shown, strict=True):
             line = int(self.lines[i])
@@ -253,6 +256,15 @@ class _Rows:
 
 def _np_bool(a: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _i64(a: pa.Array) -> npt.NDArray[np.int64]:
+    """Int64 numpy values of an int64 Arrow array, 0 where null (no float detour for nulls)."""
+    if a.null_count == 0:
+        return np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.int64)
+    out = np.frombuffer(a.buffers()[1], dtype=np.int64, count=a.offset + len(a))[a.offset :].copy()
+    out[~_np_bool(a.is_valid())] = 0
+    return out
 
 
 def _valid(a: pa.Array) -> npt.NDArray[np.bool_]:
@@ -326,11 +338,9 @@ def _to_time(a: pa.Array, rows: _Rows, column: str) -> tuple[npt.NDArray[np.int6
     """Any Arrow array → (µs since epoch UTC, present mask); unparsable values → rejects."""
     t = a.type
     if pa.types.is_timestamp(t):
-        us = a.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64())
-        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), _valid(a)
+        return _i64(a.cast(pa.timestamp("us", tz=t.tz)).cast(pa.int64())), _valid(a)
     if pa.types.is_date(t):
-        us = a.cast(pa.timestamp("us")).cast(pa.int64())
-        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), _valid(a)
+        return _i64(a.cast(pa.timestamp("us")).cast(pa.int64())), _valid(a)
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
         v = np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         ok = np.isfinite(v)
@@ -342,8 +352,7 @@ def _to_time(a: pa.Array, rows: _Rows, column: str) -> tuple[npt.NDArray[np.int6
     present = _valid(a)
     # Fast paths: all zoned ISO 8601, or all epoch numbers.
     try:
-        us = a.cast(_TS_UTC).cast(pa.int64())
-        return np.asarray(us.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64), present
+        return _i64(a.cast(_TS_UTC).cast(pa.int64())), present
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     s = pc.utf8_trim_whitespace(a)
@@ -393,6 +402,17 @@ def _to_enum(a: pa.Array, rows: _Rows, column: str) -> pa.Array:
     return pa.DictionaryArray.from_arrays(new_idx, pa.array(uniq or [""], type=pa.string()))
 
 
+def _trimmed_dictionary(a: pa.Array) -> pa.Array | None:
+    """A string dictionary array with its (few) values trimmed; ``None`` unless the trimmed values stay distinct."""
+    d = a.dictionary
+    if not (pa.types.is_string(d.type) or pa.types.is_large_string(d.type)) or d.null_count:
+        return None
+    td = pc.utf8_trim_whitespace(d.cast(pa.string()))
+    if pc.count_distinct(td).as_py() != len(td):
+        return None
+    return pa.DictionaryArray.from_arrays(a.indices.cast(pa.int32()), td)
+
+
 def _const_dict(value: str, n: int) -> pa.Array:
     return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
 
@@ -436,6 +456,7 @@ def convert_table(
     *,
     attrs: pa.Array | None = None,
     skip_blank: bool = False,
+    rejected_columns: set[str] | None = None,
 ) -> tuple[dict[str, Any], list[Reject]]:
     """Convert one table of source columns into observation columns and rejects.
 
@@ -444,6 +465,8 @@ def convert_table(
     out-of-range coordinate or an unknown enum value are rejected; the rest are
     returned (column types as in :mod:`atalaya.ingest.base`). With
     ``skip_blank`` rows whose every column is missing are dropped silently.
+    ``rejected_columns``, when given, receives the observation columns that
+    caused at least one reject.
 
     >>> t = pa.table({"time": ["2024-01-01T00:00:00Z", "bad"], "lon": ["1", "2"], "lat": ["3", "4"]})
     >>> plan = plan_columns(t.column_names, ReadOptions(defaults={"sensor": "EO", "kind": "thermal"}))
@@ -546,6 +569,11 @@ def convert_table(
                 out[name] = pa.array([str(plan.defaults[name])] * n, type=pa.string())
             continue
         a = fill_default(a, name)
+        if name in _DICT_STRINGS and pa.types.is_dictionary(a.type):
+            d = _trimmed_dictionary(a)
+            if d is not None:
+                out[name] = d
+                continue
         if pa.types.is_dictionary(a.type):
             a = a.cast(a.type.value_type)
         if pa.types.is_floating(a.type):
@@ -565,6 +593,8 @@ def convert_table(
         keep_pa = pa.array(keep)
         out = {k: (v[keep] if isinstance(v, np.ndarray) else v.filter(keep_pa)) for k, v in out.items()}
     rejects = [rows.rejects[i] for i in sorted(rows.rejects)]
+    if rejected_columns is not None:
+        rejected_columns.update(rows.columns)
     return out, rejects
 
 
@@ -628,12 +658,40 @@ def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes
         offset += len(data)
 
 
+_DICT = pa.dictionary(pa.int32(), pa.string())
+_COLUMN_ERROR = re.compile(r"In CSV column #(\d+)")
+
+
+def _typed(target: str | None) -> pa.DataType:
+    """The type ``pyarrow.csv`` parses a column feeding ``target`` as on the typed fast path."""
+    if target == "time":
+        return _TS_UTC
+    if target in _FLOAT64 or target in _FLOAT32:
+        return pa.float64()
+    if target in _ENUMS or target in _DICT_STRINGS:
+        return _DICT
+    return pa.string()
+
+
 @dataclass
 class _CsvSetup:
     names: list[str]
     plan: ColumnPlan
     delimiter: str
     path: Path
+    demoted: set[str] = field(default_factory=set)
+    """Source columns read as strings after a typed read failed or rejected a value (for the rest of the file)."""
+
+    def column_types(self) -> dict[str, pa.DataType]:
+        """Type per source column: typed for mapped canonical columns unless demoted, strings otherwise."""
+        return {n: pa.string() if n in self.demoted else _typed(self.plan.targets.get(n)) for n in self.names}
+
+    def demote(self, columns: set[str]) -> bool:
+        """Read these source columns as strings from now on; ``True`` if any was typed."""
+        types = self.column_types()
+        hit = {c for c in columns if c in types and types[c] != pa.string()}
+        self.demoted.update(hit)
+        return bool(hit)
 
 
 def _line_bounds(data: bytes) -> npt.NDArray[np.int64]:
@@ -703,6 +761,50 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
                 )
             data = _blank_lines(data, b, long_idx)
             bounds = None
+    prefix = rejects
+    while True:
+        batch, rejected, types = _read_block(block, setup, data, list(prefix))
+        if types is None:
+            return batch
+        # A typed float shows a rejected value as a number, not as written: read such columns as text.
+        floats = {src for src, dst in setup.plan.targets.items() if dst in rejected and types.get(src) == pa.float64()}
+        if not floats or not setup.demote(floats):
+            return batch
+
+
+def _read_typed(
+    data: bytes, setup: _CsvSetup, quoted: bool, on_invalid: Any, invalid: list[tuple[int, str]]
+) -> tuple[pa.Table, dict[str, pa.DataType]] | None:
+    """Parse with typed columns; a column whose conversion fails is demoted to strings and the block re-read.
+
+    ``None`` when no typed column is left or the failure names no typed column (the caller reads strings).
+    """
+    while True:
+        types = setup.column_types()
+        if all(t == pa.string() for t in types.values()):
+            return None
+        try:
+            return _read_csv(data, setup.names, setup.delimiter, quoted, on_invalid, types), types
+        except pa.ArrowInvalid as e:
+            invalid.clear()
+            m = _COLUMN_ERROR.search(str(e))
+            k = int(m.group(1)) if m else -1
+            if not 0 <= k < len(setup.names) or not setup.demote({setup.names[k]}):
+                return None
+
+
+def _read_block(
+    block: _Block, setup: _CsvSetup, data: bytes, rejects: list[Reject]
+) -> tuple[ParsedBatch, set[str], dict[str, pa.DataType] | None]:
+    """Parse and convert one block: the batch, the columns that rejected values, the types used (``None``: text)."""
+    bounds: npt.NDArray[np.int64] | None = None
+
+    def get_bounds() -> npt.NDArray[np.int64]:
+        nonlocal bounds
+        if bounds is None:
+            bounds = _line_bounds(data)
+        return bounds
+
     invalid: list[tuple[int, str]] = []
 
     def on_invalid(row: Any) -> str:
@@ -711,8 +813,10 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
 
     names = setup.names
     quoted = b'"' in data
+    typed = _read_typed(data, setup, quoted, on_invalid, invalid)
+    types = None if typed is None else typed[1]
     try:
-        table = _read_csv(data, names, setup.delimiter, quoted, on_invalid)
+        table = _read_csv(data, names, setup.delimiter, quoted, on_invalid) if typed is None else typed[0]
     except pa.ArrowInvalid:
         # Undecodable bytes: reject those lines, keep the rest (UTF-8 only; see docs).
         b = get_bounds()
@@ -769,22 +873,26 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
             return Reject.excerpt(data[int(b[j]) : int(b[j + 1])].rstrip(b"\r\n"))
         return ""
 
-    cols, rej = convert_table(table, setup.plan, lines, raw, skip_blank=True)
+    rejected: set[str] = set()
+    cols, rej = convert_table(table, setup.plan, lines, raw, skip_blank=True, rejected_columns=rejected)
     rejects.extend(rej)
     rejects.sort(key=lambda r: r.src_rec)
-    return ParsedBatch(
-        columns=cols,
-        rejects=rejects,
-        records_read=n_lines,
-        bytes_read=len(block.data),
-    )
+    batch = ParsedBatch(columns=cols, rejects=rejects, records_read=n_lines, bytes_read=len(block.data))
+    return batch, rejected, types
 
 
 def _count_fields(text: str, delimiter: str) -> int:
     return len(next(csv.reader([text], delimiter=delimiter), []))
 
 
-def _read_csv(data: bytes, names: list[str], delimiter: str, quoted: bool, on_invalid: Any) -> pa.Table:
+def _read_csv(
+    data: bytes,
+    names: list[str],
+    delimiter: str,
+    quoted: bool,
+    on_invalid: Any,
+    types: dict[str, pa.DataType] | None = None,
+) -> pa.Table:
     return pacsv.read_csv(
         pa.py_buffer(data),
         read_options=pacsv.ReadOptions(use_threads=False, column_names=names, block_size=max(len(data) + 1, 1 << 20)),
@@ -795,7 +903,7 @@ def _read_csv(data: bytes, names: list[str], delimiter: str, quoted: bool, on_in
             invalid_row_handler=on_invalid,
         ),
         convert_options=pacsv.ConvertOptions(
-            column_types={n: pa.string() for n in names},
+            column_types=types or {n: pa.string() for n in names},
             strings_can_be_null=True,
             null_values=_NULLS,
             quoted_strings_can_be_null=True,

@@ -89,19 +89,39 @@ def _as_string_array(values: Any, n: int) -> pa.Array:
     return pa.array(values, type=pa.string())
 
 
-def _to_dict(arr: pa.Array) -> pa.DictionaryArray:
-    d = pc.dictionary_encode(arr)
-    return d.cast(pa.dictionary(pa.int32(), pa.string()))
+_DICT = pa.dictionary(pa.int32(), pa.string())
 
 
-def _normalised_dict(arr: pa.Array, *, upper: bool) -> pa.DictionaryArray:
+def _string_dict(values: Any) -> pa.DictionaryArray | None:
+    """``values`` as is when it already is a dictionary array of distinct, non-null strings (else ``None``)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks() if values.num_chunks != 1 else values.chunk(0)
+    if not isinstance(values, pa.DictionaryArray):
+        return None
+    d = values.dictionary
+    if d.type != pa.string() or d.null_count or pc.count_distinct(d).as_py() != len(d):
+        return None
+    return values if values.type == _DICT else values.cast(_DICT)
+
+
+def _to_dict(values: Any, n: int) -> pa.DictionaryArray:
+    given = _string_dict(values)
+    if given is not None:
+        return given
+    d = pc.dictionary_encode(_as_string_array(values, n))
+    return d.cast(_DICT)
+
+
+def _normalised_dict(values: Any, n: int, *, upper: bool) -> pa.DictionaryArray:
     """Dictionary-encode, trimming and case-folding the (few) distinct values, not every row."""
-    enc = pc.dictionary_encode(arr)
+    enc = _string_dict(values)
+    if enc is None:
+        enc = pc.dictionary_encode(_as_string_array(values, n))
     vals = enc.dictionary.to_pylist()
     norm = [(v.strip().upper() if upper else v.strip().lower()) for v in vals]
     uniq = sorted(set(norm))
     if uniq == vals:
-        return enc.cast(pa.dictionary(pa.int32(), pa.string()))
+        return enc.cast(_DICT)
     remap = np.array([uniq.index(v) for v in norm], dtype=np.int32)
     idx = enc.indices.to_numpy(zero_copy_only=False)
     valid = np.asarray(enc.indices.is_valid())
@@ -148,14 +168,24 @@ def to_arrow(
         "lat": pa.array(lat, type=pa.float64()),
     }
     for name, (lo, hi) in _FLOAT_RANGES.items():
-        v = _as_float(columns.get(name), n)
-        bad = np.isfinite(v) & ((v < lo) | (v > hi))
-        flag(bad | np.isinf(v), f"{name} out of range [{lo:g}, {hi:g}]")
         typ = SCHEMA.field(name).type
-        arrays[name] = pa.array(v, type=pa.float64(), from_pandas=True).cast(typ)
+        given = columns.get(name)
+        if given is None:
+            arrays[name] = pa.nulls(n, typ)
+            continue
+        v32 = given if isinstance(given, np.ndarray) and given.dtype == np.float32 and typ == pa.float32() else None
+        v = v32 if v32 is not None else _as_float(given, n)
+        with np.errstate(invalid="ignore"):
+            bad = (v < lo) | (v > hi)  # false for NaN; true for ±inf (outside every range)
+        flag(bad, f"{name} out of range [{lo:g}, {hi:g}]")
+        arrays[name] = (
+            pa.array(v, type=typ, from_pandas=True)
+            if v32 is not None
+            else pa.array(v, type=pa.float64(), from_pandas=True).cast(typ)
+        )
     for name in _ENUMS:
         given = columns.get(name)
-        enc = _normalised_dict(_as_string_array(given, n), upper=(name == "sensor"))
+        enc = _normalised_dict(given, n, upper=(name == "sensor"))
         allowed = _ENUMS[name]
         dict_vals = enc.dictionary.to_pylist()
         bad_codes = [i for i, v in enumerate(dict_vals) if v not in allowed]
@@ -168,7 +198,7 @@ def to_arrow(
     for name in _STRING_COLS:
         arrays[name] = _as_string_array(columns.get(name), n)
     for name in ("platform_id", "sortie_id"):
-        arrays[name] = _to_dict(_as_string_array(columns.get(name), n))
+        arrays[name] = _to_dict(columns.get(name), n)
     src_rec = columns["src_rec"]
     arrays["src_rec"] = pa.array(np.asarray(src_rec, dtype=np.int64)) if not isinstance(src_rec, pa.Array) else src_rec
     keep = reasons == 0
