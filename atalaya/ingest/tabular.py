@@ -618,11 +618,25 @@ class _Block:
     n_newlines: int
 
 
+def _count_byte(buf: bytes, byte: int, start: int, end: int) -> int:
+    """Occurrences of ``byte`` in ``buf[start:end]`` (vectorised; quotes can be dense)."""
+    if end <= start:
+        return 0
+    return int(np.count_nonzero(np.frombuffer(buf, dtype=np.uint8, count=end - start, offset=start) == byte))
+
+
 def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes) -> Iterator[_Block]:
-    """Yield byte blocks that end at a line end outside any quoted field."""
+    """Yield byte blocks that end at a line end outside any quoted field.
+
+    A line end is outside quotes when the number of quote characters before it is even. The search for the
+    last such line end is vectorised and linear even when a stray quote leaves none in a block: ``no_cut``
+    marks the stretch of the buffer already known to hold none, and ``q_no_cut`` its quote count.
+    """
     buf = head
     line = first_line
     eof = False
+    no_cut = 0
+    q_no_cut = 0
     while not eof or buf:
         if not eof and len(buf) < block_bytes:
             more = fh.read(block_bytes)
@@ -633,14 +647,20 @@ def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes
         if eof:
             cut = len(buf)
         else:
-            cut = buf.rfind(b"\n") + 1
-            # Never cut inside a quoted field: the quote count before the cut must be even.
-            while cut > 0 and buf.count(b'"', 0, cut) % 2:
-                cut = buf.rfind(b"\n", 0, cut - 1) + 1
-            if cut == 0:
+            cut = buf.rfind(b"\n", no_cut) + 1
+            q = q_no_cut + (_count_byte(buf, 34, no_cut, cut) if cut > no_cut else 0)
+            if cut > no_cut and q % 2:
+                # Never cut inside a quoted field: take the last line end with an even quote count before it.
+                seg = np.frombuffer(buf, dtype=np.uint8, count=cut - no_cut, offset=no_cut)
+                nl = np.flatnonzero(seg == 10)
+                even = nl[(q_no_cut + np.searchsorted(np.flatnonzero(seg == 34), nl)) % 2 == 0]
+                cut = no_cut + int(even[-1]) + 1 if even.size else no_cut
+            if cut <= no_cut:
                 if len(buf) > 64 * block_bytes:
                     cut = len(buf)  # unbalanced quotes for too long: give up keeping the field whole
                 else:
+                    q_no_cut += _count_byte(buf, 34, no_cut, len(buf))
+                    no_cut = len(buf)
                     more = fh.read(block_bytes)
                     if more:
                         buf += more
@@ -648,11 +668,12 @@ def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes
                         eof = True
                     continue
         data, buf = buf[:cut], buf[cut:]
+        no_cut = q_no_cut = 0
+        n_nl = _count_byte(data, 10, 0, len(data))
         if not data or data.isspace():
-            line += data.count(b"\n")
+            line += n_nl
             offset += len(data)
             continue
-        n_nl = data.count(b"\n")
         yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl)
         line += n_nl
         offset += len(data)

@@ -344,3 +344,51 @@ def test_parquet_enum_columns_with_nulls_defaults_and_unknowns(tmp_path: Path) -
         (3, "unknown sensor"),
     ]
     assert "'radar?'" in rejects[1].reason
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_typed_blocks_fall_back_to_text_per_column(tmp_path: Path, threads: int) -> None:
+    # clean blocks parse typed; a later block with naive/epoch times, a bad or out-of-range number demotes
+    # those columns to text, and rejects still quote the value as written, with its line number
+    rows = [_good_row(i) for i in range(40)]
+    rows[25] = "2024-05-01T10:00:25,-99.25,19.5,EO,vehicle,trk-25,track,0.9"  # naive: UTC
+    rows[26] = "1714557626,-99.26,19.5,EO,vehicle,trk-26,track,0.9"  # epoch seconds
+    rows[30] = "2024-05-01T10:00:30Z,-199.50,19.5,EO,vehicle,trk-30,track,0.9"
+    rows[33] = "2024-05-01T10:00:33Z,-99.33,1e3,EO,vehicle,trk-33,track,0.9"
+    rows[35] = "2024-05-01T10:00:35Z,-99.35,19.5,EO,vehicle,trk-35,track,high"
+    p = _write(tmp_path, HEADER + "\n" + "\n".join(rows) + "\n")
+    cols, rejects = read_all(CsvReader(threads=threads), p, ReadOptions(batch_rows=8))
+    assert [(r.src_rec, r.reason) for r in rejects] == [
+        (32, "out of range [-180, 180] in column 'lon': '-199.50'"),
+        (35, "out of range [-90, 90] in column 'lat': '1e3'"),
+        (37, "not a number in column 'confidence': 'high'"),
+    ]
+    kept = [i for i in range(40) if i not in (30, 33, 35)]
+    assert cols["time"] == [T0 + i * 1_000_000 for i in kept]
+    assert cols["src_rec"] == [i + 2 for i in kept]
+    assert cols["lon"] == [float(f"-99.{i:02d}") for i in kept]
+
+
+def test_block_cuts_respect_quotes_even_with_a_stray_quote() -> None:
+    import io
+
+    from atalaya.ingest.tabular import _blocks
+
+    rng = np.random.default_rng(7)
+    pieces = [b"a", b",", b"\n", b'"', b"xyz", b"\r\n"]
+    for _ in range(300):
+        data = b"".join(pieces[k] for k in rng.integers(0, len(pieces), int(rng.integers(0, 200))))
+        cut = int(rng.integers(0, len(data) + 1))
+        blocks = list(_blocks(io.BytesIO(data[cut:]), 2, 0, int(rng.integers(10, 40)), data[:cut]))
+        # (blocks of 10+ bytes: 64 of them exceed the input, so no giving up on unbalanced quotes)
+        # only whitespace-only stretches are left out; each block sits at its offset and line
+        assert b"".join(b.data for b in blocks).split() == data.split()
+        for b in blocks[:-1]:
+            assert b.data.endswith(b"\n") and b.data.count(b'"') % 2 == 0
+        for b in blocks:
+            assert data[b.offset : b.offset + len(b.data)] == b.data
+            assert b.first_line == 2 + data.count(b"\n", 0, b.offset) and b.n_newlines == b.data.count(b"\n")
+    # one stray quote near the top: no line end is outside quotes, the rest of the input is one block
+    text = b'1,"x\n' + b"2,abc\n" * 50_000
+    blocks = list(_blocks(io.BytesIO(text), 2, 0, 1 << 16, b""))
+    assert len(blocks) == 1 and blocks[0].data == text and blocks[0].n_newlines == 50_001
