@@ -16,8 +16,12 @@ failing rows become :class:`~atalaya.ingest.base.Reject` objects naming the
 column and the value.
 
 CSV is read in blocks cut at line ends (and never inside a quoted field), each
-block parsed by ``pyarrow.csv`` as strings on a small thread pool, so line
-numbers stay exact (see the docs for the one case where they are approximate).
+block parsed by ``pyarrow.csv`` on a small thread pool, so line numbers stay
+exact (see the docs for the one case where they are approximate). Mapped
+columns are parsed typed (zoned ISO 8601 times, float64 numbers, dictionary
+strings for enums and platform/sortie ids); a column whose typed parse fails,
+or whose values a typed parse would reject, is read as text from then on and
+goes through the general conversion above, so rejects read the same either way.
 
 >>> plan = plan_columns(["Timestamp", "LNG", "lat", "MMSI", "sensor", "kind", "note"], ReadOptions())
 >>> plan.targets["Timestamp"], plan.targets["LNG"], plan.targets["MMSI"], plan.implied
@@ -935,9 +939,9 @@ def _read_csv(
 class CsvReader:
     """Delimited text (CSV, ``;`` or tab separated) with a header row.
 
-    Blocks of about ``ReadOptions.batch_rows`` rows are parsed as strings by
-    ``pyarrow.csv`` on a small thread pool and converted column-wise (see the
-    module docstring). ``src_rec`` is the 1-based line number in the file.
+    Blocks of about ``ReadOptions.batch_rows`` rows are parsed by
+    ``pyarrow.csv`` on a small thread pool (typed where it can, see the module
+    docstring) and converted column-wise. ``src_rec`` is the 1-based line number in the file.
     """
 
     name = "csv"
