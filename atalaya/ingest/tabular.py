@@ -55,7 +55,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
-from atalaya.model.observation import IdentKind, ObjectKind, Sensor
+from atalaya.model.observation import SOURCE_COLUMNS, IdentKind, ObjectKind, Sensor
 
 __all__ = [
     "ALIASES",
@@ -67,25 +67,7 @@ __all__ = [
     "plan_columns",
 ]
 
-CANONICAL: tuple[str, ...] = (
-    "time",
-    "lon",
-    "lat",
-    "alt_m",
-    "pos_err_m",
-    "err_minor_m",
-    "err_orient_deg",
-    "speed_mps",
-    "course_deg",
-    "sensor",
-    "kind",
-    "ident",
-    "ident_kind",
-    "name",
-    "confidence",
-    "platform_id",
-    "sortie_id",
-)
+CANONICAL: tuple[str, ...] = SOURCE_COLUMNS
 """Observation columns a tabular source may supply."""
 
 ALIASES: dict[str, tuple[str, dict[str, str]]] = {

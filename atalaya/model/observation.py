@@ -142,4 +142,9 @@ COLUMN_NAMES: tuple[str, ...] = tuple(c.name for c in COLUMNS)
 ADAPTER_REQUIRED: tuple[str, ...] = ("time", "lon", "lat", "sensor", "kind", "src_rec")
 PIPELINE_FILLED: tuple[str, ...] = ("obs_id", "marking", "format", "src_file", "ingest_run")
 
+SOURCE_COLUMNS: tuple[str, ...] = tuple(
+    n for n in COLUMN_NAMES if n not in PIPELINE_FILLED and n not in ("src_rec", "attrs")
+)
+"""Columns a source file may carry (e.g. a detection CSV's header), in schema order."""
+
 PARTITION_KEYS: tuple[str, ...] = ("day", "source")

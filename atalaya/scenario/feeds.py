@@ -21,29 +21,12 @@ import pyarrow.csv as pcsv
 
 from atalaya.ingest import ais_codec
 from atalaya.ingest.tracks import SortieTrack, write_gpx_tracks
+from atalaya.model.observation import SOURCE_COLUMNS
 from atalaya.scenario.movement import Track
 from atalaya.scenario.sorties import Sortie
 from atalaya.scenario.world import F64, I64
 
-DETECTION_COLUMNS = (
-    "time",
-    "lon",
-    "lat",
-    "alt_m",
-    "pos_err_m",
-    "err_minor_m",
-    "err_orient_deg",
-    "speed_mps",
-    "course_deg",
-    "sensor",
-    "kind",
-    "ident",
-    "ident_kind",
-    "name",
-    "confidence",
-    "platform_id",
-    "sortie_id",
-)
+DETECTION_COLUMNS: tuple[str, ...] = SOURCE_COLUMNS
 """Header of the detection CSV files (observation column names)."""
 
 
