@@ -85,6 +85,8 @@ def combine64(acc: U64, x: U64) -> U64:
 
 
 _ZOBRIST_POS = 256
+_COLUMNWISE_MAX = 24
+"""Strings up to this many bytes are hashed position by position (the same values, less memory traffic)."""
 _ZOBRIST: U64 | None = None
 _NULL_HASH = np.uint64(0x6E756C6C6E756C6C)  # "nullnull"
 
@@ -122,9 +124,22 @@ def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
     if total:
         data = np.frombuffer(arr.buffers()[2], dtype=np.uint8, count=int(offsets[-1]))[int(offsets[0]) :]
         starts = offsets[:-1] - offsets[0]
+        longest = int(lengths.max())
+        if longest <= _COLUMNWISE_MAX:  # short identifiers: one pass per character position over all strings
+            byte_t, pow_t = _byte_tables()
+            last = total - 1
+            with np.errstate(over="ignore"):
+                for k in range(longest):
+                    b = byte_t[data[np.minimum(starts + k, last)]] * pow_t[k]
+                    b[lengths <= k] = 0
+                    acc += b
+                out = mix64(acc ^ mix64(lengths.astype(np.uint64) + np.uint64(seed)))
+            if arr.null_count:
+                out[~np.asarray(arr.is_valid())] = _NULL_HASH
+            return out
         pos = np.arange(total, dtype=np.int64)
         pos -= np.repeat(starts, lengths)
-        if int(lengths.max()) <= _ZOBRIST_POS:  # the common case: small cache-resident tables, no masks
+        if longest <= _ZOBRIST_POS:  # small cache-resident tables, no masks
             byte_t, pow_t = _byte_tables()
             with np.errstate(over="ignore"):
                 contrib = byte_t[data] * pow_t[pos]

@@ -113,3 +113,19 @@ def test_workspace_key_permissions_and_lookup(tmp_path: Path, monkeypatch: pytes
     (tmp_path / "broken" / "atalaya.toml").write_text("[party\ncode=")
     with pytest.raises(ConfigError, match="cannot read"):
         Workspace.open(tmp_path / "broken")
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=40)), min_size=1, max_size=60))
+def test_string_hash_paths_agree(values: list[str | None]) -> None:
+    """The position-by-position path for short strings gives exactly the byte-stream path's values."""
+    import atalaya.core.ids as ids
+
+    short = ids.hash_strings(values)
+    saved = ids._COLUMNWISE_MAX
+    try:
+        ids._COLUMNWISE_MAX = -1
+        general = ids.hash_strings(values)
+    finally:
+        ids._COLUMNWISE_MAX = saved
+    assert (short == general).all()
