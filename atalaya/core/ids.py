@@ -67,15 +67,34 @@ def new_run_id() -> str:
 
 def mix64(x: U64) -> U64:
     """SplitMix64 finaliser, elementwise. Bijective on uint64."""
-    with np.errstate(over="ignore"):
-        z = x.astype(np.uint64, copy=True)
-        z += _GOLDEN
-        z ^= z >> _S30
-        z *= _M1
-        z ^= z >> _S27
-        z *= _M2
-        z ^= z >> _S31
+    z = np.asarray(x).astype(np.uint64, copy=True)
+    if z.ndim != 1:
+        z = z.reshape(-1)
+        _mix64_into(z, np.empty_like(z))
+        return z.reshape(np.shape(x))
+    tmp = np.empty(min(len(z), _CHUNK), dtype=np.uint64)
+    for s in range(0, len(z), _CHUNK):
+        part = z[s : s + _CHUNK]
+        _mix64_into(part, tmp[: len(part)])
     return z
+
+
+_CHUNK = 32_768
+"""Elements per step of the vectorised kernels: their working set stays in the CPU's L2 cache."""
+
+
+def _mix64_into(z: U64, tmp: U64) -> None:
+    """SplitMix64 finaliser of ``z`` in place (``tmp``: scratch of the same length)."""
+    with np.errstate(over="ignore"):
+        z += _GOLDEN
+        np.right_shift(z, _S30, out=tmp)
+        z ^= tmp
+        z *= _M1
+        np.right_shift(z, _S27, out=tmp)
+        z ^= tmp
+        z *= _M2
+        np.right_shift(z, _S31, out=tmp)
+        z ^= tmp
 
 
 def combine64(acc: U64, x: U64) -> U64:
@@ -111,6 +130,40 @@ def _zobrist() -> U64:
     return _ZOBRIST
 
 
+def _hash_short_strings(
+    data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], acc: U64
+) -> None:
+    """Add each string's sum of (random value of byte k × multiplier of position k) to ``acc``, in place.
+
+    Position by position over cache-sized slices of the strings; positions every string of a slice has need
+    neither a bound check nor a mask.
+    """
+    byte_t, pow_t = _byte_tables()
+    last = len(data) - 1
+    n = len(starts)
+    step = min(n, _CHUNK)
+    pos = np.empty(step, dtype=np.int64)
+    codes = np.empty(step, dtype=np.uint8)
+    val = np.empty(step, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for s in range(0, n, step):
+            st, ln, a = starts[s : s + step], lengths[s : s + step], acc[s : s + step]
+            m = len(st)
+            p, c, v = pos[:m], codes[:m], val[:m]
+            shortest, longest = int(ln.min()), int(ln.max())
+            np.copyto(p, st)
+            for k in range(longest):
+                if k >= shortest:
+                    np.minimum(p, last, out=p)
+                np.take(data, p, out=c)
+                np.take(byte_t, c, out=v)
+                v *= pow_t[k]
+                if k >= shortest:
+                    v[ln <= k] = 0
+                a += v
+                p += 1
+
+
 def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
     """Hash of each string: sum over its bytes of (random value of the byte × odd multiplier of its position),
     then mixed with the length. Positions past 256 use a random value per (position, byte) instead."""
@@ -126,13 +179,8 @@ def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
         starts = offsets[:-1] - offsets[0]
         longest = int(lengths.max())
         if longest <= _COLUMNWISE_MAX:  # short identifiers: one pass per character position over all strings
-            byte_t, pow_t = _byte_tables()
-            last = total - 1
+            _hash_short_strings(data, starts, lengths, acc)
             with np.errstate(over="ignore"):
-                for k in range(longest):
-                    b = byte_t[data[np.minimum(starts + k, last)]] * pow_t[k]
-                    b[lengths <= k] = 0
-                    acc += b
                 out = mix64(acc ^ mix64(lengths.astype(np.uint64) + np.uint64(seed)))
             if arr.null_count:
                 out[~np.asarray(arr.is_valid())] = _NULL_HASH
@@ -217,8 +265,11 @@ _P3 = np.uint64(0x165667B19E3779F9)
 _P4 = np.uint64(0x85EBCA77C2B2AE63)
 
 
-def _rotl(x: U64, k: int) -> U64:
-    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+_A0 = np.uint64(0x243F6A8885A308D3)
+_B0 = np.uint64(0x13198A2E03707344)
+_S29 = np.uint64(29)
+_S33 = np.uint64(33)
+_S37 = np.uint64(37)
 
 
 def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
@@ -235,18 +286,41 @@ def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
     >>> bool(x[0] != a[0])
     True
     """
-    cols = list(columns)
+    cols = [np.asarray(c, dtype=np.uint64) for c in columns]
     if not cols:
         raise ValueError("hash_columns needs at least one column")
     n = len(cols[0])
-    a = np.full(n, np.uint64(0x243F6A8885A308D3), dtype=np.uint64)
-    b = np.full(n, np.uint64(0x13198A2E03707344), dtype=np.uint64)
+    out_a = np.empty(n, dtype=np.uint64)
+    out_b = np.empty(n, dtype=np.uint64)
+    step = max(1, min(n, _CHUNK))
+    m_buf = np.empty(step, dtype=np.uint64)
+    t_buf = np.empty(step, dtype=np.uint64)
     with np.errstate(over="ignore"):
-        for c in cols:
-            m = mix64(np.asarray(c, dtype=np.uint64))
-            a = _rotl(a ^ m, 27) * _P1 + _P4
-            b = _rotl(b + m * _P2, 31) * _P3
-        return mix64(a), mix64(b ^ (b >> np.uint64(29)))
+        for s in range(0, n, step):  # cache-sized slices, every column folded in before the next slice
+            a, b = out_a[s : s + step], out_b[s : s + step]
+            m, t = m_buf[: len(a)], t_buf[: len(a)]
+            a.fill(_A0)
+            b.fill(_B0)
+            for c in cols:
+                np.copyto(m, c[s : s + step])
+                _mix64_into(m, t)
+                a ^= m  # a = rotl(a ^ m, 27) * P1 + P4
+                np.left_shift(a, _S27, out=t)
+                a >>= _S37
+                a |= t
+                a *= _P1
+                a += _P4
+                m *= _P2  # b = rotl(b + m * P2, 31) * P3
+                b += m
+                np.left_shift(b, _S31, out=t)
+                b >>= _S33
+                b |= t
+                b *= _P3
+            _mix64_into(a, t)
+            np.right_shift(b, _S29, out=t)
+            b ^= t
+            _mix64_into(b, t)
+    return out_a, out_b
 
 
 def ids_to_arrow(a: U64, b: U64) -> pa.FixedSizeBinaryArray:
