@@ -392,3 +392,18 @@ def test_block_cuts_respect_quotes_even_with_a_stray_quote() -> None:
     text = b'1,"x\n' + b"2,abc\n" * 50_000
     blocks = list(_blocks(io.BytesIO(text), 2, 0, 1 << 16, b""))
     assert len(blocks) == 1 and blocks[0].data == text and blocks[0].n_newlines == 50_001
+
+
+def test_long_line_window_check_agrees_with_measuring_every_line() -> None:
+    from atalaya.ingest.tabular import _line_bounds, _may_have_long_line
+
+    rng = np.random.default_rng(11)
+    for _ in range(40):
+        sizes = rng.integers(0, 3, 6) * (MAX_LINE_BYTES // 2) + rng.integers(-2, 3, 6)
+        data = b"".join(b"x" * int(max(0, k)) + b"\n" for k in sizes)
+        if rng.integers(0, 2):
+            data = data[:-1]  # last line without its line end
+        exact = bool((np.diff(_line_bounds(data)) > MAX_LINE_BYTES).any())
+        assert _may_have_long_line(data) or not exact
+        if not exact and len(data) > MAX_LINE_BYTES and max(sizes) < MAX_LINE_BYTES // 2:
+            assert not _may_have_long_line(data)
