@@ -1,6 +1,6 @@
 """Suspected sites: detections → ranked persistent places of interest with their evidence.
 
-How it works (method ``sites/grid-v1``):
+How it works (method ``sites/grid-v2``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
    seen: structures, thermal anomalies (split night/day by local solar time),
@@ -45,8 +45,10 @@ upserts the ``sites`` table, keeping analysts' status and notes.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import math
+import os
 import re
 import time as _time
 import uuid
@@ -68,6 +70,7 @@ from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.evaluate.matching import match_points
 from atalaya.fusion import grid
+from atalaya.fusion.beddown import Beddowns, beddowns
 from atalaya.model.objects import SiteKind, SiteStatus
 from atalaya.model.observation import ObjectKind, Sensor
 from atalaya.store.knowledge import KnowledgeStore, schema, upsert
@@ -76,10 +79,12 @@ from atalaya.store.lake import Lake
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-METHOD = "sites/grid-v1"
+METHOD = "sites/grid-v2"
 """Method name recorded in provenance and analysis runs."""
 STATE_FILE = "sites_state.parquet"
 """State file name under ``WORKSPACE/analysis``."""
+FIX_FILE = "sites_emitter_fixes.parquet"
+"""Identified emitter fixes under ``WORKSPACE/analysis`` (bed-downs are recomputed from all of them)."""
 ANALYST_COLUMNS = ("status", "note", "status_by", "status_at")
 """Columns of the ``sites`` table that belong to analysts: never overwritten by re-analysis."""
 
@@ -127,17 +132,39 @@ class SiteParams:
     """Confidence assumed where a detection has none."""
     stationary_mps: float = 2.0
     """Vehicles and vessels slower than this (or without speed) count as stopped."""
-    aircraft_ground_m: float = 150.0
-    """Aircraft below this altitude (or slower than ``aircraft_slow_mps``) count as on the ground."""
+    aircraft_ground_m: float = 15.0
+    """Aircraft reporting an altitude below this (50 ft: two steps of ADS-B's 25 ft resolution) count as on the
+    ground; where no altitude is reported, those slower than ``aircraft_slow_mps`` do."""
     aircraft_slow_mps: float = 40.0
     """Aircraft slower than this count as on the ground."""
     night_hours: tuple[float, float] = (19.0, 6.0)
     """Local solar hours [start, end) that count as night."""
     channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
-    lone_weight: float = 0.2
-    """Share of the support of imagery-only stopped vehicles, or of heat, that counts while it is seen on one day
-    only and no other kind of activity corroborates it (cars parked at an ordinary house, a night's cooking fire)."""
+    context_cap: float = 0.35
+    """Highest score that context alone gives (buildings, parked vehicles, heat: ranches show them too), below
+    ``min_score`` so that a place is reported only with a signature of illicit use."""
+    signature_cap: float = 0.6
+    """Highest probability one signature alone gives (tagged vehicle stops, emitter bed-down, aircraft on the
+    ground away from airports, boat stopped at the shore, chemical hits, vehicles with night heat)."""
+    tagged_scale: float = 0.5
+    """Support of tagged-vehicle stops at which that signature reaches 63 % of its cap."""
+    emitter_scale: float = 1.0
+    """Support of emitter bed-downs (one per bed-down day) at which that signature reaches 63 % of its cap."""
+    aircraft_scale: float = 1.0
+    """Support of aircraft on the ground (weighted by ``channel_weight``) for 63 % of the cap: one aircraft on
+    the ground away from any airport is enough (that is what a clandestine strip is)."""
+    vessel_scale: float = 2.0
+    """Support of boats stopped at the place (weighted by ``channel_weight``) for 63 % of the cap."""
+    cooccur_scale: float = 2.5
+    """Days with parked vehicles and night heat together for 63 % of the cap (one such day, which ranches show
+    too now and then, stays below ``min_score`` with all the context there is)."""
+    satellite_radius_m: float = 1_000.0
+    """A reported place with no context this close to a higher-ranked site is folded into it."""
+    airport_radius_m: float = 5_000.0
+    """Aircraft on the ground this close to a known airport (Natural Earth) carry no site evidence."""
+    port_radius_m: float = 3_000.0
+    """Boats stopped this close to a known port (Natural Earth) carry no site evidence."""
     emitter_day_mass: float = 0.05
     """Kernel-weighted emitter mass on a day for the day to count as one with the emitter nearby."""
     min_peak_mass: float = 1.5
@@ -150,8 +177,8 @@ class SiteParams:
     """Highest probability one group alone gives (same order as ``group_scale``)."""
     day_scale: float = 1.5
     """Distinct days at which persistence reaches 63 %."""
-    min_score: float = 0.4
-    """Sites scoring below this are not reported (one evidence group alone stays below 0.4)."""
+    min_score: float = 0.5
+    """Sites scoring below this are not reported (context alone stays below it)."""
     samples: int = 8
     """Supporting observation ids kept per site."""
 
@@ -325,12 +352,17 @@ def to_evidence(
     speed_mps: Any = None,
     alt_m: Any = None,
     obs_id: list[bytes | None] | None = None,
+    ident: Sequence[str | None] | npt.NDArray[Any] | None = None,
+    err_orient_deg: Any = None,
     params: SiteParams = SiteParams(),
 ) -> Evidence:
     """Map detections to evidence channels with their weight and spread; drops what is no site evidence.
 
     ``sensor`` and ``kind`` are :class:`Sensor` and :class:`ObjectKind` values
-    (strings or Arrow arrays); unknown values carry no evidence.
+    (strings or Arrow arrays); unknown values carry no evidence. With
+    ``ident``, track ends apply (:func:`trip_ends`) and identified emitter fixes
+    are left out: they count through their bed-downs (:func:`beddown_state`).
+    ``err_orient_deg`` is accepted for symmetry with :func:`detect_sites`.
 
     >>> ev = to_evidence(lon=[-107.0, -107.0], lat=[25.0, 25.0], time_us=[0, 0], sensor=["IR", "GMTI"],
     ...                  kind=["thermal", "vehicle"], speed_mps=[float("nan"), 20.0])
@@ -339,12 +371,129 @@ def to_evidence(
     >>> to_evidence(lon=[], lat=[], time_us=[], sensor=[], kind=[]).channel.size
     0
     """
+    lon_a, lat_a = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
+    t = np.asarray(time_us, dtype=np.int64)
+    sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
+    if ident is not None:
+        ids = np.asarray(ident, dtype=object)
+        lon_a, lat_a, speed_mps, alt_m = _at_ends(
+            ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
+        )
+        knd = np.where((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None), np.int8(-1), knd)  # noqa: E711
     return _evidence(
-        lon=np.asarray(lon, dtype=np.float64), lat=np.asarray(lat, dtype=np.float64),
-        time_us=np.asarray(time_us, dtype=np.int64), sensor=codes(sensor, _SENSORS), kind=codes(kind, _KINDS),
-        pos_err_m=pos_err_m, err_minor_m=err_minor_m, confidence=confidence, speed_mps=speed_mps, alt_m=alt_m,
-        obs_id=obs_id, params=params,
+        lon=lon_a, lat=lat_a, time_us=t, sensor=sen, kind=knd, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
+        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params,
     )  # fmt: skip
+
+
+def trip_ends(
+    ident: Any, time_us: I64, sensor: npt.NDArray[np.int8], kind: npt.NDArray[np.int8]
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+    """First and last report per ``ident`` and UTC day of tagged vehicles (CoT) and of aircraft (ADS-B).
+
+    Returns ``(end, neighbour)``: the row of each track end and the row of the
+    report next to it in the same track (itself where the track has one report).
+    Where a tagged suspect vehicle sets out from or ends its day, and where an
+    aircraft's track begins or ends low, is evidence on that place as much as a
+    sighting there; the airborne reports in between are none.
+
+    >>> end, nb = trip_ends(["A", "A", "A", None], np.array([3, 1, 2, 0]), np.full(4, _SEN["COT"], np.int8),
+    ...                     np.full(4, _KND["vehicle"], np.int8))
+    >>> end.tolist(), nb.tolist()
+    ([1, 0], [2, 2])
+    """
+    ids = np.asarray(ident, dtype=object)
+    tracked = ((sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])) | (
+        (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
+    )
+    sel = np.flatnonzero(tracked & (ids != None))  # noqa: E711
+    if sel.size == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    _, g = np.unique(ids[sel].astype(str), return_inverse=True)
+    key = g.astype(np.int64) * 100_000 + time_us[sel] // _US_PER_DAY
+    order = np.lexsort((time_us[sel], key))
+    ks = key[order]
+    first = np.flatnonzero(np.r_[True, ks[1:] != ks[:-1]])
+    last = np.flatnonzero(np.r_[ks[1:] != ks[:-1], True])
+    nb_first = np.where(first < last, first + 1, first)
+    nb_last = np.where(last > first, last - 1, last)
+    rows = sel[order]
+    return np.r_[rows[first], rows[last]], np.r_[rows[nb_first], rows[nb_last]]
+
+
+def _at_ends(
+    ident: Any,
+    time_us: I64,
+    sensor: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    lon: F64,
+    lat: F64,
+    speed: Any,
+    alt: Any,
+    low_m: float,
+) -> tuple[F64, F64, F64 | None, F64 | None]:
+    """Positions, speeds and altitudes with track ends applied.
+
+    Tagged vehicles count as stopped at their ends. ADS-B aircraft count as
+    airborne everywhere but at their ends; an end reported low but above the
+    ground (under ``low_m``) is carried back (or forward) along the climb (or
+    descent) to where the altitude reaches zero: where it left or met the ground.
+    """
+    if ident is None:
+        return lon, lat, speed, alt
+    end, nb = trip_ends(ident, time_us, sensor, kind)
+    n = time_us.size
+    adsb = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
+    cot = (sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])
+    is_end = np.zeros(n, dtype=bool)
+    is_end[end] = True
+    sp = _arr(speed, n, math.nan) if speed is not None else np.full(n, math.nan)
+    al = _arr(alt, n, math.nan) if alt is not None else np.full(n, math.nan)
+    sp = np.where(is_end & cot, math.nan, sp)
+    lon = lon.copy()
+    lat = lat.copy()
+    a_end = adsb[end]
+    e, b = end[a_end], nb[a_end]
+    a0, a1 = al[e], al[b]
+    # fraction of the step between the end and its neighbour that lies beyond the end, down to the ground
+    low = (a1 > a0) & (a0 > 0) & (a0 < low_m) & np.isfinite(a0 + a1)
+    k = np.where(low, a0 / np.maximum(a1 - a0, 1e-9), 0.0)
+    k = np.minimum(k, 3.0)
+    lon[e] = lon[e] - k * (lon[b] - lon[e])
+    lat[e] = lat[e] - k * (lat[b] - lat[e])
+    al[e] = np.where(k > 0, 0.0, a0)
+    al = np.where(adsb & ~is_end, math.inf, al)
+    return lon, lat, sp, al
+
+
+@functools.cache
+def _known_points(layer: str) -> npt.NDArray[np.float64]:
+    """Unit vectors of a Natural Earth point layer (airports, ports)."""
+    from atalaya.geo.naturalearth import load_layer
+
+    pts = [g for _, g in load_layer(layer) if g.geom_type == "Point"]
+    lon = np.radians([g.x for g in pts])
+    lat = np.radians([g.y for g in pts])
+    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+
+
+def near_known(lon: F64, lat: F64, layer: str, radius_m: float) -> npt.NDArray[np.bool_]:
+    """Points within ``radius_m`` of a feature of a bundled Natural Earth point layer (``airports``, ``ports``).
+
+    >>> near_known(np.array([-99.072, -107.0]), np.array([19.436, 25.0]), "airports", 5_000.0).tolist()
+    [True, False]
+    """
+    from scipy.spatial import cKDTree
+
+    ref = _known_points(layer)
+    if ref.size == 0 or lon.size == 0:
+        return np.zeros(lon.size, dtype=bool)
+    la, lo = np.radians(lat), np.radians(lon)
+    q = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+    chord = 2.0 * math.sin(radius_m / (2.0 * 6_371_008.8))
+    d, _ = cKDTree(ref).query(q, k=1, distance_upper_bound=chord)
+    out: npt.NDArray[np.bool_] = np.isfinite(d)
+    return out
 
 
 def _evidence(
@@ -389,13 +538,20 @@ def _evidence(
         km = kind[mi]
         friendly = sensor[mi] == _SEN[Sensor.TRACK.value]
         stopped = ~(spd >= params.stationary_mps)  # NaN speed counts as stopped
-        ground = ~(alt >= params.aircraft_ground_m) | (spd < params.aircraft_slow_mps)
+        # altitude decides where it is known; speed only where it is not
+        ground = np.where(np.isfinite(alt), alt < params.aircraft_ground_m, ~(spd >= params.aircraft_slow_mps))
         cm = np.full(mi.size, -1, dtype=np.int8)
         veh = (km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly
         cm[veh] = Channel.VEHICLE
         cm[veh & (sensor[mi] == _SEN[Sensor.COT.value])] = Channel.TAGGED_VEHICLE
         cm[(km == _KND[ObjectKind.AIRCRAFT.value]) & ground & ~friendly] = Channel.AIRCRAFT
         cm[(km == _KND[ObjectKind.VESSEL.value]) & stopped] = Channel.VESSEL
+        # aircraft at airports and boats in ports are where they belong
+        for c, layer, radius in ((Channel.AIRCRAFT, "airports", params.airport_radius_m),
+                                 (Channel.VESSEL, "ports", params.port_radius_m)):  # fmt: skip
+            sel = np.flatnonzero(cm == c)
+            if sel.size and radius > 0:
+                cm[sel[near_known(lon[mi[sel]], lat[mi[sel]], layer, radius)]] = -1
         ch[mi] = cm
     keep = np.flatnonzero(ch >= 0)
     ck = ch[keep]
@@ -544,6 +700,30 @@ def _group_prob(support: F64, scale: float, cap: float) -> F64:
     return out
 
 
+def _suppress_satellites(
+    keep: npt.NDArray[np.intp], px: F64, py: F64, context: F64, params: SiteParams
+) -> npt.NDArray[np.intp]:
+    """Drop reported places with no context (nothing built seen there) within ``satellite_radius_m`` of a
+    higher-ranked site: an aircraft's roll down a strip or a truck leaving a lab, not a place of their own.
+
+    ``keep`` is ranked best first; the result keeps that order.
+    """
+    lone = context[keep] < 0.1 * params.context_cap
+    if not lone.any() or params.satellite_radius_m <= 0:
+        return keep
+    from scipy.spatial import cKDTree
+
+    scale = grid.ground_scale(py[keep])
+    pts = np.stack([px[keep], py[keep]], axis=1)
+    tree = cKDTree(pts)
+    drop = np.zeros(keep.size, dtype=bool)
+    for i in np.flatnonzero(lone).tolist():
+        near = tree.query_ball_point(pts[i], params.satellite_radius_m / float(scale[i]))
+        if any(j < i and not drop[j] for j in near):
+            drop[i] = True
+    return keep[~drop]
+
+
 def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> SiteTable:
     """Sites from an accumulated state: peaks, gathered evidence, position, score, kind; ranked by score.
 
@@ -600,6 +780,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     first_day = np.full(npk, big)
     act_days = np.zeros(npk, dtype=np.int64)
     em_days = np.zeros(npk, dtype=np.int64)
+    co_days = np.zeros(npk, dtype=np.int64)
     strong_p: list[I64] = []
     strong_r: list[I64] = []
     strong_kw: list[F64] = []
@@ -646,6 +827,11 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         act = state.channel[sr_i] != Channel.STRUCTURE
         act_pd = np.unique(np.r_[sp_i[act] * (1 << 32) + day[act], em_pd])
         act_days[lo:hi] = np.bincount(act_pd >> 32, minlength=m)
+        # days with parked vehicles and night heat both at the place (a lab at work, not a ranch's odd fire)
+        sch_c = state.channel[sr_i]
+        vk = np.unique(sp_i[sch_c == Channel.VEHICLE] * (1 << 32) + day[sch_c == Channel.VEHICLE])
+        hk = np.unique(sp_i[sch_c == Channel.THERMAL_NIGHT] * (1 << 32) + day[sch_c == Channel.THERMAL_NIGHT])
+        co_days[lo:hi] = np.bincount(np.intersect1d(vk, hk, assume_unique=True) >> 32, minlength=m)
         n_det[lo:hi] = np.bincount(sp_i, weights=state.n[sr_i], minlength=m).astype(np.int64)
         np.minimum.at(first[lo:hi], sp_i, state.t_first[sr_i])
         np.maximum.at(last[lo:hi], sp_i, state.t_last[sr_i])
@@ -655,25 +841,10 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     kw = np.concatenate(strong_kw) if strong_kw else np.zeros(0)
     kq = np.concatenate(strong_kq) if strong_kq else np.zeros(0)
 
-    # score: imagery-only stopped vehicles, or heat, seen on a single day with no other kind of activity at the
-    # place weigh little (cars parked at an ordinary house, a night's cooking fire at a ranch)
-    cw = params.channel_weight
-
-    def seen(c: Channel) -> npt.NDArray[np.bool_]:
-        out: npt.NDArray[np.bool_] = support[:, c] >= 0.5 * cw[c]
-        return out
-
-    other = (
-        seen(Channel.TAGGED_VEHICLE) | seen(Channel.AIRCRAFT) | seen(Channel.VESSEL) | seen(Channel.CHEMICAL)
-        | (em_days >= 2)
-    )  # fmt: skip
-    thermal_days = ch_days[:, Channel.THERMAL_NIGHT] + ch_days[:, Channel.THERMAL_DAY]
-    lone_vehicle = (ch_days[:, Channel.VEHICLE] < 2) & ~(other | seen(Channel.THERMAL_NIGHT))
-    lone_heat = (thermal_days < 2) & ~(other | seen(Channel.VEHICLE))
-    support[lone_vehicle, Channel.VEHICLE] *= params.lone_weight
-    support[np.ix_(lone_heat, np.array([Channel.THERMAL_NIGHT, Channel.THERMAL_DAY], dtype=np.intp))] *= (
-        params.lone_weight
-    )
+    # score: context (buildings, parked vehicles, heat — what ordinary ranches show too) can never carry a site
+    # alone; signatures of illicit use raise it: tagged vehicles stopping, emitters bedded down, aircraft on the
+    # ground away from airports, boats stopped at the shore, chemical hits, and vehicles and night heat together
+    # on the same day (a lab at work)
     gnames = list(GROUPS)
     gsup = np.stack([support[:, [int(c) for c in GROUPS[g]]].sum(axis=1) for g in gnames], axis=1)
     gprob = np.stack(
@@ -682,11 +853,31 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     th_n = support[:, Channel.THERMAL_NIGHT]
     th_all = th_n + support[:, Channel.THERMAL_DAY]
     night_frac = np.where(th_all > 0, th_n / np.maximum(th_all, 1e-300), 0.0)
-    k_th = gnames.index("thermal")
-    gprob[:, k_th] *= 0.75 + 0.25 * night_frac
+    ctx_parts = np.stack(
+        [
+            _group_prob(support[:, Channel.STRUCTURE], 1.0, 1.0),
+            _group_prob(th_n + 0.5 * support[:, Channel.THERMAL_DAY], 1.0, 1.0),
+            _group_prob(support[:, Channel.VEHICLE], 1.5, 1.0),
+        ],
+        axis=1,
+    )
+    context = params.context_cap * (1.0 - np.prod(1.0 - ctx_parts, axis=1))
+    sig = np.stack(
+        [
+            _group_prob(support[:, Channel.TAGGED_VEHICLE], params.tagged_scale, params.signature_cap),
+            _group_prob(support[:, Channel.EMITTER], params.emitter_scale, params.signature_cap),
+            _group_prob(support[:, Channel.AIRCRAFT], params.aircraft_scale, params.signature_cap),
+            _group_prob(support[:, Channel.VESSEL], params.vessel_scale, params.signature_cap)
+            * (ctx_parts[:, 0] > 0.1),  # a boat stopped at sea is no place on land
+            _group_prob(support[:, Channel.CHEMICAL], 1.0, params.signature_cap),
+            _group_prob(co_days.astype(np.float64), params.cooccur_scale, params.signature_cap),
+        ],
+        axis=1,
+    )
+    signature = 1.0 - np.prod(1.0 - sig, axis=1)
+    score = 1.0 - (1.0 - context) * (1.0 - signature)
     corroboration = 1.0 - np.prod(1.0 - gprob, axis=1)
     persistence = 1.0 - np.exp(-act_days / params.day_scale)
-    score = corroboration * (0.55 + 0.45 * persistence)
 
     # kind
     def present(g: str, frac: float = 0.25) -> npt.NDArray[np.bool_]:
@@ -697,17 +888,18 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     thermal, chem, struct, emit = present("thermal"), present("chemical"), present("structure"), present("emitter")
     air = support[:, Channel.AIRCRAFT] >= 0.5 * params.channel_weight[Channel.AIRCRAFT]
     boat = support[:, Channel.VESSEL] >= 0.5 * params.channel_weight[Channel.VESSEL]
-    veh = support[:, Channel.VEHICLE] >= 0.5
+    veh = (support[:, Channel.VEHICLE] + support[:, Channel.TAGGED_VEHICLE]) >= 0.5
     kind = np.full(npk, SiteKind.UNKNOWN.value, dtype=object)
-    kind[struct & veh] = SiteKind.STASH_HOUSE.value
+    kind[(struct | emit) & veh] = SiteKind.STASH_HOUSE.value
     kind[boat] = SiteKind.LANDING_BEACH.value
     kind[air] = SiteKind.AIRSTRIP.value
-    kind[chem | (thermal & (struct | emit | (night_frac >= 0.5)))] = SiteKind.LAB.value
+    kind[chem | (co_days > 0) | (thermal & (night_frac >= 0.5))] = SiteKind.LAB.value
 
     keep = np.flatnonzero(score >= params.min_score)
     if keep.size == 0:
         return _empty_sites()
     keep = keep[np.lexsort((peak_cells[keep], -score[keep]))]
+    keep = _suppress_satellites(keep, px, py, context, params)
 
     lon, lat = grid.inverse_mercator(px[keep], py[keep])
     qn = np.bincount(p_i, weights=kq, minlength=npk)[keep]
@@ -729,7 +921,8 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     evidence = _evidence_dicts(
         score=score[keep], corroboration=corroboration[keep], persistence=persistence[keep], gprob=gprob[keep],
         gnames=gnames, support=support[keep], ch_days=ch_days[keep], n_days=n_days[keep],
-        night_frac=night_frac[keep], n_det=n_det[keep], radius=radius,
+        night_frac=night_frac[keep], n_det=n_det[keep], radius=radius, context=context[keep], sig=sig[keep],
+        co_days=co_days[keep],
     )  # fmt: skip
     return SiteTable(
         id=[site_id(float(a), float(b)) for a, b in zip(lon, lat, strict=True)],
@@ -749,6 +942,9 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
 
 
 _CH_NAMES = [c.name.lower() for c in Channel]
+SIGNATURES = ("tagged_vehicle", "emitter_beddown", "aircraft_on_ground", "boat_ashore", "chemical",
+              "vehicles_with_night_heat")  # fmt: skip
+"""Signatures of illicit use, in the order the score combines them."""
 _MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE)]
 
 
@@ -765,8 +961,14 @@ def _evidence_dicts(
     night_frac: F64,
     n_det: I64,
     radius: F64,
+    context: F64,
+    sig: F64,
+    co_days: I64,
 ) -> list[dict[str, Any]]:
     """The score breakdown of each site (rounded in bulk, then one dict per site)."""
+    sg = np.round(sig, 4).tolist()
+    ctx = np.round(context, 4).tolist()
+    co = co_days.tolist()
     gp = np.round(gprob, 4).tolist()
     sup = np.round(support, 3).tolist()
     cd = ch_days.tolist()
@@ -774,15 +976,18 @@ def _evidence_dicts(
     cols = zip(
         np.round(score, 4).tolist(), np.round(corroboration, 4).tolist(), np.round(persistence, 4).tolist(), gp,
         sup, cd, n_days.tolist(), np.round(night_frac, 3).tolist(), mov, n_det.tolist(),
-        np.round(radius, 1).tolist(), strict=True,
+        np.round(radius, 1).tolist(), ctx, sg, co, strict=True,
     )  # fmt: skip
     out: list[dict[str, Any]] = []
-    for sc, co, pe, g, su, dd, nd, nf, mv, nt, rd in cols:
+    for sc, cr, pe, g, su, dd, nd, nf, mv, nt, rd, cx, si, cd_ in cols:
         out.append(
             {
                 "method": METHOD,
                 "score": sc,
-                "corroboration": co,
+                "context": cx,
+                "signatures": {name: v for name, v in zip(SIGNATURES, si, strict=True) if v > 0},
+                "vehicles_with_night_heat_days": cd_,
+                "corroboration": cr,
                 "persistence": pe,
                 "groups": {name: v for name, v in zip(gnames, g, strict=True) if v > 0},
                 "support": {name: v for name, v in zip(_CH_NAMES, su, strict=True) if v > 0},
@@ -810,9 +1015,15 @@ def detect_sites(
     speed_mps: Any = None,
     alt_m: Any = None,
     obs_id: list[bytes | None] | None = None,
+    ident: Sequence[str | None] | npt.NDArray[Any] | None = None,
+    err_orient_deg: Any = None,
     params: SiteParams = SiteParams(),
 ) -> SiteTable:
     """Ranked suspected sites from detections (pure: arrays in, table out).
+
+    Emitter fixes that carry an ``ident`` are not binned one by one: each
+    emitter's fixes are combined into a bed-down (:mod:`atalaya.fusion.beddown`)
+    that counts as emitter evidence on each day it was seen there.
 
     Equivalent to accumulating the detections in one batch and extracting;
     :func:`run_sites` does the same incrementally.
@@ -821,17 +1032,34 @@ def detect_sites(
     >>> rng = np.random.default_rng(1)
     >>> n = 40
     >>> lon = -107.0 + rng.normal(0, 0.0003, n); lat = 25.0 + rng.normal(0, 0.0003, n)
-    >>> t = (20_514 + np.arange(n) % 4) * 86_400_000_000 + 5 * 3_600_000_000 + 7 * 3_600_000_000
-    >>> kinds = ["structure", "thermal"] * (n // 2)
-    >>> s = detect_sites(lon=lon, lat=lat, time_us=t, sensor=["EO", "IR"] * (n // 2), kind=kinds,
+    >>> t = (20_514 + (np.arange(n) // 4) % 4) * 86_400_000_000 + 12 * 3_600_000_000
+    >>> kinds = ["structure", "thermal", "vehicle", "thermal"] * (n // 4)
+    >>> s = detect_sites(lon=lon, lat=lat, time_us=t, sensor=["EO", "IR", "EO", "IR"] * (n // 4), kind=kinds,
     ...                  pos_err_m=np.full(n, 30.0))
-    >>> s.n_sites, s.kind, s.n_days.tolist()
-    (1, ['lab'], [4])
+    >>> s.n_sites, s.kind, s.n_days.tolist(), s.evidence[0]["vehicles_with_night_heat_days"]
+    (1, ['lab'], [4], 4)
     """
     lon_a = np.asarray(lon, dtype=np.float64)
     lat_a = np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
     sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
+    extra: list[grid.GridState] = []
+    if ident is not None:
+        ids = np.asarray(ident, dtype=object)
+        fx = np.flatnonzero((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None))  # noqa: E711
+        if fx.size:
+            fixes = pa.table({
+                "ident": pa.array(ids[fx].tolist(), pa.string()), "time_us": t[fx], "lon": lon_a[fx],
+                "lat": lat_a[fx], "pos_err_m": _arr(pos_err_m, t.size, math.nan)[fx],
+                "err_minor_m": _arr(err_minor_m, t.size, math.nan)[fx],
+                "err_orient_deg": _arr(err_orient_deg, t.size, math.nan)[fx],
+            })  # fmt: skip
+            extra.append(beddown_state(fixes, params)[0])
+            knd = knd.copy()
+            knd[fx] = -1
+    lon_a, lat_a, speed_mps, alt_m = _at_ends(
+        ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
+    )
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
            "alt_m": alt_m}  # fmt: skip
     opt_a = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in opt.items()}
@@ -845,13 +1073,89 @@ def detect_sites(
         )  # fmt: skip
         parts.append(accumulate_evidence(ev))
         del ev
-    return extract_sites(grid.merge_many(parts), params)
+    return extract_sites(grid.merge_many(parts + extra), params)
+
+
+# -- emitter bed-downs ------------------------------------------------------------------------------
+
+FIX_COLUMNS = ("ident", "time_us", "lon", "lat", "pos_err_m", "err_minor_m", "err_orient_deg")
+"""Columns of the emitter fixes kept for bed-downs."""
+_FIX_SCHEMA = pa.schema(
+    [("ident", pa.string()), ("time_us", pa.int64())]
+    + [(c, pa.float64()) for c in ("lon", "lat", "pos_err_m", "err_minor_m", "err_orient_deg")]
+)
+
+
+def beddown_state(fixes: pa.Table, params: SiteParams = SiteParams()) -> tuple[grid.GridState, Beddowns]:
+    """Bed-downs of identified emitters as grid evidence: one emitter row per bed-down and day seen there.
+
+    ``fixes`` has :data:`FIX_COLUMNS`. The rows carry the bed-down's combined
+    position and its (much smaller) uncertainty, so they land where a building
+    can be named.
+    """
+    if fixes.num_rows == 0:
+        return grid.empty_state(), beddowns(
+            ident=np.zeros(0, np.int64), lon=np.zeros(0), lat=np.zeros(0), a=np.zeros(0), b=np.zeros(0),
+            orient_deg=np.zeros(0), day=np.zeros(0, np.int64),
+        )  # fmt: skip
+    _, g = np.unique(np.asarray(fixes.column("ident").to_pylist(), dtype=object).astype(str), return_inverse=True)
+
+    def f(name: str) -> F64:
+        return np.asarray(fixes.column(name).to_numpy(zero_copy_only=False), dtype=np.float64)
+
+    t = np.asarray(fixes.column("time_us").to_numpy(zero_copy_only=False), dtype=np.int64)
+    bd = beddowns(
+        ident=g.astype(np.int64), lon=f("lon"), lat=f("lat"), a=f("pos_err_m"), b=f("err_minor_m"),
+        orient_deg=f("err_orient_deg"), day=t // _US_PER_DAY,
+    )  # fmt: skip
+    if bd.n_beddowns == 0:
+        return grid.empty_state(), bd
+    bits = np.arange(64, dtype=np.uint64)
+    has = (bd.day_mask[:, None] >> bits[None, :]) & np.uint64(1)
+    bi, off = np.nonzero(has)
+    day = bd.first_day[bi] + off.astype(np.int64)
+    w = params.channel_weight[Channel.EMITTER]
+    state = grid.accumulate(
+        lon=bd.lon[bi], lat=bd.lat[bi], time_us=day * _US_PER_DAY + _US_PER_DAY // 2,
+        channel=np.full(bi.size, int(Channel.EMITTER), dtype=np.int8), weight=np.full(bi.size, w),
+        sigma_m=np.maximum(bd.sigma_m[bi], 10.0),
+    )  # fmt: skip
+    return state, bd
+
+
+def fixes_path(ws: Workspace) -> Path:
+    """Where the identified emitter fixes of a workspace are kept (input of the bed-downs)."""
+    return ws.root / "analysis" / FIX_FILE
+
+
+def _split_fixes(tb: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(rows for the grid, identified emitter fixes) of a lake batch."""
+    if "ident" not in tb.column_names:
+        return tb, _FIX_SCHEMA.empty_table()
+    is_fix = pc.and_(pc.equal(tb.column("kind").cast(pa.string()), "emitter"), pc.is_valid(tb.column("ident")))
+    is_fix = pc.fill_null(is_fix, False)
+    fx = tb.filter(is_fix)
+    t = fx.column("time")
+    if pa.types.is_timestamp(t.type):
+        t = pc.cast(t, pa.timestamp("us", tz="UTC")).cast(pa.int64())
+
+    def col(name: str) -> pa.ChunkedArray | pa.Array:
+        if name in fx.column_names:
+            return fx.column(name).cast(pa.float64())
+        return pa.nulls(fx.num_rows, pa.float64())
+
+    fixes = pa.table(
+        {"ident": fx.column("ident").cast(pa.string()), "time_us": t, "lon": col("lon"), "lat": col("lat"),
+         "pos_err_m": col("pos_err_m"), "err_minor_m": col("err_minor_m"), "err_orient_deg": col("err_orient_deg")},
+        schema=_FIX_SCHEMA,
+    )  # fmt: skip
+    return tb.filter(pc.invert(is_fix)), fixes
 
 
 # -- lake and knowledge store -----------------------------------------------------------------------
 
-_LAKE_COLUMNS = ("obs_id", "time", "lon", "lat", "alt_m", "pos_err_m", "err_minor_m", "speed_mps", "sensor", "kind",
-                 "confidence")  # fmt: skip
+_LAKE_COLUMNS = ("obs_id", "time", "lon", "lat", "alt_m", "pos_err_m", "err_minor_m", "err_orient_deg", "speed_mps",
+                 "sensor", "kind", "confidence", "ident")  # fmt: skip
 _EVIDENCE_KINDS = tuple(
     k.value
     for k in (ObjectKind.STRUCTURE, ObjectKind.THERMAL, ObjectKind.VEHICLE, ObjectKind.EMITTER, ObjectKind.CHEMICAL,
@@ -872,10 +1176,17 @@ def evidence_from_arrow(table: pa.Table, params: SiteParams = SiteParams()) -> E
     if pa.types.is_timestamp(t.type):
         t = pc.cast(t, pa.timestamp("us", tz="UTC")).cast(pa.int64())
     ids = table.column("obs_id").to_pylist() if "obs_id" in table.column_names else None
-    return to_evidence(
-        lon=num("lon"), lat=num("lat"), time_us=t.to_numpy(zero_copy_only=False), sensor=table.column("sensor"),
-        kind=table.column("kind"), pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
-        confidence=num("confidence"), speed_mps=num("speed_mps"), alt_m=num("alt_m"), obs_id=ids, params=params,
+    tus = np.asarray(t.to_numpy(zero_copy_only=False), dtype=np.int64)
+    sen, knd = codes(table.column("sensor"), _SENSORS), codes(table.column("kind"), _KINDS)
+    ident = np.asarray(table.column("ident").to_pylist(), dtype=object) if "ident" in table.column_names else None
+    lon, lat, speed, alt = _at_ends(
+        ident, tus, sen, knd, np.asarray(num("lon"), dtype=np.float64), np.asarray(num("lat"), dtype=np.float64),
+        num("speed_mps"), num("alt_m"), params.aircraft_ground_m,
+    )  # fmt: skip
+    return _evidence(
+        lon=lon, lat=lat, time_us=tus,
+        sensor=sen, kind=knd, pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
+        confidence=num("confidence"), speed_mps=speed, alt_m=alt, obs_id=ids, params=params,
     )  # fmt: skip
 
 
@@ -903,6 +1214,10 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
         from tqdm import tqdm
 
         it = tqdm(files, desc="sites: reading lake", unit="file")
+    fpath = fixes_path(ws)
+    old_fixes, fmeta = _read_fixes(fpath)
+    fix_done = set(json.loads(fmeta.get("units", "[]")))
+    new_fixes: list[pa.Table] = []
     batches: list[grid.GridState] = []
     for p in it:
         pf = pq.ParquetFile(p)
@@ -912,6 +1227,11 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
             kind = tb.column("kind").cast(pa.string())
             tb = tb.filter(pc.is_in(kind, value_set=pa.array(_EVIDENCE_KINDS)))
             n_rows += rb.num_rows
+            if tb.num_rows == 0:
+                continue
+            tb, fx = _split_fixes(tb)
+            if fx.num_rows and _unit_of(p) not in fix_done:
+                new_fixes.append(fx)
             if tb.num_rows == 0:
                 continue
             ev = evidence_from_arrow(tb, params)
@@ -924,15 +1244,51 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
             batches = [merged]
     for b in batches:
         state = grid.merge(state, b)
+    fixes = pa.concat_tables([old_fixes, *new_fixes]) if new_fixes else old_fixes
+    units = json.dumps(sorted(done | set(new_units)))
+    # the fixes first: their own unit list keeps a crash between the two writes from counting a unit twice
+    if new_units or not fpath.exists():
+        _write_fixes(fpath, fixes, {"units": json.dumps(sorted(fix_done | done | set(new_units)))})
     if new_units or not path.exists():
-        grid.write_state(path, state, {"units": json.dumps(sorted(done | set(new_units))), "method": METHOD})
+        grid.write_state(path, state, {"units": units, "method": METHOD})
     return {
         "new_units": len(new_units),
         "rows_read": n_rows,
         "evidence_rows": n_ev,
         "state_rows": state.n_rows,
+        "emitter_fixes": fixes.num_rows,
         "state": state,
+        "fixes": fixes,
     }
+
+
+def _read_fixes(path: Path) -> tuple[pa.Table, dict[str, str]]:
+    if not path.exists():
+        return _FIX_SCHEMA.empty_table(), {}
+    try:
+        t = pq.read_table(path)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(
+            f"cannot read emitter fixes {path}: {exc}", hint="delete the file and re-run the analysis"
+        ) from exc
+    meta = {k.decode(): v.decode() for k, v in (t.schema.metadata or {}).items()}
+    return t.select(list(FIX_COLUMNS)).cast(_FIX_SCHEMA), meta
+
+
+def _write_fixes(path: Path, fixes: pa.Table, meta: dict[str, str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(fixes.replace_schema_metadata(meta), tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def load_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
+    """The saved evidence of a workspace with its emitter bed-downs: what :func:`run_sites` extracts from."""
+    state, _ = grid.read_state(state_path(ws))
+    fixes, _ = _read_fixes(fixes_path(ws))
+    return grid.merge(state, beddown_state(fixes, params)[0])
 
 
 def _ts(us: int) -> datetime:
@@ -1014,7 +1370,9 @@ def run_sites(
     t0 = _time.perf_counter()
     upd = update_state(ws, progress=progress, params=params)
     state: grid.GridState = upd.pop("state")
-    sites = extract_sites(state, params)
+    bd_state, bd = beddown_state(upd.pop("fixes"), params)
+    upd["emitter_beddowns"] = bd.n_beddowns
+    sites = extract_sites(grid.merge(state, bd_state), params)
     run_id = f"sites-{uuid.uuid4().hex[:12]}"
     ids = write_sites(store, sites, run_id=run_id)
     kinds: dict[str, int] = {}
@@ -1073,15 +1431,20 @@ __all__ = [
     "SiteParams",
     "SiteTable",
     "accumulate_evidence",
+    "beddown_state",
     "detect_sites",
     "evidence_from_arrow",
     "extract_sites",
     "find_peaks",
+    "fixes_path",
+    "load_state",
+    "near_known",
     "run_sites",
     "set_site_status",
     "site_id",
     "state_path",
     "to_evidence",
+    "trip_ends",
     "update_state",
     "write_sites",
 ]

@@ -19,6 +19,7 @@ from atalaya.fusion.sites import (
     accumulate_evidence,
     detect_sites,
     extract_sites,
+    load_state,
     run_sites,
     set_site_status,
     state_path,
@@ -40,6 +41,8 @@ _COLS: tuple[str, ...] = (
     "confidence",
     "speed_mps",
     "alt_m",
+    "ident",
+    "err_orient_deg",
 )
 
 
@@ -54,9 +57,14 @@ class World:
 
     def add(self, rng: np.random.Generator, lon: float, lat: float, n: int, *, sensor: str, kind: str,
             day: int, hour: float, err: float, conf: float = 0.75, speed: float = float("nan"),
-            alt: float = float("nan"), minor: float = float("nan")) -> None:  # fmt: skip
-        e = rng.normal(0, err, n)
-        nn = rng.normal(0, err if minor != minor else minor, n)
+            alt: float = float("nan"), minor: float = float("nan"), ident: str | None = None,
+            orient: float | None = None) -> None:  # fmt: skip
+        # error along the ellipse's axes (major at ``orient`` degrees from north), rotated to east/north
+        th = np.radians(orient if orient is not None else 0.0)
+        u = rng.normal(0, err, n)
+        v = rng.normal(0, err if minor != minor else minor, n)
+        e = u * np.sin(th) + v * np.cos(th)
+        nn = u * np.cos(th) - v * np.sin(th)
         k = 111_320.0
         self.cols["lon"] += list(lon + e / (k * np.cos(np.radians(lat))))
         self.cols["lat"] += list(lat + nn / k)
@@ -69,6 +77,8 @@ class World:
         self.cols["confidence"] += list(np.clip(rng.normal(conf, 0.1, n), 0.05, 0.99))
         self.cols["speed_mps"] += [speed] * n
         self.cols["alt_m"] += [alt] * n
+        self.cols["ident"] += [ident] * n
+        self.cols["err_orient_deg"] += [orient if orient is not None else float("nan")] * n
 
     def site(self, kind: str, lon: float, lat: float) -> None:
         self.truth_kind.append(kind)
@@ -80,7 +90,7 @@ class World:
         sel = np.ones(t.size, bool) if days is None else np.isin(t // US_D - DAY0, list(days))
         out: dict[str, Any] = {}
         for k, v in self.cols.items():
-            a = np.asarray(v, dtype=object if k in ("sensor", "kind") else np.float64)
+            a = np.asarray(v, dtype=object if k in ("sensor", "kind", "ident") else np.float64)
             out[k] = a[sel]
         out["time_us"] = t[sel]
         return out
@@ -93,24 +103,36 @@ class World:
 
 
 def make_world(seed: int, *, days: int = 5) -> World:
-    """Labs, stash houses, airstrips, beaches among legitimate structures, heat, traffic and false alarms."""
+    """Labs, stash houses, airstrips and beaches among ranches, kilns, wandering phones, traffic and false alarms.
+
+    What sets a site apart is a signature of its use, as in the scenario: tagged vehicles stopping, phones bedded
+    down, aircraft on the ground away from airports, boats ashore, vehicles and night heat on the same days. The
+    ranches show everything else: buildings, parked cars on some days, a cooking fire on some nights.
+    """
     rng = np.random.default_rng(seed)
     w = World()
 
     def place() -> tuple[float, float]:
         return float(rng.uniform(-108.5, -104.0)), float(rng.uniform(23.0, 27.0))
 
-    for _ in range(12):  # labs: structure, heat at night on active days, supply vehicles, phones
+    def phone(x: float, y: float, ident: str, d: int, n: int) -> None:
+        for _ in range(n):  # fixes from changing bearings: the ellipses cross over the place
+            w.add(rng, x, y, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
+                  err=float(rng.uniform(150, 500)), minor=60.0, ident=ident,
+                  orient=float(rng.uniform(0, 180)))  # fmt: skip
+
+    for i in range(12):  # labs: structure; on active days heat at night with the crew's trucks, the cook's phone
         x, y = place()
         w.site("lab", x, y)
         for d in range(days):
             w.add(rng, x, y, int(rng.integers(1, 5)), sensor="EO", kind="structure", day=d, hour=14, err=40)
             if rng.random() < 0.7:
                 w.add(rng, x, y, int(rng.integers(1, 4)), sensor="IR", kind="thermal", day=d, hour=2, err=50)
-            if rng.random() < 0.3:
-                w.add(rng, x, y, 3, sensor="EO", kind="vehicle", day=d, hour=10, err=30, speed=0.3)
-            w.add(rng, x, y, 2, sensor="SIGINT", kind="emitter", day=d, hour=20, err=600, minor=200)
-    for _ in range(8):  # stash houses: structure, vehicles dwelling
+                if rng.random() < 0.7:
+                    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=d, hour=4, err=30, speed=0.3)
+                if rng.random() < 0.6:
+                    phone(x, y, f"lab-phone-{i}", d, 2)
+    for i in range(8):  # stash houses: structure, vehicles dwelling, tagged loads stopping, a phone
         x, y = place()
         w.site("stash_house", x, y)
         for d in range(days):
@@ -118,30 +140,51 @@ def make_world(seed: int, *, days: int = 5) -> World:
             if rng.random() < 0.6:
                 w.add(rng, x, y, int(rng.integers(2, 8)), sensor="EO", kind="vehicle", day=d, hour=16, err=30,
                       speed=0.5)  # fmt: skip
-    for _ in range(5):  # airstrips: structure, light aircraft on the ground
+            if rng.random() < 0.5:
+                w.add(rng, x, y, 3, sensor="COT", kind="vehicle", day=d, hour=17, err=15, speed=0.0,
+                      ident=f"TAG-{seed}-{i}-{d}")  # fmt: skip
+            if rng.random() < 0.5:
+                phone(x, y, f"stash-phone-{i}", d, 2)
+    for i in range(5):  # airstrips: structure, light aircraft on the ground
         x, y = place()
         w.site("airstrip", x, y)
         for d in range(days):
             w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=12, err=50)
             if rng.random() < 0.5:
-                w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=d, hour=6, err=20, speed=5.0, alt=0.0)
-    for _ in range(5):  # landing beaches: boats stopped on the shore, vehicles waiting
+                w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=d, hour=6, err=20, speed=5.0, alt=0.0,
+                      ident=f"0d{seed:02d}{i}{d}")  # fmt: skip
+    for _ in range(5):  # landing beaches: a fuel cache, boats stopped on the shore, vehicles waiting
         x, y = place()
         w.site("landing_beach", x, y)
         for d in range(days):
+            w.add(rng, x, y, 1, sensor="EO", kind="structure", day=d, hour=15, err=40)
             if rng.random() < 0.6:
                 w.add(rng, x, y, 4, sensor="RADAR", kind="vessel", day=d, hour=3, err=60, speed=0.2)
                 w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=d, hour=3, err=40, speed=0.1)
-    for _ in range(300):  # legitimate structures, seen repeatedly
+    for _ in range(300):  # ranches: buildings seen repeatedly, cars parked on some days, a fire on some nights
         x, y = place()
         for d in range(days):
             if rng.random() < 0.5:
                 w.add(rng, x, y, int(rng.integers(1, 4)), sensor="EO", kind="structure", day=d, hour=13, err=40)
-    for _ in range(60):  # legitimate heat sources (daytime kilns, burns)
+                if rng.random() < 0.3:
+                    w.add(rng, x, y, int(rng.integers(1, 4)), sensor="EO", kind="vehicle", day=d, hour=13, err=40,
+                          speed=0.0)  # fmt: skip
+                if rng.random() < 0.1:
+                    w.add(rng, x, y, 1, sensor="IR", kind="thermal", day=d, hour=21, err=40)
+    for _ in range(60):  # legitimate heat sources (kilns, burns, by day and night)
         x, y = place()
         for d in range(days):
             if rng.random() < 0.5:
                 w.add(rng, x, y, 2, sensor="IR", kind="thermal", day=d, hour=float(rng.uniform(0, 24)), err=60)
+    for i in range(80):  # phones of people going about a town (fixes spread over kilometres)
+        x, y = place()
+        for d in range(days):
+            for _ in range(3):
+                px = x + float(rng.normal(0, 0.03))
+                py = y + float(rng.normal(0, 0.03))
+                w.add(rng, px, py, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
+                      err=float(rng.uniform(150, 500)), minor=60.0, ident=f"town-phone-{i}",
+                      orient=float(rng.uniform(0, 180)))  # fmt: skip
     n = 3000  # moving traffic and false alarms everywhere
     for d in range(days):
         xs, ys = rng.uniform(-108.5, -104.0, n), rng.uniform(23.0, 27.0, n)
@@ -181,17 +224,21 @@ def _one_site(rng: np.random.Generator, *, hour: float, sigint_err: float = 0.0)
     for d in range(3):
         w.add(rng, -107.0, 25.0, 3, sensor="EO", kind="structure", day=d, hour=13, err=40)
         w.add(rng, -107.0, 25.0, 3, sensor="IR", kind="thermal", day=d, hour=hour, err=40)
+        w.add(rng, -107.0, 25.0, 2, sensor="EO", kind="vehicle", day=d, hour=hour, err=30, speed=0.0)
         if sigint_err:
             w.add(rng, -107.0, 25.0, 6, sensor="SIGINT", kind="emitter", day=d, hour=hour, err=sigint_err)
     return w.arrays()
 
 
-def test_night_heat_scores_higher_than_day_heat() -> None:
+def test_vehicles_with_night_heat_make_a_lab_by_day_a_ranch() -> None:
     night = detect_sites(**_one_site(np.random.default_rng(1), hour=2.0))
     day = detect_sites(**_one_site(np.random.default_rng(1), hour=14.0))
-    assert night.n_sites == day.n_sites == 1
-    assert night.score[0] > day.score[0]
+    assert night.n_sites == 1 and day.n_sites == 0
     assert night.kind == ["lab"] and night.evidence[0]["night_thermal_fraction"] > 0.9
+    assert night.evidence[0]["vehicles_with_night_heat_days"] == 3
+    # the same place by day scores context only, below the threshold
+    low = detect_sites(**_one_site(np.random.default_rng(1), hour=14.0), params=SiteParams(min_score=0.0))
+    assert low.n_sites == 1 and low.score[0] <= SiteParams().context_cap + 1e-9 < night.score[0]
 
 
 def test_uncertain_emitters_weigh_less_than_sharp_ones() -> None:
@@ -199,6 +246,49 @@ def test_uncertain_emitters_weigh_less_than_sharp_ones() -> None:
     vague = detect_sites(**_one_site(np.random.default_rng(2), hour=2.0, sigint_err=3000.0))
     assert sharp.evidence[0]["support"]["emitter"] > 10 * vague.evidence[0]["support"].get("emitter", 0.0)
     assert sharp.score[0] > vague.score[0]
+
+
+def test_phone_bedded_down_makes_a_stash_house_of_a_ranch_with_cars() -> None:
+    rng = np.random.default_rng(8)
+    w = World()
+    for d in range(4):
+        w.add(rng, -107.0, 25.0, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
+        w.add(rng, -107.0, 25.0, 2, sensor="EO", kind="vehicle", day=d, hour=13, err=30, speed=0.0)
+    ranch = detect_sites(**w.arrays())
+    assert ranch.n_sites == 0
+    for d in range(4):
+        for _ in range(3):
+            w.add(rng, -107.0, 25.0, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
+                  err=400.0, minor=80.0, ident="+5215550001", orient=float(rng.uniform(0, 180)))  # fmt: skip
+    stash = detect_sites(**w.arrays())
+    assert stash.n_sites == 1 and stash.kind == ["stash_house"]
+    assert stash.evidence[0]["signatures"]["emitter_beddown"] > 0.3
+
+
+def test_aircraft_on_the_ground_counts_away_from_airports_only() -> None:
+    rng = np.random.default_rng(9)
+    strip, airport = World(), World()
+    # a clandestine strip in Durango, and Mexico City's airport (MMMX)
+    for w, (x, y) in ((strip, (-105.2, 24.6)), (airport, (-99.072, 19.436))):
+        w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=0, hour=6, err=20, speed=60.0, alt=0.0, ident="0d1")
+        w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=1, hour=6, err=20, speed=60.0, alt=0.0, ident="0d2")
+    found = detect_sites(**strip.arrays())
+    assert found.n_sites == 1 and found.kind == ["airstrip"]
+    assert detect_sites(**airport.arrays()).n_sites == 0
+
+
+def test_only_track_ends_of_aircraft_count_and_low_ends_are_carried_to_the_ground() -> None:
+    # a climb-out reported every 30 s: 10 m, 40 m, 70 m … above ground; the ground point lies one third of a step
+    # behind the first report
+    n = 6
+    lon = -105.0 + 0.006 * np.arange(n)
+    alt = 10.0 + 30.0 * np.arange(n)
+    t = DAY0 * US_D + 30_000_000 * np.arange(n)
+    s = detect_sites(lon=lon, lat=np.full(n, 24.0), time_us=t, sensor=["ADSB"] * n, kind=["aircraft"] * n,
+                     alt_m=alt, speed_mps=np.full(n, 60.0), ident=["0dabc"] * n,
+                     params=SiteParams(min_score=0.0))  # fmt: skip
+    assert s.n_sites == 1
+    assert abs(s.lon[0] - (-105.0 - 0.002)) < 0.0003  # the end carried back to the ground, not the airborne rows
 
 
 def test_ellipse_uses_both_axes() -> None:
@@ -210,7 +300,7 @@ def test_ellipse_uses_both_axes() -> None:
 def test_incremental_days_equal_one_batch(tmp_path: Path) -> None:
     w = make_world(21, days=4)
     state = grid.empty_state()
-    for d in range(4):
+    for d in range(5):  # local solar hours spill into a fifth UTC day
         state = grid.merge(state, accumulate_evidence(to_evidence(**w.arrays({d}))))
         grid.write_state(tmp_path / "s.parquet", state)  # the saved state carries the merge between days
         state, _ = grid.read_state(tmp_path / "s.parquet")
@@ -256,7 +346,8 @@ def _write_lake(ws: Workspace, arrays: dict[str, Any], tmp: Path, name: str) -> 
             "lon": arrays["lon"], "lat": arrays["lat"], "pos_err_m": arrays["pos_err_m"],
             "err_minor_m": arrays["err_minor_m"], "speed_mps": arrays["speed_mps"], "alt_m": arrays["alt_m"],
             "sensor": pa.array(arrays["sensor"].tolist()), "kind": pa.array(arrays["kind"].tolist()),
-            "confidence": arrays["confidence"],
+            "confidence": arrays["confidence"], "ident": pa.array(arrays["ident"].tolist(), type=pa.string()),
+            "err_orient_deg": arrays["err_orient_deg"],
         }
     )  # fmt: skip
     path = tmp / f"{name}.csv"
@@ -278,9 +369,9 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
     again = run_sites(workspace, store)  # nothing new: no units read, same sites
     assert again["new_units"] == 0 and again["rows_read"] == 0 and again["sites"] == s1["sites"]
 
-    _write_lake(workspace, w.arrays({2, 3}), tmp_path, "d23")
+    _write_lake(workspace, w.arrays({2, 3, 4}), tmp_path, "d23")
     s2 = run_sites(workspace, store)
-    assert s2["new_units"] == 1 and s2["rows_read"] == len(w.arrays({2, 3})["lon"])
+    assert s2["new_units"] == 1 and s2["rows_read"] == len(w.arrays({2, 3, 4})["lon"])
     with store.engine.connect() as conn:
         rows2 = {r.id: r for r in conn.execute(schema.sites.select()).all()}
         audit = conn.execute(schema.audit.select()).all()
@@ -289,7 +380,7 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
     assert kept.status_at is not None and kept.n_days >= rows1[target].n_days
     assert set(rows1) <= set(rows2)  # ids survive re-analysis
     assert any(a.action == "site.status" and a.object_id == target for a in audit)
-    assert kept.provenance["method"] == "sites/grid-v1" and kept.provenance["observations"]
+    assert kept.provenance["method"] == "sites/grid-v2" and kept.provenance["observations"]
     # the incremental result equals analysing everything at once
     once = detect_sites(**w.arrays())
     m = match_points(once.lon, once.lat, [r.lon for r in rows2.values()], [r.lat for r in rows2.values()],
@@ -319,8 +410,7 @@ def test_set_site_status_errors(workspace: Workspace) -> None:
 def test_demo_scenario_sites(demo_scenario: Path, demo_workspace: Workspace) -> None:
     store = KnowledgeStore.open(demo_workspace.db_url)
     summary = run_sites(demo_workspace, store)
-    state, _ = grid.read_state(state_path(demo_workspace))
-    sites = extract_sites(state, SiteParams())
+    sites = extract_sites(load_state(demo_workspace), SiteParams())
     assert sites.n_sites == summary["sites"]
     r = score_sites(sites, demo_scenario)
     # every reported site is a real one, close to the truth; recall is bounded by what the sensors saw
@@ -337,8 +427,7 @@ def test_demo_scenario_sites(demo_scenario: Path, demo_workspace: Workspace) -> 
 def test_demo_scenario_meets_the_bar_on_observable_sites(demo_scenario: Path, demo_workspace: Workspace) -> None:
     store = KnowledgeStore.open(demo_workspace.db_url)
     run_sites(demo_workspace, store)
-    state, _ = grid.read_state(state_path(demo_workspace))
-    r = score_sites(extract_sites(state, SiteParams()), demo_scenario)
+    r = score_sites(extract_sites(load_state(demo_workspace), SiteParams()), demo_scenario)
     # the issue's bar, on the true sites the scenario makes observable (attributable detections on 2+ days)
     assert r["observable_n_true"] >= 1, r
     assert r["observable_f1"] >= 0.85, r
