@@ -3,7 +3,9 @@
 For each input file (an *ingest unit*):
 
 1. hash the file; a file already committed with the same format and source is
-   skipped (re-running an import is idempotent);
+   skipped (re-running an import is idempotent). Equal hashes need equal sizes, so
+   when no committed unit of that format and source has the file's size the hash
+   is computed on a background thread while the file is read, and only recorded;
 2. stream it through its reader; validate each batch (vectorised), quarantine
    bad records with their reason and location;
 3. compute content-hash ids and write the good rows to staging partitions;
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -133,11 +136,51 @@ def expand_paths(paths: Iterable[Path]) -> list[Path]:
 
 
 def file_sha256(path: Path) -> str:
+    return _file_digest(path)[0]
+
+
+def _file_digest(path: Path, stop: threading.Event | None = None) -> tuple[str, int]:
+    """SHA-256 (hex) and length of the file's bytes, read into one reused buffer (hashlib releases the GIL)."""
     h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            h.update(chunk)
-    return h.hexdigest()
+    n = 0
+    buf = bytearray(1 << 20)
+    with open(path, "rb") as fh, memoryview(buf) as view:
+        while k := fh.readinto(buf):
+            if stop is not None and stop.is_set():
+                break
+            h.update(view[:k])
+            n += k
+    return h.hexdigest(), n
+
+
+class _BackgroundDigest:
+    """:func:`_file_digest` on its own thread, started at once; :meth:`result` waits for it."""
+
+    def __init__(self, path: Path) -> None:
+        self._stop = threading.Event()
+        self._out: tuple[str, int] | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(path,), name="atalaya-sha256", daemon=True)
+        self._thread.start()
+
+    def _run(self, path: Path) -> None:
+        try:
+            self._out = _file_digest(path, self._stop)
+        except BaseException as e:  # re-raised by result() in the caller's thread
+            self._error = e
+
+    def result(self) -> tuple[str, int]:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._out is not None
+        return self._out
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+
+DigestFn = Callable[[], tuple[str, int]]
 
 
 def _source_name(fmt: str, source: str | None) -> str:
@@ -187,6 +230,20 @@ class Ingestor:
             ).first()
         return None if row is None else str(row[0])
 
+    def committed_with_size(self, size: int, fmt: str, source: str) -> bool:
+        """Whether a committed unit of this format and source had a file of ``size`` bytes (else no equal hash)."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(ks.ingest_units.c.id)
+                .where(
+                    ks.ingest_units.c.bytes == size,
+                    ks.ingest_units.c.format == fmt,
+                    ks.ingest_units.c.source == source,
+                )
+                .limit(1)
+            ).first()
+        return row is not None
+
     def ingest_file(
         self, path: Path, *, fmt: str | None = None, source: str | None = None, progress: ProgressFn | None = None
     ) -> UnitResult:
@@ -198,14 +255,21 @@ class Ingestor:
             if res.format not in self.readers:
                 get_reader(res.format)  # fail early with the list of known formats
             res.source = _source_name(res.format, source)
-            sha = file_sha256(path)
-            prior = self.already_ingested(sha, res.format, res.source)
-            if prior:
-                res.status, res.unit_id = "skipped", prior
-                if progress:
-                    progress(res.bytes)
-                return res
-            self._run_unit(path, sha, res, progress)
+            if self.committed_with_size(res.bytes, res.format, res.source):
+                digest = _file_digest(path)
+                prior = self.already_ingested(digest[0], res.format, res.source)
+                if prior:
+                    res.status, res.unit_id = "skipped", prior
+                    if progress:
+                        progress(res.bytes)
+                    return res
+                self._run_unit(path, lambda: digest, res, progress)
+            else:  # cannot be a re-run: hash while reading
+                background = _BackgroundDigest(path)
+                try:
+                    self._run_unit(path, background.result, res, progress)
+                finally:
+                    background.cancel()
         except AtalayaError as e:
             res.status, res.error = "failed", str(e)
         except OSError as e:
@@ -213,8 +277,9 @@ class Ingestor:
         res.seconds = round(time.perf_counter() - t0, 3)
         return res
 
-    def _run_unit(self, path: Path, sha: str, res: UnitResult, progress: ProgressFn | None) -> None:
+    def _run_unit(self, path: Path, digest: DigestFn, res: UnitResult, progress: ProgressFn | None) -> None:
         reader = self.readers.get(res.format) or get_reader(res.format)
+        mtime_ns = path.stat().st_mtime_ns
         unit_id = new_run_id()
         writer = self.lake.writer(unit_id)
         qpath = writer.staging / "quarantine.jsonl"
@@ -254,6 +319,13 @@ class Ingestor:
             res.accepted = writer.rows
             res.reasons = dict(reasons.most_common())
             res.unit_id = unit_id
+            sha, hashed = digest()
+            st = path.stat()
+            if hashed != res.bytes or st.st_size != res.bytes or st.st_mtime_ns != mtime_ns:
+                raise IngestError(
+                    f"{path} changed while it was being ingested ({res.bytes} bytes, now {st.st_size})",
+                    hint="ingest a file once it is complete",
+                )
             marker = {
                 "run_id": self.run_id,
                 "path": str(path),

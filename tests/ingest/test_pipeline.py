@@ -81,6 +81,63 @@ def test_reingest_is_idempotent(ws: Workspace, tmp_path: Path) -> None:
     assert _count(ws) == 3
 
 
+def test_reingest_is_exact_with_equal_sizes_and_the_full_hash_is_recorded(ws: Workspace, tmp_path: Path) -> None:
+    """A file of a committed unit's size is hashed before reading; any other is hashed while it is read."""
+    import hashlib
+
+    f = _csv(tmp_path / "det.csv", GOOD)
+    assert ingest_paths(ws, [f]).units[0].status == "ingested"
+    # same size, one byte different: hashed up front, not taken for a re-run
+    same_size = tmp_path / "same.csv"
+    same_size.write_bytes(f.read_bytes().replace(b"0.8\n", b"0.7\n"))
+    assert same_size.stat().st_size == f.stat().st_size
+    # the same content under another name, and a changed size: re-run and new file
+    copy = tmp_path / "copy.csv"
+    copy.write_bytes(f.read_bytes())
+    longer = _csv(tmp_path / "longer.csv", [*GOOD, "2026-03-05T02:00:00Z,-107.7,25.3,EO,structure,,0.9\n"])
+    s = ingest_paths(ws, [same_size, copy, longer, longer])
+    assert [u.status for u in s.units] == ["ingested", "skipped", "ingested", "skipped"]
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        with store.engine.connect() as conn:
+            recorded = {r.path: r.sha256 for r in conn.execute(select(ks.ingest_units))}
+    finally:
+        store.close()
+    for p in (f, same_size, longer):
+        assert recorded[str(p)] == hashlib.sha256(p.read_bytes()).hexdigest()
+    markers = Lake(ws.lake_dir).committed_units().values()
+    assert sorted(m["sha256"] for m in markers) == sorted(recorded.values())
+
+
+class _GrowingReader:
+    """A reader that appends to its file while reading it."""
+
+    name = "growing"
+    extensions = (".grow",)
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        return 0.0
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        with open(path, "ab") as fh:
+            fh.write(b"more")
+        yield from ()
+
+
+def test_a_file_changed_while_ingested_fails_and_leaves_nothing(ws: Workspace, tmp_path: Path) -> None:
+    f = tmp_path / "x.grow"
+    f.write_bytes(b"payload" * 1000)
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        ing = Ingestor(workspace=ws, store=store, marking=Marking(), readers={"growing": _GrowingReader()})
+        res = ing.ingest_file(f, fmt="growing")
+        assert res.status == "failed" and "changed while" in res.error
+        assert store.count(ks.ingest_units) == 0
+    finally:
+        store.close()
+    assert not Lake(ws.lake_dir).committed_units()
+
+
 def test_duplicates_within_and_across_files_are_skipped(ws: Workspace, tmp_path: Path) -> None:
     a = _csv(tmp_path / "a.csv", [*GOOD, GOOD[0]])
     b = _csv(tmp_path / "b.csv", [GOOD[1], "2026-03-04T02:00:00Z,-107.7,25.3,EO,structure,,0.9\n"])
