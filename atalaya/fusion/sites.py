@@ -448,7 +448,7 @@ def _at_ends(
     is_end = np.zeros(n, dtype=bool)
     is_end[end] = True
     sp = _arr(speed, n, math.nan) if speed is not None else np.full(n, math.nan)
-    al = _arr(alt, n, math.nan) if alt is not None else np.full(n, math.nan)
+    al = np.array(_arr(alt, n, math.nan), copy=True) if alt is not None else np.full(n, math.nan)  # writable
     sp = np.where(is_end & cot, math.nan, sp)
     lon = lon.copy()
     lat = lat.copy()
