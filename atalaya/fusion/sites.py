@@ -4,37 +4,42 @@ How it works (method ``sites/grid-v2``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
    seen: structures, thermal anomalies (split night/day by local solar time),
-   stationary vehicles, aircraft on the ground, stopped vessels, RF emitters and
-   chemical hits. Moving vehicles and vessels, own platforms and friendly
-   patrols carry no site evidence.
+   stationary vehicles, tagged (CoT) vehicles stopped or at the ends of their
+   trips, aircraft on the ground (ADS-B track ends that begin or end low,
+   carried along the climb to the ground; never within a few km of a known
+   airport), boats stopped (never in a known port), RF emitters and chemical
+   hits. Moving traffic, own platforms and friendly patrols carry none.
 2. **Accumulation** (:mod:`atalaya.fusion.grid`). Detections are binned per
    grid cell, day and channel, weighted by confidence; the grid level follows
    the position uncertainty (error-ellipse area), so a 1 km SIGINT fix spreads
    thin over a coarse cell while an EO fix lands in a 72 m cell. The binned
-   state is saved and merged with each new batch: no re-clustering.
+   state is saved and merged with each new batch: no re-clustering. Fixes of
+   identified emitters are kept aside and fused per emitter into bed-downs
+   (:mod:`atalaya.fusion.beddown`): where a phone stays, far sharper than any
+   one fix, added as emitter evidence for each day it was there.
 3. **Extraction.** Level-0 cells are smoothed over 3×3 neighbours; local maxima
    over 5×5 (about 360 m) above a minimum mass are candidate sites. Each
    candidate gathers the evidence around it at every level with a kernel that
    counts how much of each cell's mass (given its spread) falls within
    ~100 m of the candidate; its position is the precision-weighted centroid of
    the sharp static evidence near the peak.
-4. **Score.** Each evidence group (structure, thermal, activity, emitter,
-   chemical) gives a saturating probability capped below one half, so one kind
-   of evidence alone, however repeated, stays below the default threshold;
-   they combine by noisy-OR (corroboration), thermal counts more when it is at
-   night (activity pattern), and the total is scaled by persistence over
-   distinct days with activity (buildings are always there, so structures do
-   not count). Imagery-only stopped vehicles, or heat, seen on one day with no
-   other kind of activity (CoT-tagged vehicles stopping there, aircraft on the
-   ground, stopped boats, chemicals, an emitter recurring over days, night heat
-   for vehicles, vehicles for heat) weigh little. The breakdown is kept as evidence with sample observation ids.
-5. **Kind.** Night thermal with structures, chemicals or emitters → lab;
-   aircraft on the ground → airstrip; stopped boats → landing beach; structure
-   with stationary vehicles → stash house; else unknown.
+4. **Score.** *Context* — buildings, parked vehicles, heat — is what ordinary
+   ranches show too, so it saturates at ``context_cap``, below the reporting
+   threshold. *Signatures* of illicit use raise the score, each saturating at
+   ``signature_cap``, combined by noisy-OR with the context: tagged vehicles
+   stopping or setting out, an emitter bedded down, aircraft on the ground
+   away from airports, boats ashore by a building, chemical hits, and parked
+   vehicles with night heat on the same days (one such day, which a ranch shows
+   now and then, stays below the threshold). Places with no context next to a
+   stronger site (an aircraft rolling down a strip, a truck leaving a lab) are
+   folded into it. The breakdown is kept as evidence with sample observation ids.
+5. **Kind.** Chemicals or vehicles with night heat or mostly night heat → lab;
+   aircraft on the ground → airstrip; boats ashore → landing beach; structure
+   or bed-down with vehicles → stash house; else unknown.
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
-reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` and
-upserts the ``sites`` table, keeping analysts' status and notes.
+reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` (and
+the emitter fixes beside it) and upserts the ``sites`` table, keeping analysts' status and notes.
 
 >>> import numpy as np
 >>> empty = np.zeros(0)
