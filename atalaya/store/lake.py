@@ -15,6 +15,7 @@ any point leaves the lake as it was before the unit or with the whole unit.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import json
 import os
@@ -59,6 +60,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _fsync_path(path: Path) -> None:
+    if path.is_dir():
+        _fsync_dir(path)
+        return
+    with open(path, "rb+") as fh:
+        os.fsync(fh.fileno())
+
+
+def _fsync_all(paths: list[Path]) -> None:
+    """fsync files and directories, several at a time (the device merges the flushes)."""
+    if len(paths) <= 1:
+        for p in paths:
+            _fsync_path(p)
+        return
+    with cf.ThreadPoolExecutor(max_workers=min(8, len(paths)), thread_name_prefix="atalaya-fsync") as pool:
+        for f in [pool.submit(_fsync_path, p) for p in paths]:
+            f.result()
+
+
+def _split_by_day(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> list[tuple[int, pa.Table]]:
+    """Each day's rows, in their order: slices when rows come day by day (the usual case), else one take."""
+    if len(days) == 1:
+        return [(int(days[0]), table)]
+    if not (day_index[1:] >= day_index[:-1]).all():
+        order = np.argsort(day_index, kind="stable")
+        table = table.take(pa.array(order))
+        day_index = day_index[order]
+    bounds = [*np.searchsorted(day_index, days, side="left").tolist(), len(day_index)]
+    return [(int(d), table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, d in enumerate(days)]
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
@@ -86,7 +118,10 @@ class LakeWriter:
 
     Parquet encoding runs on a background thread (it releases the GIL), so the
     caller validates and hashes the next batch while this one is written; at most
-    ``QUEUE_DEPTH`` batches wait, which bounds memory.
+    ``QUEUE_DEPTH`` batches wait, which bounds memory. A batch's rows are split by
+    day and held per partition until a row group's worth (``ROW_GROUP_ROWS``) is
+    there or ``PENDING_ROWS`` rows are held in all, so a partition fed by several
+    batches gets a few large row groups, not one small one per batch.
     """
 
     lake: Lake
@@ -100,8 +135,11 @@ class LakeWriter:
     _queue: queue.Queue[tuple[pa.Table, np.ndarray, str, np.ndarray] | None] | None = None
     _thread: threading.Thread | None = None
     _error: BaseException | None = None
+    _pending: dict[tuple[str, str], list[pa.Table]] = field(default_factory=dict)
+    _pending_rows: dict[tuple[str, str], int] = field(default_factory=dict)
 
     QUEUE_DEPTH = 2
+    PENDING_ROWS = 2 * ROW_GROUP_ROWS
 
     @property
     def staging(self) -> Path:
@@ -150,19 +188,31 @@ class LakeWriter:
             raise StoreError(f"writing the lake failed: {err}", hint="check free disk space and permissions") from err
 
     def _write_now(self, table: pa.Table, day_index: np.ndarray, source: str, days: np.ndarray) -> None:
-        for d in days:
-            part = table if len(days) == 1 else table.filter(pa.array(day_index == d))
-            day = str(np.datetime64(int(d), "D"))
-            key = (day, source)
-            w = self._writers.get(key)
-            if w is None:
-                rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-0.parquet"
-                p = self.staging / rel
-                p.parent.mkdir(parents=True, exist_ok=True)
-                w = pq.ParquetWriter(p, SCHEMA, **WRITE_OPTIONS)
-                self._writers[key] = w
-                self._paths[key] = rel
-            w.write_table(part, row_group_size=ROW_GROUP_ROWS)
+        for d, part in _split_by_day(table, day_index, days):
+            key = (str(np.datetime64(int(d), "D")), source)
+            self._pending.setdefault(key, []).append(part)
+            self._pending_rows[key] = self._pending_rows.get(key, 0) + part.num_rows
+            if self._pending_rows[key] >= ROW_GROUP_ROWS:
+                self._flush(key)
+        while sum(self._pending_rows.values()) > self.PENDING_ROWS:
+            self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
+
+    def _flush(self, key: tuple[str, str]) -> None:
+        """Write a partition's held rows (in arrival order)."""
+        parts = self._pending.pop(key, [])
+        self._pending_rows.pop(key, None)
+        if not parts:
+            return
+        w = self._writers.get(key)
+        if w is None:
+            day, source = key
+            rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-0.parquet"
+            p = self.staging / rel
+            p.parent.mkdir(parents=True, exist_ok=True)
+            w = pq.ParquetWriter(p, SCHEMA, **WRITE_OPTIONS)
+            self._writers[key] = w
+            self._paths[key] = rel
+        w.write_table(parts[0] if len(parts) == 1 else pa.concat_tables(parts), row_group_size=ROW_GROUP_ROWS)
 
     def _join(self) -> None:
         if self._queue is not None and self._thread is not None:
@@ -178,9 +228,19 @@ class LakeWriter:
         """Finish writing (before de-duplication rewrites and commit)."""
         self._join()
         self._raise_worker_error()
-        for w in self._writers.values():
-            w.close()
+        keys = list(dict.fromkeys([*self._pending, *self._writers]))
+        if keys:
+            # partitions are independent files: the held rows are written and the files closed side by side
+            with cf.ThreadPoolExecutor(max_workers=min(4, len(keys)), thread_name_prefix="atalaya-lake") as pool:
+                for f in [pool.submit(self._finish, key) for key in keys]:
+                    f.result()
         self._writers.clear()
+
+    def _finish(self, key: tuple[str, str]) -> None:
+        self._flush(key)
+        w = self._writers.get(key)
+        if w is not None:
+            w.close()
 
     def rewrite_partition(self, key: tuple[str, str], keep: np.ndarray) -> int:
         """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped."""
@@ -199,19 +259,21 @@ class LakeWriter:
         """
         self.close_files()
         files: list[str] = []
+        moved: list[Path] = []
         for rel in self._paths.values():
             src = self.staging / rel
             dst = self.lake.obs_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            with open(src, "rb+") as fh:
-                os.fsync(fh.fileno())
             os.replace(src, dst)
-            _fsync_dir(dst.parent)
+            moved.append(dst)
             files.append(str(Path("observations") / rel))
         for src, dst in extra_files:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
-            _fsync_dir(dst.parent)
+            moved.append(dst)
+        # Published files without a marker are removed by recover(), so the files and their directory entries
+        # need only be durable before the marker: flush them all at once, in parallel (fsync releases the GIL).
+        _fsync_all([*moved, *sorted({p.parent for p in moved})])
         marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
         self.lake.commits_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
