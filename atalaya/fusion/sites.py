@@ -125,6 +125,7 @@ _DEFAULT_SIGMA = {Sensor.ADSB.value: 30.0, Sensor.AIS.value: 20.0, Sensor.COT.va
 CHUNK_ROWS = 1_000_000
 """Detections mapped and binned at a time by :func:`detect_sites` (bounds the temporaries)."""
 _PEAK_SLICE = 8_192
+_MERGE_EVERY = 4
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1047,9 +1048,13 @@ def detect_sites(
     lon_a = np.asarray(lon, dtype=np.float64)
     lat_a = np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
-    sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
     extra: list[grid.GridState] = []
+    # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
+    # bed-downs need them whole
+    sen: npt.NDArray[np.int8] | None = None
+    knd: npt.NDArray[np.int8] | None = None
     if ident is not None:
+        sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
         ids = np.asarray(ident, dtype=object)
         fx = np.flatnonzero((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None))  # noqa: E711
         if fx.size:
@@ -1062,9 +1067,9 @@ def detect_sites(
             extra.append(beddown_state(fixes, params)[0])
             knd = knd.copy()
             knd[fx] = -1
-    lon_a, lat_a, speed_mps, alt_m = _at_ends(
-        ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
-    )
+        lon_a, lat_a, speed_mps, alt_m = _at_ends(
+            ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
+        )
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
            "alt_m": alt_m}  # fmt: skip
     opt_a = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in opt.items()}
@@ -1072,12 +1077,16 @@ def detect_sites(
     for i in range(0, max(lon_a.size, 1), CHUNK_ROWS):
         sl = slice(i, i + CHUNK_ROWS)
         ev = _evidence(
-            lon=lon_a[sl], lat=lat_a[sl], time_us=t[sl], sensor=sen[sl], kind=knd[sl],
+            lon=lon_a[sl], lat=lat_a[sl], time_us=t[sl],
+            sensor=sen[sl] if sen is not None else codes(sensor[sl], _SENSORS),
+            kind=knd[sl] if knd is not None else codes(kind[sl], _KINDS),
             obs_id=obs_id[sl] if obs_id is not None else None, params=params,
             **{k: None if v is None else v[sl] for k, v in opt_a.items()},
         )  # fmt: skip
         parts.append(accumulate_evidence(ev))
         del ev
+        if len(parts) >= _MERGE_EVERY:  # merge as we go: a few partial states at a time, not all of them
+            parts = [grid.merge_many(parts)]
     return extract_sites(grid.merge_many(parts + extra), params)
 
 
