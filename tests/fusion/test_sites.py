@@ -368,6 +368,13 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
 
     again = run_sites(workspace, store)  # nothing new: no units read, same sites
     assert again["new_units"] == 0 and again["rows_read"] == 0 and again["sites"] == s1["sites"]
+    assert s1["emitter_fixes"] > 0 and again["emitter_fixes"] == s1["emitter_fixes"]
+    # a crash after the fixes were saved but before the grid state was: the re-run rebuilds the state from the
+    # lake and does not count the unit's fixes twice
+    state_path(workspace).unlink()
+    rebuilt = run_sites(workspace, store)
+    assert rebuilt["new_units"] == 1 and rebuilt["emitter_fixes"] == s1["emitter_fixes"]
+    assert rebuilt["sites"] == s1["sites"] and rebuilt["emitter_beddowns"] == s1["emitter_beddowns"]
 
     _write_lake(workspace, w.arrays({2, 3, 4}), tmp_path, "d23")
     s2 = run_sites(workspace, store)
