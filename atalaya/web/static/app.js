@@ -310,7 +310,8 @@
   // ------------------------------------------------------------------ sites
   function siteDetailHtml(s) {
     const ev = s.evidence || {};
-    const groups = ev.groups || ev.breakdown || null;
+    // what raised the score: the context (capped) and each signature of illicit use
+    const groups = ev.signatures ? { context: ev.context, ...ev.signatures } : (ev.groups || ev.breakdown || null);
     let breakdown = "";
     const numeric = Object.entries(groups || ev).filter(([, v]) => typeof v === "number");
     if (numeric.length) {
