@@ -112,34 +112,50 @@ class RecoveryReport:
     """Partition files of units without a commit marker."""
 
 
+_Key = tuple[str, str]
+_Parts = list[tuple[_Key, pa.Table]]
+
+
+@dataclass(kw_only=True)
+class _Shard:
+    """One background writer thread, the partitions it owns and the rows it holds for them."""
+
+    queue: queue.Queue[_Parts | None]
+    thread: threading.Thread | None = None
+    pending: dict[_Key, list[pa.Table]] = field(default_factory=dict)
+    pending_rows: dict[_Key, int] = field(default_factory=dict)
+
+
 @dataclass(kw_only=True)
 class LakeWriter:
     """Writes one unit's partitions to staging; :meth:`commit` publishes them atomically.
 
-    Parquet encoding runs on a background thread (it releases the GIL), so the
-    caller validates and hashes the next batch while this one is written; at most
-    ``QUEUE_DEPTH`` batches wait, which bounds memory. A batch's rows are split by
-    day and held per partition until a row group's worth (``ROW_GROUP_ROWS``) is
-    there or ``PENDING_ROWS`` rows are held in all, so a partition fed by several
-    batches gets a few large row groups, not one small one per batch.
+    Parquet encoding runs on background threads (it releases the GIL), so the
+    caller validates and hashes the next batch while this one is written. A
+    batch's rows are split by day; each day's partition belongs to one of
+    ``SHARDS`` writer threads (days alternate), so partitions are written side
+    by side and each file still gets its rows in arrival order. At most
+    ``QUEUE_DEPTH`` batches' parts wait per thread, which bounds memory. Rows are
+    held per partition until a row group's worth (``ROW_GROUP_ROWS``) is there or
+    a thread holds ``PENDING_ROWS``, so a partition fed by several batches gets a
+    few large row groups, not one small one per batch.
     """
 
     lake: Lake
     """The lake being written."""
     unit_id: str
     """The unit (32 hex characters)."""
-    _writers: dict[tuple[str, str], pq.ParquetWriter] = field(default_factory=dict)
-    _paths: dict[tuple[str, str], Path] = field(default_factory=dict)
+    _writers: dict[_Key, pq.ParquetWriter] = field(default_factory=dict)
+    _paths: dict[_Key, Path] = field(default_factory=dict)
     _rows: int = 0
     _done: bool = False
-    _queue: queue.Queue[tuple[pa.Table, np.ndarray, str, np.ndarray] | None] | None = None
-    _thread: threading.Thread | None = None
+    _shards: list[_Shard] = field(default_factory=list)
     _error: BaseException | None = None
-    _pending: dict[tuple[str, str], list[pa.Table]] = field(default_factory=dict)
-    _pending_rows: dict[tuple[str, str], int] = field(default_factory=dict)
 
     QUEUE_DEPTH = 2
-    PENDING_ROWS = 2 * ROW_GROUP_ROWS
+    SHARDS = 2
+    PENDING_ROWS = ROW_GROUP_ROWS
+    """Rows one writer thread may hold back (per thread)."""
 
     @property
     def staging(self) -> Path:
@@ -161,24 +177,30 @@ class LakeWriter:
             return
         if days is None:
             days = np.unique(day_index)
-        if self._queue is None:
-            self._queue = queue.Queue(maxsize=self.QUEUE_DEPTH)
-            self._thread = threading.Thread(
-                target=self._work, args=(self._queue,), name=f"lake-writer-{self.unit_id[:8]}", daemon=True
-            )
-            self._thread.start()
-        self._queue.put((table, day_index, source, days))
+        if not self._shards:
+            self._shards = [_Shard(queue=queue.Queue(maxsize=self.QUEUE_DEPTH)) for _ in range(self.SHARDS)]
+        for i, shard in enumerate(self._shards):
+            if shard.thread is None:
+                shard.thread = threading.Thread(
+                    target=self._work, args=(shard,), name=f"lake-writer-{self.unit_id[:8]}-{i}", daemon=True
+                )
+                shard.thread.start()
+        by_shard: dict[int, _Parts] = {}
+        for d, part in _split_by_day(table, day_index, days):
+            by_shard.setdefault(d % len(self._shards), []).append(((str(np.datetime64(d, "D")), source), part))
+        for i, parts in by_shard.items():
+            self._shards[i].queue.put(parts)
         self._rows += table.num_rows
 
-    def _work(self, q: queue.Queue[tuple[pa.Table, np.ndarray, str, np.ndarray] | None]) -> None:
+    def _work(self, shard: _Shard) -> None:
         while True:
-            item = q.get()
-            if item is None:
+            parts = shard.queue.get()
+            if parts is None:
                 return
             if self._error is not None:
                 continue  # drain after a failure
             try:
-                self._write_now(*item)
+                self._write_now(shard, parts)
             except BaseException as e:  # re-raised in the caller's thread
                 self._error = e
 
@@ -187,20 +209,19 @@ class LakeWriter:
             err, self._error = self._error, None
             raise StoreError(f"writing the lake failed: {err}", hint="check free disk space and permissions") from err
 
-    def _write_now(self, table: pa.Table, day_index: np.ndarray, source: str, days: np.ndarray) -> None:
-        for d, part in _split_by_day(table, day_index, days):
-            key = (str(np.datetime64(int(d), "D")), source)
-            self._pending.setdefault(key, []).append(part)
-            self._pending_rows[key] = self._pending_rows.get(key, 0) + part.num_rows
-            if self._pending_rows[key] >= ROW_GROUP_ROWS:
-                self._flush(key)
-        while sum(self._pending_rows.values()) > self.PENDING_ROWS:
-            self._flush(max(self._pending_rows, key=self._pending_rows.__getitem__))
+    def _write_now(self, shard: _Shard, parts: _Parts) -> None:
+        for key, part in parts:
+            shard.pending.setdefault(key, []).append(part)
+            shard.pending_rows[key] = shard.pending_rows.get(key, 0) + part.num_rows
+            if shard.pending_rows[key] >= ROW_GROUP_ROWS:
+                self._flush(shard, key)
+        while sum(shard.pending_rows.values()) > self.PENDING_ROWS:
+            self._flush(shard, max(shard.pending_rows, key=shard.pending_rows.__getitem__))
 
-    def _flush(self, key: tuple[str, str]) -> None:
+    def _flush(self, shard: _Shard, key: _Key) -> None:
         """Write a partition's held rows (in arrival order)."""
-        parts = self._pending.pop(key, [])
-        self._pending_rows.pop(key, None)
+        parts = shard.pending.pop(key, [])
+        shard.pending_rows.pop(key, None)
         if not parts:
             return
         w = self._writers.get(key)
@@ -215,10 +236,12 @@ class LakeWriter:
         w.write_table(parts[0] if len(parts) == 1 else pa.concat_tables(parts), row_group_size=ROW_GROUP_ROWS)
 
     def _join(self) -> None:
-        if self._queue is not None and self._thread is not None:
-            self._queue.put(None)
-            self._thread.join()
-            self._queue, self._thread = None, None
+        for shard in self._shards:
+            shard.queue.put(None)
+        for shard in self._shards:
+            if shard.thread is not None:
+                shard.thread.join()
+                shard.thread = None
 
     def staged_partitions(self) -> dict[tuple[str, str], Path]:
         """Staged file of each (day, source) partition written so far."""
@@ -228,16 +251,19 @@ class LakeWriter:
         """Finish writing (before de-duplication rewrites and commit)."""
         self._join()
         self._raise_worker_error()
-        keys = list(dict.fromkeys([*self._pending, *self._writers]))
+        owner = {key: shard for shard in self._shards for key in shard.pending}
+        keys = list(dict.fromkeys([*owner, *self._writers]))
         if keys:
             # partitions are independent files: the held rows are written and the files closed side by side
             with cf.ThreadPoolExecutor(max_workers=min(4, len(keys)), thread_name_prefix="atalaya-lake") as pool:
-                for f in [pool.submit(self._finish, key) for key in keys]:
+                for f in [pool.submit(self._finish, owner.get(key), key) for key in keys]:
                     f.result()
         self._writers.clear()
+        self._shards = []
 
-    def _finish(self, key: tuple[str, str]) -> None:
-        self._flush(key)
+    def _finish(self, shard: _Shard | None, key: _Key) -> None:
+        if shard is not None:
+            self._flush(shard, key)
         w = self._writers.get(key)
         if w is not None:
             w.close()
@@ -284,6 +310,7 @@ class LakeWriter:
     def abort(self) -> None:
         """Discard everything written by this unit."""
         self._join()
+        self._shards = []
         self._error = None
         for w in self._writers.values():
             with contextlib.suppress(Exception):  # best effort while discarding

@@ -68,8 +68,10 @@ def test_held_rows_are_bounded(tmp_path: Path) -> None:
     for k in range(3):
         batch_days = np.repeat(days, per_day)
         w.write(_table(batch_days, k * len(batch_days)), batch_days, "src")
-        w._join()  # let the background writer catch up, then look at what it holds
-        assert sum(w._pending_rows.values()) <= w.PENDING_ROWS
+        w._join()  # let the background writers catch up (they restart on the next write), then look at what they hold
+        assert len(w._shards) == w.SHARDS
+        for shard in w._shards:
+            assert 0 < sum(shard.pending_rows.values()) <= w.PENDING_ROWS
     w.commit({"run_id": "r"})
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in lake.files())
     assert total == 3 * 40 * per_day
