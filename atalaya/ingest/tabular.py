@@ -39,6 +39,7 @@ import csv
 import json
 import os
 import re
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -596,8 +597,17 @@ def _sniff_delimiter(header: str) -> str:
     return best if counts[best] else ","
 
 
-Buf = bytes | bytearray
-"""A block of CSV text: read into a ``bytearray`` in place (no copy), or ``bytes``."""
+Buf = bytes | bytearray | memoryview
+"""CSV text: a block is a view of a reusable read buffer (no copy); rare repairs make ``bytes``."""
+
+
+def _text(data: Buf) -> bytes | bytearray:
+    """An object with ``find`` whose first ``len(data)`` bytes are ``data`` (a block's view starts its buffer)."""
+    if isinstance(data, memoryview):
+        obj = data.obj
+        assert isinstance(obj, bytes | bytearray) and data.c_contiguous
+        return obj
+    return data
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -606,6 +616,41 @@ class _Block:
     first_line: int
     offset: int
     n_newlines: int
+    buffer: bytearray | None = None
+    """The read buffer ``data`` views, handed back to the pool once the block is parsed."""
+
+
+class _BufferPool:
+    """Read buffers for blocks, reused once their block is parsed: no fresh 30 MB buffer (zeroed, page-faulted)
+    per block. A buffer comes back only when nothing views it any more."""
+
+    KEEP = 4
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._free: list[bytearray] = []
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bytearray:
+        with self._lock:
+            for i, buf in enumerate(self._free):
+                if len(buf) >= size:
+                    return self._free.pop(i)
+        return bytearray(max(size, self.capacity))
+
+    def give_back(self, block: _Block) -> None:
+        buf = block.buffer
+        if buf is None or not isinstance(block.data, memoryview):
+            return
+        try:
+            block.data.release()
+            last = buf.pop()  # a resize: refused while anything still views the buffer
+        except BufferError:
+            return
+        buf.append(last)
+        with self._lock:
+            if len(self._free) < self.KEEP:
+                self._free.append(buf)
 
 
 _COUNT_STEP = 1 << 18
@@ -633,21 +678,6 @@ def _count_byte(buf: Buf, byte: int, start: int, end: int) -> int:
     return _count_bytes(buf, (byte,), start, end)[0]
 
 
-def _read_after(carry: bytearray, fh: Any, size: int) -> bytearray:
-    """``carry`` followed by up to ``size`` bytes read from ``fh``, read straight into one new buffer."""
-    buf = bytearray(len(carry) + size)
-    buf[: len(carry)] = carry
-    got = len(carry)
-    with memoryview(buf) as view:
-        while got < len(buf):
-            k = fh.readinto(view[got:])
-            if not k:
-                break
-            got += k
-    del buf[got:]
-    return buf
-
-
 def _last_even_cut(buf: Buf, start: int, end: int, quotes_before: int) -> int:
     """Offset just past the last line end in ``buf[start:end]`` with an even number of quotes before it
     (``quotes_before`` counted before ``start``); ``start`` if there is none."""
@@ -657,68 +687,112 @@ def _last_even_cut(buf: Buf, start: int, end: int, quotes_before: int) -> int:
     return start + int(even[-1]) + 1 if even.size else start
 
 
-def _blocks(fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes) -> Iterator[_Block]:
+_NOT_SPACE = re.compile(rb"\S")
+
+
+class _ReadBuffer:
+    """The bytes read but not yet handed out as blocks: ``mem[:size]`` of a pooled buffer."""
+
+    def __init__(self, pool: _BufferPool, head: bytes) -> None:
+        self.pool = pool
+        self.mem = pool.take(len(head))
+        self.mem[: len(head)] = head
+        self.size = len(head)
+
+    def _reserve(self, extra: int) -> None:
+        if self.size + extra > len(self.mem):
+            mem = self.pool.take(self.size + extra)
+            with memoryview(self.mem) as view:
+                mem[: self.size] = view[: self.size]
+            self.mem = mem
+
+    def read(self, fh: Any, n: int) -> int:
+        """Append up to ``n`` bytes from ``fh``, then complete the last line; bytes added (0: end of input)."""
+        self._reserve(n)
+        before = self.size
+        with memoryview(self.mem) as view:
+            while self.size - before < n:
+                k = fh.readinto(view[self.size : before + n])
+                if not k:
+                    break
+                self.size += k
+        if self.size > before and self.mem[self.size - 1] != 10:
+            rest = fh.readline(MAX_LINE_BYTES + 1)
+            self._reserve(len(rest))
+            self.mem[self.size : self.size + len(rest)] = rest
+            self.size += len(rest)
+        return self.size - before
+
+    def split(self, cut: int) -> tuple[memoryview, bytearray]:
+        """Hand out ``[0, cut)`` as a view of its buffer; what follows moves to a buffer of its own."""
+        mem, rest = self.mem, self.size - cut
+        self.mem = self.pool.take(rest) if rest else bytearray()  # (taken when more is read)
+        with memoryview(mem) as view:
+            self.mem[:rest] = view[cut : self.size]
+        self.size = rest
+        return memoryview(mem)[:cut], mem
+
+
+def _blocks(
+    fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes, pool: _BufferPool | None = None
+) -> Iterator[_Block]:
     """Yield byte blocks that end at a line end outside any quoted field.
 
     A line end is outside quotes when the number of quote characters before it is even. The search for the
     last such line end is vectorised and linear even when a stray quote leaves none in a block: ``no_cut``
     marks the stretch of the buffer already known to hold none, and ``q_no_cut`` its quote count.
 
-    Each read lands in a new buffer, completed to the next line end: a block is usually that buffer itself.
+    Each read lands in a pooled buffer, completed to the next line end; a block is a view of that buffer,
+    which goes back to ``pool`` (:meth:`_BufferPool.give_back`) once the block is parsed.
     """
-    buf: bytearray = bytearray(head)
+    buf = _ReadBuffer(pool or _BufferPool(block_bytes + (1 << 21)), head)
     line = first_line
     eof = False
     no_cut = 0
     q_no_cut = 0
-    while not eof or buf:
-        if not eof and len(buf) < block_bytes:
-            have = len(buf)
-            buf = _read_after(buf, fh, block_bytes)
-            if len(buf) > have:
-                if not buf.endswith(b"\n"):
-                    buf += fh.readline(MAX_LINE_BYTES + 1)
+    while not eof or buf.size:
+        if not eof and buf.size < block_bytes:
+            if buf.read(fh, block_bytes):
                 continue
             eof = True
         n_nl = -1
+        size = buf.size
         if eof:
-            cut = len(buf)
+            cut = size
         else:
-            cut = buf.rfind(b"\n", no_cut) + 1
+            cut = buf.mem.rfind(b"\n", no_cut, size) + 1
             q = q_no_cut
             if cut > no_cut:
-                dq, dn = _count_bytes(buf, (34, 10), no_cut, cut)
+                dq, dn = _count_bytes(buf.mem, (34, 10), no_cut, cut)
                 q += dq
                 if no_cut == 0:
                     n_nl = dn
             if cut > no_cut and q % 2:
                 # Never cut inside a quoted field: take the last line end with an even quote count before it.
-                cut = _last_even_cut(buf, no_cut, cut, q_no_cut)
+                cut = _last_even_cut(buf.mem, no_cut, cut, q_no_cut)
                 n_nl = -1
             if cut <= no_cut:
-                if len(buf) > 64 * block_bytes:
-                    cut = len(buf)  # unbalanced quotes for too long: give up keeping the field whole
+                if size > 64 * block_bytes:
+                    cut = size  # unbalanced quotes for too long: give up keeping the field whole
                     n_nl = -1
                 else:
-                    q_no_cut += _count_byte(buf, 34, no_cut, len(buf))
-                    no_cut = len(buf)
-                    have = len(buf)
-                    buf = _read_after(buf, fh, block_bytes)
-                    eof = len(buf) == have
+                    q_no_cut += _count_byte(buf.mem, 34, no_cut, size)
+                    no_cut = size
+                    eof = not buf.read(fh, block_bytes)
                     continue
-        data = buf
-        buf = bytearray(data[cut:])
-        del data[cut:]
-        no_cut = q_no_cut = 0
         if n_nl < 0:
-            n_nl = _count_byte(data, 10, 0, len(data))
-        if not data or data.isspace():
+            n_nl = _count_byte(buf.mem, 10, 0, cut)
+        blank = _NOT_SPACE.search(buf.mem, 0, cut) is None
+        data, mem = buf.split(cut)
+        no_cut = q_no_cut = 0
+        if blank:
             line += n_nl
-            offset += len(data)
+            offset += cut
+            data.release()
             continue
-        yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl)
+        yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl, buffer=mem)
         line += n_nl
-        offset += len(data)
+        offset += cut
 
 
 _DICT = pa.dictionary(pa.int32(), pa.string())
@@ -793,7 +867,7 @@ def _blank_lines(data: Buf, bounds: npt.NDArray[np.int64], bad: Sequence[int]) -
     for i in sorted(bad):
         s, e = int(bounds[i]), int(bounds[i + 1])
         out += data[prev:s]
-        out += b"\n" if data[s:e].endswith(b"\n") else b""
+        out += b"\n" if e > s and data[e - 1 : e] == b"\n" else b""
         prev = e
     out += data[prev:]
     return bytes(out)
@@ -806,7 +880,8 @@ def _may_have_long_line(data: Buf) -> bool:
     so one look for a line end per window decides; only when a window has none are the lines measured.
     """
     step = MAX_LINE_BYTES // 2
-    return any(data.find(b"\n", s, s + step) < 0 for s in range(0, len(data) - step + 1, step))
+    text = _text(data)
+    return any(text.find(b"\n", s, s + step) < 0 for s in range(0, len(data) - step + 1, step))
 
 
 def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
@@ -885,7 +960,7 @@ def _read_block(
         return "skip"
 
     names = setup.names
-    quoted = b'"' in data
+    quoted = _text(data).find(b'"', 0, len(data)) >= 0
     typed = _read_typed(data, setup, quoted, on_invalid, invalid)
     types = None if typed is None else typed[1]
     try:
@@ -926,7 +1001,7 @@ def _read_block(
     phys = np.arange(1, n_phys + 1, dtype=np.int64)
     if bad_numbers.size:
         phys = phys[~np.isin(phys, bad_numbers)]
-    n_lines = block.n_newlines + (0 if data.endswith(b"\n") or not data else 1)
+    n_lines = block.n_newlines + (0 if data[-1:] == b"\n" or not data else 1)
     starts = _row_start_lines(data, n_phys) if quoted and n_phys != n_lines else None
     if starts is not None:
         lines = starts[phys[: table.num_rows] - 1] + block.first_line
@@ -1085,24 +1160,40 @@ class CsvReader:
             sample = body[: 1 << 16]
             avg = len(sample) / max(1, sample.count(b"\n")) if sample else 100.0
             block_bytes = int(min(64 << 20, max(64 << 10, avg * options.batch_rows)))
-            blocks = _blocks(fh, first_line, body_start, block_bytes, body)
-            yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads)
+            pool = _BufferPool(block_bytes + (1 << 21))
+            blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool)
+            yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back)
 
 
-def _run_pool(blocks: Iterator[_Block], fn: Callable[[_Block], ParsedBatch], threads: int) -> Iterator[ParsedBatch]:
-    """Map ``fn`` over blocks on a thread pool, in order, with a bounded number in flight."""
+def _run_pool(
+    blocks: Iterator[_Block],
+    fn: Callable[[_Block], ParsedBatch],
+    threads: int,
+    done: Callable[[_Block], None] = lambda b: None,
+) -> Iterator[ParsedBatch]:
+    """Map ``fn`` over blocks on a thread pool, in order, with a bounded number in flight; ``done`` gets each
+    block once it is parsed."""
     if threads <= 1:
         for b in blocks:
-            yield fn(b)
+            out = fn(b)
+            done(b)
+            yield out
         return
     with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="atalaya-csv") as pool:
-        inflight: deque[cf.Future[ParsedBatch]] = deque()
+        inflight: deque[tuple[_Block, cf.Future[ParsedBatch]]] = deque()
+
+        def next_result() -> ParsedBatch:
+            b, fut = inflight.popleft()
+            out = fut.result()
+            done(b)
+            return out
+
         for b in blocks:
-            inflight.append(pool.submit(fn, b))
+            inflight.append((b, pool.submit(fn, b)))
             if len(inflight) > threads:
-                yield inflight.popleft().result()
+                yield next_result()
         while inflight:
-            yield inflight.popleft().result()
+            yield next_result()
 
 
 # --------------------------------------------------------------------------- GeoParquet

@@ -384,10 +384,10 @@ def test_block_cuts_respect_quotes_even_with_a_stray_quote() -> None:
         # only whitespace-only stretches are left out; each block sits at its offset and line
         assert b"".join(b.data for b in blocks).split() == data.split()
         for b in blocks[:-1]:
-            assert b.data.endswith(b"\n") and b.data.count(b'"') % 2 == 0
+            assert bytes(b.data).endswith(b"\n") and bytes(b.data).count(b'"') % 2 == 0
         for b in blocks:
             assert data[b.offset : b.offset + len(b.data)] == b.data
-            assert b.first_line == 2 + data.count(b"\n", 0, b.offset) and b.n_newlines == b.data.count(b"\n")
+            assert b.first_line == 2 + data.count(b"\n", 0, b.offset) and b.n_newlines == bytes(b.data).count(b"\n")
     # one stray quote near the top: no line end is outside quotes, the rest of the input is one block
     text = b'1,"x\n' + b"2,abc\n" * 50_000
     blocks = list(_blocks(io.BytesIO(text), 2, 0, 1 << 16, b""))
@@ -423,3 +423,35 @@ def test_quoted_field_longer_than_a_parse_step_reparses_without_repeating_reject
     assert len(cols["time"]) == 2 * len(filler) + 1
     assert [(r.src_rec, r.reason) for r in rejects] == [(20_002, "expected 8 fields, got 9")]
     assert cols["src_rec"][len(filler)] == 20_003
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_read_buffers_are_reused_without_disturbing_earlier_blocks(
+    tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import atalaya.ingest.tabular as tabular
+
+    fresh: list[int] = []
+    take = tabular._BufferPool.take
+
+    def counting_take(self: tabular._BufferPool, size: int) -> bytearray:
+        free = len(self._free)
+        buf = take(self, size)
+        if len(self._free) == free:
+            fresh.append(len(buf))
+        return buf
+
+    monkeypatch.setattr(tabular._BufferPool, "take", counting_take)
+    n = 30_000
+    rows = [
+        f"2024-05-01T10:{i // 600 % 60:02d}:{i // 10 % 60:02d}Z,-99.{i % 100:02d},19.5,EO,vehicle,t{i},track,0.5"
+        for i in range(n)
+    ]
+    cols, rejects = read_all(
+        CsvReader(threads=threads), _write(tmp_path, "\n".join([HEADER, *rows]) + "\n"), ReadOptions(batch_rows=500)
+    )
+    assert not rejects
+    assert cols["ident"] == [f"t{i}" for i in range(n)]
+    assert cols["src_rec"] == list(range(2, n + 2))
+    assert cols["lon"] == [float(f"-99.{i % 100:02d}") for i in range(n)]
+    assert len(fresh) <= threads + 3  # ~40 blocks from a handful of buffers
