@@ -253,9 +253,9 @@ def hash_strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None], *, s
 
 def float_bits(x: npt.NDArray[np.floating], decimals: int) -> U64:
     """Quantise floats to ``decimals`` places and return the integer as uint64 (NaN → fixed value)."""
-    f = np.asarray(x, dtype=np.float64)
-    q = np.round(f * (10.0**decimals))
-    q = np.where(np.isfinite(q), q, -(2.0**62))
+    q = np.multiply(np.asarray(x, dtype=np.float64), 10.0**decimals)
+    np.rint(q, out=q)  # what np.round does for 0 decimals, in place
+    q[~np.isfinite(q)] = -(2.0**62)
     return q.astype(np.int64).view(np.uint64)
 
 
