@@ -3,6 +3,10 @@ next to the peer a user would otherwise write, in the same run, each in its own 
 
     .venv/bin/python bench/bench_ingest.py --csv 5000000 --nmea 1000000 --cot 200000
     .venv/bin/python bench/bench_ingest.py --rss 10000000      # peak RSS of a 10M-record CSV ingest
+    .venv/bin/python bench/bench_ingest.py --csv 2000000 --geoparquet 0 --nmea 0 --cot 0 --repeat 5
+
+With ``--repeat N`` both contenders run N times, alternating, and the ratio of each pair is reported with its
+range (on a shared machine only ratios measured side by side mean much).
 
 Peers: CSV → pandas.read_csv + DataFrame.to_parquet; GeoParquet → pandas.read_parquet + to_parquet;
 AIS NMEA → pyais FileReaderStream + decode(); CoT → lxml iterparse building a dict per event.
@@ -99,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nmea", type=int, default=1_000_000)
     ap.add_argument("--cot", type=int, default=200_000)
     ap.add_argument("--rss", type=int, default=0, help="only: peak RSS of ingesting an N-row CSV")
+    ap.add_argument("--repeat", type=int, default=1, help="run each pair N times, alternating; report the ratio range")
     ap.add_argument("--child", nargs=3, metavar=("WHICH", "PATH", "FORMAT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
@@ -127,9 +132,17 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             path = tmp / name
             make(path, n)
-            a = _run("atalaya", path, fmt)
-            p = _run("peer", path, fmt)
-            _report(fmt, n, a, p, peer)
+            ratios = []
+            for _ in range(max(1, args.repeat)):
+                a = _run("atalaya", path, fmt)
+                p = _run("peer", path, fmt)
+                _report(fmt, n, a, p, peer)
+                ratios.append((a["rows"] / a["seconds"]) / (p["rows"] / p["seconds"]))
+            if len(ratios) > 1:
+                ratios.sort()
+                med = ratios[len(ratios) // 2]
+                lo, hi = ratios[0], ratios[-1]
+                print(f"{fmt:<11} ratio over {len(ratios)} runs: median {med:.2f}x, range {lo:.2f}-{hi:.2f}x")
             path.unlink()
     return 0
 
