@@ -278,3 +278,38 @@ def test_unknown_format_and_missing_path_say_what_to_do(ws: Workspace, tmp_path:
     assert "--format" in s.units[0].error
     with pytest.raises(IngestError, match="no such file"):
         ingest_paths(ws, [tmp_path / "missing.csv"])
+
+
+class _PoolSpyReader:
+    """A reader that notes Arrow's default memory pool while it reads."""
+
+    name = "poolspy"
+    extensions = (".spy",)
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def sniff(self, head: bytes, path: Path) -> float:
+        return 0.0
+
+    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
+        import pyarrow as pa
+
+        self.seen.append(pa.default_memory_pool().backend_name)
+        yield from ()
+
+
+def test_arrow_allocates_from_malloc_while_ingesting_and_the_pool_is_restored(ws: Workspace, tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    before = pa.default_memory_pool().backend_name
+    f = tmp_path / "x.spy"
+    f.write_bytes(b"x")
+    spy = _PoolSpyReader()
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        Ingestor(workspace=ws, store=store, marking=Marking(), readers={"poolspy": spy}).ingest_file(f, fmt="poolspy")
+    finally:
+        store.close()
+    assert spy.seen == ["system"] if before == "mimalloc" else [before]
+    assert pa.default_memory_pool().backend_name == before
