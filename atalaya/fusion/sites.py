@@ -109,12 +109,13 @@ class Channel(enum.IntEnum):
     AIRCRAFT = 6
     VESSEL = 7
     TAGGED_VEHICLE = 8
+    TAGGED_ORIGIN = 9
 
 
 GROUPS: dict[str, tuple[Channel, ...]] = {
     "structure": (Channel.STRUCTURE,),
     "thermal": (Channel.THERMAL_NIGHT, Channel.THERMAL_DAY),
-    "activity": (Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL, Channel.TAGGED_VEHICLE),
+    "activity": (Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL, Channel.TAGGED_VEHICLE, Channel.TAGGED_ORIGIN),
     "emitter": (Channel.EMITTER,),
     "chemical": (Channel.CHEMICAL,),
 }
@@ -145,7 +146,7 @@ class SiteParams:
     """Aircraft slower than this count as on the ground."""
     night_hours: tuple[float, float] = (19.0, 6.0)
     """Local solar hours [start, end) that count as night."""
-    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0)
+    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
     context_cap: float = 0.35
     """Highest score that context alone gives (buildings, parked vehicles, heat: ranches show them too), below
@@ -380,33 +381,35 @@ def to_evidence(
     lon_a, lat_a = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
     sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
+    origin = None
     if ident is not None:
         ids = np.asarray(ident, dtype=object)
-        lon_a, lat_a, speed_mps, alt_m = _at_ends(
+        lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
             ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
         )
         knd = np.where((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None), np.int8(-1), knd)  # noqa: E711
     return _evidence(
         lon=lon_a, lat=lat_a, time_us=t, sensor=sen, kind=knd, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
-        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params,
+        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params, origin=origin,
     )  # fmt: skip
 
 
 def trip_ends(
     ident: Any, time_us: I64, sensor: npt.NDArray[np.int8], kind: npt.NDArray[np.int8]
-) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
     """First and last report per ``ident`` and UTC day of tagged vehicles (CoT) and of aircraft (ADS-B).
 
-    Returns ``(end, neighbour)``: the row of each track end and the row of the
-    report next to it in the same track (itself where the track has one report).
+    Returns ``(end, neighbour, first)``: the row of each track end, the row of
+    the report next to it in the same track (itself where the track has one
+    report), and whether the end is where the track begins.
     Where a tagged suspect vehicle sets out from or ends its day, and where an
     aircraft's track begins or ends low, is evidence on that place as much as a
     sighting there; the airborne reports in between are none.
 
-    >>> end, nb = trip_ends(["A", "A", "A", None], np.array([3, 1, 2, 0]), np.full(4, _SEN["COT"], np.int8),
-    ...                     np.full(4, _KND["vehicle"], np.int8))
-    >>> end.tolist(), nb.tolist()
-    ([1, 0], [2, 2])
+    >>> end, nb, first = trip_ends(["A", "A", "A", None], np.array([3, 1, 2, 0]),
+    ...                            np.full(4, _SEN["COT"], np.int8), np.full(4, _KND["vehicle"], np.int8))
+    >>> end.tolist(), nb.tolist(), first.tolist()
+    ([1, 0], [2, 2], [True, False])
     """
     ids = np.asarray(ident, dtype=object)
     tracked = ((sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])) | (
@@ -414,7 +417,7 @@ def trip_ends(
     )
     sel = np.flatnonzero(tracked & (ids != None))  # noqa: E711
     if sel.size == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=bool)
     _, g = np.unique(ids[sel].astype(str), return_inverse=True)
     key = g.astype(np.int64) * 100_000 + time_us[sel] // _US_PER_DAY
     order = np.lexsort((time_us[sel], key))
@@ -424,7 +427,8 @@ def trip_ends(
     nb_first = np.where(first < last, first + 1, first)
     nb_last = np.where(last > first, last - 1, last)
     rows = sel[order]
-    return np.r_[rows[first], rows[last]], np.r_[rows[nb_first], rows[nb_last]]
+    is_first = np.r_[np.ones(first.size, dtype=bool), np.zeros(last.size, dtype=bool)]
+    return np.r_[rows[first], rows[last]], np.r_[rows[nb_first], rows[nb_last]], is_first
 
 
 def _at_ends(
@@ -437,17 +441,18 @@ def _at_ends(
     speed: Any,
     alt: Any,
     low_m: float,
-) -> tuple[F64, F64, F64 | None, F64 | None]:
+) -> tuple[F64, F64, F64 | None, F64 | None, npt.NDArray[np.bool_] | None]:
     """Positions, speeds and altitudes with track ends applied.
 
     Tagged vehicles count as stopped at their ends. ADS-B aircraft count as
     airborne everywhere but at their ends; an end reported low but above the
     ground (under ``low_m``) is carried back (or forward) along the climb (or
     descent) to where the altitude reaches zero: where it left or met the ground.
+    The last element marks tagged vehicles where their day's trip begins.
     """
     if ident is None:
-        return lon, lat, speed, alt
-    end, nb = trip_ends(ident, time_us, sensor, kind)
+        return lon, lat, speed, alt, None
+    end, nb, first = trip_ends(ident, time_us, sensor, kind)
     n = time_us.size
     adsb = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
     cot = (sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])
@@ -469,7 +474,9 @@ def _at_ends(
     lat[e] = lat[e] - k * (lat[b] - lat[e])
     al[e] = np.where(k > 0, 0.0, a0)
     al = np.where(adsb & ~is_end, math.inf, al)
-    return lon, lat, sp, al
+    origin = np.zeros(n, dtype=bool)
+    origin[end[first]] = True
+    return lon, lat, sp, al, origin & cot
 
 
 @functools.cache
@@ -516,8 +523,10 @@ def _evidence(
     alt_m: Any,
     obs_id: list[bytes | None] | None,
     params: SiteParams,
+    origin: npt.NDArray[np.bool_] | None = None,
 ) -> Evidence:
-    """:func:`to_evidence` on integer-coded sensor and kind (positions in ``_SENSORS`` and ``_KINDS``)."""
+    """:func:`to_evidence` on integer-coded sensor and kind (positions in ``_SENSORS`` and ``_KINDS``);
+    ``origin`` marks tagged vehicles where their trip begins."""
     n = lon.size
     t = time_us
     nan = math.nan
@@ -550,6 +559,8 @@ def _evidence(
         veh = (km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly
         cm[veh] = Channel.VEHICLE
         cm[veh & (sensor[mi] == _SEN[Sensor.COT.value])] = Channel.TAGGED_VEHICLE
+        if origin is not None:
+            cm[veh & (sensor[mi] == _SEN[Sensor.COT.value]) & origin[mi]] = Channel.TAGGED_ORIGIN
         cm[(km == _KND[ObjectKind.AIRCRAFT.value]) & ground & ~friendly] = Channel.AIRCRAFT
         cm[(km == _KND[ObjectKind.VESSEL.value]) & stopped] = Channel.VESSEL
         # aircraft at airports and boats in ports are where they belong
@@ -870,7 +881,11 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     context = params.context_cap * (1.0 - np.prod(1.0 - ctx_parts, axis=1))
     sig = np.stack(
         [
-            _group_prob(support[:, Channel.TAGGED_VEHICLE], params.tagged_scale, params.signature_cap),
+            _group_prob(
+                support[:, Channel.TAGGED_VEHICLE] + support[:, Channel.TAGGED_ORIGIN],
+                params.tagged_scale,
+                params.signature_cap,
+            ),
             _group_prob(support[:, Channel.EMITTER], params.emitter_scale, params.signature_cap),
             _group_prob(support[:, Channel.AIRCRAFT], params.aircraft_scale, params.signature_cap),
             _group_prob(support[:, Channel.VESSEL], params.vessel_scale, params.signature_cap)
@@ -895,8 +910,11 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     air = support[:, Channel.AIRCRAFT] >= 0.5 * params.channel_weight[Channel.AIRCRAFT]
     boat = support[:, Channel.VESSEL] >= 0.5 * params.channel_weight[Channel.VESSEL]
     veh = (support[:, Channel.VEHICLE] + support[:, Channel.TAGGED_VEHICLE]) >= 0.5
+    # loads set out from a lab and stop over at a stash house
+    origin_more = support[:, Channel.TAGGED_ORIGIN] > support[:, Channel.TAGGED_VEHICLE]
     kind = np.full(npk, SiteKind.UNKNOWN.value, dtype=object)
     kind[(struct | emit) & veh] = SiteKind.STASH_HOUSE.value
+    kind[origin_more] = SiteKind.LAB.value
     kind[boat] = SiteKind.LANDING_BEACH.value
     kind[air] = SiteKind.AIRSTRIP.value
     kind[chem | (co_days > 0) | (thermal & (night_frac >= 0.5))] = SiteKind.LAB.value
@@ -951,7 +969,8 @@ _CH_NAMES = [c.name.lower() for c in Channel]
 SIGNATURES = ("tagged_vehicle", "emitter_beddown", "aircraft_on_ground", "boat_ashore", "chemical",
               "vehicles_with_night_heat")  # fmt: skip
 """Signatures of illicit use, in the order the score combines them."""
-_MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE)]
+_MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE),
+             int(Channel.TAGGED_ORIGIN)]  # fmt: skip
 
 
 def _evidence_dicts(
@@ -1049,6 +1068,7 @@ def detect_sites(
     lat_a = np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
     extra: list[grid.GridState] = []
+    origin: npt.NDArray[np.bool_] | None = None
     # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
     # bed-downs need them whole
     sen: npt.NDArray[np.int8] | None = None
@@ -1067,7 +1087,7 @@ def detect_sites(
             extra.append(beddown_state(fixes, params)[0])
             knd = knd.copy()
             knd[fx] = -1
-        lon_a, lat_a, speed_mps, alt_m = _at_ends(
+        lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
             ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
         )
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
@@ -1081,6 +1101,7 @@ def detect_sites(
             sensor=sen[sl] if sen is not None else codes(sensor[sl], _SENSORS),
             kind=knd[sl] if knd is not None else codes(kind[sl], _KINDS),
             obs_id=obs_id[sl] if obs_id is not None else None, params=params,
+            origin=origin[sl] if origin is not None else None,
             **{k: None if v is None else v[sl] for k, v in opt_a.items()},
         )  # fmt: skip
         parts.append(accumulate_evidence(ev))
@@ -1193,14 +1214,14 @@ def evidence_from_arrow(table: pa.Table, params: SiteParams = SiteParams()) -> E
     tus = np.asarray(t.to_numpy(zero_copy_only=False), dtype=np.int64)
     sen, knd = codes(table.column("sensor"), _SENSORS), codes(table.column("kind"), _KINDS)
     ident = np.asarray(table.column("ident").to_pylist(), dtype=object) if "ident" in table.column_names else None
-    lon, lat, speed, alt = _at_ends(
+    lon, lat, speed, alt, origin = _at_ends(
         ident, tus, sen, knd, np.asarray(num("lon"), dtype=np.float64), np.asarray(num("lat"), dtype=np.float64),
         num("speed_mps"), num("alt_m"), params.aircraft_ground_m,
     )  # fmt: skip
     return _evidence(
         lon=lon, lat=lat, time_us=tus,
         sensor=sen, kind=knd, pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
-        confidence=num("confidence"), speed_mps=speed, alt_m=alt, obs_id=ids, params=params,
+        confidence=num("confidence"), speed_mps=speed, alt_m=alt, obs_id=ids, params=params, origin=origin,
     )  # fmt: skip
 
 

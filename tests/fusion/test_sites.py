@@ -434,3 +434,26 @@ def test_demo_scenario_meets_the_bar_on_observable_sites(demo_scenario: Path, de
     assert r["observable_n_true"] >= 1, r
     assert r["observable_f1"] >= 0.85, r
     assert r["observable_median_error_m"] is not None and r["observable_median_error_m"] <= 150.0, r
+
+
+def test_loads_setting_out_make_a_lab_loads_stopping_over_a_stash_house() -> None:
+    rng = np.random.default_rng(10)
+    w = World()
+    lab, stash = (-106.0, 25.5), (-106.5, 26.5)
+    for d in range(3):
+        for x, y in (lab, stash):
+            w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=12, err=30)
+            w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=d, hour=12, err=30, speed=0.0)
+        tag = f"TAG-{d}"
+        # the day's trip: sets out from the lab at dawn, stops over at the stash house, drives on north
+        w.add(rng, *lab, 1, sensor="COT", kind="vehicle", day=d, hour=5, err=10, speed=12.0, ident=tag)
+        w.add(rng, -106.25, 26.0, 1, sensor="COT", kind="vehicle", day=d, hour=7, err=10, speed=22.0, ident=tag)
+        w.add(rng, *stash, 3, sensor="COT", kind="vehicle", day=d, hour=9, err=10, speed=0.0, ident=tag)
+        w.add(rng, -106.5, 27.5, 1, sensor="COT", kind="vehicle", day=d, hour=15, err=10, speed=20.0, ident=tag)
+    s = detect_sites(**w.arrays())
+    truth = TruthSites(id=["lab", "stash"], kind=["lab", "stash_house"], lon=np.array([lab[0], stash[0]]),
+                       lat=np.array([lab[1], stash[1]]), first_day=np.full(2, DAY0),
+                       observed=np.ones(2, bool))  # fmt: skip
+    r = score_sites(s, truth, radius_m=300.0)
+    assert r["tp"] == 2 and r["kind_accuracy"] == 1.0, (r, s.kind)
+    assert all(e["signatures"]["tagged_vehicle"] > 0.3 for e in s.evidence[:2])
