@@ -33,9 +33,10 @@ How it works (method ``sites/grid-v2``):
    now and then, stays below the threshold). Places with no context next to a
    stronger site (an aircraft rolling down a strip, a truck leaving a lab) are
    folded into it. The breakdown is kept as evidence with sample observation ids.
-5. **Kind.** Chemicals or vehicles with night heat or mostly night heat → lab;
-   aircraft on the ground → airstrip; boats ashore → landing beach; structure
-   or bed-down with vehicles → stash house; else unknown.
+5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
+   loads setting out from the place more than stopping over → lab; aircraft on
+   the ground → airstrip; boats ashore → landing beach; structure or bed-down
+   with vehicles → stash house; else unknown.
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
 reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` (and
