@@ -32,21 +32,27 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _cpu_s() -> float:
+    """CPU seconds (user + system, all threads) of this process so far."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _atalaya(path: str, fmt: str) -> dict[str, Any]:
     from atalaya.core.workspace import init_workspace
     from atalaya.ingest.pipeline import ingest_paths
 
     with tempfile.TemporaryDirectory() as d:
         ws = init_workspace(Path(d) / "ws", party="USA")
-        t = time.perf_counter()
+        t, c = time.perf_counter(), _cpu_s()
         s = ingest_paths(ws, [Path(path)], fmt=fmt)
-        dt = time.perf_counter() - t
+        dt, dc = time.perf_counter() - t, _cpu_s() - c
         tot = s.totals()
-    return {"seconds": dt, "rows": tot["accepted"], "quarantined": tot["quarantined"], "rss_mb": _rss_mb()}
+    return {"seconds": dt, "cpu_s": dc, "rows": tot["accepted"], "quarantined": tot["quarantined"], "rss_mb": _rss_mb()}
 
 
 def _peer(path: str, fmt: str) -> dict[str, Any]:
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_s()
     rows = 0
     with tempfile.TemporaryDirectory() as d:
         if fmt == "csv":
@@ -69,7 +75,7 @@ def _peer(path: str, fmt: str) -> dict[str, Any]:
             from bench_cot import run_peer
 
             rows = run_peer(Path(path))
-    return {"seconds": time.perf_counter() - t, "rows": rows, "rss_mb": _rss_mb()}
+    return {"seconds": time.perf_counter() - t, "cpu_s": _cpu_s() - c, "rows": rows, "rss_mb": _rss_mb()}
 
 
 def _child_main(which: str, path: str, fmt: str) -> None:
@@ -87,11 +93,15 @@ def _run(which: str, path: Path, fmt: str) -> dict[str, Any]:
 
 def _report(fmt: str, n: int, a: dict[str, Any], p: dict[str, Any] | None, peer: str) -> None:
     ra = a["rows"] / a["seconds"]
-    line = f"{fmt:<11} n={n:>10,}  atalaya {ra:>12,.0f} rows/s  {a['seconds']:7.2f} s  RSS {a['rss_mb']:7.0f} MB"
+    line = (
+        f"{fmt:<11} n={n:>10,}  atalaya {ra:>11,.0f} rows/s {a['seconds']:6.2f} s (CPU {a['cpu_s']:5.2f} s)"
+        f" RSS {a['rss_mb']:5.0f} MB"
+    )
     if p is not None:
         rp = p["rows"] / p["seconds"]
         line += (
-            f"  | {peer} {rp:>12,.0f} rows/s  {p['seconds']:7.2f} s  RSS {p['rss_mb']:7.0f} MB  ratio {ra / rp:5.2f}x"
+            f" | {peer} {rp:>11,.0f} rows/s {p['seconds']:6.2f} s (CPU {p['cpu_s']:5.2f} s) RSS {p['rss_mb']:5.0f} MB"
+            f"  ratio {ra / rp:4.2f}x"
         )
     print(line, flush=True)
 
