@@ -94,3 +94,42 @@ def test_observable_crossings_need_a_sighting_on_each_side() -> None:
     assert observable_crossings(x, o).tolist() == [True, False, False, True]
     assert observable_crossings(x, o, window_s=200.0).tolist() == [False, False, False, True]
     assert observable_crossings(x.slice(0, 0), o).size == 0
+
+
+def test_corridor_truth_is_the_tracks_own_objects_over_their_spans() -> None:
+    from atalaya.evaluate.events import score_corridors, track_true_paths
+    from atalaya.fusion.corridors import corridor_flows
+
+    # three identified trucks share a road (a corridor); eight id-less tracks of other traffic share another road.
+    # The truth of every track is its own object's path: scoring the id-less tracks against the identified
+    # objects only (the old comparison) would call the second road a false corridor.
+    n = 40
+    lon = np.linspace(-100.0, -99.0, n)
+    rows = []
+    for k in range(3):
+        rows += [(f"trk-{k}", f"obj-{k}", i * 60_000_000, lon[i], 20.0) for i in range(n)]
+    for k in range(8):
+        rows += [(f"gmti-{k}", f"bg-{k}", i * 60_000_000, lon[i], 21.0) for i in range(2 * k, 2 * k + 12)]
+    tid, obj, t, x, y = (np.array(c) for c in zip(*rows, strict=True))
+    # truth: dense paths over the whole day (the id-less objects are seen for twelve minutes only)
+    g_obj = np.repeat(np.unique(obj), 4 * n)
+    g_t = np.tile(np.arange(4 * n) * 15_000_000, np.unique(obj).size)
+    g_x = np.tile(np.linspace(-100.0, -99.0, 4 * n), np.unique(obj).size)
+    g_y = np.where(np.char.startswith(g_obj.astype(str), "bg"), 21.0, 20.0)
+    pts = pa.table({"track_id": tid, "kind": ["vehicle"] * tid.size, "time_us": t, "lon": x, "lat": y})
+    truth = pa.table({"object_id": g_obj, "trip_id": np.char.add(g_obj.astype(str), "-d0"),
+                      "kind": ["vehicle"] * g_obj.size, "time": g_t, "lon": g_x, "lat": g_y})  # fmt: skip
+    att = pa.table({"track_id": tid, "object_id": np.char.add(obj.astype(str), "-d0"), "time_us": t})
+    assert score_corridors(pts, truth, att)["vehicle"] >= 0.8
+    # each id-less track gets its twelve minutes of its object's truth, not the whole day
+    p_tid, p_t, _, _ = track_true_paths(tid, t, att.column("track_id").to_numpy(zero_copy_only=False),
+                                        obj, g_obj, g_t, g_x, g_y)  # fmt: skip
+    assert p_t[p_tid == "gmti-1"].min() == 2 * 60_000_000 and p_t[p_tid == "gmti-1"].max() == 13 * 60_000_000
+    # the old comparison: all tracks against the identified objects' paths only
+    ident = np.char.startswith(g_obj.astype(str), "obj")
+    old_t = corridor_flows(g_obj[ident], g_t[ident], g_x[ident], g_y[ident]).cells
+    old_p = corridor_flows(tid, t, x, y).cells
+    from atalaya.evaluate.events import cell_iou
+
+    sel = lambda c: c.filter(pa.compute.greater_equal(c.column("corridor"), 0)).column("cell").to_numpy()  # noqa: E731
+    assert cell_iou(sel(old_p), sel(old_t)) < 0.7
