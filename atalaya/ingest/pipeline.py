@@ -295,6 +295,7 @@ class Ingestor:
             if res.format not in self.readers:
                 get_reader(res.format)  # fail early with the list of known formats
             res.source = _source_name(res.format, source)
+            mtime_ns = path.stat().st_mtime_ns  # before hashing: a change from here on fails the unit
             if self.committed_with_size(res.bytes, res.format, res.source):
                 digest = _file_digest(path)
                 prior = self.already_ingested(digest[0], res.format, res.source)
@@ -303,11 +304,11 @@ class Ingestor:
                     if progress:
                         progress(res.bytes)
                     return res
-                self._run_unit(path, lambda: digest, res, progress)
+                self._run_unit(path, lambda: digest, mtime_ns, res, progress)
             else:  # cannot be a re-run: hash while reading
                 background = _BackgroundDigest(path)
                 try:
-                    self._run_unit(path, background.result, res, progress)
+                    self._run_unit(path, background.result, mtime_ns, res, progress)
                 finally:
                     background.cancel()
         except AtalayaError as e:
@@ -317,9 +318,10 @@ class Ingestor:
         res.seconds = round(time.perf_counter() - t0, 3)
         return res
 
-    def _run_unit(self, path: Path, digest: DigestFn, res: UnitResult, progress: ProgressFn | None) -> None:
+    def _run_unit(
+        self, path: Path, digest: DigestFn, mtime_ns: int, res: UnitResult, progress: ProgressFn | None
+    ) -> None:
         reader = self.readers.get(res.format) or get_reader(res.format)
-        mtime_ns = path.stat().st_mtime_ns
         unit_id = new_run_id()
         writer = self.lake.writer(unit_id)
         qpath = writer.staging / "quarantine.jsonl"
