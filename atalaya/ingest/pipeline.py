@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import json
+import sys
 import threading
 import time
 from collections import Counter
@@ -184,6 +186,15 @@ class _BackgroundDigest:
 DigestFn = Callable[[], tuple[str, int]]
 
 
+def _warm_up_arrow() -> None:
+    """Start, on a thread of its own, the import pyarrow makes the first time it converts a NumPy array (pandas,
+    when installed: ~0.2 s holding the GIL). Begun at once it overlaps the first block's read and parse, which
+    run without the GIL; left to the first conversion it stalls every thread at the start of the first file."""
+    if "pandas" in sys.modules or importlib.util.find_spec("pandas") is None:
+        return
+    threading.Thread(target=pa.array, args=(np.zeros(1),), name="atalaya-warm-up", daemon=True).start()
+
+
 _POOL_LOCK = threading.Lock()
 _POOL_USERS = 0
 _POOL_SAVED: pa.MemoryPool | None = None
@@ -282,6 +293,7 @@ class Ingestor:
         self, path: Path, *, fmt: str | None = None, source: str | None = None, progress: ProgressFn | None = None
     ) -> UnitResult:
         """Ingest one file as a unit. Raises only for interruption; failures are reported in the result."""
+        _warm_up_arrow()
         with _malloc_for_arrow():
             return self._ingest_file(path, fmt=fmt, source=source, progress=progress)
 

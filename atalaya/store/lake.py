@@ -153,6 +153,8 @@ class LakeWriter:
     _done: bool = False
     _shards: list[_Shard] = field(default_factory=list)
     _error: BaseException | None = None
+    _synced: set[_Key] = field(default_factory=set)
+    """Partitions whose staged file is flushed to disk as it stands."""
 
     QUEUE_DEPTH = 2
     SHARDS = 2
@@ -269,10 +271,13 @@ class LakeWriter:
         w = self._writers.get(key)
         if w is not None:
             w.close()
+            _fsync_path(self.staging / self._paths[key])  # while other partitions are still being finished
+            self._synced.add(key)
 
     def rewrite_partition(self, key: tuple[str, str], keep: np.ndarray) -> int:
         """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped."""
         path = self.staging / self._paths[key]
+        self._synced.discard(key)
         table = pq.read_table(path, schema=SCHEMA)
         kept = table.filter(pa.array(keep))
         pq.write_table(kept, path, row_group_size=ROW_GROUP_ROWS, **WRITE_OPTIONS)
@@ -288,20 +293,25 @@ class LakeWriter:
         self.close_files()
         files: list[str] = []
         moved: list[Path] = []
-        for rel in self._paths.values():
+        unsynced: list[Path] = []
+        for key, rel in self._paths.items():
             src = self.staging / rel
             dst = self.lake.obs_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             moved.append(dst)
+            if key not in self._synced:
+                unsynced.append(dst)
             files.append(str(Path("observations") / rel))
         for src, dst in extra_files:
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
             moved.append(dst)
+            unsynced.append(dst)
         # Published files without a marker are removed by recover(), so the files and their directory entries
-        # need only be durable before the marker: flush them all at once, in parallel (fsync releases the GIL).
-        _fsync_all([*moved, *sorted({p.parent for p in moved})])
+        # need only be durable before the marker: what is left is flushed at once, in parallel (fsync releases
+        # the GIL).
+        _fsync_all([*unsynced, *sorted({p.parent for p in moved})])
         marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
         self.lake.commits_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
