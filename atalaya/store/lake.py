@@ -138,9 +138,10 @@ class LakeWriter:
     ``SHARDS`` writer threads (days alternate), so partitions are written side
     by side and each file still gets its rows in arrival order. At most
     ``QUEUE_DEPTH`` batches' parts wait per thread, which bounds memory. Rows are
-    held per partition until a row group's worth (``ROW_GROUP_ROWS``) is there or
-    a thread holds ``PENDING_ROWS``, so a partition fed by several batches gets a
-    few large row groups, not one small one per batch.
+    held per partition until a row group's worth (``ROW_GROUP_ROWS``) is there, a
+    thread holds ``PENDING_ROWS``, or a batch comes without that day (time-ordered
+    input has moved on), so a partition fed by several batches gets a few large
+    row groups, not one small one per batch, and little is left to write at the end.
     """
 
     lake: Lake
@@ -214,6 +215,9 @@ class LakeWriter:
             raise StoreError(f"writing the lake failed: {err}", hint="check free disk space and permissions") from err
 
     def _write_now(self, shard: _Shard, parts: _Parts) -> None:
+        now = {key for key, _ in parts}
+        for key in [k for k in shard.pending if k not in now]:
+            self._flush(shard, key)  # a day this batch no longer has: in time-ordered input it is complete
         for key, part in parts:
             shard.pending.setdefault(key, []).append(part)
             shard.pending_rows[key] = shard.pending_rows.get(key, 0) + part.num_rows

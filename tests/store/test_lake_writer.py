@@ -75,3 +75,19 @@ def test_held_rows_are_bounded(tmp_path: Path) -> None:
     w.commit({"run_id": "r"})
     total = sum(pq.ParquetFile(p).metadata.num_rows for p in lake.files())
     assert total == 3 * 40 * per_day
+
+
+def test_days_a_batch_no_longer_has_are_written_early(tmp_path: Path) -> None:
+    lake = Lake(tmp_path / "lake")
+    w = lake.writer("ef" * 16)
+    start = 0
+    for first in range(0, 8, 2):  # time-ordered batches: days 0-2, 2-4, 4-6, 6-8 (each day in at most two)
+        days = DAY0 + np.repeat(np.arange(first, first + 3), 1_000)
+        w.write(_table(days, start), days, "src")
+        start += len(days)
+    w._join()
+    held = {key for shard in w._shards for key in shard.pending}
+    assert held == {(str(np.datetime64(DAY0 + d, "D")), "src") for d in (6, 7, 8)}
+    w.commit({"run_id": "r"})
+    for p in lake.files():
+        assert pq.ParquetFile(p).metadata.num_row_groups == 1
