@@ -734,7 +734,13 @@ class _ReadBuffer:
 
 
 def _blocks(
-    fh: Any, first_line: int, offset: int, block_bytes: int, head: bytes, pool: _BufferPool | None = None
+    fh: Any,
+    first_line: int,
+    offset: int,
+    block_bytes: int,
+    head: bytes,
+    pool: _BufferPool | None = None,
+    first_block_bytes: int | None = None,
 ) -> Iterator[_Block]:
     """Yield byte blocks that end at a line end outside any quoted field.
 
@@ -743,16 +749,18 @@ def _blocks(
     marks the stretch of the buffer already known to hold none, and ``q_no_cut`` its quote count.
 
     Each read lands in a pooled buffer, completed to the next line end; a block is a view of that buffer,
-    which goes back to ``pool`` (:meth:`_BufferPool.give_back`) once the block is parsed.
+    which goes back to ``pool`` (:meth:`_BufferPool.give_back`) once the block is parsed. The first block may be
+    smaller (``first_block_bytes``), so the stages after the parse start sooner.
     """
     buf = _ReadBuffer(pool or _BufferPool(block_bytes + (1 << 21)), head)
     line = first_line
     eof = False
     no_cut = 0
     q_no_cut = 0
+    target = min(first_block_bytes or block_bytes, block_bytes)
     while not eof or buf.size:
-        if not eof and buf.size < block_bytes:
-            if buf.read(fh, block_bytes):
+        if not eof and buf.size < target:
+            if buf.read(fh, target - buf.size):
                 continue
             eof = True
         n_nl = -1
@@ -778,7 +786,7 @@ def _blocks(
                 else:
                     q_no_cut += _count_byte(buf.mem, 34, no_cut, size)
                     no_cut = size
-                    eof = not buf.read(fh, block_bytes)
+                    eof = not buf.read(fh, target)
                     continue
         if n_nl < 0:
             n_nl = _count_byte(buf.mem, 10, 0, cut)
@@ -791,6 +799,7 @@ def _blocks(
             data.release()
             continue
         yield _Block(data=data, first_line=line, offset=offset, n_newlines=n_nl, buffer=mem)
+        target = block_bytes
         line += n_nl
         offset += cut
 
@@ -1161,7 +1170,7 @@ class CsvReader:
             avg = len(sample) / max(1, sample.count(b"\n")) if sample else 100.0
             block_bytes = int(min(64 << 20, max(64 << 10, avg * options.batch_rows)))
             pool = _BufferPool(block_bytes + (1 << 21))
-            blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool)
+            blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool, first_block_bytes=block_bytes // 4)
             yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back)
 
 
