@@ -122,8 +122,8 @@ def test_corridor_truth_is_the_tracks_own_objects_over_their_spans() -> None:
     att = pa.table({"track_id": tid, "object_id": np.char.add(obj.astype(str), "-d0"), "time_us": t})
     assert score_corridors(pts, truth, att)["vehicle"] >= 0.8
     # each id-less track gets its twelve minutes of its object's truth, not the whole day
-    p_tid, p_t, _, _ = track_true_paths(tid, t, att.column("track_id").to_numpy(zero_copy_only=False),
-                                        obj, g_obj, g_t, g_x, g_y)  # fmt: skip
+    g_trip = np.char.add(g_obj.astype(str), "-d0")
+    p_tid, _, p_t, _, _ = track_true_paths(tid, tid, att.column("object_id"), t, g_trip, g_obj, g_t, g_x, g_y)
     assert p_t[p_tid == "gmti-1"].min() == 2 * 60_000_000 and p_t[p_tid == "gmti-1"].max() == 13 * 60_000_000
     # the old comparison: all tracks against the identified objects' paths only
     ident = np.char.startswith(g_obj.astype(str), "obj")
@@ -133,3 +133,55 @@ def test_corridor_truth_is_the_tracks_own_objects_over_their_spans() -> None:
 
     sel = lambda c: c.filter(pa.compute.greater_equal(c.column("corridor"), 0)).column("cell").to_numpy()  # noqa: E731
     assert cell_iou(sel(old_p), sel(old_t)) < 0.7
+
+
+def test_corridor_truth_leaves_out_a_concurrent_flight_of_the_same_aircraft() -> None:
+    from atalaya.evaluate.events import score_corridors, track_true_paths
+
+    # four aircraft each fly two flights at once under one object and ICAO address (the scenario does this);
+    # their tracks follow the southern flights only, so the northern ones are no part of the truth
+    minute, n = 60_000_000, 61
+    g = [(f"acft-{k}", f"acft-{k}-000-{f}", i * minute // 4, -110.0 + 2.0 * i / (4 * n - 4), 30.0 + 3.0 * f)
+         for k in range(4) for f in range(2) for i in range(4 * n - 3)]  # fmt: skip
+    g_obj, g_trip, g_t, g_x, g_y = (np.array(c) for c in zip(*g, strict=True))
+    rows = [(f"trk-{k}", f"acft-{k}-000-0", i * minute, -110.0 + 2.0 * i / (n - 1), 30.0) for k in range(4)
+            for i in range(n)]  # fmt: skip
+    tid, trip, t, x, y = (np.array(c) for c in zip(*rows, strict=True))
+    p_tid, path, p_t, _, p_y = track_true_paths(tid, tid, trip, t, g_trip, g_obj, g_t, g_x, g_y)
+    assert set(p_tid.tolist()) == {f"trk-{k}" for k in range(4)} and np.all(p_y == 30.0)
+    assert np.unique(path).size == 4 and p_t[p_tid == "trk-0"].max() == (n - 1) * minute
+    pts = pa.table({"track_id": tid, "kind": ["aircraft"] * tid.size, "time_us": t, "lon": x, "lat": y})
+    truth = pa.table({"object_id": g_obj, "trip_id": g_trip, "kind": ["aircraft"] * g_obj.size, "time": g_t,
+                      "lon": g_x, "lat": g_y})  # fmt: skip
+    att = pa.table({"track_id": tid, "object_id": trip, "time_us": t})
+    assert score_corridors(pts, truth, att)["aircraft"] >= 0.9
+    # the object's path over the span (both flights under one id) scores the tracks against the northern flights
+    # and the jumps between the two
+    by_object = truth.set_column(1, "trip_id", truth.column("object_id"))
+    att_object = att.set_column(1, "object_id", pa.array(np.char.rpartition(trip.astype(str), "-000-")[:, 0]))
+    assert score_corridors(pts, by_object, att_object)["aircraft"] < 0.5
+
+
+def test_corridor_truth_follows_a_vessel_across_its_daily_trips() -> None:
+    from atalaya.evaluate.events import track_true_paths
+
+    # a vessel gets a new trip every day; its track runs from 20:00 on day 0 to 06:00 on day 1
+    hour, day = 3_600_000_000, 86_400_000_000
+    g_t = np.arange(0, 12 * day, 120_000_000)
+    g_trip = np.char.add("v1-d", (g_t // day).astype(str))
+    g_x = -90.0 + g_t / (12 * day)
+    t = np.arange(20 * hour, day + 6 * hour + 1, 300_000_000)
+    trip = np.char.add("v1-d", (t // day).astype(str))
+    trip[5] = "v2-d0"  # one report mis-associated with another vessel: under 10 % and 20 reports
+    g_trip, g_x = np.r_[g_trip, ["v2-d0"] * 10], np.r_[g_x, [-80.0] * 10]
+    g_obj = np.char.partition(g_trip, "-")[:, 0]
+    g_t = np.r_[g_t, np.arange(10) * day // 10]
+    tid = np.full(t.size, "trk")
+    _, path, p_t, p_x, _ = track_true_paths(tid, tid, trip, t, g_trip, g_obj, g_t, g_x, np.zeros(g_x.size))
+    assert p_t.min() == 20 * hour and p_t.max() == day + 6 * hour and np.all(p_x < -85.0)
+    assert np.all(np.diff(p_t) == 120_000_000) and np.unique(path).size == 1  # both days, one path
+    # tracked for twelve days, a day is 8 % of the reports: its count (over 20) keeps it
+    t = np.arange(0, 12 * day - 1, 600_000_000)
+    tid, trip = np.full(t.size, "trk"), np.char.add("v1-d", (t // day).astype(str))
+    _, path, p_t, _, _ = track_true_paths(tid, tid, trip, t, g_trip, g_obj, g_t, g_x, np.zeros(g_x.size))
+    assert np.unique(p_t // day).size == 12 and np.unique(path).size == 1
