@@ -120,7 +120,7 @@ GROUPS: dict[str, tuple[Channel, ...]] = {
     "emitter": (Channel.EMITTER,),
     "chemical": (Channel.CHEMICAL,),
 }
-"""Evidence groups: corroboration counts distinct groups, not channels."""
+"""Evidence groups (their saturating probabilities decide a site's kind)."""
 
 _STATIC = (Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.CHEMICAL)
 _DEFAULT_SIGMA = {Sensor.ADSB.value: 30.0, Sensor.AIS.value: 20.0, Sensor.COT.value: 15.0}
@@ -173,8 +173,6 @@ class SiteParams:
     """Aircraft on the ground this close to a known airport (Natural Earth) carry no site evidence."""
     port_radius_m: float = 3_000.0
     """Boats stopped this close to a known port (Natural Earth) carry no site evidence."""
-    emitter_day_mass: float = 0.05
-    """Kernel-weighted emitter mass on a day for the day to count as one with the emitter nearby."""
     min_peak_mass: float = 1.5
     """Minimum smoothed level-0 evidence mass (3×3 cells) for a candidate."""
     support_radius_m: float = 100.0
@@ -183,8 +181,6 @@ class SiteParams:
     """Support mass at which each group (structure, thermal, activity, emitter, chemical) reaches 63 % of its cap."""
     group_cap: tuple[float, ...] = (0.4, 0.4, 0.4, 0.3, 0.55)
     """Highest probability one group alone gives (same order as ``group_scale``)."""
-    day_scale: float = 1.5
-    """Distinct days at which persistence reaches 63 %."""
     min_score: float = 0.5
     """Sites scoring below this are not reported (context alone stays below it)."""
     samples: int = 8
@@ -388,11 +384,17 @@ def to_evidence(
         lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
             ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
         )
-        knd = np.where((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None), np.int8(-1), knd)  # noqa: E711
+        knd = np.where(_identified_fixes(knd, ids), np.int8(-1), knd)
     return _evidence(
         lon=lon_a, lat=lat_a, time_us=t, sensor=sen, kind=knd, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
         confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params, origin=origin,
     )  # fmt: skip
+
+
+def _identified_fixes(kind: npt.NDArray[np.int8], ident: npt.NDArray[np.object_]) -> npt.NDArray[np.bool_]:
+    """Emitter fixes that carry an emitter id: they count through bed-downs, not one by one."""
+    out: npt.NDArray[np.bool_] = (kind == _KND[ObjectKind.EMITTER.value]) & (ident != None)  # noqa: E711
+    return out
 
 
 def trip_ends(
@@ -480,15 +482,18 @@ def _at_ends(
     return lon, lat, sp, al, origin & cot
 
 
+def _unit_vectors(lon_deg: Any, lat_deg: Any) -> npt.NDArray[np.float64]:
+    lo, la = np.radians(np.asarray(lon_deg, dtype=np.float64)), np.radians(np.asarray(lat_deg, dtype=np.float64))
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+
+
 @functools.cache
 def _known_points(layer: str) -> npt.NDArray[np.float64]:
     """Unit vectors of a Natural Earth point layer (airports, ports)."""
     from atalaya.geo.naturalearth import load_layer
 
     pts = [g for _, g in load_layer(layer) if g.geom_type == "Point"]
-    lon = np.radians([g.x for g in pts])
-    lat = np.radians([g.y for g in pts])
-    return np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)], axis=1)
+    return _unit_vectors([g.x for g in pts], [g.y for g in pts])
 
 
 def near_known(lon: F64, lat: F64, layer: str, radius_m: float) -> npt.NDArray[np.bool_]:
@@ -502,8 +507,7 @@ def near_known(lon: F64, lat: F64, layer: str, radius_m: float) -> npt.NDArray[n
     ref = _known_points(layer)
     if ref.size == 0 or lon.size == 0:
         return np.zeros(lon.size, dtype=bool)
-    la, lo = np.radians(lat), np.radians(lon)
-    q = np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+    q = _unit_vectors(lon, lat)
     chord = 2.0 * math.sin(radius_m / (2.0 * 6_371_008.8))
     d, _ = cKDTree(ref).query(q, k=1, distance_upper_bound=chord)
     out: npt.NDArray[np.bool_] = np.isfinite(d)
@@ -796,8 +800,6 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     first = np.full(npk, big)
     last = np.full(npk, -big)
     first_day = np.full(npk, big)
-    act_days = np.zeros(npk, dtype=np.int64)
-    em_days = np.zeros(npk, dtype=np.int64)
     co_days = np.zeros(npk, dtype=np.int64)
     strong_p: list[I64] = []
     strong_r: list[I64] = []
@@ -821,13 +823,6 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         ch = state.channel[r_i].astype(np.int64)
         sup = np.bincount(p_i * nch + ch, weights=kw, minlength=m * nch)
         support[lo:hi] = np.asarray(sup, dtype=np.float64).reshape(m, nch)
-        # days with an emitter nearby: fixes are too vague to be strong one by one, so their mass counts per day
-        em = ch == Channel.EMITTER
-        em_key = p_i[em] * (1 << 32) + state.day[r_i[em]].astype(np.int64)
-        em_pd, em_inv = np.unique(em_key, return_inverse=True)
-        em_mass = np.bincount(em_inv, weights=kw[em], minlength=em_pd.size)
-        em_pd = em_pd[em_mass >= params.emitter_day_mass]
-        em_days[lo:hi] = np.bincount(em_pd >> 32, minlength=m)
 
         # days and detections that count: rows whose kernel is at least ~0.3
         strong = kern >= 0.3
@@ -841,10 +836,6 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         n_days[lo:hi] = _distinct_days(sp_i, day, m)
         sch = sp_i * nch + state.channel[sr_i].astype(np.int64)
         ch_days[lo:hi] = _distinct_days(sch, day, m * nch).reshape(m, nch)
-        # days with activity (anything but the buildings themselves): what makes a place persistent
-        act = state.channel[sr_i] != Channel.STRUCTURE
-        act_pd = np.unique(np.r_[sp_i[act] * (1 << 32) + day[act], em_pd])
-        act_days[lo:hi] = np.bincount(act_pd >> 32, minlength=m)
         # days with parked vehicles and night heat both at the place (a lab at work, not a ranch's odd fire)
         sch_c = state.channel[sr_i]
         vk = np.unique(sp_i[sch_c == Channel.VEHICLE] * (1 << 32) + day[sch_c == Channel.VEHICLE])
@@ -898,8 +889,6 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     )
     signature = 1.0 - np.prod(1.0 - sig, axis=1)
     score = 1.0 - (1.0 - context) * (1.0 - signature)
-    corroboration = 1.0 - np.prod(1.0 - gprob, axis=1)
-    persistence = 1.0 - np.exp(-act_days / params.day_scale)
 
     # kind
     def present(g: str, frac: float = 0.25) -> npt.NDArray[np.bool_]:
@@ -944,7 +933,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             lst.append(s.hex())
 
     evidence = _evidence_dicts(
-        score=score[keep], corroboration=corroboration[keep], persistence=persistence[keep], gprob=gprob[keep],
+        score=score[keep], gprob=gprob[keep],
         gnames=gnames, support=support[keep], ch_days=ch_days[keep], n_days=n_days[keep],
         night_frac=night_frac[keep], n_det=n_det[keep], radius=radius, context=context[keep], sig=sig[keep],
         co_days=co_days[keep],
@@ -977,8 +966,6 @@ _MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), i
 def _evidence_dicts(
     *,
     score: F64,
-    corroboration: F64,
-    persistence: F64,
     gprob: F64,
     gnames: list[str],
     support: F64,
@@ -1000,12 +987,12 @@ def _evidence_dicts(
     cd = ch_days.tolist()
     mov = np.round(support[:, _MOVEMENT].sum(axis=1), 3).tolist()
     cols = zip(
-        np.round(score, 4).tolist(), np.round(corroboration, 4).tolist(), np.round(persistence, 4).tolist(), gp,
+        np.round(score, 4).tolist(), gp,
         sup, cd, n_days.tolist(), np.round(night_frac, 3).tolist(), mov, n_det.tolist(),
         np.round(radius, 1).tolist(), ctx, sg, co, strict=True,
     )  # fmt: skip
     out: list[dict[str, Any]] = []
-    for sc, cr, pe, g, su, dd, nd, nf, mv, nt, rd, cx, si, cd_ in cols:
+    for sc, g, su, dd, nd, nf, mv, nt, rd, cx, si, cd_ in cols:
         out.append(
             {
                 "method": METHOD,
@@ -1013,8 +1000,6 @@ def _evidence_dicts(
                 "context": cx,
                 "signatures": {name: v for name, v in zip(SIGNATURES, si, strict=True) if v > 0},
                 "vehicles_with_night_heat_days": cd_,
-                "corroboration": cr,
-                "persistence": pe,
                 "groups": {name: v for name, v in zip(gnames, g, strict=True) if v > 0},
                 "support": {name: v for name, v in zip(_CH_NAMES, su, strict=True) if v > 0},
                 "days": {name: v for name, v in zip(_CH_NAMES, dd, strict=True) if v > 0},
@@ -1077,7 +1062,7 @@ def detect_sites(
     if ident is not None:
         sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
         ids = np.asarray(ident, dtype=object)
-        fx = np.flatnonzero((knd == _KND[ObjectKind.EMITTER.value]) & (ids != None))  # noqa: E711
+        fx = np.flatnonzero(_identified_fixes(knd, ids))
         if fx.size:
             fixes = pa.table({
                 "ident": pa.array(ids[fx].tolist(), pa.string()), "time_us": t[fx], "lon": lon_a[fx],
