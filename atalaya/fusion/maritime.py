@@ -77,6 +77,8 @@ class Coast:
     """R-tree over the land polygons (projected)."""
     ports: shapely.STRtree
     """R-tree over the ports (projected points)."""
+    shore: shapely.STRtree
+    """R-tree over the coastline (projected lines): land boundaries that face the sea, land borders left out."""
 
     def _xy(self, lon: F64, lat: F64) -> Any:
         x, y = aeqd_forward(self.lon0, self.lat0, lon, lat)
@@ -90,6 +92,10 @@ class Coast:
         """Metres from each point to the nearest port of the bundled ports layer."""
         return self._nearest(self.ports, lon, lat)
 
+    def distance_to_shore(self, lon: Any, lat: Any) -> F64:
+        """Metres from each point (on land or at sea) to the nearest coastline."""
+        return self._nearest(self.shore, lon, lat)
+
     def _nearest(self, tree: shapely.STRtree, lon: Any, lat: Any) -> F64:
         x = np.asarray(lon, dtype=np.float64).ravel()
         y = np.asarray(lat, dtype=np.float64).ravel()
@@ -99,6 +105,14 @@ class Coast:
         idx, d = tree.query_nearest(self._xy(x, y), return_distance=True, all_matches=False)
         np.minimum.at(out, idx[0], d)
         return out
+
+
+@cache
+def _coastline() -> Any:
+    """The coastline in lon/lat: the boundary of all bundled admin-0 land dissolved (shared land borders vanish)."""
+    land = [g for _, g in load_layer("admin0_region")]
+    parts = shapely.get_parts(np.array(land, dtype=object))
+    return shapely.get_parts(shapely.boundary(shapely.union_all(parts, grid_size=1e-7)))
 
 
 @cache
@@ -113,7 +127,8 @@ def coast(lon0: float, lat0: float) -> Coast:
     lx = to_aeqd(parts, lon0, lat0)
     ports = np.array([g for _, g in load_layer("ports")], dtype=object)
     px = to_aeqd(ports, lon0, lat0)
-    return Coast(lon0=lon0, lat0=lat0, land=shapely.STRtree(lx), ports=shapely.STRtree(px))
+    sx = to_aeqd(_coastline(), lon0, lat0)
+    return Coast(lon0=lon0, lat0=lat0, land=shapely.STRtree(lx), ports=shapely.STRtree(px), shore=shapely.STRtree(sx))
 
 
 def coast_for(lon: F64, lat: F64) -> Coast:

@@ -3,7 +3,7 @@
 How it works (method ``sites/grid-v2``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
-   seen: structures, thermal anomalies (split night/day by local solar time),
+   seen: structures, thermal anomalies (split night/day by the sun's elevation),
    stationary vehicles, tagged (CoT) vehicles stopped or at the ends of their
    trips, aircraft on the ground (ADS-B track ends that begin or end low,
    carried along the climb to the ground; never within a few km of a known
@@ -76,7 +76,8 @@ from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.evaluate.matching import match_points
 from atalaya.fusion import grid
-from atalaya.fusion.beddown import Beddowns, beddowns
+from atalaya.fusion.beddown import BeddownParams, Beddowns, beddowns
+from atalaya.geo.sun import solar_elevation_deg
 from atalaya.model.objects import SiteKind, SiteStatus
 from atalaya.model.observation import ObjectKind, Sensor
 from atalaya.store.knowledge import KnowledgeStore, schema, upsert
@@ -145,8 +146,9 @@ class SiteParams:
     ground; where no altitude is reported, those slower than ``aircraft_slow_mps`` do."""
     aircraft_slow_mps: float = 40.0
     """Aircraft slower than this count as on the ground."""
-    night_hours: tuple[float, float] = (19.0, 6.0)
-    """Local solar hours [start, end) that count as night."""
+    night_sun_deg: float = -6.0
+    """Thermal seen while the sun stands below this elevation (from civil dusk to civil dawn) counts as night
+    heat."""
     channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
     context_cap: float = 0.35
@@ -167,6 +169,23 @@ class SiteParams:
     cooccur_scale: float = 2.5
     """Days with parked vehicles and night heat together for 63 % of the cap (one such day, which ranches show
     too now and then, stays below ``min_score`` with all the context there is)."""
+    shore_radius_m: float = 500.0
+    """A built place this close to the coastline (Natural Earth, which is good to a few hundred metres) and away
+    from known ports stands on the shore: a landing beach's fuel cache and shelter."""
+    shore_scale: float = 3.0
+    """Days a shore place was seen built for 63 % of the cap (one day stays below ``min_score``)."""
+    beddown_free_sigma_m: float = 400.0
+    """Largest 1-sigma radius of a bed-down that names a place on its own; looser ones (up to
+    ``beddown_anchor_sigma_m``) count only where a building seen by imagery lies within their uncertainty."""
+    beddown_free_min_days: int = 2
+    """Distinct days a bed-down needs to name a place on its own (one day may be a visit); one day is enough
+    where it is anchored on a place seen by imagery."""
+    beddown_anchor_sigma_m: float = 1_000.0
+    """Largest 1-sigma radius of a bed-down that may be anchored on a building."""
+    anchor_sigmas: float = 3.0
+    """A building within this many sigmas (plus ``support_radius_m``) of a bed-down may anchor it."""
+    anchor_min_mass: float = 0.5
+    """Least evidence (weighted detections, all days, per cell) of a place that anchors a bed-down."""
     satellite_radius_m: float = 1_000.0
     """A reported place with no context this close to a higher-ranked site is folded into it."""
     airport_radius_m: float = 5_000.0
@@ -539,9 +558,7 @@ def _evidence(
     ch[kind == _KND[ObjectKind.STRUCTURE.value]] = Channel.STRUCTURE
     thermal = kind == _KND[ObjectKind.THERMAL.value]
     if thermal.any():
-        hour = ((t % _US_PER_DAY) / (3600 * _US_PER_S) + lon / 15.0) % 24.0
-        h0, h1 = params.night_hours
-        night = (hour >= h0) | (hour < h1) if h0 > h1 else (hour >= h0) & (hour < h1)
+        night = solar_elevation_deg(t, lon, lat) < params.night_sun_deg
         ch[thermal & night] = Channel.THERMAL_NIGHT
         ch[thermal & ~night] = Channel.THERMAL_DAY
     ch[kind == _KND[ObjectKind.EMITTER.value]] = Channel.EMITTER
@@ -722,6 +739,24 @@ def _group_prob(support: F64, scale: float, cap: float) -> F64:
     return out
 
 
+def _shore_days(px: F64, py: F64, structure_days: I64, structure: F64, params: SiteParams) -> I64:
+    """Days a built place on the shore (within ``shore_radius_m`` of the coastline, away from known ports) was
+    seen built; 0 elsewhere. ``structure`` is the place's structure evidence in [0, 1]."""
+    out = np.zeros(px.size, dtype=np.int64)
+    cand = np.flatnonzero((structure_days > 0) & (structure > 0.1))
+    if cand.size == 0 or params.shore_radius_m <= 0:
+        return out
+    from atalaya.fusion.maritime import coast_for
+
+    lon, lat = grid.inverse_mercator(px[cand], py[cand])
+    cs = coast_for(lon, lat)
+    ok = cs.distance_to_shore(lon, lat) <= params.shore_radius_m
+    if params.port_radius_m > 0:
+        ok &= ~near_known(lon, lat, "ports", params.port_radius_m)
+    out[cand[ok]] = structure_days[cand[ok]]
+    return out
+
+
 def _suppress_satellites(
     keep: npt.NDArray[np.intp], px: F64, py: F64, context: F64, params: SiteParams
 ) -> npt.NDArray[np.intp]:
@@ -871,6 +906,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         axis=1,
     )
     context = params.context_cap * (1.0 - np.prod(1.0 - ctx_parts, axis=1))
+    shore_days = _shore_days(px, py, ch_days[:, Channel.STRUCTURE], ctx_parts[:, 0], params)
     sig = np.stack(
         [
             _group_prob(
@@ -884,6 +920,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             * (ctx_parts[:, 0] > 0.1),  # a boat stopped at sea is no place on land
             _group_prob(support[:, Channel.CHEMICAL], 1.0, params.signature_cap),
             _group_prob(co_days.astype(np.float64), params.cooccur_scale, params.signature_cap),
+            _group_prob(shore_days.astype(np.float64), params.shore_scale, params.signature_cap),
         ],
         axis=1,
     )
@@ -905,7 +942,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     kind = np.full(npk, SiteKind.UNKNOWN.value, dtype=object)
     kind[(struct | emit) & veh] = SiteKind.STASH_HOUSE.value
     kind[origin_more] = SiteKind.LAB.value
-    kind[boat] = SiteKind.LANDING_BEACH.value
+    kind[boat | (shore_days > 0)] = SiteKind.LANDING_BEACH.value
     kind[air] = SiteKind.AIRSTRIP.value
     kind[chem | (co_days > 0) | (thermal & (night_frac >= 0.5))] = SiteKind.LAB.value
 
@@ -957,7 +994,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
 
 _CH_NAMES = [c.name.lower() for c in Channel]
 SIGNATURES = ("tagged_vehicle", "emitter_beddown", "aircraft_on_ground", "boat_ashore", "chemical",
-              "vehicles_with_night_heat")  # fmt: skip
+              "vehicles_with_night_heat", "built_on_shore")  # fmt: skip
 """Signatures of illicit use, in the order the score combines them."""
 _MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE),
              int(Channel.TAGGED_ORIGIN)]  # fmt: skip
@@ -1053,7 +1090,7 @@ def detect_sites(
     lon_a = np.asarray(lon, dtype=np.float64)
     lat_a = np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
-    extra: list[grid.GridState] = []
+    fixes: pa.Table | None = None
     origin: npt.NDArray[np.bool_] | None = None
     # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
     # bed-downs need them whole
@@ -1070,7 +1107,6 @@ def detect_sites(
                 "err_minor_m": _arr(err_minor_m, t.size, math.nan)[fx],
                 "err_orient_deg": _arr(err_orient_deg, t.size, math.nan)[fx],
             })  # fmt: skip
-            extra.append(beddown_state(fixes, params)[0])
             knd = knd.copy()
             knd[fx] = -1
         lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
@@ -1094,7 +1130,10 @@ def detect_sites(
         del ev
         if len(parts) >= _MERGE_EVERY:  # merge as we go: a few partial states at a time, not all of them
             parts = [grid.merge_many(parts)]
-    return extract_sites(grid.merge_many(parts + extra), params)
+    state = grid.merge_many(parts)
+    if fixes is not None:
+        state = grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
+    return extract_sites(state, params)
 
 
 # -- emitter bed-downs ------------------------------------------------------------------------------
@@ -1107,12 +1146,91 @@ _FIX_SCHEMA = pa.schema(
 )
 
 
-def beddown_state(fixes: pa.Table, params: SiteParams = SiteParams()) -> tuple[grid.GridState, Beddowns]:
+_PLACE = np.array([Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.VEHICLE], dtype=np.int8)
+
+
+def _structures(state: grid.GridState, min_mass: float) -> tuple[F64, F64, F64]:
+    """Places seen by imagery (buildings, heat, parked vehicles): level-0 cells with such evidence (all days), as
+    Mercator ``x, y`` of their precision-weighted centroid and their evidence mass."""
+    sel = np.flatnonzero((state.level == 0) & np.isin(state.channel, _PLACE))
+    if sel.size == 0:
+        z = np.zeros(0)
+        return z, z.copy(), z.copy()
+    _, inv = np.unique(state.cell[sel], return_inverse=True)
+    q = np.bincount(inv, weights=state.q[sel])
+    qx = np.bincount(inv, weights=state.qx[sel])
+    qy = np.bincount(inv, weights=state.qy[sel])
+    mass: F64 = np.asarray(np.bincount(inv, weights=state.w[sel]), dtype=np.float64)
+    ok = (mass >= min_mass) & (q > 0)
+    return qx[ok] / q[ok], qy[ok] / q[ok], mass[ok]
+
+
+def anchor_beddowns(
+    bd: Beddowns, anchors: grid.GridState | None, params: SiteParams = SiteParams()
+) -> tuple[F64, F64, F64, F64, npt.NDArray[np.bool_]]:
+    """Where each bed-down's evidence goes: ``lon, lat, sigma_m, weight, anchored``.
+
+    A phone's fixes say only roughly where it stays, but a building seen by
+    imagery within that uncertainty names the place: a building is rare in the
+    remote terrain where labs hide, so one lying inside a bed-down's ellipse
+    is where the phone is far more likely than anywhere else. Each bed-down
+    is moved to the building of highest likelihood (structure mass × Gaussian
+    of the distance) within ``anchor_sigmas`` sigmas, with a weight equal to
+    that building's share of the likelihood (two buildings equally likely
+    share it). Bed-downs with no building near keep their own position; those
+    looser than ``beddown_free_sigma_m`` are then dropped (weight 0): they
+    cannot name a place.
+    """
+    n = bd.n_beddowns
+    lon, lat, sig = bd.lon.copy(), bd.lat.copy(), bd.sigma_m.copy()
+    free = (sig <= params.beddown_free_sigma_m) & (bd.n_days >= params.beddown_free_min_days)
+    weight = np.where(free, 1.0, 0.0)
+    anchored = np.zeros(n, dtype=bool)
+    if anchors is None or n == 0:
+        return lon, lat, sig, weight, anchored
+    ax, ay, mass = _structures(anchors, params.anchor_min_mass)
+    if ax.size == 0:
+        return lon, lat, sig, weight, anchored
+    from scipy.spatial import cKDTree
+
+    bx, by = grid.mercator(bd.lon, bd.lat)
+    scale = grid.ground_scale(by)  # ground metres per Mercator metre
+    reach = (params.anchor_sigmas * bd.sigma_m + params.support_radius_m) / scale
+    tree = cKDTree(np.stack([ax, ay], axis=1))
+    found = tree.query_ball_point(np.stack([bx, by], axis=1), reach)
+    same2 = (2.0 * params.support_radius_m) ** 2
+    for i, cand in enumerate(found):  # one pass per bed-down (a few per emitter at most), not per detection
+        if not cand:
+            continue
+        c = np.asarray(cand, dtype=np.intp)
+        s2 = float(scale[i]) ** 2
+        d2 = ((ax[c] - bx[i]) ** 2 + (ay[c] - by[i]) ** 2) * s2
+        lik = mass[c] * np.exp(-d2 / (2.0 * float(bd.sigma_m[i]) ** 2))
+        total = float(lik.sum())
+        if total <= 0:
+            continue
+        j = int(np.argmax(lik))
+        near = ((ax[c] - ax[c[j]]) ** 2 + (ay[c] - ay[c[j]]) ** 2) * s2 <= same2  # cells of the same building
+        wn = lik[near]
+        x = float(np.dot(wn, ax[c[near]]) / wn.sum())
+        y = float(np.dot(wn, ay[c[near]]) / wn.sum())
+        lo, la = grid.inverse_mercator(np.array([x]), np.array([y]))
+        lon[i], lat[i] = float(lo[0]), float(la[0])
+        sig[i] = min(float(bd.sigma_m[i]), 30.0)
+        weight[i] = float(wn.sum()) / total
+        anchored[i] = True
+    return lon, lat, sig, weight, anchored
+
+
+def beddown_state(
+    fixes: pa.Table, params: SiteParams = SiteParams(), anchors: grid.GridState | None = None
+) -> tuple[grid.GridState, Beddowns]:
     """Bed-downs of identified emitters as grid evidence: one emitter row per bed-down and day seen there.
 
     ``fixes`` has :data:`FIX_COLUMNS`. The rows carry the bed-down's combined
     position and its (much smaller) uncertainty, so they land where a building
-    can be named.
+    can be named; with ``anchors`` (the detections' state) a looser bed-down
+    is anchored on the building inside its uncertainty (:func:`anchor_beddowns`).
     """
     if fixes.num_rows == 0:
         return grid.empty_state(), beddowns(
@@ -1128,18 +1246,25 @@ def beddown_state(fixes: pa.Table, params: SiteParams = SiteParams()) -> tuple[g
     bd = beddowns(
         ident=g.astype(np.int64), lon=f("lon"), lat=f("lat"), a=f("pos_err_m"), b=f("err_minor_m"),
         orient_deg=f("err_orient_deg"), day=t // _US_PER_DAY,
+        params=BeddownParams(
+            max_sigma_m=max(params.beddown_anchor_sigma_m, params.beddown_free_sigma_m),
+            min_days=min(params.beddown_free_min_days, 1),
+        ),
     )  # fmt: skip
     if bd.n_beddowns == 0:
         return grid.empty_state(), bd
+    lon, lat, sig, wt, _ = anchor_beddowns(bd, anchors, params)
     bits = np.arange(64, dtype=np.uint64)
-    has = (bd.day_mask[:, None] >> bits[None, :]) & np.uint64(1)
+    has = (((bd.day_mask[:, None] >> bits[None, :]) & np.uint64(1)) == 1) & (wt > 0)[:, None]
     bi, off = np.nonzero(has)
+    if bi.size == 0:
+        return grid.empty_state(), bd
     day = bd.first_day[bi] + off.astype(np.int64)
     w = params.channel_weight[Channel.EMITTER]
     state = grid.accumulate(
-        lon=bd.lon[bi], lat=bd.lat[bi], time_us=day * _US_PER_DAY + _US_PER_DAY // 2,
-        channel=np.full(bi.size, int(Channel.EMITTER), dtype=np.int8), weight=np.full(bi.size, w),
-        sigma_m=np.maximum(bd.sigma_m[bi], 10.0),
+        lon=lon[bi], lat=lat[bi], time_us=day * _US_PER_DAY + _US_PER_DAY // 2,
+        channel=np.full(bi.size, int(Channel.EMITTER), dtype=np.int8), weight=w * wt[bi],
+        sigma_m=np.maximum(sig[bi], 10.0),
     )  # fmt: skip
     return state, bd
 
@@ -1309,7 +1434,7 @@ def load_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridSta
     """The saved evidence of a workspace with its emitter bed-downs: what :func:`run_sites` extracts from."""
     state, _ = grid.read_state(state_path(ws))
     fixes, _ = _read_fixes(fixes_path(ws))
-    return grid.merge(state, beddown_state(fixes, params)[0])
+    return grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
 
 
 def _ts(us: int) -> datetime:
@@ -1391,7 +1516,7 @@ def run_sites(
     t0 = _time.perf_counter()
     upd = update_state(ws, progress=progress, params=params)
     state: grid.GridState = upd.pop("state")
-    bd_state, bd = beddown_state(upd.pop("fixes"), params)
+    bd_state, bd = beddown_state(upd.pop("fixes"), params, anchors=state)
     upd["emitter_beddowns"] = bd.n_beddowns
     sites = extract_sites(grid.merge(state, bd_state), params)
     run_id = f"sites-{uuid.uuid4().hex[:12]}"

@@ -214,7 +214,8 @@ def test_single_kind_of_evidence_never_makes_a_site() -> None:
     w = make_world(5)
     a = w.arrays()
     only_structures = {k: v[a["kind"] == "structure"] for k, v in a.items()}
-    assert detect_sites(**only_structures).n_sites == 0
+    # a building on the shore is a signature of its own (a landing beach's cache): see the shore tests below
+    assert detect_sites(**only_structures, params=SiteParams(shore_radius_m=0.0)).n_sites == 0
     only_heat = {k: v[a["kind"] == "thermal"] for k, v in a.items()}
     assert detect_sites(**only_heat).n_sites == 0
 
@@ -457,3 +458,102 @@ def test_loads_setting_out_make_a_lab_loads_stopping_over_a_stash_house() -> Non
     r = score_sites(s, truth, radius_m=300.0)
     assert r["tp"] == 2 and r["kind_accuracy"] == 1.0, (r, s.kind)
     assert all(e["signatures"]["tagged_vehicle"] > 0.3 for e in s.evidence[:2])
+
+
+# -- buildings on the shore --------------------------------------------------------------------------------------
+
+
+def _shore_point(lon: float, lat: float) -> tuple[float, float]:
+    """The coastline point (bundled Natural Earth) nearest to ``(lon, lat)``."""
+    import shapely
+
+    from atalaya.fusion.maritime import _coastline
+
+    lines = _coastline()
+    p = shapely.Point(lon, lat)
+    near = lines[int(np.argmin(shapely.distance(lines, p)))]
+    q = shapely.line_interpolate_point(near, shapely.line_locate_point(near, p))
+    return float(q.x), float(q.y)
+
+
+def _building(lon: float, lat: float, days: int, seed: int = 3) -> dict[str, Any]:
+    w = World()
+    rng = np.random.default_rng(seed)
+    for d in range(days):
+        w.add(rng, lon, lat, 3, sensor="EO", kind="structure", day=d, hour=13, err=30)
+    return w.arrays()
+
+
+def test_building_on_a_remote_shore_is_a_landing_beach() -> None:
+    x, y = _shore_point(-109.6, 25.75)  # northern Sinaloa coast, far from the bundled ports
+    sites = detect_sites(**_building(x, y, days=2))
+    assert sites.n_sites == 1 and sites.kind == ["landing_beach"], sites.evidence
+    assert "built_on_shore" in sites.evidence[0]["signatures"]
+    d = match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=100.0)
+    assert d.tp == 1
+    # seen on one day only, or 5 km inland, or disabled: context alone, no site
+    assert detect_sites(**_building(x, y, days=1)).n_sites == 0
+    assert detect_sites(**_building(x + 0.05, y + 0.03, days=3)).n_sites == 0
+    assert detect_sites(**_building(x, y, days=3), params=SiteParams(shore_radius_m=0.0)).n_sites == 0
+
+
+def test_building_on_the_shore_at_a_port_is_not_a_site() -> None:
+    from atalaya.geo.naturalearth import load_layer
+
+    port = next(g for p, g in load_layer("ports") if "Mazatl" in str(p.get("name", "")))
+    x, y = _shore_point(port.x, port.y)
+    assert detect_sites(**_building(x, y, days=4)).n_sites == 0
+
+
+# -- bed-downs anchored on a building ----------------------------------------------------------------------------
+
+
+def _loose_phone(w: World, rng: np.random.Generator, x: float, y: float, *, days: int, per_day: int) -> None:
+    """Fixes of a phone that stays at ``(x, y)``, each a 1.5 km × 500 m ellipse, too vague to name a place."""
+    for d in range(days):
+        for _ in range(per_day):
+            w.add(rng, x, y, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)), err=1500,
+                  minor=500.0, ident="+520000000001", orient=float(rng.uniform(0, 180)))  # fmt: skip
+
+
+def test_loose_beddown_is_anchored_on_the_building_inside_it() -> None:
+    rng = np.random.default_rng(8)
+    x, y = -106.7, 25.9
+    w = World()
+    for d in range(3):  # a remote building with cars on some days: context only
+        w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
+    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=1, hour=13, err=40, speed=0.0)
+    assert detect_sites(**w.arrays()).n_sites == 0
+    _loose_phone(w, rng, x + 0.002, y - 0.002, days=2, per_day=3)  # the phone stays ~300 m off the building
+    sites = detect_sites(**w.arrays())
+    assert sites.n_sites == 1, sites.evidence
+    assert "emitter_beddown" in sites.evidence[0]["signatures"]
+    assert match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=60.0).tp == 1
+    # the same phone with no building near it names no place
+    alone = World()
+    _loose_phone(alone, np.random.default_rng(8), x, y, days=2, per_day=3)
+    assert detect_sites(**alone.arrays()).n_sites == 0
+
+
+def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
+    from atalaya.fusion.beddown import Beddowns
+    from atalaya.fusion.sites import anchor_beddowns
+
+    x, y = -106.7, 25.9
+    rng = np.random.default_rng(2)
+    w = World()
+    for dx in (-0.004, 0.004):  # two buildings ~800 m apart, both inside the bed-down's ellipse
+        for d in range(3):
+            w.add(rng, x + dx, y, 3, sensor="EO", kind="structure", day=d, hour=13, err=20)
+    a = w.arrays()
+    state = accumulate_evidence(to_evidence(**{k: a[k] for k in ("lon", "lat", "time_us", "sensor", "kind",
+                                                               "pos_err_m", "confidence")}))  # fmt: skip
+    bd = Beddowns(ident=np.array([0, 1]), lon=np.array([x, x + 0.3]), lat=np.array([y, y]),
+                  sigma_m=np.array([600.0, 600.0]), n_fixes=np.array([6, 6]), n_days=np.array([2, 2]),
+                  day_mask=np.array([3, 3], dtype=np.uint64), first_day=np.array([DAY0, DAY0]),
+                  inlier=np.ones(12, dtype=bool))  # fmt: skip
+    lon, _, sig, weight, anchored = anchor_beddowns(bd, state)
+    assert anchored.tolist() == [True, False]
+    assert 0.3 < weight[0] < 0.7  # either building, about evenly
+    assert min(abs(lon[0] - (x - 0.004)), abs(lon[0] - (x + 0.004))) < 0.0005 and sig[0] <= 30.0
+    assert weight[1] == 0.0  # far from any building and too loose to name a place on its own
