@@ -180,6 +180,10 @@ class SiteParams:
     beddown_free_min_days: int = 2
     """Distinct days a bed-down needs to name a place on its own (one day may be a visit); one day is enough
     where it is anchored on a place seen by imagery."""
+    beddown_free_min_fixes: int = 3
+    """Agreeing fixes a bed-down needs to name a place on its own."""
+    beddown_anchor_min_fixes: int = 2
+    """Agreeing fixes a bed-down needs to be anchored on a place seen by imagery (the place supplies the rest)."""
     beddown_anchor_sigma_m: float = 1_000.0
     """Largest 1-sigma radius of a bed-down that may be anchored on a building."""
     anchor_sigmas: float = 3.0
@@ -1170,20 +1174,25 @@ def anchor_beddowns(
 ) -> tuple[F64, F64, F64, F64, npt.NDArray[np.bool_]]:
     """Where each bed-down's evidence goes: ``lon, lat, sigma_m, weight, anchored``.
 
-    A phone's fixes say only roughly where it stays, but a building seen by
-    imagery within that uncertainty names the place: a building is rare in the
-    remote terrain where labs hide, so one lying inside a bed-down's ellipse
-    is where the phone is far more likely than anywhere else. Each bed-down
-    is moved to the building of highest likelihood (structure mass × Gaussian
-    of the distance) within ``anchor_sigmas`` sigmas, with a weight equal to
-    that building's share of the likelihood (two buildings equally likely
-    share it). Bed-downs with no building near keep their own position; those
-    looser than ``beddown_free_sigma_m`` are then dropped (weight 0): they
-    cannot name a place.
+    A phone's fixes say only roughly where it stays, but a place seen by
+    imagery (a building, heat, parked vehicles) within that uncertainty names
+    it: such places are rare in the remote terrain where labs hide, so one
+    lying inside a bed-down's ellipse is where the phone is far more likely
+    than anywhere else. Each bed-down is moved to the place of highest
+    likelihood (evidence mass × Gaussian of the distance) within
+    ``anchor_sigmas`` sigmas, with a weight equal to that place's share of the
+    likelihood (two places equally likely share it). Bed-downs with no place
+    near keep their own position and weight 1 only when they could name a
+    place on their own (sharp enough, enough fixes on enough days:
+    ``beddown_free_*``); the others get weight 0.
     """
     n = bd.n_beddowns
     lon, lat, sig = bd.lon.copy(), bd.lat.copy(), bd.sigma_m.copy()
-    free = (sig <= params.beddown_free_sigma_m) & (bd.n_days >= params.beddown_free_min_days)
+    free = (
+        (sig <= params.beddown_free_sigma_m)
+        & (bd.n_days >= params.beddown_free_min_days)
+        & (bd.n_fixes >= params.beddown_free_min_fixes)
+    )
     weight = np.where(free, 1.0, 0.0)
     anchored = np.zeros(n, dtype=bool)
     if anchors is None or n == 0:
@@ -1248,7 +1257,8 @@ def beddown_state(
         orient_deg=f("err_orient_deg"), day=t // _US_PER_DAY,
         params=BeddownParams(
             max_sigma_m=max(params.beddown_anchor_sigma_m, params.beddown_free_sigma_m),
-            min_days=min(params.beddown_free_min_days, 1),
+            min_days=1,
+            min_fixes=min(params.beddown_free_min_fixes, params.beddown_anchor_min_fixes),
         ),
     )  # fmt: skip
     if bd.n_beddowns == 0:
