@@ -164,6 +164,27 @@ def _hash_short_strings(
                 p += 1
 
 
+def _int_values(a: pa.Array) -> npt.NDArray[np.integer]:
+    """The values of an integer Arrow array as a NumPy view (null slots unspecified), without pyarrow's NumPy
+    conversion (which imports pandas the first time it runs)."""
+    kind = "i" if pa.types.is_signed_integer(a.type) else "u"
+    dt = np.dtype(f"{kind}{a.type.bit_width // 8}")
+    if len(a) == 0:
+        return np.zeros(0, dtype=dt)
+    return np.frombuffer(a.buffers()[1], dtype=dt, count=len(a), offset=a.offset * dt.itemsize)
+
+
+def _valid(a: pa.Array) -> npt.NDArray[np.bool_] | None:
+    """Which entries of ``a`` are not null (``None``: all of them)."""
+    if a.null_count == 0:
+        return None
+    buf = a.buffers()[0]
+    if buf is None:
+        return np.zeros(len(a), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=a.offset + len(a), bitorder="little")
+    return bits[a.offset :].view(np.bool_)
+
+
 def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
     """Hash of each string: sum over its bytes of (random value of the byte × odd multiplier of its position),
     then mixed with the length. Positions past 256 use a random value per (position, byte) instead."""
@@ -182,8 +203,9 @@ def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
             _hash_short_strings(data, starts, lengths, acc)
             with np.errstate(over="ignore"):
                 out = mix64(acc ^ mix64(lengths.astype(np.uint64) + np.uint64(seed)))
-            if arr.null_count:
-                out[~np.asarray(arr.is_valid())] = _NULL_HASH
+            valid = _valid(arr)
+            if valid is not None:
+                out[~valid] = _NULL_HASH
             return out
         pos = np.arange(total, dtype=np.int64)
         pos -= np.repeat(starts, lengths)
@@ -202,8 +224,9 @@ def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
             acc = cs[starts + lengths] - cs[starts]
     with np.errstate(over="ignore"):
         out = mix64(acc ^ mix64(lengths.astype(np.uint64) + np.uint64(seed)))
-    if arr.null_count:
-        out[~np.asarray(arr.is_valid())] = _NULL_HASH
+    valid = _valid(arr)
+    if valid is not None:
+        out[~valid] = _NULL_HASH
     return out
 
 
@@ -240,11 +263,16 @@ def hash_strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None], *, s
         return np.zeros(0, dtype=np.uint64)
     if pa.types.is_dictionary(arr.type):
         table = _hash_plain_strings(arr.dictionary.cast(pa.string()), seed)
-        idx = arr.indices.to_numpy(zero_copy_only=False)
-        valid = np.asarray(arr.indices.is_valid())
+        indices = arr.indices
+        if not table.size:
+            return np.full(len(arr), _NULL_HASH, dtype=np.uint64)
+        idx = _int_values(indices)
+        valid = _valid(indices)
+        if valid is None:
+            out: U64 = table[idx]
+            return out
         out = np.full(len(arr), _NULL_HASH, dtype=np.uint64)
-        if table.size:
-            out[valid] = table[idx[valid].astype(np.int64)]
+        out[valid] = table[idx[valid]]
         return out
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
@@ -329,7 +357,7 @@ def ids_to_arrow(a: U64, b: U64) -> pa.FixedSizeBinaryArray:
     buf = np.empty((n, 2), dtype=">u8")
     buf[:, 0] = a
     buf[:, 1] = b
-    return pa.FixedSizeBinaryArray.from_buffers(OBS_ID_TYPE, n, [None, pa.py_buffer(buf.tobytes())])
+    return pa.FixedSizeBinaryArray.from_buffers(OBS_ID_TYPE, n, [None, pa.py_buffer(buf)])
 
 
 def ids_to_hex(ids: pa.Array) -> list[str]:

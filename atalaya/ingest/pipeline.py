@@ -45,7 +45,17 @@ from atalaya.core.workspace import Workspace
 from atalaya.ingest.base import ParsedBatch, Reader, ReadOptions, Reject
 from atalaya.ingest.dedupe import keep_mask
 from atalaya.ingest.registry import detect_format, get_reader
-from atalaya.ingest.validate import US_PER_DAY, Bounds, rejects_from, to_arrow
+from atalaya.ingest.validate import (
+    US_PER_DAY,
+    Bounds,
+    bool_array,
+    from_numpy,
+    np_values,
+    rejects_from,
+    string_array,
+    to_arrow,
+    valid_mask,
+)
 from atalaya.model.observation import SCHEMA
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
@@ -189,7 +199,9 @@ DigestFn = Callable[[], tuple[str, int]]
 def _warm_up_arrow() -> None:
     """Start, on a thread of its own, the import pyarrow makes the first time it converts a NumPy array (pandas,
     when installed: ~0.2 s holding the GIL). Begun at once it overlaps the first block's read and parse, which
-    run without the GIL; left to the first conversion it stalls every thread at the start of the first file."""
+    run without the GIL; left to the first conversion it stalls every thread at the start of the first file.
+    Readers marked ``arrow_native`` (CSV) convert through Arrow buffers only and need no warm-up: for them the
+    import, and its CPU time, is skipped altogether."""
     if "pandas" in sys.modules or importlib.util.find_spec("pandas") is None:
         return
     threading.Thread(target=pa.array, args=(np.zeros(1),), name="atalaya-warm-up", daemon=True).start()
@@ -293,7 +305,6 @@ class Ingestor:
         self, path: Path, *, fmt: str | None = None, source: str | None = None, progress: ProgressFn | None = None
     ) -> UnitResult:
         """Ingest one file as a unit. Raises only for interruption; failures are reported in the result."""
-        _warm_up_arrow()
         with _malloc_for_arrow():
             return self._ingest_file(path, fmt=fmt, source=source, progress=progress)
 
@@ -304,8 +315,9 @@ class Ingestor:
         res = UnitResult(path=str(path), bytes=path.stat().st_size if path.exists() else 0)
         try:
             res.format = fmt or detect_format(path)
-            if res.format not in self.readers:
-                get_reader(res.format)  # fail early with the list of known formats
+            reader = self.readers.get(res.format) or get_reader(res.format)  # fails with the known formats
+            if not getattr(reader, "arrow_native", False):
+                _warm_up_arrow()
             res.source = _source_name(res.format, source)
             mtime_ns = path.stat().st_mtime_ns  # before hashing: a change from here on fails the unit
             if self.committed_with_size(res.bytes, res.format, res.source):
@@ -417,20 +429,25 @@ class Ingestor:
         arrays, keep, problems = to_arrow(batch.columns, self.bounds, now_us)
         rejects = rejects_from(arrays, problems)
         if problems:
-            mask = pa.array(keep)
+            mask = bool_array(keep)
             arrays = {k: v.filter(mask) for k, v in arrays.items()}
         n = len(arrays["time"])
         if n == 0:
             return rejects
-        t_us = np.asarray(arrays["time"].cast(pa.int64()).to_numpy(zero_copy_only=False), dtype=np.int64)
+        t_us = np_values(arrays["time"], np.int64)  # no nulls: rows without a time were rejected
+        alt = arrays["alt_m"]
+        alt_values = np_values(alt, np.float32).astype(np.float64)
+        alt_valid = valid_mask(alt)
+        if alt_valid is not None:
+            alt_values[~alt_valid] = np.nan
         lanes = hash_columns(
             [
                 np.full(n, src_hash, dtype=np.uint64),
                 hash_strings(arrays["sensor"]),
                 t_us.view(np.uint64),
-                float_bits(arrays["lon"].to_numpy(zero_copy_only=False), 7),
-                float_bits(arrays["lat"].to_numpy(zero_copy_only=False), 7),
-                float_bits(arrays["alt_m"].to_numpy(zero_copy_only=False), 1),
+                float_bits(np_values(arrays["lon"], np.float64), 7),
+                float_bits(np_values(arrays["lat"], np.float64), 7),
+                float_bits(alt_values, 1),
                 hash_strings(arrays["ident"]),
                 hash_strings(arrays["kind"]),
             ]
@@ -442,16 +459,13 @@ class Ingestor:
             "src_file": str(path),
             "ingest_run": unit_id,
         }
+        zeros = from_numpy(np.zeros(n, dtype=np.int32), pa.int32())
         cols: list[pa.Array] = []
         for f in SCHEMA:
             if f.name == "obs_id":
                 cols.append(obs_id)
             elif f.name in consts:
-                cols.append(
-                    pa.DictionaryArray.from_arrays(
-                        pa.array(np.zeros(n, dtype=np.int32)), pa.array([consts[f.name]], type=pa.string())
-                    )
-                )
+                cols.append(pa.DictionaryArray.from_arrays(zeros, string_array([consts[f.name]])))
             else:
                 cols.append(arrays[f.name])
         table = pa.Table.from_arrays(cols, schema=SCHEMA)

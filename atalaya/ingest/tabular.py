@@ -56,6 +56,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.validate import bool_array, from_numpy, np_values, string_array, valid_mask
 from atalaya.model.observation import SOURCE_COLUMNS, IdentKind, ObjectKind, Sensor
 
 __all__ = [
@@ -235,44 +236,60 @@ class _Rows:
             return
         self.ok[idx] = False
         self.columns.add(column)
-        shown = values.take(pa.array(idx)).to_pylist()
+        shown = values.take(from_numpy(idx.astype(np.int64), pa.int64())).to_pylist()
         for i, v in zip(idx.tolist(), shown, strict=True):
             line = int(self.lines[i])
             self.rejects[i] = Reject(src_rec=line, reason=f"{why} in column {column!r}: {v!r}", raw=self.raw(i))
 
 
 def _np_bool(a: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
-    return np.asarray(a.to_numpy(zero_copy_only=False), dtype=bool)
+    """A boolean Arrow array as NumPy, false where null (through the buffers: no pandas import)."""
+    if isinstance(a, pa.ChunkedArray):
+        a = a.combine_chunks()
+    if not pa.types.is_boolean(a.type):
+        raise TypeError(f"expected booleans, got {a.type}")
+    n = len(a)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    bits = np.unpackbits(np.frombuffer(a.buffers()[1], dtype=np.uint8), count=a.offset + n, bitorder="little")
+    out = bits[a.offset :].view(np.bool_)
+    valid = valid_mask(a)
+    return out if valid is None else out & valid
 
 
 def _i64(a: pa.Array) -> npt.NDArray[np.int64]:
-    """Int64 numpy values of an int64 Arrow array, 0 where null (no float detour for nulls)."""
-    if a.null_count == 0:
-        return np.asarray(a.to_numpy(zero_copy_only=False), dtype=np.int64)
-    out = np.frombuffer(a.buffers()[1], dtype=np.int64, count=a.offset + len(a))[a.offset :].copy()
-    out[~_np_bool(a.is_valid())] = 0
-    return out
+    """Int64 numpy values of an int64 Arrow array, 0 where null (a view of its buffer when none is null)."""
+    v = np_values(a, np.int64)
+    valid = valid_mask(a)
+    return v if valid is None else np.where(valid, v, 0)
+
+
+def _f64(a: pa.Array) -> npt.NDArray[np.float64]:
+    """Float64 numpy values of a numeric Arrow array, NaN where null (a view of its buffer when none is null)."""
+    a = a.cast(pa.float64())
+    v = np_values(a, np.float64)
+    valid = valid_mask(a)
+    return v if valid is None else np.where(valid, v, np.nan)
 
 
 def _valid(a: pa.Array) -> npt.NDArray[np.bool_]:
-    if a.null_count == 0:
-        return np.ones(len(a), dtype=bool)
-    return _np_bool(a.is_valid())
+    valid = valid_mask(a)
+    return np.ones(len(a), dtype=bool) if valid is None else valid
 
 
 def _to_float(a: pa.Array, rows: _Rows, column: str) -> npt.NDArray[np.float64]:
     """Any Arrow array → float64 numpy (NaN for missing); unparsable strings → rejects."""
     t = a.type
-    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t):
-        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    if pa.types.is_boolean(t) or pa.types.is_null(t):
-        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+    if pa.types.is_floating(t) or pa.types.is_integer(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
+        return _f64(a)
+    if pa.types.is_null(t):
+        return np.full(len(a), np.nan)
     if pa.types.is_dictionary(t):
         a = a.cast(t.value_type)
     if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
         a = a.cast(pa.string())
     try:
-        return np.asarray(a.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
+        return _f64(a)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         pass
     s = pc.utf8_trim_whitespace(a)
@@ -376,17 +393,18 @@ def _to_enum(a: pa.Array, rows: _Rows, column: str) -> pa.Array:
     lookup = _ENUM_LOOKUP[column]
     canon = [lookup.get(_norm_enum(str(v))) if v is not None else None for v in values]
     unknown = [i for i, c in enumerate(canon) if c is None]
-    idx = a.indices
+    idx = np_values(a.indices.cast(pa.int32()), np.int32)
+    valid = valid_mask(a.indices)
     if unknown:
-        bad = _np_bool(pc.fill_null(pc.is_in(idx, pa.array(unknown, type=idx.type)), False))
-        rows.reject(bad, column, a, f"unknown {column} (known: {', '.join(_ENUMS[column])})")
+        bad = np.isin(idx, unknown)
+        rows.reject(
+            bad if valid is None else bad & valid, column, a, f"unknown {column} (known: {', '.join(_ENUMS[column])})"
+        )
     uniq = sorted({c for c in canon if c is not None})
     pos = {c: i for i, c in enumerate(uniq)}
-    remap = pa.array([pos.get(c, 0) if c is not None else 0 for c in canon] or [0], type=pa.int32())
-    new_idx = pc.take(remap, idx.cast(pa.int32()))
-    if idx.null_count:
-        new_idx = pc.if_else(idx.is_valid(), new_idx, pa.scalar(None, pa.int32()))
-    return pa.DictionaryArray.from_arrays(new_idx, pa.array(uniq or [""], type=pa.string()))
+    remap = np.array([pos.get(c, 0) if c is not None else 0 for c in canon] or [0], dtype=np.int32)
+    new_idx = remap[idx if valid is None else np.where(valid, idx, 0)]
+    return pa.DictionaryArray.from_arrays(from_numpy(new_idx, pa.int32(), valid), string_array(uniq or [""]))
 
 
 def _trimmed_dictionary(a: pa.Array) -> pa.Array | None:
@@ -400,8 +418,34 @@ def _trimmed_dictionary(a: pa.Array) -> pa.Array | None:
     return pa.DictionaryArray.from_arrays(a.indices.cast(pa.int32()), td)
 
 
-def _const_dict(value: str, n: int) -> pa.Array:
-    return pa.DictionaryArray.from_arrays(pa.array(np.zeros(n, dtype=np.int32)), pa.array([value]))
+def _const_dict(value: str, n: int, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    return pa.DictionaryArray.from_arrays(
+        from_numpy(np.zeros(n, dtype=np.int32), pa.int32(), valid), string_array([value])
+    )
+
+
+def _str_scalar(value: str) -> pa.Scalar:
+    """A string scalar for compute calls (a Python ``str`` there converts through pyarrow's pandas shim)."""
+    return string_array([value])[0]
+
+
+_NULL_STR = pa.nulls(1, pa.string())[0]
+
+
+def _scalar(value: Any) -> pa.Scalar:
+    """An Arrow scalar of a string or a number, without pyarrow's pandas shim; anything else through ``pa.scalar``."""
+    if isinstance(value, str):
+        return _str_scalar(value)
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63:
+        return from_numpy(np.array([value], dtype=np.int64), pa.int64())[0]
+    if isinstance(value, float):
+        return from_numpy(np.array([value], dtype=np.float64), pa.float64())[0]
+    return pa.scalar(value)
+
+
+def _repeat(value: Any, n: int) -> pa.Array:
+    """``n`` copies of a constant (a default for a column the source lacks)."""
+    return pa.repeat(_scalar(value), n)
 
 
 def _json_escape(s: pa.Array) -> pa.Array:
@@ -411,7 +455,8 @@ def _json_escape(s: pa.Array) -> pa.Array:
     if pc.any(pc.match_substring_regex(s, "[\x00-\x1f]")).as_py():
         return pa.array([None if v is None else json.dumps(v, ensure_ascii=False) for v in s.to_pylist()])
     esc = pc.replace_substring_regex(s, r'(["\\])', r"\\\1")
-    return pc.binary_join_element_wise('"', esc, '"', "")
+    quote = _str_scalar('"')
+    return pc.binary_join_element_wise(quote, esc, quote, _str_scalar(""))
 
 
 def _build_attrs(table: pa.Table, extras: Sequence[str]) -> pa.Array:
@@ -424,15 +469,15 @@ def _build_attrs(table: pa.Table, extras: Sequence[str]) -> pa.Array:
         if pa.types.is_integer(col.type) or pa.types.is_floating(col.type) or pa.types.is_boolean(col.type):
             lit = pc.utf8_lower(col.cast(pa.string()))
             if pa.types.is_floating(col.type):
-                lit = pc.if_else(pc.is_finite(col), lit, pa.scalar(None, pa.string()))
+                lit = pc.if_else(pc.is_finite(col), lit, _NULL_STR)
         else:
             lit = _json_escape(col)
-        lit = lit.fill_null("null")
+        lit = lit.fill_null(_str_scalar("null"))
         key = json.dumps(str(name), ensure_ascii=False)
-        parts.append(("{" if i == 0 else ",") + key + ":")
+        parts.append(_str_scalar(("{" if i == 0 else ",") + key + ":"))
         parts.append(lit)
-    parts.append("}")
-    return pc.binary_join_element_wise(*parts, "")
+    parts.append(_str_scalar("}"))
+    return pc.binary_join_element_wise(*parts, _str_scalar(""))
 
 
 def convert_table(
@@ -490,13 +535,13 @@ def convert_table(
             return a
         if pa.types.is_dictionary(a.type):
             a = a.cast(a.type.value_type)
-        return a.fill_null(pa.scalar(d).cast(a.type) if not pa.types.is_string(a.type) else str(d))
+        return a.fill_null(_scalar(d).cast(a.type) if not pa.types.is_string(a.type) else _str_scalar(str(d)))
 
     # time
     a = col("time")
     if a is None:
         d = plan.defaults["time"]
-        a = pa.array([d] * n) if not isinstance(d, int | float) else pa.array(np.full(n, d))
+        a = _repeat(d, n)
     us, present = _to_time(a, rows, "time")
     rows.reject(~present, "time", a, "missing value")
     out["time"] = us
@@ -505,16 +550,18 @@ def convert_table(
         a = col(name)
         if a is None:
             v = np.full(n, float(plan.defaults[name]), dtype=np.float64)
-            a = pa.array(v)
+            a = from_numpy(v, pa.float64())
         else:
             a = fill_default(a, name)
             v = _to_float(a, rows, name)
+        out[name] = v
+        if n == 0 or (v.min() >= lo and v.max() <= hi):  # NaN (missing) makes both comparisons false
+            continue
         with np.errstate(invalid="ignore"):
             good = (v >= lo) & (v <= hi)
-        missing = np.isnan(v) & _np_bool(a.is_null()) if a.null_count else np.zeros(n, dtype=bool)
-        rows.reject(missing, name, a, "missing value")
+        if a.null_count:
+            rows.reject(np.isnan(v) & _np_bool(a.is_null()), name, a, "missing value")
         rows.reject(~good, name, a, f"out of range [{lo:g}, {hi:g}]")
-        out[name] = v
     for name in _FLOAT32:
         a = col(name)
         if a is None:
@@ -537,23 +584,21 @@ def convert_table(
             enc = _const_dict(lookup, n)
             if name == "ident_kind" and "ident_kind" not in plan.defaults and "ident" in by_target:
                 # a kind implied by the ident alias (mmsi, icao24…) applies only where there is an ident
-                ident_null = table.column(by_target["ident"]).combine_chunks().is_null()
-                if ident_null.true_count:
-                    enc = pa.DictionaryArray.from_arrays(
-                        pc.if_else(ident_null, pa.scalar(None, pa.int32()), enc.indices), enc.dictionary
-                    )
+                ident_valid = valid_mask(table.column(by_target["ident"]).combine_chunks())
+                if ident_valid is not None:
+                    enc = _const_dict(lookup, n, ident_valid)
             out[name] = enc
             continue
         a = fill_default(a, name)
         enc = _to_enum(a, rows, name)
-        if name in ("sensor", "kind"):
+        if name in ("sensor", "kind") and enc.null_count:
             rows.reject(_np_bool(enc.is_null()), name, a, "missing value")
         out[name] = enc
     for name in _STRINGS:
         a = col(name)
         if a is None:
             if name in plan.defaults:
-                out[name] = pa.array([str(plan.defaults[name])] * n, type=pa.string())
+                out[name] = _repeat(str(plan.defaults[name]), n)
             continue
         a = fill_default(a, name)
         if name in _DICT_STRINGS and pa.types.is_dictionary(a.type):
@@ -577,7 +622,7 @@ def convert_table(
     out["src_rec"] = np.asarray(lines, dtype=np.int64)
     if not rows.ok.all():
         keep = rows.ok
-        keep_pa = pa.array(keep)
+        keep_pa = bool_array(keep)
         out = {k: (v[keep] if isinstance(v, np.ndarray) else v.filter(keep_pa)) for k, v in out.items()}
     rejects = [rows.rejects[i] for i in sorted(rows.rejects)]
     if rejected_columns is not None:
@@ -1111,6 +1156,8 @@ class CsvReader:
 
     name = "csv"
     extensions: tuple[str, ...] = (".csv", ".tsv", ".txt")
+    arrow_native = True
+    """Clean input converts through Arrow buffers only, never through pyarrow's NumPy/pandas interop."""
 
     def __init__(self, *, threads: int | None = None) -> None:
         self.threads = threads or min(4, os.cpu_count() or 1)

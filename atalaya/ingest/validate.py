@@ -40,6 +40,89 @@ _ENUMS: dict[str, frozenset[str]] = {
 }
 _STRING_COLS = ("ident", "name", "attrs")
 _DICT_COLS = ("sensor", "kind", "ident_kind", "platform_id", "sortie_id")
+_INT64_MIN = np.iinfo(np.int64).min
+
+# Arrow <-> NumPy through the buffers. pyarrow's own conversions (``pa.array`` of NumPy data, ``to_numpy``,
+# Python scalars in compute calls) import pandas the first time they run, ~0.2 s of CPU holding the GIL; these
+# helpers never do, so an ingest of clean typed input runs without pandas.
+
+
+def np_values(a: pa.Array, dtype: npt.DTypeLike) -> npt.NDArray[Any]:
+    """The values of a fixed-width Arrow array as a read-only NumPy view (what null slots hold is unspecified).
+
+    >>> np_values(pa.array([1, 2, 3]).slice(1), np.int64).tolist()
+    [2, 3]
+    """
+    dt = np.dtype(dtype)
+    n = len(a)
+    buf = a.buffers()[1]
+    if n == 0 or buf is None:
+        return np.zeros(n, dtype=dt)
+    if dt.itemsize * 8 != a.type.bit_width:
+        raise TypeError(f"{a.type} values are not {dt}")
+    return np.frombuffer(buf, dtype=dt, count=n, offset=a.offset * dt.itemsize)
+
+
+def valid_mask(a: pa.Array) -> npt.NDArray[np.bool_] | None:
+    """Which entries of ``a`` are not null; ``None`` when none is null.
+
+    >>> valid_mask(pa.array([1, None, 3])).tolist(), valid_mask(pa.array([1]))
+    ([True, False, True], None)
+    """
+    if a.null_count == 0:
+        return None
+    buf = a.buffers()[0]
+    if buf is None:  # the null type: every entry null
+        return np.zeros(len(a), dtype=bool)
+    bits = np.unpackbits(np.frombuffer(buf, dtype=np.uint8), count=a.offset + len(a), bitorder="little")
+    return bits[a.offset :].view(np.bool_)
+
+
+def from_numpy(values: npt.NDArray[Any], typ: pa.DataType, valid: npt.NDArray[np.bool_] | None = None) -> pa.Array:
+    """An Arrow array of fixed-width ``typ`` over ``values`` (no copy when contiguous); null where ``valid`` is false.
+
+    >>> from_numpy(np.array([1.5, 2.5]), pa.float64(), np.array([True, False])).to_pylist()
+    [1.5, None]
+    """
+    values = np.ascontiguousarray(values)
+    if values.dtype.itemsize * 8 != typ.bit_width:
+        raise TypeError(f"{values.dtype} values are not {typ}")
+    n = len(values)
+    bitmap = None
+    nulls = 0
+    if valid is not None:
+        nulls = n - int(np.count_nonzero(valid))
+        if nulls:
+            bitmap = pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(typ, n, [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
+def bool_array(mask: npt.NDArray[np.bool_]) -> pa.BooleanArray:
+    """A NumPy mask as an Arrow boolean array (for ``filter``).
+
+    >>> bool_array(np.array([True, False, True])).to_pylist()
+    [True, False, True]
+    """
+    n = len(mask)
+    bits = pa.py_buffer(np.packbits(mask, bitorder="little"))
+    out: pa.BooleanArray = pa.Array.from_buffers(pa.bool_(), n, [None, bits], null_count=0)
+    return out
+
+
+def string_array(values: list[str]) -> pa.StringArray:
+    """A few Python strings (no nulls) as an Arrow string array.
+
+    >>> string_array(["EO", "", "ü"]).to_pylist()
+    ['EO', '', 'ü']
+    """
+    enc = [v.encode("utf-8") for v in values]
+    offsets = np.zeros(len(enc) + 1, dtype=np.int32)
+    if enc:
+        np.cumsum([len(b) for b in enc], out=offsets[1:])
+    out: pa.StringArray = pa.Array.from_buffers(
+        pa.string(), len(enc), [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(enc))], null_count=0
+    )
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,26 +136,38 @@ class Bounds:
 
 
 def _as_float(values: Any, n: int) -> npt.NDArray[np.float64]:
+    """Float64 values, NaN where missing (a view of the Arrow buffer when nothing is missing)."""
     if values is None:
         return np.full(n, np.nan)
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
-        return np.asarray(values.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=np.float64)
+        if pa.types.is_null(values.type):
+            return np.full(len(values), np.nan)
+        values = values.cast(pa.float64())
+        v = np_values(values, np.float64)
+        valid = valid_mask(values)
+        return v if valid is None else np.where(valid, v, np.nan)
     return np.asarray(values, dtype=np.float64)
 
 
 def _as_time_us(values: Any) -> npt.NDArray[np.int64]:
+    """Int64 µs since the epoch, ``INT64_MIN`` where missing (a view of the Arrow buffer when nothing is missing)."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if isinstance(values, pa.Array):
         if pa.types.is_timestamp(values.type):
             values = values.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-        return np.asarray(values.fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False), dtype=np.int64)
+        if not pa.types.is_integer(values.type):
+            return np.asarray(values.fill_null(_INT64_MIN).to_numpy(zero_copy_only=False), dtype=np.int64)
+        values = values.cast(pa.int64())
+        v = np_values(values, np.int64)
+        valid = valid_mask(values)
+        return v if valid is None else np.where(valid, v, _INT64_MIN)
     arr = np.asarray(values)
     if np.issubdtype(arr.dtype, np.datetime64):
         return arr.astype("datetime64[us]").astype(np.int64)
-    return arr.astype(np.int64)
+    return np.asarray(arr, dtype=np.int64)
 
 
 def _as_string_array(values: Any, n: int) -> pa.Array:
@@ -116,17 +211,19 @@ def _normalised_dict(values: Any, n: int, *, upper: bool) -> pa.DictionaryArray:
     """Dictionary-encode, trimming and case-folding the (few) distinct values, not every row."""
     enc = _string_dict(values)
     if enc is None:
-        enc = pc.dictionary_encode(_as_string_array(values, n))
+        enc = pc.dictionary_encode(_as_string_array(values, n)).cast(_DICT)
     vals = enc.dictionary.to_pylist()
     norm = [(v.strip().upper() if upper else v.strip().lower()) for v in vals]
     uniq = sorted(set(norm))
     if uniq == vals:
-        return enc.cast(_DICT)
-    remap = np.array([uniq.index(v) for v in norm], dtype=np.int32)
-    idx = enc.indices.to_numpy(zero_copy_only=False)
-    valid = np.asarray(enc.indices.is_valid())
-    new_idx = np.where(valid, remap[np.where(valid, idx, 0).astype(np.int64)] if remap.size else 0, 0).astype(np.int32)
-    return pa.DictionaryArray.from_arrays(pa.array(new_idx, mask=~valid), pa.array(uniq, type=pa.string()))
+        return enc
+    pos = {v: i for i, v in enumerate(uniq)}
+    remap = np.array([pos[v] for v in norm], dtype=np.int32)
+    idx = np_values(enc.indices, np.int32)
+    valid = valid_mask(enc.indices)
+    safe = idx if valid is None else np.where(valid, idx, 0)
+    new_idx = remap[safe] if remap.size else np.zeros(len(idx), dtype=np.int32)
+    return pa.DictionaryArray.from_arrays(from_numpy(new_idx, pa.int32(), valid), string_array(uniq))
 
 
 def to_arrow(
@@ -137,6 +234,9 @@ def to_arrow(
     Returns ``(arrays, keep, problems)``: Arrow arrays for all rows (schema
     columns the reader supplies, unfiltered), the mask of rows that pass, and
     ``(row, reason)`` for each rejected row.
+
+    Each check first looks at the column's minimum and maximum (one pass, no temporaries); only a column that
+    may hold a bad value is checked row by row. A row gets the first reason that applies, in the order below.
     """
     missing = [c for c in ADAPTER_REQUIRED if c not in columns]
     if missing:
@@ -145,27 +245,40 @@ def to_arrow(
     n = len(t)
     lon = _as_float(columns["lon"], n)
     lat = _as_float(columns["lat"], n)
-    reasons = np.zeros(n, dtype=np.int16)
+    reasons: npt.NDArray[np.int16] | None = None
     texts: list[str] = [""]
 
     def flag(cond: npt.NDArray[np.bool_], text: str) -> None:
+        nonlocal reasons
+        if not cond.any():
+            return
+        if reasons is None:
+            reasons = np.zeros(n, dtype=np.int16)
         sel = cond & (reasons == 0)
         if sel.any():
             texts.append(text)
             reasons[sel] = len(texts) - 1
 
     max_t = bounds.max_time_us if bounds.max_time_us is not None else now_us + US_PER_DAY
-    flag(t == np.iinfo(np.int64).min, "missing or unparsable time")
-    flag(t < bounds.min_time_us, "time before 1980-01-01 (out of range)")
-    flag(t > max_t, "time more than a day in the future (out of range)")
-    flag(~np.isfinite(lon) | ~np.isfinite(lat), "longitude/latitude missing or not a number")
-    flag((np.abs(lon) > 180.0) | (np.abs(lat) > 90.0), "longitude/latitude out of range")
-    flag((lon == 0.0) & (lat == 0.0), "position 0,0 (null island): almost certainly a missing fix")
+    if n:
+        first, last = int(t.min()), int(t.max())
+        if first == _INT64_MIN or first < bounds.min_time_us or last > max_t:
+            flag(t == _INT64_MIN, "missing or unparsable time")
+            flag(t < bounds.min_time_us, "time before 1980-01-01 (out of range)")
+            flag(t > max_t, "time more than a day in the future (out of range)")
+        lon_lo, lon_hi, lat_lo, lat_hi = lon.min(), lon.max(), lat.min(), lat.max()  # NaN if any is NaN
+        in_range = lon_lo >= -180.0 and lon_hi <= 180.0 and lat_lo >= -90.0 and lat_hi <= 90.0
+        if not in_range:
+            flag(~np.isfinite(lon) | ~np.isfinite(lat), "longitude/latitude missing or not a number")
+            with np.errstate(invalid="ignore"):
+                flag((np.abs(lon) > 180.0) | (np.abs(lat) > 90.0), "longitude/latitude out of range")
+        if not in_range or (lon_lo <= 0.0 <= lon_hi and lat_lo <= 0.0 <= lat_hi):
+            flag((lon == 0.0) & (lat == 0.0), "position 0,0 (null island): almost certainly a missing fix")
 
     arrays: dict[str, pa.Array] = {
-        "time": pa.array(t, type=pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "lon": pa.array(lon, type=pa.float64()),
-        "lat": pa.array(lat, type=pa.float64()),
+        "time": from_numpy(t, pa.timestamp("us", tz="UTC")),
+        "lon": from_numpy(lon, pa.float64()),
+        "lat": from_numpy(lat, pa.float64()),
     }
     for name, (lo, hi) in _FLOAT_RANGES.items():
         typ = SCHEMA.field(name).type
@@ -173,34 +286,46 @@ def to_arrow(
         if given is None:
             arrays[name] = pa.nulls(n, typ)
             continue
-        v32 = given if isinstance(given, np.ndarray) and given.dtype == np.float32 and typ == pa.float32() else None
-        v = v32 if v32 is not None else _as_float(given, n)
-        with np.errstate(invalid="ignore"):
-            bad = (v < lo) | (v > hi)  # false for NaN; true for ±inf (outside every range)
-        flag(bad, f"{name} out of range [{lo:g}, {hi:g}]")
-        arrays[name] = (
-            pa.array(v, type=typ, from_pandas=True)
-            if v32 is not None
-            else pa.array(v, type=pa.float64(), from_pandas=True).cast(typ)
-        )
+        floating = isinstance(given, np.ndarray) and given.dtype in (np.float32, np.float64)
+        v = given if floating else _as_float(given, n)
+        valid = None
+        if n:
+            v_lo, v_hi = v.min(), v.max()  # NaN (missing) anywhere makes both NaN
+            if np.isnan(v_lo):
+                valid = ~np.isnan(v)
+            if valid is not None or v_lo < lo or v_hi > hi:
+                with np.errstate(invalid="ignore"):
+                    flag((v < lo) | (v > hi), f"{name} out of range [{lo:g}, {hi:g}]")  # false for NaN
+        if typ == pa.float32() and v.dtype != np.float32:
+            with np.errstate(over="ignore"):  # values beyond float32 are out of every range (rejected)
+                v = v.astype(np.float32)
+        arrays[name] = from_numpy(v, typ, valid)
     for name in _ENUMS:
         given = columns.get(name)
         enc = _normalised_dict(given, n, upper=(name == "sensor"))
         allowed = _ENUMS[name]
         dict_vals = enc.dictionary.to_pylist()
         bad_codes = [i for i, v in enumerate(dict_vals) if v not in allowed]
-        idx = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False))
+        present = valid_mask(enc.indices)
         if bad_codes:
-            flag(np.isin(idx, bad_codes), f"unknown {name} value (allowed: {', '.join(sorted(allowed))})")
-        if name != "ident_kind":
-            flag(idx < 0, f"missing {name}")
+            unknown = np.isin(np_values(enc.indices, np.int32), bad_codes)
+            flag(
+                unknown if present is None else unknown & present,
+                f"unknown {name} value (allowed: {', '.join(sorted(allowed))})",
+            )
+        if name != "ident_kind" and present is not None:
+            flag(~present, f"missing {name}")
         arrays[name] = enc
     for name in _STRING_COLS:
         arrays[name] = _as_string_array(columns.get(name), n)
     for name in ("platform_id", "sortie_id"):
         arrays[name] = _to_dict(columns.get(name), n)
     src_rec = columns["src_rec"]
-    arrays["src_rec"] = pa.array(np.asarray(src_rec, dtype=np.int64)) if not isinstance(src_rec, pa.Array) else src_rec
+    arrays["src_rec"] = (
+        src_rec if isinstance(src_rec, pa.Array) else from_numpy(np.asarray(src_rec, dtype=np.int64), pa.int64())
+    )
+    if reasons is None:
+        return arrays, np.ones(n, dtype=bool), []
     keep = reasons == 0
     bad_rows = np.flatnonzero(~keep)
     problems = [(int(i), texts[int(reasons[i])]) for i in bad_rows]

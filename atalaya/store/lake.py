@@ -87,7 +87,8 @@ def _split_by_day(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> l
         return [(int(days[0]), table)]
     if not (day_index[1:] >= day_index[:-1]).all():
         order = np.argsort(day_index, kind="stable")
-        table = table.take(pa.array(order))
+        order = np.ascontiguousarray(order, dtype=np.int64)  # indices through the buffer: no pandas import
+        table = table.take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)]))
         day_index = day_index[order]
     bounds = [*np.searchsorted(day_index, days, side="left").tolist(), len(day_index)]
     return [(int(d), table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, d in enumerate(days)]
@@ -283,7 +284,8 @@ class LakeWriter:
         path = self.staging / self._paths[key]
         self._synced.discard(key)
         table = pq.read_table(path, schema=SCHEMA)
-        kept = table.filter(pa.array(keep))
+        bits = pa.py_buffer(np.packbits(np.asarray(keep, dtype=bool), bitorder="little"))
+        kept = table.filter(pa.Array.from_buffers(pa.bool_(), len(keep), [None, bits]))
         pq.write_table(kept, path, row_group_size=ROW_GROUP_ROWS, **WRITE_OPTIONS)
         dropped = int(table.num_rows - kept.num_rows)
         self._rows -= dropped
