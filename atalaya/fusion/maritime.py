@@ -96,6 +96,32 @@ class Coast:
         """Metres from each point (on land or at sea) to the nearest coastline."""
         return self._nearest(self.shore, lon, lat)
 
+    def faces_open_sea(
+        self, lon: Any, lat: Any, *, start_m: float = 2_000.0, end_m: float = 25_000.0, bearings: int = 24
+    ) -> npt.NDArray[np.bool_]:
+        """Whether open water lies before each point: along at least one of ``bearings`` evenly spaced
+        directions the whole stretch from ``start_m`` to ``end_m`` out is at sea (no land, no barrier island
+        closing a lagoon)."""
+        x0 = np.asarray(lon, dtype=np.float64).ravel()
+        y0 = np.asarray(lat, dtype=np.float64).ravel()
+        n = x0.size
+        if n == 0 or len(self.land) == 0:
+            return np.zeros(n, dtype=bool)
+        px, py = aeqd_forward(self.lon0, self.lat0, x0, y0)
+        az = np.radians(np.arange(bearings) * 360.0 / bearings)
+        dx, dy = np.sin(az), np.cos(az)
+        xa = (px[:, None] + start_m * dx[None, :]).ravel()
+        ya = (py[:, None] + start_m * dy[None, :]).ravel()
+        xb = (px[:, None] + end_m * dx[None, :]).ravel()
+        yb = (py[:, None] + end_m * dy[None, :]).ravel()
+        coords = np.stack([np.stack([xa, ya], axis=1), np.stack([xb, yb], axis=1)], axis=1)
+        rays = shapely.linestrings(coords)
+        hit = np.zeros(rays.size, dtype=bool)
+        ray_idx, _ = self.land.query(rays, predicate="intersects")
+        hit[ray_idx] = True
+        out: npt.NDArray[np.bool_] = (~hit.reshape(n, bearings)).any(axis=1)
+        return out
+
     def _nearest(self, tree: shapely.STRtree, lon: Any, lat: Any) -> F64:
         x = np.asarray(lon, dtype=np.float64).ravel()
         y = np.asarray(lat, dtype=np.float64).ravel()

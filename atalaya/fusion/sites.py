@@ -172,6 +172,8 @@ class SiteParams:
     shore_radius_m: float = 500.0
     """A built place this close to the coastline (Natural Earth, which is good to a few hundred metres) and away
     from known ports stands on the shore: a landing beach's fuel cache and shelter."""
+    open_sea_m: float = 25_000.0
+    """A shore place must face open water: along some bearing, sea from 2 km out to this far."""
     shore_scale: float = 3.0
     """Days a shore place was seen built for 63 % of the cap (one day stays below ``min_score``)."""
     beddown_free_sigma_m: float = 400.0
@@ -755,6 +757,8 @@ def _shore_days(px: F64, py: F64, structure_days: I64, structure: F64, params: S
     lon, lat = grid.inverse_mercator(px[cand], py[cand])
     cs = coast_for(lon, lat)
     ok = cs.distance_to_shore(lon, lat) <= params.shore_radius_m
+    if ok.any():  # boats come in from the open sea, not through a lagoon behind a barrier island
+        ok[ok] = cs.faces_open_sea(lon[ok], lat[ok], end_m=params.open_sea_m)
     if params.port_radius_m > 0:
         ok &= ~near_known(lon, lat, "ports", params.port_radius_m)
     out[cand[ok]] = structure_days[cand[ok]]

@@ -140,3 +140,18 @@ def test_maritime_quality_on_demo(demo_workspace: Workspace, demo_scenario: Path
     assert gaps.n_true > 0 and gaps.f05 >= 0.8, gaps.to_dict()
     assert rdv.n_true > 0 and rdv.recall >= 0.8, rdv.to_dict()
     assert (out / "loitering.parquet").exists()
+
+
+def test_shore_distance_and_open_sea() -> None:
+    from atalaya.fusion.maritime import coast
+
+    cs = coast(-106.0, 25.0)
+    # the open Pacific shore south of Mazatlán; Altata's shore, on a lagoon behind a barrier spit; a point 30 km
+    # inland; a point in the Gulf of California 70 km out
+    lon = np.array([-106.2756, -107.9327, -107.62, -108.6])
+    lat = np.array([23.0824, 24.6289, 24.85, 24.3])
+    d = cs.distance_to_shore(lon, lat)
+    assert d[0] < 100 and d[1] < 100 and d[2] > 20_000 and d[3] > 20_000, d
+    assert cs.distance_to_land(lon, lat)[2] == 0.0  # inland: on land, far from the shore
+    assert cs.faces_open_sea(lon, lat).tolist() == [True, False, False, True]
+    assert cs.faces_open_sea(np.zeros(0), np.zeros(0)).size == 0
