@@ -119,7 +119,7 @@ class Coast:
         hit = np.zeros(rays.size, dtype=bool)
         ray_idx, _ = self.land.query(rays, predicate="intersects")
         hit[ray_idx] = True
-        out: npt.NDArray[np.bool_] = (~hit.reshape(n, bearings)).any(axis=1)
+        out: npt.NDArray[np.bool_] = np.asarray((~hit.reshape(n, bearings)).any(axis=1), dtype=bool)
         return out
 
     def _nearest(self, tree: shapely.STRtree, lon: Any, lat: Any) -> F64:
