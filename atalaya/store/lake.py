@@ -237,12 +237,18 @@ class LakeWriter:
         if w is None:
             day, source = key
             rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-0.parquet"
-            p = self.staging / rel
+            p = self._staged(key)
             p.parent.mkdir(parents=True, exist_ok=True)
             w = pq.ParquetWriter(p, SCHEMA, **WRITE_OPTIONS)
             self._writers[key] = w
             self._paths[key] = rel
         w.write_table(parts[0] if len(parts) == 1 else pa.concat_tables(parts), row_group_size=ROW_GROUP_ROWS)
+
+    def _staged(self, key: _Key) -> Path:
+        """Where a partition's file is written before the commit: side by side in the unit's staging directory
+        (directories are made only once, in the lake, when the file moves there)."""
+        day, source = key
+        return self.staging / f"{day}_{source}.parquet"
 
     def _join(self) -> None:
         for shard in self._shards:
@@ -254,7 +260,7 @@ class LakeWriter:
 
     def staged_partitions(self) -> dict[tuple[str, str], Path]:
         """Staged file of each (day, source) partition written so far."""
-        return {k: self.staging / rel for k, rel in self._paths.items()}
+        return {k: self._staged(k) for k in self._paths}
 
     def close_files(self) -> None:
         """Finish writing (before de-duplication rewrites and commit)."""
@@ -276,12 +282,12 @@ class LakeWriter:
         w = self._writers.get(key)
         if w is not None:
             w.close()
-            _fsync_path(self.staging / self._paths[key])  # while other partitions are still being finished
+            _fsync_path(self._staged(key))  # while other partitions are still being finished
             self._synced.add(key)
 
     def rewrite_partition(self, key: tuple[str, str], keep: np.ndarray) -> int:
         """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped."""
-        path = self.staging / self._paths[key]
+        path = self._staged(key)
         self._synced.discard(key)
         table = pq.read_table(path, schema=SCHEMA)
         bits = pa.py_buffer(np.packbits(np.asarray(keep, dtype=bool), bitorder="little"))
@@ -301,7 +307,7 @@ class LakeWriter:
         moved: list[Path] = []
         unsynced: list[Path] = []
         for key, rel in self._paths.items():
-            src = self.staging / rel
+            src = self._staged(key)
             dst = self.lake.obs_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
             os.replace(src, dst)
