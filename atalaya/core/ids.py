@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -262,21 +263,33 @@ def hash_strings(values: pa.Array | pa.ChunkedArray | Sequence[str | None], *, s
     if len(arr) == 0:
         return np.zeros(0, dtype=np.uint64)
     if pa.types.is_dictionary(arr.type):
-        table = _hash_plain_strings(arr.dictionary.cast(pa.string()), seed)
-        indices = arr.indices
-        if not table.size:
-            return np.full(len(arr), _NULL_HASH, dtype=np.uint64)
-        idx = _int_values(indices)
-        valid = _valid(indices)
-        if valid is None:
-            out: U64 = table[idx]
-            return out
-        out = np.full(len(arr), _NULL_HASH, dtype=np.uint64)
-        out[valid] = table[idx[valid]]
+        coded = hash_string_codes(arr, seed=seed)
+        out: U64 = coded.table[coded.codes]
         return out
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.string())
     return _hash_plain_strings(arr, seed)
+
+
+def hash_string_codes(values: pa.DictionaryArray, *, seed: int = 0) -> Coded:
+    """:func:`hash_strings` of a dictionary array as the hashes of its values and each row's code into them
+    (a null row points at a last entry holding the null hash).
+
+    >>> arr = pa.array(["b", None, "a", "b"]).dictionary_encode()
+    >>> c = hash_string_codes(arr)
+    >>> bool((c.table[c.codes] == hash_strings(["b", None, "a", "b"])).all())
+    True
+    """
+    table = _hash_plain_strings(values.dictionary.cast(pa.string()), seed) if len(values.dictionary) else _EMPTY
+    codes = _int_values(values.indices)
+    valid = _valid(values.indices)
+    if valid is not None:
+        table = np.append(table, _NULL_HASH)
+        codes = np.where(valid, codes, len(table) - 1)
+    return Coded(table, codes)
+
+
+_EMPTY: U64 = np.zeros(0, dtype=np.uint64)
 
 
 def float_bits(x: npt.NDArray[np.floating], decimals: int) -> U64:
@@ -300,12 +313,31 @@ _S33 = np.uint64(33)
 _S37 = np.uint64(37)
 
 
-def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
+class Coded(NamedTuple):
+    """A column given as ``table[codes]`` (e.g. the hashes of a dictionary-encoded string column):
+    :func:`hash_columns` mixes the few table values once instead of every row."""
+
+    table: U64
+    """Values."""
+    codes: npt.NDArray[np.integer]
+    """Each row's index into ``table``."""
+
+
+Column = U64 | np.uint64 | Coded
+"""A column for :func:`hash_columns`: one value per row, one value for every row, or a coded column."""
+
+
+def _rotl(x: np.uint64, r: int) -> np.uint64:
+    return np.uint64(((int(x) << r) | (int(x) >> (64 - r))) & 0xFFFFFFFFFFFFFFFF)
+
+
+def hash_columns(columns: Iterable[Column]) -> tuple[U64, U64]:
     """Two 64-bit lanes over the given uint64 columns (128-bit id material), order-dependent.
 
     Each column is mixed once (SplitMix64) and folded into both lanes with
     different multiply-rotate steps (xxHash-style accumulators); both lanes get a
-    final avalanche.
+    final avalanche. A column may be a single value for every row (``np.uint64``) or
+    :class:`Coded`; either gives the same lanes as the column spelt out row by row, with less work.
 
     >>> a, b = hash_columns([np.array([1, 2], dtype=np.uint64), np.array([3, 3], dtype=np.uint64)])
     >>> bool(a[0] != a[1]) and bool(b[0] != b[1])
@@ -313,11 +345,35 @@ def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
     >>> x, y = hash_columns([np.array([3], dtype=np.uint64), np.array([1], dtype=np.uint64)])
     >>> bool(x[0] != a[0])
     True
+    >>> c, d = hash_columns([np.uint64(1), Coded(np.array([3, 7], dtype=np.uint64), np.array([0, 0]))])
+    >>> e, f = hash_columns([np.array([1, 1], dtype=np.uint64), np.array([3, 3], dtype=np.uint64)])
+    >>> bool((c == e).all() and (d == f).all())
+    True
     """
-    cols = [np.asarray(c, dtype=np.uint64) for c in columns]
+    cols: list[U64 | np.uint64 | tuple[U64, npt.NDArray[np.integer]]] = []
+    n = -1
+    for given in columns:
+        if isinstance(given, Coded):
+            cols.append((mix64(np.asarray(given.table, dtype=np.uint64)), np.asarray(given.codes)))
+            n = len(given.codes)
+        elif isinstance(given, np.uint64):
+            cols.append(mix64(np.array([given], dtype=np.uint64))[0])
+        else:
+            arr = np.asarray(given, dtype=np.uint64)
+            cols.append(arr)
+            n = len(arr)
     if not cols:
         raise ValueError("hash_columns needs at least one column")
-    n = len(cols[0])
+    if n < 0:
+        raise ValueError("hash_columns needs a column with one value per row")
+    # leading single-value columns leave the same lane state in every row: fold them in once
+    a0, b0 = _A0, _B0
+    with np.errstate(over="ignore"):
+        while cols and isinstance(cols[0], np.uint64):
+            m0 = cols.pop(0)
+            assert isinstance(m0, np.uint64)
+            a0 = _rotl(a0 ^ m0, 27) * _P1 + _P4
+            b0 = _rotl(b0 + m0 * _P2, 31) * _P3
     out_a = np.empty(n, dtype=np.uint64)
     out_b = np.empty(n, dtype=np.uint64)
     step = max(1, min(n, _CHUNK))
@@ -327,19 +383,29 @@ def hash_columns(columns: Iterable[U64]) -> tuple[U64, U64]:
         for s in range(0, n, step):  # cache-sized slices, every column folded in before the next slice
             a, b = out_a[s : s + step], out_b[s : s + step]
             m, t = m_buf[: len(a)], t_buf[: len(a)]
-            a.fill(_A0)
-            b.fill(_B0)
+            a.fill(a0)
+            b.fill(b0)
             for c in cols:
-                np.copyto(m, c[s : s + step])
-                _mix64_into(m, t)
-                a ^= m  # a = rotl(a ^ m, 27) * P1 + P4
-                np.left_shift(a, _S27, out=t)
+                if isinstance(c, np.uint64):  # the same (mixed) value in every row
+                    a ^= c
+                    mb: U64 | np.uint64 = c * _P2
+                elif isinstance(c, tuple):  # mixed table values, looked up
+                    np.take(c[0], c[1][s : s + step], out=m)
+                    a ^= m
+                    m *= _P2
+                    mb = m
+                else:
+                    np.copyto(m, c[s : s + step])
+                    _mix64_into(m, t)
+                    a ^= m
+                    m *= _P2
+                    mb = m
+                np.left_shift(a, _S27, out=t)  # a = rotl(a ^ m, 27) * P1 + P4
                 a >>= _S37
                 a |= t
                 a *= _P1
                 a += _P4
-                m *= _P2  # b = rotl(b + m * P2, 31) * P3
-                b += m
+                b += mb  # b = rotl(b + m * P2, 31) * P3
                 np.left_shift(b, _S31, out=t)
                 b >>= _S33
                 b |= t

@@ -39,7 +39,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from atalaya.core.errors import AtalayaError, IngestError
-from atalaya.core.ids import float_bits, hash_columns, hash_strings, ids_to_arrow, new_run_id
+from atalaya.core.ids import float_bits, hash_columns, hash_string_codes, hash_strings, ids_to_arrow, new_run_id
 from atalaya.core.markings import Marking
 from atalaya.core.workspace import Workspace
 from atalaya.ingest.base import ParsedBatch, Reader, ReadOptions, Reject
@@ -442,14 +442,14 @@ class Ingestor:
             alt_values[~alt_valid] = np.nan
         lanes = hash_columns(
             [
-                np.full(n, src_hash, dtype=np.uint64),
-                hash_strings(arrays["sensor"]),
+                src_hash,  # the same in every row
+                hash_string_codes(arrays["sensor"]),  # dictionary-encoded: hashed and mixed per distinct value
                 t_us.view(np.uint64),
                 float_bits(np_values(arrays["lon"], np.float64), 7),
                 float_bits(np_values(arrays["lat"], np.float64), 7),
                 float_bits(alt_values, 1),
                 hash_strings(arrays["ident"]),
-                hash_strings(arrays["kind"]),
+                hash_string_codes(arrays["kind"]),
             ]
         )
         obs_id = ids_to_arrow(*lanes)

@@ -80,3 +80,18 @@ def test_chunked_kernels_match_whole_array_reference() -> None:
     for i in (0, 1, ids._CHUNK - 1, ids._CHUNK, n - 1):
         assert h[i] == hash_strings([words[i]])[0]
     assert np.array_equal(h[5:9], hash_strings(arr.slice(5, 4)))
+
+
+def test_single_value_and_coded_columns_give_the_same_lanes_as_spelt_out() -> None:
+    rng = np.random.default_rng(5)
+    n = 2 * ids._CHUNK + 11
+    table = rng.integers(0, 2**64 - 1, 7, dtype=np.uint64, endpoint=True)
+    codes = rng.integers(0, 7, n).astype(np.int32)
+    col = rng.integers(0, 2**64 - 1, n, dtype=np.uint64, endpoint=True)
+    const = np.uint64(0x1234_5678_9ABC_DEF0)
+    spelt = hash_columns([np.full(n, const), table[codes], col, np.full(n, const), table[codes]])
+    given = hash_columns([const, ids.Coded(table, codes), col, const, ids.Coded(table, codes)])
+    assert np.array_equal(spelt[0], given[0]) and np.array_equal(spelt[1], given[1])
+    words = pa.array(["b", None, "a", "b", "", None]).dictionary_encode()
+    coded = ids.hash_string_codes(words)
+    assert np.array_equal(coded.table[coded.codes], hash_strings(["b", None, "a", "b", "", None]))
