@@ -131,36 +131,48 @@ def _zobrist() -> U64:
     return _ZOBRIST
 
 
+_POSITION_TABLES: U64 | None = None
+
+
+def _position_tables() -> U64:
+    """(random value of each byte value) × (multiplier of position k), for the positions hashed column by column."""
+    global _POSITION_TABLES
+    if _POSITION_TABLES is None:
+        byte_t, pow_t = _byte_tables()
+        with np.errstate(over="ignore"):
+            _POSITION_TABLES = pow_t[:_COLUMNWISE_MAX, None] * byte_t[None, :]
+    return _POSITION_TABLES
+
+
 def _hash_short_strings(
     data: npt.NDArray[np.uint8], starts: npt.NDArray[np.int64], lengths: npt.NDArray[np.int64], acc: U64
 ) -> None:
     """Add each string's sum of (random value of byte k × multiplier of position k) to ``acc``, in place.
 
-    Position by position over cache-sized slices of the strings; positions every string of a slice has need
-    neither a bound check nor a mask.
+    Position by position over cache-sized slices of the strings, with branch-free steps: indices never leave
+    their table (``mode="clip"`` skips the bound checks), and positions some strings of a slice lack are
+    masked by multiplying with 0/1 (positions every string has need no mask).
     """
-    byte_t, pow_t = _byte_tables()
-    last = len(data) - 1
+    tables = _position_tables()
     n = len(starts)
     step = min(n, _CHUNK)
     pos = np.empty(step, dtype=np.int64)
     codes = np.empty(step, dtype=np.uint8)
     val = np.empty(step, dtype=np.uint64)
+    has = np.empty(step, dtype=bool)
     with np.errstate(over="ignore"):
         for s in range(0, n, step):
             st, ln, a = starts[s : s + step], lengths[s : s + step], acc[s : s + step]
             m = len(st)
-            p, c, v = pos[:m], codes[:m], val[:m]
+            p, c, v, h = pos[:m], codes[:m], val[:m], has[:m]
             shortest, longest = int(ln.min()), int(ln.max())
             np.copyto(p, st)
             for k in range(longest):
+                np.take(data, p, out=c, mode="clip")  # past a string's end: another string's byte, masked below
+                np.take(tables[k], c, out=v, mode="clip")
                 if k >= shortest:
-                    np.minimum(p, last, out=p)
-                np.take(data, p, out=c)
-                np.take(byte_t, c, out=v)
-                v *= pow_t[k]
-                if k >= shortest:
-                    v[ln <= k] = 0
+                    np.greater(ln, k, out=h)
+                    np.multiply(v, h, out=v)
                 a += v
                 p += 1
 
@@ -189,10 +201,11 @@ def _valid(a: pa.Array) -> npt.NDArray[np.bool_] | None:
 def _hash_plain_strings(arr: pa.Array, seed: int) -> U64:
     """Hash of each string: sum over its bytes of (random value of the byte × odd multiplier of its position),
     then mixed with the length. Positions past 256 use a random value per (position, byte) instead."""
-    if not pa.types.is_large_string(arr.type):
+    if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.large_string())
     n = len(arr)
-    offsets = np.frombuffer(arr.buffers()[1], dtype=np.int64, count=arr.offset + n + 1)[arr.offset :]
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    offsets = np.frombuffer(arr.buffers()[1], dtype=width, count=arr.offset + n + 1)[arr.offset :].astype(np.int64)
     lengths = np.diff(offsets)
     total = int(offsets[-1] - offsets[0])
     acc = np.zeros(n, dtype=np.uint64)
