@@ -138,11 +138,19 @@ _COAST_PIECE = 32
 
 @cache
 def _coastline() -> Any:
-    """The coastline in lon/lat: the boundary of all bundled admin-0 land dissolved (shared land borders vanish)."""
+    """The coastline in lon/lat, in short pieces (kept in the on-disk cache: dissolving the land takes ~1 s)."""
+    from atalaya.geo.territories import cached_arrays
+
+    a = cached_arrays("coastline", _build_coastline, depends_on=(__file__,))
+    return shapely.linestrings(a["xy"], indices=a["piece"])
+
+
+def _build_coastline() -> dict[str, npt.NDArray[Any]]:
+    """The boundary of all bundled admin-0 land dissolved (shared land borders vanish), cut into pieces of 32
+    vertices so that an R-tree over them narrows a query to a few kilometres of coast."""
     land = [g for _, g in load_layer("admin0_region")]
     parts = shapely.get_parts(np.array(land, dtype=object))
     lines = shapely.get_parts(shapely.boundary(shapely.union_all(parts, grid_size=1e-7)))
-    # short pieces (32 vertices) so that an R-tree over them narrows a query to a few kilometres of coast
     xy, line_of = shapely.get_coordinates(lines, return_index=True)
     start = np.flatnonzero(np.r_[True, line_of[1:] != line_of[:-1]])
     stop = np.r_[start[1:], line_of.size]
@@ -150,7 +158,7 @@ def _coastline() -> Any:
     for a, b in zip(start.tolist(), stop.tolist(), strict=True):
         rows.extend(np.arange(i, min(i + _COAST_PIECE, b)) for i in range(a, b - 1, _COAST_PIECE - 1))
     sizes = np.array([r.size for r in rows])
-    return shapely.linestrings(xy[np.concatenate(rows)], indices=np.repeat(np.arange(sizes.size), sizes))
+    return {"xy": xy[np.concatenate(rows)], "piece": np.repeat(np.arange(sizes.size), sizes)}
 
 
 @cache

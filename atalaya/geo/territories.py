@@ -347,6 +347,31 @@ def _source_key(extra: str | None) -> str | None:
     return h.hexdigest()
 
 
+def cached_arrays(
+    kind: str, build: Callable[[], dict[str, npt.NDArray[Any]]], *, depends_on: tuple[str, ...] = ()
+) -> dict[str, npt.NDArray[Any]]:
+    """Arrays derived from the bundled boundaries, built once and kept in the on-disk cache.
+
+    ``kind`` names the product; the cache key covers the bundled sources, this
+    module and the files in ``depends_on`` (the module that builds it), so a
+    change to any of them rebuilds it. Without a readable source the arrays are
+    built every time.
+    """
+    key = _source_key(None)
+    if key is None:
+        return build()
+    h = hashlib.sha256(key.encode())
+    for dep in depends_on:
+        h.update(Path(dep).read_bytes())
+    full = h.hexdigest()
+    got = _cache_read(kind, full)
+    if got is not None:
+        return got
+    arrays = build()
+    _cache_write(kind, full, arrays)
+    return arrays
+
+
 def _cache_file(kind: str, key: str) -> Path:
     return cache_dir() / f"{kind}-{key[:32]}.npz"
 

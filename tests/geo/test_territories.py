@@ -303,3 +303,23 @@ def test_cache_keeps_the_most_recent_files_of_a_kind(tmp_path: Path, monkeypatch
     assert _cache_read("probe", keys[-2][:-1] + "f") is None  # same file name, another key
     assert list(tmp_path.glob("other-*.npz"))
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_cached_arrays_builds_once_per_source(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from atalaya.geo.territories import cached_arrays
+
+    monkeypatch.setenv("ATALAYA_CACHE_DIR", str(tmp_path))
+    calls: list[int] = []
+
+    def build() -> dict[str, np.ndarray]:
+        calls.append(1)
+        return {"xy": np.arange(6.0).reshape(3, 2)}
+
+    dep = tmp_path / "builder.py"
+    dep.write_text("v1")
+    a = cached_arrays("thing", build, depends_on=(str(dep),))
+    b = cached_arrays("thing", build, depends_on=(str(dep),))
+    assert len(calls) == 1 and np.array_equal(a["xy"], b["xy"])
+    dep.write_text("v2")  # the code that builds it changed: rebuilt
+    cached_arrays("thing", build, depends_on=(str(dep),))
+    assert len(calls) == 2
