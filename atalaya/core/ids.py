@@ -333,7 +333,7 @@ class Coded(NamedTuple):
     table: U64
     """Values."""
     codes: npt.NDArray[np.integer]
-    """Each row's index into ``table``."""
+    """Each row's index into ``table`` (each must be a valid index: they are not checked)."""
 
 
 Column = U64 | np.uint64 | Coded
@@ -403,7 +403,7 @@ def hash_columns(columns: Iterable[Column]) -> tuple[U64, U64]:
                     a ^= c
                     mb: U64 | np.uint64 = c * _P2
                 elif isinstance(c, tuple):  # mixed table values, looked up
-                    np.take(c[0], c[1][s : s + step], out=m)
+                    np.take(c[0], c[1][s : s + step], out=m, mode="clip")  # codes index their table
                     a ^= m
                     m *= _P2
                     mb = m
