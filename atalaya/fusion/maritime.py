@@ -97,7 +97,7 @@ class Coast:
         return self._nearest(self.shore, lon, lat)
 
     def faces_open_sea(
-        self, lon: Any, lat: Any, *, start_m: float = 2_000.0, end_m: float = 25_000.0, bearings: int = 24
+        self, lon: Any, lat: Any, *, start_m: float = 2_000.0, end_m: float = 25_000.0, bearings: int = 72
     ) -> npt.NDArray[np.bool_]:
         """Whether open water lies before each point: along at least one of ``bearings`` evenly spaced
         directions the whole stretch from ``start_m`` to ``end_m`` out is at sea (no land, no barrier island
@@ -143,6 +143,35 @@ def _coastline() -> Any:
 
     a = cached_arrays("coastline", _build_coastline, depends_on=(__file__,))
     return shapely.linestrings(a["xy"], indices=a["piece"])
+
+
+@cache
+def _coastline_tree() -> shapely.STRtree:
+    return shapely.STRtree(_coastline())
+
+
+def near_shore(lon: Any, lat: Any, radius_m: float) -> npt.NDArray[np.bool_]:
+    """Points within ``radius_m`` of the coastline (on either side of it).
+
+    A cheap test in degrees (with a radius that errs on the far side) picks the
+    points near some coast; only those are measured in metres.
+
+    >>> near_shore(np.array([-106.2756, -105.0]), np.array([23.0824, 25.0]), 500.0).tolist()
+    [True, False]
+    """
+    x = np.asarray(lon, dtype=np.float64).ravel()
+    y = np.asarray(lat, dtype=np.float64).ravel()
+    out = np.zeros(x.size, dtype=bool)
+    if x.size == 0 or radius_m <= 0:
+        return out
+    coslat = np.cos(np.radians(np.minimum(np.abs(y) + 1.0, 89.0)))
+    deg = 1.01 * radius_m / (111_000.0 * coslat)
+    idx, _ = _coastline_tree().query(shapely.points(x, y), predicate="dwithin", distance=deg)
+    cand = np.unique(idx)
+    if cand.size:
+        cs = coast_for(x[cand], y[cand])
+        out[cand] = cs.distance_to_shore(x[cand], y[cand]) <= radius_m
+    return out
 
 
 def _build_coastline() -> dict[str, npt.NDArray[Any]]:

@@ -752,13 +752,12 @@ def _shore_days(px: F64, py: F64, structure_days: I64, structure: F64, params: S
     cand = np.flatnonzero((structure_days > 0) & (structure > 0.1))
     if cand.size == 0 or params.shore_radius_m <= 0:
         return out
-    from atalaya.fusion.maritime import coast_for
+    from atalaya.fusion.maritime import coast_for, near_shore
 
     lon, lat = grid.inverse_mercator(px[cand], py[cand])
-    cs = coast_for(lon, lat)
-    ok = cs.distance_to_shore(lon, lat) <= params.shore_radius_m
+    ok = near_shore(lon, lat, params.shore_radius_m)
     if ok.any():  # boats come in from the open sea, not through a lagoon behind a barrier island
-        ok[ok] = cs.faces_open_sea(lon[ok], lat[ok], end_m=params.open_sea_m)
+        ok[ok] = coast_for(lon[ok], lat[ok]).faces_open_sea(lon[ok], lat[ok], end_m=params.open_sea_m)
     if params.port_radius_m > 0:
         ok &= ~near_known(lon, lat, "ports", params.port_radius_m)
     out[cand[ok]] = structure_days[cand[ok]]
