@@ -1159,9 +1159,11 @@ class CsvReader:
     arrow_native = True
     """Clean input converts through Arrow buffers only, never through pyarrow's NumPy/pandas interop."""
 
-    def __init__(self, *, threads: int | None = None) -> None:
-        self.threads = threads or min(4, os.cpu_count() or 1)
-        """Worker threads parsing blocks."""
+    def __init__(self, *, threads: int | None = None, ahead: int | None = None) -> None:
+        self.threads = min(4, os.cpu_count() or 1) if threads is None else threads
+        """Worker threads parsing blocks (0: parse in the reading thread)."""
+        self.ahead = ahead
+        """Blocks in flight at most (default: as many as workers, at least 2)."""
 
     def sniff(self, head: bytes, path: Path) -> float:
         """Likely CSV when the first line has a delimiter and names time and position columns."""
@@ -1218,7 +1220,7 @@ class CsvReader:
             block_bytes = int(min(64 << 20, max(64 << 10, avg * options.batch_rows)))
             pool = _BufferPool(block_bytes + (1 << 21))
             blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool, first_block_bytes=block_bytes // 4)
-            yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back)
+            yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back, self.ahead)
 
 
 def _run_pool(
@@ -1226,15 +1228,20 @@ def _run_pool(
     fn: Callable[[_Block], ParsedBatch],
     threads: int,
     done: Callable[[_Block], None] = lambda b: None,
+    ahead: int | None = None,
 ) -> Iterator[ParsedBatch]:
-    """Map ``fn`` over blocks on a thread pool, in order, with a bounded number in flight; ``done`` gets each
-    block once it is parsed."""
-    if threads <= 1:
+    """Map ``fn`` over blocks on a thread pool, in order, with at most ``ahead`` (default ``max(2, threads)``)
+    blocks in flight; ``done`` gets each block once it is parsed. ``threads=0`` maps in the caller's thread.
+
+    While the caller works on one result the next blocks are parsed; more blocks in flight than workers only
+    add memory (each block and its parsed columns, some 60 MB at the default batch size) and page faults."""
+    if threads <= 0:
         for b in blocks:
             out = fn(b)
             done(b)
             yield out
         return
+    ahead = max(2, threads) if ahead is None else max(1, ahead)
     with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="atalaya-csv") as pool:
         inflight: deque[tuple[_Block, cf.Future[ParsedBatch]]] = deque()
 
@@ -1246,7 +1253,7 @@ def _run_pool(
 
         for b in blocks:
             inflight.append((b, pool.submit(fn, b)))
-            if len(inflight) > threads:
+            if len(inflight) >= ahead:
                 yield next_result()
         while inflight:
             yield next_result()

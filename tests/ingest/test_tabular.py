@@ -30,7 +30,7 @@ def _good_row(i: int) -> str:
     return f"2024-05-01T10:00:{i:02d}Z,-99.{i:02d},19.5,EO,vehicle,trk-{i},track,0.9"
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [0, 1, 2])
 def test_csv_round_trip_canonical_names(tmp_path: Path, threads: int) -> None:
     rng = np.random.default_rng(1)
     n = 2000
@@ -346,7 +346,7 @@ def test_parquet_enum_columns_with_nulls_defaults_and_unknowns(tmp_path: Path) -
     assert "'radar?'" in rejects[1].reason
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [0, 1, 2])
 def test_typed_blocks_fall_back_to_text_per_column(tmp_path: Path, threads: int) -> None:
     # clean blocks parse typed; a later block with naive/epoch times, a bad or out-of-range number demotes
     # those columns to text, and rejects still quote the value as written, with its line number
@@ -425,7 +425,7 @@ def test_quoted_field_longer_than_a_parse_step_reparses_without_repeating_reject
     assert cols["src_rec"][len(filler)] == 20_003
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [0, 1, 2])
 def test_read_buffers_are_reused_without_disturbing_earlier_blocks(
     tmp_path: Path, threads: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
