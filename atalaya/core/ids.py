@@ -309,7 +309,8 @@ def float_bits(x: npt.NDArray[np.floating], decimals: int) -> U64:
     """Quantise floats to ``decimals`` places and return the integer as uint64 (NaN → fixed value)."""
     q = np.multiply(np.asarray(x, dtype=np.float64), 10.0**decimals)
     np.rint(q, out=q)  # what np.round does for 0 decimals, in place
-    q[~np.isfinite(q)] = -(2.0**62)
+    if q.size and not (np.isfinite(q.min()) and np.isfinite(q.max())):  # NaN or ±inf somewhere
+        q[~np.isfinite(q)] = -(2.0**62)
     return q.astype(np.int64).view(np.uint64)
 
 
