@@ -84,10 +84,13 @@ _CHUNK = 32_768
 """Elements per step of the vectorised kernels: their working set stays in the CPU's L2 cache."""
 
 
-def _mix64_into(z: U64, tmp: U64) -> None:
-    """SplitMix64 finaliser of ``z`` in place (``tmp``: scratch of the same length)."""
+def _mix64_into(z: U64, tmp: U64, src: U64 | None = None) -> None:
+    """SplitMix64 finaliser of ``z`` in place, or of ``src`` into ``z`` (``tmp``: scratch of the same length)."""
     with np.errstate(over="ignore"):
-        z += _GOLDEN
+        if src is None:
+            z += _GOLDEN
+        else:
+            np.add(src, _GOLDEN, out=z)
         np.right_shift(z, _S30, out=tmp)
         z ^= tmp
         z *= _M1
@@ -409,8 +412,7 @@ def hash_columns(columns: Iterable[Column]) -> tuple[U64, U64]:
                     m *= _P2
                     mb = m
                 else:
-                    np.copyto(m, c[s : s + step])
-                    _mix64_into(m, t)
+                    _mix64_into(m, t, c[s : s + step])
                     a ^= m
                     m *= _P2
                     mb = m
