@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -82,14 +83,25 @@ def _fsync_all(paths: list[Path]) -> None:
 
 
 def _split_by_day(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> list[tuple[int, pa.Table]]:
-    """Each day's rows, in their order: slices when rows come day by day (the usual case), else one take."""
+    """Each day's rows, in their order, by day.
+
+    Rows usually come in runs of one day (time-ordered input, or a few time-ordered pieces one after the
+    other): each day's runs are slices of the batch, nothing is copied. Only input with many short runs is
+    reordered, with one take.
+    """
     if len(days) == 1:
         return [(int(days[0]), table)]
-    if not (day_index[1:] >= day_index[:-1]).all():
-        order = np.argsort(day_index, kind="stable")
-        order = np.ascontiguousarray(order, dtype=np.int64)  # indices through the buffer: no pandas import
-        table = table.take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)]))
-        day_index = day_index[order]
+    starts = np.flatnonzero(day_index[1:] != day_index[:-1]) + 1
+    if len(starts) < 4 * len(days):
+        bounds = [0, *starts.tolist(), len(day_index)]
+        runs: dict[int, list[pa.Table]] = {}
+        for lo, hi in itertools.pairwise(bounds):
+            runs.setdefault(int(day_index[lo]), []).append(table.slice(lo, hi - lo))
+        return [(d, parts[0] if len(parts) == 1 else pa.concat_tables(parts)) for d, parts in sorted(runs.items())]
+    order = np.argsort(day_index, kind="stable")
+    order = np.ascontiguousarray(order, dtype=np.int64)  # indices through the buffer: no pandas import
+    table = table.take(pa.Array.from_buffers(pa.int64(), len(order), [None, pa.py_buffer(order)]))
+    day_index = day_index[order]
     bounds = [*np.searchsorted(day_index, days, side="left").tolist(), len(day_index)]
     return [(int(d), table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, d in enumerate(days)]
 

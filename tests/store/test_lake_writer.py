@@ -40,11 +40,13 @@ def test_rows_keep_arrival_order_per_day_and_small_parts_are_coalesced(tmp_path:
     rng = np.random.default_rng(5)
     start = 0
     sent: dict[int, list[int]] = {}
-    for sorted_days in (True, False, True, False, True):
+    for order in ("sorted", "random", "sorted", "random", "pieces", "sorted"):
         n = 5_000
         days = DAY0 + rng.integers(0, 3, n)
-        if sorted_days:
+        if order == "sorted":
             days = np.sort(days)
+        elif order == "pieces":  # two time-ordered pieces one after the other: each day in two runs
+            days = np.concatenate([np.sort(days[: n // 2]), np.sort(days[n // 2 :])])
         for d in np.unique(days):
             sent.setdefault(int(d), []).extend((start + np.flatnonzero(days == d)).tolist())
         w.write(_table(days, start), days, "src")
@@ -55,7 +57,7 @@ def test_rows_keep_arrival_order_per_day_and_small_parts_are_coalesced(tmp_path:
         day = str(np.datetime64(d, "D"))
         path = lake.obs_dir / f"day={day}" / "source=src" / f"part-{'ab' * 16}-0.parquet"
         meta = pq.ParquetFile(path).metadata
-        assert meta.num_row_groups == 1  # five small parts, one row group
+        assert meta.num_row_groups == 1  # six small parts, one row group
         assert pq.read_table(path).column("src_rec").to_pylist() == recs
     assert lake.committed_units()["ab" * 16]["rows"] == start
 
