@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
@@ -193,7 +193,37 @@ class _BackgroundDigest:
         self._stop.set()
 
 
+class _TapDigest:
+    """SHA-256 and length of the bytes a reader passes on as it reads a file (its ``tap``)."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256()
+        self._n = 0
+
+    def __call__(self, data: bytes | bytearray | memoryview) -> None:
+        self._sha.update(data)
+        self._n += len(data)
+
+    def result(self) -> tuple[str, int]:
+        return self._sha.hexdigest(), self._n
+
+
 DigestFn = Callable[[], tuple[str, int]]
+Tap = Callable[[bytes | bytearray | memoryview], None]
+
+
+class _TappingReader(Protocol):
+    """A reader that can pass a file's bytes, as it reads them, to a ``tap`` (the CSV reader)."""
+
+    def taps(self, path: Path) -> bool: ...
+
+    def read(self, path: Path, options: ReadOptions, *, tap: Tap | None = None) -> Iterator[ParsedBatch]: ...
+
+
+def _tapping(reader: Reader, path: Path) -> _TappingReader | None:
+    """``reader`` when it can tap this file's own bytes (not when it decompresses them), else ``None``."""
+    taps = getattr(reader, "taps", None)
+    return cast(_TappingReader, reader) if callable(taps) and taps(path) else None
 
 
 def _warm_up_arrow() -> None:
@@ -328,11 +358,14 @@ class Ingestor:
                     if progress:
                         progress(res.bytes)
                     return res
-                self._run_unit(path, lambda: digest, mtime_ns, res, progress)
+                self._run_unit(path, reader.read(path, self.options), lambda: digest, mtime_ns, res, progress)
+            elif (tapping := _tapping(reader, path)) is not None:
+                tap = _TapDigest()  # cannot be a re-run: hash the bytes as the reader reads them (read once)
+                self._run_unit(path, tapping.read(path, self.options, tap=tap), tap.result, mtime_ns, res, progress)
             else:  # cannot be a re-run: hash while reading
                 background = _BackgroundDigest(path)
                 try:
-                    self._run_unit(path, background.result, mtime_ns, res, progress)
+                    self._run_unit(path, reader.read(path, self.options), background.result, mtime_ns, res, progress)
                 finally:
                     background.cancel()
         except AtalayaError as e:
@@ -343,9 +376,14 @@ class Ingestor:
         return res
 
     def _run_unit(
-        self, path: Path, digest: DigestFn, mtime_ns: int, res: UnitResult, progress: ProgressFn | None
+        self,
+        path: Path,
+        batches: Iterator[ParsedBatch],
+        digest: DigestFn,
+        mtime_ns: int,
+        res: UnitResult,
+        progress: ProgressFn | None,
     ) -> None:
-        reader = self.readers.get(res.format) or get_reader(res.format)
         unit_id = new_run_id()
         writer = self.lake.writer(unit_id)
         qpath = writer.staging / "quarantine.jsonl"
@@ -358,7 +396,7 @@ class Ingestor:
         src_hash = hash_strings([res.source])[0]
         try:
             with open(qpath, "w", encoding="utf-8") as qf:
-                for batch in reader.read(path, self.options):
+                for batch in batches:
                     res.records += batch.records_read
                     rejects = list(batch.rejects)
                     if len(batch):

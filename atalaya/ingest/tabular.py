@@ -36,11 +36,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import csv
+import io
 import json
 import os
+import queue
 import re
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,7 +56,7 @@ import pyarrow.csv as pacsv
 from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
-from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, logical_suffix, open_source
 from atalaya.ingest.validate import bool_array, from_numpy, np_values, string_array, valid_mask
 from atalaya.model.observation import SOURCE_COLUMNS, IdentKind, ObjectKind, Sensor
 
@@ -1204,9 +1205,23 @@ class CsvReader:
         plan = plan_columns(uniq, options, source=str(path))
         return _CsvSetup(names=uniq, plan=plan, delimiter=delim, path=path), line_end + 1, 2
 
-    def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
-        """Stream the file as batches of about ``options.batch_rows`` rows."""
-        with open_source(path) as fh:
+    @staticmethod
+    def taps(path: Path) -> bool:
+        """Whether :meth:`read` can pass the file's own bytes to a ``tap`` (not when it decompresses them)."""
+        return logical_suffix(path) == path.suffix.lower()
+
+    def read(
+        self, path: Path, options: ReadOptions, *, tap: Callable[[Buf], None] | None = None
+    ) -> Iterator[ParsedBatch]:
+        """Stream the file as batches of about ``options.batch_rows`` rows.
+
+        ``tap`` (when :meth:`taps` allows it) gets every byte of the file once, in order, as it is read: the
+        ingest hashes the file that way instead of reading it a second time.
+        """
+        with open_source(path) as raw:
+            if tap is not None and not (self.taps(path) and isinstance(raw, io.BufferedReader)):
+                raise IngestError(f"{path}: its bytes are decompressed as they are read and cannot be tapped")
+            fh = raw if tap is None else _Tapped(raw, tap)
             head = fh.read(1 << 16)
             while b"\n" not in head and len(head) <= MAX_LINE_BYTES:
                 more = fh.read(1 << 16)
@@ -1223,6 +1238,32 @@ class CsvReader:
             yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back, self.ahead)
 
 
+class _Tapped:
+    """A binary file whose bytes also go to ``tap``, in order, as they are read (``read``, ``readinto`` and
+    ``readline``: what the CSV reader uses)."""
+
+    def __init__(self, fh: io.BufferedReader, tap: Callable[[Buf], None]) -> None:
+        self._fh = fh
+        self._tap = tap
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._tap(data)
+        return data
+
+    def readline(self, limit: int = -1) -> bytes:
+        data = self._fh.readline(limit)
+        self._tap(data)
+        return data
+
+    def readinto(self, buf: memoryview) -> int:
+        k = self._fh.readinto(buf)
+        if k:
+            with buf[:k] as got:
+                self._tap(got)
+        return k
+
+
 def _run_pool(
     blocks: Iterator[_Block],
     fn: Callable[[_Block], ParsedBatch],
@@ -1233,8 +1274,10 @@ def _run_pool(
     """Map ``fn`` over blocks on a thread pool, in order, with at most ``ahead`` (default ``max(2, threads)``)
     blocks in flight; ``done`` gets each block once it is parsed. ``threads=0`` maps in the caller's thread.
 
-    While the caller works on one result the next blocks are parsed; more blocks in flight than workers only
-    add memory (each block and its parsed columns, some 60 MB at the default batch size) and page faults."""
+    With workers, ``blocks`` is drawn on a thread of its own (reading, cutting and, when tapped, hashing the
+    input), which submits each block as soon as a slot is free: the caller only takes results. While the caller
+    works on one result the next blocks are parsed; more blocks in flight than workers would only add memory
+    (each block and its parsed columns, some 60 MB at the default batch size) and page faults."""
     if threads <= 0:
         for b in blocks:
             out = fn(b)
@@ -1243,20 +1286,37 @@ def _run_pool(
         return
     ahead = max(2, threads) if ahead is None else max(1, ahead)
     with cf.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="atalaya-csv") as pool:
-        inflight: deque[tuple[_Block, cf.Future[ParsedBatch]]] = deque()
+        submitted: queue.Queue[tuple[_Block, cf.Future[ParsedBatch]] | BaseException | None] = queue.Queue()
+        slots = threading.Semaphore(ahead)
+        stop = threading.Event()
 
-        def next_result() -> ParsedBatch:
-            b, fut = inflight.popleft()
-            out = fut.result()
-            done(b)
-            return out
+        def submit_all() -> None:
+            try:
+                for b in blocks:
+                    while not slots.acquire(timeout=0.1):
+                        if stop.is_set():
+                            return
+                    if stop.is_set():
+                        return
+                    submitted.put((b, pool.submit(fn, b)))
+                submitted.put(None)
+            except BaseException as e:  # re-raised in the caller's thread, after the blocks before it
+                submitted.put(e)
 
-        for b in blocks:
-            inflight.append((b, pool.submit(fn, b)))
-            if len(inflight) >= ahead:
-                yield next_result()
-        while inflight:
-            yield next_result()
+        reader = threading.Thread(target=submit_all, name="atalaya-csv-read", daemon=True)
+        reader.start()
+        try:
+            while (item := submitted.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                b, fut = item
+                out = fut.result()
+                done(b)
+                yield out
+                slots.release()  # the caller is done with it: its slot goes to the next block
+        finally:
+            stop.set()
+            reader.join()
 
 
 # --------------------------------------------------------------------------- GeoParquet

@@ -455,3 +455,54 @@ def test_read_buffers_are_reused_without_disturbing_earlier_blocks(
     assert cols["src_rec"] == list(range(2, n + 2))
     assert cols["lon"] == [float(f"-99.{i % 100:02d}") for i in range(n)]
     assert len(fresh) <= threads + 3  # ~40 blocks from a handful of buffers
+
+
+@pytest.mark.parametrize("threads", [0, 1, 2])
+def test_tap_gets_every_byte_of_the_file_once_in_order(tmp_path: Path, threads: int) -> None:
+    """The ingest hashes a CSV from the reader's tap: BOM, CRLF, blank stretches, a field over several lines, a
+    line longer than allowed and no final line end must all reach it."""
+    import hashlib
+
+    rows = [_good_row(i % 60) for i in range(400)]
+    rows[7] = rows[7].replace("trk-7", '"trk\n-7"')  # a quoted field over two lines
+    text = "\ufeff" + HEADER + "\r\n" + "\r\n".join(rows[:200]) + "\r\n" + "\n" * 5000
+    text += "x" * (MAX_LINE_BYTES + 10) + "\n" + "\n".join(rows[200:])
+    p = _write(tmp_path, text)
+    got = hashlib.sha256()
+    n = 0
+
+    def tap(data: bytes | bytearray | memoryview) -> None:
+        nonlocal n
+        got.update(data)
+        n += len(data)
+
+    reader = CsvReader(threads=threads)
+    assert reader.taps(p)
+    batches = list(reader.read(p, ReadOptions(batch_rows=50), tap=tap))
+    assert sum(len(b) for b in batches) == 400
+    assert [r.reason[:11] for b in batches for r in b.rejects] == ["line longer"]
+    assert n == p.stat().st_size
+    assert got.hexdigest() == hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def test_a_compressed_file_is_not_tapped(tmp_path: Path) -> None:
+    import gzip
+
+    p = tmp_path / "in.csv.gz"
+    p.write_bytes(gzip.compress(("\n".join([HEADER, _good_row(1)]) + "\n").encode()))
+    reader = CsvReader()
+    assert not reader.taps(p)
+    with pytest.raises(IngestError, match="cannot be tapped"):
+        list(reader.read(p, ReadOptions(), tap=lambda b: None))
+    assert len(read_all(reader, p)[0]["time"]) == 1
+
+
+def test_stopping_early_ends_the_reading_thread(tmp_path: Path) -> None:
+    import threading
+
+    p = _write(tmp_path, "\n".join([HEADER, *(_good_row(i % 60) for i in range(5000))]) + "\n")
+    batches = CsvReader(threads=2).read(p, ReadOptions(batch_rows=100))
+    first = next(batches)
+    assert len(first) > 0
+    batches.close()
+    assert not [t for t in threading.enumerate() if t.name == "atalaya-csv-read"]
