@@ -45,6 +45,9 @@ WRITE_OPTIONS: dict[str, Any] = {
     "compression": "snappy",
     "use_dictionary": [f.name for f in SCHEMA if pa.types.is_dictionary(f.type) or f.type == pa.string()],
     "write_statistics": ["time", "lon", "lat", "sensor", "kind", "ident"],
+    # values are encoded 64k at a time (Arrow's default is 1024): ~4 % less writer CPU; a data page may then
+    # overshoot its 1 MB target by one such batch
+    "write_batch_size": 1 << 16,
     # mostly increasing integers: deltas are ~10 % cheaper to write than plain values and 12 % fewer bytes in all;
     # floats split by byte position: ~3 % less writer CPU, lon/lat ~14 % fewer bytes (read by DuckDB and pyarrow)
     "column_encoding": {
