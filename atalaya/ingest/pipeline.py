@@ -414,10 +414,11 @@ class Ingestor:
                     res.quarantined += len(rejects)
                     if progress and batch.bytes_read:
                         progress(batch.bytes_read)
+            # which rows repeat an earlier one or the lake, found while the writer threads finish their last parts
+            existing = self.lake.existing_id_keys_by_partition(keys)
+            keeps = {key: keep_mask(np.concatenate(parts), existing[key]) for key, parts in keys.items()}
             writer.close_files()
-            for key, parts in keys.items():
-                unit_keys = np.concatenate(parts)
-                keep = keep_mask(unit_keys, self.lake.existing_id_keys(*key))
+            for key, keep in keeps.items():
                 if not keep.all():
                     res.duplicates += writer.rewrite_partition(key, keep)
             res.accepted = writer.rows

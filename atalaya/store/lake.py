@@ -290,7 +290,8 @@ class LakeWriter:
         keys = list(dict.fromkeys([*owner, *self._writers]))
         if keys:
             # partitions are independent files: the held rows are written and the files closed side by side
-            with cf.ThreadPoolExecutor(max_workers=min(4, len(keys)), thread_name_prefix="atalaya-lake") as pool:
+            # (mostly waiting for fsync: the device merges concurrent flushes)
+            with cf.ThreadPoolExecutor(max_workers=min(16, len(keys)), thread_name_prefix="atalaya-lake") as pool:
                 for f in [pool.submit(self._finish, owner.get(key), key) for key in keys]:
                     f.result()
         self._writers.clear()
@@ -465,14 +466,19 @@ class Lake:
 
     def existing_id_keys(self, day: str, source: str) -> np.ndarray:
         """First 64 bits of the obs ids already committed in one partition (for de-duplication)."""
-        files = self.files(days=[day], sources=[source])
-        if not files:
-            return np.zeros(0, dtype=np.uint64)
-        parts = []
-        for p in files:
-            col = pq.read_table(p, columns=["obs_id"]).column("obs_id").combine_chunks()
-            parts.append(id_keys(col))
-        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+        return self.existing_id_keys_by_partition([(day, source)])[(day, source)]
+
+    def existing_id_keys_by_partition(self, partitions: Iterable[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
+        """:meth:`existing_id_keys` of several ``(day, source)`` partitions, listing the committed files once."""
+        wanted = set(partitions)
+        found: dict[tuple[str, str], list[np.ndarray]] = {}
+        for p in self.files(days={d for d, _ in wanted}, sources={s for _, s in wanted}):
+            key = (p.parent.parent.name.removeprefix("day="), p.parent.name.removeprefix("source="))
+            if key in wanted:
+                col = pq.read_table(p, columns=["obs_id"]).column("obs_id").combine_chunks()
+                found.setdefault(key, []).append(id_keys(col))
+        empty = np.zeros(0, dtype=np.uint64)
+        return {k: np.concatenate(found[k]) if k in found else empty for k in wanted}
 
 
 def fetch_arrow(result: duckdb.DuckDBPyRelation) -> pa.Table:
