@@ -3,12 +3,14 @@
 How it works (method ``sites/grid-v2``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
-   seen: structures, thermal anomalies (split night/day by the sun's elevation),
-   stationary vehicles, tagged (CoT) vehicles stopped or at the ends of their
-   trips, aircraft on the ground (ADS-B track ends that begin or end low,
-   carried along the climb to the ground; never within a few km of a known
-   airport), boats stopped (never in a known port), RF emitters and chemical
-   hits. Moving traffic, own platforms and friendly patrols carry none.
+   seen: structures, thermal anomalies (split night/day by the sun's
+   elevation), stationary vehicles, tagged (CoT) vehicles stopped or at the
+   ends of their trips, aircraft on the ground (ADS-B track ends that begin or
+   end low, carried along the climb to the ground; never within a few km of a
+   known airport), boats stopped (never in a known port), RF emitters and
+   chemical hits. Moving traffic, own platforms and friendly patrols carry
+   none. The ends of id-less (GMTI) vehicle tracks, where vehicles set off or
+   stop, are read from the tracks analytic's output.
 2. **Accumulation** (:mod:`atalaya.fusion.grid`). Detections are binned per
    grid cell, day and channel, weighted by confidence; the grid level follows
    the position uncertainty (error-ellipse area), so a 1 km SIGINT fix spreads
@@ -16,7 +18,9 @@ How it works (method ``sites/grid-v2``):
    state is saved and merged with each new batch: no re-clustering. Fixes of
    identified emitters are kept aside and fused per emitter into bed-downs
    (:mod:`atalaya.fusion.beddown`): where a phone stays, far sharper than any
-   one fix, added as emitter evidence for each day it was there.
+   one fix, added as emitter evidence for each day it was there. A bed-down
+   too loose to name a place is anchored on the place seen by imagery inside
+   its uncertainty (:func:`anchor_beddowns`), or dropped.
 3. **Extraction.** Level-0 cells are smoothed over 3×3 neighbours; local maxima
    over 5×5 (about 360 m) above a minimum mass are candidate sites. Each
    candidate gathers the evidence around it at every level with a kernel that
@@ -27,16 +31,19 @@ How it works (method ``sites/grid-v2``):
    ranches show too, so it saturates at ``context_cap``, below the reporting
    threshold. *Signatures* of illicit use raise the score, each saturating at
    ``signature_cap``, combined by noisy-OR with the context: tagged vehicles
-   stopping or setting out, an emitter bedded down, aircraft on the ground
-   away from airports, boats ashore by a building, chemical hits, and parked
-   vehicles with night heat on the same days (one such day, which a ranch shows
-   now and then, stays below the threshold). Places with no context next to a
-   stronger site (an aircraft rolling down a strip, a truck leaving a lab) are
-   folded into it. The breakdown is kept as evidence with sample observation ids.
+   stopping or setting out; id-less vehicle tracks beginning or ending at a
+   building; an emitter bedded down; aircraft on the ground away from
+   airports; boats ashore by a building; a building on a remote shore that
+   faces open water, seen on two days (a landing beach's cache); chemical
+   hits; and parked vehicles with night heat on the same days (one such day,
+   which a ranch shows now and then, stays below the threshold). Places with
+   no context next to a stronger site (an aircraft rolling down a strip, a
+   truck leaving a lab) are folded into it. The breakdown is kept as evidence
+   with sample observation ids.
 5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
    loads setting out from the place more than stopping over → lab; aircraft on
-   the ground → airstrip; boats ashore → landing beach; structure or bed-down
-   with vehicles → stash house; else unknown.
+   the ground → airstrip; boats ashore or a building on the shore → landing
+   beach; structure or bed-down with vehicles → stash house; else unknown.
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
 reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` (and
@@ -112,12 +119,21 @@ class Channel(enum.IntEnum):
     VESSEL = 7
     TAGGED_VEHICLE = 8
     TAGGED_ORIGIN = 9
+    TRACK_END = 10
+    """Where an id-less (GMTI) vehicle track begins or ends: a vehicle setting off or stopping."""
 
 
 GROUPS: dict[str, tuple[Channel, ...]] = {
     "structure": (Channel.STRUCTURE,),
     "thermal": (Channel.THERMAL_NIGHT, Channel.THERMAL_DAY),
-    "activity": (Channel.VEHICLE, Channel.AIRCRAFT, Channel.VESSEL, Channel.TAGGED_VEHICLE, Channel.TAGGED_ORIGIN),
+    "activity": (
+        Channel.VEHICLE,
+        Channel.AIRCRAFT,
+        Channel.VESSEL,
+        Channel.TAGGED_VEHICLE,
+        Channel.TAGGED_ORIGIN,
+        Channel.TRACK_END,
+    ),
     "emitter": (Channel.EMITTER,),
     "chemical": (Channel.CHEMICAL,),
 }
@@ -149,7 +165,7 @@ class SiteParams:
     night_sun_deg: float = -6.0
     """Thermal seen while the sun stands below this elevation (from civil dusk to civil dawn) counts as night
     heat."""
-    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0)
+    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
     context_cap: float = 0.35
     """Highest score that context alone gives (buildings, parked vehicles, heat: ranches show them too), below
@@ -172,6 +188,14 @@ class SiteParams:
     shore_radius_m: float = 500.0
     """A built place this close to the coastline (Natural Earth, which is good to a few hundred metres) and away
     from known ports stands on the shore: a landing beach's fuel cache and shelter."""
+    track_end_scale: float = 0.8
+    """Support of id-less vehicle tracks beginning or ending at a building (vehicles setting off from it or
+    stopping there) for 63 % of the cap: one track end at a building with all the context there is passes (a
+    track that ends where it leaves the sensor's view ends anywhere, seldom within 100 m of a building)."""
+    track_end_sigma_m: float = 60.0
+    """Position error assumed at an id-less track's end (the tracker's smoothed position)."""
+    track_end_min_points: int = 3
+    """Points an id-less track needs for its ends to count."""
     open_sea_m: float = 25_000.0
     """A shore place must face open water: along some bearing, sea from 2 km out to this far."""
     shore_scale: float = 3.0
@@ -928,6 +952,8 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             _group_prob(support[:, Channel.CHEMICAL], 1.0, params.signature_cap),
             _group_prob(co_days.astype(np.float64), params.cooccur_scale, params.signature_cap),
             _group_prob(shore_days.astype(np.float64), params.shore_scale, params.signature_cap),
+            _group_prob(support[:, Channel.TRACK_END], params.track_end_scale, params.signature_cap)
+            * (ctx_parts[:, 0] > 0.1),  # vehicles stop on roads too: only at a building is it a place
         ],
         axis=1,
     )
@@ -943,7 +969,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     thermal, chem, struct, emit = present("thermal"), present("chemical"), present("structure"), present("emitter")
     air = support[:, Channel.AIRCRAFT] >= 0.5 * params.channel_weight[Channel.AIRCRAFT]
     boat = support[:, Channel.VESSEL] >= 0.5 * params.channel_weight[Channel.VESSEL]
-    veh = (support[:, Channel.VEHICLE] + support[:, Channel.TAGGED_VEHICLE]) >= 0.5
+    veh = (support[:, Channel.VEHICLE] + support[:, Channel.TAGGED_VEHICLE] + support[:, Channel.TRACK_END]) >= 0.5
     # loads set out from a lab and stop over at a stash house
     origin_more = support[:, Channel.TAGGED_ORIGIN] > support[:, Channel.TAGGED_VEHICLE]
     kind = np.full(npk, SiteKind.UNKNOWN.value, dtype=object)
@@ -1001,10 +1027,10 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
 
 _CH_NAMES = [c.name.lower() for c in Channel]
 SIGNATURES = ("tagged_vehicle", "emitter_beddown", "aircraft_on_ground", "boat_ashore", "chemical",
-              "vehicles_with_night_heat", "built_on_shore")  # fmt: skip
+              "vehicles_with_night_heat", "built_on_shore", "vehicle_stops")  # fmt: skip
 """Signatures of illicit use, in the order the score combines them."""
 _MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE),
-             int(Channel.TAGGED_ORIGIN)]  # fmt: skip
+             int(Channel.TAGGED_ORIGIN), int(Channel.TRACK_END)]  # fmt: skip
 
 
 def _evidence_dicts(
@@ -1072,9 +1098,13 @@ def detect_sites(
     obs_id: list[bytes | None] | None = None,
     ident: Sequence[str | None] | npt.NDArray[Any] | None = None,
     err_orient_deg: Any = None,
+    track_ends: tuple[Any, Any, Any] | None = None,
     params: SiteParams = SiteParams(),
 ) -> SiteTable:
     """Ranked suspected sites from detections (pure: arrays in, table out).
+
+    ``track_ends`` are ``(lon, lat, time_us)`` of where id-less vehicle tracks
+    begin and end (:func:`track_ends`): vehicles setting off or stopping.
 
     Emitter fixes that carry an ``ident`` are not binned one by one: each
     emitter's fixes are combined into a bed-down (:mod:`atalaya.fusion.beddown`)
@@ -1138,6 +1168,10 @@ def detect_sites(
         if len(parts) >= _MERGE_EVERY:  # merge as we go: a few partial states at a time, not all of them
             parts = [grid.merge_many(parts)]
     state = grid.merge_many(parts)
+    if track_ends is not None:
+        te_lon, te_lat, te_t = (np.asarray(a) for a in track_ends)
+        state = grid.merge(state, track_end_state(te_lon.astype(np.float64), te_lat.astype(np.float64),
+                                                  te_t.astype(np.int64), params))  # fmt: skip
     if fixes is not None:
         state = grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
     return extract_sites(state, params)
@@ -1421,6 +1455,62 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
     }
 
 
+# -- id-less vehicle tracks: where vehicles set off and stop -----------------------------------------------------
+
+
+def track_ends(track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int = 3) -> tuple[F64, F64, I64]:
+    """First and last point of each track with at least ``min_points`` points: ``lon, lat, time_us``.
+
+    >>> lo, la, t = track_ends(["a", "a", "a", "b"], [2, 1, 3, 1], [1.0, 0.0, 2.0, 9.0], [0.0, 0.0, 0.0, 9.0])
+    >>> lo.tolist(), t.tolist()
+    ([0.0, 2.0], [1, 3])
+    """
+    t = np.asarray(time_us, dtype=np.int64)
+    x = np.asarray(lon, dtype=np.float64)
+    y = np.asarray(lat, dtype=np.float64)
+    if t.size == 0:
+        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+    _, g = np.unique(np.asarray(track, dtype=object).astype(str), return_inverse=True)
+    order = np.lexsort((t, g))
+    gs = g[order]
+    first = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
+    last = np.r_[first[1:] - 1, gs.size - 1]
+    long_enough = (last - first + 1) >= max(min_points, 2)
+    ends = order[np.r_[first[long_enough], last[long_enough]]]
+    ends = ends[np.argsort(t[ends], kind="stable")]
+    return x[ends], y[ends], t[ends]
+
+
+def track_end_state(lon: F64, lat: F64, time_us: I64, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Ends of id-less vehicle tracks as grid evidence (channel ``TRACK_END``)."""
+    if lon.size == 0:
+        return grid.empty_state()
+    return grid.accumulate(
+        lon=lon, lat=lat, time_us=time_us, channel=np.full(lon.size, int(Channel.TRACK_END), dtype=np.int8),
+        weight=np.full(lon.size, params.channel_weight[Channel.TRACK_END]),
+        sigma_m=np.full(lon.size, params.track_end_sigma_m),
+    )  # fmt: skip
+
+
+def workspace_track_end_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
+    """The ends of the workspace's id-less GMTI tracks (``analyze tracks`` writes them) as grid evidence; empty
+    when the tracks have not been built."""
+    path = ws.root / "analysis" / "tracks" / "unidentified-GMTI.parquet"
+    if not path.exists():
+        return grid.empty_state()
+    try:
+        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat"])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
+    t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    lo, la, tt = track_ends(
+        tb.column("track_id").to_numpy(zero_copy_only=False), t,
+        tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
+        min_points=params.track_end_min_points,
+    )  # fmt: skip
+    return track_end_state(lo, la, tt, params)
+
+
 def _read_fixes(path: Path) -> tuple[pa.Table, dict[str, str]]:
     if not path.exists():
         return _FIX_SCHEMA.empty_table(), {}
@@ -1447,6 +1537,7 @@ def load_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridSta
     """The saved evidence of a workspace with its emitter bed-downs: what :func:`run_sites` extracts from."""
     state, _ = grid.read_state(state_path(ws))
     fixes, _ = _read_fixes(fixes_path(ws))
+    state = grid.merge(state, workspace_track_end_state(ws, params))
     return grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
 
 
@@ -1529,6 +1620,7 @@ def run_sites(
     t0 = _time.perf_counter()
     upd = update_state(ws, progress=progress, params=params)
     state: grid.GridState = upd.pop("state")
+    state = grid.merge(state, workspace_track_end_state(ws, params))
     bd_state, bd = beddown_state(upd.pop("fixes"), params, anchors=state)
     upd["emitter_beddowns"] = bd.n_beddowns
     sites = extract_sites(grid.merge(state, bd_state), params)

@@ -557,3 +557,36 @@ def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
     assert 0.3 < weight[0] < 0.7  # either building, about evenly
     assert min(abs(lon[0] - (x - 0.004)), abs(lon[0] - (x + 0.004))) < 0.0005 and sig[0] <= 30.0
     assert weight[1] == 0.0  # far from any building and too loose to name a place on its own
+
+
+# -- id-less vehicle tracks ending at a building -----------------------------------------------------------------
+
+
+def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() -> None:
+    from atalaya.fusion.sites import track_ends
+
+    rng = np.random.default_rng(4)
+    x, y = -106.4, 26.1
+    w = World()
+    for d in range(3):  # a remote building with cars on some days: context only
+        w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
+    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=1, hour=13, err=40, speed=0.0)
+    a = w.arrays()
+    # a GMTI track drives 5 km in and ends 30 m from the building; another ends in the open 20 km away
+    t0 = (DAY0 + 1) * US_D + 10 * US_H
+    n = 12
+    lon = np.r_[np.linspace(x + 0.05, x + 0.0003, n), np.linspace(x + 0.3, x + 0.2, n)]
+    lat = np.r_[np.full(n, y), np.full(n, y + 0.1)]
+    tid = ["near"] * n + ["open"] * n
+    t = np.r_[t0 + np.arange(n) * 20_000_000, t0 + np.arange(n) * 20_000_000]
+    ends = track_ends(tid, t, lon, lat)
+    assert ends[0].size == 4
+    assert detect_sites(**a).n_sites == 0
+    sites = detect_sites(**a, track_ends=ends)
+    assert sites.n_sites == 1 and "vehicle_stops" in sites.evidence[0]["signatures"], sites.evidence
+    assert match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=60.0).tp == 1
+    # without the building, the same track ends name no place
+    bare = {k: v[:0] for k, v in a.items()}
+    assert detect_sites(**bare, track_ends=ends).n_sites == 0
+    # short tracks (under three points) count for nothing
+    assert track_ends(["s", "s"], np.array([1, 2]), np.zeros(2), np.zeros(2))[0].size == 0
