@@ -34,7 +34,7 @@ How it works (method ``sites/grid-v2``):
    stopping or setting out; id-less vehicle tracks beginning or ending at a
    building; an emitter bedded down; aircraft on the ground away from
    airports; boats ashore by a building; a building on a remote shore that
-   faces open water, seen on two days (a landing beach's cache); chemical
+   faces open water (a landing beach's cache); chemical
    hits; and parked vehicles with night heat on the same days (one such day,
    which a ranch shows now and then, stays below the threshold). Places with
    no context next to a stronger site (an aircraft rolling down a strip, a
@@ -198,8 +198,9 @@ class SiteParams:
     """Points an id-less track needs for its ends to count."""
     open_sea_m: float = 25_000.0
     """A shore place must face open water: along some bearing, sea from 2 km out to this far."""
-    shore_scale: float = 3.0
-    """Days a shore place was seen built for 63 % of the cap (one day stays below ``min_score``)."""
+    shore_scale: float = 2.0
+    """Days a shore place was seen built for 63 % of the cap: two days with any building evidence pass; one day
+    passes only with the structure context near its cap (several sharp detections, not a lone false alarm)."""
     beddown_free_sigma_m: float = 400.0
     """Largest 1-sigma radius of a bed-down that names a place on its own; looser ones (up to
     ``beddown_anchor_sigma_m``) count only where a building seen by imagery lies within their uncertainty."""

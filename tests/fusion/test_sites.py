@@ -476,11 +476,11 @@ def _shore_point(lon: float, lat: float) -> tuple[float, float]:
     return float(q.x), float(q.y)
 
 
-def _building(lon: float, lat: float, days: int, seed: int = 3) -> dict[str, Any]:
+def _building(lon: float, lat: float, days: int, seed: int = 3, per_day: int = 3) -> dict[str, Any]:
     w = World()
     rng = np.random.default_rng(seed)
     for d in range(days):
-        w.add(rng, lon, lat, 3, sensor="EO", kind="structure", day=d, hour=13, err=30)
+        w.add(rng, lon, lat, per_day, sensor="EO", kind="structure", day=d, hour=13, err=30)
     return w.arrays()
 
 
@@ -491,8 +491,11 @@ def test_building_on_a_remote_shore_is_a_landing_beach() -> None:
     assert "built_on_shore" in sites.evidence[0]["signatures"]
     d = match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=100.0)
     assert d.tp == 1
-    # seen on one day only, or 5 km inland, or disabled: context alone, no site
+    # seen a few times on one day only, or 5 km inland, or disabled: context alone, no site
     assert detect_sites(**_building(x, y, days=1)).n_sites == 0
+    # a lone false alarm on the shore is no building; one day of many sharp looks is
+    assert detect_sites(**_building(x, y, days=1, per_day=1)).n_sites == 0
+    assert detect_sites(**_building(x, y, days=1, per_day=12)).n_sites == 1
     assert detect_sites(**_building(x + 0.05, y + 0.03, days=3)).n_sites == 0
     assert detect_sites(**_building(x, y, days=3), params=SiteParams(shore_radius_m=0.0)).n_sites == 0
 
