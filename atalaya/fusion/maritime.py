@@ -150,11 +150,13 @@ def _coastline_tree() -> shapely.STRtree:
     return shapely.STRtree(_coastline())
 
 
-def near_shore(lon: Any, lat: Any, radius_m: float) -> npt.NDArray[np.bool_]:
-    """Points within ``radius_m`` of the coastline (on either side of it).
+def near_shore(lon: Any, lat: Any, radius_m: float, *, open_sea_m: float | None = None) -> npt.NDArray[np.bool_]:
+    """Points within ``radius_m`` of the coastline (on either side of it); with ``open_sea_m``, only those that
+    also face open water that far out (:meth:`Coast.faces_open_sea`).
 
     A cheap test in degrees (with a radius that errs on the far side) picks the
-    points near some coast; only those are measured in metres.
+    points near some coast; only those are measured in metres, on one local
+    projection.
 
     >>> near_shore(np.array([-106.2756, -105.0]), np.array([23.0824, 25.0]), 500.0).tolist()
     [True, False]
@@ -170,7 +172,10 @@ def near_shore(lon: Any, lat: Any, radius_m: float) -> npt.NDArray[np.bool_]:
     cand = np.unique(idx)
     if cand.size:
         cs = coast_for(x[cand], y[cand])
-        out[cand] = cs.distance_to_shore(x[cand], y[cand]) <= radius_m
+        near = cand[cs.distance_to_shore(x[cand], y[cand]) <= radius_m]
+        if open_sea_m is not None and near.size:
+            near = near[cs.faces_open_sea(x[near], y[near], end_m=open_sea_m)]
+        out[near] = True
     return out
 
 

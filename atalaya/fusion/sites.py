@@ -777,12 +777,11 @@ def _shore_days(px: F64, py: F64, structure_days: I64, structure: F64, params: S
     cand = np.flatnonzero((structure_days > 0) & (structure > 0.1))
     if cand.size == 0 or params.shore_radius_m <= 0:
         return out
-    from atalaya.fusion.maritime import coast_for, near_shore
+    from atalaya.fusion.maritime import near_shore
 
     lon, lat = grid.inverse_mercator(px[cand], py[cand])
-    ok = near_shore(lon, lat, params.shore_radius_m)
-    if ok.any():  # boats come in from the open sea, not through a lagoon behind a barrier island
-        ok[ok] = coast_for(lon[ok], lat[ok]).faces_open_sea(lon[ok], lat[ok], end_m=params.open_sea_m)
+    # boats come in from the open sea, not through a lagoon behind a barrier island
+    ok = near_shore(lon, lat, params.shore_radius_m, open_sea_m=params.open_sea_m)
     if params.port_radius_m > 0:
         ok &= ~near_known(lon, lat, "ports", params.port_radius_m)
     out[cand[ok]] = structure_days[cand[ok]]
@@ -1191,7 +1190,7 @@ _FIX_SCHEMA = pa.schema(
 _PLACE = np.array([Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.VEHICLE], dtype=np.int8)
 
 
-def _structures(state: grid.GridState, min_mass: float) -> tuple[F64, F64, F64]:
+def _imaged_places(state: grid.GridState, min_mass: float) -> tuple[F64, F64, F64]:
     """Places seen by imagery (buildings, heat, parked vehicles): level-0 cells with such evidence (all days), as
     Mercator ``x, y`` of their precision-weighted centroid and their evidence mass."""
     sel = np.flatnonzero((state.level == 0) & np.isin(state.channel, _PLACE))
@@ -1235,7 +1234,7 @@ def anchor_beddowns(
     anchored = np.zeros(n, dtype=bool)
     if anchors is None or n == 0:
         return lon, lat, sig, weight, anchored
-    ax, ay, mass = _structures(anchors, params.anchor_min_mass)
+    ax, ay, mass = _imaged_places(anchors, params.anchor_min_mass)
     if ax.size == 0:
         return lon, lat, sig, weight, anchored
     from scipy.spatial import cKDTree
@@ -1473,9 +1472,8 @@ def track_ends(track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int 
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
     _, g = np.unique(np.asarray(track, dtype=object).astype(str), return_inverse=True)
     order = np.lexsort((t, g))
-    gs = g[order]
-    first = np.flatnonzero(np.r_[True, gs[1:] != gs[:-1]])
-    last = np.r_[first[1:] - 1, gs.size - 1]
+    first = _run_starts(g[order])
+    last = np.r_[first[1:] - 1, g.size - 1]
     long_enough = (last - first + 1) >= max(min_points, 2)
     ends = order[np.r_[first[long_enough], last[long_enough]]]
     ends = ends[np.argsort(t[ends], kind="stable")]
