@@ -511,6 +511,15 @@ def test_building_on_the_shore_at_a_port_is_not_a_site() -> None:
 # -- bed-downs anchored on a building ----------------------------------------------------------------------------
 
 
+def _ranch_like(rng: np.random.Generator, x: float, y: float) -> World:
+    """A remote building seen on three days with cars on one: context only, what a ranch shows."""
+    w = World()
+    for d in range(3):
+        w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
+    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=1, hour=13, err=40, speed=0.0)
+    return w
+
+
 def _loose_phone(w: World, rng: np.random.Generator, x: float, y: float, *, days: int, per_day: int) -> None:
     """Fixes of a phone that stays at ``(x, y)``, each a 1.5 km × 500 m ellipse, too vague to name a place."""
     for d in range(days):
@@ -522,10 +531,7 @@ def _loose_phone(w: World, rng: np.random.Generator, x: float, y: float, *, days
 def test_loose_beddown_is_anchored_on_the_building_inside_it() -> None:
     rng = np.random.default_rng(8)
     x, y = -106.7, 25.9
-    w = World()
-    for d in range(3):  # a remote building with cars on some days: context only
-        w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
-    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=1, hour=13, err=40, speed=0.0)
+    w = _ranch_like(rng, x, y)
     assert detect_sites(**w.arrays()).n_sites == 0
     _loose_phone(w, rng, x + 0.002, y - 0.002, days=2, per_day=3)  # the phone stays ~300 m off the building
     sites = detect_sites(**w.arrays())
@@ -568,13 +574,8 @@ def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
 def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() -> None:
     from atalaya.fusion.sites import track_ends
 
-    rng = np.random.default_rng(4)
     x, y = -106.4, 26.1
-    w = World()
-    for d in range(3):  # a remote building with cars on some days: context only
-        w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
-    w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=1, hour=13, err=40, speed=0.0)
-    a = w.arrays()
+    a = _ranch_like(np.random.default_rng(4), x, y).arrays()
     # a GMTI track drives 5 km in and ends 30 m from the building; another ends in the open 20 km away
     t0 = (DAY0 + 1) * US_D + 10 * US_H
     n = 12
