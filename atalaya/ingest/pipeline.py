@@ -447,7 +447,9 @@ class Ingestor:
                 "bytes": res.bytes,
                 "reasons": res.reasons,
             }
-            writer.commit(marker, extra_files=[(qpath, self.workspace.quarantine_dir / f"{unit_id}.jsonl")])
+            # a clean unit leaves no quarantine file behind
+            qfiles = [(qpath, self.workspace.quarantine_dir / f"{unit_id}.jsonl")] if res.quarantined else []
+            writer.commit(marker, extra_files=qfiles)
         except BaseException:
             writer.abort()
             raise

@@ -79,6 +79,9 @@ def test_reingest_is_idempotent(ws: Workspace, tmp_path: Path) -> None:
     assert first.units[0].status == "ingested"
     assert second.units[0].status == "skipped"
     assert _count(ws) == 3
+    # nothing was rejected, so no quarantine file was left behind
+    assert first.units[0].quarantined == 0
+    assert not list(ws.quarantine_dir.glob("*.jsonl"))
 
 
 def test_reingest_is_exact_with_equal_sizes_and_the_full_hash_is_recorded(ws: Workspace, tmp_path: Path) -> None:
