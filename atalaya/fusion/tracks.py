@@ -21,7 +21,7 @@ per-point Python loop:
 
 :func:`run_tracks` reads the lake, writes full points as Parquet under
 ``WORKSPACE/analysis/tracks/`` (``track_id, time, lon, lat, speed, course,
-obs_id``) and upserts one summary row per track into the knowledge store
+obs_id, alt_m``) and upserts one summary row per track into the knowledge store
 (stable id from ident kind, ident and start time; simplified GeoJSON
 LineString; provenance with a sample of the supporting observation ids).
 
@@ -112,9 +112,11 @@ POINTS_SCHEMA = pa.schema(
         pa.field("speed", pa.float32()),
         pa.field("course", pa.float32()),
         pa.field("obs_id", pa.binary(16)),
+        pa.field("alt_m", pa.float32()),
     ]
 )
-"""Columns of the track point files under ``WORKSPACE/analysis/tracks/`` (speed m/s, course degrees true)."""
+"""Columns of the track point files under ``WORKSPACE/analysis/tracks/`` (speed m/s, course degrees true, altitude
+above MSL in metres where the feed reports one: ADS-B)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -386,11 +388,13 @@ class _Batch:
     marking: pa.Array
     method: str
     extra: dict[str, Any] = field(default_factory=dict)
+    alt_m: F64 | None = None
+    """Reported altitude per point (NaN where none); ``None`` where the family has none."""
 
 
 def _lake_table(lake: Lake, where: str) -> pa.Table:
     return lake.query(
-        "SELECT obs_id, epoch_us(time) AS t_us, lon, lat, pos_err_m, speed_mps, course_deg, "
+        "SELECT obs_id, epoch_us(time) AS t_us, lon, lat, alt_m, pos_err_m, speed_mps, course_deg, "
         "CAST(sensor AS VARCHAR) AS sensor, CAST(kind AS VARCHAR) AS kind, ident, "
         "CAST(ident_kind AS VARCHAR) AS ident_kind, CAST(marking AS VARCHAR) AS marking, source "
         f"FROM observations WHERE {where}"
@@ -431,6 +435,7 @@ def _identified_batch(lake: Lake) -> _Batch:
         track_kind=[sub.column("kind")[int(i)].as_py() or "unknown" for i in firsts],
         source=sub.column("source").combine_chunks(), marking=sub.column("marking").combine_chunks(),
         method=METHOD_IDENTIFIED, extra={"outliers": res.outliers, "duplicates": res.duplicates},
+        alt_m=_np(sub, "alt_m", np.float64),
     )  # fmt: skip
 
 
@@ -534,6 +539,9 @@ def _points_table(b: _Batch, ids: list[str]) -> pa.Table:
             "speed": pa.array(b.speed.astype(np.float32)),
             "course": pa.array(b.course.astype(np.float32)),
             "obs_id": b.obs_id,
+            "alt_m": pa.array(b.alt_m.astype(np.float32), from_pandas=True)
+            if b.alt_m is not None
+            else pa.nulls(n, pa.float32()),
         },
         schema=POINTS_SCHEMA,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy import select
@@ -87,33 +88,41 @@ def test_run_tracks_writes_points_and_summaries(tmp_path: Path) -> None:
     from atalaya.ingest.pipeline import ingest_paths
 
     ws = init_workspace(tmp_path / "ws", party="USA")
-    cols = "time,lon,lat,pos_err_m,sensor,kind,ident,ident_kind"
+    cols = "time,lon,lat,alt_m,pos_err_m,sensor,kind,ident,ident_kind"
     lines = [cols]
     base = np.datetime64("2026-03-02T00:00:00")
     for k in range(30):  # one AIS vessel, a report a minute
         ts = str(base + np.timedelta64(60 * k, "s")) + "Z"
-        lines.append(f"{ts},{-110 + 0.003 * k:.6f},24.0,10,AIS,vessel,366000001,mmsi")
+        lines.append(f"{ts},{-110 + 0.003 * k:.6f},24.0,,10,AIS,vessel,366000001,mmsi")
+    for k in range(10):  # one aircraft descending with ADS-B, a report a minute
+        ts = str(base + np.timedelta64(60 * k, "s")) + "Z"
+        lines.append(f"{ts},{-108 + 0.04 * k:.6f},26.0,{2000 - 100 * k},30,ADSB,aircraft,0d0001,icao24")
     for k in range(15):  # one GMTI target every 20 s, ~12 m/s
         ts = str(base + np.timedelta64(20 * k, "s")) + "Z"
-        lines.append(f"{ts},{-107 + 0.0024 * k:.6f},25.0,30,GMTI,vehicle,,")
+        lines.append(f"{ts},{-107 + 0.0024 * k:.6f},25.0,,30,GMTI,vehicle,,")
     src = tmp_path / "obs.csv"
     src.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ingest_paths(ws, [src])
     store = KnowledgeStore.open(ws.db_url)
     summary = run_tracks(ws, store)
-    assert summary["families"]["identified"]["tracks"] == 1
+    assert summary["families"]["identified"]["tracks"] == 2
     assert summary["families"]["unidentified-GMTI"]["tracks"] == 1
     pts = pq.read_table(tracks_dir(ws) / "identified.parquet")
-    assert pts.schema.equals(POINTS_SCHEMA) and pts.num_rows == 30
+    assert pts.schema.equals(POINTS_SCHEMA) and pts.num_rows == 40
+    # the aircraft's reported altitude travels with its points; the vessel has none
+    air = pts.filter(pc.is_valid(pts.column("alt_m"))).sort_by("time")
+    assert air.column("alt_m").to_pylist() == [2000.0 - 100 * k for k in range(10)]
+    assert len(air.column("track_id").unique()) == 1
+    assert pts.column("alt_m").null_count == 30
     with store.engine.connect() as conn:
         rows = conn.execute(select(schema.tracks)).mappings().all()
     ids = {r["id"] for r in rows}
-    assert len(rows) == 2 and all(r["geometry"].startswith('{"type":"LineString"') for r in rows)
+    assert len(rows) == 3 and all(r["geometry"].startswith('{"type":"LineString"') for r in rows)
     ident = next(r for r in rows if r["ident"] == "366000001")
     assert ident["n_points"] == 30 and ident["provenance"]["n_support"] == 30
     assert len(ident["provenance"]["observations"]) == 5 and ident["length_km"] == pytest.approx(8.87, rel=0.02)
     again = run_tracks(ws, store)  # stable ids: re-running updates the same rows
-    assert again["tracks"] == 2
+    assert again["tracks"] == 3
     with store.engine.connect() as conn:
         assert {r.id for r in conn.execute(select(schema.tracks.c.id))} == ids
     store.close()
