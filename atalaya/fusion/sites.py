@@ -121,6 +121,9 @@ class Channel(enum.IntEnum):
     TAGGED_ORIGIN = 9
     TRACK_END = 10
     """Where an id-less (GMTI) vehicle track begins or ends: a vehicle setting off or stopping."""
+    LANDING = 11
+    """Where an aircraft whose ADS-B went off while it descended would have landed, anchored on a place seen by
+    imagery (:func:`anchor_landings`)."""
 
 
 GROUPS: dict[str, tuple[Channel, ...]] = {
@@ -133,6 +136,7 @@ GROUPS: dict[str, tuple[Channel, ...]] = {
         Channel.TAGGED_VEHICLE,
         Channel.TAGGED_ORIGIN,
         Channel.TRACK_END,
+        Channel.LANDING,
     ),
     "emitter": (Channel.EMITTER,),
     "chemical": (Channel.CHEMICAL,),
@@ -165,7 +169,7 @@ class SiteParams:
     night_sun_deg: float = -6.0
     """Thermal seen while the sun stands below this elevation (from civil dusk to civil dawn) counts as night
     heat."""
-    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0, 1.0)
+    channel_weight: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0, 3.0, 3.0, 2.0, 1.0, 1.0, 1.0, 1.0)
     """Multiplier per channel (chemical hits and aircraft on the ground are rare and specific)."""
     context_cap: float = 0.35
     """Highest score that context alone gives (buildings, parked vehicles, heat: ranches show them too), below
@@ -196,6 +200,26 @@ class SiteParams:
     """Position error assumed at an id-less track's end (the tracker's smoothed position)."""
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
+    landing_window_s: float = 600.0
+    """The last this many seconds of an aircraft's track measure its descent (gradient and course)."""
+    landing_min_descent_m: float = 50.0
+    """Least height lost over that window for a track to count as descending (a few steps of ADS-B's 25 ft)."""
+    landing_max_m: float = 250_000.0
+    """Farthest a descent is carried on to the ground; beyond it a track that went dark names no place."""
+    landing_along: float = 0.10
+    """1-sigma error of the projected touchdown along the course, as a share of the distance projected: descents
+    are seldom held at one gradient to the ground (and altitudes are taken above the landing ground: the bundled map
+    has no terrain)."""
+    landing_cross: float = 0.02
+    """1-sigma error across the course, as a share of the distance projected (a course held within about 1°)."""
+    landing_min_sigma_m: float = 300.0
+    """Added to both errors (position, a short final turn)."""
+    landing_unseen: float = 0.135
+    """Likelihood that a projected landing was at a place no imagery saw, in the units of an imaged place's
+    (evidence mass × Gaussian of its distance in sigmas): as likely as a place seen once two sigmas off."""
+    landing_scale: float = 1.0
+    """Support of projected landings (each weighted by its anchor's share of the likelihood) for 63 % of the cap:
+    one landing that names a building alone gives 0.38, which with a building's context passes."""
     open_sea_m: float = 25_000.0
     """A shore place must face open water: along some bearing, sea from 2 km out to this far."""
     shore_scale: float = 2.0
@@ -954,6 +978,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             _group_prob(shore_days.astype(np.float64), params.shore_scale, params.signature_cap),
             _group_prob(support[:, Channel.TRACK_END], params.track_end_scale, params.signature_cap)
             * (ctx_parts[:, 0] > 0.1),  # vehicles stop on roads too: only at a building is it a place
+            _group_prob(support[:, Channel.LANDING], params.landing_scale, params.signature_cap),
         ],
         axis=1,
     )
@@ -967,7 +992,9 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         return out
 
     thermal, chem, struct, emit = present("thermal"), present("chemical"), present("structure"), present("emitter")
-    air = support[:, Channel.AIRCRAFT] >= 0.5 * params.channel_weight[Channel.AIRCRAFT]
+    air = (support[:, Channel.AIRCRAFT] >= 0.5 * params.channel_weight[Channel.AIRCRAFT]) | (
+        support[:, Channel.LANDING] >= 0.5 * params.channel_weight[Channel.LANDING]
+    )
     boat = support[:, Channel.VESSEL] >= 0.5 * params.channel_weight[Channel.VESSEL]
     veh = (support[:, Channel.VEHICLE] + support[:, Channel.TAGGED_VEHICLE] + support[:, Channel.TRACK_END]) >= 0.5
     # loads set out from a lab and stop over at a stash house
@@ -1027,10 +1054,10 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
 
 _CH_NAMES = [c.name.lower() for c in Channel]
 SIGNATURES = ("tagged_vehicle", "emitter_beddown", "aircraft_on_ground", "boat_ashore", "chemical",
-              "vehicles_with_night_heat", "built_on_shore", "vehicle_stops")  # fmt: skip
+              "vehicles_with_night_heat", "built_on_shore", "vehicle_stops", "projected_landing")  # fmt: skip
 """Signatures of illicit use, in the order the score combines them."""
 _MOVEMENT = [int(Channel.VEHICLE), int(Channel.AIRCRAFT), int(Channel.VESSEL), int(Channel.TAGGED_VEHICLE),
-             int(Channel.TAGGED_ORIGIN), int(Channel.TRACK_END)]  # fmt: skip
+             int(Channel.TAGGED_ORIGIN), int(Channel.TRACK_END), int(Channel.LANDING)]  # fmt: skip
 
 
 def _evidence_dicts(
@@ -1108,7 +1135,10 @@ def detect_sites(
 
     Emitter fixes that carry an ``ident`` are not binned one by one: each
     emitter's fixes are combined into a bed-down (:mod:`atalaya.fusion.beddown`)
-    that counts as emitter evidence on each day it was seen there.
+    that counts as emitter evidence on each day it was seen there. ADS-B
+    aircraft (one track per id and day) that went dark while descending are
+    carried on to the ground (:func:`projected_landings`) and count where that
+    names a place seen by imagery.
 
     Equivalent to accumulating the detections in one batch and extracting;
     :func:`run_sites` does the same incrementally.
@@ -1128,6 +1158,7 @@ def detect_sites(
     lat_a = np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
     fixes: pa.Table | None = None
+    landings: Landings | None = None
     origin: npt.NDArray[np.bool_] | None = None
     # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
     # bed-downs need them whole
@@ -1146,6 +1177,12 @@ def detect_sites(
             })  # fmt: skip
             knd = knd.copy()
             knd[fx] = -1
+        if alt_m is not None:  # aircraft tracks (one per ADS-B id and day) that went dark descending
+            air = np.flatnonzero((sen == _SEN[Sensor.ADSB.value]) & (knd == _KND[ObjectKind.AIRCRAFT.value])
+                                 & (ids != None))  # noqa: E711  # fmt: skip
+            day_key = [f"{a}|{d}" for a, d in zip(ids[air].tolist(), (t[air] // _US_PER_DAY).tolist(), strict=True)]
+            landings = projected_landings(day_key, t[air], lon_a[air], lat_a[air],
+                                          _arr(alt_m, t.size, math.nan)[air], params)  # fmt: skip
         lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
             ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
         )
@@ -1172,9 +1209,10 @@ def detect_sites(
         te_lon, te_lat, te_t = (np.asarray(a) for a in track_ends)
         state = grid.merge(state, track_end_state(te_lon.astype(np.float64), te_lat.astype(np.float64),
                                                   te_t.astype(np.int64), params))  # fmt: skip
+    extra = [landing_state(landings, state, params)] if landings is not None and landings.n else []
     if fixes is not None:
-        state = grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
-    return extract_sites(state, params)
+        extra.append(beddown_state(fixes, params, anchors=state)[0])
+    return extract_sites(grid.merge_many([state, *extra]), params)
 
 
 # -- emitter bed-downs ------------------------------------------------------------------------------
@@ -1206,6 +1244,62 @@ def _imaged_places(state: grid.GridState, min_mass: float) -> tuple[F64, F64, F6
     return qx[ok] / q[ok], qy[ok] / q[ok], mass[ok]
 
 
+def _anchor(
+    x: F64,
+    y: F64,
+    sigma_along_m: F64,
+    sigma_cross_m: F64,
+    ux: F64,
+    uy: F64,
+    anchors: grid.GridState,
+    unseen: float,
+    params: SiteParams,
+) -> tuple[F64, F64, F64, npt.NDArray[np.bool_]]:
+    """The place seen by imagery that each uncertain position most likely names: ``x, y, share, anchored``.
+
+    Positions are Mercator ``x, y`` with a Gaussian error of ``sigma_along_m``
+    along the unit vector ``(ux, uy)`` and ``sigma_cross_m`` across it (ground
+    metres). Each place within ``anchor_sigmas`` sigmas (plus
+    ``support_radius_m``) is weighed by its evidence mass × the Gaussian of its
+    distance; the heaviest place (with the cells of the same building, within
+    two support radii) takes the position, and ``share`` is its part of the
+    total, ``unseen`` (a place no imagery saw) included.
+    """
+    n = x.size
+    ox, oy, share = x.copy(), y.copy(), np.zeros(n)
+    anchored = np.zeros(n, dtype=bool)
+    ax, ay, mass = _imaged_places(anchors, params.anchor_min_mass)
+    if ax.size == 0 or n == 0:
+        return ox, oy, share, anchored
+    from scipy.spatial import cKDTree
+
+    scale = grid.ground_scale(y)  # ground metres per Mercator metre
+    reach = (params.anchor_sigmas * np.maximum(sigma_along_m, sigma_cross_m) + params.support_radius_m) / scale
+    tree = cKDTree(np.stack([ax, ay], axis=1))
+    found = tree.query_ball_point(np.stack([x, y], axis=1), reach)
+    same2 = (2.0 * params.support_radius_m) ** 2
+    for i, cand in enumerate(found):  # one pass per uncertain position (bed-downs, landings), not per detection
+        if not cand:
+            continue
+        c = np.asarray(cand, dtype=np.intp)
+        sc = float(scale[i])
+        ex, ey = (ax[c] - x[i]) * sc, (ay[c] - y[i]) * sc
+        along = (ex * ux[i] + ey * uy[i]) / max(float(sigma_along_m[i]), 1e-9)
+        cross = (ey * ux[i] - ex * uy[i]) / max(float(sigma_cross_m[i]), 1e-9)
+        lik = mass[c] * np.exp(-0.5 * (along**2 + cross**2))
+        total = float(lik.sum()) + unseen
+        if total <= 0 or not lik.any():
+            continue
+        j = int(np.argmax(lik))
+        near = ((ax[c] - ax[c[j]]) ** 2 + (ay[c] - ay[c[j]]) ** 2) * sc**2 <= same2  # cells of the same building
+        wn = lik[near]
+        ox[i] = float(np.dot(wn, ax[c[near]]) / wn.sum())
+        oy[i] = float(np.dot(wn, ay[c[near]]) / wn.sum())
+        share[i] = float(wn.sum()) / total
+        anchored[i] = True
+    return ox, oy, share, anchored
+
+
 def anchor_beddowns(
     bd: Beddowns, anchors: grid.GridState | None, params: SiteParams = SiteParams()
 ) -> tuple[F64, F64, F64, F64, npt.NDArray[np.bool_]]:
@@ -1234,37 +1328,12 @@ def anchor_beddowns(
     anchored = np.zeros(n, dtype=bool)
     if anchors is None or n == 0:
         return lon, lat, sig, weight, anchored
-    ax, ay, mass = _imaged_places(anchors, params.anchor_min_mass)
-    if ax.size == 0:
-        return lon, lat, sig, weight, anchored
-    from scipy.spatial import cKDTree
-
     bx, by = grid.mercator(bd.lon, bd.lat)
-    scale = grid.ground_scale(by)  # ground metres per Mercator metre
-    reach = (params.anchor_sigmas * bd.sigma_m + params.support_radius_m) / scale
-    tree = cKDTree(np.stack([ax, ay], axis=1))
-    found = tree.query_ball_point(np.stack([bx, by], axis=1), reach)
-    same2 = (2.0 * params.support_radius_m) ** 2
-    for i, cand in enumerate(found):  # one pass per bed-down (a few per emitter at most), not per detection
-        if not cand:
-            continue
-        c = np.asarray(cand, dtype=np.intp)
-        s2 = float(scale[i]) ** 2
-        d2 = ((ax[c] - bx[i]) ** 2 + (ay[c] - by[i]) ** 2) * s2
-        lik = mass[c] * np.exp(-d2 / (2.0 * float(bd.sigma_m[i]) ** 2))
-        total = float(lik.sum())
-        if total <= 0:
-            continue
-        j = int(np.argmax(lik))
-        near = ((ax[c] - ax[c[j]]) ** 2 + (ay[c] - ay[c[j]]) ** 2) * s2 <= same2  # cells of the same building
-        wn = lik[near]
-        x = float(np.dot(wn, ax[c[near]]) / wn.sum())
-        y = float(np.dot(wn, ay[c[near]]) / wn.sum())
-        lo, la = grid.inverse_mercator(np.array([x]), np.array([y]))
-        lon[i], lat[i] = float(lo[0]), float(la[0])
-        sig[i] = min(float(bd.sigma_m[i]), 30.0)
-        weight[i] = float(wn.sum()) / total
-        anchored[i] = True
+    x, y, share, anchored = _anchor(bx, by, bd.sigma_m, bd.sigma_m, np.ones(n), np.zeros(n), anchors, 0.0, params)
+    lo, la = grid.inverse_mercator(x[anchored], y[anchored])
+    lon[anchored], lat[anchored] = lo, la
+    sig[anchored] = np.minimum(sig[anchored], 30.0)
+    weight[anchored] = share[anchored]
     return lon, lat, sig, weight, anchored
 
 
@@ -1510,6 +1579,163 @@ def workspace_track_end_state(ws: Workspace, params: SiteParams = SiteParams()) 
     return track_end_state(lo, la, tt, params)
 
 
+# -- projected landings ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Landings:
+    """Where aircraft whose track ended in a descent would have reached the ground."""
+
+    lon: F64
+    lat: F64
+    time_us: I64
+    """When, at the last reported ground speed."""
+    sigma_along_m: F64
+    sigma_cross_m: F64
+    course_deg: F64
+    """Course of the last descent, degrees true."""
+    distance_m: F64
+    """Ground distance from the last report to the projected touchdown."""
+
+    @property
+    def n(self) -> int:
+        return int(self.lon.size)
+
+
+def projected_landings(
+    track: Any, time_us: Any, lon: Any, lat: Any, alt_m: Any, params: SiteParams = SiteParams()
+) -> Landings:
+    """Carry each aircraft track that ends airborne in a descent on to the ground (pure, vectorised).
+
+    A light aircraft that switches its transponder off on the way down still
+    lands somewhere: along its last course, after the ground distance its last
+    descent gradient needs to lose the height it had. The gradient and course
+    come from the track's last ``landing_window_s`` (its first and last report
+    there); tracks that lost less than ``landing_min_descent_m`` there, that end
+    at or below ``aircraft_ground_m`` (those met the ground in view) or that
+    would fly on beyond ``landing_max_m`` give none. The touchdown's error
+    grows with the distance projected (``landing_along``, ``landing_cross``).
+    Touchdowns near a known airport are kept: :func:`landing_state` drops them.
+
+    >>> t = np.arange(11, dtype=np.int64) * 60_000_000                # a report a minute
+    >>> lon = -107.0 + 0.01 * np.arange(11); lat = np.full(11, 25.0)  # ~1 km a minute due east
+    >>> alt = 1_500.0 - 50.0 * np.arange(11)                          # 50 m lower each minute
+    >>> ld = projected_landings(np.zeros(11, np.int64), t, lon, lat, alt)
+    >>> round(float(ld.distance_m[0]) / 1000, 1), round(float(ld.lon[0]), 2), round(float(ld.course_deg[0]))
+    (20.2, -106.7, 90)
+    """
+    t = np.asarray(time_us, dtype=np.int64)
+    x = np.asarray(lon, dtype=np.float64)
+    y = np.asarray(lat, dtype=np.float64)
+    z = np.asarray(alt_m, dtype=np.float64)
+    empty = Landings(lon=np.zeros(0), lat=np.zeros(0), time_us=np.zeros(0, np.int64), sigma_along_m=np.zeros(0),
+                     sigma_cross_m=np.zeros(0), course_deg=np.zeros(0), distance_m=np.zeros(0))  # fmt: skip
+    ok = np.isfinite(z) & np.isfinite(x) & np.isfinite(y)
+    if not ok.any():
+        return empty
+    _, g = np.unique(np.asarray(track)[ok].astype(str), return_inverse=True)
+    t, x, y, z = t[ok], x[ok], y[ok], z[ok]
+    order = np.lexsort((t, g))
+    g, t, x, y, z = g[order], t[order], x[order], y[order], z[order]
+    starts = _run_starts(g)
+    last = np.r_[starts[1:] - 1, g.size - 1]
+    # first report of each track's last window: the earliest row whose time is within the window of its last
+    sec = (t - t.min()) / _US_PER_S
+    key = g * (float(sec.max()) + 2.0 * params.landing_window_s + 1.0) + sec  # sorted: track, then time (seconds)
+    lo = np.searchsorted(key, key[last] - params.landing_window_s, side="left")
+    first = np.maximum(lo, starts)
+    drop = z[first] - z[last]
+    east, north = _local_metres(x[first], y[first], x[last], y[last])
+    run = np.hypot(east, north)
+    keep = (last > first) & (z[last] > params.aircraft_ground_m) & (drop >= params.landing_min_descent_m) & (run > 0)
+    rest = np.where(keep, z[last] * run / np.where(drop > 0, drop, 1.0), np.inf)
+    keep &= rest <= params.landing_max_m
+    if not keep.any():
+        return empty
+    k = np.flatnonzero(keep)
+    ux, uy = east[k] / run[k], north[k] / run[k]
+    d = rest[k]
+    plon, plat = _offset_metres(x[last[k]], y[last[k]], ux * d, uy * d)
+    speed = run[k] / np.maximum((t[last[k]] - t[first[k]]) / _US_PER_S, 1.0)
+    return Landings(
+        lon=plon, lat=plat, time_us=t[last[k]] + (d / speed * _US_PER_S).astype(np.int64),
+        sigma_along_m=params.landing_along * d + params.landing_min_sigma_m,
+        sigma_cross_m=params.landing_cross * d + params.landing_min_sigma_m,
+        course_deg=np.degrees(np.arctan2(ux, uy)) % 360.0, distance_m=d,
+    )  # fmt: skip
+
+
+_EARTH_M = 6_371_008.8
+
+
+def _local_metres(lon0: F64, lat0: F64, lon1: F64, lat1: F64) -> tuple[F64, F64]:
+    """East and north metres from ``0`` to ``1`` (equirectangular at the mean latitude: good to a few tenths of a
+    percent over the tens of kilometres of a descent window)."""
+    c = np.cos(np.radians(0.5 * (lat0 + lat1)))
+    return np.radians(lon1 - lon0) * _EARTH_M * c, np.radians(lat1 - lat0) * _EARTH_M
+
+
+def _offset_metres(lon: F64, lat: F64, east: F64, north: F64) -> tuple[F64, F64]:
+    """The point ``east, north`` metres from ``lon, lat`` (local tangent plane)."""
+    lat2 = lat + np.degrees(north / _EARTH_M)
+    c = np.cos(np.radians(0.5 * (lat + lat2)))
+    return lon + np.degrees(east / (_EARTH_M * np.maximum(c, 1e-6))), lat2
+
+
+def anchor_landings(
+    ld: Landings, anchors: grid.GridState, params: SiteParams = SiteParams()
+) -> tuple[F64, F64, F64, npt.NDArray[np.bool_]]:
+    """The place seen by imagery each projected landing most likely names: ``lon, lat, share, anchored``.
+
+    A projected touchdown is kilometres uncertain along its course but much
+    less across it; a building, heat or parked vehicles inside that ellipse
+    (a clandestine strip is a cleared strip with a shed) is where it landed,
+    weighed against the other places there and against a place no imagery saw
+    (``landing_unseen``). Landings near a known airport are not anchored.
+    """
+    anchored = np.zeros(ld.n, dtype=bool)
+    if ld.n == 0:
+        return ld.lon.copy(), ld.lat.copy(), np.zeros(0), anchored
+    px, py = grid.mercator(ld.lon, ld.lat)
+    c = np.radians(ld.course_deg)
+    x, y, share, anchored = _anchor(px, py, ld.sigma_along_m, ld.sigma_cross_m, np.sin(c), np.cos(c), anchors,
+                                    params.landing_unseen, params)  # fmt: skip
+    lon, lat = grid.inverse_mercator(x, y)
+    anchored &= ~near_known(lon, lat, "airports", params.airport_radius_m)
+    return lon, lat, np.where(anchored, share, 0.0), anchored
+
+
+def landing_state(ld: Landings, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Anchored projected landings as grid evidence (channel ``LANDING``, weighted by the anchor's share)."""
+    lon, lat, share, anchored = anchor_landings(ld, anchors, params)
+    k = np.flatnonzero(anchored)
+    if k.size == 0:
+        return grid.empty_state()
+    return grid.accumulate(
+        lon=lon[k], lat=lat[k], time_us=ld.time_us[k], channel=np.full(k.size, int(Channel.LANDING), dtype=np.int8),
+        weight=params.channel_weight[Channel.LANDING] * share[k], sigma_m=np.full(k.size, 30.0),
+    )  # fmt: skip
+
+
+def workspace_landings(ws: Workspace, params: SiteParams = SiteParams()) -> Landings:
+    """Projected landings of the workspace's identified tracks that carry altitudes (``analyze tracks`` writes
+    them); none when the tracks have not been built."""
+    path = ws.root / "analysis" / "tracks" / "identified.parquet"
+    if not path.exists() or "alt_m" not in pq.read_schema(path).names:
+        return projected_landings([], [], [], [], [], params)
+    try:
+        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat", "alt_m"])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
+    tb = tb.filter(pc.is_valid(tb.column("alt_m")))
+    t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return projected_landings(
+        tb.column("track_id").to_numpy(zero_copy_only=False), t,
+        tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
+        tb.column("alt_m").to_numpy(zero_copy_only=False), params,
+    )  # fmt: skip
+
+
 def _read_fixes(path: Path) -> tuple[pa.Table, dict[str, str]]:
     if not path.exists():
         return _FIX_SCHEMA.empty_table(), {}
@@ -1622,7 +1848,9 @@ def run_sites(
     state = grid.merge(state, workspace_track_end_state(ws, params))
     bd_state, bd = beddown_state(upd.pop("fixes"), params, anchors=state)
     upd["emitter_beddowns"] = bd.n_beddowns
-    sites = extract_sites(grid.merge(state, bd_state), params)
+    ld = workspace_landings(ws, params)
+    upd["projected_landings"] = ld.n
+    sites = extract_sites(grid.merge_many([state, bd_state, landing_state(ld, state, params)]), params)
     run_id = f"sites-{uuid.uuid4().hex[:12]}"
     ids = write_sites(store, sites, run_id=run_id)
     kinds: dict[str, int] = {}

@@ -594,3 +594,80 @@ def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() ->
     assert detect_sites(**bare, track_ends=ends).n_sites == 0
     # short tracks (under three points) count for nothing
     assert track_ends(["s", "s"], np.array([1, 2]), np.zeros(2), np.zeros(2))[0].size == 0
+
+
+def _dark_descent(w: World, x0: float, y0: float, *, climb: bool = False, ident: str = "0d5a01") -> tuple[float, float]:
+    """A light aircraft flying east at 240 km/h, 200 m lower each minute (higher when ``climb``), whose ADS-B stops
+    at 1,050 m after ten reports; returns where that descent meets the ground (21 km on)."""
+    k = 111_320.0 * np.cos(np.radians(y0))
+    for i in range(10):
+        alt = 1_050.0 + 200.0 * (9 - i) if not climb else 1_050.0 + 200.0 * i
+        w.cols["lon"].append(x0 + 4_000.0 * i / k)
+        w.cols["lat"].append(y0)
+        w.cols["time_us"].append((DAY0 + 1) * US_D + 15 * US_H + i * 60_000_000)
+        for col, v in (("sensor", "ADSB"), ("kind", "aircraft"), ("pos_err_m", 30.0), ("err_minor_m", float("nan")),
+                       ("confidence", 0.9), ("speed_mps", 66.7), ("alt_m", alt), ("ident", ident),
+                       ("err_orient_deg", float("nan"))):  # fmt: skip
+            w.cols[col].append(v)
+    return x0 + (36_000.0 + 21_000.0) / k, y0
+
+
+def test_aircraft_gone_dark_in_a_descent_names_the_building_ahead() -> None:
+    from atalaya.fusion.sites import projected_landings
+
+    x0, y0 = -105.6, 24.6
+    probe = World()
+    tx, ty = _dark_descent(probe, x0, y0)
+    a = probe.arrays()
+    ld = projected_landings(a["ident"], a["time_us"], a["lon"], a["lat"], a["alt_m"])
+    assert ld.n == 1 and abs(ld.distance_m[0] - 21_000.0) < 50.0 and abs(ld.course_deg[0] - 90.0) < 0.5
+    assert abs(ld.lon[0] - tx) < 1e-4 and abs(ld.lat[0] - ty) < 1e-5
+    assert ld.sigma_along_m[0] > 5 * ld.sigma_cross_m[0] / 2  # far less sure how far than which way
+
+    rng = np.random.default_rng(4)
+    k = 111_320.0 * np.cos(np.radians(ty))
+    sx = tx + 1_500.0 / k  # the strip 1.5 km beyond the projected touchdown: well inside the along-course error
+    w = _ranch_like(rng, sx, ty)
+    assert detect_sites(**w.arrays()).n_sites == 0  # a building seen on three days is no site by itself
+    _dark_descent(w, x0, y0)
+    sites = detect_sites(**w.arrays())
+    assert sites.n_sites == 1 and sites.kind == ["airstrip"], sites.evidence
+    assert "projected_landing" in sites.evidence[0]["signatures"]
+    assert match_points(sites.lon, sites.lat, np.array([sx]), np.array([ty]), radius_m=60.0).tp == 1
+
+    # the same flight climbing away, or a building 4 km off the course, names nothing
+    climbing = _ranch_like(np.random.default_rng(4), sx, ty)
+    _dark_descent(climbing, x0, y0, climb=True)
+    assert detect_sites(**climbing.arrays()).n_sites == 0
+    aside = _ranch_like(np.random.default_rng(4), tx, ty + 4_000.0 / 111_320.0)
+    _dark_descent(aside, x0, y0)
+    assert detect_sites(**aside.arrays()).n_sites == 0
+
+
+def test_projected_landings_need_a_descent_ending_airborne_and_within_reach() -> None:
+    from atalaya.fusion.sites import projected_landings
+
+    n = 10
+    t = np.arange(n, dtype=np.int64) * 60_000_000
+    lon = -105.0 + 0.01 * np.arange(n)
+    lat = np.full(n, 24.0)
+    track = np.zeros(n, dtype=np.int64)
+
+    def count(alt: Any, **kw: float) -> int:
+        return projected_landings(track, t, lon, lat, np.asarray(alt, dtype=float), SiteParams(**kw)).n
+
+    assert count(1_000.0 - 50.0 * np.arange(n)) == 1
+    assert count(np.full(n, 1_000.0)) == 0  # level: no descent to carry on
+    assert count(110.0 - 10.0 * np.arange(n)) == 1  # ends 20 m up: 2 km to go
+    assert count(90.0 - 10.0 * np.arange(n)) == 0  # ends at 0 m: met the ground in view (track ends count there)
+    assert count(1_000.0 - 4.0 * np.arange(n)) == 0  # 36 m lost: too little to call a descent
+    assert count(1_000.0 - 50.0 * np.arange(n), landing_max_m=10_000.0) == 0  # 18 km to go: beyond reach
+    assert count(np.full(n, np.nan)) == 0
+
+
+def test_projected_landing_at_an_airport_names_nothing() -> None:
+    # an airliner losing reception on its way into Mexico City (MMMX), a hangar there seen on three days
+    w = _ranch_like(np.random.default_rng(5), -99.072, 19.436)
+    k = 111_320.0 * np.cos(np.radians(19.436))
+    _dark_descent(w, -99.072 - 30_000.0 / k, 19.436, ident="0d0777")
+    assert detect_sites(**w.arrays()).n_sites == 0
