@@ -10,7 +10,10 @@ How it works (method ``sites/grid-v2``):
    known airport), boats stopped (never in a known port), RF emitters and
    chemical hits. Moving traffic, own platforms and friendly patrols carry
    none. The ends of id-less (GMTI) vehicle tracks, where vehicles set off or
-   stop, are read from the tracks analytic's output.
+   stop, are read from the tracks analytic's output, and so are aircraft
+   tracks that end airborne in a descent: the transponder went off on the way
+   down, and the descent is carried on to the ground
+   (:func:`projected_landings`).
 2. **Accumulation** (:mod:`atalaya.fusion.grid`). Detections are binned per
    grid cell, day and channel, weighted by confidence; the grid level follows
    the position uncertainty (error-ellipse area), so a 1 km SIGINT fix spreads
@@ -20,7 +23,8 @@ How it works (method ``sites/grid-v2``):
    (:mod:`atalaya.fusion.beddown`): where a phone stays, far sharper than any
    one fix, added as emitter evidence for each day it was there. A bed-down
    too loose to name a place is anchored on the place seen by imagery inside
-   its uncertainty (:func:`anchor_beddowns`), or dropped.
+   its uncertainty (:func:`anchor_beddowns`), or dropped; so is a projected
+   landing, kilometres uncertain along its course (:func:`anchor_landings`).
 3. **Extraction.** Level-0 cells are smoothed over 3×3 neighbours; local maxima
    over 5×5 (about 360 m) above a minimum mass are candidate sites. Each
    candidate gathers the evidence around it at every level with a kernel that
@@ -33,7 +37,7 @@ How it works (method ``sites/grid-v2``):
    ``signature_cap``, combined by noisy-OR with the context: tagged vehicles
    stopping or setting out; id-less vehicle tracks beginning or ending at a
    building; an emitter bedded down; aircraft on the ground away from
-   airports; boats ashore by a building; a building on a remote shore that
+   airports, or a landing projected onto the place; boats ashore by a building; a building on a remote shore that
    faces open water (a landing beach's cache); chemical
    hits; and parked vehicles with night heat on the same days (one such day,
    which a ranch shows now and then, stays below the threshold). Places with
@@ -42,7 +46,7 @@ How it works (method ``sites/grid-v2``):
    with sample observation ids.
 5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
    loads setting out from the place more than stopping over → lab; aircraft on
-   the ground → airstrip; boats ashore or a building on the shore → landing
+   the ground or a projected landing → airstrip; boats ashore or a building on the shore → landing
    beach; structure or bed-down with vehicles → stash house; else unknown.
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
