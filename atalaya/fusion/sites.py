@@ -1184,7 +1184,8 @@ def detect_sites(
         if alt_m is not None:  # aircraft tracks (one per ADS-B id and day) that went dark descending
             air = np.flatnonzero((sen == _SEN[Sensor.ADSB.value]) & (knd == _KND[ObjectKind.AIRCRAFT.value])
                                  & (ids != None))  # noqa: E711  # fmt: skip
-            day_key = [f"{a}|{d}" for a, d in zip(ids[air].tolist(), (t[air] // _US_PER_DAY).tolist(), strict=True)]
+            _, code = np.unique(ids[air].astype(str), return_inverse=True)
+            day_key = code.astype(np.int64) * 1_000_000 + t[air] // _US_PER_DAY
             landings = projected_landings(day_key, t[air], lon_a[air], lat_a[air],
                                           _arr(alt_m, t.size, math.nan)[air], params)  # fmt: skip
         lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
@@ -1637,7 +1638,8 @@ def projected_landings(
     ok = np.isfinite(z) & np.isfinite(x) & np.isfinite(y)
     if not ok.any():
         return empty
-    _, g = np.unique(np.asarray(track)[ok].astype(str), return_inverse=True)
+    tr = np.asarray(track)[ok]
+    _, g = np.unique(tr.astype(str) if tr.dtype == object else tr, return_inverse=True)
     t, x, y, z = t[ok], x[ok], y[ok], z[ok]
     order = np.lexsort((t, g))
     g, t, x, y, z = g[order], t[order], x[order], y[order], z[order]
@@ -1733,8 +1735,9 @@ def workspace_landings(ws: Workspace, params: SiteParams = SiteParams()) -> Land
         raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
     tb = tb.filter(pc.is_valid(tb.column("alt_m")))
     t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    codes_ = tb.column("track_id").combine_chunks().dictionary_encode().indices  # one integer per track
     return projected_landings(
-        tb.column("track_id").to_numpy(zero_copy_only=False), t,
+        np.asarray(codes_.to_numpy(zero_copy_only=False), dtype=np.int64), t,
         tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
         tb.column("alt_m").to_numpy(zero_copy_only=False), params,
     )  # fmt: skip

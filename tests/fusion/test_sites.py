@@ -349,6 +349,9 @@ def _write_lake(ws: Workspace, arrays: dict[str, Any], tmp: Path, name: str) -> 
             "sensor": pa.array(arrays["sensor"].tolist()), "kind": pa.array(arrays["kind"].tolist()),
             "confidence": arrays["confidence"], "ident": pa.array(arrays["ident"].tolist(), type=pa.string()),
             "err_orient_deg": arrays["err_orient_deg"],
+            "ident_kind": pa.array(["icao24" if s == "ADSB" and i is not None else None
+                                    for s, i in zip(arrays["sensor"].tolist(), arrays["ident"].tolist(), strict=True)],
+                                   type=pa.string()),
         }
     )  # fmt: skip
     path = tmp / f"{name}.csv"
@@ -671,3 +674,23 @@ def test_projected_landing_at_an_airport_names_nothing() -> None:
     k = 111_320.0 * np.cos(np.radians(19.436))
     _dark_descent(w, -99.072 - 30_000.0 / k, 19.436, ident="0d0777")
     assert detect_sites(**w.arrays()).n_sites == 0
+
+
+def test_run_sites_reads_landings_from_the_aircraft_tracks(workspace: Workspace, tmp_path: Path) -> None:
+    from atalaya.fusion.tracks import run_tracks
+
+    x0, y0 = -105.6, 24.6
+    tx, ty = _dark_descent(World(), x0, y0)
+    w = _ranch_like(np.random.default_rng(4), tx, ty)
+    _dark_descent(w, x0, y0)
+    store = KnowledgeStore.open(workspace.db_url)
+    _write_lake(workspace, w.arrays(), tmp_path, "all")
+    before = run_sites(workspace, store)  # no tracks built yet: the building alone
+    assert before["projected_landings"] == 0 and before["sites"] == 0
+    run_tracks(workspace, store)
+    after = run_sites(workspace, store)
+    assert after["projected_landings"] == 1 and after["sites"] == 1 and after["kinds"] == {"airstrip": 1}
+    with store.engine.connect() as conn:
+        row = conn.execute(schema.sites.select()).one()
+    assert "projected_landing" in row.evidence["signatures"]
+    assert match_points([row.lon], [row.lat], np.array([tx]), np.array([ty]), radius_m=60.0).tp == 1
