@@ -10,7 +10,7 @@ For each emitter id the estimate is a robust weighted least-squares position
 with the full covariance of every fix (semi-major ``a``, semi-minor ``b``, the
 major axis at ``orient`` degrees clockwise from north):
 
-1. start from the coordinate-wise median of its fixes;
+1. start from its densest fix (the one with the most of its fixes near it);
 2. repeat: solve the weighted mean of the fixes whose squared Mahalanobis
    distance to the current estimate is under the gate (the gate tightens from
    a loose start to the 99.7 % point of a χ² with 2 degrees of freedom), so
@@ -20,8 +20,10 @@ major axis at ``orient`` degrees clockwise from north):
    what their ellipses predict (mean squared Mahalanobis distance near 2), and
    the combined position is sharp.
 
-A phone carried around a town does not bed down: its fixes disagree with any
-single point. Everything is vectorised over emitters (group-by with
+The fixes that agree with an accepted bed-down are then set aside and the
+rest searched again (up to ``max_stays`` places per phone: home, a lab, a
+stash house). A phone carried around a town does not bed down: its fixes
+disagree with any single point. Everything is vectorised over emitters (group-by with
 ``bincount``), so the cost is a few passes over the fixes.
 
 >>> import numpy as np
@@ -64,13 +66,15 @@ class BeddownParams:
     """Largest mean squared Mahalanobis distance of the agreeing fixes (2 is what their ellipses predict)."""
     max_sigma_m: float = 400.0
     """Largest 1-sigma radius (geometric mean of the axes) of the combined position."""
+    max_stays: int = 3
+    """Most bed-downs per emitter (places it stays at: home, a lab, a stash house)."""
     gates: tuple[float, ...] = (400.0, 100.0, 30.0, CHI2_2DOF_997, CHI2_2DOF_997)
     """Squared Mahalanobis gates of the successive re-weightings."""
 
 
 @dataclass(frozen=True, kw_only=True)
 class Beddowns:
-    """Accepted bed-downs, one per emitter at most."""
+    """Accepted bed-downs (an emitter may have several: each place it stays at), by emitter then first day."""
 
     ident: I64
     """Emitter index (as given) of each bed-down."""
@@ -106,16 +110,21 @@ def _information(a: F64, b: F64, orient_deg: F64) -> tuple[F64, F64, F64]:
     return wee, wen, wnn
 
 
-def _group_median(g: I64, v: F64, n_groups: int) -> F64:
-    order = np.lexsort((v, g))
-    gs = g[order]
-    start = np.searchsorted(gs, np.arange(n_groups), side="left")
-    cnt = np.bincount(g, minlength=n_groups)
-    mid = start + np.maximum(cnt - 1, 0) // 2
-    out = np.full(n_groups, np.nan)
-    has = cnt > 0
-    out[has] = v[order][mid[has]]
-    return out
+def _densest_fix(g: I64, lon: F64, lat: F64, a: F64, n_groups: int) -> npt.NDArray[np.intp]:
+    """Per group, the fix with the most fixes of its group within three of its major semi-axes (ties: the first):
+    a start inside the group's busiest stay, which the median of a phone that stays at two places is not."""
+    from scipy.spatial import cKDTree
+
+    la = np.radians(lat)
+    lo = np.radians(lon)
+    pts = np.stack([_R * np.cos(la) * np.cos(lo), _R * np.cos(la) * np.sin(lo), _R * np.sin(la),
+                    g.astype(np.float64) * 1e9], axis=1)  # fmt: skip  # groups 1e6 km apart: never neighbours
+    counts = np.asarray(cKDTree(pts).query_ball_point(pts, r=3.0 * a, return_length=True), dtype=np.int64)
+    order = np.lexsort((np.arange(g.size), -counts, g))
+    firsts = np.flatnonzero(np.r_[True, g[order][1:] != g[order][:-1]])
+    best = np.full(n_groups, -1, dtype=np.intp)
+    best[g[order][firsts]] = order[firsts]
+    return best
 
 
 def beddowns(
@@ -134,34 +143,74 @@ def beddowns(
     ``ident`` are non-negative emitter indices; ``a``/``b`` the 1-sigma semi-axes
     in metres (``b`` NaN or missing: circular), ``orient_deg`` the major axis
     azimuth; ``day`` the UTC day of each fix.
+
+    A phone may stay at more than one place (a lab by night, a stash house on
+    another day): the fixes that agree with an accepted bed-down are set
+    aside and the rest searched again, up to ``max_stays`` times per emitter.
     """
     ident = np.asarray(ident, dtype=np.int64)
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
+    orient = np.asarray(orient_deg, dtype=np.float64)
     day = np.asarray(day, dtype=np.int64)
     ok = np.isfinite(lon) & np.isfinite(lat) & np.isfinite(a) & (a > 0) & (ident >= 0)
     b = np.where(np.isfinite(b) & (b > 0), np.minimum(b, a), a)
     n_all = ident.size
-    empty = Beddowns(
+    rounds: list[Beddowns] = []
+    inlier = np.zeros(n_all, dtype=bool)
+    left = ok
+    for _ in range(max(params.max_stays, 1)):
+        if not left.any():
+            break
+        found = _one_stay(np.flatnonzero(left), ident, lon, lat, a, b, orient, day, params)
+        if found.n_beddowns == 0:
+            break
+        rounds.append(found)
+        inlier |= found.inlier
+        # search again only the emitters that bedded down this round, without the fixes that agreed
+        left = ok & ~inlier & np.isin(ident, found.ident)
+    if not rounds:
+        return _empty(n_all)
+    cat = {f: np.concatenate([getattr(r, f) for r in rounds]) for f in
+           ("ident", "lon", "lat", "sigma_m", "n_fixes", "n_days", "day_mask", "first_day")}  # fmt: skip
+    order = np.lexsort((cat["first_day"], cat["ident"]))
+    return Beddowns(**{k: v[order] for k, v in cat.items()}, inlier=inlier)
+
+
+def _empty(n_all: int) -> Beddowns:
+    return Beddowns(
         ident=np.zeros(0, np.int64), lon=np.zeros(0), lat=np.zeros(0), sigma_m=np.zeros(0),
         n_fixes=np.zeros(0, np.int64), n_days=np.zeros(0, np.int64), day_mask=np.zeros(0, np.uint64),
         first_day=np.zeros(0, np.int64), inlier=np.zeros(n_all, dtype=bool),
     )  # fmt: skip
-    if not ok.any():
-        return empty
-    idx = np.flatnonzero(ok)
+
+
+def _one_stay(
+    idx: npt.NDArray[np.intp],
+    ident: I64,
+    lon: F64,
+    lat: F64,
+    a: F64,
+    b: F64,
+    orient: F64,
+    day: I64,
+    params: BeddownParams,
+) -> Beddowns:
+    """At most one bed-down per emitter from the fixes ``idx``, searched from each emitter's densest fix."""
+    n_all = ident.size
     uid, g = np.unique(ident[idx], return_inverse=True)
     ng = uid.size
     lo, la = lon[idx], lat[idx]
-    # local east/north metres around each emitter's median fix
-    lon0 = _group_median(g, lo, ng)
-    lat0 = _group_median(g, la, ng)
+    # local east/north metres around each emitter's densest fix, where the search starts
+    start = _densest_fix(g, lo, la, a[idx], ng)
+    lon0 = lo[start]
+    lat0 = la[start]
     coslat = np.cos(np.radians(lat0))[g]
     ex = np.radians(lo - lon0[g]) * _R * coslat
     ny = np.radians(la - lat0[g]) * _R
-    wee, wen, wnn = _information(a[idx], b[idx], np.asarray(orient_deg, dtype=np.float64)[idx])
+    wee, wen, wnn = _information(a[idx], b[idx], orient[idx])
     cx = np.zeros(ng)
     cy = np.zeros(ng)
     use = np.ones(idx.size, dtype=bool)
@@ -209,7 +258,7 @@ def beddowns(
     )
     keep = np.flatnonzero(accept)
     if keep.size == 0:
-        return empty
+        return _empty(n_all)
     c0 = np.cos(np.radians(lat0[keep]))
     out_lon = lon0[keep] + np.degrees(cx[keep] / (_R * c0))
     out_lat = lat0[keep] + np.degrees(cy[keep] / _R)

@@ -46,11 +46,26 @@ def test_crossing_ellipses_locate_far_better_than_one_fix() -> None:
 def test_trips_elsewhere_do_not_move_the_bed_down() -> None:
     rng = np.random.default_rng(2)
     home = _fixes(rng, 0, 0.0, 0.0, n=16, days=4)
-    away = _fixes(rng, 0, 25_000.0, 8_000.0, n=6, days=2)  # a third of its fixes on the road
-    bd = beddowns(**_cat(home, away))
+    road = _fixes(rng, 0, 0.0, 0.0, n=6, days=2)  # a third of its fixes on the road, kilometres apart
+    road["lon"] = road["lon"] + np.linspace(10_000.0, 60_000.0, 6) / M_LON
+    bd = beddowns(**_cat(home, road))
     assert bd.n_beddowns == 1
     assert _err_m(bd.lon[0], bd.lat[0], 0.0, 0.0) < 150.0
     assert bd.inlier[:16].sum() >= 14 and not bd.inlier[16:].any()
+
+
+def test_a_phone_that_stays_at_two_places_beds_down_at_both() -> None:
+    rng = np.random.default_rng(2)
+    lab = _fixes(rng, 0, 0.0, 0.0, n=6, days=2)  # fewer fixes at the lab than at the house: the median lies
+    house = _fixes(rng, 0, 25_000.0, 8_000.0, n=10, days=3)  # between them, kilometres from either
+    bd = beddowns(**_cat(lab, house))
+    assert bd.n_beddowns == 2 and bd.ident.tolist() == [0, 0]
+    pos = list(zip(bd.lon.tolist(), bd.lat.tolist(), strict=True))
+    assert min(_err_m(x, y, 0.0, 0.0) for x, y in pos) < 300.0  # one at each place
+    assert min(_err_m(x, y, 25_000.0, 8_000.0) for x, y in pos) < 300.0
+    assert sorted(bd.n_fixes.tolist())[0] >= 5 and bd.inlier.sum() >= 14
+    # one stay only, when asked
+    assert beddowns(**_cat(lab, house), params=BeddownParams(max_stays=1)).n_beddowns == 1
 
 
 def test_wandering_phone_and_single_day_do_not_bed_down() -> None:
