@@ -266,6 +266,18 @@ def test_phone_bedded_down_makes_a_stash_house_of_a_ranch_with_cars() -> None:
     assert stash.evidence[0]["signatures"]["emitter_beddown"] > 0.3
 
 
+def test_phone_bedded_down_where_imagery_saw_nothing_is_a_lead_not_a_site() -> None:
+    rng = np.random.default_rng(8)
+    w = World()
+    for d in range(4):  # a sharp bed-down: twelve fixes over four days, no building, heat or car seen near
+        for _ in range(3):
+            w.add(rng, -107.0, 25.0, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
+                  err=400.0, minor=80.0, ident="+5215550001", orient=float(rng.uniform(0, 180)))  # fmt: skip
+    assert detect_sites(**w.arrays()).n_sites == 0
+    alone = detect_sites(**w.arrays(), params=SiteParams(beddown_alone=True))
+    assert alone.n_sites == 1 and "emitter_beddown" in alone.evidence[0]["signatures"]
+
+
 def test_aircraft_on_the_ground_counts_away_from_airports_only() -> None:
     rng = np.random.default_rng(9)
     strip, airport = World(), World()
