@@ -204,8 +204,9 @@ class SiteParams:
     """Position error assumed at an id-less track's end (the tracker's smoothed position)."""
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
-    landing_window_s: float = 600.0
-    """The last this many seconds of an aircraft's track measure its descent (gradient and course)."""
+    landing_window_s: float = 120.0
+    """The last this many seconds of an aircraft's track measure its descent (gradient and course): the gradient it
+    flies now, not the average since the top of descent (a few of ADS-B's 25 ft steps at 500 ft a minute)."""
     landing_min_descent_m: float = 50.0
     """Least height lost over that window for a track to count as descending (a few steps of ADS-B's 25 ft)."""
     landing_max_m: float = 250_000.0

@@ -680,9 +680,10 @@ def test_projected_landings_need_a_descent_ending_airborne_and_within_reach() ->
 
     assert count(1_000.0 - 50.0 * np.arange(n)) == 1
     assert count(np.full(n, 1_000.0)) == 0  # level: no descent to carry on
-    assert count(110.0 - 10.0 * np.arange(n)) == 1  # ends 20 m up: 2 km to go
+    assert count(470.0 - 50.0 * np.arange(n)) == 1  # ends 20 m up: 400 m to go
     assert count(90.0 - 10.0 * np.arange(n)) == 0  # ends at 0 m: met the ground in view (track ends count there)
-    assert count(1_000.0 - 4.0 * np.arange(n)) == 0  # 36 m lost: too little to call a descent
+    assert count(1_000.0 - 20.0 * np.arange(n)) == 0  # 40 m lost in the last two minutes: too little to tell
+    assert count(1_000.0 - 20.0 * np.arange(n), landing_window_s=600.0) == 1  # 200 m over ten minutes: a descent
     assert count(1_000.0 - 50.0 * np.arange(n), landing_max_m=10_000.0) == 0  # 18 km to go: beyond reach
     assert count(np.full(n, np.nan)) == 0
 
