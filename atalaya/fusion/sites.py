@@ -80,7 +80,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 
 from atalaya.core.errors import StoreError, ValidationError
 from atalaya.core.provenance import Provenance
@@ -170,6 +170,9 @@ class SiteParams:
     ground; where no altitude is reported, those slower than ``aircraft_slow_mps`` do."""
     aircraft_slow_mps: float = 40.0
     """Aircraft slower than this count as on the ground."""
+    aircraft_land_m: float = 2_000.0
+    """Aircraft on the ground farther than this from land (Natural Earth, good to a few hundred metres) carry no
+    evidence: no strip lies at sea."""
     night_sun_deg: float = -6.0
     """Thermal seen while the sun stands below this elevation (from civil dusk to civil dawn) counts as night
     heat."""
@@ -656,6 +659,13 @@ def _evidence(
             sel = np.flatnonzero(cm == c)
             if sel.size and radius > 0:
                 cm[sel[near_known(lon[mi[sel]], lat[mi[sel]], layer, radius)]] = -1
+        # and an aircraft "on the ground" out at sea is a track that began or ended low over the water
+        sel = np.flatnonzero(cm == Channel.AIRCRAFT)
+        if sel.size:
+            from atalaya.fusion.maritime import coast_for
+
+            x, y = lon[mi[sel]], lat[mi[sel]]
+            cm[sel[coast_for(x, y).distance_to_land(x, y) > params.aircraft_land_m]] = -1
         ch[mi] = cm
     keep = np.flatnonzero(ch >= 0)
     ck = ch[keep]
@@ -1805,7 +1815,12 @@ def _reuse_ids(store: KnowledgeStore, sites: SiteTable, radius_m: float) -> list
 
 
 def write_sites(store: KnowledgeStore, sites: SiteTable, *, run_id: str, reuse_radius_m: float = 250.0) -> list[str]:
-    """Upsert sites into the ``sites`` table, never touching analysts' columns; returns the ids written."""
+    """Upsert sites into the ``sites`` table, never touching analysts' columns; returns the ids written.
+
+    ``sites`` is the whole current picture: a site of an earlier run that this
+    one no longer supports is removed, unless an analyst has set its status or
+    written a note on it (those stay, with the run that last supported them).
+    """
     ids = _reuse_ids(store, sites, reuse_radius_m)
     rows = []
     for i in range(sites.n_sites):
@@ -1836,8 +1851,10 @@ def write_sites(store: KnowledgeStore, sites: SiteTable, *, run_id: str, reuse_r
             }
         )
     cols = [c for c in rows[0] if c not in ("id", *ANALYST_COLUMNS)] if rows else []
+    t = schema.sites
     with store.begin() as conn:
-        upsert(conn, schema.sites, rows, keys=["id"], update=cols)
+        upsert(conn, t, rows, keys=["id"], update=cols)
+        conn.execute(delete(t).where(t.c.run_id.is_distinct_from(run_id), t.c.status_by.is_(None), t.c.note.is_(None)))
     return ids
 
 

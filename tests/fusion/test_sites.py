@@ -277,16 +277,17 @@ def test_phone_bedded_down_where_imagery_saw_nothing_is_a_lead_not_a_site() -> N
     assert alone.n_sites == 1 and "emitter_beddown" in alone.evidence[0]["signatures"]
 
 
-def test_aircraft_on_the_ground_counts_away_from_airports_only() -> None:
+def test_aircraft_on_the_ground_counts_away_from_airports_and_on_land_only() -> None:
     rng = np.random.default_rng(9)
-    strip, airport = World(), World()
-    # a clandestine strip in Durango, and Mexico City's airport (MMMX)
-    for w, (x, y) in ((strip, (-105.2, 24.6)), (airport, (-99.072, 19.436))):
+    strip, airport, sea = World(), World(), World()
+    # a clandestine strip in Durango, Mexico City's airport (MMMX), and the Pacific 160 km off Nayarit
+    for w, (x, y) in ((strip, (-105.2, 24.6)), (airport, (-99.072, 19.436)), (sea, (-108.64, 21.86))):
         w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=0, hour=6, err=20, speed=60.0, alt=0.0, ident="0d1")
         w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=1, hour=6, err=20, speed=60.0, alt=0.0, ident="0d2")
     found = detect_sites(**strip.arrays())
     assert found.n_sites == 1 and found.kind == ["airstrip"]
     assert detect_sites(**airport.arrays()).n_sites == 0
+    assert detect_sites(**sea.arrays()).n_sites == 0
 
 
 def test_only_track_ends_of_aircraft_count_and_low_ends_are_carried_to_the_ground() -> None:
@@ -714,3 +715,32 @@ def test_run_sites_reads_landings_from_the_aircraft_tracks(workspace: Workspace,
         row = conn.execute(schema.sites.select()).one()
     assert "projected_landing" in row.evidence["signatures"]
     assert match_points([row.lon], [row.lat], np.array([tx]), np.array([ty]), radius_m=60.0).tp == 1
+
+
+def test_rewriting_sites_drops_the_unsupported_ones_analysts_never_touched(workspace: Workspace) -> None:
+    from atalaya.fusion.sites import write_sites
+
+    rng = np.random.default_rng(9)
+    here, there, third = World(), World(), World()
+    for w, (x, y) in ((here, (-105.2, 24.6)), (there, (-104.8, 24.1)), (third, (-106.0, 25.0))):
+        for d in range(2):
+            w.add(rng, x, y, 1, sensor="ADSB", kind="aircraft", day=d, hour=6, err=20, speed=60.0, alt=0.0,
+                  ident=f"0d{d}")  # fmt: skip
+    a, b, c = (detect_sites(**w.arrays()) for w in (here, there, third))
+    assert a.n_sites == b.n_sites == c.n_sites == 1
+    store = KnowledgeStore.open(workspace.db_url)
+
+    def ids() -> set[str]:
+        with store.engine.connect() as conn:
+            return {r.id for r in conn.execute(schema.sites.select()).all()}
+
+    (ia,) = write_sites(store, a, run_id="sites-1")
+    (ib,) = write_sites(store, b, run_id="sites-2")  # the first place is no longer supported: gone
+    assert ids() == {ib}
+    set_site_status(store, ib, "confirmed", None, "analyst1")
+    (ic,) = write_sites(store, c, run_id="sites-3")  # the confirmed one stays, with its status
+    assert ids() == {ib, ic} and ia not in ids()
+    with store.engine.connect() as conn:
+        kept = conn.execute(schema.sites.select().where(schema.sites.c.id == ib)).one()
+    assert kept.status == "confirmed" and kept.run_id == "sites-2"
+    assert write_sites(store, c, run_id="sites-4") == [ic] and ids() == {ib, ic}  # a re-run keeps its own sites
