@@ -1745,13 +1745,14 @@ def workspace_landings(ws: Workspace, params: SiteParams = SiteParams()) -> Land
     path = ws.root / "analysis" / "tracks" / "identified.parquet"
     if not path.exists() or "alt_m" not in pq.read_schema(path).names:
         return projected_landings([], [], [], [], [], params)
-    try:
-        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat", "alt_m"])
+    try:  # track ids stay dictionary-encoded: an integer per point, not a string
+        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat", "alt_m"], read_dictionary=["track_id"])
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
-    tb = tb.filter(pc.is_valid(tb.column("alt_m")))
+    tb = tb.filter(pc.is_valid(tb.column("alt_m"))).unify_dictionaries()
     t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    codes_ = tb.column("track_id").combine_chunks().dictionary_encode().indices  # one integer per track
+    tid = tb.column("track_id").combine_chunks()
+    codes_ = tid.indices if pa.types.is_dictionary(tid.type) else tid.dictionary_encode().indices
     return projected_landings(
         np.asarray(codes_.to_numpy(zero_copy_only=False), dtype=np.int64), t,
         tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
