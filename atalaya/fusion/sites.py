@@ -1783,11 +1783,22 @@ def _write_fixes(path: Path, fixes: pa.Table, meta: dict[str, str]) -> None:
 
 
 def load_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
-    """The saved evidence of a workspace with its emitter bed-downs: what :func:`run_sites` extracts from."""
+    """The saved evidence of a workspace with its track ends, bed-downs and landings: what :func:`run_sites`
+    extracts from."""
     state, _ = grid.read_state(state_path(ws))
     fixes, _ = _read_fixes(fixes_path(ws))
+    return _with_derived(ws, state, fixes, params)[0]
+
+
+def _with_derived(
+    ws: Workspace, state: grid.GridState, fixes: pa.Table, params: SiteParams
+) -> tuple[grid.GridState, Beddowns, Landings]:
+    """The detections' evidence with what is derived from the whole workspace each run: the ends of id-less vehicle
+    tracks, the emitters' bed-downs and the aircraft's projected landings (both anchored on the places imagery saw)."""
     state = grid.merge(state, workspace_track_end_state(ws, params))
-    return grid.merge(state, beddown_state(fixes, params, anchors=state)[0])
+    bd_state, bd = beddown_state(fixes, params, anchors=state)
+    ld = workspace_landings(ws, params)
+    return grid.merge_many([state, bd_state, landing_state(ld, state, params)]), bd, ld
 
 
 def _ts(us: int) -> datetime:
@@ -1875,13 +1886,10 @@ def run_sites(
     started = datetime.now(UTC)
     t0 = _time.perf_counter()
     upd = update_state(ws, progress=progress, params=params)
-    state: grid.GridState = upd.pop("state")
-    state = grid.merge(state, workspace_track_end_state(ws, params))
-    bd_state, bd = beddown_state(upd.pop("fixes"), params, anchors=state)
+    full, bd, ld = _with_derived(ws, upd.pop("state"), upd.pop("fixes"), params)
     upd["emitter_beddowns"] = bd.n_beddowns
-    ld = workspace_landings(ws, params)
     upd["projected_landings"] = ld.n
-    sites = extract_sites(grid.merge_many([state, bd_state, landing_state(ld, state, params)]), params)
+    sites = extract_sites(full, params)
     run_id = f"sites-{uuid.uuid4().hex[:12]}"
     ids = write_sites(store, sites, run_id=run_id)
     kinds: dict[str, int] = {}

@@ -19,6 +19,7 @@ from atalaya.fusion.sites import (
     accumulate_evidence,
     detect_sites,
     extract_sites,
+    load_state,
     run_sites,
     set_site_status,
     state_path,
@@ -711,6 +712,8 @@ def test_run_sites_reads_landings_from_the_aircraft_tracks(workspace: Workspace,
     run_tracks(workspace, store)
     after = run_sites(workspace, store)
     assert after["projected_landings"] == 1 and after["sites"] == 1 and after["kinds"] == {"airstrip": 1}
+    # the saved evidence with everything derived from it is what was extracted
+    assert extract_sites(load_state(workspace)).n_sites == 1
     with store.engine.connect() as conn:
         row = conn.execute(schema.sites.select()).one()
     assert "projected_landing" in row.evidence["signatures"]
