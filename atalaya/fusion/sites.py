@@ -233,11 +233,6 @@ class SiteParams:
     shore_scale: float = 2.0
     """Days a shore place was seen built for 63 % of the cap: two days with any building evidence pass; one day
     passes only with the structure context near its cap (several sharp detections, not a lone false alarm)."""
-    beddown_alone: bool = False
-    """Whether a bed-down with no place seen by imagery within its uncertainty counts on its own (when sharp and
-    seen on several days: ``beddown_free_*``). Off by default: where a phone stays and imagery saw nothing is most
-    often a home in a town (SIGINT sweeps far wider than imagery looks), while a lab or a stash house is a building
-    that imagery sees when it looks; such a bed-down stays a lead in the fixes, not a site."""
     beddown_free_sigma_m: float = 400.0
     """Largest 1-sigma radius of a bed-down that names a place on its own; looser ones (up to
     ``beddown_anchor_sigma_m``) count only where a building seen by imagery lies within their uncertainty."""
@@ -1336,7 +1331,7 @@ def anchor_beddowns(
     likelihood (two places equally likely share it). Bed-downs with no place
     near keep their own position and weight 1 only when they could name a
     place on their own (sharp enough, enough fixes on enough days:
-    ``beddown_free_*``) and ``beddown_alone`` is set; the others get weight 0.
+    ``beddown_free_*``); the others get weight 0.
     """
     n = bd.n_beddowns
     lon, lat, sig = bd.lon.copy(), bd.lat.copy(), bd.sigma_m.copy()
@@ -1345,7 +1340,7 @@ def anchor_beddowns(
         & (bd.n_days >= params.beddown_free_min_days)
         & (bd.n_fixes >= params.beddown_free_min_fixes)
     )
-    weight = np.where(free & params.beddown_alone, 1.0, 0.0)
+    weight = np.where(free, 1.0, 0.0)
     anchored = np.zeros(n, dtype=bool)
     if anchors is None or n == 0:
         return lon, lat, sig, weight, anchored

@@ -266,16 +266,19 @@ def test_phone_bedded_down_makes_a_stash_house_of_a_ranch_with_cars() -> None:
     assert stash.evidence[0]["signatures"]["emitter_beddown"] > 0.3
 
 
-def test_phone_bedded_down_where_imagery_saw_nothing_is_a_lead_not_a_site() -> None:
-    rng = np.random.default_rng(8)
-    w = World()
-    for d in range(4):  # a sharp bed-down: twelve fixes over four days, no building, heat or car seen near
-        for _ in range(3):
-            w.add(rng, -107.0, 25.0, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
-                  err=400.0, minor=80.0, ident="+5215550001", orient=float(rng.uniform(0, 180)))  # fmt: skip
-    assert detect_sites(**w.arrays()).n_sites == 0
-    alone = detect_sites(**w.arrays(), params=SiteParams(beddown_alone=True))
-    assert alone.n_sites == 1 and "emitter_beddown" in alone.evidence[0]["signatures"]
+def test_sharp_bed_down_names_a_place_on_its_own_a_loose_one_does_not() -> None:
+    def phone(err: float, minor: float) -> World:
+        rng = np.random.default_rng(8)
+        w = World()
+        for d in range(4):  # twelve fixes over four days, no building, heat or car seen near
+            for _ in range(3):
+                w.add(rng, -107.0, 25.0, 1, sensor="SIGINT", kind="emitter", day=d, hour=float(rng.uniform(0, 24)),
+                      err=err, minor=minor, ident="+5215550001", orient=float(rng.uniform(0, 180)))  # fmt: skip
+        return w
+
+    sharp = detect_sites(**phone(400.0, 80.0).arrays())
+    assert sharp.n_sites == 1 and "emitter_beddown" in sharp.evidence[0]["signatures"]
+    assert detect_sites(**phone(4_000.0, 1_500.0).arrays()).n_sites == 0  # too loose to name a place alone
 
 
 def test_aircraft_on_the_ground_counts_away_from_airports_and_on_land_only() -> None:
