@@ -23,8 +23,9 @@ major axis at ``orient`` degrees clockwise from north):
 The fixes that agree with an accepted bed-down are then set aside and the
 rest searched again (up to ``max_stays`` places per phone: home, a lab, a
 stash house). A phone carried around a town does not bed down: its fixes
-disagree with any single point. Everything is vectorised over emitters (group-by with
-``bincount``), so the cost is a few passes over the fixes.
+disagree with any single point. Everything is vectorised over emitters
+(group-by with ``bincount``, one KD-tree query for the starts), so the cost
+is a few passes over the fixes per place searched.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(3)
