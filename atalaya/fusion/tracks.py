@@ -409,33 +409,51 @@ def _np(t: pa.Table, name: str, dtype: Any = None) -> Any:
     return col.to_numpy(zero_copy_only=False)
 
 
+def _dictionary(col: pa.ChunkedArray) -> pa.DictionaryArray:
+    """A string column as a dictionary array: an integer per row, each distinct string once."""
+    arr = col.combine_chunks()
+    return arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+
+
 def _identified_batch(lake: Lake) -> _Batch:
     kinds = ", ".join(f"'{k}'" for k in IDENT_KINDS)
     tab = _lake_table(lake, f"ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ({kinds})")
-    key = pc.binary_join_element_wise(tab.column("ident_kind"), tab.column("ident"), ":")
+    # strings become dictionaries and numbers arrays, column by column, and the table is let go: tens of millions
+    # of positions must not hold a Python-sized string per row, nor a sorted copy of every column
+    text = {name: _dictionary(tab.column(name)) for name in ("ident", "ident_kind", "kind", "source", "marking")}
+    num = {name: _np(tab, name, np.float64) for name in ("lon", "lat", "alt_m", "pos_err_m", "speed_mps", "course_deg")}
+    t_all = _np(tab, "t_us", np.int64)
+    obs_all = tab.column("obs_id").combine_chunks()
+    del tab
+    codes = {
+        k: np.asarray(text[k].indices.to_numpy(zero_copy_only=False), dtype=np.int64) for k in ("ident_kind", "ident")
+    }
+    key = codes["ident_kind"] * (len(text["ident"].dictionary) + 1) + codes["ident"]  # (ident kind, ident) as one
     res = build_identified_tracks(
-        ident=key, time_us=_np(tab, "t_us", np.int64), lon=_np(tab, "lon", np.float64),
-        lat=_np(tab, "lat", np.float64), kind=tab.column("kind"), pos_err_m=_np(tab, "pos_err_m", np.float64),
+        ident=key, time_us=t_all, lon=num["lon"], lat=num["lat"], kind=text["kind"], pos_err_m=num["pos_err_m"],
     )  # fmt: skip
     o = res.order
     rows = pa.array(o, type=pa.int64())
-    sub = tab.take(rows)
     tr = res.segment[o]
-    t_us = _np(sub, "t_us", np.int64)
-    lon, lat = _np(sub, "lon", np.float64), _np(sub, "lat", np.float64)
+    t_us = t_all[o]
+    lon, lat = num["lon"][o], num["lat"][o]
     sp_i, co_i = point_kinematics(tr, t_us, lon, lat)
-    sp_r, co_r = _np(sub, "speed_mps", np.float64), _np(sub, "course_deg", np.float64)
+    sp_r, co_r = num["speed_mps"][o], num["course_deg"][o]
     firsts = np.flatnonzero(np.concatenate([[True], tr[1:] != tr[:-1]])) if tr.size else np.zeros(0, dtype=np.int64)
+    at_first = pa.array(o[firsts], type=pa.int64())
+
+    def per_track(name: str) -> list[Any]:
+        return list(text[name].take(at_first).to_pylist())
+
     return _Batch(
         track=tr, time_us=t_us, lon=lon, lat=lat,
         speed=np.where(np.isfinite(sp_r), sp_r, sp_i), course=np.where(np.isfinite(co_r), co_r, co_i),
-        obs_id=sub.column("obs_id").combine_chunks(),
-        track_ident=[sub.column("ident")[int(i)].as_py() for i in firsts],
-        track_ident_kind=[sub.column("ident_kind")[int(i)].as_py() for i in firsts],
-        track_kind=[sub.column("kind")[int(i)].as_py() or "unknown" for i in firsts],
-        source=sub.column("source").combine_chunks(), marking=sub.column("marking").combine_chunks(),
+        obs_id=obs_all.take(rows),
+        track_ident=per_track("ident"), track_ident_kind=per_track("ident_kind"),
+        track_kind=[k or "unknown" for k in per_track("kind")],
+        source=text["source"].take(rows), marking=text["marking"].take(rows),
         method=METHOD_IDENTIFIED, extra={"outliers": res.outliers, "duplicates": res.duplicates},
-        alt_m=_np(sub, "alt_m", np.float64),
+        alt_m=num["alt_m"][o],
     )  # fmt: skip
 
 
@@ -496,21 +514,25 @@ def _summaries(
     lines = shapely.linestrings(np.repeat(coords, np.where(np.repeat(one, counts), 2, 1), axis=0),
                                 indices=np.repeat(np.arange(counts.size), np.where(one, 2, counts)))  # fmt: skip
     geo = shapely.to_geojson(shapely.simplify(lines, simplify_deg, preserve_topology=False))
-    obs_hex = [v.hex() if v is not None else None for v in b.obs_id.to_pylist()] if len(b.obs_id) else []
-    src = b.source.to_pylist()
-    mark = b.marking.to_pylist()
+    # per track, without a Python object per point: the supporting observation ids (a sample of them as hex), the
+    # sources and the markings
+    valid = np.asarray(b.obs_id.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if len(b.obs_id) else (
+        np.zeros(n, dtype=bool))  # fmt: skip
+    valid_rows = np.flatnonzero(valid)
+    before = np.r_[0, np.cumsum(valid)]  # valid rows before each row
+    srcs = _distinct_per_track(bounds, b.source)
+    marks_of = _distinct_per_track(bounds, b.marking)
     rows = []
     for k in range(counts.size):
         a, z = int(bounds[k]), int(bounds[k + 1])
-        support = [h for h in obs_hex[a:z] if h]
-        picks = support
-        if len(support) > sample:
-            picks = [support[int(i)] for i in np.linspace(0, len(support) - 1, sample)]
+        v0, n_support = int(before[a]), int(before[z] - before[a])
+        at = np.arange(n_support) if n_support <= sample else np.linspace(0, n_support - 1, sample).astype(np.int64)
+        picks = [bytes(x).hex() for x in b.obs_id.take(pa.array(valid_rows[v0 + at])).to_pylist()]
         first = datetime.fromtimestamp(int(b.time_us[a]) / _US, tz=UTC)
         last = datetime.fromtimestamp(int(b.time_us[z - 1]) / _US, tz=UTC)
-        marks = sorted({m for m in mark[a:z] if m})
+        marks = marks_of[k]
         prov = Provenance(
-            sources=tuple(sorted({s for s in src[a:z] if s})), observations=tuple(picks), n_support=len(support),
+            sources=tuple(srcs[k]), observations=tuple(picks), n_support=n_support,
             first_seen=first.isoformat(), last_seen=last.isoformat(), run_id=run_id, method=b.method,
         )  # fmt: skip
         rows.append({
@@ -522,6 +544,25 @@ def _summaries(
             "marking": marks[-1] if marks else "TLP:AMBER", "provenance": prov.to_dict(),
         })  # fmt: skip
     return rows, ids
+
+
+def _distinct_per_track(bounds: I64, values: pa.Array | pa.ChunkedArray) -> list[list[str]]:
+    """The sorted distinct non-empty strings of each track's rows (``bounds`` delimit the tracks)."""
+    ntr = bounds.size - 1
+    if ntr <= 0 or len(values) == 0:
+        return [[] for _ in range(max(ntr, 0))]
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+    names = enc.dictionary.to_pylist()
+    idx = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    track = np.repeat(np.arange(ntr, dtype=np.int64), np.diff(bounds))
+    ok = idx >= 0
+    pairs = np.unique(track[ok] * (len(names) + 1) + idx[ok])
+    out: list[list[str]] = [[] for _ in range(ntr)]
+    for t, i in zip((pairs // (len(names) + 1)).tolist(), (pairs % (len(names) + 1)).tolist(), strict=True):
+        if names[i]:
+            out[t].append(names[i])
+    return [sorted(x) for x in out]
 
 
 def _points_table(b: _Batch, ids: list[str]) -> pa.Table:
