@@ -36,18 +36,19 @@ How it works (method ``sites/grid-v2``):
    threshold. *Signatures* of illicit use raise the score, each saturating at
    ``signature_cap``, combined by noisy-OR with the context: tagged vehicles
    stopping or setting out; id-less vehicle tracks beginning or ending at a
-   building; an emitter bedded down; aircraft on the ground away from
-   airports, or a landing projected onto the place; boats ashore by a building; a building on a remote shore that
-   faces open water (a landing beach's cache); chemical
-   hits; and parked vehicles with night heat on the same days (one such day,
-   which a ranch shows now and then, stays below the threshold). Places with
-   no context next to a stronger site (an aircraft rolling down a strip, a
-   truck leaving a lab) are folded into it. The breakdown is kept as evidence
-   with sample observation ids.
+   building; an emitter bedded down; aircraft on the ground away from airports,
+   or a landing projected onto the place; boats ashore by a building; a
+   building on a remote shore that faces open water (a landing beach's cache);
+   chemical hits; and parked vehicles with night heat on the same days (one
+   such day, which a ranch shows now and then, stays below the threshold).
+   Places with no context next to a stronger site (an aircraft rolling down a
+   strip, a truck leaving a lab) are folded into it. The breakdown is kept as
+   evidence with sample observation ids.
 5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
    loads setting out from the place more than stopping over → lab; aircraft on
-   the ground or a projected landing → airstrip; boats ashore or a building on the shore → landing
-   beach; structure or bed-down with vehicles → stash house; else unknown.
+   the ground or a projected landing → airstrip; boats ashore or a building on
+   the shore → landing beach; structure or bed-down with vehicles → stash
+   house; else unknown.
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
 reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` (and
@@ -88,6 +89,7 @@ from atalaya.core.workspace import Workspace
 from atalaya.evaluate.matching import match_points
 from atalaya.fusion import grid
 from atalaya.fusion.beddown import BeddownParams, Beddowns, beddowns
+from atalaya.geo.kernels import WGS84
 from atalaya.geo.sun import solar_elevation_deg
 from atalaya.model.objects import SiteKind, SiteStatus
 from atalaya.model.observation import ObjectKind, Sensor
@@ -1662,41 +1664,25 @@ def projected_landings(
     lo = np.searchsorted(key, key[last] - params.landing_window_s, side="left")
     first = np.maximum(lo, starts)
     drop = z[first] - z[last]
-    east, north = _local_metres(x[first], y[first], x[last], y[last])
-    run = np.hypot(east, north)
+    # per track (a few thousand, not per point): the course flown at the last report, the ground run of the window
+    _, back, run = WGS84.inv(x[first], y[first], x[last], y[last])
+    run = np.asarray(run, dtype=np.float64)
     keep = (last > first) & (z[last] > params.aircraft_ground_m) & (drop >= params.landing_min_descent_m) & (run > 0)
     rest = np.where(keep, z[last] * run / np.where(drop > 0, drop, 1.0), np.inf)
     keep &= rest <= params.landing_max_m
     if not keep.any():
         return empty
     k = np.flatnonzero(keep)
-    ux, uy = east[k] / run[k], north[k] / run[k]
     d = rest[k]
-    plon, plat = _offset_metres(x[last[k]], y[last[k]], ux * d, uy * d)
+    az = np.asarray(back, dtype=np.float64)[k] + 180.0
+    plon, plat, _ = WGS84.fwd(x[last[k]], y[last[k]], az, d)  # along the geodesic of the last course
     speed = run[k] / np.maximum((t[last[k]] - t[first[k]]) / _US_PER_S, 1.0)
     return Landings(
         lon=plon, lat=plat, time_us=t[last[k]] + (d / speed * _US_PER_S).astype(np.int64),
         sigma_along_m=params.landing_along * d + params.landing_min_sigma_m,
         sigma_cross_m=params.landing_cross * d + params.landing_min_sigma_m,
-        course_deg=np.degrees(np.arctan2(ux, uy)) % 360.0, distance_m=d,
+        course_deg=az % 360.0, distance_m=d,
     )  # fmt: skip
-
-
-_EARTH_M = 6_371_008.8
-
-
-def _local_metres(lon0: F64, lat0: F64, lon1: F64, lat1: F64) -> tuple[F64, F64]:
-    """East and north metres from ``0`` to ``1`` (equirectangular at the mean latitude: good to a few tenths of a
-    percent over the tens of kilometres of a descent window)."""
-    c = np.cos(np.radians(0.5 * (lat0 + lat1)))
-    return np.radians(lon1 - lon0) * _EARTH_M * c, np.radians(lat1 - lat0) * _EARTH_M
-
-
-def _offset_metres(lon: F64, lat: F64, east: F64, north: F64) -> tuple[F64, F64]:
-    """The point ``east, north`` metres from ``lon, lat`` (local tangent plane)."""
-    lat2 = lat + np.degrees(north / _EARTH_M)
-    c = np.cos(np.radians(0.5 * (lat + lat2)))
-    return lon + np.degrees(east / (_EARTH_M * np.maximum(c, 1e-6))), lat2
 
 
 def anchor_landings(

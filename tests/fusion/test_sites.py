@@ -625,18 +625,21 @@ def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() ->
 
 def _dark_descent(w: World, x0: float, y0: float, *, climb: bool = False, ident: str = "0d5a01") -> tuple[float, float]:
     """A light aircraft flying east at 240 km/h, 200 m lower each minute (higher when ``climb``), whose ADS-B stops
-    at 1,050 m after ten reports; returns where that descent meets the ground (21 km on)."""
-    k = 111_320.0 * np.cos(np.radians(y0))
+    at 1,050 m after ten reports; returns where that descent meets the ground (21 km on, along the same geodesic)."""
+    from atalaya.geo.kernels import WGS84
+
     for i in range(10):
         alt = 1_050.0 + 200.0 * (9 - i) if not climb else 1_050.0 + 200.0 * i
-        w.cols["lon"].append(x0 + 4_000.0 * i / k)
-        w.cols["lat"].append(y0)
+        lon, lat, _ = WGS84.fwd(x0, y0, 90.0, 4_000.0 * i)
+        w.cols["lon"].append(lon)
+        w.cols["lat"].append(lat)
         w.cols["time_us"].append((DAY0 + 1) * US_D + 15 * US_H + i * 60_000_000)
         for col, v in (("sensor", "ADSB"), ("kind", "aircraft"), ("pos_err_m", 30.0), ("err_minor_m", float("nan")),
                        ("confidence", 0.9), ("speed_mps", 66.7), ("alt_m", alt), ("ident", ident),
                        ("err_orient_deg", float("nan"))):  # fmt: skip
             w.cols[col].append(v)
-    return x0 + (36_000.0 + 21_000.0) / k, y0
+    tx, ty, _ = WGS84.fwd(x0, y0, 90.0, 36_000.0 + 21_000.0)
+    return tx, ty
 
 
 def test_aircraft_gone_dark_in_a_descent_names_the_building_ahead() -> None:
