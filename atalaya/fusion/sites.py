@@ -1557,7 +1557,8 @@ def track_ends(track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int 
     y = np.asarray(lat, dtype=np.float64)
     if t.size == 0:
         return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
-    _, g = np.unique(np.asarray(track, dtype=object).astype(str), return_inverse=True)
+    tr = np.asarray(track)
+    _, g = np.unique(tr.astype(str) if tr.dtype == object else tr, return_inverse=True)  # names or integer codes
     order = np.lexsort((t, g))
     first = _run_starts(g[order])
     last = np.r_[first[1:] - 1, g.size - 1]
@@ -1578,22 +1579,42 @@ def track_end_state(lon: F64, lat: F64, time_us: I64, params: SiteParams = SiteP
     )  # fmt: skip
 
 
+def _track_points(name: str, ws: Workspace, *, with_alt: bool = False) -> dict[str, npt.NDArray[Any]] | None:
+    """``track`` (an integer per track), ``time_us``, ``lon``, ``lat`` (and ``alt_m``, rows without one dropped) of
+    a track point file that ``analyze tracks`` writes; ``None`` when it has not (or, for altitudes, an older one)."""
+    from atalaya.fusion.tracks import tracks_dir
+
+    path = tracks_dir(ws) / f"{name}.parquet"
+    cols = ["track_id", "time", "lon", "lat", *(["alt_m"] if with_alt else [])]
+    if not path.exists() or not set(cols) <= set(pq.read_schema(path).names):
+        return None
+    try:  # track ids stay dictionary-encoded: an integer per point, not a string
+        tb = pq.read_table(path, columns=cols, read_dictionary=["track_id"])
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
+    if with_alt:
+        tb = tb.filter(pc.is_valid(tb.column("alt_m")))
+    tid = tb.unify_dictionaries().column("track_id").combine_chunks()
+    codes = tid.indices if pa.types.is_dictionary(tid.type) else tid.dictionary_encode().indices
+    out = {
+        "track": np.asarray(codes.to_numpy(zero_copy_only=False), dtype=np.int64),
+        "time_us": np.asarray(tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                              .to_numpy(zero_copy_only=False), dtype=np.int64),
+    }  # fmt: skip
+    for c in cols[2:]:
+        out[c] = np.asarray(tb.column(c).to_numpy(zero_copy_only=False), dtype=np.float64)
+    return out
+
+
 def workspace_track_end_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
     """The ends of the workspace's id-less GMTI tracks (``analyze tracks`` writes them) as grid evidence; empty
     when the tracks have not been built."""
-    path = ws.root / "analysis" / "tracks" / "unidentified-GMTI.parquet"
-    if not path.exists():
+    pts = _track_points("unidentified-GMTI", ws)
+    if pts is None:
         return grid.empty_state()
-    try:
-        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat"])
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
-    t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
     lo, la, tt = track_ends(
-        tb.column("track_id").to_numpy(zero_copy_only=False), t,
-        tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
-        min_points=params.track_end_min_points,
-    )  # fmt: skip
+        pts["track"], pts["time_us"], pts["lon"], pts["lat"], min_points=params.track_end_min_points
+    )
     return track_end_state(lo, la, tt, params)
 
 
@@ -1723,22 +1744,10 @@ def landing_state(ld: Landings, anchors: grid.GridState, params: SiteParams = Si
 def workspace_landings(ws: Workspace, params: SiteParams = SiteParams()) -> Landings:
     """Projected landings of the workspace's identified tracks that carry altitudes (``analyze tracks`` writes
     them); none when the tracks have not been built."""
-    path = ws.root / "analysis" / "tracks" / "identified.parquet"
-    if not path.exists() or "alt_m" not in pq.read_schema(path).names:
+    pts = _track_points("identified", ws, with_alt=True)
+    if pts is None:
         return projected_landings([], [], [], [], [], params)
-    try:  # track ids stay dictionary-encoded: an integer per point, not a string
-        tb = pq.read_table(path, columns=["track_id", "time", "lon", "lat", "alt_m"], read_dictionary=["track_id"])
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
-    tb = tb.filter(pc.is_valid(tb.column("alt_m"))).unify_dictionaries()
-    t = tb.column("time").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).to_numpy(zero_copy_only=False)
-    tid = tb.column("track_id").combine_chunks()
-    codes_ = tid.indices if pa.types.is_dictionary(tid.type) else tid.dictionary_encode().indices
-    return projected_landings(
-        np.asarray(codes_.to_numpy(zero_copy_only=False), dtype=np.int64), t,
-        tb.column("lon").to_numpy(zero_copy_only=False), tb.column("lat").to_numpy(zero_copy_only=False),
-        tb.column("alt_m").to_numpy(zero_copy_only=False), params,
-    )  # fmt: skip
+    return projected_landings(pts["track"], pts["time_us"], pts["lon"], pts["lat"], pts["alt_m"], params)
 
 
 def _read_fixes(path: Path) -> tuple[pa.Table, dict[str, str]]:
