@@ -164,7 +164,7 @@ def _split_overlap(
     """Split ``overlap`` into the parts nearer to ``land_a`` and to ``land_b`` (Voronoi of densified coasts)."""
     c = overlap.centroid
     lon0, lat0 = c.x, c.y
-    o = to_aeqd(overlap, lon0, lat0)
+    o = _polygonal(to_aeqd(overlap, lon0, lat0))  # a valid shape may self-intersect once projected
     ox0, oy0, ox1, oy1 = o.bounds
     m = 3 * TERRITORIAL_SEA_M
     win = shapely.box(ox0 - m, oy0 - m, ox1 + m, oy1 + m)
