@@ -81,6 +81,8 @@ def as_codes(track_id: Any) -> tuple[I64, npt.NDArray[Any]]:
     >>> as_codes(np.array([]))[0].size
     0
     """
+    if isinstance(track_id, (pa.Array, pa.ChunkedArray)):
+        return _arrow_codes(track_id)
     arr = np.asarray(track_id)
     if arr.dtype == object:
         arr = arr.astype(str)
@@ -88,9 +90,34 @@ def as_codes(track_id: Any) -> tuple[I64, npt.NDArray[Any]]:
     return inv.astype(np.int64).ravel(), uniq
 
 
+def _arrow_codes(col: pa.Array | pa.ChunkedArray) -> tuple[I64, npt.NDArray[Any]]:
+    """:func:`as_codes` of an Arrow column without a Python object per row: each chunk is dictionary-encoded
+    (hashing, in Arrow) and only the distinct ids are sorted, so the codes are the same as NumPy's.
+
+    >>> col = pa.chunked_array([pa.array(["b", "a"]).dictionary_encode(), pa.array(["c", "b"]).dictionary_encode()])
+    >>> c, u = as_codes(col)
+    >>> c.tolist(), u.tolist()
+    ([1, 0, 2, 1], ['a', 'b', 'c'])
+    """
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    idx: list[I64] = []
+    dicts: list[npt.NDArray[Any]] = []
+    for c in chunks:
+        d = c if pa.types.is_dictionary(c.type) else pc.dictionary_encode(c)
+        idx.append(np.asarray(d.indices.to_numpy(zero_copy_only=False), dtype=np.int64))
+        dicts.append(np.asarray(d.dictionary.to_pylist(), dtype=object).astype(str))
+    if not idx:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=str)
+    uniq, inv = np.unique(np.concatenate(dicts), return_inverse=True)
+    offsets = np.cumsum([0] + [d.size for d in dicts[:-1]])
+    codes = np.concatenate([inv.ravel()[o + i] for o, i in zip(offsets.tolist(), idx, strict=True)])
+    return codes.astype(np.int64), uniq
+
+
 def check_columns(**cols: Any) -> int:
     """Length shared by all columns (raises :class:`ValidationError` with a hint when they differ)."""
-    sizes = {k: int(np.asarray(v).size) for k, v in cols.items() if v is not None}
+    sizes = {k: len(v) if isinstance(v, (pa.Array, pa.ChunkedArray)) else int(np.asarray(v).size)
+             for k, v in cols.items() if v is not None}  # fmt: skip
     if len(set(sizes.values())) > 1:
         raise ValidationError(
             f"columns differ in length: {sizes}", hint="pass one value per point in every column (same order)"
@@ -700,6 +727,23 @@ def link_fragments(
     return np.array(ea, np.int64), np.array(sb, np.int64)
 
 
+def _distinct(col: pa.ChunkedArray | pa.Array) -> list[Any]:
+    """Sorted distinct values of a column (plain or dictionary), without a Python object per row."""
+    u = pc.unique(col)
+    if pa.types.is_dictionary(u.type):
+        u = u.cast(u.type.value_type)
+    return sorted(v for v in u.to_pylist() if v is not None)
+
+
+def _source_of(pts: pa.Table, tracks: pa.ChunkedArray | pa.Array) -> dict[str, str]:
+    """Tracks file (``source``) of each of ``tracks``, looked up among the points' tracks."""
+    want = pa.array(_distinct(tracks), pa.string())
+    sel = pts.filter(pc.is_in(pts.column("track_id"), want))
+    pairs = pa.table({"t": sel.column("track_id").cast(pa.string()), "s": sel.column("source").cast(pa.string())})
+    pairs = pairs.group_by(["t", "s"]).aggregate([])
+    return dict(zip(pairs.column("t").to_pylist(), pairs.column("s").to_pylist(), strict=True))
+
+
 def _drop_repeats(x: pa.Table) -> pa.Table:
     """Keep the first of crossings that are one event seen by an id-less and another track (:data:`SAME_EVENT_M`,
     :data:`SAME_EVENT_S`)."""
@@ -737,19 +781,18 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
     """
     p = params or CrossingParams()
     parts: list[pa.Table] = []
-    kinds = sorted(set(pts.column("kind").to_pylist())) if pts.num_rows else []
+    kinds = _distinct(pts.column("kind")) if pts.num_rows else []
     for kind in kinds:
         sub = pts.filter(pc.equal(pts.column("kind"), kind))
         vmax = MAX_SPEED_MPS.get(str(kind), max(MAX_SPEED_MPS.values()))
         x = border_crossings(
-            sub.column("track_id").to_numpy(zero_copy_only=False), sub.column("time_us").to_numpy(),
+            sub.column("track_id"), sub.column("time_us").to_numpy(),
             sub.column("lon").to_numpy(), sub.column("lat").to_numpy(),
             params=CrossingParams(max_gap_s=p.max_gap_s, max_speed_mps=p.max_speed_mps or vmax), border=border,
         )  # fmt: skip
         if x.num_rows == 0:
             continue
-        src = dict(zip(sub.column("track_id").to_pylist(), sub.column("source").to_pylist(), strict=True)) if (
-            "source" in sub.column_names) else {}  # fmt: skip
+        src = _source_of(sub, x.column("track")) if "source" in sub.column_names else {}
         x = x.append_column("kind", pa.array([str(kind)] * x.num_rows, pa.string()))
         x = x.append_column("source", pa.array([src.get(t, "") for t in x.column("track").to_pylist()], pa.string()))
         gap = x.column("gap_s").to_numpy()
@@ -757,18 +800,21 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
         parts.append(x)
     if pts.num_rows and "source" in pts.column_names:
         idless = pts.filter(pc.not_equal(pts.column("source"), "identified"))
-        groups = sorted(set(zip(idless.column("kind").to_pylist(), idless.column("source").to_pylist(), strict=True)))
+        groups = [(k, src) for k in _distinct(idless.column("kind"))
+                  for src in _distinct(idless.filter(pc.equal(idless.column("kind"), k)).column("source"))]  # fmt: skip
         for kind, source in groups:
             keep = pc.and_(pc.equal(idless.column("kind"), kind), pc.equal(idless.column("source"), source))
             sub = idless.filter(keep)
-            tid = sub.column("track_id").to_numpy(zero_copy_only=False)
+            codes, uniq = as_codes(sub.column("track_id"))
             t, x0, y0 = sub.column("time_us").to_numpy(), sub.column("lon").to_numpy(), sub.column("lat").to_numpy()
             vmax = MAX_SPEED_MPS.get(str(kind), max(MAX_SPEED_MPS.values()))
-            ea, sb = link_fragments(tid, t, x0, y0, max_speed_mps=vmax)
+            ea, sb = link_fragments(codes, t, x0, y0, max_speed_mps=vmax)
             if ea.size == 0:
                 continue
             rows = np.ravel(np.column_stack([ea, sb]))
-            names = np.repeat(np.array([f"{tid[a]}>{tid[b]}" for a, b in zip(ea, sb, strict=True)], dtype=object), 2)
+            tid = uniq.astype(object)
+            names = np.repeat(np.array([f"{tid[codes[a]]}>{tid[codes[b]]}" for a, b in zip(ea, sb, strict=True)],
+                                       dtype=object), 2)  # fmt: skip
             x = border_crossings(names, t[rows], x0[rows], y0[rows], params=CrossingParams(dense_s=0.0), border=border)
             if x.num_rows == 0:
                 continue
@@ -889,23 +935,28 @@ def load_track_points(ws: Workspace, store: KnowledgeStore | None = None) -> pa.
     files = sorted(tracks_dir(ws).glob("*.parquet")) if tracks_dir(ws).exists() else []
     parts: list[pa.Table] = []
     kinds_of: dict[str, str] | None = None
+    text = pa.dictionary(pa.int32(), pa.string())
     for f in files:
-        tb = pq.read_table(f)
-        names = tb.column_names
+        names = pq.read_schema(f).names
         if not {"track_id", "time", "lon", "lat"} <= set(names):
             continue
-        tid = tb.column("track_id").cast(pa.string())
+        # ids and kinds stay dictionaries (an integer per point): tens of millions of points must not become
+        # as many Python strings
+        tb = pq.read_table(f, columns=[c for c in ("track_id", "kind", "time", "lon", "lat") if c in names],
+                           read_dictionary=[c for c in ("track_id", "kind") if c in names])  # fmt: skip
+        tid = tb.column("track_id").cast(text)
         if "kind" in names:
-            kind = tb.column("kind").cast(pa.string())
+            kind = tb.column("kind").cast(text)
         else:
             kinds_of = _track_kinds(ws, store) if kinds_of is None else kinds_of
             ids = pc.unique(tid).to_pylist()
             kind = pc.take(pa.array([kinds_of.get(str(i), "unknown") for i in ids], pa.string()),
-                           pc.index_in(tid, pa.array(ids, pa.string())))  # fmt: skip
+                           pc.index_in(tid.cast(pa.string()), pa.array(ids, pa.string()))).cast(text)  # fmt: skip
         tm = tb.column("time")
         t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
+        source = pa.DictionaryArray.from_arrays(pa.array(np.zeros(tb.num_rows, np.int32)), pa.array([f.stem]))
         cols = {"track_id": tid, "kind": kind, "time_us": t_us.cast(pa.int64()), "lon": tb.column("lon"),
-                "lat": tb.column("lat"), "source": pa.array([f.stem] * tb.num_rows, pa.string())}  # fmt: skip
+                "lat": tb.column("lat"), "source": source}  # fmt: skip
         parts.append(pa.table(cols))
     if parts:
         out = pa.concat_tables(parts)
@@ -941,7 +992,7 @@ def run_corridors(
     started = datetime.now(UTC)
     run_id = f"corridors-{new_run_id()[:16]}"
     pts = load_track_points(ws, store)
-    kinds = sorted(set(pts.column("kind").to_pylist())) if pts.num_rows else []
+    kinds = _distinct(pts.column("kind")) if pts.num_rows else []
     it: Any = kinds
     if progress and kinds:
         from tqdm import tqdm
@@ -952,7 +1003,7 @@ def run_corridors(
     for kind in it:
         sub = pts.filter(pc.equal(pts.column("kind"), kind))
         fl = corridor_flows(
-            sub.column("track_id").to_numpy(zero_copy_only=False),
+            sub.column("track_id"),
             sub.column("time_us").to_numpy(),
             sub.column("lon").to_numpy(),
             sub.column("lat").to_numpy(),
@@ -1010,7 +1061,7 @@ def run_corridors(
     summary: dict[str, Any] = {
         "run_id": run_id,
         "track_points": pts.num_rows,
-        "tracks": len(set(pts.column("track_id").to_pylist())) if pts.num_rows else 0,
+        "tracks": len(_distinct(pts.column("track_id"))) if pts.num_rows else 0,
         "corridors": per_kind,
         "crossings": xing.num_rows,
         "hotspots": hot.num_rows,
