@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import time as _time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -174,15 +175,36 @@ def _flat_dist(lon1: F64, lat1: F64, lon2: F64, lat2: F64, coslat: F64 | None = 
     return np.asarray(np.sqrt(x * x + dy * dy) * (_DEG * _R), dtype=np.float64)
 
 
-def _sort_rows(code: I64, t: I64) -> I64:
-    """Row order by (code, time): one int64 key when it fits, else a lexsort."""
+def _sort_rows(code: I64, t: I64, x: F64, y: F64) -> I64:
+    """Row order by (code, time), rows at the same time by position: one int64 key when it fits, else a lexsort.
+
+    An id flown by two objects at once reports two positions at one time; ordering those by position, not by
+    where they happened to come in, makes the tracks the same whatever the order of the rows (and whichever other
+    ids are tracked with them).
+
+    >>> _sort_rows(np.array([1, 0, 0, 0]), np.array([5, 7, 7, 3]), np.array([0.0, 2.0, 1.0, 0.0]), np.zeros(4)).tolist()
+    [3, 2, 1, 0]
+    """
     if code.size == 0:
         return np.zeros(0, dtype=np.int64)
     t0 = int(t.min())
     span = int(t.max()) - t0 + 1
     if (int(code.max()) + 1) * span < 2**62:
-        return np.asarray(np.argsort(code * np.int64(span) + (t - t0)), dtype=np.int64)
-    return np.asarray(np.lexsort((t, code)), dtype=np.int64)
+        key = code * np.int64(span) + (t - t0)
+        o = np.asarray(np.argsort(key), dtype=np.int64)
+        tie = key[o][1:] == key[o][:-1]
+    else:
+        o = np.asarray(np.lexsort((t, code)), dtype=np.int64)
+        tie = (code[o][1:] == code[o][:-1]) & (t[o][1:] == t[o][:-1])
+    if tie.any():
+        rows = np.zeros(o.size, dtype=bool)
+        rows[1:] |= tie
+        rows[:-1] |= tie
+        pos = np.flatnonzero(rows)
+        group = np.cumsum(np.r_[True, ~tie])[pos]  # one number per run of equal (code, time)
+        sub = o[pos]
+        o[pos] = sub[np.lexsort((y[sub], x[sub], group))]
+    return o
 
 
 def build_identified_tracks(
@@ -226,7 +248,7 @@ def build_identified_tracks(
         return IdentifiedTracks(segment=seg, order=np.zeros(0, dtype=np.int64), n_segments=0)
 
     valid = code >= 0
-    o = _sort_rows(code, t)
+    o = _sort_rows(code, t, x, y)
     o = o[valid[o]]
     c, ts, xs, ys = code[o], t[o], x[o], y[o]
     vs, as_, gs, es = vmax[o], amax[o], gmax[o], err[o]
@@ -415,9 +437,28 @@ def _dictionary(col: pa.ChunkedArray) -> pa.DictionaryArray:
     return arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
 
 
-def _identified_batch(lake: Lake) -> _Batch:
+BUCKET_ROWS = 4_000_000
+"""Identified positions tracked at a time: above this, the ids are split into buckets by a hash of the id and
+each bucket is tracked on its own (an id's positions all fall in one bucket, so the tracks are the same), which
+bounds the memory by the bucket instead of the period."""
+
+
+def _identified_where() -> str:
     kinds = ", ".join(f"'{k}'" for k in IDENT_KINDS)
-    tab = _lake_table(lake, f"ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ({kinds})")
+    return f"ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ({kinds})"
+
+
+def _identified_batches(lake: Lake, bucket_rows: int = BUCKET_ROWS) -> Iterator[_Batch]:
+    """:func:`_identified_batch` over buckets of ids (see :data:`BUCKET_ROWS`), one batch per bucket."""
+    where = _identified_where()
+    n = int(lake.query(f"SELECT count(*) AS n FROM observations WHERE {where}").column("n")[0].as_py() or 0)
+    k = max(1, -(-n // max(bucket_rows, 1)))
+    for b in range(k):
+        yield _identified_batch(lake, where if k == 1 else f"{where} AND hash(ident) % {k} = {b}")
+
+
+def _identified_batch(lake: Lake, where: str | None = None) -> _Batch:
+    tab = _lake_table(lake, where or _identified_where())
     # strings become dictionaries and numbers arrays, column by column, and the table is let go: tens of millions
     # of positions must not hold a Python-sized string per row, nor a sorted copy of every column
     text = {name: _dictionary(tab.column(name)) for name in ("ident", "ident_kind", "kind", "source", "marking")}
@@ -600,8 +641,11 @@ def run_tracks(
     progress: bool = False,
     sensors: tuple[str, ...] = MTT_SENSORS,
     config: TrackerConfig | None = None,
+    bucket_rows: int = BUCKET_ROWS,
 ) -> dict[str, Any]:
     """Build identified and unidentified tracks from the whole lake; write points and summaries; return a summary.
+
+    Identified positions are tracked in buckets of ids of about ``bucket_rows`` positions (:data:`BUCKET_ROWS`).
 
     Points go to ``WORKSPACE/analysis/tracks/identified.parquet`` and
     ``unidentified-<SENSOR>.parquet`` (:data:`POINTS_SCHEMA`, replaced on each
@@ -613,8 +657,8 @@ def run_tracks(
     run_id = f"tracks-{uuid.uuid4().hex[:12]}"
     out_dir = tracks_dir(ws)
     out_dir.mkdir(parents=True, exist_ok=True)
-    jobs: list[tuple[str, Any]] = [("identified", lambda: _identified_batch(lake))]
-    jobs += [(f"unidentified-{s}", lambda s=s: _mtt_batch(lake, s, config)) for s in sensors]
+    jobs: list[tuple[str, Any]] = [("identified", lambda: _identified_batches(lake, bucket_rows))]
+    jobs += [(f"unidentified-{s}", lambda s=s: iter([_mtt_batch(lake, s, config)])) for s in sensors]
     bar = None
     if progress:
         from tqdm import tqdm
@@ -624,16 +668,22 @@ def run_tracks(
     total = 0
     try:
         for name, job in jobs:
-            b: _Batch = job()
-            rows, ids = _summaries(b, run_id)
-            table = _points_table(b, ids)
             tmp = out_dir / f".{name}.parquet.tmp"
-            pq.write_table(table, tmp, compression="zstd")
+            fam: dict[str, Any] = {"tracks": 0, "points": 0}
+            with pq.ParquetWriter(tmp, POINTS_SCHEMA, compression="zstd") as writer:
+                for b in job():
+                    rows, ids = _summaries(b, run_id)
+                    writer.write_table(_points_table(b, ids))
+                    with store.begin() as conn:
+                        upsert(conn, schema.tracks, rows, keys=["id"])
+                    fam["tracks"] += len(rows)
+                    fam["points"] += int(b.track.size)
+                    for k, v in b.extra.items():  # counts add up over buckets; the rest is the family's
+                        fam[k] = fam.get(k, 0) + v if isinstance(v, int) and not isinstance(v, bool) else v
+                    del b, rows, ids
             tmp.replace(out_dir / f"{name}.parquet")
-            with store.begin() as conn:
-                upsert(conn, schema.tracks, rows, keys=["id"])
-            summary["families"][name] = {"tracks": len(rows), "points": int(b.track.size), **b.extra}
-            total += len(rows)
+            summary["families"][name] = fam
+            total += fam["tracks"]
             if bar is not None:
                 bar.update(1)
     finally:

@@ -126,3 +126,62 @@ def test_run_tracks_writes_points_and_summaries(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert {r.id for r in conn.execute(select(schema.tracks.c.id))} == ids
     store.close()
+
+
+def test_two_objects_on_one_id_at_the_same_times_track_alike_in_any_row_order() -> None:
+    # two aircraft squawk one ICAO24, report at the same seconds and cross paths 50 m apart: the tracks must not
+    # depend on the order the rows came in (a lake scan's order varies), nor on the other ids tracked beside them
+    n = 60
+    t = np.arange(n, dtype=np.int64) * 10_000_000
+    k = np.arange(n) - n // 2
+    step = 600.0 / 111_000  # 60 m/s, a report every 10 s
+    xa, ya = -106.0 + k * step / np.cos(np.radians(25.0)), np.full(n, 25.0)
+    xb, yb = np.full(n, -105.9995), 25.0 + k * step
+    tt, xx, yy = np.r_[t, t], np.r_[xa, xb], np.r_[ya, yb]
+    ident, kind = np.array(["0d0001"] * 2 * n), np.array(["aircraft"] * 2 * n)
+    other_t, other_x, other_y = straight(25, -110.0, 24.0)
+    results = set()
+    for seed in range(8):
+        perm = np.random.default_rng(seed).permutation(2 * n)
+        res = build_identified_tracks(
+            ident=np.r_[ident[perm], np.array(["366000001"] * 25)], time_us=np.r_[tt[perm], other_t],
+            lon=np.r_[xx[perm], other_x], lat=np.r_[yy[perm], other_y],
+            kind=np.r_[kind[perm], np.array(["vessel"] * 25)],
+        )  # fmt: skip
+        seg = np.empty(2 * n, dtype=np.int64)
+        seg[perm] = res.segment[: 2 * n]
+        results.add(frozenset(frozenset(np.flatnonzero(seg == s).tolist()) for s in set(seg.tolist())))
+    assert len(results) == 1
+
+
+def test_run_tracks_in_buckets_of_ids_gives_the_same_tracks(tmp_path: Path) -> None:
+    from atalaya.ingest.pipeline import ingest_paths
+
+    cols = "time,lon,lat,alt_m,pos_err_m,sensor,kind,ident,ident_kind"
+    lines = [cols]
+    base = np.datetime64("2026-03-02T00:00:00")
+    rng = np.random.default_rng(7)
+    for v in range(12):  # twelve vessels, one of them reporting two positions at once (a shared MMSI)
+        lon0, lat0 = -112 + rng.uniform(0, 4), 22 + rng.uniform(0, 4)
+        for k in range(30):
+            ts = str(base + np.timedelta64(60 * k + v, "s")) + "Z"
+            lines.append(f"{ts},{lon0 + 0.003 * k:.6f},{lat0:.6f},,10,AIS,vessel,3660000{v:02d},mmsi")
+            if v == 0:
+                lines.append(f"{ts},{lon0 + 0.5 + 0.003 * k:.6f},{lat0:.6f},,10,AIS,vessel,3660000{v:02d},mmsi")
+    src = tmp_path / "obs.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = {}
+    for name, bucket_rows in (("one", 10**9), ("buckets", 50)):
+        ws = init_workspace(tmp_path / name, party="USA")
+        ingest_paths(ws, [src])
+        store = KnowledgeStore.open(ws.db_url)
+        summary = run_tracks(ws, store, bucket_rows=bucket_rows)
+        with store.engine.connect() as conn:
+            rows = sorted(conn.execute(select(schema.tracks.c.id, schema.tracks.c.n_points)).all())
+        store.close()
+        pts = pq.read_table(tracks_dir(ws) / "identified.parquet").sort_by([("track_id", "ascending"),
+                                                                            ("time", "ascending")])  # fmt: skip
+        out[name] = (summary["families"]["identified"], rows, pts)
+    assert out["one"][0] == out["buckets"][0] and out["one"][0]["tracks"] == 13
+    assert out["one"][1] == out["buckets"][1]
+    assert out["one"][2].equals(out["buckets"][2])
