@@ -278,3 +278,36 @@ def _one_stay(
         first_day=first[keep],
         inlier=inlier,
     )
+
+
+def crowded(bd: Beddowns, *, radius_m: float, min_phones: int) -> npt.NDArray[np.bool_]:
+    """Bed-downs with at least ``min_phones`` other emitters bedded down within ``radius_m``: a town, where a
+    phone that stays put is someone at home.
+
+    The population is read from the bed-downs themselves (distinct emitters, each counted once however many
+    places it stays at), so no map of towns is needed.
+
+    >>> lon = np.r_[np.full(30, -107.0), -106.0]
+    >>> bd = Beddowns(ident=np.arange(31), lon=lon, lat=np.full(31, 25.0), sigma_m=np.full(31, 100.0),
+    ...               n_fixes=np.full(31, 5), n_days=np.full(31, 3), day_mask=np.full(31, 7, dtype=np.uint64),
+    ...               first_day=np.zeros(31, np.int64), inlier=np.zeros(0, bool))
+    >>> crowded(bd, radius_m=3_000.0, min_phones=20).tolist() == [True] * 30 + [False]
+    True
+    """
+    n = bd.n_beddowns
+    out = np.zeros(n, dtype=bool)
+    if n == 0 or min_phones <= 0:
+        return out | (min_phones <= 0)
+    from scipy.spatial import cKDTree
+
+    la, lo = np.radians(bd.lat), np.radians(bd.lon)
+    pts = _R * np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+    pairs = cKDTree(pts).query_pairs(r=radius_m, output_type="ndarray")
+    if pairs.size == 0:
+        return out
+    i = np.r_[pairs[:, 0], pairs[:, 1]]
+    other = bd.ident[np.r_[pairs[:, 1], pairs[:, 0]]]
+    keep = other != bd.ident[i]
+    key = np.unique(i[keep].astype(np.int64) * (int(bd.ident.max()) + 1) + other[keep])
+    count = np.bincount(key // (int(bd.ident.max()) + 1), minlength=n)
+    return np.asarray(count >= min_phones, dtype=bool)

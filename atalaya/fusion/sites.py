@@ -88,7 +88,7 @@ from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.evaluate.matching import match_points
 from atalaya.fusion import grid
-from atalaya.fusion.beddown import BeddownParams, Beddowns, beddowns
+from atalaya.fusion.beddown import BeddownParams, Beddowns, beddowns, crowded
 from atalaya.geo.kernels import WGS84
 from atalaya.geo.sun import solar_elevation_deg
 from atalaya.model.objects import SiteKind, SiteStatus
@@ -150,6 +150,8 @@ GROUPS: dict[str, tuple[Channel, ...]] = {
 """Evidence groups (their saturating probabilities decide a site's kind)."""
 
 _STATIC = (Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.CHEMICAL)
+_IMAGING = np.array([Channel.STRUCTURE, Channel.THERMAL_NIGHT, Channel.THERMAL_DAY, Channel.VEHICLE], dtype=np.int8)
+"""Channels of imagery (EO, IR): the days they saw a place are the days it could show vehicles and heat."""
 _DEFAULT_SIGMA = {Sensor.ADSB.value: 30.0, Sensor.AIS.value: 20.0, Sensor.COT.value: 15.0}
 CHUNK_ROWS = 1_000_000
 """Detections mapped and binned at a time by :func:`detect_sites` (bounds the temporaries)."""
@@ -195,9 +197,18 @@ class SiteParams:
     the ground away from any airport is enough (that is what a clandestine strip is)."""
     vessel_scale: float = 2.0
     """Support of boats stopped at the place (weighted by ``channel_weight``) for 63 % of the cap."""
-    cooccur_scale: float = 2.5
-    """Days with parked vehicles and night heat together for 63 % of the cap (one such day, which ranches show
-    too now and then, stays below ``min_score`` with all the context there is)."""
+    cooccur_scale: float = 6.0
+    """Log-likelihood ratio of a place's days with parked vehicles and night heat together (a working lab against
+    an ordinary built place, over the days imagery saw it; :func:`cooccur_llr`) for 63 % of the cap: two such days
+    among five imaged pass with the context there is, two among sixteen do not, nor does one."""
+    cooccur_lab_rate: float = 0.25
+    """Share of the days imagery sees a working lab on which it shows vehicles and night heat together (labs work
+    on some days only, and imagery must see it by day and by night)."""
+    cooccur_prior_rate: float = 0.03
+    """Prior rate of such days at an ordinary built place; the rate used is measured on the run's own built places
+    (most are ordinary) and shrunk towards this prior."""
+    cooccur_prior_days: float = 200.0
+    """Weight of that prior, in place-days: a short period with few built places leans on the prior."""
     shore_radius_m: float = 500.0
     """A built place this close to the coastline (Natural Earth, which is good to a few hundred metres) and away
     from known ports stands on the shore: a landing beach's fuel cache and shelter."""
@@ -247,6 +258,11 @@ class SiteParams:
     """Agreeing fixes a bed-down needs to be anchored on a place seen by imagery (the place supplies the rest)."""
     beddown_anchor_sigma_m: float = 1_000.0
     """Largest 1-sigma radius of a bed-down that may be anchored on a building."""
+    beddown_crowd_radius_m: float = 3_000.0
+    """Radius within which other phones' bed-downs are counted (:func:`~atalaya.fusion.beddown.crowded`)."""
+    beddown_crowd_phones: int = 20
+    """Other phones bedded down within ``beddown_crowd_radius_m`` that make a place a town: bed-downs there are
+    people at home and carry no site evidence (a lab's or a stash house's crew is a handful of phones)."""
     anchor_sigmas: float = 3.0
     """A building within this many sigmas (plus ``support_radius_m``) of a bed-down may anchor it."""
     anchor_min_mass: float = 0.5
@@ -806,6 +822,33 @@ def _distinct_days(group: I64, day: I64, n_groups: int) -> I64:
     return np.bincount((gd >> 32).astype(np.int64), minlength=n_groups)
 
 
+def cooccur_llr(
+    co_days: I64, img_days: I64, built: npt.NDArray[np.bool_], params: SiteParams = SiteParams()
+) -> tuple[F64, float]:
+    """How strongly each place's days with vehicles and night heat together say "lab", and the background rate.
+
+    A count alone grows with the period: over sixteen days ordinary ranches gather two or three such days too. So
+    the days are weighed against the days imagery saw the place: the log-likelihood ratio of ``k`` such days among
+    ``n`` imaged under a working lab's rate (``cooccur_lab_rate``) against an ordinary place's. The ordinary rate
+    is measured on the run's built places (ordinary ones are the great majority), shrunk towards
+    ``cooccur_prior_rate``, as a radar's CFAR sets its threshold from the cells around. Each such day adds to the
+    ratio, each imaged day without one takes from it; the ratio is clipped at 0 (no evidence either way).
+
+    With no built place to measure on, the rate is the prior's:
+
+    >>> llr, rate = cooccur_llr(np.array([0, 1, 2, 2]), np.array([5, 5, 5, 16]), np.zeros(4, bool))
+    >>> round(rate, 3), np.round(llr, 2).tolist()
+    (0.03, [0.0, 1.09, 3.47, 0.64])
+    """
+    k = np.asarray(co_days, dtype=np.float64)
+    n = np.maximum(np.asarray(img_days, dtype=np.float64), k)
+    m = params.cooccur_prior_days
+    rate = float((k[built].sum() + params.cooccur_prior_rate * m) / (n[built].sum() + m))
+    p1 = max(params.cooccur_lab_rate, rate)
+    llr = k * np.log(p1 / rate) + (n - k) * np.log((1.0 - p1) / (1.0 - rate))
+    return np.where(k > 0, np.maximum(llr, 0.0), 0.0), rate
+
+
 def _group_prob(support: F64, scale: float, cap: float) -> F64:
     out: F64 = cap * (1.0 - np.exp(-support / scale))
     return out
@@ -908,6 +951,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     last = np.full(npk, -big)
     first_day = np.full(npk, big)
     co_days = np.zeros(npk, dtype=np.int64)
+    img_days = np.zeros(npk, dtype=np.int64)
     strong_p: list[I64] = []
     strong_r: list[I64] = []
     strong_kw: list[F64] = []
@@ -948,6 +992,8 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         vk = np.unique(sp_i[sch_c == Channel.VEHICLE] * (1 << 32) + day[sch_c == Channel.VEHICLE])
         hk = np.unique(sp_i[sch_c == Channel.THERMAL_NIGHT] * (1 << 32) + day[sch_c == Channel.THERMAL_NIGHT])
         co_days[lo:hi] = np.bincount(np.intersect1d(vk, hk, assume_unique=True) >> 32, minlength=m)
+        imaging = np.isin(sch_c, _IMAGING)
+        img_days[lo:hi] = _distinct_days(sp_i[imaging], day[imaging], m)
         n_det[lo:hi] = np.bincount(sp_i, weights=state.n[sr_i], minlength=m).astype(np.int64)
         np.minimum.at(first[lo:hi], sp_i, state.t_first[sr_i])
         np.maximum.at(last[lo:hi], sp_i, state.t_last[sr_i])
@@ -978,6 +1024,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         axis=1,
     )
     context = params.context_cap * (1.0 - np.prod(1.0 - ctx_parts, axis=1))
+    co_sig, _ = cooccur_llr(co_days, img_days, ctx_parts[:, 0] > 0.1, params)
     shore_days = _shore_days(px, py, ch_days[:, Channel.STRUCTURE], ctx_parts[:, 0], params)
     sig = np.stack(
         [
@@ -991,7 +1038,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             _group_prob(support[:, Channel.VESSEL], params.vessel_scale, params.signature_cap)
             * (ctx_parts[:, 0] > 0.1),  # a boat stopped at sea is no place on land
             _group_prob(support[:, Channel.CHEMICAL], 1.0, params.signature_cap),
-            _group_prob(co_days.astype(np.float64), params.cooccur_scale, params.signature_cap),
+            _group_prob(co_sig, params.cooccur_scale, params.signature_cap),
             _group_prob(shore_days.astype(np.float64), params.shore_scale, params.signature_cap),
             _group_prob(support[:, Channel.TRACK_END], params.track_end_scale, params.signature_cap)
             * (ctx_parts[:, 0] > 0.1),  # vehicles stop on roads too: only at a building is it a place
@@ -1050,7 +1097,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         score=score[keep], gprob=gprob[keep],
         gnames=gnames, support=support[keep], ch_days=ch_days[keep], n_days=n_days[keep],
         night_frac=night_frac[keep], n_det=n_det[keep], radius=radius, context=context[keep], sig=sig[keep],
-        co_days=co_days[keep],
+        co_days=co_days[keep], img_days=img_days[keep],
     )  # fmt: skip
     return SiteTable(
         id=[site_id(float(a), float(b)) for a, b in zip(lon, lat, strict=True)],
@@ -1091,11 +1138,13 @@ def _evidence_dicts(
     context: F64,
     sig: F64,
     co_days: I64,
+    img_days: I64,
 ) -> list[dict[str, Any]]:
     """The score breakdown of each site (rounded in bulk, then one dict per site)."""
     sg = np.round(sig, 4).tolist()
     ctx = np.round(context, 4).tolist()
     co = co_days.tolist()
+    im = img_days.tolist()
     gp = np.round(gprob, 4).tolist()
     sup = np.round(support, 3).tolist()
     cd = ch_days.tolist()
@@ -1103,10 +1152,10 @@ def _evidence_dicts(
     cols = zip(
         np.round(score, 4).tolist(), gp,
         sup, cd, n_days.tolist(), np.round(night_frac, 3).tolist(), mov, n_det.tolist(),
-        np.round(radius, 1).tolist(), ctx, sg, co, strict=True,
+        np.round(radius, 1).tolist(), ctx, sg, co, im, strict=True,
     )  # fmt: skip
     out: list[dict[str, Any]] = []
-    for sc, g, su, dd, nd, nf, mv, nt, rd, cx, si, cd_ in cols:
+    for sc, g, su, dd, nd, nf, mv, nt, rd, cx, si, cd_, im_ in cols:
         out.append(
             {
                 "method": METHOD,
@@ -1114,6 +1163,7 @@ def _evidence_dicts(
                 "context": cx,
                 "signatures": {name: v for name, v in zip(SIGNATURES, si, strict=True) if v > 0},
                 "vehicles_with_night_heat_days": cd_,
+                "imaged_days": im_,
                 "groups": {name: v for name, v in zip(gnames, g, strict=True) if v > 0},
                 "support": {name: v for name, v in zip(_CH_NAMES, su, strict=True) if v > 0},
                 "days": {name: v for name, v in zip(_CH_NAMES, dd, strict=True) if v > 0},
@@ -1388,6 +1438,7 @@ def beddown_state(
     if bd.n_beddowns == 0:
         return grid.empty_state(), bd
     lon, lat, sig, wt, _ = anchor_beddowns(bd, anchors, params)
+    wt = np.where(crowded(bd, radius_m=params.beddown_crowd_radius_m, min_phones=params.beddown_crowd_phones), 0.0, wt)
     bits = np.arange(64, dtype=np.uint64)
     has = (((bd.day_mask[:, None] >> bits[None, :]) & np.uint64(1)) == 1) & (wt > 0)[:, None]
     bi, off = np.nonzero(has)

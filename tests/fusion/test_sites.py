@@ -17,6 +17,7 @@ from atalaya.fusion import grid
 from atalaya.fusion.sites import (
     SiteParams,
     accumulate_evidence,
+    cooccur_llr,
     detect_sites,
     extract_sites,
     load_state,
@@ -242,6 +243,45 @@ def test_vehicles_with_night_heat_make_a_lab_by_day_a_ranch() -> None:
     assert low.n_sites == 1 and low.score[0] <= SiteParams().context_cap + 1e-9 < night.score[0]
 
 
+def _imaged(rng: np.random.Generator, days: int, busy: set[int]) -> dict[str, Any]:
+    """A building imaged by day on ``days`` days; on the ``busy`` ones, cars and heat by night as well. Forty
+    ordinary buildings around are imaged on the same days (the background the rate is measured on)."""
+    w = World()
+    for d in range(days):
+        w.add(rng, -107.0, 25.0, 3, sensor="EO", kind="structure", day=d, hour=13, err=40)
+        for r in range(40):
+            w.add(rng, -107.1 + 0.02 * (r % 10), 24.9 + 0.05 * (r // 10), 2, sensor="EO", kind="structure", day=d,
+                  hour=13, err=40)  # fmt: skip
+        if d in busy:
+            w.add(rng, -107.0, 25.0, 3, sensor="IR", kind="thermal", day=d, hour=2.0, err=40)
+            w.add(rng, -107.0, 25.0, 2, sensor="EO", kind="vehicle", day=d, hour=2.0, err=30, speed=0.0)
+    return w.arrays()
+
+
+def test_vehicles_with_night_heat_are_weighed_against_the_days_a_place_was_seen() -> None:
+    # two busy days in a week's imagery stand out; two in sixteen days are what ordinary ranches show
+    week = detect_sites(**_imaged(np.random.default_rng(3), 5, {1, 3}))
+    long = detect_sites(**_imaged(np.random.default_rng(3), 16, {1, 3}), params=SiteParams(min_score=0.0))
+    assert week.n_sites == 1 and week.kind == ["lab"]
+    at = int(np.argmin(np.hypot(long.lon + 107.0, long.lat - 25.0)))  # the busy building, among the ordinary ones
+    assert long.evidence[at]["vehicles_with_night_heat_days"] == 2 and long.evidence[at]["imaged_days"] == 16
+    assert long.score[at] < SiteParams().min_score <= week.score[0]
+    # more busy days in the long look pass again
+    assert detect_sites(**_imaged(np.random.default_rng(3), 16, {1, 3, 6, 9, 12})).n_sites == 1
+
+
+def test_background_rate_of_vehicles_with_night_heat_is_measured_on_the_built_places() -> None:
+    rng = np.random.default_rng(5)
+    n = np.full(2_000, 10)
+    k = rng.binomial(n, 0.02)
+    built = np.ones(n.size, dtype=bool)
+    sig, rate = cooccur_llr(k, n, built)
+    assert rate == pytest.approx(0.02, abs=0.005)
+    assert np.all(sig[k == 0] == 0.0) and np.all(np.diff(sig[np.argsort(k, kind="stable")]) >= 0)
+    # places that are not built do not count towards the rate; with none, the rate is the prior's
+    assert cooccur_llr(k, n, ~built)[1] == pytest.approx(SiteParams().cooccur_prior_rate)
+
+
 def test_uncertain_emitters_weigh_less_than_sharp_ones() -> None:
     sharp = detect_sites(**_one_site(np.random.default_rng(2), hour=2.0, sigint_err=80.0))
     vague = detect_sites(**_one_site(np.random.default_rng(2), hour=2.0, sigint_err=3000.0))
@@ -264,6 +304,28 @@ def test_phone_bedded_down_makes_a_stash_house_of_a_ranch_with_cars() -> None:
     stash = detect_sites(**w.arrays())
     assert stash.n_sites == 1 and stash.kind == ["stash_house"]
     assert stash.evidence[0]["signatures"]["emitter_beddown"] > 0.3
+
+
+def test_phones_bedded_down_in_a_town_are_people_at_home() -> None:
+    def world(phones: int) -> World:
+        rng = np.random.default_rng(9)
+        w = World()
+        for d in range(4):
+            w.add(rng, -107.0, 25.0, 2, sensor="EO", kind="structure", day=d, hour=13, err=40)
+        for k in range(phones):  # each phone stays at its own house, all within a kilometre of the building
+            hx, hy = -107.0 + rng.uniform(-0.008, 0.008), 25.0 + rng.uniform(-0.008, 0.008)
+            for d in range(4):
+                for _ in range(3):
+                    hour, orient = float(rng.uniform(0, 24)), float(rng.uniform(0, 180))
+                    w.add(rng, hx, hy, 1, sensor="SIGINT", kind="emitter", day=d, hour=hour, err=300.0, minor=80.0,
+                          ident=f"+52155500{k:02d}", orient=orient)  # fmt: skip
+        return w
+
+    crew = detect_sites(**world(3).arrays())
+    assert crew.n_sites == 1 and "emitter_beddown" in crew.evidence[0]["signatures"]
+    town = detect_sites(**world(SiteParams().beddown_crowd_phones + 1).arrays(), params=SiteParams(min_score=0.0))
+    assert all("emitter_beddown" not in e["signatures"] for e in town.evidence)
+    assert detect_sites(**world(SiteParams().beddown_crowd_phones + 1).arrays()).n_sites == 0
 
 
 def test_sharp_bed_down_names_a_place_on_its_own_a_loose_one_does_not() -> None:
