@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import shapely
 
@@ -996,7 +997,8 @@ def run_maritime(ws: Workspace, store: KnowledgeStore, *, progress: bool = False
         "SELECT epoch_us(time) AS time_us, lon, lat FROM observations WHERE CAST(sensor AS VARCHAR) = 'RADAR' "
         "AND CAST(kind AS VARCHAR) IN ('vessel', 'unknown')"
     )
-    ids = ais.column("ident").to_numpy(zero_copy_only=False)
+    # vessel ids as an Arrow dictionary (an integer per position, each MMSI once), not a Python string per position
+    ids = pc.dictionary_encode(ais.column("ident"))
     t = ais.column("time_us").to_numpy()
     x = ais.column("lon").to_numpy()
     y = ais.column("lat").to_numpy()
@@ -1029,7 +1031,7 @@ def run_maritime(ws: Workspace, store: KnowledgeStore, *, progress: bool = False
     summary: dict[str, Any] = {
         "run_id": run_id,
         "ais_positions": ais.num_rows,
-        "vessels": len(set(ids.tolist())) if ais.num_rows else 0,
+        "vessels": len(pc.unique(ids)) if ais.num_rows else 0,
         "radar_contacts": radar.num_rows,
         "dark_gaps": gaps.num_rows,
         "rendezvous": rdv.num_rows,

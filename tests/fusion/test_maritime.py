@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from atalaya.core.workspace import Workspace
@@ -79,6 +80,21 @@ def test_rendezvous_two_vessels_stopped_together() -> None:
     row = r.to_pylist()[0]
     assert {row["vessel_a"], row["vessel_b"]} == {"1", "2"} and row["kind"] == "ais"
     assert row["duration_s"] >= 2.5 * H and row["min_dist_m"] < 400
+
+
+def test_vessel_ids_as_an_arrow_dictionary_give_the_same_events() -> None:
+    # run_maritime passes the lake's MMSIs as a dictionary column (an integer per position), not Python strings
+    a = make_track(366000001, 0, 3 * H)
+    b = make_track(366000002, 0, 3 * H, start=(OPEN_SEA[0] + 0.003, OPEN_SEA[1]))
+    c = drop(make_track(366000003, 0, 12 * H, start=(OPEN_SEA[0] - 0.5, OPEN_SEA[1]), v_east=5.0), 4 * H, 8 * H)
+    ids, t, x, y = cat(a, b, c)
+    names = ids.astype(str).astype(object)
+    half = ids.size // 2
+    arrow = pa.chunked_array([pa.array(names[:half]).dictionary_encode(), pa.array(names[half:]).dictionary_encode()])
+    for detect in (detect_rendezvous, detect_dark_gaps, detect_loitering):
+        want, got = detect(names, t, x, y), detect(arrow, t, x, y)
+        assert want.num_rows > 0 or detect is detect_loitering
+        assert want.to_pylist() == got.to_pylist()
 
 
 def test_no_rendezvous_in_port() -> None:
