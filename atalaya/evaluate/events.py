@@ -436,13 +436,24 @@ def track_true_paths(
     from atalaya.fusion.corridors import unique_rows
 
     big, small = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    tracks = np.unique(np.asarray(track_id).astype(str).ravel())
-    otr = np.asarray(obs_track).astype(str).ravel()
-    otp = np.asarray(obs_trip, dtype=object).ravel()
-    otp = np.where(np.equal(otp, np.array(None, dtype=object)), "", otp).astype(str)
+
+    def key(x: Any) -> npt.NDArray[Any]:  # integer codes as they are (no text per row), anything else as text
+        a = np.asarray(x).ravel()
+        return a.astype(np.int64) if np.issubdtype(a.dtype, np.integer) else a.astype(str)
+
+    tracks = np.unique(key(track_id))
+    otr = key(obs_track)
+    otp_raw = np.asarray(obs_trip)
+    if np.issubdtype(otp_raw.dtype, np.integer):  # integer trip codes: negative for an unattributed observation
+        otp: npt.NDArray[Any] = otp_raw.astype(np.int64).ravel()
+        attributed = otp >= 0
+    else:
+        otp = np.asarray(obs_trip, dtype=object).ravel()
+        otp = np.where(np.equal(otp, np.array(None, dtype=object)), "", otp).astype(str)
+        attributed = otp != ""
     ot = np.asarray(obs_time_us, dtype=np.int64).ravel()
-    gtr = np.asarray(truth_trip).astype(str).ravel()
-    gob = np.asarray(truth_object).astype(str).ravel()
+    gtr = key(truth_trip)
+    gob = key(truth_object)
     gt = np.asarray(truth_time_us, dtype=np.int64).ravel()
     gx = np.asarray(truth_lon, dtype=np.float64).ravel()
     gy = np.asarray(truth_lat, dtype=np.float64).ravel()
@@ -461,7 +472,7 @@ def track_true_paths(
     t_obj[g_trip] = np.unique(gob, return_inverse=True)[1].ravel()
     # observations per (track, trip), with their span; unattributed ones count for no trip and in no share
     a_trk = np.searchsorted(tracks, otr)
-    ok = (a_trk < tracks.size) & (otp != "")
+    ok = (a_trk < tracks.size) & attributed
     ok[ok] &= tracks[np.minimum(a_trk[ok], tracks.size - 1)] == otr[ok]
     pairs, pinv, n_pair = unique_rows(a_trk[ok].astype(np.int64), a_trip[ok])
     if len(pairs) == 0:
@@ -498,6 +509,10 @@ def track_true_paths(
     return tracks[np.repeat(p_trk, cnt)], np.repeat(p_path, cnt), gt[take], gx[take], gy[take]
 
 
+EVAL_MEMORY_LIMIT = "4GB"
+"""Memory DuckDB may take for the attribution joins of :func:`track_objects` before it spills to disk."""
+
+
 def track_objects(ws: Any, truth_dir: Any) -> Any:
     """``track_id, object_id, time_us`` per observation behind the workspace's tracks (``analysis/tracks``).
 
@@ -524,7 +539,7 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
     files = [f for f in files if {"obs_id", "track_id"} <= set(pq.read_schema(f).names)]
     if not files:
         return out_schema.empty_table()
-    tt = pq.read_table(truth / "tracks", columns=["trip_id", "ident", "ident_kind", "time", "lon", "lat"])
+    true_files = sorted((truth / "tracks").glob("*.parquet"))
     det_path = truth / "detections.parquet"
     det = (
         pq.read_table(det_path, columns=["file", "row", "truth_id"])
@@ -533,9 +548,24 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
             {"file": pa.array([], pa.string()), "row": pa.array([], pa.int64()), "truth_id": pa.array([], pa.string())}
         )
     )
+    import tempfile
+
     con = Lake(ws.lake_dir).connect()
+    spill = tempfile.TemporaryDirectory(prefix="atalaya-eval-")
     try:
-        con.register("truth_tracks", tt)
+        # the true samples are read by DuckDB from their files, and the joins spill to disk past a few GB: a long
+        # scenario's truth (tens of millions of samples) joined in memory took more than 20 GB
+        con.execute(f"SET memory_limit = '{EVAL_MEMORY_LIMIT}'")
+        con.execute("SET temp_directory = '" + spill.name.replace("'", "''") + "'")
+        true_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in true_files)
+        con.execute(
+            "CREATE TEMP VIEW truth_tracks AS SELECT trip_id, ident, ident_kind, time, lon, lat "
+            f"FROM read_parquet([{true_list}], union_by_name = true)"
+            if true_files
+            else "CREATE TEMP VIEW truth_tracks AS SELECT NULL::VARCHAR AS trip_id, NULL::VARCHAR AS ident, "
+            "NULL::VARCHAR AS ident_kind, NULL::TIMESTAMPTZ AS time, NULL::DOUBLE AS lon, NULL::DOUBLE AS lat "
+            "WHERE false"
+        )
         con.register("det", det)
         file_list = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
         con.execute(
@@ -562,6 +592,7 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
         ).to_arrow_table()
     finally:
         con.close()
+        spill.cleanup()
     return res.cast(out_schema)
 
 
@@ -605,17 +636,38 @@ def score_corridors(pts: Any, truth_tracks: Any, attribution: Any) -> dict[str, 
 
     from atalaya.fusion import corridors as co
 
-    a_trk = attribution.column("track_id").to_numpy(zero_copy_only=False)
-    a_trip = attribution.column("object_id").to_numpy(zero_copy_only=False)
-    g_trip = truth_tracks.column("trip_id").to_numpy(zero_copy_only=False)
-    g_obj = truth_tracks.column("object_id").to_numpy(zero_copy_only=False)
+    # only the trips some observation behind a track is attributed to can be followed: the rest of the truth is
+    # left out first; ids then become integer codes, one code space per kind of id (tens of millions of
+    # observations and samples must not each hold a Python string)
+    followed = pc.unique(attribution.column("object_id").drop_null())
+    truth_tracks = truth_tracks.filter(pc.is_in(truth_tracks.column("trip_id"), followed.cast(pa.string())))
+    n_pts = len(pts)
+    text = pa.dictionary(pa.int32(), pa.string())
+
+    def dictionary(col: Any) -> list[Any]:
+        c = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col.cast(pa.string()))
+        return list(c.cast(text).chunks)
+
+    trk_codes, _ = co.as_codes(pa.chunked_array([*dictionary(pts.column("track_id")),
+                                                 *dictionary(attribution.column("track_id"))], text))  # fmt: skip
+    trip_col = attribution.column("object_id").cast(pa.string())
+    trip_null = np.asarray(trip_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    trip_codes, _ = co.as_codes(pa.chunked_array([*dictionary(trip_col.fill_null("")),
+                                                  *dictionary(truth_tracks.column("trip_id"))], text))  # fmt: skip
+    n_att = len(trip_col)
+    p_trk = trk_codes[:n_pts]
+    a_trk = trk_codes[n_pts:]
+    a_trip = np.where(trip_null, -1, trip_codes[:n_att])
+    g_trip = trip_codes[n_att:]
+    g_obj = co.as_codes(truth_tracks.column("object_id"))[0]
     a_t = attribution.column("time_us").to_numpy()
     g_t = _us(truth_tracks.column("time"))
     g_x, g_y = truth_tracks.column("lon").to_numpy(), truth_tracks.column("lat").to_numpy()
     out: dict[str, float] = {}
     for kind in co.TRACK_KINDS:
-        pk = pts.filter(pc.equal(pts.column("kind"), kind))
-        tid = pk.column("track_id").to_numpy(zero_copy_only=False)
+        sel = np.asarray(pc.equal(pts.column("kind"), kind).to_numpy(zero_copy_only=False), dtype=bool)
+        pk = pts.filter(pa.array(sel))
+        tid = p_trk[sel]
         pf = co.corridor_flows(tid, pk.column("time_us").to_numpy(), pk.column("lon").to_numpy(),
                                pk.column("lat").to_numpy())  # fmt: skip
         _, path, tt, tx, ty = track_true_paths(tid, a_trk, a_trip, a_t, g_trip, g_obj, g_t, g_x, g_y)
@@ -666,13 +718,15 @@ def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
         pred_r = pq.read_table(ma.maritime_dir(ws) / "rendezvous.parquet")
         out["rendezvous"] = score_rendezvous(pred_r, pq.read_table(truth / "rendezvous.parquet")).to_dict()
     truth_x = pq.read_table(truth / "crossings.parquet")
-    tracks = pa.concat_tables([pq.read_table(f) for f in sorted(glob.glob(str(truth / "tracks" / "*.parquet")))])
+    # the true paths (tens of millions of samples on a long scenario): the columns used, ids as dictionaries
+    names = ["object_id", "trip_id", "kind"]
+    tracks = pa.concat_tables([pq.read_table(f, columns=[*names, "time", "lon", "lat"], read_dictionary=names)
+                               for f in sorted(glob.glob(str(truth / "tracks" / "*.parquet")))])  # fmt: skip
     tracks = tracks.filter(pc.is_in(tracks.column("kind"), pa.array(list(co.TRACK_KINDS))))
     pts = co.load_track_points(ws)
 
     def cols(tb: pa.Table, tid: str, t: str) -> tuple[Any, Any, Any, Any]:
-        return (tb.column(tid).to_numpy(zero_copy_only=False), _us(tb.column(t)), tb.column("lon").to_numpy(),
-                tb.column("lat").to_numpy())  # fmt: skip
+        return tb.column(tid), _us(tb.column(t)), tb.column("lon").to_numpy(), tb.column("lat").to_numpy()
 
     out["crossings_true_tracks"] = score_crossings(
         co.border_crossings(*cols(tracks, "trip_id", "time")), truth_x
