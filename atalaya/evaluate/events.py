@@ -525,6 +525,7 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
     are attributed by ``truth/detections.parquet`` (feed file and row, the row
     being the lake's ``src_rec``). Other observations get a null object.
     """
+    import tempfile
     from pathlib import Path
 
     import pyarrow as pa
@@ -548,8 +549,6 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
             {"file": pa.array([], pa.string()), "row": pa.array([], pa.int64()), "truth_id": pa.array([], pa.string())}
         )
     )
-    import tempfile
-
     con = Lake(ws.lake_dir).connect()
     spill = tempfile.TemporaryDirectory(prefix="atalaya-eval-")
     try:
