@@ -19,7 +19,8 @@ was raised.
 - :func:`detect_loitering` — low net movement over a window while at sea,
   away from ports.
 - :func:`run_maritime` — the workspace job: AIS and radar from the lake →
-  ``WORKSPACE/analysis/maritime/{dark_gaps,rendezvous,loitering}.parquet``.
+  ``WORKSPACE/analysis/maritime/{dark_gaps,rendezvous,loitering}.parquet``,
+  a bucket of vessels at a time (:data:`BUCKET_ROWS`).
 
 >>> import numpy as np
 >>> e = np.array([], dtype=np.int64)
@@ -31,8 +32,10 @@ was raised.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -265,10 +268,15 @@ class _Sorted:
 def _prepare(track_id: Any, time_us: Any, lon: Any, lat: Any, speed: Any = None) -> _Sorted:
     n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat, speed=speed)
     codes, ids = as_codes(track_id) if n else (np.zeros(0, np.int64), np.zeros(0, dtype=object))
+    return _sorted(codes, ids, time_us, lon, lat, speed)
+
+
+def _sorted(codes: I64, ids: npt.NDArray[Any], time_us: Any, lon: Any, lat: Any, speed: Any = None) -> _Sorted:
+    """Positions of vessels with dense ``codes`` into ``ids`` (the ids in code order), sorted by vessel and time."""
     t = np.asarray(time_us, dtype=np.int64).ravel()
     x = np.asarray(lon, dtype=np.float64).ravel()
     y = np.asarray(lat, dtype=np.float64).ravel()
-    v = np.asarray(speed, dtype=np.float64).ravel() if speed is not None else np.full(n, np.nan)
+    v = np.asarray(speed, dtype=np.float64).ravel() if speed is not None else np.full(t.size, np.nan)
     ok = np.isfinite(x) & np.isfinite(y)
     codes, t, x, y, v = codes[ok], t[ok], x[ok], y[ok], v[ok]
     o = sort_tracks(codes, t)
@@ -367,6 +375,12 @@ def detect_dark_gaps(
     """
     p = params or DarkGapParams()
     s = _prepare(track_id, time_us, lon, lat)
+    return _dark_gaps(s, coast_ or coast_for(s.x, s.y), p, _presence(s, p.nearby_deg))
+
+
+def _dark_gaps(s: _Sorted, cs: Coast, p: DarkGapParams, seen: _Presence) -> pa.Table:
+    """:func:`detect_dark_gaps` of sorted positions, with the vessels received around (``seen``: these and
+    any others)."""
     if s.codes.size < 2:
         return _gap_table(s, np.zeros(0, np.int64), {}, [])
     same = s.codes[1:] == s.codes[:-1]
@@ -375,7 +389,6 @@ def detect_dark_gaps(
     a, b = k, k + 1
     dur = dt[k]
     c = s.codes[a]
-    cs = coast_ or coast_for(s.x, s.y)
     d_port = np.minimum(cs.distance_to_port(s.x[a], s.y[a]), cs.distance_to_port(s.x[b], s.y[b]))
     d_land = np.minimum(cs.distance_to_land(s.x[a], s.y[a]), cs.distance_to_land(s.x[b], s.y[b]))
     dist = geodesic_distance(s.x[a], s.y[a], s.x[b], s.y[b])
@@ -386,12 +399,13 @@ def detect_dark_gaps(
     span = int(t_s.max() - t_s.min()) + 2
     key = s.codes * span + (t_s - t_s.min())
     lo = np.searchsorted(key, c * span + (t_s[a] - int(p.before_s) - t_s.min()), side="left")
+    lo = np.maximum(lo, np.searchsorted(s.codes, c, side="left"))  # never into the previous vessel's messages
     n_before = (a - lo + 1).astype(np.float64)
     expected = p.before_s / np.maximum(med[c], 1.0)
     before = np.clip(n_before / np.maximum(expected, 1.0), 0.0, 1.0)
     # other vessels received around the gap while it lasted
-    vessel_hours, gap_hours = _nearby_vessel_hours(s, t_s[a], t_s[b], (s.x[a] + s.x[b]) / 2,
-                                                   (s.y[a] + s.y[b]) / 2, c, p.nearby_deg)  # fmt: skip
+    vessel_hours, gap_hours = _nearby_vessel_hours(seen, t_s[a], t_s[b], (s.x[a] + s.x[b]) / 2,
+                                                   (s.y[a] + s.y[b]) / 2, c)  # fmt: skip
     nearby = np.clip(vessel_hours / np.maximum(gap_hours, 1), 0.0, 1.0)
     f_dur = np.clip(dur / p.full_gap_s, 0.0, 1.0)
     f_off = np.clip(d_port / p.port_m, 0.0, 1.0) * (0.5 + 0.5 * np.clip(d_land / p.coast_m, 0.0, 1.0))
@@ -430,21 +444,52 @@ def detect_dark_gaps(
     return _gap_table(s, a[sel], {k_: v[sel] for k_, v in cols.items()}, reasons)
 
 
-def _nearby_vessel_hours(
-    s: _Sorted, t0_s: I64, t1_s: I64, gx: F64, gy: F64, own: I64, cell_deg: float
-) -> tuple[I64, I64]:
-    """Per gap: distinct (other vessel, hour) pairs received in the 3 × 3 cells around it, and the gap's hours."""
-    hour = s.t // (3600 * _US)
-    h0 = int(hour.min())
+@dataclass(frozen=True, kw_only=True)
+class _Presence:
+    """Which vessels were received where and when: the distinct (hour, grid cell, vessel) of their positions."""
+
+    keys: I64
+    """Sorted distinct ``((hour - h0) * cells + cell) * nv + code``."""
+    h0: int
+    """First hour (hours since the epoch)."""
+    nv: int
+    """Vessel codes are below this."""
+    cell_deg: float
+    """Grid cell, degrees."""
+
+
+def _cells(lon: F64, lat: F64, cell_deg: float) -> tuple[I64, int, int]:
+    """Grid cell of each point (a margin of one cell all round) and the grid's width and height in cells."""
     nx = math.ceil(360 / cell_deg) + 2
     ny = math.ceil(180 / cell_deg) + 2
     cell = (
-        (np.floor((s.y + 90) / cell_deg).astype(np.int64) + 1) * nx
-        + np.floor((s.x + 180) / cell_deg).astype(np.int64)
+        (np.floor((lat + 90) / cell_deg).astype(np.int64) + 1) * nx
+        + np.floor((lon + 180) / cell_deg).astype(np.int64)
         + 1
     )
+    return cell, nx, ny
+
+
+def _presence_keys(hour: I64, cell: I64, code: I64, *, h0: int, nv: int, cell_deg: float) -> I64:
+    nx = math.ceil(360 / cell_deg) + 2
+    ny = math.ceil(180 / cell_deg) + 2
+    return np.unique(((hour - h0) * (nx * ny) + cell) * nv + code)
+
+
+def _presence(s: _Sorted, cell_deg: float) -> _Presence:
+    """The :class:`_Presence` of sorted positions."""
+    hour = s.t // (3600 * _US)
+    h0 = int(hour.min()) if hour.size else 0
     nv = int(s.ids.size) + 1
-    trip = np.unique(((hour - h0) * (nx * ny) + cell) * nv + s.codes)
+    cell, _, _ = _cells(s.x, s.y, cell_deg)
+    return _Presence(keys=_presence_keys(hour, cell, s.codes, h0=h0, nv=nv, cell_deg=cell_deg), h0=h0, nv=nv,
+                     cell_deg=cell_deg)  # fmt: skip
+
+
+def _nearby_vessel_hours(seen: _Presence, t0_s: I64, t1_s: I64, gx: F64, gy: F64, own: I64) -> tuple[I64, I64]:
+    """Per gap: distinct (other vessel, hour) pairs received in the 3 × 3 cells around it, and the gap's hours."""
+    trip, nv, h0 = seen.keys, seen.nv, seen.h0
+    gc, nx, ny = _cells(gx, gy, seen.cell_deg)
     hc = trip // nv  # (hour, cell) of each distinct triple
     gh0 = t0_s // 3600 + 1  # hours fully inside the gap
     gh1 = t1_s // 3600 - 1
@@ -453,11 +498,6 @@ def _nearby_vessel_hours(
         return np.zeros(t0_s.size, np.int64), nh
     g = np.repeat(np.arange(t0_s.size), nh)
     hh = np.repeat(gh0, nh) + (np.arange(int(nh.sum())) - np.repeat(np.cumsum(nh) - nh, nh))
-    gc = (
-        (np.floor((gy + 90) / cell_deg).astype(np.int64) + 1) * nx
-        + np.floor((gx + 180) / cell_deg).astype(np.int64)
-        + 1
-    )
     total = np.zeros(t0_s.size, np.int64)
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
@@ -617,11 +657,15 @@ def detect_loitering(
     """
     p = params or LoiterParams()
     s = _prepare(track_id, time_us, lon, lat)
+    return _loitering(s, coast_ or coast_for(s.x, s.y), p)
+
+
+def _loitering(s: _Sorted, cs: Coast, p: LoiterParams) -> pa.Table:
+    """:func:`detect_loitering` of sorted positions."""
     g = _resample(s, p.slice_s, p.max_interp_s)
     window = max(1, round(p.window_s / p.slice_s))
     f, last = _stationary_runs(g, window, p.radius_m)
     cx, cy = _run_centres(g, f, last)
-    cs = coast_ or coast_for(s.x, s.y)
     d_port = cs.distance_to_port(cx, cy)
     d_land = cs.distance_to_land(cx, cy)
     keep = (d_port >= p.port_m) & (d_land >= p.land_m)
@@ -738,71 +782,113 @@ def detect_rendezvous(
     p = params or RendezvousParams()
     s = _prepare(track_id, time_us, lon, lat, speed)
     cs = coast_ or coast_for(s.x, s.y)
+    gaps = dark_gaps if dark_gaps is not None else _dark_gaps(
+        s, cs, DarkGapParams(min_score=0.0), _presence(s, DarkGapParams().nearby_deg)
+    )  # fmt: skip
+    return _meetings(_meeting_inputs(s, cs, p), s.ids, _typical_speed(s), gaps, radar_time_us, radar_lon, radar_lat, p)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Meets:
+    """What :func:`_meetings` needs of the vessels' positions: their slow moments at sea on the time grid (sorted
+    by vessel and slice) and their stationary runs at sea (sorted by vessel and start)."""
+
+    code: I64
+    slice: I64
+    x: F64
+    y: F64
+    run_code: I64
+    run_t0: I64
+    """Start of each stationary run, seconds."""
+    run_t1: I64
+    run_x: F64
+    run_y: F64
+
+    @staticmethod
+    def concat(parts: Sequence[_Meets]) -> _Meets:
+        """The parts of several sets of vessels as one, in vessel order."""
+        f = {k: np.concatenate([getattr(m, k) for m in parts]) for k in _Meets.__dataclass_fields__}
+        o = np.lexsort((f["slice"], f["code"]))
+        r = np.lexsort((f["run_t0"], f["run_code"]))
+        return _Meets(**{k: v[o] if k in ("code", "slice", "x", "y") else v[r] for k, v in f.items()})
+
+
+def _meeting_inputs(s: _Sorted, cs: Coast, p: RendezvousParams) -> _Meets:
+    """The :class:`_Meets` of sorted positions (each vessel on its own: any set of whole vessels)."""
     g = _resample(s, p.slice_s, p.max_interp_s)
-    ev: list[dict[str, Any]] = []
-    # 1. AIS–AIS
-    slow = g.v <= p.max_speed_mps
-    gi = np.flatnonzero(slow)
+    gi = np.flatnonzero(g.v <= p.max_speed_mps)
     at_sea = (cs.distance_to_port(g.x[gi], g.y[gi]) >= p.port_m) & (cs.distance_to_land(g.x[gi], g.y[gi]) >= p.land_m)
     gi = gi[at_sea]
-    i, j, d = neighbour_pairs(g.slice[gi], g.x[gi], g.y[gi], p.radius_m)
-    i, j = gi[i], gi[j]
-    other = g.code[i] != g.code[j]
+    rf, rl = _stationary_runs(g, math.ceil(p.min_duration_s / p.slice_s), 2 * p.radius_m)
+    rx, ry = _run_centres(g, rf, rl)
+    sea = (cs.distance_to_port(rx, ry) >= p.port_m) & (cs.distance_to_land(rx, ry) >= p.land_m)
+    rf, rl = rf[sea], rl[sea]
+    return _Meets(code=g.code[gi], slice=g.slice[gi], x=g.x[gi], y=g.y[gi], run_code=g.code[rf],
+                  run_t0=g.slice[rf] * p.slice_s, run_t1=g.slice[rl] * p.slice_s, run_x=rx[sea],
+                  run_y=ry[sea])  # fmt: skip
+
+
+def _meetings(
+    m: _Meets,
+    ids: npt.NDArray[Any],
+    usual: F64,
+    gaps: pa.Table,
+    radar_time_us: Any,
+    radar_lon: Any,
+    radar_lat: Any,
+    p: RendezvousParams,
+) -> pa.Table:
+    """Rendezvous of all vessels from their :class:`_Meets` (``ids`` and ``usual`` speeds by vessel code)."""
+    ev: list[dict[str, Any]] = []
+    # 1. AIS–AIS
+    i, j, d = neighbour_pairs(m.slice, m.x, m.y, p.radius_m)
+    other = m.code[i] != m.code[j]
     i, j, d = i[other], j[other], d[other]
-    ca, cb = np.minimum(g.code[i], g.code[j]), np.maximum(g.code[i], g.code[j])
-    pair = ca * (int(s.ids.size) + 1) + cb
-    o = np.lexsort((g.slice[i], pair))
+    ca, cb = np.minimum(m.code[i], m.code[j]), np.maximum(m.code[i], m.code[j])
+    pair = ca * (int(ids.size) + 1) + cb
+    o = np.lexsort((m.slice[i], pair))
     i, j, d, pair, ca, cb = i[o], j[o], d[o], pair[o], ca[o], cb[o]
-    f, last = _runs(pair, g.slice[i], 2)
+    f, last = _runs(pair, m.slice[i], 2)
     min_slices = math.ceil(p.min_duration_s / p.slice_s)
-    long = (g.slice[i][last] - g.slice[i][f]) >= min_slices
+    long = (m.slice[i][last] - m.slice[i][f]) >= min_slices
     if f.size:
         cd = np.r_[0.0, np.cumsum(d)]
-        cx = np.r_[0.0, np.cumsum((g.x[i] + g.x[j]) / 2)]
-        cy = np.r_[0.0, np.cumsum((g.y[i] + g.y[j]) / 2)]
+        cx = np.r_[0.0, np.cumsum((m.x[i] + m.x[j]) / 2)]
+        cy = np.r_[0.0, np.cumsum((m.y[i] + m.y[j]) / 2)]
         dmin = np.minimum.reduceat(d, f) if d.size else np.zeros(0)
         for r in np.flatnonzero(long).tolist():
             a0, a1 = int(f[r]), int(last[r])
-            m = a1 - a0 + 1
-            t0 = int(g.slice[i][a0]) * p.slice_s
-            t1 = int(g.slice[i][a1]) * p.slice_s
+            n = a1 - a0 + 1
+            t0 = int(m.slice[i][a0]) * p.slice_s
+            t1 = int(m.slice[i][a1]) * p.slice_s
             dur = float(t1 - t0)
             ev.append(
                 {
-                    "vessel_a": str(s.ids[ca[a0]]),
-                    "vessel_b": str(s.ids[cb[a0]]),
+                    "vessel_a": str(ids[ca[a0]]),
+                    "vessel_b": str(ids[cb[a0]]),
                     "start_us": t0 * _US,
                     "end_us": t1 * _US,
-                    "lon": float((cx[a1 + 1] - cx[a0]) / m),
-                    "lat": float((cy[a1 + 1] - cy[a0]) / m),
+                    "lon": float((cx[a1 + 1] - cx[a0]) / n),
+                    "lat": float((cy[a1 + 1] - cy[a0]) / n),
                     "duration_s": dur,
                     "min_dist_m": float(dmin[r]),
                     "kind": "ais",
                     "score": 0.6 + 0.4 * min(1.0, dur / (3 * p.min_duration_s)),
                     "reasons": f"both slow within {p.radius_m:.0f} m for {_fmt_h(dur)} "
-                    f"(closest {float(dmin[r]):.0f} m, mean {float((cd[a1 + 1] - cd[a0]) / m):.0f} m), at sea",
+                    f"(closest {float(dmin[r]):.0f} m, mean {float((cd[a1 + 1] - cd[a0]) / n):.0f} m), at sea",
                 }
             )
     # stationary vessels at sea: candidates for dark and radar partners
-    rf, rl = _stationary_runs(g, min_slices, 2 * p.radius_m)
-    rx, ry = _run_centres(g, rf, rl)
-    sea = (cs.distance_to_port(rx, ry) >= p.port_m) & (cs.distance_to_land(rx, ry) >= p.land_m)
-    rf, rl, rx, ry = rf[sea], rl[sea], rx[sea], ry[sea]
-    r_code = g.code[rf]
-    r_t0 = g.slice[rf] * p.slice_s
-    r_t1 = g.slice[rl] * p.slice_s
+    r_code, r_t0, r_t1, rx, ry = m.run_code, m.run_t0, m.run_t1, m.run_x, m.run_y
     looks = _radar_looks(rx, ry, r_t0, r_t1, radar_time_us, radar_lon, radar_lat, p)
     # 2. dark partner
-    gaps = dark_gaps if dark_gaps is not None else detect_dark_gaps(
-        s.ids[s.codes], s.t, s.x, s.y, params=DarkGapParams(min_score=0.0), coast_=cs
-    )  # fmt: skip
-    ev.extend(_dark_partner_events(s, gaps, r_code, r_t0, r_t1, rx, ry, looks, p))
+    ev.extend(_dark_partner_events(ids, usual, gaps, r_code, r_t0, r_t1, rx, ry, looks, p))
     # 3. radar only
     for r in np.flatnonzero(looks >= p.min_radar_looks).tolist():
         dur = float(r_t1[r] - r_t0[r])
         ev.append(
             {
-                "vessel_a": str(s.ids[r_code[r]]),
+                "vessel_a": str(ids[r_code[r]]),
                 "vessel_b": None,
                 "start_us": int(r_t0[r]) * _US,
                 "end_us": int(r_t1[r]) * _US,
@@ -845,7 +931,8 @@ def _radar_looks(rx: F64, ry: F64, t0_s: I64, t1_s: I64, rt: Any, rlon: Any, rla
 
 
 def _dark_partner_events(
-    s: _Sorted,
+    ids: npt.NDArray[Any],
+    usual: F64,
     gaps: pa.Table,
     r_code: I64,
     r_t0: I64,
@@ -858,13 +945,12 @@ def _dark_partner_events(
     """Stationary vessels that a silent vessel could have met (reachable from and to its gap's ends)."""
     if gaps.num_rows == 0 or r_code.size == 0:
         return []
-    code_of = {str(v): k for k, v in enumerate(s.ids.tolist())}
+    code_of = {str(v): k for k, v in enumerate(ids.tolist())}
     gv = np.array([code_of.get(v, -1) for v in gaps.column("vessel").to_pylist()], np.int64)
     g0 = gaps.column("start_us").to_numpy() // _US
     g1 = gaps.column("end_us").to_numpy() // _US
     gx0, gy0 = gaps.column("start_lon").to_numpy(), gaps.column("start_lat").to_numpy()
     gx1, gy1 = gaps.column("end_lon").to_numpy(), gaps.column("end_lat").to_numpy()
-    usual = _typical_speed(s)
     vmax = np.where(gv >= 0, usual[np.maximum(gv, 0)], np.nan)
     vmax = np.where(np.isfinite(vmax), vmax, p.dark_default_speed_mps) * p.dark_reach_factor
     # gap × run pairs overlapping in time (sorted sweep keeps this near-linear)
@@ -894,7 +980,7 @@ def _dark_partner_events(
         score = 0.3 + 0.4 * slack + (0.2 if looks[r] >= p.min_radar_looks else 0.0)
         out.append(
             {
-                "vessel_a": str(s.ids[r_code[r]]),
+                "vessel_a": str(ids[r_code[r]]),
                 "vessel_b": str(gaps.column("vessel")[g].as_py()),
                 "start_us": int(r_t0[r]) * _US,
                 "end_us": int(r_t1[r]) * _US,
@@ -974,8 +1060,38 @@ def maritime_dir(ws: Workspace) -> Path:
     return ws.root / "analysis" / "maritime"
 
 
-def run_maritime(ws: Workspace, store: KnowledgeStore, *, progress: bool = False) -> dict[str, Any]:
+BUCKET_ROWS = 4_000_000
+"""AIS positions analysed at a time: above this, the vessels are split into buckets by a hash of the MMSI. Dark
+gaps and loitering are a vessel's own; what the others add (who else was received around a silence, who stopped
+beside whom) is gathered from every bucket in a compact form, so the events are the same and the memory is bounded
+by the bucket instead of the period."""
+
+
+def _cell_sql(cell_deg: float) -> str:
+    """SQL of :func:`_cells` (the same arithmetic in doubles)."""
+    nx = math.ceil(360 / cell_deg) + 2
+    return (f"(CAST(floor((lat + 90) / {cell_deg!r}) AS BIGINT) + 1) * {nx} "
+            f"+ CAST(floor((lon + 180) / {cell_deg!r}) AS BIGINT) + 1")  # fmt: skip
+
+
+def _global_codes(col: pa.ChunkedArray | pa.Array, ids: npt.NDArray[Any]) -> I64:
+    """Codes into the sorted ``ids`` of a column of ids (each distinct id looked up once)."""
+    codes, local = as_codes(col)
+    return np.searchsorted(ids, local.astype(str)).astype(np.int64)[codes] if codes.size else codes
+
+
+def _by_vessel(parts: Sequence[pa.Table], time_col: str) -> pa.Table:
+    """Event tables of several sets of vessels as one, ordered by vessel and time."""
+    tb = pa.concat_tables(parts)
+    return tb.sort_by([("vessel", "ascending"), (time_col, "ascending")]) if tb.num_rows else tb
+
+
+def run_maritime(
+    ws: Workspace, store: KnowledgeStore, *, progress: bool = False, bucket_rows: int = BUCKET_ROWS
+) -> dict[str, Any]:
     """Dark gaps, rendezvous and loitering from the AIS and radar positions in the lake; returns a summary.
+
+    Vessels are analysed in buckets of about ``bucket_rows`` positions (:data:`BUCKET_ROWS`).
 
     Writes ``dark_gaps.parquet``, ``rendezvous.parquet`` and
     ``loitering.parquet`` under :func:`maritime_dir` (replacing earlier ones)
@@ -984,40 +1100,73 @@ def run_maritime(ws: Workspace, store: KnowledgeStore, *, progress: bool = False
     started = datetime.now(UTC)
     run_id = f"maritime-{new_run_id()[:16]}"
     lake = Lake(ws.lake_dir)
+    where = "CAST(ident_kind AS VARCHAR) = 'mmsi' AND ident IS NOT NULL"
+    head = lake.query(f"SELECT count(*) AS n, median(lon) AS x, median(lat) AS y FROM observations WHERE {where}")
+    n_ais = int(head.column("n")[0].as_py() or 0)
+    k = max(1, -(-n_ais // max(bucket_rows, 1)))
     bar: Any = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=4, desc="maritime", unit="step")
-    ais = lake.query(
-        "SELECT ident, epoch_us(time) AS time_us, lon, lat, speed_mps FROM observations "
-        "WHERE CAST(ident_kind AS VARCHAR) = 'mmsi' AND ident IS NOT NULL ORDER BY ident, time_us"
+        bar = tqdm(total=k + 2, desc="maritime", unit="step")
+    cs = (
+        coast(float(np.round(head.column("x")[0].as_py())), float(np.round(head.column("y")[0].as_py())))
+        if n_ais
+        else coast_for(np.zeros(0), np.zeros(0))
     )
+    # every vessel's code, and where and when each was received (for the context of the others' silences)
+    gp, rp, lp = DarkGapParams(), RendezvousParams(), LoiterParams()
+    seen_tb = lake.query(
+        f"SELECT DISTINCT epoch_us(time) // {3600 * _US} AS hour, {_cell_sql(gp.nearby_deg)} AS cell, ident "
+        f"FROM observations WHERE {where} AND isfinite(lon) AND isfinite(lat)"
+    )
+    ids = np.unique(np.asarray(pc.unique(seen_tb.column("ident")).to_numpy(zero_copy_only=False)).astype(str))
+    hour = np.asarray(seen_tb.column("hour").to_numpy(), dtype=np.int64)
+    h0 = int(hour.min()) if hour.size else 0
+    seen = _Presence(
+        keys=_presence_keys(hour, np.asarray(seen_tb.column("cell").to_numpy(), dtype=np.int64),
+                            _global_codes(seen_tb.column("ident"), ids), h0=h0, nv=int(ids.size) + 1,
+                            cell_deg=gp.nearby_deg),
+        h0=h0, nv=int(ids.size) + 1, cell_deg=gp.nearby_deg,
+    )  # fmt: skip
+    del seen_tb, hour
+    if bar is not None:
+        bar.update(1)
+    # each bucket of vessels on its own: an id's positions all fall in one bucket
+    gap_parts: list[pa.Table] = []
+    all_parts: list[pa.Table] = []
+    loit_parts: list[pa.Table] = []
+    meets: list[_Meets] = []
+    usual = np.full(ids.size, np.nan)
+    for bk in range(k):
+        cond = where if k == 1 else f"{where} AND hash(ident) % {k} = {bk}"
+        ais = lake.query(
+            f"SELECT ident, epoch_us(time) AS time_us, lon, lat, speed_mps FROM observations WHERE {cond} "
+            "ORDER BY ident, time_us, lon, lat"
+        )
+        s = _sorted(_global_codes(ais.column("ident"), ids), ids, ais.column("time_us").to_numpy(),
+                    ais.column("lon").to_numpy(), ais.column("lat").to_numpy(),
+                    ais.column("speed_mps").cast(pa.float64()).fill_null(math.nan).to_numpy())  # fmt: skip
+        del ais
+        # a gap's usual speed is the one its positions show (as :func:`detect_dark_gaps` takes no speeds)
+        s_pos = dataclasses.replace(s, v=np.full(s.v.size, np.nan))
+        gap_parts.append(_dark_gaps(s_pos, cs, gp, seen))
+        all_parts.append(_dark_gaps(s_pos, cs, DarkGapParams(min_score=0.0), seen))
+        del s_pos
+        loit_parts.append(_loitering(s, cs, lp))
+        meets.append(_meeting_inputs(s, cs, rp))
+        sp = _typical_speed(s)
+        usual = np.where(np.isfinite(sp), sp, usual)
+        del s
+        if bar is not None:
+            bar.update(1)
+    gaps, all_gaps, loit = (_by_vessel(parts, "start_us") for parts in (gap_parts, all_parts, loit_parts))
     radar = lake.query(
         "SELECT epoch_us(time) AS time_us, lon, lat FROM observations WHERE CAST(sensor AS VARCHAR) = 'RADAR' "
         "AND CAST(kind AS VARCHAR) IN ('vessel', 'unknown')"
     )
-    # vessel ids as an Arrow dictionary (an integer per position, each MMSI once), not a Python string per position
-    ids = pc.dictionary_encode(ais.column("ident"))
-    t = ais.column("time_us").to_numpy()
-    x = ais.column("lon").to_numpy()
-    y = ais.column("lat").to_numpy()
-    v = ais.column("speed_mps").cast(pa.float64()).fill_null(math.nan).to_numpy()
-    cs = coast_for(x, y)
-    if bar is not None:
-        bar.update(1)
-    gaps = detect_dark_gaps(ids, t, x, y, coast_=cs)
-    all_gaps = detect_dark_gaps(ids, t, x, y, params=DarkGapParams(min_score=0.0), coast_=cs)
-    if bar is not None:
-        bar.update(1)
-    rdv = detect_rendezvous(
-        ids, t, x, y, v,
-        radar_time_us=radar.column("time_us").to_numpy(), radar_lon=radar.column("lon").to_numpy(),
-        radar_lat=radar.column("lat").to_numpy(), dark_gaps=all_gaps, coast_=cs,
-    )  # fmt: skip
-    if bar is not None:
-        bar.update(1)
-    loit = detect_loitering(ids, t, x, y, coast_=cs)
+    rdv = _meetings(_Meets.concat(meets), ids, usual, all_gaps, radar.column("time_us").to_numpy(),
+                    radar.column("lon").to_numpy(), radar.column("lat").to_numpy(), rp)  # fmt: skip
     if bar is not None:
         bar.update(1)
         bar.close()
@@ -1030,8 +1179,8 @@ def run_maritime(ws: Workspace, store: KnowledgeStore, *, progress: bool = False
         tmp.replace(out / f"{name}.parquet")
     summary: dict[str, Any] = {
         "run_id": run_id,
-        "ais_positions": ais.num_rows,
-        "vessels": len(pc.unique(ids)) if ais.num_rows else 0,
+        "ais_positions": n_ais,
+        "vessels": int(ids.size),
         "radar_contacts": radar.num_rows,
         "dark_gaps": gaps.num_rows,
         "rendezvous": rdv.num_rows,

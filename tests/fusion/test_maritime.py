@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from atalaya.core.workspace import Workspace
 from atalaya.evaluate.events import score_dark_gaps, score_rendezvous
@@ -97,6 +98,16 @@ def test_vessel_ids_as_an_arrow_dictionary_give_the_same_events() -> None:
         assert want.to_pylist() == got.to_pylist()
 
 
+def test_messages_before_a_gap_are_the_vessels_own() -> None:
+    # vessel 2 goes silent half an hour into the period: the hour before its gap reaches back past the first
+    # message of all, and must not count vessel 1's last messages (which come just before it in the sorted rows)
+    a = make_track(1, 0, 10 * H, start=(OPEN_SEA[0] - 0.5, OPEN_SEA[1]))
+    b = drop(make_track(2, 0, 10 * H, v_east=5.0), 0.5 * H, 5 * H)
+    g = detect_dark_gaps(*cat(a, b))
+    assert g.column("vessel").to_pylist() == ["2"]
+    assert g.column("n_before").to_pylist() == [15]  # its own reports at 0, 2, …, 28 min
+
+
 def test_no_rendezvous_in_port() -> None:
     veracruz = (-96.135, 19.2)
     a = make_track(1, 0, 3 * H, start=veracruz)
@@ -156,6 +167,33 @@ def test_maritime_quality_on_demo(demo_workspace: Workspace, demo_scenario: Path
     assert gaps.n_true > 0 and gaps.f05 >= 0.8, gaps.to_dict()
     assert rdv.n_true > 0 and rdv.recall >= 0.8, rdv.to_dict()
     assert (out / "loitering.parquet").exists()
+
+
+def test_vessels_in_buckets_give_the_same_events(demo_workspace: Workspace) -> None:
+    # a period too large to hold at once is analysed a bucket of vessels at a time; what one vessel's events
+    # take from the others (vessels received around a silence, a partner stopped beside it) crosses the buckets
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    out = maritime_dir(demo_workspace)
+    try:
+        whole = run_maritime(demo_workspace, store)
+        want = {n: pq.read_table(out / f"{n}.parquet").to_pylist() for n in ("dark_gaps", "rendezvous", "loitering")}
+        parts = run_maritime(demo_workspace, store, bucket_rows=whole["ais_positions"] // 5)
+        got = {n: pq.read_table(out / f"{n}.parquet").to_pylist() for n in want}
+    finally:
+        store.close()
+    assert parts["vessels"] == whole["vessels"] and parts["ais_positions"] == whole["ais_positions"]
+    assert len(want["dark_gaps"]) > 0 and len(want["rendezvous"]) > 0
+    for name, rows in want.items():
+        assert len(got[name]) == len(rows), name
+        for w, g in zip(rows, got[name], strict=True):
+            assert w.keys() == g.keys()
+            for key, v in w.items():
+                if isinstance(v, float) and not np.isnan(v):
+                    assert g[key] == pytest.approx(v, rel=1e-9, abs=1e-6), (name, key)  # sums in another order
+                elif isinstance(v, float):
+                    assert np.isnan(g[key]), (name, key)
+                elif key != "reasons":  # reasons print the same figures, rounded
+                    assert g[key] == v, (name, key)
 
 
 def test_shore_distance_and_open_sea() -> None:
