@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -402,6 +402,14 @@ def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: C
     ([4], True)
     """
     p = params or CorridorParams()
+    return _flows_from_steps(*_visits_steps(track_id, time_us, lon, lat, p), p)
+
+
+def _visits_steps(
+    track_id: Any, time_us: Any, lon: Any, lat: Any, p: CorridorParams, *, distinct: bool = False
+) -> tuple[I64, I64, I64, I64, I64]:
+    """``(track, cell)`` of each visit and ``(track, src, dst)`` of each adjacent step of the tracks (tracks as
+    dense codes from 0); with ``distinct``, each once (all :func:`_flows_from_steps` needs of a set of tracks)."""
     n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat)
     codes, _ = as_codes(track_id) if n else (np.zeros(0, np.int64), None)
     t = np.asarray(time_us, dtype=np.int64).ravel()
@@ -439,7 +447,11 @@ def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: C
     step_dst = np.concatenate([dst[adj], fd])
     v_trk = np.concatenate([codes, step_trk, step_trk])
     v_cell = np.concatenate([cells, step_src, step_dst])
-    return _flows_from_steps(v_trk, v_cell, step_trk, step_src, step_dst, p)
+    if not distinct:
+        return v_trk, v_cell, step_trk, step_src, step_dst
+    visits = unique_rows(v_trk, v_cell)[0]
+    steps = unique_rows(step_trk, step_src, step_dst)[0]
+    return visits[:, 0], visits[:, 1], steps[:, 0], steps[:, 1], steps[:, 2]
 
 
 def _flows_from_steps(
@@ -779,6 +791,14 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
     between fixes at most :data:`GAP_S` apart; ``gap``: inferred across a
     longer silence of one track; ``link``: between two id-less fragments).
     """
+    return _finish_crossings(_crossing_parts(pts, params=params, border=border), border=border)
+
+
+def _crossing_parts(
+    pts: pa.Table, *, params: CrossingParams | None = None, border: Border | None = None
+) -> list[pa.Table]:
+    """The crossings of :func:`track_crossings` before repeats are dropped: of each track, and across the id-less
+    fragments that :func:`link_fragments` joins (all of a source's fragments must be in ``pts``)."""
     p = params or CrossingParams()
     parts: list[pa.Table] = []
     kinds = _distinct(pts.column("kind")) if pts.num_rows else []
@@ -821,6 +841,12 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
             x = x.append_column("kind", pa.array([str(kind)] * x.num_rows, pa.string()))
             x = x.append_column("source", pa.array([str(source)] * x.num_rows, pa.string()))
             parts.append(x.append_column("method", pa.array(["link"] * x.num_rows, pa.string())))
+    return parts
+
+
+def _finish_crossings(parts: Sequence[pa.Table], *, border: Border | None = None) -> pa.Table:
+    """Crossings of every part as one table, one event seen by several tracks kept once, by time."""
+    parts = [x for x in parts if x.num_rows]
     if not parts:
         e = border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), border=border)
         for name in ("kind", "source", "method"):
@@ -922,6 +948,13 @@ def _track_kinds(ws: Workspace, store: KnowledgeStore | None) -> dict[str, str]:
             st.close()
 
 
+BUCKET_ROWS = 4_000_000
+"""Identified track points read at a time by :func:`track_point_batches`: above this, the tracks are split into
+buckets by a hash of the track id, so that corridors and crossings hold a bucket at a time, not the period."""
+
+_TEXT = pa.dictionary(pa.int32(), pa.string())
+
+
 def load_track_points(ws: Workspace, store: KnowledgeStore | None = None) -> pa.Table:
     """Track points ``track_id, kind, time_us, lon, lat, source`` for corridors and crossings.
 
@@ -932,42 +965,81 @@ def load_track_points(ws: Workspace, store: KnowledgeStore | None = None) -> pa.
     ADS-B ICAO24, CoT uid) straight from the lake, one track per identifier
     (``source`` = ``identified``). Own platforms and people are left out.
     """
+    parts = list(track_point_batches(ws, store, bucket_rows=0))
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+
+def track_point_batches(
+    ws: Workspace, store: KnowledgeStore | None = None, *, bucket_rows: int = BUCKET_ROWS
+) -> Iterator[pa.Table]:
+    """:func:`load_track_points` in batches of whole tracks (never fewer than one): identified tracks in buckets
+    of about ``bucket_rows`` points by a hash of the track id (0: all at once), then each file of id-less tracks
+    whole (its fragments are linked across one another)."""
     files = sorted(tracks_dir(ws).glob("*.parquet")) if tracks_dir(ws).exists() else []
-    parts: list[pa.Table] = []
     kinds_of: dict[str, str] | None = None
-    text = pa.dictionary(pa.int32(), pa.string())
+    any_file = False
     for f in files:
         names = pq.read_schema(f).names
         if not {"track_id", "time", "lon", "lat"} <= set(names):
             continue
-        # ids and kinds stay dictionaries (an integer per point): tens of millions of points must not become
-        # as many Python strings
-        tb = pq.read_table(f, columns=[c for c in ("track_id", "kind", "time", "lon", "lat") if c in names],
-                           read_dictionary=[c for c in ("track_id", "kind") if c in names])  # fmt: skip
-        tid = tb.column("track_id").cast(text)
-        if "kind" in names:
-            kind = tb.column("kind").cast(text)
-        else:
-            kinds_of = _track_kinds(ws, store) if kinds_of is None else kinds_of
-            ids = pc.unique(tid).to_pylist()
-            kind = pc.take(pa.array([kinds_of.get(str(i), "unknown") for i in ids], pa.string()),
-                           pc.index_in(tid.cast(pa.string()), pa.array(ids, pa.string()))).cast(text)  # fmt: skip
-        tm = tb.column("time")
-        t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
-        source = pa.DictionaryArray.from_arrays(pa.array(np.zeros(tb.num_rows, np.int32)), pa.array([f.stem]))
-        cols = {"track_id": tid, "kind": kind, "time_us": t_us.cast(pa.int64()), "lon": tb.column("lon"),
-                "lat": tb.column("lat"), "source": source}  # fmt: skip
-        parts.append(pa.table(cols))
-    if parts:
-        out = pa.concat_tables(parts)
-        return out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
+        any_file = True
+        cols = [c for c in ("track_id", "kind", "time", "lon", "lat") if c in names]
+        n = pq.ParquetFile(f).metadata.num_rows
+        k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 and f.stem == "identified" else 1
+        for bk in range(k):
+            if k == 1:  # ids and kinds stay dictionaries (an integer per point), not a Python string per point
+                tb = pq.read_table(f, columns=cols, read_dictionary=[c for c in ("track_id", "kind") if c in names])
+            else:
+                tb = _duck_read(f, cols, f"hash(track_id) % {k} = {bk}")
+            if "kind" not in names and kinds_of is None:
+                kinds_of = _track_kinds(ws, store)
+            out = _points_table(tb, f.stem, kinds_of or {})
+            del tb
+            yield out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
+    if any_file:
+        return
     kinds = ", ".join(f"'{k}'" for k in TRACK_KINDS)
-    return Lake(ws.lake_dir).query(
-        "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
-        "epoch_us(time) AS time_us, lon, lat, 'identified' AS source FROM observations "
-        f"WHERE ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ('mmsi', 'icao24', 'cot_uid') "
-        f"AND CAST(kind AS VARCHAR) IN ({kinds}) ORDER BY track_id, time_us"
-    )
+    where = (f"ident IS NOT NULL AND CAST(ident_kind AS VARCHAR) IN ('mmsi', 'icao24', 'cot_uid') "
+             f"AND CAST(kind AS VARCHAR) IN ({kinds})")  # fmt: skip
+    lake = Lake(ws.lake_dir)
+    n = int(lake.query(f"SELECT count(*) AS n FROM observations WHERE {where}").column("n")[0].as_py() or 0)
+    k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 else 1
+    for bk in range(k):
+        yield lake.query(
+            "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
+            "epoch_us(time) AS time_us, lon, lat, 'identified' AS source FROM observations "
+            f"WHERE {where}{'' if k == 1 else f' AND hash(ident) % {k} = {bk}'} ORDER BY track_id, time_us, lon, lat"
+        )
+
+
+def _duck_read(path: Path, cols: Sequence[str], where: str) -> pa.Table:
+    """Columns of a Parquet file's rows that meet ``where``, read by DuckDB (a scan that holds only those)."""
+    import duckdb
+
+    from atalaya.store.lake import fetch_arrow
+
+    con = duckdb.connect()
+    try:
+        lit = "'" + str(path).replace("'", "''") + "'"
+        return fetch_arrow(con.sql(f"SELECT {', '.join(cols)} FROM read_parquet({lit}) WHERE {where}"))
+    finally:
+        con.close()
+
+
+def _points_table(tb: pa.Table, stem: str, kinds_of: dict[str, str]) -> pa.Table:
+    """A track point file's rows as :func:`load_track_points` columns."""
+    tid = tb.column("track_id").cast(_TEXT)
+    if "kind" in tb.column_names:
+        kind = tb.column("kind").cast(_TEXT)
+    else:
+        ids = pc.unique(tid).to_pylist()
+        kind = pc.take(pa.array([kinds_of.get(str(i), "unknown") for i in ids], pa.string()),
+                       pc.index_in(tid.cast(pa.string()), pa.array(ids, pa.string()))).cast(_TEXT)  # fmt: skip
+    tm = tb.column("time")
+    t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
+    source = pa.DictionaryArray.from_arrays(pa.array(np.zeros(tb.num_rows, np.int32)), pa.array([stem]))
+    return pa.table({"track_id": tid, "kind": kind, "time_us": t_us.cast(pa.int64()), "lon": tb.column("lon"),
+                     "lat": tb.column("lat"), "source": source})  # fmt: skip
 
 
 def _ts(us: int) -> datetime:
@@ -981,8 +1053,11 @@ def run_corridors(
     progress: bool = False,
     params: CorridorParams | None = None,
     hotspot_radius_m: float = 2_000.0,
+    bucket_rows: int = BUCKET_ROWS,
 ) -> dict[str, Any]:
     """Corridors per object kind and border-crossing hot spots of a workspace's tracks; returns a summary.
+
+    Tracks are read in batches of whole tracks (:func:`track_point_batches`, about ``bucket_rows`` points).
 
     Replaces the previous analytic rows of the ``corridors`` and ``crossings``
     tables and writes the crossings themselves to
@@ -991,24 +1066,38 @@ def run_corridors(
     p = params or CorridorParams()
     started = datetime.now(UTC)
     run_id = f"corridors-{new_run_id()[:16]}"
-    pts = load_track_points(ws, store)
-    kinds = _distinct(pts.column("kind")) if pts.num_rows else []
-    it: Any = kinds
-    if progress and kinds:
+    # a batch of whole tracks at a time: what corridors need of a batch is each track's distinct cells and steps
+    # (tracks numbered apart across batches), and crossings are a track's own but for the linked id-less
+    # fragments, which come in one batch per source; only repeats are dropped over all batches at the end
+    flows_in: dict[str, list[tuple[I64, ...]]] = {}
+    x_parts: list[pa.Table] = []
+    n_points = 0
+    track_ids: set[str] = set()
+    offset = 0
+    bar: Any = None
+    if progress:
         from tqdm import tqdm
 
-        it = tqdm(kinds, desc="corridors", unit="kind")
+        bar = tqdm(desc="corridors", unit="batch")
+    for pts in track_point_batches(ws, store, bucket_rows=bucket_rows):
+        n_points += pts.num_rows
+        track_ids.update(_distinct(pts.column("track_id")))
+        for kind in _distinct(pts.column("kind")) if pts.num_rows else []:
+            sub = pts.filter(pc.equal(pts.column("kind"), kind))
+            vt, vc, st, ss, sd = _visits_steps(sub.column("track_id"), sub.column("time_us").to_numpy(),
+                                               sub.column("lon").to_numpy(), sub.column("lat").to_numpy(), p,
+                                               distinct=True)  # fmt: skip
+            flows_in.setdefault(kind, []).append((vt + offset, vc, st + offset, ss, sd))
+            offset += int(vt.max()) + 1 if vt.size else 0
+        x_parts.extend(_crossing_parts(pts))
+        del pts
+        if bar is not None:
+            bar.update(1)
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, int] = {}
-    for kind in it:
-        sub = pts.filter(pc.equal(pts.column("kind"), kind))
-        fl = corridor_flows(
-            sub.column("track_id"),
-            sub.column("time_us").to_numpy(),
-            sub.column("lon").to_numpy(),
-            sub.column("lat").to_numpy(),
-            params=p,
-        )
+    for kind in sorted(flows_in):
+        vt, vc, st, ss, sd = (np.concatenate(c) for c in zip(*flows_in.pop(kind), strict=True))
+        fl = _flows_from_steps(vt, vc, st, ss, sd, p)
         per_kind[kind] = fl.corridors.num_rows
         for c in fl.corridors.to_pylist():
             cells = c["cells"]
@@ -1023,7 +1112,9 @@ def run_corridors(
                     "provenance": Provenance(run_id=run_id, method=METHOD, n_support=int(c["volume"])).to_dict(),
                 }
             )
-    xing = track_crossings(pts)
+    xing = _finish_crossings(x_parts)
+    if bar is not None:
+        bar.close()
     hot = crossing_hotspots(
         xing.column("lon").to_numpy(),
         xing.column("lat").to_numpy(),
@@ -1060,8 +1151,8 @@ def run_corridors(
         upsert(conn, ks.crossings, x_rows, keys=["id"])
     summary: dict[str, Any] = {
         "run_id": run_id,
-        "track_points": pts.num_rows,
-        "tracks": len(_distinct(pts.column("track_id"))) if pts.num_rows else 0,
+        "track_points": n_points,
+        "tracks": len(track_ids),
         "corridors": per_kind,
         "crossings": xing.num_rows,
         "hotspots": hot.num_rows,
