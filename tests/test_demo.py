@@ -33,6 +33,7 @@ def test_demo_end_to_end(tmp_path: Path, demo_scenario: Path) -> None:
     assert card["overflight"]["visits_missed"] == 0
     assert card["maritime_corridors"]["dark_gaps_f0_5"] >= 0.8
     assert card["maritime_corridors"]["rendezvous_recall"] >= 0.8
+    assert card["maritime_corridors"]["crossings_observable_recall"] >= 0.9
     assert card["tracks_gmti"]["completeness"] >= 0.9
     assert card["tracks_gmti"]["spuriousness"] <= 0.1
     logins = json.loads((d / LOGIN_FILE).read_text())

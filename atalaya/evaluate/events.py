@@ -595,8 +595,24 @@ def track_objects(ws: Any, truth_dir: Any) -> Any:
     return res.cast(out_schema)
 
 
-def score_corridors(pts: Any, truth_tracks: Any, attribution: Any) -> dict[str, float]:
-    """Corridor H3-cell IoU per object kind: the tracks' corridors vs the same tracks' true paths.
+CORRIDOR_BUCKET_ROWS = 4_000_000
+"""Track points of one kind scored at a time by :func:`score_corridors` (buckets of whole tracks)."""
+
+
+def score_corridors(
+    pts: Any, truth_tracks: Any, attribution: Any, *, bucket_rows: int = CORRIDOR_BUCKET_ROWS, params: Any = None
+) -> dict[str, float]:
+    """Corridor H3-cell IoU per object kind: the tracks' corridors vs the same tracks' true paths
+    (:func:`corridor_cells`)."""
+    cells = corridor_cells(pts, truth_tracks, attribution, bucket_rows=bucket_rows, params=params)
+    return {kind: round(cell_iou(p, t), 4) for kind, (p, t) in cells.items()}
+
+
+def corridor_cells(
+    pts: Any, truth_tracks: Any, attribution: Any, *, bucket_rows: int = CORRIDOR_BUCKET_ROWS, params: Any = None
+) -> dict[str, tuple[I64, I64]]:
+    """The corridor cells per object kind of the tracks and of the same tracks' true paths (``params``: the
+    corridor analytic's :class:`~atalaya.fusion.corridors.CorridorParams`, its defaults when not given).
 
     ``pts`` are the track points the corridor analytic reads
     (:func:`atalaya.fusion.corridors.load_track_points`: ``track_id, kind,
@@ -635,46 +651,104 @@ def score_corridors(pts: Any, truth_tracks: Any, attribution: Any) -> dict[str, 
 
     from atalaya.fusion import corridors as co
 
+    cp = params or co.CorridorParams()
     # only the trips some observation behind a track is attributed to can be followed: the rest of the truth is
     # left out first; ids then become integer codes, one code space per kind of id (tens of millions of
     # observations and samples must not each hold a Python string)
     followed = pc.unique(attribution.column("object_id").drop_null())
-    truth_tracks = truth_tracks.filter(pc.is_in(truth_tracks.column("trip_id"), followed.cast(pa.string())))
-    n_pts = len(pts)
+    keep = _member(truth_tracks.column("trip_id"), followed)
+    if not pc.all(keep).as_py():  # (a copy of tens of millions of samples only when some are not followed)
+        truth_tracks = truth_tracks.filter(keep)
     text = pa.dictionary(pa.int32(), pa.string())
 
-    def dictionary(col: Any) -> list[Any]:
+    def dictionary(col: Any) -> list[Any]:  # chunks of ids as dictionaries, a null as ""
         c = col if pa.types.is_dictionary(col.type) else pc.dictionary_encode(col.cast(pa.string()))
-        return list(c.cast(text).chunks)
+        out = []
+        for ch in c.cast(text).chunks:
+            if ch.null_count:
+                d = pa.concat_arrays([ch.dictionary, pa.array([""], pa.string())])
+                ch = pa.DictionaryArray.from_arrays(ch.indices.fill_null(len(d) - 1), d)
+            out.append(ch)
+        return out
 
-    trk_codes, _ = co.as_codes(pa.chunked_array([*dictionary(pts.column("track_id")),
-                                                 *dictionary(attribution.column("track_id"))], text))  # fmt: skip
-    trip_col = attribution.column("object_id").cast(pa.string())
-    trip_null = np.asarray(trip_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-    trip_codes, _ = co.as_codes(pa.chunked_array([*dictionary(trip_col.fill_null("")),
-                                                  *dictionary(truth_tracks.column("trip_id"))], text))  # fmt: skip
-    n_att = len(trip_col)
-    p_trk = trk_codes[:n_pts]
-    a_trk = trk_codes[n_pts:]
-    a_trip = np.where(trip_null, -1, trip_codes[:n_att])
-    g_trip = trip_codes[n_att:]
-    g_obj = co.as_codes(truth_tracks.column("object_id"))[0]
-    a_t = attribution.column("time_us").to_numpy()
-    g_t = _us(truth_tracks.column("time"))
-    g_x, g_y = truth_tracks.column("lon").to_numpy(), truth_tracks.column("lat").to_numpy()
-    out: dict[str, float] = {}
+    out: dict[str, tuple[I64, I64]] = {}
+    # one kind at a time, with the observations behind its tracks and the truth of the trips they are attributed
+    # to (a track follows no other trip); within a kind, a bucket of tracks at a time: what corridors need of a
+    # bucket is each track's (each true path's) distinct cells and steps, numbered apart across buckets
     for kind in co.TRACK_KINDS:
-        sel = np.asarray(pc.equal(pts.column("kind"), kind).to_numpy(zero_copy_only=False), dtype=bool)
-        pk = pts.filter(pa.array(sel))
-        tid = p_trk[sel]
-        pf = co.corridor_flows(tid, pk.column("time_us").to_numpy(), pk.column("lon").to_numpy(),
-                               pk.column("lat").to_numpy())  # fmt: skip
-        _, path, tt, tx, ty = track_true_paths(tid, a_trk, a_trip, a_t, g_trip, g_obj, g_t, g_x, g_y)
-        tf = co.corridor_flows(path, tt, tx, ty)
+        pk = pts.filter(pc.equal(pts.column("kind"), kind))
+        att = attribution.filter(_member(attribution.column("track_id"), pc.unique(pk.column("track_id"))))
+        trip_col = att.column("object_id")
+        tk = truth_tracks.filter(_member(truth_tracks.column("trip_id"), pc.unique(trip_col).drop_null()))
+        trk_codes, _ = co.as_codes(pa.chunked_array([*dictionary(pk.column("track_id")),
+                                                     *dictionary(att.column("track_id"))], text))  # fmt: skip
+        trip_null = np.asarray(trip_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        trip_codes, _ = co.as_codes(pa.chunked_array([*dictionary(trip_col),
+                                                      *dictionary(tk.column("trip_id"))], text))  # fmt: skip
+        n_p, n_att = len(pk), len(trip_col)
+        p_trk, a_trk = trk_codes[:n_p], trk_codes[n_p:]
+        a_trip, g_trip = np.where(trip_null, -1, trip_codes[:n_att]), trip_codes[n_att:]
+        p_t, p_x, p_y = pk.column("time_us").to_numpy(), pk.column("lon").to_numpy(), pk.column("lat").to_numpy()
+        a_t = att.column("time_us").to_numpy()
+        g_obj = co.as_codes(tk.column("object_id"))[0]
+        g_t, g_x, g_y = _us(tk.column("time")), tk.column("lon").to_numpy(), tk.column("lat").to_numpy()
+        del pk, att, tk, trk_codes, trip_codes, trip_col, trip_null
+        k = max(1, -(-n_p // max(bucket_rows, 1)))
+        obs: list[tuple[I64, ...]] = []
+        true: list[tuple[I64, ...]] = []
+        for bk in range(k):
+            ip = p_trk % k == bk if k > 1 else np.ones(n_p, dtype=bool)
+            ia = a_trk % k == bk if k > 1 else np.ones(a_trk.size, dtype=bool)
+            ig = np.isin(g_trip, np.unique(a_trip[ia & (a_trip >= 0)])) if k > 1 else np.ones(g_trip.size, bool)
+            obs.append(co._visits_steps(p_trk[ip], p_t[ip], p_x[ip], p_y[ip], cp, distinct=True))
+            _, path, tt, tx, ty = track_true_paths(p_trk[ip], a_trk[ia], a_trip[ia], a_t[ia], g_trip[ig], g_obj[ig],
+                                                   g_t[ig], g_x[ig], g_y[ig])  # fmt: skip
+            true.append(co._visits_steps(path, tt, tx, ty, cp, distinct=True))
+            del ip, ia, ig, path, tt, tx, ty
+        pf = co._flows_from_steps(*_apart(obs), cp)
+        tf = co._flows_from_steps(*_apart(true), cp)
         p_cells = pf.cells.filter(pc.greater_equal(pf.cells.column("corridor"), 0)).column("cell")
         t_cells = tf.cells.filter(pc.greater_equal(tf.cells.column("corridor"), 0)).column("cell")
-        out[kind] = round(cell_iou(pa.chunked_array([p_cells]).to_numpy(), pa.chunked_array([t_cells]).to_numpy()), 4)
+        out[kind] = (pa.chunked_array([p_cells]).to_numpy(), pa.chunked_array([t_cells]).to_numpy())
     return out
+
+
+def _apart(parts: list[tuple[I64, ...]]) -> tuple[I64, I64, I64, I64, I64]:
+    """Visits and steps (:func:`atalaya.fusion.corridors._visits_steps`) of several buckets as one, each bucket's
+    tracks numbered after the previous bucket's."""
+    off = 0
+    out: list[tuple[I64, ...]] = []
+    for vt, vc, st, ss, sd in parts:
+        out.append((vt + off, vc, st + off, ss, sd))
+        off += int(vt.max()) + 1 if vt.size else 0
+    if not out:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z, z
+    vt, vc, st, ss, sd = (np.concatenate(c) for c in zip(*out, strict=True))
+    return vt, vc, st, ss, sd
+
+
+def _member(col: Any, values: Any) -> Any:
+    """Whether each entry of an Arrow column (plain or dictionary; nulls are not) is among ``values``: a
+    dictionary column is tested on its distinct values, not row by row."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    vs = pc.unique(values).drop_null() if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(values)
+    vs = vs.cast(pa.string()) if not pa.types.is_dictionary(vs.type) else vs.cast(vs.type.value_type)
+    chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+    out = []
+    for ch in chunks:
+        if pa.types.is_dictionary(ch.type):
+            hit = np.asarray(pc.is_in(ch.dictionary.cast(pa.string()), value_set=vs).to_numpy(zero_copy_only=False),
+                             dtype=bool)  # fmt: skip
+            idx = np.asarray(ch.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            m = hit[idx] if hit.size else np.zeros(len(ch), bool)
+            out.append(m & ~np.asarray(ch.is_null().to_numpy(zero_copy_only=False), dtype=bool))
+        else:
+            out.append(np.asarray(pc.is_in(ch.cast(pa.string()), value_set=vs).fill_null(False)
+                                  .to_numpy(zero_copy_only=False), dtype=bool))  # fmt: skip
+    return pa.array(np.concatenate(out) if out else np.zeros(0, bool))
 
 
 def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
@@ -717,19 +791,9 @@ def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
         pred_r = pq.read_table(ma.maritime_dir(ws) / "rendezvous.parquet")
         out["rendezvous"] = score_rendezvous(pred_r, pq.read_table(truth / "rendezvous.parquet")).to_dict()
     truth_x = pq.read_table(truth / "crossings.parquet")
-    # the true paths (tens of millions of samples on a long scenario): the columns used, ids as dictionaries
-    names = ["object_id", "trip_id", "kind"]
-    tracks = pa.concat_tables([pq.read_table(f, columns=[*names, "time", "lon", "lat"], read_dictionary=names)
-                               for f in sorted(glob.glob(str(truth / "tracks" / "*.parquet")))])  # fmt: skip
-    tracks = tracks.filter(pc.is_in(tracks.column("kind"), pa.array(list(co.TRACK_KINDS))))
+    true_files = sorted(glob.glob(str(truth / "tracks" / "*.parquet")))
+    out["crossings_true_tracks"] = score_crossings(true_path_crossings(true_files), truth_x).to_dict()
     pts = co.load_track_points(ws)
-
-    def cols(tb: pa.Table, tid: str, t: str) -> tuple[Any, Any, Any, Any]:
-        return tb.column(tid), _us(tb.column(t)), tb.column("lon").to_numpy(), tb.column("lat").to_numpy()
-
-    out["crossings_true_tracks"] = score_crossings(
-        co.border_crossings(*cols(tracks, "trip_id", "time")), truth_x
-    ).to_dict()
     stored = ws.root / "analysis" / "corridors" / "crossings.parquet"
     pred_x = pq.read_table(stored) if stored.exists() else co.track_crossings(pts)
     m = score_crossings(pred_x, truth_x)
@@ -754,8 +818,89 @@ def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
             for k in np.unique(kinds).tolist()
         },
     }  # fmt: skip
-    out["corridor_iou"] = score_corridors(pts, tracks, track_objects(ws, truth))
+    att = track_objects(ws, truth)
+    att = pa.table(
+        {
+            "track_id": pc.dictionary_encode(att.column("track_id")),  # ids once each, not once a row
+            "object_id": pc.dictionary_encode(att.column("object_id")),
+            "time_us": att.column("time_us"),
+        }
+    )
+    # of the true paths (tens of millions of samples on a long scenario), only the trips some track follows
+    out["corridor_iou"] = score_corridors(pts, _true_paths(true_files, pc.unique(att.column("object_id"))), att)
     return out
+
+
+TRUTH_BUCKET_ROWS = 4_000_000
+"""True samples crossed with the border at a time by :func:`true_path_crossings` (buckets of whole trips)."""
+
+
+def _truth_con(true_files: list[str]) -> Any:
+    """A DuckDB connection with the view ``truth_tracks`` over the true samples of the kinds that form tracks."""
+    import duckdb
+
+    from atalaya.fusion import corridors as co
+
+    con = duckdb.connect()
+    kinds = ", ".join(f"'{k}'" for k in co.TRACK_KINDS)
+    files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in true_files)
+    con.execute(
+        "CREATE TEMP VIEW truth_tracks AS SELECT object_id, trip_id, kind, time, lon, lat "
+        f"FROM read_parquet([{files}], union_by_name = true) WHERE CAST(kind AS VARCHAR) IN ({kinds})"
+    )
+    return con
+
+
+def true_path_crossings(true_files: list[str], *, bucket_rows: int = TRUTH_BUCKET_ROWS) -> Any:
+    """:func:`atalaya.fusion.corridors.border_crossings` of the true paths (``truth/tracks`` files), a bucket of
+    whole trips at a time (by a hash of the trip id), in the order one call over all of them gives."""
+    import pyarrow as pa
+
+    from atalaya.fusion import corridors as co
+    from atalaya.store.lake import fetch_arrow
+
+    if not true_files:
+        return co.border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    con = _truth_con(true_files)
+    try:
+        n = int(con.execute("SELECT count(*) FROM truth_tracks").fetchall()[0][0])
+        k = max(1, -(-n // max(bucket_rows, 1)))
+        parts = []
+        for b in range(k):
+            tb = fetch_arrow(con.sql(
+                "SELECT trip_id, epoch_us(time) AS time_us, lon, lat FROM truth_tracks"
+                + ("" if k == 1 else f" WHERE hash(trip_id) % {k} = {b}")
+            ))  # fmt: skip
+            parts.append(co.border_crossings(tb.column("trip_id"), tb.column("time_us").to_numpy(),
+                                             tb.column("lon").to_numpy(), tb.column("lat").to_numpy()))  # fmt: skip
+            del tb
+    finally:
+        con.close()
+    x = pa.concat_tables(parts)
+    # one call orders its crossings by trip, then along the trip (an Arrow sort is stable)
+    return x.sort_by([("track", "ascending"), ("time_us", "ascending")]) if k > 1 else x
+
+
+def _true_paths(true_files: list[str], trips: Any) -> Any:
+    """``object_id, trip_id, kind, time, lon, lat`` of the true samples of ``trips`` (ids as dictionaries)."""
+    import pyarrow as pa
+
+    from atalaya.store.lake import fetch_arrow
+
+    names = ["object_id", "trip_id", "kind"]
+    empty = pa.table({**{c: pa.array([], pa.string()).dictionary_encode() for c in names},
+                      "time": pa.array([], pa.timestamp("us", tz="UTC")), "lon": pa.array([], pa.float64()),
+                      "lat": pa.array([], pa.float64())})  # fmt: skip
+    if not true_files:
+        return empty
+    con = _truth_con(true_files)
+    try:
+        ids = trips if isinstance(trips, (pa.Array, pa.ChunkedArray)) else pa.array(trips, pa.string())
+        con.register("followed", pa.table({"trip_id": ids.drop_null().cast(pa.string())}))
+        tb = fetch_arrow(con.sql("SELECT * FROM truth_tracks WHERE trip_id IN (SELECT trip_id FROM followed)"))
+    finally:
+        con.close()
+    return pa.table({c: (tb.column(c).dictionary_encode() if c in names else tb.column(c)) for c in tb.column_names})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from atalaya.core.errors import ValidationError
+from atalaya.core.workspace import Workspace
 from atalaya.evaluate.events import cell_iou, match_crossings, match_events, score_dark_gaps, score_rendezvous
+from atalaya.store.knowledge import KnowledgeStore
 
 
 def test_match_is_one_to_one_and_closest_in_time_first() -> None:
@@ -185,3 +190,51 @@ def test_corridor_truth_follows_a_vessel_across_its_daily_trips() -> None:
     tid, trip = np.full(t.size, "trk"), np.char.add("v1-d", (t // day).astype(str))
     _, path, p_t, _, _ = track_true_paths(tid, tid, trip, t, g_trip, g_obj, g_t, g_x, np.zeros(g_x.size))
     assert np.unique(p_t // day).size == 12 and np.unique(path).size == 1
+
+
+def test_true_path_crossings_in_buckets_of_trips(demo_scenario: Path) -> None:
+    # a long scenario's truth (tens of millions of samples) is crossed with the border a bucket of whole trips
+    # at a time: the crossings, and their order, are those of one call over every true sample
+    import pyarrow.parquet as pq
+
+    from atalaya.evaluate.events import true_path_crossings
+    from atalaya.fusion.corridors import TRACK_KINDS, border_crossings
+
+    files = sorted(str(p) for p in (demo_scenario / "truth" / "tracks").glob("*.parquet"))
+    tr = pa.concat_tables([pq.read_table(f, columns=["trip_id", "kind", "time", "lon", "lat"]) for f in files])
+    tr = tr.filter(pc.is_in(tr.column("kind").cast(pa.string()), pa.array(list(TRACK_KINDS))))
+    once = border_crossings(tr.column("trip_id"), tr.column("time").cast(pa.int64()).to_numpy(),
+                            tr.column("lon").to_numpy(), tr.column("lat").to_numpy())  # fmt: skip
+    parts = true_path_crossings(files, bucket_rows=tr.num_rows // 7)
+    assert once.num_rows > 10 and len(set(once.column("track").to_pylist())) > 5
+    assert parts.to_pylist() == once.to_pylist()
+    assert true_path_crossings([]).num_rows == 0
+
+
+def test_corridor_scoring_in_buckets_of_tracks(demo_workspace: Workspace, demo_scenario: Path) -> None:
+    # a long period's tracks are scored a bucket of whole tracks at a time: the corridor cells on either side
+    # (observed tracks, their true paths) are those of one pass over all of them
+    import pyarrow.parquet as pq
+
+    from atalaya.evaluate.events import corridor_cells, track_objects
+    from atalaya.fusion.corridors import CorridorParams, load_track_points
+    from atalaya.fusion.tracks import run_tracks
+
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    try:
+        run_tracks(demo_workspace, store)
+    finally:
+        store.close()
+    pts = load_track_points(demo_workspace)
+    att = track_objects(demo_workspace, demo_scenario / "truth")
+    names = ["object_id", "trip_id", "kind"]
+    truth = pa.concat_tables([pq.read_table(f, columns=[*names, "time", "lon", "lat"], read_dictionary=names)
+                              for f in sorted((demo_scenario / "truth" / "tracks").glob("*.parquet"))])  # fmt: skip
+    cp = CorridorParams(min_tracks=2)  # the demo's two days have no lane used by three tracks
+    whole = corridor_cells(pts, truth, att, params=cp)
+    parts = corridor_cells(pts, truth, att, bucket_rows=5_000, params=cp)
+    assert set(whole) == {"vehicle", "vessel", "aircraft"}
+    assert sum(p.size + t.size for p, t in whole.values()) > 100
+    for kind, (p, t) in whole.items():
+        assert np.array_equal(np.sort(p), np.sort(parts[kind][0])), kind
+        assert np.array_equal(np.sort(t), np.sort(parts[kind][1])), kind
