@@ -693,7 +693,7 @@ def corridor_cells(
         g_obj = co.as_codes(tk.column("object_id"))[0]
         g_t, g_x, g_y = _us(tk.column("time")), tk.column("lon").to_numpy(), tk.column("lat").to_numpy()
         del pk, att, tk, trk_codes, trip_codes, trip_col, trip_null
-        k = max(1, -(-n_p // max(bucket_rows, 1)))
+        k = max(1, -(-n_p // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
         obs: list[tuple[I64, ...]] = []
         true: list[tuple[I64, ...]] = []
         for bk in range(k):
@@ -844,10 +844,14 @@ def _truth_con(true_files: list[str]) -> Any:
     con = duckdb.connect()
     kinds = ", ".join(f"'{k}'" for k in co.TRACK_KINDS)
     files = ", ".join("'" + str(f).replace("'", "''") + "'" for f in true_files)
-    con.execute(
-        "CREATE TEMP VIEW truth_tracks AS SELECT object_id, trip_id, kind, time, lon, lat "
-        f"FROM read_parquet([{files}], union_by_name = true) WHERE CAST(kind AS VARCHAR) IN ({kinds})"
-    )
+    try:
+        con.execute(
+            "CREATE TEMP VIEW truth_tracks AS SELECT object_id, trip_id, kind, time, lon, lat "
+            f"FROM read_parquet([{files}], union_by_name = true) WHERE CAST(kind AS VARCHAR) IN ({kinds})"
+        )
+    except duckdb.Error:
+        con.close()
+        raise
     return con
 
 
@@ -864,7 +868,7 @@ def true_path_crossings(true_files: list[str], *, bucket_rows: int = TRUTH_BUCKE
     con = _truth_con(true_files)
     try:
         n = int(con.execute("SELECT count(*) FROM truth_tracks").fetchall()[0][0])
-        k = max(1, -(-n // max(bucket_rows, 1)))
+        k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
         parts = []
         for b in range(k):
             tb = fetch_arrow(con.sql(

@@ -984,7 +984,7 @@ def track_point_batches(
             continue
         any_file = True
         cols = [c for c in ("track_id", "kind", "time", "lon", "lat") if c in names]
-        n = pq.ParquetFile(f).metadata.num_rows
+        n = pq.read_metadata(f).num_rows
         k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 and f.stem == "identified" else 1
         for bk in range(k):
             if k == 1:  # ids and kinds stay dictionaries (an integer per point), not a Python string per point

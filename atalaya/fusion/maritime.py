@@ -263,6 +263,9 @@ class _Sorted:
     x: F64
     y: F64
     v: F64
+    dup: tuple[I64, I64, F64, F64] = (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
+    """``codes, t, x, y`` of the reports set aside as another at the same time from the same vessel (still a
+    reception there: :func:`_presence` counts them)."""
 
 
 def _prepare(track_id: Any, time_us: Any, lon: Any, lat: Any, speed: Any = None) -> _Sorted:
@@ -283,7 +286,8 @@ def _sorted(codes: I64, ids: npt.NDArray[Any], time_us: Any, lon: Any, lat: Any,
     codes, t, x, y, v = codes[o], t[o], x[o], y[o], v[o]
     # drop exact duplicate times of one vessel (keep the first)
     keep = np.r_[True, (codes[1:] != codes[:-1]) | (t[1:] != t[:-1])] if codes.size else np.zeros(0, bool)
-    return _Sorted(codes=codes[keep], ids=ids.astype(str), t=t[keep], x=x[keep], y=y[keep], v=v[keep])
+    return _Sorted(codes=codes[keep], ids=ids.astype(str), t=t[keep], x=x[keep], y=y[keep], v=v[keep],
+                   dup=(codes[~keep], t[~keep], x[~keep], y[~keep]))  # fmt: skip
 
 
 def _median_interval_s(s: _Sorted) -> F64:
@@ -477,13 +481,15 @@ def _presence_keys(hour: I64, cell: I64, code: I64, *, h0: int, nv: int, cell_de
 
 
 def _presence(s: _Sorted, cell_deg: float) -> _Presence:
-    """The :class:`_Presence` of sorted positions."""
-    hour = s.t // (3600 * _US)
+    """The :class:`_Presence` of sorted positions: every report with a position, those set aside as repeats of
+    a time included (``run_maritime`` counts them in SQL alike)."""
+    dc, dt, dx, dy = s.dup
+    hour = np.r_[s.t, dt] // (3600 * _US)
     h0 = int(hour.min()) if hour.size else 0
     nv = int(s.ids.size) + 1
-    cell, _, _ = _cells(s.x, s.y, cell_deg)
-    return _Presence(keys=_presence_keys(hour, cell, s.codes, h0=h0, nv=nv, cell_deg=cell_deg), h0=h0, nv=nv,
-                     cell_deg=cell_deg)  # fmt: skip
+    cell, _, _ = _cells(np.r_[s.x, dx], np.r_[s.y, dy], cell_deg)
+    return _Presence(keys=_presence_keys(hour, cell, np.r_[s.codes, dc], h0=h0, nv=nv, cell_deg=cell_deg), h0=h0,
+                     nv=nv, cell_deg=cell_deg)  # fmt: skip
 
 
 def _nearby_vessel_hours(seen: _Presence, t0_s: I64, t1_s: I64, gx: F64, gy: F64, own: I64) -> tuple[I64, I64]:
@@ -1103,7 +1109,7 @@ def run_maritime(
     where = "CAST(ident_kind AS VARCHAR) = 'mmsi' AND ident IS NOT NULL"
     head = lake.query(f"SELECT count(*) AS n, median(lon) AS x, median(lat) AS y FROM observations WHERE {where}")
     n_ais = int(head.column("n")[0].as_py() or 0)
-    k = max(1, -(-n_ais // max(bucket_rows, 1)))
+    k = max(1, -(-n_ais // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
     bar: Any = None
     if progress:
         from tqdm import tqdm

@@ -108,6 +108,17 @@ def test_messages_before_a_gap_are_the_vessels_own() -> None:
     assert g.column("n_before").to_pylist() == [15]  # its own reports at 0, 2, …, 28 min
 
 
+def test_two_reports_of_one_vessel_at_one_time_both_count_as_received() -> None:
+    # a vessel reporting twice at the same instant from two places (two transmitters on one MMSI): its track keeps
+    # one of the two, but each was a reception where it was, and counts around another vessel's silence
+    b = drop(make_track(2, 0, 10 * H, start=(-94.0, 23.0)), 0.5 * H, 5 * H)
+    t = np.array([2.5 * H * 1e6] * 2, dtype=np.int64)
+    a = (np.full(2, 1), t, np.array([-99.5, -94.2]), np.full(2, 23.0))
+    g = detect_dark_gaps(*cat(b, a))
+    assert g.column("vessel").to_pylist() == ["2"]
+    assert g.column("nearby_vessel_hours").to_pylist() == [1]
+
+
 def test_no_rendezvous_in_port() -> None:
     veracruz = (-96.135, 19.2)
     a = make_track(1, 0, 3 * H, start=veracruz)
@@ -182,6 +193,15 @@ def test_vessels_in_buckets_give_the_same_events(demo_workspace: Workspace) -> N
     finally:
         store.close()
     assert parts["vessels"] == whole["vessels"] and parts["ais_positions"] == whole["ais_positions"]
+    # and the workspace job gives what the pure functions give on the same positions
+    from atalaya.store.lake import Lake
+
+    ais = Lake(demo_workspace.lake_dir).query(
+        "SELECT ident, epoch_us(time) AS t, lon, lat FROM observations WHERE CAST(ident_kind AS VARCHAR) = 'mmsi'"
+    )
+    cols = (ais.column("ident"), ais.column("t").to_numpy(), ais.column("lon").to_numpy(), ais.column("lat").to_numpy())
+    assert detect_dark_gaps(*cols).to_pylist() == want["dark_gaps"]
+    assert detect_loitering(*cols).to_pylist() == want["loitering"]
     assert len(want["dark_gaps"]) > 0 and len(want["rendezvous"]) > 0
     for name, rows in want.items():
         assert len(got[name]) == len(rows), name
