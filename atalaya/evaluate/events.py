@@ -650,6 +650,7 @@ def corridor_cells(
     import pyarrow.compute as pc
 
     from atalaya.fusion import corridors as co
+    from atalaya.store.lake import bucket_count
 
     cp = params or co.CorridorParams()
     # only the trips some observation behind a track is attributed to can be followed: the rest of the truth is
@@ -693,39 +694,24 @@ def corridor_cells(
         g_obj = co.as_codes(tk.column("object_id"))[0]
         g_t, g_x, g_y = _us(tk.column("time")), tk.column("lon").to_numpy(), tk.column("lat").to_numpy()
         del pk, att, tk, trk_codes, trip_codes, trip_col, trip_null
-        k = max(1, -(-n_p // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
-        obs: list[tuple[I64, ...]] = []
-        true: list[tuple[I64, ...]] = []
+        k = bucket_count(n_p, bucket_rows)
+        obs: list[tuple[I64, I64, I64, I64, I64]] = []
+        true: list[tuple[I64, I64, I64, I64, I64]] = []
         for bk in range(k):
             ip = p_trk % k == bk if k > 1 else np.ones(n_p, dtype=bool)
             ia = a_trk % k == bk if k > 1 else np.ones(a_trk.size, dtype=bool)
             ig = np.isin(g_trip, np.unique(a_trip[ia & (a_trip >= 0)])) if k > 1 else np.ones(g_trip.size, bool)
-            obs.append(co._visits_steps(p_trk[ip], p_t[ip], p_x[ip], p_y[ip], cp, distinct=True))
+            obs.append(co.visits_steps(p_trk[ip], p_t[ip], p_x[ip], p_y[ip], cp, distinct=True))
             _, path, tt, tx, ty = track_true_paths(p_trk[ip], a_trk[ia], a_trip[ia], a_t[ia], g_trip[ig], g_obj[ig],
                                                    g_t[ig], g_x[ig], g_y[ig])  # fmt: skip
-            true.append(co._visits_steps(path, tt, tx, ty, cp, distinct=True))
+            true.append(co.visits_steps(path, tt, tx, ty, cp, distinct=True))
             del ip, ia, ig, path, tt, tx, ty
-        pf = co._flows_from_steps(*_apart(obs), cp)
-        tf = co._flows_from_steps(*_apart(true), cp)
+        pf = co.flows_of_parts(obs, cp)
+        tf = co.flows_of_parts(true, cp)
         p_cells = pf.cells.filter(pc.greater_equal(pf.cells.column("corridor"), 0)).column("cell")
         t_cells = tf.cells.filter(pc.greater_equal(tf.cells.column("corridor"), 0)).column("cell")
         out[kind] = (pa.chunked_array([p_cells]).to_numpy(), pa.chunked_array([t_cells]).to_numpy())
     return out
-
-
-def _apart(parts: list[tuple[I64, ...]]) -> tuple[I64, I64, I64, I64, I64]:
-    """Visits and steps (:func:`atalaya.fusion.corridors._visits_steps`) of several buckets as one, each bucket's
-    tracks numbered after the previous bucket's."""
-    off = 0
-    out: list[tuple[I64, ...]] = []
-    for vt, vc, st, ss, sd in parts:
-        out.append((vt + off, vc, st + off, ss, sd))
-        off += int(vt.max()) + 1 if vt.size else 0
-    if not out:
-        z = np.zeros(0, np.int64)
-        return z, z, z, z, z
-    vt, vc, st, ss, sd = (np.concatenate(c) for c in zip(*out, strict=True))
-    return vt, vc, st, ss, sd
 
 
 def _member(col: Any, values: Any) -> Any:
@@ -861,14 +847,14 @@ def true_path_crossings(true_files: list[str], *, bucket_rows: int = TRUTH_BUCKE
     import pyarrow as pa
 
     from atalaya.fusion import corridors as co
-    from atalaya.store.lake import fetch_arrow
+    from atalaya.store.lake import bucket_count, fetch_arrow
 
     if not true_files:
         return co.border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
     con = _truth_con(true_files)
     try:
         n = int(con.execute("SELECT count(*) FROM truth_tracks").fetchall()[0][0])
-        k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
+        k = bucket_count(n, bucket_rows)
         parts = []
         for b in range(k):
             tb = fetch_arrow(con.sql(

@@ -57,7 +57,7 @@ from atalaya.geo.kernels import geodesic_distance
 from atalaya.geo.naturalearth import load_layer
 from atalaya.store.knowledge import KnowledgeStore, upsert
 from atalaya.store.knowledge import schema as ks
-from atalaya.store.lake import Lake
+from atalaya.store.lake import Lake, bucket_count
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -402,14 +402,15 @@ def corridor_flows(track_id: Any, time_us: Any, lon: Any, lat: Any, *, params: C
     ([4], True)
     """
     p = params or CorridorParams()
-    return _flows_from_steps(*_visits_steps(track_id, time_us, lon, lat, p), p)
+    return _flows_from_steps(*visits_steps(track_id, time_us, lon, lat, p), p)
 
 
-def _visits_steps(
+def visits_steps(
     track_id: Any, time_us: Any, lon: Any, lat: Any, p: CorridorParams, *, distinct: bool = False
 ) -> tuple[I64, I64, I64, I64, I64]:
     """``(track, cell)`` of each visit and ``(track, src, dst)`` of each adjacent step of the tracks (tracks as
-    dense codes from 0); with ``distinct``, each once (all :func:`_flows_from_steps` needs of a set of tracks)."""
+    dense codes from 0); with ``distinct``, each once: all that corridors need of a set of tracks, so that
+    several sets can be read one at a time and joined (:func:`flows_of_parts`)."""
     n = check_columns(track_id=track_id, time_us=time_us, lon=lon, lat=lat)
     codes, _ = as_codes(track_id) if n else (np.zeros(0, np.int64), None)
     t = np.asarray(time_us, dtype=np.int64).ravel()
@@ -452,6 +453,21 @@ def _visits_steps(
     visits = unique_rows(v_trk, v_cell)[0]
     steps = unique_rows(step_trk, step_src, step_dst)[0]
     return visits[:, 0], visits[:, 1], steps[:, 0], steps[:, 1], steps[:, 2]
+
+
+def flows_of_parts(parts: Sequence[tuple[I64, I64, I64, I64, I64]], p: CorridorParams) -> Flows:
+    """:func:`corridor_flows` of several sets of tracks from their :func:`visits_steps`, each set's tracks numbered
+    after the previous set's (the same flows as one call over all of them)."""
+    off = 0
+    out: list[tuple[I64, I64, I64, I64, I64]] = []
+    for vt, vc, st, ss, sd in parts:
+        out.append((vt + off, vc, st + off, ss, sd))
+        off += int(vt.max()) + 1 if vt.size else 0  # every step's track visits a cell too
+    if not out:
+        z = np.zeros(0, np.int64)
+        return _flows_from_steps(z, z, z, z, z, p)
+    vt, vc, st, ss, sd = (np.concatenate(c) for c in zip(*out, strict=True))
+    return _flows_from_steps(vt, vc, st, ss, sd, p)
 
 
 def _flows_from_steps(
@@ -985,7 +1001,7 @@ def track_point_batches(
         any_file = True
         cols = [c for c in ("track_id", "kind", "time", "lon", "lat") if c in names]
         n = pq.read_metadata(f).num_rows
-        k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 and f.stem == "identified" else 1
+        k = bucket_count(n, bucket_rows) if f.stem == "identified" else 1
         for bk in range(k):
             if k == 1:  # ids and kinds stay dictionaries (an integer per point), not a Python string per point
                 tb = pq.read_table(f, columns=cols, read_dictionary=[c for c in ("track_id", "kind") if c in names])
@@ -1003,7 +1019,7 @@ def track_point_batches(
              f"AND CAST(kind AS VARCHAR) IN ({kinds})")  # fmt: skip
     lake = Lake(ws.lake_dir)
     n = int(lake.query(f"SELECT count(*) AS n FROM observations WHERE {where}").column("n")[0].as_py() or 0)
-    k = max(1, -(-n // bucket_rows)) if bucket_rows > 0 else 1
+    k = bucket_count(n, bucket_rows)
     for bk in range(k):
         yield lake.query(
             "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
@@ -1069,11 +1085,10 @@ def run_corridors(
     # a batch of whole tracks at a time: what corridors need of a batch is each track's distinct cells and steps
     # (tracks numbered apart across batches), and crossings are a track's own but for the linked id-less
     # fragments, which come in one batch per source; only repeats are dropped over all batches at the end
-    flows_in: dict[str, list[tuple[I64, ...]]] = {}
+    flows_in: dict[str, list[tuple[I64, I64, I64, I64, I64]]] = {}
     x_parts: list[pa.Table] = []
     n_points = 0
     track_ids: set[str] = set()
-    offset = 0
     bar: Any = None
     if progress:
         from tqdm import tqdm
@@ -1084,11 +1099,10 @@ def run_corridors(
         track_ids.update(_distinct(pts.column("track_id")))
         for kind in _distinct(pts.column("kind")) if pts.num_rows else []:
             sub = pts.filter(pc.equal(pts.column("kind"), kind))
-            vt, vc, st, ss, sd = _visits_steps(sub.column("track_id"), sub.column("time_us").to_numpy(),
-                                               sub.column("lon").to_numpy(), sub.column("lat").to_numpy(), p,
-                                               distinct=True)  # fmt: skip
-            flows_in.setdefault(kind, []).append((vt + offset, vc, st + offset, ss, sd))
-            offset += int(vt.max()) + 1 if vt.size else 0
+            flows_in.setdefault(kind, []).append(
+                visits_steps(sub.column("track_id"), sub.column("time_us").to_numpy(), sub.column("lon").to_numpy(),
+                             sub.column("lat").to_numpy(), p, distinct=True)
+            )  # fmt: skip
         x_parts.extend(_crossing_parts(pts))
         del pts
         if bar is not None:
@@ -1096,8 +1110,7 @@ def run_corridors(
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, int] = {}
     for kind in sorted(flows_in):
-        vt, vc, st, ss, sd = (np.concatenate(c) for c in zip(*flows_in.pop(kind), strict=True))
-        fl = _flows_from_steps(vt, vc, st, ss, sd, p)
+        fl = flows_of_parts(flows_in.pop(kind), p)
         per_kind[kind] = fl.corridors.num_rows
         for c in fl.corridors.to_pylist():
             cells = c["cells"]

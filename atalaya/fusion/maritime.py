@@ -56,7 +56,7 @@ from atalaya.geo.kernels import aeqd_forward, geodesic_distance, to_aeqd
 from atalaya.geo.naturalearth import load_layer
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
-from atalaya.store.lake import Lake
+from atalaya.store.lake import Lake, bucket_count
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -462,10 +462,14 @@ class _Presence:
     """Grid cell, degrees."""
 
 
+def _grid_shape(cell_deg: float) -> tuple[int, int]:
+    """Width and height in cells of the lon/lat grid of :func:`_cells` (a margin of one cell all round)."""
+    return math.ceil(360 / cell_deg) + 2, math.ceil(180 / cell_deg) + 2
+
+
 def _cells(lon: F64, lat: F64, cell_deg: float) -> tuple[I64, int, int]:
-    """Grid cell of each point (a margin of one cell all round) and the grid's width and height in cells."""
-    nx = math.ceil(360 / cell_deg) + 2
-    ny = math.ceil(180 / cell_deg) + 2
+    """Grid cell of each point and the grid's width and height in cells (:func:`_grid_shape`)."""
+    nx, ny = _grid_shape(cell_deg)
     cell = (
         (np.floor((lat + 90) / cell_deg).astype(np.int64) + 1) * nx
         + np.floor((lon + 180) / cell_deg).astype(np.int64)
@@ -475,8 +479,7 @@ def _cells(lon: F64, lat: F64, cell_deg: float) -> tuple[I64, int, int]:
 
 
 def _presence_keys(hour: I64, cell: I64, code: I64, *, h0: int, nv: int, cell_deg: float) -> I64:
-    nx = math.ceil(360 / cell_deg) + 2
-    ny = math.ceil(180 / cell_deg) + 2
+    nx, ny = _grid_shape(cell_deg)
     return np.unique(((hour - h0) * (nx * ny) + cell) * nv + code)
 
 
@@ -1075,7 +1078,7 @@ by the bucket instead of the period."""
 
 def _cell_sql(cell_deg: float) -> str:
     """SQL of :func:`_cells` (the same arithmetic in doubles)."""
-    nx = math.ceil(360 / cell_deg) + 2
+    nx, _ = _grid_shape(cell_deg)
     return (f"(CAST(floor((lat + 90) / {cell_deg!r}) AS BIGINT) + 1) * {nx} "
             f"+ CAST(floor((lon + 180) / {cell_deg!r}) AS BIGINT) + 1")  # fmt: skip
 
@@ -1109,7 +1112,7 @@ def run_maritime(
     where = "CAST(ident_kind AS VARCHAR) = 'mmsi' AND ident IS NOT NULL"
     head = lake.query(f"SELECT count(*) AS n, median(lon) AS x, median(lat) AS y FROM observations WHERE {where}")
     n_ais = int(head.column("n")[0].as_py() or 0)
-    k = max(1, -(-n_ais // bucket_rows)) if bucket_rows > 0 else 1  # 0: all at once
+    k = bucket_count(n_ais, bucket_rows)
     bar: Any = None
     if progress:
         from tqdm import tqdm

@@ -61,7 +61,7 @@ from atalaya.core.workspace import Workspace
 from atalaya.fusion.mtt import TrackerConfig, track_unidentified
 from atalaya.geo.kernels import geodesic_distance
 from atalaya.store.knowledge import KnowledgeStore, schema, upsert
-from atalaya.store.lake import Lake
+from atalaya.store.lake import Lake, bucket_count
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -452,7 +452,7 @@ def _identified_batches(lake: Lake, bucket_rows: int = BUCKET_ROWS) -> Iterator[
     """:func:`_identified_batch` over buckets of ids (see :data:`BUCKET_ROWS`), one batch per bucket."""
     where = _identified_where()
     n = int(lake.query(f"SELECT count(*) AS n FROM observations WHERE {where}").column("n")[0].as_py() or 0)
-    k = max(1, -(-n // max(bucket_rows, 1)))
+    k = bucket_count(n, bucket_rows)
     for b in range(k):
         yield _identified_batch(lake, where if k == 1 else f"{where} AND hash(ident) % {k} = {b}")
 

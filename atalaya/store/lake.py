@@ -481,6 +481,16 @@ class Lake:
         return {k: np.concatenate(found[k]) if k in found else empty for k in wanted}
 
 
+def bucket_count(n_rows: int, bucket_rows: int) -> int:
+    """Buckets of about ``bucket_rows`` rows that ``n_rows`` make (``bucket_rows`` 0 or less: one, all at once);
+    a bucket is the rows whose key hashes to it, ``hash(key) % count = bucket`` in DuckDB.
+
+    >>> bucket_count(9_000_001, 4_000_000), bucket_count(10, 4_000_000), bucket_count(10, 0), bucket_count(0, 5)
+    (3, 1, 1, 1)
+    """
+    return max(1, -(-n_rows // bucket_rows)) if bucket_rows > 0 else 1
+
+
 def fetch_arrow(result: duckdb.DuckDBPyRelation) -> pa.Table:
     """A DuckDB relation as an Arrow table (DuckDB 1.x and 2.x spell it differently)."""
     fn = getattr(result, "to_arrow_table", None) or result.arrow
