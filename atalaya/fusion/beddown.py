@@ -62,7 +62,11 @@ class BeddownParams:
     min_days: int = 2
     """Distinct days among the agreeing fixes (one day is a visit, two a habit)."""
     min_share: float = 0.3
-    """Share of the emitter's fixes that must agree (the rest may be trips elsewhere)."""
+    """Share of the emitter's fixes within ``share_radius_m`` of the place that must agree with it: a phone carried
+    around its town has many fixes near any point of it that disagree; the fixes of a crew's trips far away say
+    nothing about the place."""
+    share_radius_m: float = 10_000.0
+    """Radius of the fixes that count for ``min_share``, metres (a town and its outskirts)."""
     max_mean_d2: float = 4.0
     """Largest mean squared Mahalanobis distance of the agreeing fixes (2 is what their ellipses predict)."""
     max_sigma_m: float = 400.0
@@ -83,6 +87,13 @@ class Beddowns:
     lat: F64
     sigma_m: F64
     """1-sigma radius of the position (geometric mean of the covariance's axes), metres."""
+    sigma_major_m: F64
+    """1-sigma semi-major axis of the position's error ellipse, metres (fixes taken from one side leave the position
+    loose along their common line of sight)."""
+    sigma_minor_m: F64
+    """1-sigma semi-minor axis, metres."""
+    major_deg: F64
+    """Azimuth of the major axis, degrees clockwise from north in [0, 180)."""
     n_fixes: I64
     """Fixes that agree with the position."""
     n_days: I64
@@ -115,6 +126,26 @@ def _xyz(lon: F64, lat: F64) -> F64:
     """Points on a sphere of the Earth's mean radius, metres (chords match ground distances to 0.1 % at 10 km)."""
     la, lo = np.radians(lat), np.radians(lon)
     return np.stack([_R * np.cos(la) * np.cos(lo), _R * np.cos(la) * np.sin(lo), _R * np.sin(la)], axis=1)
+
+
+def error_axes(see: F64, sen: F64, snn: F64) -> tuple[F64, F64, F64]:
+    """1-sigma semi-major and semi-minor axes (metres) and the major axis azimuth (degrees clockwise from north, in
+    [0, 180)) of the covariance whose inverse is ``[[see, sen], [sen, snn]]`` (east/north); infinite axes where the
+    information is singular.
+
+    >>> [np.round(v, 1).tolist() for v in error_axes(*_information(np.array([300.0]), np.array([100.0]),
+    ...                                                             np.array([30.0])))]
+    [[300.0], [100.0], [30.0]]
+    """
+    half_tr = 0.5 * (see + snn)
+    root = np.sqrt(0.25 * (see - snn) ** 2 + sen * sen)
+    lo, hi = half_tr - root, half_tr + root  # eigenvalues of the information: the major axis has the smaller
+    major = np.where(lo > 0, 1.0 / np.sqrt(np.maximum(lo, 1e-300)), np.inf)
+    minor = np.where(hi > 0, 1.0 / np.sqrt(np.maximum(hi, 1e-300)), np.inf)
+    # direction of the information's larger eigenvector, from east counter-clockwise; the major axis is across it
+    phi = 0.5 * np.arctan2(2.0 * sen, see - snn)
+    az = (90.0 - np.degrees(phi + 0.5 * np.pi)) % 180.0
+    return major, minor, az
 
 
 def _densest_fix(g: I64, lon: F64, lat: F64, a: F64, n_groups: int) -> npt.NDArray[np.intp]:
@@ -178,7 +209,8 @@ def beddowns(
     if not rounds:
         return _empty(n_all)
     cat = {f: np.concatenate([getattr(r, f) for r in rounds]) for f in
-           ("ident", "lon", "lat", "sigma_m", "n_fixes", "n_days", "day_mask", "first_day")}  # fmt: skip
+           ("ident", "lon", "lat", "sigma_m", "sigma_major_m", "sigma_minor_m", "major_deg", "n_fixes", "n_days",
+            "day_mask", "first_day")}  # fmt: skip
     order = np.lexsort((cat["first_day"], cat["ident"]))
     return Beddowns(**{k: v[order] for k, v in cat.items()}, inlier=inlier)
 
@@ -186,6 +218,7 @@ def beddowns(
 def _empty(n_all: int) -> Beddowns:
     return Beddowns(
         ident=np.zeros(0, np.int64), lon=np.zeros(0), lat=np.zeros(0), sigma_m=np.zeros(0),
+        sigma_major_m=np.zeros(0), sigma_minor_m=np.zeros(0), major_deg=np.zeros(0),
         n_fixes=np.zeros(0, np.int64), n_days=np.zeros(0, np.int64), day_mask=np.zeros(0, np.uint64),
         first_day=np.zeros(0, np.int64), inlier=np.zeros(n_all, dtype=bool),
     )  # fmt: skip
@@ -241,10 +274,11 @@ def _one_stay(
     d2 = wee * rx * rx + 2.0 * wen * rx * ry + wnn * ry * ry
     use = d2 < params.gates[-1]
     n_in = np.bincount(g, weights=use, minlength=ng)
-    n_tot = np.bincount(g, minlength=ng)
+    n_tot = np.bincount(g, weights=(rx * rx + ry * ry) <= params.share_radius_m**2, minlength=ng)
     mean_d2 = np.bincount(g, weights=np.where(use, d2, 0.0), minlength=ng) / np.maximum(n_in, 1)
     det = see * snn - sen * sen
     sigma = np.where(det > 0, np.power(np.maximum(det, 1e-300), -0.25), np.inf)  # sqrt of sqrt(det(cov))
+    major, minor, major_az = error_axes(see, sen, snn)
     dd = day[idx]
     d0 = int(dd[use].min()) if use.any() else 0
     bit = np.left_shift(np.uint64(1), np.clip(dd - d0, 0, 63).astype(np.uint64))
@@ -275,6 +309,9 @@ def _one_stay(
         lon=out_lon,
         lat=out_lat,
         sigma_m=sigma[keep],
+        sigma_major_m=major[keep],
+        sigma_minor_m=minor[keep],
+        major_deg=major_az[keep],
         n_fixes=n_in[keep].astype(np.int64),
         n_days=n_days[keep],
         day_mask=np.right_shift(mask[keep], shift),
@@ -292,6 +329,7 @@ def crowded(bd: Beddowns, *, radius_m: float, min_phones: int) -> npt.NDArray[np
 
     >>> lon = np.r_[np.full(30, -107.0), -106.0]
     >>> bd = Beddowns(ident=np.arange(31), lon=lon, lat=np.full(31, 25.0), sigma_m=np.full(31, 100.0),
+    ...               sigma_major_m=np.full(31, 100.0), sigma_minor_m=np.full(31, 100.0), major_deg=np.zeros(31),
     ...               n_fixes=np.full(31, 5), n_days=np.full(31, 3), day_mask=np.full(31, 7, dtype=np.uint64),
     ...               first_day=np.zeros(31, np.int64), inlier=np.zeros(0, bool))
     >>> crowded(bd, radius_m=3_000.0, min_phones=20).tolist() == [True] * 30 + [False]

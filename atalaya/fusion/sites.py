@@ -214,10 +214,12 @@ class SiteParams:
     from known ports stands on the shore: a landing beach's fuel cache and shelter."""
     track_end_scale: float = 0.8
     """Support of id-less vehicle tracks beginning or ending at a building (vehicles setting off from it or
-    stopping there) for 63 % of the cap: one track end at a building with all the context there is passes (a
-    track that ends where it leaves the sensor's view ends anywhere, seldom within 100 m of a building)."""
+    stopping there, each end weighted by the building's share of the likelihood) for 63 % of the cap: one track
+    end that names a building with all the context there is passes (a track that ends where it leaves the
+    sensor's view ends anywhere, seldom near a building)."""
     track_end_sigma_m: float = 60.0
-    """Position error assumed at an id-less track's end (the tracker's smoothed position)."""
+    """Position error of an id-less track's end (the tracker's smoothed position), across its course; along it,
+    the spread of where the vehicle stopped within a revisit is added (:func:`track_ends`)."""
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
     landing_window_s: float = 120.0
@@ -235,9 +237,10 @@ class SiteParams:
     """1-sigma error across the course, as a share of the distance projected (a course held within about 1°)."""
     landing_min_sigma_m: float = 300.0
     """Added to both errors (position, a short final turn)."""
-    landing_unseen: float = 0.135
-    """Likelihood that a projected landing was at a place no imagery saw, in the units of an imaged place's
-    (evidence mass × Gaussian of its distance in sigmas): as likely as a place seen once two sigmas off."""
+    anchor_unseen: float = 0.135
+    """Likelihood that an uncertain position (a projected landing, a phone's bed-down, where a vehicle stopped) was
+    at a place no imagery saw, in the units of an imaged place's (evidence mass × Gaussian of its distance in
+    sigmas): as likely as a place seen once two sigmas off."""
     landing_scale: float = 1.0
     """Support of projected landings (each weighted by its anchor's share of the likelihood) for 63 % of the cap:
     one landing that names a building alone gives 0.38, which with a building's context passes."""
@@ -1192,13 +1195,14 @@ def detect_sites(
     obs_id: list[bytes | None] | None = None,
     ident: Sequence[str | None] | npt.NDArray[Any] | None = None,
     err_orient_deg: Any = None,
-    track_ends: tuple[Any, Any, Any] | None = None,
+    track_ends: TrackEnds | tuple[Any, Any, Any] | None = None,
     params: SiteParams = SiteParams(),
 ) -> SiteTable:
     """Ranked suspected sites from detections (pure: arrays in, table out).
 
-    ``track_ends`` are ``(lon, lat, time_us)`` of where id-less vehicle tracks
-    begin and end (:func:`track_ends`): vehicles setting off or stopping.
+    ``track_ends`` are where id-less vehicle tracks begin and end
+    (:func:`track_ends`, or ``(lon, lat, time_us)`` known to
+    ``track_end_sigma_m``): vehicles setting off or stopping.
 
     Emitter fixes that carry an ``ident`` are not binned one by one: each
     emitter's fixes are combined into a bed-down (:mod:`atalaya.fusion.beddown`)
@@ -1274,9 +1278,8 @@ def detect_sites(
             parts = [grid.merge_many(parts)]
     state = grid.merge_many(parts)
     if track_ends is not None:
-        te_lon, te_lat, te_t = (np.asarray(a) for a in track_ends)
-        state = grid.merge(state, track_end_state(te_lon.astype(np.float64), te_lat.astype(np.float64),
-                                                  te_t.astype(np.int64), params))  # fmt: skip
+        te = track_ends if isinstance(track_ends, TrackEnds) else TrackEnds.at(*track_ends, params.track_end_sigma_m)
+        state = grid.merge(state, track_end_state(te, state, params))
     extra = [landing_state(landings, state, params)] if landings is not None and landings.n else []
     if fixes is not None:
         extra.append(beddown_state(fixes, params, anchors=state)[0])
@@ -1397,7 +1400,12 @@ def anchor_beddowns(
     if anchors is None or n == 0:
         return lon, lat, sig, weight, anchored
     bx, by = grid.mercator(bd.lon, bd.lat)
-    x, y, share, anchored = _anchor(bx, by, bd.sigma_m, bd.sigma_m, np.ones(n), np.zeros(n), anchors, 0.0, params)
+    # the error ellipse, not its mean radius: fixes taken from one side leave a bed-down loose along their line of
+    # sight, and the building may lie along it (Mercator keeps directions, so the axis carries over)
+    th = np.radians(bd.major_deg)
+    x, y, share, anchored = _anchor(
+        bx, by, bd.sigma_major_m, bd.sigma_minor_m, np.sin(th), np.cos(th), anchors, params.anchor_unseen, params
+    )
     lo, la = grid.inverse_mercator(x[anchored], y[anchored])
     lon[anchored], lat[anchored] = lo, la
     sig[anchored] = np.minimum(sig[anchored], 30.0)
@@ -1596,37 +1604,106 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
 # -- id-less vehicle tracks: where vehicles set off and stop -----------------------------------------------------
 
 
-def track_ends(track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int = 3) -> tuple[F64, F64, I64]:
-    """First and last point of each track with at least ``min_points`` points: ``lon, lat, time_us``.
+@dataclass(frozen=True, kw_only=True)
+class TrackEnds:
+    """Where id-less vehicle tracks most likely began and ended, with the error of each (along and across the
+    course)."""
 
-    >>> lo, la, t = track_ends(["a", "a", "a", "b"], [2, 1, 3, 1], [1.0, 0.0, 2.0, 9.0], [0.0, 0.0, 0.0, 9.0])
-    >>> lo.tolist(), t.tolist()
-    ([0.0, 2.0], [1, 3])
+    lon: F64
+    lat: F64
+    time_us: I64
+    sigma_along_m: F64
+    """1-sigma error along the course, metres."""
+    sigma_cross_m: F64
+    """1-sigma error across the course, metres."""
+    course_deg: F64
+    """Azimuth of the course at the end, degrees clockwise from north."""
+
+    @property
+    def n(self) -> int:
+        return int(self.lon.size)
+
+    @classmethod
+    def at(cls, lon: Any, lat: Any, time_us: Any, sigma_m: float = 60.0) -> TrackEnds:
+        """Ends known to ``sigma_m`` in every direction (no course)."""
+        lo = np.asarray(lon, dtype=np.float64)
+        sg = np.full(lo.size, sigma_m)
+        return cls(lon=lo, lat=np.asarray(lat, dtype=np.float64), time_us=np.asarray(time_us, dtype=np.int64),
+                   sigma_along_m=sg, sigma_cross_m=sg.copy(), course_deg=np.zeros(lo.size))  # fmt: skip
+
+
+def track_ends(
+    track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int = 3, sigma_m: float = 60.0
+) -> TrackEnds:
+    """Where each id-less track with at least ``min_points`` points most likely began and ended.
+
+    A moving-target radar sees a vehicle only while it moves, once a revisit. A vehicle that stops was last seen
+    up to a revisit before: it stopped somewhere along its course between its last point and one revisit's travel
+    further on (and set off the same way before its first point). Each end is carried on by half that travel; the
+    spread of a uniform over it is added along the course to ``sigma_m`` (the error of a smoothed track point). The
+    revisit is the track's mean time step (missed looks included), the velocity that of its last (first) three
+    points.
+
+    >>> e = track_ends(["a", "a", "a", "b"], [2, 1, 3, 1], [1.0, 0.0, 2.0, 9.0], [0.0, 0.0, 0.0, 9.0])
+    >>> e.lon.tolist(), e.time_us.tolist(), e.course_deg.round(1).tolist()
+    ([-0.5, 2.5], [1, 3], [270.0, 90.0])
+    >>> bool(e.sigma_along_m[0] > e.sigma_cross_m[0] == 60.0)
+    True
     """
     t = np.asarray(time_us, dtype=np.int64)
     x = np.asarray(lon, dtype=np.float64)
     y = np.asarray(lat, dtype=np.float64)
     if t.size == 0:
-        return np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64)
+        return TrackEnds.at(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), sigma_m)
     tr = np.asarray(track)
     _, g = np.unique(tr.astype(str) if tr.dtype == object else tr, return_inverse=True)  # names or integer codes
     order = np.lexsort((t, g))
     first = _run_starts(g[order])
     last = np.r_[first[1:] - 1, g.size - 1]
-    long_enough = (last - first + 1) >= max(min_points, 2)
-    ends = order[np.r_[first[long_enough], last[long_enough]]]
-    ends = ends[np.argsort(t[ends], kind="stable")]
-    return x[ends], y[ends], t[ends]
+    n_pts = last - first + 1
+    ok = n_pts >= max(min_points, 2)
+    first, last, n_pts = first[ok], last[ok], n_pts[ok]
+    mx, my = grid.mercator(x[order], y[order])
+    ts = t[order].astype(np.float64) / _US_PER_S
+    step = (ts[last] - ts[first]) / np.maximum(n_pts - 1, 1)  # mean revisit, seconds
+    k = np.minimum(n_pts - 1, 2)  # velocity over (up to) the last or first three points
+
+    def carry(at: npt.NDArray[np.intp], other: npt.NDArray[np.intp]) -> tuple[F64, F64, F64, F64]:
+        """``at`` carried on outwards, away from ``other`` (before the first point, after the last)."""
+        dt = np.abs(ts[at] - ts[other])
+        safe = np.where(dt != 0, dt, 1.0)
+        vx = np.where(dt != 0, (mx[at] - mx[other]) / safe, 0.0)
+        vy = np.where(dt != 0, (my[at] - my[other]) / safe, 0.0)
+        gone = np.hypot(vx, vy) * step * grid.ground_scale(my[at])  # ground metres travelled in one revisit
+        course = np.degrees(np.arctan2(vx, vy)) % 360.0
+        return mx[at] + 0.5 * vx * step, my[at] + 0.5 * vy * step, np.hypot(sigma_m, gone / np.sqrt(12.0)), course
+
+    sx, sy, ss, sc = carry(first, first + k)
+    ex, ey, es, ec = carry(last, last - k)
+    tt = t[order][np.r_[first, last]]
+    o = np.argsort(tt, kind="stable")
+    lo, la = grid.inverse_mercator(np.r_[sx, ex][o], np.r_[sy, ey][o])
+    return TrackEnds(lon=lo, lat=la, time_us=tt[o], sigma_along_m=np.r_[ss, es][o],
+                     sigma_cross_m=np.full(o.size, sigma_m), course_deg=np.r_[sc, ec][o])  # fmt: skip
 
 
-def track_end_state(lon: F64, lat: F64, time_us: I64, params: SiteParams = SiteParams()) -> grid.GridState:
-    """Ends of id-less vehicle tracks as grid evidence (channel ``TRACK_END``)."""
-    if lon.size == 0:
+def track_end_state(ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Ends of id-less vehicle tracks as grid evidence (channel ``TRACK_END``): each on the place seen by imagery it
+    most likely names (weighed against a place no imagery saw, ``anchor_unseen``), weighted by that place's share.
+    A vehicle stops on roads too: an end that names no building carries no evidence."""
+    if ends.n == 0:
         return grid.empty_state()
+    px, py = grid.mercator(ends.lon, ends.lat)
+    c = np.radians(ends.course_deg)
+    x, y, share, anchored = _anchor(px, py, ends.sigma_along_m, ends.sigma_cross_m, np.sin(c), np.cos(c), anchors,
+                                    params.anchor_unseen, params)  # fmt: skip
+    k = np.flatnonzero(anchored & (share > 0))
+    if k.size == 0:
+        return grid.empty_state()
+    lon, lat = grid.inverse_mercator(x[k], y[k])
     return grid.accumulate(
-        lon=lon, lat=lat, time_us=time_us, channel=np.full(lon.size, int(Channel.TRACK_END), dtype=np.int8),
-        weight=np.full(lon.size, params.channel_weight[Channel.TRACK_END]),
-        sigma_m=np.full(lon.size, params.track_end_sigma_m),
+        lon=lon, lat=lat, time_us=ends.time_us[k], channel=np.full(k.size, int(Channel.TRACK_END), dtype=np.int8),
+        weight=params.channel_weight[Channel.TRACK_END] * share[k], sigma_m=np.full(k.size, 30.0),
     )  # fmt: skip
 
 
@@ -1657,16 +1734,17 @@ def _track_points(name: str, ws: Workspace, *, with_alt: bool = False) -> dict[s
     return out
 
 
-def workspace_track_end_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
-    """The ends of the workspace's id-less GMTI tracks (``analyze tracks`` writes them) as grid evidence; empty
-    when the tracks have not been built."""
+def workspace_track_end_state(
+    ws: Workspace, anchors: grid.GridState, params: SiteParams = SiteParams()
+) -> grid.GridState:
+    """The ends of the workspace's id-less GMTI tracks (``analyze tracks`` writes them) as grid evidence, on the
+    places of ``anchors`` (the detections' state) they name; empty when the tracks have not been built."""
     pts = _track_points("unidentified-GMTI", ws)
     if pts is None:
         return grid.empty_state()
-    lo, la, tt = track_ends(
-        pts["track"], pts["time_us"], pts["lon"], pts["lat"], min_points=params.track_end_min_points
-    )
-    return track_end_state(lo, la, tt, params)
+    ends = track_ends(pts["track"], pts["time_us"], pts["lon"], pts["lat"], min_points=params.track_end_min_points,
+                      sigma_m=params.track_end_sigma_m)  # fmt: skip
+    return track_end_state(ends, anchors, params)
 
 
 # -- projected landings ----------------------------------------------------------------------------
@@ -1766,7 +1844,7 @@ def anchor_landings(
     less across it; a building, heat or parked vehicles inside that ellipse
     (a clandestine strip is a cleared strip with a shed) is where it landed,
     weighed against the other places there and against a place no imagery saw
-    (``landing_unseen``). Landings near a known airport are not anchored.
+    (``anchor_unseen``). Landings near a known airport are not anchored.
     """
     anchored = np.zeros(ld.n, dtype=bool)
     if ld.n == 0:
@@ -1774,7 +1852,7 @@ def anchor_landings(
     px, py = grid.mercator(ld.lon, ld.lat)
     c = np.radians(ld.course_deg)
     x, y, share, anchored = _anchor(px, py, ld.sigma_along_m, ld.sigma_cross_m, np.sin(c), np.cos(c), anchors,
-                                    params.landing_unseen, params)  # fmt: skip
+                                    params.anchor_unseen, params)  # fmt: skip
     lon, lat = grid.inverse_mercator(x, y)
     anchored &= ~near_known(lon, lat, "airports", params.airport_radius_m)
     return lon, lat, np.where(anchored, share, 0.0), anchored
@@ -1836,7 +1914,7 @@ def _with_derived(
 ) -> tuple[grid.GridState, Beddowns, Landings]:
     """The detections' evidence with what is derived from the whole workspace each run: the ends of id-less vehicle
     tracks, the emitters' bed-downs and the aircraft's projected landings (both anchored on the places imagery saw)."""
-    state = grid.merge(state, workspace_track_end_state(ws, params))
+    state = grid.merge(state, workspace_track_end_state(ws, state, params))
     bd_state, bd = beddown_state(fixes, params, anchors=state)
     ld = workspace_landings(ws, params)
     return grid.merge_many([state, bd_state, landing_state(ld, state, params)]), bd, ld

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from atalaya.fusion.beddown import BeddownParams, beddowns
 
@@ -93,3 +94,38 @@ def test_many_emitters_at_once_and_degenerate_input() -> None:
     nan = _fixes(rng, 0, 0.0, 0.0, n=3, days=3)
     nan["lon"][:] = np.nan
     assert beddowns(**nan).n_beddowns == 0
+
+
+def test_a_crew_phone_mostly_on_the_road_still_beds_down_where_it_stays() -> None:
+    """The share of agreeing fixes is taken among the fixes near the place: a phone whose fixes are mostly strung
+    along hundreds of kilometres of road beds down where a few of them agree; one carried about its town does not."""
+    rng = np.random.default_rng(6)
+    stay = _fixes(rng, 0, 0.0, 0.0, n=4, days=2)
+    road = _fixes(rng, 0, 0.0, 0.0, n=16, days=2)
+    road["lon"] = road["lon"] + np.linspace(20_000.0, 400_000.0, 16) / M_LON  # a fifth of its fixes agree
+    bd = beddowns(**_cat(stay, road))
+    assert bd.n_beddowns == 1 and bd.n_fixes[0] == 4
+    assert _err_m(bd.lon[0], bd.lat[0], 0.0, 0.0) < 400.0
+    # counted over all its fixes, the share (4 of 20) is under the 30 % asked for
+    assert beddowns(**_cat(stay, road), params=BeddownParams(share_radius_m=1e9)).n_beddowns == 0
+    # about town: the fixes that do not agree lie near the place, and the share stays low
+    town = _fixes(rng, 1, 0.0, 0.0, n=16, days=2)
+    town["lon"] = town["lon"] + rng.uniform(-6_000.0, 6_000.0, 16) / M_LON
+    town["lat"] = town["lat"] + rng.uniform(-6_000.0, 6_000.0, 16) / M_LAT
+    assert beddowns(**_cat(stay | {"ident": np.full(4, 1)}, town)).n_beddowns == 0
+
+
+def test_error_ellipse_of_fixes_from_one_side_is_long_along_their_line_of_sight() -> None:
+    rng = np.random.default_rng(7)
+    f = _fixes(rng, 0, 0.0, 0.0, n=6, days=2, a=500.0, b=60.0)
+    f["orient_deg"] = np.full(6, 150.0) + rng.normal(0, 2.0, 6)  # all from the same side
+    e, nn = rng.normal(0, 500.0, 6), rng.normal(0, 60.0, 6)
+    r = np.radians(f["orient_deg"])
+    f["lon"] = LON0 + (e * np.sin(r) + nn * np.cos(r)) / M_LON
+    f["lat"] = LAT0 + (e * np.cos(r) - nn * np.sin(r)) / M_LAT
+    bd = beddowns(**f)
+    assert bd.n_beddowns == 1
+    assert abs(bd.major_deg[0] - 150.0) < 5.0
+    assert bd.sigma_major_m[0] > 5 * bd.sigma_minor_m[0]
+    assert bd.sigma_minor_m[0] < bd.sigma_m[0] < bd.sigma_major_m[0]
+    assert bd.sigma_m[0] == pytest.approx(np.sqrt(bd.sigma_major_m[0] * bd.sigma_minor_m[0]))

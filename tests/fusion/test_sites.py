@@ -647,7 +647,9 @@ def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
     state = accumulate_evidence(to_evidence(**{k: a[k] for k in ("lon", "lat", "time_us", "sensor", "kind",
                                                                "pos_err_m", "confidence")}))  # fmt: skip
     bd = Beddowns(ident=np.array([0, 1]), lon=np.array([x, x + 0.3]), lat=np.array([y, y]),
-                  sigma_m=np.array([600.0, 600.0]), n_fixes=np.array([6, 6]), n_days=np.array([2, 2]),
+                  sigma_m=np.array([600.0, 600.0]), sigma_major_m=np.array([600.0, 600.0]),
+                  sigma_minor_m=np.array([600.0, 600.0]), major_deg=np.zeros(2), n_fixes=np.array([6, 6]),
+                  n_days=np.array([2, 2]),
                   day_mask=np.array([3, 3], dtype=np.uint64), first_day=np.array([DAY0, DAY0]),
                   inlier=np.ones(12, dtype=bool))  # fmt: skip
     lon, _, sig, weight, anchored = anchor_beddowns(bd, state)
@@ -655,6 +657,37 @@ def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
     assert 0.3 < weight[0] < 0.7  # either building, about evenly
     assert min(abs(lon[0] - (x - 0.004)), abs(lon[0] - (x + 0.004))) < 0.0005 and sig[0] <= 30.0
     assert weight[1] == 0.0  # far from any building and too loose to name a place on its own
+
+
+def test_beddown_is_anchored_along_its_long_axis_not_across_it() -> None:
+    """Fixes taken from one side leave a bed-down loose along their line of sight: a building 2.2 sigmas along
+    that axis names it (the mean radius, 3.5 times smaller, would not reach it); one as far across does not."""
+    from atalaya.fusion.beddown import Beddowns
+    from atalaya.fusion.sites import anchor_beddowns
+
+    x, y = -106.7, 25.9
+    rng = np.random.default_rng(5)
+    w = World()
+    m_lat = 110_570.0
+    for dy in (420.0, -3_000.0):  # one building 420 m north, another far south (present, but out of reach)
+        for d in range(3):
+            w.add(rng, x, y + dy / m_lat, 3, sensor="EO", kind="structure", day=d, hour=13, err=20)
+    a = w.arrays()
+    state = accumulate_evidence(to_evidence(**{k: a[k] for k in ("lon", "lat", "time_us", "sensor", "kind",
+                                                               "pos_err_m", "confidence")}))  # fmt: skip
+
+    def bed_down(major_deg: float) -> Beddowns:
+        return Beddowns(ident=np.array([0]), lon=np.array([x]), lat=np.array([y]), sigma_m=np.array([100.0]),
+                        sigma_major_m=np.array([190.0]), sigma_minor_m=np.array([52.6]),
+                        major_deg=np.array([major_deg]), n_fixes=np.array([4]), n_days=np.array([1]),
+                        day_mask=np.array([1], dtype=np.uint64), first_day=np.array([DAY0]),
+                        inlier=np.ones(4, dtype=bool))  # fmt: skip
+
+    _, lat, _, weight, anchored = anchor_beddowns(bed_down(0.0), state)  # long axis north–south
+    assert anchored[0] and weight[0] > 0.5
+    assert abs((lat[0] - y) * m_lat - 420.0) < 30.0
+    _, _, _, weight, _ = anchor_beddowns(bed_down(90.0), state)  # long axis east–west: 8 sigmas across
+    assert weight[0] < 1e-6
 
 
 # -- id-less vehicle tracks ending at a building -----------------------------------------------------------------
@@ -673,7 +706,7 @@ def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() ->
     tid = ["near"] * n + ["open"] * n
     t = np.r_[t0 + np.arange(n) * 20_000_000, t0 + np.arange(n) * 20_000_000]
     ends = track_ends(tid, t, lon, lat)
-    assert ends[0].size == 4
+    assert ends.n == 4
     assert detect_sites(**a).n_sites == 0
     sites = detect_sites(**a, track_ends=ends)
     assert sites.n_sites == 1 and "vehicle_stops" in sites.evidence[0]["signatures"], sites.evidence
@@ -682,7 +715,41 @@ def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() ->
     bare = {k: v[:0] for k, v in a.items()}
     assert detect_sites(**bare, track_ends=ends).n_sites == 0
     # short tracks (under three points) count for nothing
-    assert track_ends(["s", "s"], np.array([1, 2]), np.zeros(2), np.zeros(2))[0].size == 0
+    assert track_ends(["s", "s"], np.array([1, 2]), np.zeros(2), np.zeros(2)).n == 0
+
+
+def test_track_ends_are_carried_on_to_where_the_vehicle_stopped_or_set_off() -> None:
+    """A vehicle seen once every 20 s at 15 m/s stops up to 300 m after its last point (and set off up to 300 m
+    before its first): the end lands half way, loose along the course, and names a building 280 m beyond the last
+    point; the last point alone, known to 60 m, is too far from it."""
+    from atalaya.fusion.sites import TrackEnds, track_ends
+
+    x, y = -106.4, 26.1
+    m_lon = 111_320.0 * np.cos(np.radians(y))
+    rng = np.random.default_rng(9)
+    n = 15
+    t = (DAY0 + 1) * US_D + 10 * US_H + np.arange(n) * 20_000_000
+    lon = x + (-280.0 - 300.0 * np.arange(n)[::-1]) / m_lon  # east along the parallel, last point 280 m short
+    ends = track_ends(["a"] * n, t, lon, np.full(n, y))
+    east = (ends.lon - x) * m_lon
+    assert ends.time_us.tolist() == [t[0], t[-1]]
+    assert abs(east[1] - (-280.0 + 150.0)) < 1.0  # the end: half a revisit's travel on
+    assert abs(east[0] - ((lon[0] - x) * m_lon - 150.0)) < 1.0  # the start: half a revisit's travel back
+    assert ends.course_deg.round(1).tolist() == [270.0, 90.0]
+    assert ends.sigma_along_m[1] == pytest.approx(np.hypot(60.0, 300.0 / np.sqrt(12.0)), rel=1e-3)
+    assert ends.sigma_cross_m.tolist() == [60.0, 60.0]
+    # a track that does not move (all points at one place) is not carried anywhere
+    still = track_ends(["s"] * 3, t[:3], np.full(3, x), np.full(3, y))
+    assert np.allclose(still.lon, x) and np.allclose(still.sigma_along_m, 60.0)
+    a = _ranch_like(rng, x, y).arrays()
+    sites = detect_sites(**a, track_ends=ends)
+    assert sites.n_sites == 1 and "vehicle_stops" in sites.evidence[0]["signatures"], sites.evidence
+    assert match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=60.0).tp == 1
+    last = TrackEnds.at([lon[-1]], [y], [t[-1]])
+    assert detect_sites(**a, track_ends=last).n_sites == 0
+    # the same end across the road from the building (280 m north of it, driving east) names nothing either
+    across = track_ends(["a"] * n, t, lon + 280.0 / m_lon, np.full(n, y + 280.0 / 110_570.0))
+    assert detect_sites(**a, track_ends=across).n_sites == 0
 
 
 def _dark_descent(w: World, x0: float, y0: float, *, climb: bool = False, ident: str = "0d5a01") -> tuple[float, float]:
