@@ -222,6 +222,9 @@ class SiteParams:
     the spread of where the vehicle stopped within a revisit is added (:func:`track_ends`)."""
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
+    departure_gap_s: float = 900.0
+    """A tagged vehicle's reports that pause longer than this are two trips: the second sets off where it resumes
+    (a beacon reports once a minute or so; a truck parked at a stash house keeps reporting)."""
     landing_window_s: float = 120.0
     """The last this many seconds of an aircraft's track measure its descent (gradient and course): the gradient it
     flies now, not the average since the top of descent (a few of ADS-B's 25 ft steps at 500 ft a minute)."""
@@ -268,6 +271,9 @@ class SiteParams:
     people at home and carry no site evidence (a lab's or a stash house's crew is a handful of phones)."""
     anchor_sigmas: float = 3.0
     """A building within this many sigmas (plus ``support_radius_m``) of a bed-down may anchor it."""
+    place_extent_m: float = 50.0
+    """1-sigma spread of a place's imaged evidence about it (vehicles parked around a building, detection errors, a
+    grid cell's width), added to an uncertain position's error when it is weighed against the place."""
     anchor_min_mass: float = 0.5
     """Least evidence (weighted detections, all days, per cell) of a place that anchors a bed-down."""
     satellite_radius_m: float = 1_000.0
@@ -481,16 +487,14 @@ def to_evidence(
     lon_a, lat_a = np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)
     t = np.asarray(time_us, dtype=np.int64)
     sen, knd = codes(sensor, _SENSORS), codes(kind, _KINDS)
-    origin = None
     if ident is not None:
         ids = np.asarray(ident, dtype=object)
-        lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
-            ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
-        )
+        lon_a, lat_a, speed_mps, alt_m = _at_ends(ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
+                                                  params.aircraft_ground_m)  # fmt: skip
         knd = np.where(_identified_fixes(knd, ids), np.int8(-1), knd)
     return _evidence(
         lon=lon_a, lat=lat_a, time_us=t, sensor=sen, kind=knd, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
-        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params, origin=origin,
+        confidence=confidence, speed_mps=speed_mps, alt_m=alt_m, obs_id=obs_id, params=params,
     )  # fmt: skip
 
 
@@ -547,17 +551,17 @@ def _at_ends(
     speed: Any,
     alt: Any,
     low_m: float,
-) -> tuple[F64, F64, F64 | None, F64 | None, npt.NDArray[np.bool_] | None]:
+) -> tuple[F64, F64, F64 | None, F64 | None]:
     """Positions, speeds and altitudes with track ends applied.
 
-    Tagged vehicles count as stopped at their ends. ADS-B aircraft count as
+    Tagged vehicles count as stopped where their day's trip ends (where it
+    begins counts through :func:`departures`). ADS-B aircraft count as
     airborne everywhere but at their ends; an end reported low but above the
     ground (under ``low_m``) is carried back (or forward) along the climb (or
     descent) to where the altitude reaches zero: where it left or met the ground.
-    The last element marks tagged vehicles where their day's trip begins.
     """
     if ident is None:
-        return lon, lat, speed, alt, None
+        return lon, lat, speed, alt
     end, nb, first = trip_ends(ident, time_us, sensor, kind)
     n = time_us.size
     adsb = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
@@ -566,7 +570,9 @@ def _at_ends(
     is_end[end] = True
     sp = _arr(speed, n, math.nan) if speed is not None else np.full(n, math.nan)
     al = np.array(_arr(alt, n, math.nan), copy=True) if alt is not None else np.full(n, math.nan)  # writable
-    sp = np.where(is_end & cot, math.nan, sp)
+    is_start = np.zeros(n, dtype=bool)
+    is_start[end[first]] = True
+    sp = np.where(is_end & ~is_start & cot, math.nan, sp)
     lon = lon.copy()
     lat = lat.copy()
     a_end = adsb[end]
@@ -580,9 +586,7 @@ def _at_ends(
     lat[e] = lat[e] - k * (lat[b] - lat[e])
     al[e] = np.where(k > 0, 0.0, a0)
     al = np.where(adsb & ~is_end, math.inf, al)
-    origin = np.zeros(n, dtype=bool)
-    origin[end[first]] = True
-    return lon, lat, sp, al, origin & cot
+    return lon, lat, sp, al
 
 
 def _unit_vectors(lon_deg: Any, lat_deg: Any) -> npt.NDArray[np.float64]:
@@ -631,10 +635,8 @@ def _evidence(
     alt_m: Any,
     obs_id: list[bytes | None] | None,
     params: SiteParams,
-    origin: npt.NDArray[np.bool_] | None = None,
 ) -> Evidence:
-    """:func:`to_evidence` on integer-coded sensor and kind (positions in ``_SENSORS`` and ``_KINDS``);
-    ``origin`` marks tagged vehicles where their trip begins."""
+    """:func:`to_evidence` on integer-coded sensor and kind (positions in ``_SENSORS`` and ``_KINDS``)."""
     n = lon.size
     t = time_us
     nan = math.nan
@@ -665,8 +667,6 @@ def _evidence(
         veh = (km == _KND[ObjectKind.VEHICLE.value]) & stopped & ~friendly
         cm[veh] = Channel.VEHICLE
         cm[veh & (sensor[mi] == _SEN[Sensor.COT.value])] = Channel.TAGGED_VEHICLE
-        if origin is not None:
-            cm[veh & (sensor[mi] == _SEN[Sensor.COT.value]) & origin[mi]] = Channel.TAGGED_ORIGIN
         cm[(km == _KND[ObjectKind.AIRCRAFT.value]) & ground & ~friendly] = Channel.AIRCRAFT
         cm[(km == _KND[ObjectKind.VESSEL.value]) & stopped] = Channel.VESSEL
         # aircraft at airports and boats in ports are where they belong
@@ -1230,7 +1230,7 @@ def detect_sites(
     t = np.asarray(time_us, dtype=np.int64)
     fixes: pa.Table | None = None
     landings: Landings | None = None
-    origin: npt.NDArray[np.bool_] | None = None
+    setting_off: TrackEnds | None = None
     # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
     # bed-downs need them whole
     sen: npt.NDArray[np.int8] | None = None
@@ -1255,9 +1255,12 @@ def detect_sites(
             day_key = code.astype(np.int64) * 1_000_000 + t[air] // _US_PER_DAY
             landings = projected_landings(day_key, t[air], lon_a[air], lat_a[air],
                                           _arr(alt_m, t.size, math.nan)[air], params)  # fmt: skip
-        lon_a, lat_a, speed_mps, alt_m, origin = _at_ends(
-            ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m, params.aircraft_ground_m
-        )
+        cot = np.flatnonzero((sen == _SEN[Sensor.COT.value]) & (knd == _KND[ObjectKind.VEHICLE.value])
+                             & (ids != None))  # noqa: E711  # fmt: skip
+        setting_off = departures(ids[cot], t[cot], lon_a[cot], lat_a[cot], gap_s=params.departure_gap_s,
+                                 sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
+        lon_a, lat_a, speed_mps, alt_m = _at_ends(ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
+                                                  params.aircraft_ground_m)  # fmt: skip
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
            "alt_m": alt_m}  # fmt: skip
     opt_a = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in opt.items()}
@@ -1269,7 +1272,6 @@ def detect_sites(
             sensor=sen[sl] if sen is not None else codes(sensor[sl], _SENSORS),
             kind=knd[sl] if knd is not None else codes(kind[sl], _KINDS),
             obs_id=obs_id[sl] if obs_id is not None else None, params=params,
-            origin=origin[sl] if origin is not None else None,
             **{k: None if v is None else v[sl] for k, v in opt_a.items()},
         )  # fmt: skip
         parts.append(accumulate_evidence(ev))
@@ -1281,6 +1283,8 @@ def detect_sites(
         te = track_ends if isinstance(track_ends, TrackEnds) else TrackEnds.at(*track_ends, params.track_end_sigma_m)
         state = grid.merge(state, track_end_state(te, state, params))
     extra = [landing_state(landings, state, params)] if landings is not None and landings.n else []
+    if setting_off is not None:
+        extra.append(track_end_state(setting_off, state, params, Channel.TAGGED_ORIGIN))
     if fixes is not None:
         extra.append(beddown_state(fixes, params, anchors=state)[0])
     return extract_sites(grid.merge_many([state, *extra]), params)
@@ -1325,18 +1329,24 @@ def _anchor(
     anchors: grid.GridState,
     unseen: float,
     params: SiteParams,
+    half_along_m: F64 | None = None,
 ) -> tuple[F64, F64, F64, npt.NDArray[np.bool_]]:
     """The place seen by imagery that each uncertain position most likely names: ``x, y, share, anchored``.
 
     Positions are Mercator ``x, y`` with a Gaussian error of ``sigma_along_m``
     along the unit vector ``(ux, uy)`` and ``sigma_cross_m`` across it (ground
-    metres). Each place within ``anchor_sigmas`` sigmas (plus
-    ``support_radius_m``) is weighed by its evidence mass × the Gaussian of its
-    distance; the heaviest place (with the cells of the same building, within
-    two support radii) takes the position, and ``share`` is its part of the
-    total, ``unseen`` (a place no imagery saw) included.
+    metres); with ``half_along_m``, anywhere on a segment of that half-length
+    along the axis (equally likely: where a vehicle stopped between two looks),
+    the Gaussian added at either end. A place's evidence spreads over
+    ``place_extent_m``, which is added to both errors. Each place within
+    ``anchor_sigmas`` of those sigmas (plus the half-length) is weighed by its
+    evidence mass × the likelihood of its distance; the heaviest place (with
+    the cells of the same building, within two support radii) takes the
+    position, and ``share`` is its part of the total, ``unseen`` (a place no
+    imagery saw) included.
     """
     n = x.size
+    half = np.zeros(n) if half_along_m is None else np.asarray(half_along_m, dtype=np.float64)
     ox, oy, share = x.copy(), y.copy(), np.zeros(n)
     anchored = np.zeros(n, dtype=bool)
     ax, ay, mass = _imaged_places(anchors, params.anchor_min_mass)
@@ -1345,7 +1355,10 @@ def _anchor(
     from scipy.spatial import cKDTree
 
     scale = grid.ground_scale(y)  # ground metres per Mercator metre
-    reach = (params.anchor_sigmas * np.maximum(sigma_along_m, sigma_cross_m) + params.support_radius_m) / scale
+    # a place is no point: its evidence spreads about it, which adds to the position's error
+    s_along = np.maximum(np.hypot(sigma_along_m, params.place_extent_m), 1e-9)
+    s_cross = np.maximum(np.hypot(sigma_cross_m, params.place_extent_m), 1e-9)
+    reach = (params.anchor_sigmas * np.maximum(s_along, s_cross) + half) / scale
     tree = cKDTree(np.stack([ax, ay], axis=1))
     found = tree.query_ball_point(np.stack([x, y], axis=1), reach)
     same2 = (2.0 * params.support_radius_m) ** 2
@@ -1355,8 +1368,8 @@ def _anchor(
         c = np.asarray(cand, dtype=np.intp)
         sc = float(scale[i])
         ex, ey = (ax[c] - x[i]) * sc, (ay[c] - y[i]) * sc
-        along = (ex * ux[i] + ey * uy[i]) / max(float(sigma_along_m[i]), 1e-9)
-        cross = (ey * ux[i] - ex * uy[i]) / max(float(sigma_cross_m[i]), 1e-9)
+        along = np.maximum(np.abs(ex * ux[i] + ey * uy[i]) - half[i], 0.0) / float(s_along[i])
+        cross = (ey * ux[i] - ex * uy[i]) / float(s_cross[i])
         lik = mass[c] * np.exp(-0.5 * (along**2 + cross**2))
         total = float(lik.sum()) + unseen
         if total <= 0 or not lik.any():
@@ -1518,14 +1531,14 @@ def evidence_from_arrow(table: pa.Table, params: SiteParams = SiteParams()) -> E
     tus = np.asarray(t.to_numpy(zero_copy_only=False), dtype=np.int64)
     sen, knd = codes(table.column("sensor"), _SENSORS), codes(table.column("kind"), _KINDS)
     ident = np.asarray(table.column("ident").to_pylist(), dtype=object) if "ident" in table.column_names else None
-    lon, lat, speed, alt, origin = _at_ends(
+    lon, lat, speed, alt = _at_ends(
         ident, tus, sen, knd, np.asarray(num("lon"), dtype=np.float64), np.asarray(num("lat"), dtype=np.float64),
         num("speed_mps"), num("alt_m"), params.aircraft_ground_m,
     )  # fmt: skip
     return _evidence(
         lon=lon, lat=lat, time_us=tus,
         sensor=sen, kind=knd, pos_err_m=num("pos_err_m"), err_minor_m=num("err_minor_m"),
-        confidence=num("confidence"), speed_mps=speed, alt_m=alt, obs_id=ids, params=params, origin=origin,
+        confidence=num("confidence"), speed_mps=speed, alt_m=alt, obs_id=ids, params=params,
     )  # fmt: skip
 
 
@@ -1606,48 +1619,57 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
 
 @dataclass(frozen=True, kw_only=True)
 class TrackEnds:
-    """Where id-less vehicle tracks most likely began and ended, with the error of each (along and across the
-    course)."""
+    """Where vehicle tracks most likely began and ended: anywhere on a stretch of their course (the travel of half
+    a revisit either side of the position given), give or take ``sigma_m``."""
 
     lon: F64
     lat: F64
     time_us: I64
-    sigma_along_m: F64
-    """1-sigma error along the course, metres."""
-    sigma_cross_m: F64
-    """1-sigma error across the course, metres."""
+    sigma_m: F64
+    """1-sigma error of a track point, metres."""
+    half_along_m: F64
+    """Half the length of the stretch along the course, metres (0: known to ``sigma_m``)."""
     course_deg: F64
-    """Azimuth of the course at the end, degrees clockwise from north."""
+    """Azimuth of the stretch, degrees clockwise from north, outwards: the course after a track's end, the reverse
+    of the course before its start."""
+    start: npt.NDArray[np.bool_]
+    """Whether the end is where its track begins."""
 
     @property
     def n(self) -> int:
         return int(self.lon.size)
 
+    def subset(self, keep: npt.NDArray[np.bool_]) -> TrackEnds:
+        """The ends where ``keep`` is true."""
+        return TrackEnds(lon=self.lon[keep], lat=self.lat[keep], time_us=self.time_us[keep],
+                         sigma_m=self.sigma_m[keep], half_along_m=self.half_along_m[keep],
+                         course_deg=self.course_deg[keep], start=self.start[keep])  # fmt: skip
+
     @classmethod
     def at(cls, lon: Any, lat: Any, time_us: Any, sigma_m: float = 60.0) -> TrackEnds:
         """Ends known to ``sigma_m`` in every direction (no course)."""
         lo = np.asarray(lon, dtype=np.float64)
-        sg = np.full(lo.size, sigma_m)
         return cls(lon=lo, lat=np.asarray(lat, dtype=np.float64), time_us=np.asarray(time_us, dtype=np.int64),
-                   sigma_along_m=sg, sigma_cross_m=sg.copy(), course_deg=np.zeros(lo.size))  # fmt: skip
+                   sigma_m=np.full(lo.size, sigma_m), half_along_m=np.zeros(lo.size), course_deg=np.zeros(lo.size),
+                   start=np.zeros(lo.size, dtype=bool))  # fmt: skip
 
 
 def track_ends(
     track: Any, time_us: Any, lon: Any, lat: Any, *, min_points: int = 3, sigma_m: float = 60.0
 ) -> TrackEnds:
-    """Where each id-less track with at least ``min_points`` points most likely began and ended.
+    """Where each track with at least ``min_points`` points most likely began and ended.
 
-    A moving-target radar sees a vehicle only while it moves, once a revisit. A vehicle that stops was last seen
-    up to a revisit before: it stopped somewhere along its course between its last point and one revisit's travel
-    further on (and set off the same way before its first point). Each end is carried on by half that travel; the
-    spread of a uniform over it is added along the course to ``sigma_m`` (the error of a smoothed track point). The
-    revisit is the track's mean time step (missed looks included), the velocity that of its last (first) three
-    points.
+    A moving-target radar sees a vehicle only while it moves, once a revisit; a beacon reports once an interval. A
+    vehicle that stops was last seen up to a revisit before: it stopped somewhere along its course between its last
+    point and one revisit's travel further on (and set off the same way before its first point), each place as
+    likely as the next. Each end is given as the middle of that stretch and its half-length, give or take
+    ``sigma_m`` (the error of a track point). The revisit is the track's mean time step (missed looks included), the
+    velocity that of its last (first) three points.
 
     >>> e = track_ends(["a", "a", "a", "b"], [2, 1, 3, 1], [1.0, 0.0, 2.0, 9.0], [0.0, 0.0, 0.0, 9.0])
-    >>> e.lon.tolist(), e.time_us.tolist(), e.course_deg.round(1).tolist()
-    ([-0.5, 2.5], [1, 3], [270.0, 90.0])
-    >>> bool(e.sigma_along_m[0] > e.sigma_cross_m[0] == 60.0)
+    >>> e.lon.tolist(), e.time_us.tolist(), e.course_deg.round(1).tolist(), e.start.tolist()
+    ([-0.5, 2.5], [1, 3], [270.0, 90.0], [True, False])
+    >>> bool(e.half_along_m[0] > 50_000.0)
     True
     """
     t = np.asarray(time_us, dtype=np.int64)
@@ -1676,35 +1698,64 @@ def track_ends(
         vy = np.where(dt != 0, (my[at] - my[other]) / safe, 0.0)
         gone = np.hypot(vx, vy) * step * grid.ground_scale(my[at])  # ground metres travelled in one revisit
         course = np.degrees(np.arctan2(vx, vy)) % 360.0
-        return mx[at] + 0.5 * vx * step, my[at] + 0.5 * vy * step, np.hypot(sigma_m, gone / np.sqrt(12.0)), course
+        return mx[at] + 0.5 * vx * step, my[at] + 0.5 * vy * step, 0.5 * gone, course
 
-    sx, sy, ss, sc = carry(first, first + k)
-    ex, ey, es, ec = carry(last, last - k)
+    sx, sy, sh, sc = carry(first, first + k)
+    ex, ey, eh, ec = carry(last, last - k)
     tt = t[order][np.r_[first, last]]
     o = np.argsort(tt, kind="stable")
     lo, la = grid.inverse_mercator(np.r_[sx, ex][o], np.r_[sy, ey][o])
-    return TrackEnds(lon=lo, lat=la, time_us=tt[o], sigma_along_m=np.r_[ss, es][o],
-                     sigma_cross_m=np.full(o.size, sigma_m), course_deg=np.r_[sc, ec][o])  # fmt: skip
+    return TrackEnds(lon=lo, lat=la, time_us=tt[o], sigma_m=np.full(o.size, sigma_m), half_along_m=np.r_[sh, eh][o],
+                     course_deg=np.r_[sc, ec][o],
+                     start=np.r_[np.ones(first.size, dtype=bool), np.zeros(last.size, dtype=bool)][o])  # fmt: skip
 
 
-def track_end_state(ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
-    """Ends of id-less vehicle tracks as grid evidence (channel ``TRACK_END``): each on the place seen by imagery it
-    most likely names (weighed against a place no imagery saw, ``anchor_unseen``), weighted by that place's share.
-    A vehicle stops on roads too: an end that names no building carries no evidence."""
+def track_end_state(
+    ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams(), channel: Channel = Channel.TRACK_END
+) -> grid.GridState:
+    """Ends of vehicle tracks as grid evidence (``channel``, by default ``TRACK_END``): each on the place seen by
+    imagery it most likely names (weighed against a place no imagery saw, ``anchor_unseen``), weighted by that
+    place's share. A vehicle stops on roads too: an end that names no building carries no evidence."""
     if ends.n == 0:
         return grid.empty_state()
     px, py = grid.mercator(ends.lon, ends.lat)
     c = np.radians(ends.course_deg)
-    x, y, share, anchored = _anchor(px, py, ends.sigma_along_m, ends.sigma_cross_m, np.sin(c), np.cos(c), anchors,
-                                    params.anchor_unseen, params)  # fmt: skip
+    x, y, share, anchored = _anchor(px, py, ends.sigma_m, ends.sigma_m, np.sin(c), np.cos(c), anchors,
+                                    params.anchor_unseen, params, ends.half_along_m)  # fmt: skip
     k = np.flatnonzero(anchored & (share > 0))
     if k.size == 0:
         return grid.empty_state()
     lon, lat = grid.inverse_mercator(x[k], y[k])
     return grid.accumulate(
-        lon=lon, lat=lat, time_us=ends.time_us[k], channel=np.full(k.size, int(Channel.TRACK_END), dtype=np.int8),
-        weight=params.channel_weight[Channel.TRACK_END] * share[k], sigma_m=np.full(k.size, 30.0),
+        lon=lon, lat=lat, time_us=ends.time_us[k], channel=np.full(k.size, int(channel), dtype=np.int8),
+        weight=params.channel_weight[channel] * share[k], sigma_m=np.full(k.size, 30.0),
     )  # fmt: skip
+
+
+def departures(
+    ident: Any, time_us: Any, lon: Any, lat: Any, *, gap_s: float = 900.0, min_points: int = 3, sigma_m: float = 15.0
+) -> TrackEnds:
+    """Where tagged vehicles set off: the start of each trip, its reports (one id) split where they pause longer than
+    ``gap_s``, carried back along the course by half a report interval (:func:`track_ends`: a beacon reports once
+    a minute, so a truck leaving a lab at 12 m/s is first heard anywhere up to 720 m down the road).
+
+    >>> d = departures(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
+    ...                [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
+    >>> d.n, np.round(d.lon, 4).tolist()
+    (2, [-0.0005, 1.0])
+    """
+    t = np.asarray(time_us, dtype=np.int64)
+    if t.size == 0:
+        return TrackEnds.at(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), sigma_m)
+    ids = np.asarray(ident)
+    _, code = np.unique(ids.astype(str) if ids.dtype == object else ids, return_inverse=True)
+    order = np.lexsort((t, code))
+    c, ts = code[order], t[order]
+    new = np.r_[True, (c[1:] != c[:-1]) | (np.diff(ts) > gap_s * _US_PER_S)]
+    trip = np.empty(t.size, dtype=np.int64)
+    trip[order] = np.cumsum(new) - 1
+    ends = track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
+    return ends.subset(ends.start)
 
 
 def _track_points(name: str, ws: Workspace, *, with_alt: bool = False) -> dict[str, npt.NDArray[Any]] | None:
@@ -1745,6 +1796,25 @@ def workspace_track_end_state(
     ends = track_ends(pts["track"], pts["time_us"], pts["lon"], pts["lat"], min_points=params.track_end_min_points,
                       sigma_m=params.track_end_sigma_m)  # fmt: skip
     return track_end_state(ends, anchors, params)
+
+
+def workspace_departures(ws: Workspace, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Where the workspace's tagged vehicles (CoT) set off (:func:`departures`), as ``TAGGED_ORIGIN`` evidence on the
+    places of ``anchors`` they name. Their reports are read from the lake each run: a trip's start needs its whole
+    run of reports, which may span days and lake units."""
+    tb = Lake(ws.lake_dir).query(
+        "SELECT ident, epoch_us(time) AS time_us, lon, lat FROM observations "
+        "WHERE sensor = ? AND kind = ? AND ident IS NOT NULL",
+        [Sensor.COT.value, ObjectKind.VEHICLE.value],
+    )
+    if tb.num_rows == 0:
+        return grid.empty_state()
+    d = departures(np.asarray(tb.column("ident").to_pylist(), dtype=object),
+                   np.asarray(tb.column("time_us").to_numpy(), dtype=np.int64),
+                   np.asarray(tb.column("lon").to_numpy(), dtype=np.float64),
+                   np.asarray(tb.column("lat").to_numpy(), dtype=np.float64), gap_s=params.departure_gap_s,
+                   sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
+    return track_end_state(d, anchors, params, Channel.TAGGED_ORIGIN)
 
 
 # -- projected landings ----------------------------------------------------------------------------
@@ -1914,7 +1984,10 @@ def _with_derived(
 ) -> tuple[grid.GridState, Beddowns, Landings]:
     """The detections' evidence with what is derived from the whole workspace each run: the ends of id-less vehicle
     tracks, the emitters' bed-downs and the aircraft's projected landings (both anchored on the places imagery saw)."""
-    state = grid.merge(state, workspace_track_end_state(ws, state, params))
+    # where tagged vehicles set off is derived from their whole trips (a state saved before kept first reports)
+    state = state.take(np.flatnonzero(state.channel != Channel.TAGGED_ORIGIN))
+    derived = [workspace_track_end_state(ws, state, params), workspace_departures(ws, state, params)]
+    state = grid.merge_many([state, *derived])
     bd_state, bd = beddown_state(fixes, params, anchors=state)
     ld = workspace_landings(ws, params)
     return grid.merge_many([state, bd_state, landing_state(ld, state, params)]), bd, ld

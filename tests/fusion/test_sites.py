@@ -526,27 +526,85 @@ def test_demo_scenario_meets_the_bar_on_observable_sites(demo_scenario: Path, de
     assert r["observable_median_error_m"] is not None and r["observable_median_error_m"] <= 150.0, r
 
 
+def _beacon_trip(tag: str, t0: int, legs: list[tuple[float, float, float]], lon0: float, lat0: float) -> dict[str, Any]:
+    """Reports of a tagged vehicle's beacon, one a minute: each leg is (metres north, metres east, speed m/s) from
+    where the last one ended (speed 0: parked that many minutes, ``north`` read as minutes)."""
+    k = 111_320.0
+    x, y, t = 0.0, 0.0, t0
+    rows: list[tuple[int, float, float, float]] = []
+    for north, east, v in legs:
+        if v == 0.0:
+            for _ in range(int(north)):
+                rows.append((t, x, y, 0.0))
+                t += 60_000_000
+            continue
+        dist = float(np.hypot(north, east))
+        for j in range(1, int(dist // (v * 60.0)) + 1):
+            f = j * v * 60.0 / dist
+            rows.append((t, x + east * f, y + north * f, v))
+            t += 60_000_000
+        x, y = x + east, y + north
+    n = len(rows)
+    return {
+        "lon": np.array([lon0 + r[1] / (k * np.cos(np.radians(lat0))) for r in rows]),
+        "lat": np.array([lat0 + r[2] / k for r in rows]), "time_us": np.array([r[0] for r in rows], dtype=np.int64),
+        "sensor": np.full(n, "COT", dtype=object), "kind": np.full(n, "vehicle", dtype=object),
+        "pos_err_m": np.full(n, 10.0), "err_minor_m": np.full(n, np.nan), "confidence": np.full(n, 0.95),
+        "speed_mps": np.array([r[3] for r in rows]), "alt_m": np.full(n, np.nan),
+        "ident": np.full(n, tag, dtype=object), "err_orient_deg": np.full(n, np.nan),
+    }  # fmt: skip
+
+
+def _join(*parts: dict[str, Any]) -> dict[str, Any]:
+    return {k: np.concatenate([np.asarray(p[k]) for p in parts]) for k in parts[0]}
+
+
 def test_loads_setting_out_make_a_lab_loads_stopping_over_a_stash_house() -> None:
+    """A tagged truck's beacon is first heard 500 m down the road from the lab it left (a report a minute at 12 m/s:
+    anywhere up to 720 m); it stops two hours at the stash house, reporting, and drives on."""
     rng = np.random.default_rng(10)
     w = World()
-    lab, stash = (-106.0, 25.5), (-106.5, 26.5)
+    lab = (-106.0, 25.5)
+    stash = (lab[0], lab[1] + 9_780.0 / 111_320.0)  # where the second leg ends
     for d in range(3):
         for x, y in (lab, stash):
             w.add(rng, x, y, 2, sensor="EO", kind="structure", day=d, hour=12, err=30)
-            w.add(rng, x, y, 2, sensor="EO", kind="vehicle", day=d, hour=12, err=30, speed=0.0)
-        tag = f"TAG-{d}"
-        # the day's trip: sets out from the lab at dawn, stops over at the stash house, drives on north
-        w.add(rng, *lab, 1, sensor="COT", kind="vehicle", day=d, hour=5, err=10, speed=12.0, ident=tag)
-        w.add(rng, -106.25, 26.0, 1, sensor="COT", kind="vehicle", day=d, hour=7, err=10, speed=22.0, ident=tag)
-        w.add(rng, *stash, 3, sensor="COT", kind="vehicle", day=d, hour=9, err=10, speed=0.0, ident=tag)
-        w.add(rng, -106.5, 27.5, 1, sensor="COT", kind="vehicle", day=d, hour=15, err=10, speed=20.0, ident=tag)
-    s = detect_sites(**w.arrays())
+            w.add(rng, x, y, 1, sensor="EO", kind="vehicle", day=d, hour=12, err=30, speed=0.0)
+    trips = [
+        _beacon_trip(f"TAG-{d}", (DAY0 + d) * US_D + 5 * US_H, [(-220.0, 0.0, 12.0), (10_000.0, 0.0, 12.0),
+                     (120.0, 0.0, 0.0), (30_000.0, 0.0, 20.0)], lab[0], lab[1])
+        for d in range(3)
+    ]  # fmt: skip
+    # the first report: 500 m north of the lab (the trip is laid out from 220 m south, a report every 720 m)
+    assert abs((trips[0]["lat"][0] - lab[1]) * 111_320.0 - 500.0) < 1.0
+    s = detect_sites(**_join(w.arrays(), *trips))
     truth = TruthSites(id=["lab", "stash"], kind=["lab", "stash_house"], lon=np.array([lab[0], stash[0]]),
                        lat=np.array([lab[1], stash[1]]), first_day=np.full(2, DAY0),
                        observed=np.ones(2, bool))  # fmt: skip
     r = score_sites(s, truth, radius_m=300.0)
     assert r["tp"] == 2 and r["kind_accuracy"] == 1.0, (r, s.kind)
     assert all(e["signatures"]["tagged_vehicle"] > 0.3 for e in s.evidence[:2])
+    at_lab = next(e for e, k in zip(s.evidence, s.kind, strict=True) if k == "lab")
+    assert at_lab["support"]["tagged_origin"] > 2.0  # all three departures, each on the lab
+    # without the trips, both are buildings with cars: ranches
+    assert detect_sites(**w.arrays()).n_sites == 0
+
+
+def test_departures_split_a_beacon_at_its_pauses_and_carry_the_start_back() -> None:
+    from atalaya.fusion.sites import departures
+
+    lon0, lat0 = -106.0, 25.5
+    a = _beacon_trip("T", 0, [(-220.0, 0.0, 12.0), (5_000.0, 0.0, 12.0)], lon0, lat0)
+    b = _beacon_trip("T", 4 * US_H, [(0.0, 3_000.0, 12.0)], lon0 + 0.1, lat0)  # later, elsewhere
+    both = _join(a, b)
+    d = departures(both["ident"], both["time_us"], both["lon"], both["lat"])
+    assert d.n == 2 and d.start.all()
+    north = (d.lat - lat0) * 111_320.0
+    assert abs(north[0] - (500.0 - 360.0)) < 1.0 and abs(d.half_along_m[0] - 360.0) < 1.0
+    assert d.course_deg.round().tolist() == [180.0, 270.0]  # outwards: back along the course they set off on
+    # one pause of ten minutes (under the 15 asked for) is the same trip
+    b2 = _beacon_trip("T", int(a["time_us"][-1]) + 10 * 60_000_000, [(3_000.0, 0.0, 12.0)], lon0, lat0)
+    assert departures(*(_join(a, b2)[k] for k in ("ident", "time_us", "lon", "lat"))).n == 1
 
 
 # -- buildings on the shore --------------------------------------------------------------------------------------
@@ -660,8 +718,9 @@ def test_anchor_weight_is_shared_between_equally_likely_buildings() -> None:
 
 
 def test_beddown_is_anchored_along_its_long_axis_not_across_it() -> None:
-    """Fixes taken from one side leave a bed-down loose along their line of sight: a building 2.2 sigmas along
-    that axis names it (the mean radius, 3.5 times smaller, would not reach it); one as far across does not."""
+    """Fixes taken from one side leave a bed-down loose along their line of sight: a building 420 m off along that
+    axis names it (2.2 sigmas; the mean radius, 3.5 times smaller, would not reach it); one as far across hardly
+    does (8 sigmas; 3.7 with the building's own extent, ``support_radius_m``, added)."""
     from atalaya.fusion.beddown import Beddowns
     from atalaya.fusion.sites import anchor_beddowns
 
@@ -684,10 +743,10 @@ def test_beddown_is_anchored_along_its_long_axis_not_across_it() -> None:
                         inlier=np.ones(4, dtype=bool))  # fmt: skip
 
     _, lat, _, weight, anchored = anchor_beddowns(bed_down(0.0), state)  # long axis north–south
-    assert anchored[0] and weight[0] > 0.5
+    assert anchored[0] and weight[0] > 0.8
     assert abs((lat[0] - y) * m_lat - 420.0) < 30.0
-    _, _, _, weight, _ = anchor_beddowns(bed_down(90.0), state)  # long axis east–west: 8 sigmas across
-    assert weight[0] < 1e-6
+    _, _, _, weight, _ = anchor_beddowns(bed_down(90.0), state)  # long axis east–west
+    assert weight[0] < 0.1
 
 
 # -- id-less vehicle tracks ending at a building -----------------------------------------------------------------
@@ -720,8 +779,8 @@ def test_vehicle_track_ending_at_a_building_is_a_site_in_the_open_it_is_not() ->
 
 def test_track_ends_are_carried_on_to_where_the_vehicle_stopped_or_set_off() -> None:
     """A vehicle seen once every 20 s at 15 m/s stops up to 300 m after its last point (and set off up to 300 m
-    before its first): the end lands half way, loose along the course, and names a building 280 m beyond the last
-    point; the last point alone, known to 60 m, is too far from it."""
+    before its first): the end is that stretch, and names a building 280 m beyond the last point; the last point
+    alone, known to 60 m, is too far from it."""
     from atalaya.fusion.sites import TrackEnds, track_ends
 
     x, y = -106.4, 26.1
@@ -735,12 +794,12 @@ def test_track_ends_are_carried_on_to_where_the_vehicle_stopped_or_set_off() -> 
     assert ends.time_us.tolist() == [t[0], t[-1]]
     assert abs(east[1] - (-280.0 + 150.0)) < 1.0  # the end: half a revisit's travel on
     assert abs(east[0] - ((lon[0] - x) * m_lon - 150.0)) < 1.0  # the start: half a revisit's travel back
-    assert ends.course_deg.round(1).tolist() == [270.0, 90.0]
-    assert ends.sigma_along_m[1] == pytest.approx(np.hypot(60.0, 300.0 / np.sqrt(12.0)), rel=1e-3)
-    assert ends.sigma_cross_m.tolist() == [60.0, 60.0]
+    assert ends.course_deg.round(1).tolist() == [270.0, 90.0]  # outwards: back from the start, on from the end
+    assert ends.half_along_m == pytest.approx([150.0, 150.0], rel=1e-3)
+    assert ends.sigma_m.tolist() == [60.0, 60.0] and ends.start.tolist() == [True, False]
     # a track that does not move (all points at one place) is not carried anywhere
     still = track_ends(["s"] * 3, t[:3], np.full(3, x), np.full(3, y))
-    assert np.allclose(still.lon, x) and np.allclose(still.sigma_along_m, 60.0)
+    assert np.allclose(still.lon, x) and np.allclose(still.half_along_m, 0.0)
     a = _ranch_like(rng, x, y).arrays()
     sites = detect_sites(**a, track_ends=ends)
     assert sites.n_sites == 1 and "vehicle_stops" in sites.evidence[0]["signatures"], sites.evidence
