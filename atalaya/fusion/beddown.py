@@ -16,9 +16,12 @@ major axis at ``orient`` degrees clockwise from north):
    a loose start to the 99.7 % point of a χ² with 2 degrees of freedom), so
    the fixes of trips elsewhere drop out;
 3. keep the estimate when enough fixes on enough distinct days agree with it,
-   they are a large enough share of the emitter's fixes, their scatter is
-   what their ellipses predict (mean squared Mahalanobis distance near 2), and
-   the combined position is sharp.
+   they are a large enough share of the emitter's fixes near it (within a
+   town's reach: a crew phone's trips hundreds of kilometres away say nothing
+   of the place), their scatter is what their ellipses predict (mean squared
+   Mahalanobis distance near 2), and the combined position is sharp. Its
+   error ellipse (semi-axes and orientation) is kept with it: fixes taken
+   from one side leave it loose along their line of sight.
 
 The fixes that agree with an accepted bed-down are then set aside and the
 rest searched again (up to ``max_stays`` places per phone: home, a lab, a

@@ -4,8 +4,8 @@ How it works (method ``sites/grid-v2``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
    seen: structures, thermal anomalies (split night/day by the sun's
-   elevation), stationary vehicles, tagged (CoT) vehicles stopped or at the
-   ends of their trips, aircraft on the ground (ADS-B track ends that begin or
+   elevation), stationary vehicles, tagged (CoT) vehicles stopped or where
+   their day's reports end, aircraft on the ground (ADS-B track ends that begin or
    end low, carried along the climb to the ground; never within a few km of a
    known airport), boats stopped (never in a known port), RF emitters and
    chemical hits. Moving traffic, own platforms and friendly patrols carry
@@ -13,7 +13,11 @@ How it works (method ``sites/grid-v2``):
    stop, are read from the tracks analytic's output, and so are aircraft
    tracks that end airborne in a descent: the transponder went off on the way
    down, and the descent is carried on to the ground
-   (:func:`projected_landings`).
+   (:func:`projected_landings`). Where a tagged vehicle sets off is the start
+   of each trip of its beacon, read from the lake (:func:`departures`). A
+   vehicle seen once a revisit (or a report interval) stopped, or set off,
+   anywhere on the stretch it covers in one: those ends are that stretch
+   (:func:`track_ends`).
 2. **Accumulation** (:mod:`atalaya.fusion.grid`). Detections are binned per
    grid cell, day and channel, weighted by confidence; the grid level follows
    the position uncertainty (error-ellipse area), so a 1 km SIGINT fix spreads
@@ -23,8 +27,10 @@ How it works (method ``sites/grid-v2``):
    (:mod:`atalaya.fusion.beddown`): where a phone stays, far sharper than any
    one fix, added as emitter evidence for each day it was there. A bed-down
    too loose to name a place is anchored on the place seen by imagery inside
-   its uncertainty (:func:`anchor_beddowns`), or dropped; so is a projected
-   landing, kilometres uncertain along its course (:func:`anchor_landings`).
+   its error ellipse (:func:`anchor_beddowns`), or dropped; so is a projected
+   landing, kilometres uncertain along its course (:func:`anchor_landings`),
+   and so are vehicle track ends and departures: each goes to the place seen
+   by imagery it most likely names, weighed against a place no imagery saw.
 3. **Extraction.** Level-0 cells are smoothed over 3×3 neighbours; local maxima
    over 5×5 (about 360 m) above a minimum mass are candidate sites. Each
    candidate gathers the evidence around it at every level with a kernel that
