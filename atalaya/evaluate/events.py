@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -617,7 +618,9 @@ def corridor_cells(
     ``pts`` are the track points the corridor analytic reads
     (:func:`atalaya.fusion.corridors.load_track_points`: ``track_id, kind,
     time_us, lon, lat``), ``truth_tracks`` the scenario's ``truth/tracks``
-    (``object_id, trip_id, time, lon, lat``) and ``attribution`` the trip
+    (``object_id, trip_id, time, lon, lat``), or a function that reads the
+    samples of the trips it is given (then each kind's are read in turn, not
+    all held at once), and ``attribution`` the trip
     behind each track observation (:func:`track_objects`). Both corridor sets
     come from :func:`atalaya.fusion.corridors.corridor_flows` with its default
     settings: one over the observed positions, one over
@@ -656,10 +659,12 @@ def corridor_cells(
     # only the trips some observation behind a track is attributed to can be followed: the rest of the truth is
     # left out first; ids then become integer codes, one code space per kind of id (tens of millions of
     # observations and samples must not each hold a Python string)
-    followed = pc.unique(attribution.column("object_id").drop_null())
-    keep = _member(truth_tracks.column("trip_id"), followed)
-    if not pc.all(keep).as_py():  # (a copy of tens of millions of samples only when some are not followed)
-        truth_tracks = truth_tracks.filter(keep)
+    read_truth = truth_tracks if callable(truth_tracks) else None
+    if read_truth is None:
+        followed = pc.unique(attribution.column("object_id").drop_null())
+        keep = _member(truth_tracks.column("trip_id"), followed)
+        if not pc.all(keep).as_py():  # (a copy of tens of millions of samples only when some are not followed)
+            truth_tracks = truth_tracks.filter(keep)
     text = pa.dictionary(pa.int32(), pa.string())
 
     def dictionary(col: Any) -> list[Any]:  # chunks of ids as dictionaries, a null as ""
@@ -680,7 +685,8 @@ def corridor_cells(
         pk = pts.filter(pc.equal(pts.column("kind"), kind))
         att = attribution.filter(_member(attribution.column("track_id"), pc.unique(pk.column("track_id"))))
         trip_col = att.column("object_id")
-        tk = truth_tracks.filter(_member(truth_tracks.column("trip_id"), pc.unique(trip_col).drop_null()))
+        trips = pc.unique(trip_col).drop_null()
+        tk = read_truth(trips) if read_truth else truth_tracks.filter(_member(truth_tracks.column("trip_id"), trips))
         trk_codes, _ = co.as_codes(pa.chunked_array([*dictionary(pk.column("track_id")),
                                                      *dictionary(att.column("track_id"))], text))  # fmt: skip
         trip_null = np.asarray(trip_col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
@@ -812,8 +818,10 @@ def score_workspace(ws: Any, truth_dir: Any) -> dict[str, Any]:
             "time_us": att.column("time_us"),
         }
     )
-    # of the true paths (tens of millions of samples on a long scenario), only the trips some track follows
-    out["corridor_iou"] = score_corridors(pts, _true_paths(true_files, pc.unique(att.column("object_id"))), att)
+    del obs, seen, hit, pred_x, truth_x
+    # of the true paths (tens of millions of samples on a long scenario), only the trips some track follows, read
+    # one kind of object at a time
+    out["corridor_iou"] = score_corridors(pts, functools.partial(_true_paths, true_files), att)
     return out
 
 

@@ -235,6 +235,20 @@ def test_corridor_scoring_in_buckets_of_tracks(demo_workspace: Workspace, demo_s
     parts = corridor_cells(pts, truth, att, bucket_rows=5_000, params=cp)
     assert set(whole) == {"vehicle", "vessel", "aircraft"}
     assert sum(p.size + t.size for p, t in whole.values()) > 100
+    # and the truth read one kind's followed trips at a time, from the files, as `atalaya evaluate` does
+    from atalaya.evaluate.events import _true_paths
+
+    files = sorted(str(f) for f in (demo_scenario / "truth" / "tracks").glob("*.parquet"))
+    asked: list[int] = []
+
+    def read(trips: pa.Array) -> pa.Table:
+        asked.append(len(trips))
+        return _true_paths(files, trips)
+
+    lazily = corridor_cells(pts, read, att, params=cp)
+    assert len(asked) == 3 and min(asked) > 0  # one read per kind, of that kind's followed trips only
     for kind, (p, t) in whole.items():
         assert np.array_equal(np.sort(p), np.sort(parts[kind][0])), kind
         assert np.array_equal(np.sort(t), np.sort(parts[kind][1])), kind
+        assert np.array_equal(np.sort(p), np.sort(lazily[kind][0])), kind
+        assert np.array_equal(np.sort(t), np.sort(lazily[kind][1])), kind
