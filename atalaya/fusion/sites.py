@@ -518,9 +518,10 @@ def trip_ends(
     Returns ``(end, neighbour, first)``: the row of each track end, the row of
     the report next to it in the same track (itself where the track has one
     report), and whether the end is where the track begins.
-    Where a tagged suspect vehicle sets out from or ends its day, and where an
-    aircraft's track begins or ends low, is evidence on that place as much as a
-    sighting there; the airborne reports in between are none.
+    Where a tagged suspect vehicle ends its day, and where an aircraft's track
+    begins or ends low, is evidence on that place as much as a sighting there;
+    the airborne reports in between are none. (Where a tagged vehicle sets out
+    is found from its whole trips: :func:`departures`.)
 
     >>> end, nb, first = trip_ends(["A", "A", "A", None], np.array([3, 1, 2, 0]),
     ...                            np.full(4, _SEN["COT"], np.int8), np.full(4, _KND["vehicle"], np.int8))
