@@ -882,15 +882,30 @@ def _shore_days(px: F64, py: F64, structure_days: I64, structure: F64, params: S
     return out
 
 
+def _boats_ashore(px: F64, py: F64, vessel: F64, structure: F64, params: SiteParams) -> npt.NDArray[np.bool_]:
+    """Places where a stopped boat means a landing: at a building, or on an open-sea shore (within
+    ``shore_radius_m`` of the coastline) with no building seen. A boat stopped out at sea is no place on land.
+    ``vessel`` is the place's stopped-boat support, ``structure`` its structure evidence in [0, 1]."""
+    out: npt.NDArray[np.bool_] = structure > 0.1
+    cand = np.flatnonzero(~out & (vessel > 0))
+    if cand.size and params.shore_radius_m > 0:
+        from atalaya.fusion.maritime import near_shore
+
+        lon, lat = grid.inverse_mercator(px[cand], py[cand])
+        out[cand[near_shore(lon, lat, params.shore_radius_m, open_sea_m=params.open_sea_m)]] = True
+    return out
+
+
 def _suppress_satellites(
-    keep: npt.NDArray[np.intp], px: F64, py: F64, context: F64, params: SiteParams
+    keep: npt.NDArray[np.intp], px: F64, py: F64, structure: F64, params: SiteParams
 ) -> npt.NDArray[np.intp]:
-    """Drop reported places with no context (nothing built seen there) within ``satellite_radius_m`` of a
-    higher-ranked site: an aircraft's roll down a strip or a truck leaving a lab, not a place of their own.
+    """Drop reported places where nothing built was seen (``structure`` evidence in [0, 1] under 0.1) within
+    ``satellite_radius_m`` of a higher-ranked site or of any built one: an aircraft's roll down a strip, a truck
+    leaving a lab, boats and cars along the beach a landing uses; not places of their own.
 
     ``keep`` is ranked best first; the result keeps that order.
     """
-    lone = context[keep] < 0.1 * params.context_cap
+    lone = structure[keep] <= 0.1
     if not lone.any() or params.satellite_radius_m <= 0:
         return keep
     from scipy.spatial import cKDTree
@@ -901,7 +916,7 @@ def _suppress_satellites(
     drop = np.zeros(keep.size, dtype=bool)
     for i in np.flatnonzero(lone).tolist():
         near = tree.query_ball_point(pts[i], params.satellite_radius_m / float(scale[i]))
-        if any(j < i and not drop[j] for j in near):
+        if any((j < i and not drop[j]) or not lone[j] for j in near):
             drop[i] = True
     return keep[~drop]
 
@@ -1036,6 +1051,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     context = params.context_cap * (1.0 - np.prod(1.0 - ctx_parts, axis=1))
     co_sig, _ = cooccur_llr(co_days, img_days, ctx_parts[:, 0] > 0.1, params)
     shore_days = _shore_days(px, py, ch_days[:, Channel.STRUCTURE], ctx_parts[:, 0], params)
+    ashore = _boats_ashore(px, py, support[:, Channel.VESSEL], ctx_parts[:, 0], params)
     sig = np.stack(
         [
             _group_prob(
@@ -1046,7 +1062,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
             _group_prob(support[:, Channel.EMITTER], params.emitter_scale, params.signature_cap),
             _group_prob(support[:, Channel.AIRCRAFT], params.aircraft_scale, params.signature_cap),
             _group_prob(support[:, Channel.VESSEL], params.vessel_scale, params.signature_cap)
-            * (ctx_parts[:, 0] > 0.1),  # a boat stopped at sea is no place on land
+            * ashore,  # a boat stopped at sea is no place on land
             _group_prob(support[:, Channel.CHEMICAL], 1.0, params.signature_cap),
             _group_prob(co_sig, params.cooccur_scale, params.signature_cap),
             _group_prob(shore_days.astype(np.float64), params.shore_scale, params.signature_cap),
@@ -1084,7 +1100,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     if keep.size == 0:
         return _empty_sites()
     keep = keep[np.lexsort((peak_cells[keep], -score[keep]))]
-    keep = _suppress_satellites(keep, px, py, context, params)
+    keep = _suppress_satellites(keep, px, py, ctx_parts[:, 0], params)
 
     lon, lat = grid.inverse_mercator(px[keep], py[keep])
     qn = np.bincount(p_i, weights=kq, minlength=npk)[keep]

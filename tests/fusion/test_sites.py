@@ -647,6 +647,40 @@ def test_building_on_a_remote_shore_is_a_landing_beach() -> None:
     assert detect_sites(**_building(x, y, days=3), params=SiteParams(shore_radius_m=0.0)).n_sites == 0
 
 
+def _boats(lon: float, lat: float, n: int = 4, seed: int = 4) -> World:
+    """``n`` sharp radar looks at a boat stopped at ``(lon, lat)`` one night."""
+    w = World()
+    w.add(np.random.default_rng(seed), lon, lat, n, sensor="RADAR", kind="vessel", day=0, hour=3, err=40, conf=0.95,
+          speed=0.3)  # fmt: skip
+    return w
+
+
+def test_boat_stopped_on_a_remote_shore_is_a_landing_beach_with_nothing_built() -> None:
+    x, y = _shore_point(-109.6, 25.75)
+    sites = detect_sites(**_boats(x, y).arrays())
+    assert sites.n_sites == 1 and sites.kind == ["landing_beach"], sites.evidence
+    assert "boat_ashore" in sites.evidence[0]["signatures"]
+    assert match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=100.0).tp == 1
+    # the same boat stopped 5 km out at sea, or without the shore test, is no place on land
+    assert detect_sites(**_boats(x - 0.05, y).arrays()).n_sites == 0
+    assert detect_sites(**_boats(x, y).arrays(), params=SiteParams(shore_radius_m=0.0)).n_sites == 0
+
+
+def test_boats_and_cars_along_a_landing_beach_are_one_site() -> None:
+    x, y = _shore_point(-109.6, 25.75)
+    w = World(cols={k: list(v) for k, v in _building(x, y, days=4, per_day=6).items()})
+    rng = np.random.default_rng(5)
+    bx, by = _shore_point(x + 0.004, y - 0.002)  # 340 m along the shore: boats and cars, nothing built
+    for d in range(2):
+        w.add(rng, bx, by, 3, sensor="RADAR", kind="vessel", day=d, hour=3, err=40, speed=0.3)
+        w.add(rng, bx, by, 6, sensor="EO", kind="vehicle", day=d, hour=16, err=30, speed=0.0)
+    sites = detect_sites(**w.arrays())
+    assert sites.n_sites == 1 and sites.kind == ["landing_beach"], sites.evidence
+    assert match_points(sites.lon, sites.lat, np.array([x]), np.array([y]), radius_m=50.0).tp == 1  # the building
+    # with the satellite rule off, the boats' stretch of beach is a second site
+    assert detect_sites(**w.arrays(), params=SiteParams(satellite_radius_m=0.0)).n_sites == 2
+
+
 def test_building_on_the_shore_at_a_port_is_not_a_site() -> None:
     from atalaya.geo.naturalearth import load_layer
 
