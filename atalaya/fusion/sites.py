@@ -231,6 +231,10 @@ class SiteParams:
     departure_gap_s: float = 900.0
     """A tagged vehicle's reports that pause longer than this are two trips: the second sets off where it resumes
     (a beacon reports once a minute or so; a truck parked at a stash house keeps reporting)."""
+    departure_free_min_days: int = 2
+    """Departures that name no place seen by imagery, but overlap those of other days (at least this many distinct
+    days in all), name a place of their own: a tagged vehicle that sets out from one spot day after day (0: never).
+    """
     landing_window_s: float = 120.0
     """The last this many seconds of an aircraft's track measure its descent (gradient and course): the gradient it
     flies now, not the average since the top of descent (a few of ADS-B's 25 ft steps at 500 ft a minute)."""
@@ -1307,7 +1311,8 @@ def detect_sites(
         state = grid.merge(state, track_end_state(te, state, params))
     extra = [landing_state(landings, state, params)] if landings is not None and landings.n else []
     if setting_off is not None:
-        extra.append(track_end_state(setting_off, state, params, Channel.TAGGED_ORIGIN))
+        extra.append(track_end_state(setting_off, state, params, Channel.TAGGED_ORIGIN,
+                                     free_min_days=params.departure_free_min_days))  # fmt: skip
     if fixes is not None:
         extra.append(beddown_state(fixes, params, anchors=state)[0])
     return extract_sites(grid.merge_many([state, *extra]), params)
@@ -1734,11 +1739,17 @@ def track_ends(
 
 
 def track_end_state(
-    ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams(), channel: Channel = Channel.TRACK_END
+    ends: TrackEnds,
+    anchors: grid.GridState,
+    params: SiteParams = SiteParams(),
+    channel: Channel = Channel.TRACK_END,
+    *,
+    free_min_days: int = 0,
 ) -> grid.GridState:
     """Ends of vehicle tracks as grid evidence (``channel``, by default ``TRACK_END``): each on the place seen by
     imagery it most likely names (weighed against a place no imagery saw, ``anchor_unseen``), weighted by that
-    place's share. A vehicle stops on roads too: an end that names no building carries no evidence."""
+    place's share. A vehicle stops on roads too: an end that names no building carries no evidence, unless
+    ``free_min_days`` > 0 and it overlaps ends of other days that name none either (:func:`free_places`)."""
     if ends.n == 0:
         return grid.empty_state()
     px, py = grid.mercator(ends.lon, ends.lat)
@@ -1746,13 +1757,98 @@ def track_end_state(
     x, y, share, anchored = _anchor(px, py, ends.sigma_m, ends.sigma_m, np.sin(c), np.cos(c), anchors,
                                     params.anchor_unseen, params, ends.half_along_m)  # fmt: skip
     k = np.flatnonzero(anchored & (share > 0))
+    lon, lat = grid.inverse_mercator(x[k], y[k])
+    sig = np.full(k.size, 30.0)
+    wt = params.channel_weight[channel] * share[k]
+    if free_min_days > 0 and not anchored.all():
+        loose = np.flatnonzero(~anchored)
+        member, flon, flat, fsig = free_places(ends.subset(~anchored), min_days=free_min_days,
+                                               extent_m=params.place_extent_m)  # fmt: skip
+        k = np.r_[k, loose[member]]
+        lon, lat, sig = np.r_[lon, flon], np.r_[lat, flat], np.r_[sig, fsig]
+        wt = np.r_[wt, np.full(member.size, params.channel_weight[channel])]
     if k.size == 0:
         return grid.empty_state()
-    lon, lat = grid.inverse_mercator(x[k], y[k])
     return grid.accumulate(
         lon=lon, lat=lat, time_us=ends.time_us[k], channel=np.full(k.size, int(channel), dtype=np.int8),
-        weight=params.channel_weight[channel] * share[k], sigma_m=np.full(k.size, 30.0),
+        weight=wt, sigma_m=sig,
     )  # fmt: skip
+
+
+def free_places(
+    ends: TrackEnds, *, min_days: int = 2, extent_m: float = 50.0
+) -> tuple[npt.NDArray[np.intp], F64, F64, F64]:
+    """Places named by track ends alone: ends whose stretches (:class:`TrackEnds`) come within three sigmas of one
+    another, linked into groups, where a group holds ends of at least ``min_days`` distinct UTC days.
+
+    Returns ``(member, lon, lat, sigma_m)``: the index of each end in such a group, and its group's place: the
+    middle of the part of the road all its stretches share (along their mean axis; across it, their mean), with
+    the 1-sigma error of a place anywhere on that part, the ends' own error and ``extent_m`` (a place's spread).
+    A vehicle that sets out day after day from one spot no imagery saw tells of a place there.
+
+    >>> e = TrackEnds(lon=np.array([0.0, 0.0002, 1.0]), lat=np.zeros(3), time_us=np.array([0, 1, 2]) * _US_PER_DAY,
+    ...               sigma_m=np.full(3, 15.0), half_along_m=np.full(3, 300.0), course_deg=np.full(3, 90.0),
+    ...               start=np.ones(3, dtype=bool))
+    >>> member, lon, lat, sig = free_places(e)
+    >>> member.tolist(), np.round(lon * 111_320).round(-1).tolist(), bool((sig > 150.0).all())
+    ([0, 1], [10.0, 10.0], True)
+    """
+    z = np.zeros(0)
+    if ends.n < 2 or min_days < 1:
+        return np.zeros(0, dtype=np.intp), z, z.copy(), z.copy()
+    import shapely
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    px, py = grid.mercator(ends.lon, ends.lat)
+    sc = grid.ground_scale(py)
+    c = np.radians(ends.course_deg)
+    ux, uy = np.sin(c), np.cos(c)
+    h = ends.half_along_m / sc  # Mercator units
+    segs = shapely.linestrings(np.stack([np.stack([px - h * ux, py - h * uy], axis=1),
+                                         np.stack([px + h * ux, py + h * uy], axis=1)], axis=1))  # fmt: skip
+    reach = (2.0 * float(ends.half_along_m.max()) + 3.0 * math.sqrt(2.0) * float(ends.sigma_m.max())) / float(sc.min())
+    pairs = cKDTree(np.stack([px, py], axis=1)).query_pairs(reach, output_type="ndarray")
+    if pairs.size == 0:
+        return np.zeros(0, dtype=np.intp), z, z.copy(), z.copy()
+    i, j = pairs[:, 0], pairs[:, 1]
+    gap = shapely.distance(segs[i], segs[j]) * 0.5 * (sc[i] + sc[j])
+    ok = gap <= 3.0 * np.hypot(ends.sigma_m[i], ends.sigma_m[j])
+    n = ends.n
+    link = coo_matrix((np.ones(int(ok.sum())), (i[ok], j[ok])), shape=(n, n))
+    _, label = connected_components(link, directed=False)
+    day = ends.time_us // _US_PER_DAY
+    gd = np.unique(label.astype(np.int64) * (1 << 32) + (day - day.min()))
+    days = np.bincount((gd >> 32).astype(np.intp), minlength=n)
+    member = np.flatnonzero(days[label] >= min_days)
+    if member.size == 0:
+        return member, z, z.copy(), z.copy()
+    _, g = np.unique(label[member], return_inverse=True)
+    ng = int(g.max()) + 1
+    cnt = np.bincount(g, minlength=ng)
+    # the group's axis: the mean of its courses taken as lines (an end may point either way along the road)
+    th = np.arctan2(np.bincount(g, np.sin(2 * c[member]), ng), np.bincount(g, np.cos(2 * c[member]), ng)) / 2
+    ax, ay = np.sin(th)[g], np.cos(th)[g]
+    # ground metres about the group's mean end (Mercator keeps directions; the scale is the group's own)
+    ox, oy = (np.bincount(g, px[member], ng) / cnt)[g], (np.bincount(g, py[member], ng) / cnt)[g]
+    gs = (np.bincount(g, sc[member], ng) / cnt)[g]
+    mx, my = (px[member] - ox) * gs, (py[member] - oy) * gs
+    along = mx * ax + my * ay
+    across = my * ax - mx * ay
+    reach_along = ends.half_along_m[member] * np.abs(ux[member] * ax + uy[member] * ay)
+    lo = np.full(ng, -np.inf)
+    hi = np.full(ng, np.inf)
+    np.maximum.at(lo, g, along - reach_along)
+    np.minimum.at(hi, g, along + reach_along)
+    mid = 0.5 * (lo + hi)
+    width = np.maximum(hi - lo, 0.0)  # the stretches meet within their errors where the shared part is empty
+    cr = np.bincount(g, across, ng) / cnt
+    gx = ox + (mid[g] * ax - cr[g] * ay) / gs
+    gy = oy + (mid[g] * ay + cr[g] * ax) / gs
+    lon, lat = grid.inverse_mercator(gx, gy)
+    sig = np.sqrt(width[g] ** 2 / 12.0 + ends.sigma_m[member] ** 2 + extent_m**2)
+    return member, lon, lat, sig
 
 
 def departures(
@@ -1837,7 +1933,7 @@ def workspace_departures(ws: Workspace, anchors: grid.GridState, params: SitePar
                    np.asarray(tb.column("lon").to_numpy(), dtype=np.float64),
                    np.asarray(tb.column("lat").to_numpy(), dtype=np.float64), gap_s=params.departure_gap_s,
                    sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
-    return track_end_state(d, anchors, params, Channel.TAGGED_ORIGIN)
+    return track_end_state(d, anchors, params, Channel.TAGGED_ORIGIN, free_min_days=params.departure_free_min_days)
 
 
 # -- projected landings ----------------------------------------------------------------------------

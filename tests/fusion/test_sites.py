@@ -590,6 +590,33 @@ def test_loads_setting_out_make_a_lab_loads_stopping_over_a_stash_house() -> Non
     assert detect_sites(**w.arrays()).n_sites == 0
 
 
+def _setting_out(lon0: float, lat0: float, back_m: list[float], days: list[int], tag: str = "TAG") -> dict[str, Any]:
+    """Trips of a tagged truck setting out north from ``(lon0, lat0)``, one per entry: a report a minute at 12 m/s,
+    laid out from ``back_m`` south (so first heard 720 - ``back_m`` m north), each ending somewhere else."""
+    return _join(*(
+        _beacon_trip(f"{tag}-{k}", (DAY0 + d) * US_D + 5 * US_H,
+                     [(-b, 0.0, 12.0), (10_000.0, 0.0, 12.0), (0.0, 3_000.0 * (k + 1), 12.0)], lon0, lat0)
+        for k, (b, d) in enumerate(zip(back_m, days, strict=True))
+    ))  # fmt: skip
+
+
+def test_a_tagged_truck_setting_out_from_one_unseen_spot_on_several_days_names_it() -> None:
+    lon0, lat0 = -106.0, 25.5  # nothing imaged anywhere: the departures alone
+    trips = _setting_out(lon0, lat0, [100.0, 400.0, 650.0], [0, 1, 2])  # first heard 620, 320 and 70 m north
+    s = detect_sites(**trips)
+    assert s.n_sites == 1 and s.kind == ["lab"], (s.kind, s.evidence)
+    # the stretches back from where each was first heard share 170 m about the spot
+    assert match_points(s.lon, s.lat, np.array([lon0]), np.array([lat0]), radius_m=100.0).tp == 1
+    assert s.evidence[0]["days"]["tagged_origin"] == 3
+    # the same three trips on one day, or from three places 5 km apart, or the rule off: no place
+    assert detect_sites(**_setting_out(lon0, lat0, [100.0, 400.0, 650.0], [0, 0, 0])).n_sites == 0
+    apart = _join(
+        *(_setting_out(lon0 + 0.05 * k, lat0, [b], [k], tag=f"T{k}") for k, b in enumerate((100.0, 400.0, 650.0)))
+    )
+    assert detect_sites(**apart).n_sites == 0
+    assert detect_sites(**trips, params=SiteParams(departure_free_min_days=0)).n_sites == 0
+
+
 def test_departures_split_a_beacon_at_its_pauses_and_carry_the_start_back() -> None:
     from atalaya.fusion.sites import departures
 
