@@ -259,7 +259,7 @@ class SiteParams:
     one landing that names a building alone gives 0.38, which with a building's context passes."""
     open_sea_m: float = 25_000.0
     """A shore place must face open water: along some bearing, sea from 2 km out to this far."""
-    shore_scale: float = 2.0
+    shore_scale: float = 1.8
     """Days a shore place was seen built for 63 % of the cap: two days with any building evidence pass; one day
     passes only with the structure context near its cap (several sharp detections, not a lone false alarm)."""
     beddown_free_sigma_m: float = 400.0
