@@ -1,11 +1,11 @@
 """Suspected sites: detections → ranked persistent places of interest with their evidence.
 
-How it works (method ``sites/grid-v2``):
+How it works (method ``sites/grid-v3``):
 
 1. **Channels.** Each detection becomes evidence on one channel by what was
    seen: structures, thermal anomalies (split night/day by the sun's
-   elevation), stationary vehicles, tagged (CoT) vehicles stopped or where
-   their day's reports end, aircraft on the ground (ADS-B track ends that begin or
+   elevation), stationary vehicles, tagged (CoT) vehicles stopped, aircraft
+   on the ground (ADS-B track ends that begin or
    end low, carried along the climb to the ground; never within a few km of a
    known airport), boats stopped (never in a known port), RF emitters and
    chemical hits. Moving traffic, own platforms and friendly patrols carry
@@ -13,8 +13,9 @@ How it works (method ``sites/grid-v2``):
    stop, are read from the tracks analytic's output, and so are aircraft
    tracks that end airborne in a descent: the transponder went off on the way
    down, and the descent is carried on to the ground
-   (:func:`projected_landings`). Where a tagged vehicle sets off is the start
-   of each trip of its beacon, read from the lake (:func:`departures`). A
+   (:func:`projected_landings`). Where a tagged vehicle sets off and where it
+   stops are the ends of each trip of its beacon (reports split at long
+   pauses, not at midnight), read from the lake (:func:`beacon_ends`). A
    vehicle seen once a revisit (or a report interval) stopped, or set off,
    anywhere on the stretch it covers in one: those ends are that stretch
    (:func:`track_ends`).
@@ -29,8 +30,11 @@ How it works (method ``sites/grid-v2``):
    too loose to name a place is anchored on the place seen by imagery inside
    its error ellipse (:func:`anchor_beddowns`), or dropped; so is a projected
    landing, kilometres uncertain along its course (:func:`anchor_landings`),
-   and so are vehicle track ends and departures: each goes to the place seen
-   by imagery it most likely names, weighed against a place no imagery saw.
+   and so are the ends of vehicle tracks and of tagged vehicles' trips: each
+   goes to the place seen by imagery it most likely names, weighed against a
+   place no imagery saw. Tagged trips that name no such place but set off
+   from (or stop at) one spot on several days name a place there
+   (:func:`free_places`).
 3. **Extraction.** Level-0 cells are smoothed over 3×3 neighbours; local maxima
    over 5×5 (about 360 m) above a minimum mass are candidate sites. Each
    candidate gathers the evidence around it at every level with a kernel that
@@ -43,12 +47,14 @@ How it works (method ``sites/grid-v2``):
    ``signature_cap``, combined by noisy-OR with the context: tagged vehicles
    stopping or setting out; id-less vehicle tracks beginning or ending at a
    building; an emitter bedded down; aircraft on the ground away from airports,
-   or a landing projected onto the place; boats ashore by a building; a
+   or a landing projected onto the place; boats stopped by a building or on
+   an open-sea shore; a
    building on a remote shore that faces open water (a landing beach's cache);
    chemical hits; and parked vehicles with night heat on the same days (one
    such day, which a ranch shows now and then, stays below the threshold).
-   Places with no context next to a stronger site (an aircraft rolling down a
-   strip, a truck leaving a lab) are folded into it. The breakdown is kept as
+   Places where nothing built was seen, next to a stronger or a built site
+   (an aircraft rolling down a strip, a truck leaving a lab, boats along a
+   beach), are folded into it. The breakdown is kept as
    evidence with sample observation ids.
 5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
    loads setting out from the place more than stopping over → lab; aircraft on
@@ -105,7 +111,7 @@ from atalaya.store.lake import Lake
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
-METHOD = "sites/grid-v2"
+METHOD = "sites/grid-v3"
 """Method name recorded in provenance and analysis runs."""
 STATE_FILE = "sites_state.parquet"
 """State file name under ``WORKSPACE/analysis``."""
@@ -228,13 +234,14 @@ class SiteParams:
     the spread of where the vehicle stopped within a revisit is added (:func:`track_ends`)."""
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
-    departure_gap_s: float = 900.0
-    """A tagged vehicle's reports that pause longer than this are two trips: the second sets off where it resumes
-    (a beacon reports once a minute or so; a truck parked at a stash house keeps reporting)."""
-    departure_free_min_days: int = 2
-    """Departures that name no place seen by imagery, but overlap those of other days (at least this many distinct
-    days in all), name a place of their own: a tagged vehicle that sets out from one spot day after day (0: never).
-    """
+    beacon_gap_s: float = 900.0
+    """A tagged vehicle's reports that pause longer than this are two trips: the first stops where it pauses, the
+    second sets off where it resumes (a beacon reports once a minute or so; a truck parked at a stash house keeps
+    reporting)."""
+    beacon_free_min_days: int = 2
+    """Trip starts (or stops) that name no place seen by imagery, but overlap those of other days (at least this
+    many distinct days in all), name a place of their own: a tagged vehicle that sets out from, or stops at, one
+    spot day after day (0: never)."""
     landing_window_s: float = 120.0
     """The last this many seconds of an aircraft's track measure its descent (gradient and course): the gradient it
     flies now, not the average since the top of descent (a few of ADS-B's 25 ft steps at 500 ft a minute)."""
@@ -517,25 +524,23 @@ def _identified_fixes(kind: npt.NDArray[np.int8], ident: npt.NDArray[np.object_]
 def trip_ends(
     ident: Any, time_us: I64, sensor: npt.NDArray[np.int8], kind: npt.NDArray[np.int8]
 ) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
-    """First and last report per ``ident`` and UTC day of tagged vehicles (CoT) and of aircraft (ADS-B).
+    """First and last report per ``ident`` and UTC day of aircraft (ADS-B): each day's track of an airframe.
 
     Returns ``(end, neighbour, first)``: the row of each track end, the row of
     the report next to it in the same track (itself where the track has one
     report), and whether the end is where the track begins.
-    Where a tagged suspect vehicle ends its day, and where an aircraft's track
-    begins or ends low, is evidence on that place as much as a sighting there;
-    the airborne reports in between are none. (Where a tagged vehicle sets out
-    is found from its whole trips: :func:`departures`.)
+    Where an aircraft's track begins or ends low is evidence on that place as
+    much as a sighting there; the airborne reports in between are none. (Where
+    tagged vehicles set off and stop is found from their whole trips:
+    :func:`beacon_ends`.)
 
     >>> end, nb, first = trip_ends(["A", "A", "A", None], np.array([3, 1, 2, 0]),
-    ...                            np.full(4, _SEN["COT"], np.int8), np.full(4, _KND["vehicle"], np.int8))
+    ...                            np.full(4, _SEN["ADSB"], np.int8), np.full(4, _KND["aircraft"], np.int8))
     >>> end.tolist(), nb.tolist(), first.tolist()
     ([1, 0], [2, 2], [True, False])
     """
     ids = np.asarray(ident, dtype=object)
-    tracked = ((sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])) | (
-        (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
-    )
+    tracked = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
     sel = np.flatnonzero(tracked & (ids != None))  # noqa: E711
     if sel.size == 0:
         return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0, dtype=bool)
@@ -563,27 +568,23 @@ def _at_ends(
     alt: Any,
     low_m: float,
 ) -> tuple[F64, F64, F64 | None, F64 | None]:
-    """Positions, speeds and altitudes with track ends applied.
+    """Positions, speeds and altitudes with aircraft track ends applied.
 
-    Tagged vehicles count as stopped where their day's trip ends (where it
-    begins counts through :func:`departures`). ADS-B aircraft count as
-    airborne everywhere but at their ends; an end reported low but above the
-    ground (under ``low_m``) is carried back (or forward) along the climb (or
-    descent) to where the altitude reaches zero: where it left or met the ground.
+    ADS-B aircraft count as airborne everywhere but at their ends; an end
+    reported low but above the ground (under ``low_m``) is carried back (or
+    forward) along the climb (or descent) to where the altitude reaches zero:
+    where it left or met the ground. (Where tagged vehicles set off and stop
+    counts through their whole trips: :func:`beacon_ends`.)
     """
     if ident is None:
         return lon, lat, speed, alt
-    end, nb, first = trip_ends(ident, time_us, sensor, kind)
+    end, nb, _ = trip_ends(ident, time_us, sensor, kind)
     n = time_us.size
     adsb = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
-    cot = (sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value])
     is_end = np.zeros(n, dtype=bool)
     is_end[end] = True
-    sp = _arr(speed, n, math.nan) if speed is not None else np.full(n, math.nan)
+    sp = _arr(speed, n, math.nan) if speed is not None else None
     al = np.array(_arr(alt, n, math.nan), copy=True) if alt is not None else np.full(n, math.nan)  # writable
-    is_start = np.zeros(n, dtype=bool)
-    is_start[end[first]] = True
-    sp = np.where(is_end & ~is_start & cot, math.nan, sp)
     lon = lon.copy()
     lat = lat.copy()
     a_end = adsb[end]
@@ -1236,7 +1237,8 @@ def detect_sites(
     that counts as emitter evidence on each day it was seen there. ADS-B
     aircraft (one track per id and day) that went dark while descending are
     carried on to the ground (:func:`projected_landings`) and count where that
-    names a place seen by imagery.
+    names a place seen by imagery. Tagged vehicles (CoT) count where their
+    trips set off and stop (:func:`beacon_ends`).
 
     Equivalent to accumulating the detections in one batch and extracting;
     :func:`run_sites` does the same incrementally.
@@ -1257,7 +1259,7 @@ def detect_sites(
     t = np.asarray(time_us, dtype=np.int64)
     fixes: pa.Table | None = None
     landings: Landings | None = None
-    setting_off: TrackEnds | None = None
+    tagged_ends: TrackEnds | None = None
     # sensor and kind are coded chunk by chunk (their string forms are as large as the input); track ends and
     # bed-downs need them whole
     sen: npt.NDArray[np.int8] | None = None
@@ -1284,8 +1286,8 @@ def detect_sites(
                                           _arr(alt_m, t.size, math.nan)[air], params)  # fmt: skip
         cot = np.flatnonzero((sen == _SEN[Sensor.COT.value]) & (knd == _KND[ObjectKind.VEHICLE.value])
                              & (ids != None))  # noqa: E711  # fmt: skip
-        setting_off = departures(ids[cot], t[cot], lon_a[cot], lat_a[cot], gap_s=params.departure_gap_s,
-                                 sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
+        tagged_ends = beacon_ends(ids[cot], t[cot], lon_a[cot], lat_a[cot], gap_s=params.beacon_gap_s,
+                                  sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
         lon_a, lat_a, speed_mps, alt_m = _at_ends(ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
                                                   params.aircraft_ground_m)  # fmt: skip
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
@@ -1310,9 +1312,8 @@ def detect_sites(
         te = track_ends if isinstance(track_ends, TrackEnds) else TrackEnds.at(*track_ends, params.track_end_sigma_m)
         state = grid.merge(state, track_end_state(te, state, params))
     extra = [landing_state(landings, state, params)] if landings is not None and landings.n else []
-    if setting_off is not None:
-        extra.append(track_end_state(setting_off, state, params, Channel.TAGGED_ORIGIN,
-                                     free_min_days=params.departure_free_min_days))  # fmt: skip
+    if tagged_ends is not None:
+        extra.append(beacon_state(tagged_ends, state, params))
     if fixes is not None:
         extra.append(beddown_state(fixes, params, anchors=state)[0])
     return extract_sites(grid.merge_many([state, *extra]), params)
@@ -1584,6 +1585,10 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
     """Fold the lake units not yet analysed into the saved state; returns counts."""
     path = state_path(ws)
     state, meta = grid.read_state(path)
+    if path.exists() and meta.get("method") != METHOD:
+        # evidence saved by another method means other things (per-day stops of tagged vehicles, before trips):
+        # read every unit again
+        state, meta = grid.empty_state(), {}
     done = set(json.loads(meta.get("units", "[]")))
     files = [p for p in Lake(ws.lake_dir).files() if _unit_of(p) not in done]
     new_units = sorted({u for p in files if (u := _unit_of(p)) is not None})
@@ -1851,17 +1856,18 @@ def free_places(
     return member, lon, lat, sig
 
 
-def departures(
+def beacon_ends(
     ident: Any, time_us: Any, lon: Any, lat: Any, *, gap_s: float = 900.0, min_points: int = 3, sigma_m: float = 15.0
 ) -> TrackEnds:
-    """Where tagged vehicles set off: the start of each trip, its reports (one id) split where they pause longer than
-    ``gap_s``, carried back along the course by half a report interval (:func:`track_ends`: a beacon reports once
-    a minute, so a truck leaving a lab at 12 m/s is first heard anywhere up to 720 m down the road).
+    """Where tagged vehicles set off and stop: the ends of each trip, a beacon's reports (one id) split where they
+    pause longer than ``gap_s``, carried on outwards by half a report interval (:func:`track_ends`: a beacon reports
+    once a minute, so a truck leaving a lab at 12 m/s is first heard anywhere up to 720 m down the road, and one
+    arriving is last heard up to as far short of where it stops). A trip driven across midnight is one trip.
 
-    >>> d = departures(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
-    ...                [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
-    >>> d.n, np.round(d.lon, 4).tolist()
-    (2, [-0.0005, 1.0])
+    >>> e = beacon_ends(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
+    ...                 [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
+    >>> e.n, np.round(e.lon, 4).tolist(), e.start.tolist()
+    (4, [-0.0005, 0.0025, 1.0, 1.0], [True, False, True, False])
     """
     t = np.asarray(time_us, dtype=np.int64)
     if t.size == 0:
@@ -1873,8 +1879,32 @@ def departures(
     new = np.r_[True, (c[1:] != c[:-1]) | (np.diff(ts) > gap_s * _US_PER_S)]
     trip = np.empty(t.size, dtype=np.int64)
     trip[order] = np.cumsum(new) - 1
-    ends = track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
+    return track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
+
+
+def departures(
+    ident: Any, time_us: Any, lon: Any, lat: Any, *, gap_s: float = 900.0, min_points: int = 3, sigma_m: float = 15.0
+) -> TrackEnds:
+    """Where tagged vehicles set off: the starts of their trips (:func:`beacon_ends`).
+
+    >>> d = departures(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
+    ...                [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
+    >>> d.n, np.round(d.lon, 4).tolist()
+    (2, [-0.0005, 1.0])
+    """
+    ends = beacon_ends(ident, time_us, lon, lat, gap_s=gap_s, min_points=min_points, sigma_m=sigma_m)
     return ends.subset(ends.start)
+
+
+def beacon_state(ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Ends of tagged vehicles' trips (:func:`beacon_ends`) as grid evidence on the places of ``anchors`` they name:
+    where they set off as ``TAGGED_ORIGIN``, where they stop as ``TAGGED_VEHICLE``; ends that name no place seen
+    by imagery, but meet those of other days, name one of their own (``beacon_free_min_days``)."""
+    return grid.merge_many([
+        track_end_state(ends.subset(ends.start == start), anchors, params, channel,
+                        free_min_days=params.beacon_free_min_days)
+        for start, channel in ((True, Channel.TAGGED_ORIGIN), (False, Channel.TAGGED_VEHICLE))
+    ])  # fmt: skip
 
 
 def _track_points(name: str, ws: Workspace, *, with_alt: bool = False) -> dict[str, npt.NDArray[Any]] | None:
@@ -1917,10 +1947,9 @@ def workspace_track_end_state(
     return track_end_state(ends, anchors, params)
 
 
-def workspace_departures(ws: Workspace, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
-    """Where the workspace's tagged vehicles (CoT) set off (:func:`departures`), as ``TAGGED_ORIGIN`` evidence on the
-    places of ``anchors`` they name. Their reports are read from the lake each run: a trip's start needs its whole
-    run of reports, which may span days and lake units."""
+def workspace_beacon_state(ws: Workspace, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
+    """Where the workspace's tagged vehicles (CoT) set off and stop (:func:`beacon_state`). Their reports are read
+    from the lake each run: a trip needs its whole run of reports, which may span days and lake units."""
     tb = Lake(ws.lake_dir).query(
         "SELECT ident, epoch_us(time) AS time_us, lon, lat FROM observations "
         "WHERE sensor = ? AND kind = ? AND ident IS NOT NULL",
@@ -1928,12 +1957,12 @@ def workspace_departures(ws: Workspace, anchors: grid.GridState, params: SitePar
     )
     if tb.num_rows == 0:
         return grid.empty_state()
-    d = departures(np.asarray(tb.column("ident").to_pylist(), dtype=object),
-                   np.asarray(tb.column("time_us").to_numpy(), dtype=np.int64),
-                   np.asarray(tb.column("lon").to_numpy(), dtype=np.float64),
-                   np.asarray(tb.column("lat").to_numpy(), dtype=np.float64), gap_s=params.departure_gap_s,
-                   sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
-    return track_end_state(d, anchors, params, Channel.TAGGED_ORIGIN, free_min_days=params.departure_free_min_days)
+    ends = beacon_ends(np.asarray(tb.column("ident").to_pylist(), dtype=object),
+                       np.asarray(tb.column("time_us").to_numpy(), dtype=np.int64),
+                       np.asarray(tb.column("lon").to_numpy(), dtype=np.float64),
+                       np.asarray(tb.column("lat").to_numpy(), dtype=np.float64), gap_s=params.beacon_gap_s,
+                       sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
+    return beacon_state(ends, anchors, params)
 
 
 # -- projected landings ----------------------------------------------------------------------------
@@ -2093,7 +2122,11 @@ def _write_fixes(path: Path, fixes: pa.Table, meta: dict[str, str]) -> None:
 def load_state(ws: Workspace, params: SiteParams = SiteParams()) -> grid.GridState:
     """The saved evidence of a workspace with its track ends, bed-downs and landings: what :func:`run_sites`
     extracts from."""
-    state, _ = grid.read_state(state_path(ws))
+    path = state_path(ws)
+    state, meta = grid.read_state(path)
+    if path.exists() and meta.get("method") != METHOD:
+        raise StoreError(f"sites state {path} was saved by {meta.get('method', 'an older method')}, not {METHOD}",
+                         hint="re-run `atalaya analyze sites` (it reads the lake again)")  # fmt: skip
     fixes, _ = _read_fixes(fixes_path(ws))
     return _with_derived(ws, state, fixes, params)[0]
 
@@ -2103,9 +2136,7 @@ def _with_derived(
 ) -> tuple[grid.GridState, Beddowns, Landings]:
     """The detections' evidence with what is derived from the whole workspace each run: the ends of id-less vehicle
     tracks, the emitters' bed-downs and the aircraft's projected landings (both anchored on the places imagery saw)."""
-    # where tagged vehicles set off is derived from their whole trips (a state saved before kept first reports)
-    state = state.take(np.flatnonzero(state.channel != Channel.TAGGED_ORIGIN))
-    derived = [workspace_track_end_state(ws, state, params), workspace_departures(ws, state, params)]
+    derived = [workspace_track_end_state(ws, state, params), workspace_beacon_state(ws, state, params)]
     state = grid.merge_many([state, *derived])
     bd_state, bd = beddown_state(fixes, params, anchors=state)
     ld = workspace_landings(ws, params)
@@ -2258,13 +2289,17 @@ __all__ = [
     "Evidence",
     "SiteParams",
     "SiteTable",
+    "TrackEnds",
     "accumulate_evidence",
+    "beacon_ends",
     "beddown_state",
+    "departures",
     "detect_sites",
     "evidence_from_arrow",
     "extract_sites",
     "find_peaks",
     "fixes_path",
+    "free_places",
     "load_state",
     "near_known",
     "run_sites",
@@ -2272,6 +2307,7 @@ __all__ = [
     "site_id",
     "state_path",
     "to_evidence",
+    "track_ends",
     "trip_ends",
     "update_state",
     "write_sites",

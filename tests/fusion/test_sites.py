@@ -15,6 +15,7 @@ from atalaya.evaluate.matching import match_points
 from atalaya.evaluate.sites import TruthSites, score_sites
 from atalaya.fusion import grid
 from atalaya.fusion.sites import (
+    METHOD,
     SiteParams,
     accumulate_evidence,
     cooccur_llr,
@@ -457,6 +458,14 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
     rebuilt = run_sites(workspace, store)
     assert rebuilt["new_units"] == 1 and rebuilt["emitter_fixes"] == s1["emitter_fixes"]
     assert rebuilt["sites"] == s1["sites"] and rebuilt["emitter_beddowns"] == s1["emitter_beddowns"]
+    # a state saved by another method is not extracted from as it is; the next run reads every unit again
+    st, meta = grid.read_state(state_path(workspace))
+    grid.write_state(state_path(workspace), st, {**meta, "method": "sites/grid-v2"})
+    with pytest.raises(StoreError, match="re-run"):
+        load_state(workspace)
+    redone = run_sites(workspace, store)
+    assert redone["new_units"] == 1 and redone["sites"] == s1["sites"]
+    assert grid.read_state(state_path(workspace))[1]["method"] == METHOD
 
     _write_lake(workspace, w.arrays({2, 3, 4}), tmp_path, "d23")
     s2 = run_sites(workspace, store)
@@ -469,7 +478,7 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
     assert kept.status_at is not None and kept.n_days >= rows1[target].n_days
     assert set(rows1) <= set(rows2)  # ids survive re-analysis
     assert any(a.action == "site.status" and a.object_id == target for a in audit)
-    assert kept.provenance["method"] == "sites/grid-v2" and kept.provenance["observations"]
+    assert kept.provenance["method"] == METHOD and kept.provenance["observations"]
     # the incremental result equals analysing everything at once
     once = detect_sites(**w.arrays())
     m = match_points(once.lon, once.lat, [r.lon for r in rows2.values()], [r.lat for r in rows2.values()],
@@ -614,7 +623,39 @@ def test_a_tagged_truck_setting_out_from_one_unseen_spot_on_several_days_names_i
         *(_setting_out(lon0 + 0.05 * k, lat0, [b], [k], tag=f"T{k}") for k, b in enumerate((100.0, 400.0, 650.0)))
     )
     assert detect_sites(**apart).n_sites == 0
-    assert detect_sites(**trips, params=SiteParams(departure_free_min_days=0)).n_sites == 0
+    assert detect_sites(**trips, params=SiteParams(beacon_free_min_days=0)).n_sites == 0
+
+
+def test_a_tagged_truck_last_heard_short_of_a_building_stopped_there() -> None:
+    """The beacon is last heard 500 m short of a building it drives to (a report a minute at 12 m/s: anywhere up
+    to 720 m short), then goes quiet; the building shows what ranches show (built, cars on one day)."""
+    rng = np.random.default_rng(12)
+    x, y = -106.0, 25.5
+    w = _ranch_like(rng, x, y)
+    y0 = y - 10_580.0 / 111_320.0
+    trips = [_beacon_trip(f"TAG-{d}", (DAY0 + d) * US_D + 9 * US_H, [(10_580.0, 0.0, 12.0)], x, y0) for d in range(2)]
+    assert abs((y - trips[0]["lat"][-1]) * 111_320.0 - 500.0) < 1.0
+    s = detect_sites(**_join(w.arrays(), *trips))
+    assert s.n_sites == 1 and s.kind == ["stash_house"], (s.kind, s.evidence)
+    assert s.evidence[0]["support"]["tagged_vehicle"] > 1.0 and "tagged_origin" not in s.evidence[0]["support"]
+    assert match_points(s.lon, s.lat, np.array([x]), np.array([y]), radius_m=50.0).tp == 1
+    assert detect_sites(**w.arrays()).n_sites == 0
+
+
+def test_a_trip_driven_across_midnight_does_not_stop_at_midnight() -> None:
+    from atalaya.fusion.sites import beacon_ends
+
+    rng = np.random.default_rng(13)
+    x, y = -106.0, 25.5
+    trips = [_beacon_trip(f"TAG-{d}", (DAY0 + d + 1) * US_D - 30 * 60_000_000, [(40_000.0, 0.0, 12.0)], x, y)
+             for d in range(3)]  # fmt: skip
+    tr = _join(*trips)
+    ends = beacon_ends(tr["ident"], tr["time_us"], tr["lon"], tr["lat"])
+    assert ends.n == 6 and int(ends.start.sum()) == 3  # one trip a night: a start and a stop each
+    # a building by the road where each night's 23:59 report falls, seen as a ranch is: the road is no stop there
+    last = np.flatnonzero(tr["time_us"] < (DAY0 + 1) * US_D)[-1]
+    w = _ranch_like(rng, float(tr["lon"][last]) + 0.0004, float(tr["lat"][last]))
+    assert detect_sites(**_join(w.arrays(), *trips)).n_sites == 0
 
 
 def test_departures_split_a_beacon_at_its_pauses_and_carry_the_start_back() -> None:
