@@ -1781,10 +1781,11 @@ def track_end_state(
 
 
 def free_places(
-    ends: TrackEnds, *, min_days: int = 2, extent_m: float = 50.0
+    ends: TrackEnds, *, min_days: int = 2, extent_m: float = 50.0, max_half_m: float = 1_000.0
 ) -> tuple[npt.NDArray[np.intp], F64, F64, F64]:
     """Places named by track ends alone: ends whose stretches (:class:`TrackEnds`) come within three sigmas of one
-    another, linked into groups, where a group holds ends of at least ``min_days`` distinct UTC days.
+    another, linked into groups, where a group holds ends of at least ``min_days`` distinct UTC days. Ends whose
+    stretch is longer than twice ``max_half_m`` (reports far apart) are too vague to take part.
 
     Returns ``(member, lon, lat, sigma_m)``: the index of each end in such a group, and its group's place: the
     middle of the part of the road all its stretches share (along their mean axis; across it, their mean), with
@@ -1797,8 +1798,15 @@ def free_places(
     >>> member, lon, lat, sig = free_places(e)
     >>> member.tolist(), np.round(lon * 111_320).round(-1).tolist(), bool((sig > 150.0).all())
     ([0, 1], [10.0, 10.0], True)
+    >>> free_places(e, max_half_m=200.0)[0].size
+    0
     """
     z = np.zeros(0)
+    sharp = np.flatnonzero(ends.half_along_m <= max_half_m)
+    if sharp.size < ends.n:
+        member, lon, lat, sig = free_places(ends.subset(ends.half_along_m <= max_half_m), min_days=min_days,
+                                            extent_m=extent_m, max_half_m=max_half_m)  # fmt: skip
+        return sharp[member], lon, lat, sig
     if ends.n < 2 or min_days < 1:
         return np.zeros(0, dtype=np.intp), z, z.copy(), z.copy()
     import shapely
