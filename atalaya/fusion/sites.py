@@ -52,9 +52,9 @@ How it works (method ``sites/grid-v3``):
    building on a remote shore that faces open water (a landing beach's cache);
    chemical hits; and parked vehicles with night heat on the same days (one
    such day, which a ranch shows now and then, stays below the threshold).
-   Places where nothing built was seen, next to a stronger or a built site
-   (an aircraft rolling down a strip, a truck leaving a lab, boats along a
-   beach), are folded into it. The breakdown is kept as
+   Places where nothing built was seen, next to a stronger site or a built
+   one of their kind (an aircraft rolling down a strip, a truck leaving a
+   lab, boats along a beach), are dropped as not places of their own. The breakdown is kept as
    evidence with sample observation ids.
 5. **Kind.** Chemicals, vehicles with night heat, mostly night heat, or tagged
    loads setting out from the place more than stopping over → lab; aircraft on
@@ -223,7 +223,8 @@ class SiteParams:
     """Weight of that prior, in place-days: a short period with few built places leans on the prior."""
     shore_radius_m: float = 500.0
     """A built place this close to the coastline (Natural Earth, which is good to a few hundred metres) and away
-    from known ports stands on the shore: a landing beach's fuel cache and shelter."""
+    from known ports stands on the shore: a landing beach's fuel cache and shelter. A boat stopped this close to
+    an open-sea shore is a boat ashore."""
     track_end_scale: float = 0.8
     """Support of id-less vehicle tracks beginning or ending at a building (vehicles setting off from it or
     stopping there, each end weighted by the building's share of the likelihood) for 63 % of the cap: one track
@@ -235,9 +236,9 @@ class SiteParams:
     track_end_min_points: int = 3
     """Points an id-less track needs for its ends to count."""
     beacon_gap_s: float = 900.0
-    """A tagged vehicle's reports that pause longer than this are two trips: the first stops where it pauses, the
-    second sets off where it resumes (a beacon reports once a minute or so; a truck parked at a stash house keeps
-    reporting)."""
+    """A tagged vehicle's reports that pause longer than this, while it moved slower than ``stationary_mps`` on
+    average, are two trips: the first stops where it pauses, the second sets off where it resumes (a beacon
+    reports once a minute or so; a truck parked at a stash house keeps reporting)."""
     beacon_free_min_days: int = 2
     """Trip starts (or stops) that name no place seen by imagery, but overlap those of other days (at least this
     many distinct days in all), name a place of their own: a tagged vehicle that sets out from, or stops at, one
@@ -294,7 +295,8 @@ class SiteParams:
     anchor_min_mass: float = 0.5
     """Least evidence (weighted detections, all days, per cell) of a place that anchors a bed-down."""
     satellite_radius_m: float = 1_000.0
-    """A reported place with no context this close to a higher-ranked site is folded into it."""
+    """A reported place where nothing was built this close to a higher-ranked site, or to a built one of its kind,
+    is dropped: not a place of its own (:func:`_suppress_satellites`)."""
     airport_radius_m: float = 5_000.0
     """Aircraft on the ground this close to a known airport (Natural Earth) carry no site evidence."""
     port_radius_m: float = 3_000.0
@@ -902,15 +904,16 @@ def _boats_ashore(px: F64, py: F64, vessel: F64, structure: F64, params: SitePar
 
 
 def _suppress_satellites(
-    keep: npt.NDArray[np.intp], px: F64, py: F64, structure: F64, params: SiteParams
+    keep: npt.NDArray[np.intp], px: F64, py: F64, structure: F64, kind: npt.NDArray[np.object_], params: SiteParams
 ) -> npt.NDArray[np.intp]:
-    """Drop reported places where nothing built was seen (``structure`` evidence in [0, 1] under 0.1) within
-    ``satellite_radius_m`` of a higher-ranked site or of any built one: an aircraft's roll down a strip, a truck
-    leaving a lab, boats and cars along the beach a landing uses; not places of their own.
+    """Drop reported places where nothing built was seen (``structure`` evidence in [0, 1] at most 0.1) within
+    ``satellite_radius_m`` of a higher-ranked site, or of a built one of the same ``kind``: an aircraft's roll down
+    a strip, a truck leaving a lab, boats and cars along the beach a landing uses; not places of their own.
 
     ``keep`` is ranked best first; the result keeps that order.
     """
     lone = structure[keep] <= 0.1
+    kk = kind[keep]
     if not lone.any() or params.satellite_radius_m <= 0:
         return keep
     from scipy.spatial import cKDTree
@@ -921,7 +924,7 @@ def _suppress_satellites(
     drop = np.zeros(keep.size, dtype=bool)
     for i in np.flatnonzero(lone).tolist():
         near = tree.query_ball_point(pts[i], params.satellite_radius_m / float(scale[i]))
-        if any((j < i and not drop[j]) or not lone[j] for j in near):
+        if any((j < i and not drop[j]) or (not lone[j] and kk[j] == kk[i]) for j in near):
             drop[i] = True
     return keep[~drop]
 
@@ -1105,7 +1108,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     if keep.size == 0:
         return _empty_sites()
     keep = keep[np.lexsort((peak_cells[keep], -score[keep]))]
-    keep = _suppress_satellites(keep, px, py, ctx_parts[:, 0], params)
+    keep = _suppress_satellites(keep, px, py, ctx_parts[:, 0], kind, params)
 
     lon, lat = grid.inverse_mercator(px[keep], py[keep])
     qn = np.bincount(p_i, weights=kq, minlength=npk)[keep]
@@ -1287,6 +1290,7 @@ def detect_sites(
         cot = np.flatnonzero((sen == _SEN[Sensor.COT.value]) & (knd == _KND[ObjectKind.VEHICLE.value])
                              & (ids != None))  # noqa: E711  # fmt: skip
         tagged_ends = beacon_ends(ids[cot], t[cot], lon_a[cot], lat_a[cot], gap_s=params.beacon_gap_s,
+                                  moving_mps=params.stationary_mps,
                                   sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
         lon_a, lat_a, speed_mps, alt_m = _at_ends(ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
                                                   params.aircraft_ground_m)  # fmt: skip
@@ -1754,7 +1758,9 @@ def track_end_state(
     """Ends of vehicle tracks as grid evidence (``channel``, by default ``TRACK_END``): each on the place seen by
     imagery it most likely names (weighed against a place no imagery saw, ``anchor_unseen``), weighted by that
     place's share. A vehicle stops on roads too: an end that names no building carries no evidence, unless
-    ``free_min_days`` > 0 and it overlaps ends of other days that name none either (:func:`free_places`)."""
+    ``free_min_days`` > 0 and it meets ends of other days that name none either (:func:`free_places`): then the
+    share a place no imagery saw takes (all of it, or what the building does not, where that is the likelier)
+    goes to the place they name together."""
     if ends.n == 0:
         return grid.empty_state()
     px, py = grid.mercator(ends.lon, ends.lat)
@@ -1765,13 +1771,14 @@ def track_end_state(
     lon, lat = grid.inverse_mercator(x[k], y[k])
     sig = np.full(k.size, 30.0)
     wt = params.channel_weight[channel] * share[k]
-    if free_min_days > 0 and not anchored.all():
-        loose = np.flatnonzero(~anchored)
-        member, flon, flat, fsig = free_places(ends.subset(~anchored), min_days=free_min_days,
+    unseen = share < 0.5  # a place no imagery saw is the likelier: what is not the building's may name one
+    if free_min_days > 0 and unseen.any():
+        loose = np.flatnonzero(unseen)
+        member, flon, flat, fsig = free_places(ends.subset(unseen), min_days=free_min_days,
                                                extent_m=params.place_extent_m)  # fmt: skip
         k = np.r_[k, loose[member]]
         lon, lat, sig = np.r_[lon, flon], np.r_[lat, flat], np.r_[sig, fsig]
-        wt = np.r_[wt, np.full(member.size, params.channel_weight[channel])]
+        wt = np.r_[wt, params.channel_weight[channel] * (1.0 - share[loose[member]])]
     if k.size == 0:
         return grid.empty_state()
     return grid.accumulate(
@@ -1844,38 +1851,71 @@ def free_places(
     th = np.arctan2(np.bincount(g, np.sin(2 * c[member]), ng), np.bincount(g, np.cos(2 * c[member]), ng)) / 2
     ax, ay = np.sin(th)[g], np.cos(th)[g]
     # ground metres about the group's mean end (Mercator keeps directions; the scale is the group's own)
-    ox, oy = (np.bincount(g, px[member], ng) / cnt)[g], (np.bincount(g, py[member], ng) / cnt)[g]
-    gs = (np.bincount(g, sc[member], ng) / cnt)[g]
-    mx, my = (px[member] - ox) * gs, (py[member] - oy) * gs
+    ox, oy = np.bincount(g, px[member], ng) / cnt, np.bincount(g, py[member], ng) / cnt
+    gs = np.bincount(g, sc[member], ng) / cnt
+    mx, my = (px[member] - ox[g]) * gs[g], (py[member] - oy[g]) * gs[g]  # each stretch's middle
+    vx, vy, hm = ux[member], uy[member], ends.half_along_m[member]
+
+    def nearest_on_stretch(qx: F64, qy: F64) -> tuple[F64, F64]:
+        k = np.clip((qx[g] - mx) * vx + (qy[g] - my) * vy, -hm, hm)
+        return mx + k * vx, my + k * vy
+
+    # the point nearest all its stretches (least squares, by alternating projections from their mean middle): on
+    # the part they share, or where they cross (a yard with two gates)
+    qx, qy = np.zeros(ng), np.zeros(ng)
+    for _ in range(40):
+        sx, sy = nearest_on_stretch(qx, qy)
+        qx, qy = np.bincount(g, sx, ng) / cnt, np.bincount(g, sy, ng) / cnt
+    sx, sy = nearest_on_stretch(qx, qy)
+    # a chain of stretches along a road, each meeting the next, shares no place: each must reach the point
+    off = np.hypot(qx[g] - sx, qy[g] - sy) / (3.0 * math.sqrt(2.0) * ends.sigma_m[member])
+    worst = np.zeros(ng)
+    np.maximum.at(worst, g, off)
+    # how long the shared part is, along the group's axis (the mean of its courses taken as lines: an end may
+    # point either way along the road); stretches that cross share a point
+    th = np.arctan2(np.bincount(g, np.sin(2 * c[member]), ng), np.bincount(g, np.cos(2 * c[member]), ng)) / 2
+    ax, ay = np.sin(th)[g], np.cos(th)[g]
     along = mx * ax + my * ay
-    across = my * ax - mx * ay
-    reach_along = ends.half_along_m[member] * np.abs(ux[member] * ax + uy[member] * ay)
+    reach_along = hm * np.abs(vx * ax + vy * ay)
     lo = np.full(ng, -np.inf)
     hi = np.full(ng, np.inf)
     np.maximum.at(lo, g, along - reach_along)
     np.minimum.at(hi, g, along + reach_along)
-    mid = 0.5 * (lo + hi)
-    width = np.maximum(hi - lo, 0.0)  # the stretches meet within their errors where the shared part is empty
-    cr = np.bincount(g, across, ng) / cnt
-    gx = ox + (mid[g] * ax - cr[g] * ay) / gs
-    gy = oy + (mid[g] * ay + cr[g] * ax) / gs
-    lon, lat = grid.inverse_mercator(gx, gy)
+    width = np.maximum(hi - lo, 0.0)
+    crossing = np.bincount(g, np.abs(np.sin(c[member] - th[g])) > 0.5, ng) > 0  # a stretch 30° or more off the axis
+    width[crossing] = 0.0
+    lon, lat = grid.inverse_mercator(ox + qx / gs, oy + qy / gs)
+    ok = worst[g] <= 1.0
     sig = np.sqrt(width[g] ** 2 / 12.0 + ends.sigma_m[member] ** 2 + extent_m**2)
-    return member, lon, lat, sig
+    return member[ok], lon[g][ok], lat[g][ok], sig[ok]
 
 
 def beacon_ends(
-    ident: Any, time_us: Any, lon: Any, lat: Any, *, gap_s: float = 900.0, min_points: int = 3, sigma_m: float = 15.0
+    ident: Any,
+    time_us: Any,
+    lon: Any,
+    lat: Any,
+    *,
+    gap_s: float = 900.0,
+    moving_mps: float = 2.0,
+    min_points: int = 3,
+    sigma_m: float = 15.0,
 ) -> TrackEnds:
-    """Where tagged vehicles set off and stop: the ends of each trip, a beacon's reports (one id) split where they
-    pause longer than ``gap_s``, carried on outwards by half a report interval (:func:`track_ends`: a beacon reports
-    once a minute, so a truck leaving a lab at 12 m/s is first heard anywhere up to 720 m down the road, and one
-    arriving is last heard up to as far short of where it stops). A trip driven across midnight is one trip.
+    """Where tagged vehicles set off and stop: the ends of each trip, carried on outwards by half a report interval
+    (:func:`track_ends`: a beacon reports once a minute, so a truck leaving a lab at 12 m/s is first heard anywhere
+    up to 720 m down the road, and one arriving is last heard up to as far short of where it stops).
 
-    >>> e = beacon_ends(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
-    ...                 [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
+    A beacon's reports (one id) are split into trips where they pause longer than ``gap_s`` and the vehicle could
+    have stopped: it moved, across the pause, slower than ``moving_mps`` on average. A pause it drove through (out
+    of coverage, say) is no stop; nor is midnight.
+
+    >>> e = beacon_ends(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,  # two hours parked
+    ...                 [0.0, 0.001, 0.002, 0.002, 0.003, 0.004], [0.0] * 6)
     >>> e.n, np.round(e.lon, 4).tolist(), e.start.tolist()
-    (4, [-0.0005, 0.0025, 1.0, 1.0], [True, False, True, False])
+    (4, [-0.0005, 0.0025, 0.0015, 0.0045], [True, False, True, False])
+    >>> beacon_ends(["T"] * 6, np.array([0, 60, 120, 1200, 1260, 1320]) * 1_000_000,  # 110 km in 18 min
+    ...             [0.0, 0.001, 0.002, 1.0, 1.001, 1.002], [0.0] * 6).n
+    2
     """
     t = np.asarray(time_us, dtype=np.int64)
     if t.size == 0:
@@ -1884,23 +1924,36 @@ def beacon_ends(
     _, code = np.unique(ids.astype(str) if ids.dtype == object else ids, return_inverse=True)
     order = np.lexsort((t, code))
     c, ts = code[order], t[order]
-    new = np.r_[True, (c[1:] != c[:-1]) | (np.diff(ts) > gap_s * _US_PER_S)]
+    mx, my = grid.mercator(np.asarray(lon, dtype=np.float64)[order], np.asarray(lat, dtype=np.float64)[order])
+    dt = np.diff(ts) / _US_PER_S
+    moved = np.hypot(np.diff(mx), np.diff(my)) * grid.ground_scale(my[1:])
+    stayed = moved < moving_mps * dt
+    new = np.r_[True, (c[1:] != c[:-1]) | ((dt > gap_s) & stayed)]
     trip = np.empty(t.size, dtype=np.int64)
     trip[order] = np.cumsum(new) - 1
     return track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
 
 
 def departures(
-    ident: Any, time_us: Any, lon: Any, lat: Any, *, gap_s: float = 900.0, min_points: int = 3, sigma_m: float = 15.0
+    ident: Any,
+    time_us: Any,
+    lon: Any,
+    lat: Any,
+    *,
+    gap_s: float = 900.0,
+    moving_mps: float = 2.0,
+    min_points: int = 3,
+    sigma_m: float = 15.0,
 ) -> TrackEnds:
     """Where tagged vehicles set off: the starts of their trips (:func:`beacon_ends`).
 
     >>> d = departures(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
-    ...                [0.0, 0.001, 0.002, 1.0, 1.0, 1.0], [0.0] * 6)
+    ...                [0.0, 0.001, 0.002, 0.002, 0.003, 0.004], [0.0] * 6)
     >>> d.n, np.round(d.lon, 4).tolist()
-    (2, [-0.0005, 1.0])
+    (2, [-0.0005, 0.0015])
     """
-    ends = beacon_ends(ident, time_us, lon, lat, gap_s=gap_s, min_points=min_points, sigma_m=sigma_m)
+    ends = beacon_ends(ident, time_us, lon, lat, gap_s=gap_s, moving_mps=moving_mps, min_points=min_points,
+                       sigma_m=sigma_m)  # fmt: skip
     return ends.subset(ends.start)
 
 
@@ -1969,7 +2022,7 @@ def workspace_beacon_state(ws: Workspace, anchors: grid.GridState, params: SiteP
                        np.asarray(tb.column("time_us").to_numpy(), dtype=np.int64),
                        np.asarray(tb.column("lon").to_numpy(), dtype=np.float64),
                        np.asarray(tb.column("lat").to_numpy(), dtype=np.float64), gap_s=params.beacon_gap_s,
-                       sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
+                       moving_mps=params.stationary_mps, sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
     return beacon_state(ends, anchors, params)
 
 

@@ -465,6 +465,7 @@ def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspac
         load_state(workspace)
     redone = run_sites(workspace, store)
     assert redone["new_units"] == 1 and redone["sites"] == s1["sites"]
+    assert redone["emitter_fixes"] == s1["emitter_fixes"]  # the fixes file keeps its own units: none twice
     assert grid.read_state(state_path(workspace))[1]["method"] == METHOD
 
     _write_lake(workspace, w.arrays({2, 3, 4}), tmp_path, "d23")
@@ -624,6 +625,16 @@ def test_a_tagged_truck_setting_out_from_one_unseen_spot_on_several_days_names_i
     )
     assert detect_sites(**apart).n_sites == 0
     assert detect_sites(**trips, params=SiteParams(beacon_free_min_days=0)).n_sites == 0
+    # and where it stops: trips from elsewhere that end there, last heard up to a report's travel short of it
+    kx = 111_320.0 * np.cos(np.radians(lat0))
+    back = _join(*(
+        _beacon_trip(f"IN-{d}", (DAY0 + d) * US_D + 15 * US_H, [(0.0, 3_000.0 * (d + 1), 12.0),
+                     (10_000.0 + b, 0.0, 12.0)], lon0 - 3_000.0 * (d + 1) / kx, lat0 - (10_000.0 + b) / 111_320.0)
+        for d, b in enumerate((150.0, 400.0, 650.0))  # each from its own place; last heard 70, 320 and 570 m short
+    ))  # fmt: skip
+    s = detect_sites(**back)
+    assert s.n_sites == 1 and s.evidence[0]["days"]["tagged_vehicle"] == 3, (s.kind, s.evidence)
+    assert match_points(s.lon, s.lat, np.array([lon0]), np.array([lat0]), radius_m=100.0).tp == 1
 
 
 def test_a_tagged_truck_last_heard_short_of_a_building_stopped_there() -> None:
@@ -654,8 +665,50 @@ def test_a_trip_driven_across_midnight_does_not_stop_at_midnight() -> None:
     assert ends.n == 6 and int(ends.start.sum()) == 3  # one trip a night: a start and a stop each
     # a building by the road where each night's 23:59 report falls, seen as a ranch is: the road is no stop there
     last = np.flatnonzero(tr["time_us"] < (DAY0 + 1) * US_D)[-1]
-    w = _ranch_like(rng, float(tr["lon"][last]) + 0.0004, float(tr["lat"][last]))
+    bx, by = float(tr["lon"][last]) + 0.0004, float(tr["lat"][last])
+    w = _ranch_like(rng, bx, by)
     assert detect_sites(**_join(w.arrays(), *trips)).n_sites == 0
+    cand = detect_sites(**_join(w.arrays(), *trips), params=SiteParams(min_score=0.0))
+    at = match_points(cand.lon, cand.lat, np.array([bx]), np.array([by]), radius_m=100.0)
+    assert at.tp == 1 and "tagged_vehicle" not in cand.evidence[int(at.pred_index[0])]["support"]
+
+
+def test_a_beacon_out_of_coverage_while_driving_neither_stops_nor_sets_off() -> None:
+    """Three days of the same 43 km drive north, with no report from km 10 to km 25 (16 minutes on the road)."""
+    x, y = -106.0, 25.5
+    days = []
+    for d in range(3):
+        tr = _beacon_trip(f"TAG-{d}", (DAY0 + d) * US_D + 8 * US_H, [(43_000.0, 0.0, 15.6)], x, y)
+        north = (tr["lat"] - y) * 111_320.0
+        keep = (north < 10_000.0) | (north > 25_000.0)
+        days.append({k: v[keep] for k, v in tr.items()})
+    trips = _join(*days)
+    from atalaya.fusion.sites import beacon_ends
+
+    ends = beacon_ends(trips["ident"], trips["time_us"], trips["lon"], trips["lat"])
+    assert ends.n == 6  # each day: where it set off and where it stopped, nothing at the gap
+    assert detect_sites(**trips).n_sites == 0
+
+
+def test_free_places_need_a_shared_part_and_find_where_stretches_cross() -> None:
+    from atalaya.fusion.sites import TrackEnds, free_places
+
+    k = 111_320.0
+    kx = k * np.cos(np.radians(25.5))
+
+    def ends(x_m: list[float], y_m: list[float], course: list[float]) -> TrackEnds:
+        n = len(x_m)
+        return TrackEnds(lon=-106.0 + np.array(x_m) / kx, lat=25.5 + np.array(y_m) / k,
+                         time_us=np.arange(n, dtype=np.int64) * US_D, sigma_m=np.full(n, 15.0),
+                         half_along_m=np.full(n, 360.0), course_deg=np.array(course),
+                         start=np.ones(n, bool))  # fmt: skip
+
+    # a yard with two gates: trucks set off north one day, east the next; the stretches meet at the yard only
+    member, lon, lat, sig = free_places(ends([0.0, 360.0], [360.0, 0.0], [0.0, 90.0]))
+    assert member.tolist() == [0, 1]
+    assert np.hypot((lon + 106.0) * kx, (lat - 25.5) * k).max() < 5.0 and sig.max() < 60.0
+    # stretches along one road, each meeting the next, share no place
+    assert free_places(ends([0.0] * 8, [600.0 * i for i in range(8)], [0.0] * 8))[0].size == 0
 
 
 def test_departures_split_a_beacon_at_its_pauses_and_carry_the_start_back() -> None:
