@@ -1934,29 +1934,6 @@ def beacon_ends(
     return track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
 
 
-def departures(
-    ident: Any,
-    time_us: Any,
-    lon: Any,
-    lat: Any,
-    *,
-    gap_s: float = 900.0,
-    moving_mps: float = 2.0,
-    min_points: int = 3,
-    sigma_m: float = 15.0,
-) -> TrackEnds:
-    """Where tagged vehicles set off: the starts of their trips (:func:`beacon_ends`).
-
-    >>> d = departures(["T"] * 6, np.array([0, 60, 120, 7200, 7260, 7320]) * 1_000_000,
-    ...                [0.0, 0.001, 0.002, 0.002, 0.003, 0.004], [0.0] * 6)
-    >>> d.n, np.round(d.lon, 4).tolist()
-    (2, [-0.0005, 0.0015])
-    """
-    ends = beacon_ends(ident, time_us, lon, lat, gap_s=gap_s, moving_mps=moving_mps, min_points=min_points,
-                       sigma_m=sigma_m)  # fmt: skip
-    return ends.subset(ends.start)
-
-
 def beacon_state(ends: TrackEnds, anchors: grid.GridState, params: SiteParams = SiteParams()) -> grid.GridState:
     """Ends of tagged vehicles' trips (:func:`beacon_ends`) as grid evidence on the places of ``anchors`` they name:
     where they set off as ``TAGGED_ORIGIN``, where they stop as ``TAGGED_VEHICLE``; ends that name no place seen
@@ -2354,7 +2331,6 @@ __all__ = [
     "accumulate_evidence",
     "beacon_ends",
     "beddown_state",
-    "departures",
     "detect_sites",
     "evidence_from_arrow",
     "extract_sites",

@@ -712,7 +712,11 @@ def test_free_places_need_a_shared_part_and_find_where_stretches_cross() -> None
 
 
 def test_departures_split_a_beacon_at_its_pauses_and_carry_the_start_back() -> None:
-    from atalaya.fusion.sites import departures
+    from atalaya.fusion.sites import beacon_ends
+
+    def departures(*cols: Any) -> Any:
+        e = beacon_ends(*cols)
+        return e.subset(e.start)
 
     lon0, lat0 = -106.0, 25.5
     a = _beacon_trip("T", 0, [(-220.0, 0.0, 12.0), (5_000.0, 0.0, 12.0)], lon0, lat0)
