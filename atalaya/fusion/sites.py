@@ -1795,9 +1795,10 @@ def free_places(
     stretch is longer than twice ``max_half_m`` (reports far apart) are too vague to take part.
 
     Returns ``(member, lon, lat, sigma_m)``: the index of each end in such a group, and its group's place: the
-    middle of the part of the road all its stretches share (along their mean axis; across it, their mean), with
+    point nearest all its stretches (the middle of the part of the road they share, or where they cross), with
     the 1-sigma error of a place anywhere on that part, the ends' own error and ``extent_m`` (a place's spread).
-    A vehicle that sets out day after day from one spot no imagery saw tells of a place there.
+    A group whose stretches do not all reach that point (a chain of them along a road) names no place. A vehicle
+    that sets out day after day from one spot no imagery saw tells of a place there.
 
     >>> e = TrackEnds(lon=np.array([0.0, 0.0002, 1.0]), lat=np.zeros(3), time_us=np.array([0, 1, 2]) * _US_PER_DAY,
     ...               sigma_m=np.full(3, 15.0), half_along_m=np.full(3, 300.0), course_deg=np.full(3, 90.0),
@@ -1847,9 +1848,6 @@ def free_places(
     _, g = np.unique(label[member], return_inverse=True)
     ng = int(g.max()) + 1
     cnt = np.bincount(g, minlength=ng)
-    # the group's axis: the mean of its courses taken as lines (an end may point either way along the road)
-    th = np.arctan2(np.bincount(g, np.sin(2 * c[member]), ng), np.bincount(g, np.cos(2 * c[member]), ng)) / 2
-    ax, ay = np.sin(th)[g], np.cos(th)[g]
     # ground metres about the group's mean end (Mercator keeps directions; the scale is the group's own)
     ox, oy = np.bincount(g, px[member], ng) / cnt, np.bincount(g, py[member], ng) / cnt
     gs = np.bincount(g, sc[member], ng) / cnt
