@@ -2126,11 +2126,41 @@ def landing_state(ld: Landings, anchors: grid.GridState, params: SiteParams = Si
 
 def workspace_landings(ws: Workspace, params: SiteParams = SiteParams()) -> Landings:
     """Projected landings of the workspace's identified tracks that carry altitudes (``analyze tracks`` writes
-    them); none when the tracks have not been built."""
-    pts = _track_points("identified", ws, with_alt=True)
-    if pts is None:
-        return projected_landings([], [], [], [], [], params)
-    return projected_landings(pts["track"], pts["time_us"], pts["lon"], pts["lat"], pts["alt_m"], params)
+    them); none when the tracks have not been built. Only each track's last ``landing_window_s`` is read: all
+    that :func:`projected_landings` looks at (a scan by DuckDB, not every point with an altitude in memory)."""
+    from atalaya.fusion.tracks import tracks_dir
+    from atalaya.store.lake import fetch_arrow
+
+    none = projected_landings([], [], [], [], [], params)
+    path = tracks_dir(ws) / "identified.parquet"
+    if not path.exists() or not {"track_id", "time", "lon", "lat", "alt_m"} <= set(pq.read_schema(path).names):
+        return none
+    import duckdb
+
+    lit = "'" + str(path).replace("'", "''") + "'"
+    valid = "alt_m IS NOT NULL AND isfinite(alt_m) AND isfinite(lon) AND isfinite(lat)"
+    window_us = int(params.landing_window_s * _US_PER_S)
+    con = duckdb.connect()
+    try:
+        tb = fetch_arrow(con.sql(
+            f"WITH pts AS (SELECT CAST(track_id AS VARCHAR) AS track_id, epoch_us(time) AS time_us, lon, lat, alt_m "
+            f"FROM read_parquet({lit}) WHERE {valid}), "
+            "ends AS (SELECT track_id, max(time_us) AS t_end FROM pts GROUP BY track_id) "
+            f"SELECT pts.* FROM pts JOIN ends USING (track_id) WHERE pts.time_us >= ends.t_end - {window_us}"
+        ))  # fmt: skip
+    except duckdb.Error as exc:
+        raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
+    finally:
+        con.close()
+    if tb.num_rows == 0:
+        return none
+
+    def col(name: str) -> npt.NDArray[Any]:
+        return np.asarray(tb.column(name).to_numpy(zero_copy_only=False))
+
+    return projected_landings(col("track_id").astype(object), col("time_us").astype(np.int64),
+                              col("lon").astype(np.float64), col("lat").astype(np.float64),
+                              col("alt_m").astype(np.float64), params)  # fmt: skip
 
 
 def _read_fixes(path: Path) -> tuple[pa.Table, dict[str, str]]:

@@ -1071,6 +1071,19 @@ def test_run_sites_reads_landings_from_the_aircraft_tracks(workspace: Workspace,
         row = conn.execute(schema.sites.select()).one()
     assert "projected_landing" in row.evidence["signatures"]
     assert match_points([row.lon], [row.lat], np.array([tx]), np.array([ty]), radius_m=60.0).tp == 1
+    # the tracks' last minutes, read alone, give what all their points do
+    import pyarrow.parquet as pq
+
+    from atalaya.fusion.sites import projected_landings, workspace_landings
+    from atalaya.fusion.tracks import tracks_dir
+
+    tb = pq.read_table(tracks_dir(workspace) / "identified.parquet").to_pydict()
+    whole = projected_landings(np.asarray(tb["track_id"], dtype=object),
+                               np.array([t.timestamp() * 1e6 for t in tb["time"]], dtype=np.int64),
+                               np.asarray(tb["lon"], dtype=np.float64), np.asarray(tb["lat"], dtype=np.float64),
+                               np.array([np.nan if a is None else a for a in tb["alt_m"]]))  # fmt: skip
+    read = workspace_landings(workspace)
+    assert whole.n == read.n == 1 and np.allclose([whole.lon, whole.lat], [read.lon, read.lat], rtol=0, atol=1e-9)
 
 
 def test_rewriting_sites_drops_the_unsupported_ones_analysts_never_touched(workspace: Workspace) -> None:
