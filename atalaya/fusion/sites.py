@@ -509,7 +509,7 @@ def to_evidence(
     if ident is not None:
         ids = np.asarray(ident, dtype=object)
         lon_a, lat_a, speed_mps, alt_m = _at_ends(ids, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
-                                                  params.aircraft_ground_m)  # fmt: skip
+                                                  params.aircraft_ground_m, params.beacon_gap_s)  # fmt: skip
         knd = np.where(_identified_fixes(knd, ids), np.int8(-1), knd)
     return _evidence(
         lon=lon_a, lat=lat_a, time_us=t, sensor=sen, kind=knd, pos_err_m=pos_err_m, err_minor_m=err_minor_m,
@@ -569,14 +569,16 @@ def _at_ends(
     speed: Any,
     alt: Any,
     low_m: float,
+    max_leg_s: float = 900.0,
 ) -> tuple[F64, F64, F64 | None, F64 | None]:
-    """Positions, speeds and altitudes with aircraft track ends applied.
+    """Positions, speeds and altitudes with aircraft track ends applied, and tagged vehicles' missing speeds.
 
     ADS-B aircraft count as airborne everywhere but at their ends; an end
     reported low but above the ground (under ``low_m``) is carried back (or
     forward) along the climb (or descent) to where the altitude reaches zero:
     where it left or met the ground. (Where tagged vehicles set off and stop
-    counts through their whole trips: :func:`beacon_ends`.)
+    counts through their whole trips: :func:`beacon_ends`.) A tagged vehicle's
+    report without a speed gets one from its neighbours (:func:`beacon_speeds`).
     """
     if ident is None:
         return lon, lat, speed, alt
@@ -585,7 +587,7 @@ def _at_ends(
     adsb = (sensor == _SEN[Sensor.ADSB.value]) & (kind == _KND[ObjectKind.AIRCRAFT.value])
     is_end = np.zeros(n, dtype=bool)
     is_end[end] = True
-    sp = _arr(speed, n, math.nan) if speed is not None else None
+    sp = beacon_speeds(ident, time_us, sensor, kind, lon, lat, speed, max_leg_s=max_leg_s)
     al = np.array(_arr(alt, n, math.nan), copy=True) if alt is not None else np.full(n, math.nan)  # writable
     lon = lon.copy()
     lat = lat.copy()
@@ -601,6 +603,52 @@ def _at_ends(
     al[e] = np.where(k > 0, 0.0, a0)
     al = np.where(adsb & ~is_end, math.inf, al)
     return lon, lat, sp, al
+
+
+def beacon_speeds(
+    ident: Any,
+    time_us: I64,
+    sensor: npt.NDArray[np.int8],
+    kind: npt.NDArray[np.int8],
+    lon: F64,
+    lat: F64,
+    speed: Any,
+    *,
+    max_leg_s: float = 900.0,
+) -> F64 | None:
+    """Speeds (m/s) with those a tagged vehicle's (CoT) reports lack filled in from its neighbouring reports: the
+    slower of the legs to the report before and after it (one id, legs up to ``max_leg_s``). A beacon that sends
+    no ``<track speed>`` still says where it stood: a report reached from a report at the same spot, or left for
+    one, is a stop; one between two reports a road's length apart is not. A report alone keeps no speed (it counts
+    as stopped, as other reports without one do). ``speed`` is returned as it is (``None`` too) where no tagged
+    vehicle's report lacks one.
+
+    >>> t = np.array([0, 60, 120, 180], dtype=np.int64) * 1_000_000
+    >>> cot = np.full(4, _SEN["COT"], np.int8), np.full(4, _KND["vehicle"], np.int8)
+    >>> sp = beacon_speeds(["T"] * 4, t, *cot, np.array([0.0, 0.0065, 0.013, 0.013]), np.zeros(4), None)
+    >>> np.round(sp).tolist()  # 720 m a minute, then parked
+    [12.0, 12.0, 0.0, 0.0]
+    """
+    n = time_us.size
+    sp = _arr(speed, n, math.nan) if speed is not None else np.full(n, math.nan)
+    ids = np.asarray(ident, dtype=object)
+    cot = (sensor == _SEN[Sensor.COT.value]) & (kind == _KND[ObjectKind.VEHICLE.value]) & (ids != None)  # noqa: E711
+    if not (cot & ~np.isfinite(sp)).any():
+        return speed if speed is None else sp
+    sel = np.flatnonzero(cot)
+    _, code = np.unique(ids[sel].astype(str), return_inverse=True)
+    order = np.lexsort((time_us[sel], code))
+    rows, c = sel[order], code[order]
+    mx, my = grid.mercator(lon[rows], lat[rows])
+    dt = np.diff(time_us[rows]) / _US_PER_S
+    ok = (c[1:] == c[:-1]) & (dt > 0) & (dt <= max_leg_s)
+    leg = np.full(dt.size, math.nan)
+    leg[ok] = np.hypot(np.diff(mx), np.diff(my))[ok] * grid.ground_scale(my[1:][ok]) / dt[ok]
+    est = np.fmin(np.r_[math.nan, leg], np.r_[leg, math.nan])  # the slower leg; NaN only where both are
+    sp = sp.copy()
+    fill = ~np.isfinite(sp[rows])
+    sp[rows[fill]] = est[fill]
+    return sp
 
 
 def _unit_vectors(lon_deg: Any, lat_deg: Any) -> npt.NDArray[np.float64]:
@@ -1293,7 +1341,7 @@ def detect_sites(
                                   moving_mps=params.stationary_mps,
                                   sigma_m=_DEFAULT_SIGMA[Sensor.COT.value])  # fmt: skip
         lon_a, lat_a, speed_mps, alt_m = _at_ends(ident, t, sen, knd, lon_a, lat_a, speed_mps, alt_m,
-                                                  params.aircraft_ground_m)  # fmt: skip
+                                                  params.aircraft_ground_m, params.beacon_gap_s)  # fmt: skip
     opt = {"pos_err_m": pos_err_m, "err_minor_m": err_minor_m, "confidence": confidence, "speed_mps": speed_mps,
            "alt_m": alt_m}  # fmt: skip
     opt_a = {k: None if v is None else np.asarray(v, dtype=np.float64) for k, v in opt.items()}
@@ -1566,7 +1614,7 @@ def evidence_from_arrow(table: pa.Table, params: SiteParams = SiteParams()) -> E
     ident = np.asarray(table.column("ident").to_pylist(), dtype=object) if "ident" in table.column_names else None
     lon, lat, speed, alt = _at_ends(
         ident, tus, sen, knd, np.asarray(num("lon"), dtype=np.float64), np.asarray(num("lat"), dtype=np.float64),
-        num("speed_mps"), num("alt_m"), params.aircraft_ground_m,
+        num("speed_mps"), num("alt_m"), params.aircraft_ground_m, params.beacon_gap_s,
     )  # fmt: skip
     return _evidence(
         lon=lon, lat=lat, time_us=tus,
@@ -2358,6 +2406,7 @@ __all__ = [
     "TrackEnds",
     "accumulate_evidence",
     "beacon_ends",
+    "beacon_speeds",
     "beddown_state",
     "detect_sites",
     "evidence_from_arrow",

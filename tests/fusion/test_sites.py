@@ -653,6 +653,27 @@ def test_a_tagged_truck_last_heard_short_of_a_building_stopped_there() -> None:
     assert detect_sites(**w.arrays()).n_sites == 0
 
 
+def test_a_beacon_that_sends_no_speed_stops_only_where_it_stood() -> None:
+    """A truck crawls 2 km through a village at 3 m/s (a report every 180 m), parks two hours at a building seen as
+    a ranch is, and drives on; its beacon sends positions only."""
+    rng = np.random.default_rng(14)
+    x, y = -106.0, 25.5
+    w = _ranch_like(rng, x, y)
+    y0 = y - 12_000.0 / 111_320.0
+    trips = [_beacon_trip(f"TAG-{d}", (DAY0 + d) * US_D + 9 * US_H,
+                          [(10_000.0, 0.0, 12.0), (2_000.0, 0.0, 3.0), (120.0, 0.0, 0.0), (20_000.0, 0.0, 12.0)],
+                          x, y0) for d in range(2)]  # fmt: skip
+    tr = _join(*trips)
+    told = detect_sites(**_join(w.arrays(), tr))
+    tr["speed_mps"] = np.full(tr["speed_mps"].size, np.nan)
+    s = detect_sites(**_join(w.arrays(), tr))
+    assert s.n_sites == told.n_sites == 1 and s.kind == ["stash_house"], (s.kind, s.evidence)
+    assert match_points(s.lon, s.lat, np.array([x]), np.array([y]), radius_m=100.0).tp == 1
+    # the parked reports count, as they did with speeds told (and the report arriving there: reached at a crawl)
+    told_stops = told.evidence[0]["support"]["tagged_vehicle"]
+    assert abs(s.evidence[0]["support"]["tagged_vehicle"] - told_stops) < 0.02 * told_stops
+
+
 def test_a_trip_driven_across_midnight_does_not_stop_at_midnight() -> None:
     from atalaya.fusion.sites import beacon_ends
 
