@@ -605,6 +605,19 @@ def _at_ends(
     return lon, lat, sp, al
 
 
+def _legs(ident: Any, time_us: I64, lon: F64, lat: F64) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_], F64, F64]:
+    """The reports of each id in time order (``order``, indices into the inputs) and the legs between consecutive
+    ones: whether both ends are of one id, the seconds and the ground metres between them."""
+    ids = np.asarray(ident)
+    _, code = np.unique(ids.astype(str) if ids.dtype == object else ids, return_inverse=True)
+    order = np.lexsort((time_us, code))
+    mx, my = grid.mercator(lon[order], lat[order])
+    same = code[order][1:] == code[order][:-1]
+    dt_s = np.diff(time_us[order]) / _US_PER_S
+    dist_m = np.hypot(np.diff(mx), np.diff(my)) * grid.ground_scale(my[1:])
+    return order, same, dt_s, dist_m
+
+
 def beacon_speeds(
     ident: Any,
     time_us: I64,
@@ -636,14 +649,11 @@ def beacon_speeds(
     if not (cot & ~np.isfinite(sp)).any():
         return speed if speed is None else sp
     sel = np.flatnonzero(cot)
-    _, code = np.unique(ids[sel].astype(str), return_inverse=True)
-    order = np.lexsort((time_us[sel], code))
-    rows, c = sel[order], code[order]
-    mx, my = grid.mercator(lon[rows], lat[rows])
-    dt = np.diff(time_us[rows]) / _US_PER_S
-    ok = (c[1:] == c[:-1]) & (dt > 0) & (dt <= max_leg_s)
+    order, same, dt, dist = _legs(ids[sel], time_us[sel], lon[sel], lat[sel])
+    rows = sel[order]
+    ok = same & (dt > 0) & (dt <= max_leg_s)
     leg = np.full(dt.size, math.nan)
-    leg[ok] = np.hypot(np.diff(mx), np.diff(my))[ok] * grid.ground_scale(my[1:][ok]) / dt[ok]
+    leg[ok] = dist[ok] / dt[ok]
     est = np.fmin(np.r_[math.nan, leg], np.r_[leg, math.nan])  # the slower leg; NaN only where both are
     sp = sp.copy()
     fill = ~np.isfinite(sp[rows])
@@ -1966,15 +1976,8 @@ def beacon_ends(
     t = np.asarray(time_us, dtype=np.int64)
     if t.size == 0:
         return TrackEnds.at(np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64), sigma_m)
-    ids = np.asarray(ident)
-    _, code = np.unique(ids.astype(str) if ids.dtype == object else ids, return_inverse=True)
-    order = np.lexsort((t, code))
-    c, ts = code[order], t[order]
-    mx, my = grid.mercator(np.asarray(lon, dtype=np.float64)[order], np.asarray(lat, dtype=np.float64)[order])
-    dt = np.diff(ts) / _US_PER_S
-    moved = np.hypot(np.diff(mx), np.diff(my)) * grid.ground_scale(my[1:])
-    stayed = moved < moving_mps * dt
-    new = np.r_[True, (c[1:] != c[:-1]) | ((dt > gap_s) & stayed)]
+    order, same, dt, moved = _legs(ident, t, np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64))
+    new = np.r_[True, ~same | ((dt > gap_s) & (moved < moving_mps * dt))]
     trip = np.empty(t.size, dtype=np.int64)
     trip[order] = np.cumsum(new) - 1
     return track_ends(trip, t, lon, lat, min_points=min_points, sigma_m=sigma_m)
@@ -1991,21 +1994,19 @@ def beacon_state(ends: TrackEnds, anchors: grid.GridState, params: SiteParams = 
     ])  # fmt: skip
 
 
-def _track_points(name: str, ws: Workspace, *, with_alt: bool = False) -> dict[str, npt.NDArray[Any]] | None:
-    """``track`` (an integer per track), ``time_us``, ``lon``, ``lat`` (and ``alt_m``, rows without one dropped) of
-    a track point file that ``analyze tracks`` writes; ``None`` when it has not (or, for altitudes, an older one)."""
+def _track_points(name: str, ws: Workspace) -> dict[str, npt.NDArray[Any]] | None:
+    """``track`` (an integer per track), ``time_us``, ``lon``, ``lat`` of a track point file that ``analyze tracks``
+    writes; ``None`` when it has not."""
     from atalaya.fusion.tracks import tracks_dir
 
     path = tracks_dir(ws) / f"{name}.parquet"
-    cols = ["track_id", "time", "lon", "lat", *(["alt_m"] if with_alt else [])]
+    cols = ["track_id", "time", "lon", "lat"]
     if not path.exists() or not set(cols) <= set(pq.read_schema(path).names):
         return None
     try:  # track ids stay dictionary-encoded: an integer per point, not a string
         tb = pq.read_table(path, columns=cols, read_dictionary=["track_id"])
     except (OSError, pa.ArrowInvalid) as exc:
         raise StoreError(f"cannot read tracks {path}: {exc}", hint="re-run `atalaya analyze tracks`") from exc
-    if with_alt:
-        tb = tb.filter(pc.is_valid(tb.column("alt_m")))
     tid = tb.unify_dictionaries().column("track_id").combine_chunks()
     codes = tid.indices if pa.types.is_dictionary(tid.type) else tid.dictionary_encode().indices
     out = {
