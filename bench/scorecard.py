@@ -51,7 +51,7 @@ def run_seed(size: str, seed: int, root: Path) -> dict[str, Any]:
     from atalaya.ingest.records import load_records
     from atalaya.scenario.generate import generate
     from atalaya.sovereignty.agreements import load_agreements, store_agreements
-    from atalaya.sovereignty.pipeline import run_sovereignty
+    from atalaya.sovereignty.service import run as run_sovereignty
     from atalaya.store.knowledge import KnowledgeStore
 
     t0 = time.perf_counter()

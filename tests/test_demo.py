@@ -45,5 +45,6 @@ def test_demo_end_to_end(tmp_path: Path, demo_scenario: Path) -> None:
     # running the main job again ingests nothing new and appends nothing to the log
     again = run_demo(d, size="demo", seed=7, db=None, progress=False)
     assert again["ingest"]["files_skipped"] == again["ingest"]["files"]
-    assert again["sovereignty"]["log"]["appended"] == 0
-    assert again["sovereignty"]["log"]["log_size"] == size
+    assert again["sovereignty"]["log"]["agreements"]["appended"] == 0
+    assert again["sovereignty"]["log"]["overflight"]["appended"] == 0
+    assert again["sovereignty"]["log"]["overflight"]["log_size"] == size

@@ -10,15 +10,12 @@ from typing import Annotated, Any
 from fastapi import Depends, HTTPException, Query, Request, status
 
 from atalaya.api.users import User, user_for_token
-from atalaya.core.markings import Marking
 from atalaya.core.workspace import Workspace
-from atalaya.share.egress import Decision, EgressPolicy, content_sha256, dissemination_entry
+from atalaya.share.egress import EgressPolicy, Release, release
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.lake import Lake
 
 COOKIE = "atalaya_token"
-LOG_WAIT_S = 10.0
-"""How long a release waits for another process (e.g. a CLI run) writing the transparency log."""
 
 
 @dataclass(kw_only=True)
@@ -44,32 +41,17 @@ class AppState:
         return EgressPolicy.from_store(self.store, self.workspace.party)
 
     def release(self, user: User, kind: str, items: list[dict[str, Any]], id_key: str = "id") -> list[dict[str, Any]]:
-        """The egress chokepoint for API responses: filter by marking and agreements, log what leaves."""
-        if user.party == self.workspace.party:
-            return items
-        pol = self.policy()
-        kept: list[dict[str, Any]] = []
-        last: Decision | None = None
-        for it in items:
-            d = pol.check(Marking.from_text(str(it.get("marking") or "TLP:AMBER")), user.party, kind=kind)
-            if d.allowed:
-                kept.append(it)
-                last = d
-        if kept and last is not None:
-            from atalaya.store.translog.node import open_log
+        """The egress chokepoint for API responses (:func:`atalaya.share.egress.release`); the released items."""
+        return self.release_of(user, kind, items, id_key=id_key).items
 
-            entry = dissemination_entry(
-                sender=self.workspace.party,
-                recipient=user.party,
-                kind=kind,
-                object_ids=[str(it.get(id_key)) for it in kept],
-                sha256=content_sha256(kept),
-                decision=last,
-                user=user.username,
-            )
-            with self.log_lock, open_log(self.workspace, wait_s=LOG_WAIT_S) as log:
-                log.append(entry)
-        return kept
+    def release_of(self, user: User, kind: str, items: list[dict[str, Any]], id_key: str = "id") -> Release:
+        """The egress release of ``items`` to ``user``'s party: released items, withheld reasons, log index."""
+        if user.party == self.workspace.party:
+            return Release(recipient=user.party, kind=kind, items=items, withheld=[], log_index=None,
+                           content_sha256=None)  # fmt: skip
+        with self.log_lock:
+            return release(self.workspace, self.store, items, recipient=user.party, kind=kind, user=user.username,
+                           id_key=id_key)  # fmt: skip
 
 
 def get_state(request: Request) -> AppState:

@@ -15,8 +15,6 @@ node's own users.
 from __future__ import annotations
 
 import csv
-import html
-import io
 import json
 import threading
 import traceback
@@ -40,6 +38,7 @@ from sqlalchemy import Table, select
 from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page
 from atalaya.api.routes_map import Body, Memo, send
 from atalaya.api.users import User
+from atalaya.share.egress import Release
 from atalaya.store.knowledge import schema as ks
 
 router = APIRouter(tags=["layers"])
@@ -129,15 +128,9 @@ def _decimate(coords: list[list[float]], n: int = MAX_LINE_POINTS) -> list[list[
     return [coords[i] for i in idx.tolist()]
 
 
-_release_lock = threading.Lock()
-
-
 def _release(state: AppState, user: User, kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """:meth:`AppState.release`, one at a time: each partner release appends to the transparency log."""
-    if _own(state, user):
-        return state.release(user, kind, items)
-    with _release_lock:
-        return state.release(user, kind, items)
+    """:meth:`AppState.release`: the egress chokepoint (a partner release is logged once per content)."""
+    return state.release(user, kind, items)
 
 
 class _FileCache:
@@ -403,12 +396,13 @@ def map_tracks(
         with state.store.engine.connect() as conn:
             marks = {r.id: r.marking for r in conn.execute(select(ks.tracks.c.id, ks.tracks.c.marking))}
         items = [{**r, "marking": marks.get(r["id"], r.get("marking"))} for r in items]
-    position = {id(r): i for r, i in zip(items, idx, strict=True)}
+    position = {str(r["id"]): i for r, i in zip(items, idx, strict=True)}
     released = _release(state, user, "tracks", items)
 
     def build() -> Body:
         feats = ",".join(
-            f'{{"type":"Feature","id":{n}' + lines.features[position[id(r)]] for n, r in enumerate(released[:limit])
+            f'{{"type":"Feature","id":{n}' + lines.features[position[str(r["id"])]]
+            for n, r in enumerate(released[:limit])
         )
         return Body.of(f'{{"type":"FeatureCollection","features":[{feats}],"total":{len(released)}}}'.encode())
 
@@ -566,58 +560,11 @@ def map_maritime(state: StateDep, user: UserDep, day: DayQ = None) -> Any:
 # --------------------------------------------------------------------------- sorties and compliance
 
 
-def compliance_of(attrs: dict[str, Any] | None) -> dict[str, Any]:
-    """The compliance verdict stored with a sortie, normalised.
-
-    Accepts ``attrs.compliance`` as a word (``compliant``, ``violation``, a severity) or as a verdict dict
-    (``compliant``, ``worst``, ``violations``), and ``attrs.verdict`` as a verdict dict.
-
-    >>> compliance_of(None)["status"]
-    'unknown'
-    >>> compliance_of({"compliance": {"compliant": False, "violations": [{"rule": "depth"}]}})["status"]
-    'violation'
-    """
-    a = attrs or {}
-    v = a.get("verdict") if isinstance(a.get("verdict"), dict) else a.get("compliance")
-    if isinstance(v, dict):
-        viol = list(v.get("violations") or [])
-        ok = v.get("compliant")
-        st = "compliant" if ok is True else "violation" if ok is False or viol else "unknown"
-        return {
-            "status": st,
-            "worst": v.get("worst"),
-            "violations": viol,
-            "hosts": list(v.get("hosts") or []),
-            "agreement_version": v.get("agreement_version"),
-            "collection_id": v.get("collection_id"),
-        }
-    if isinstance(v, str) and v:
-        st = "compliant" if v == "compliant" else "unknown" if v == "unknown" else "violation"
-        return {"status": st, "worst": None if st != "violation" else v, "violations": [], "hosts": []}
-    return {"status": "unknown", "worst": None, "violations": [], "hosts": []}
+_check_lock = threading.Lock()
+_check_cache: dict[str, tuple[Any, Any]] = {}
 
 
-@dataclass(frozen=True, kw_only=True)
-class _Engine:
-    """Verdicts of the compliance engine over the stored sorties, agreements and the lake's sortie tracks."""
-
-    verdicts: list[Any]
-    """``SortieVerdict`` per sortie with a manifest."""
-    tracks: Any
-    """``TrackArrays`` of the sortie tracks."""
-    territories: Any
-    """The territories used."""
-
-    def by_id(self) -> dict[str, dict[str, Any]]:
-        return {v.sortie.sortie_id: v.to_dict() for v in self.verdicts}
-
-
-_engine_lock = threading.Lock()
-_engine_cache: dict[str, tuple[Any, _Engine | None]] = {}
-_engine_pending: dict[Any, threading.Event] = {}
-
-
-def _engine_key(state: AppState) -> Any:
+def _check_key(state: AppState) -> Any:
     from sqlalchemy import func
 
     commits = state.workspace.lake_dir / "_commits"
@@ -628,75 +575,33 @@ def _engine_key(state: AppState) -> Any:
     return (str(state.workspace.root), hash(lake_stamp), n_sorties, hash(agreements))
 
 
-def _compute_engine(state: AppState) -> _Engine | None:
-    try:
-        from atalaya.geo.territories import load_territories
-        from atalaya.sovereignty.agreements import stored_agreements
-        from atalaya.sovereignty.compliance import check_sorties, sorties_from_store, tracks_from_lake
+def _checked(state: AppState) -> Any:
+    """The sovereignty service's check of every sortie, re-run only when the lake, sorties or agreements change."""
+    from atalaya.sovereignty import service
 
-        agreements = stored_agreements(state.store)  # first: fails fast on a store without valid agreements
-        sorties = sorties_from_store(state.store)
-        tracks = tracks_from_lake(state.lake, [s.sortie_id for s in sorties])
-        territories = load_territories()
-        verdicts = check_sorties(sorties=sorties, tracks=tracks, agreements=agreements, territories=territories)
-        return _Engine(verdicts=verdicts, tracks=tracks, territories=territories)
-    except Exception:  # the engine is optional here: without it, stored verdicts (attrs) are shown
-        return None
-
-
-def _engine(state: AppState, *, wait: bool = True) -> _Engine | None:
-    """The compliance engine's verdicts, cached until the lake, sorties or agreements change.
-
-    ``None`` when unavailable or, with ``wait=False``, while the first computation runs in the background
-    (loading the territories takes seconds on a cold process).
-    """
-    key = _engine_key(state)
-    with _engine_lock:
-        hit = _engine_cache.get("engine")
+    key = _check_key(state)
+    with _check_lock:
+        hit = _check_cache.get(str(state.workspace.root))
         if hit is not None and hit[0] == key:
             return hit[1]
-        done = _engine_pending.get(key)
-        if done is None:
-            done = _engine_pending[key] = threading.Event()
-            threading.Thread(target=_fill_engine, args=(state, key, done), daemon=True, name="compliance").start()
-    if not wait:
+        res = service.check(state.workspace, state.store)
+        _check_cache[str(state.workspace.root)] = (key, res)
+        return res
+
+
+def _sortie_release(state: AppState, user: User) -> Release:
+    from atalaya.sovereignty import service
+
+    return state.release_of(user, "sorties", service.sortie_views(state.store))
+
+
+def _why_empty(state: AppState, user: User, rel: Release, what: str) -> str | None:
+    """Why a partner's view is empty, in words (``None`` when it is not empty or the user is this node's)."""
+    if rel.items or _own(state, user):
         return None
-    done.wait()
-    with _engine_lock:
-        hit = _engine_cache.get("engine")
-    return hit[1] if hit is not None and hit[0] == key else None
-
-
-def _fill_engine(state: AppState, key: Any, done: threading.Event) -> None:
-    value = _compute_engine(state)
-    with _engine_lock:
-        _engine_cache["engine"] = (key, value)
-        _engine_pending.pop(key, None)
-    done.set()
-
-
-def _sortie_rows(state: AppState, user: User) -> list[dict[str, Any]]:
-    rows = _query(state, ks.sorties, order=(ks.sorties.c.takeoff, ks.sorties.c.id))
-    rows = _release(state, user, "sorties", rows)
-    eng = _engine(state, wait=False) if rows else None
-    live = eng.by_id() if eng is not None else {}
-    out = []
-    for r in rows:
-        attrs = dict(r.get("attrs") or {})
-        if compliance_of(attrs)["status"] == "unknown" and r["id"] in live:
-            attrs["verdict"] = live[r["id"]]
-            r["attrs"] = attrs
-        c = compliance_of(attrs)
-        out.append(
-            {
-                **r,
-                "compliance": c["status"],
-                "worst": c["worst"],
-                "n_violations": len(c["violations"]),
-                "hosts": c["hosts"],
-            }
-        )
-    return out
+    if not rel.withheld:
+        return f"nothing flown over {user.party}: no {what} over its territory are recorded"
+    return rel.why_empty
 
 
 @router.get("/api/sorties")
@@ -704,163 +609,84 @@ def list_sorties(
     state: StateDep,
     user: UserDep,
     p: PageDep,
-    compliance: Annotated[Literal["compliant", "violation", "unknown"] | None, Query()] = None,
+    compliance: Annotated[
+        Literal["compliant", "violation", "unverifiable", "no-host", "unchecked"] | None,
+        Query(description="Only sorties with this verdict status"),
+    ] = None,
     day: DayQ = None,
 ) -> dict[str, Any]:
-    """Sorties with their compliance verdict (``compliant``, ``violation``, ``unknown``), paginated."""
+    """Sorties with their stored verdict (compliant, violation, unverifiable, no-host, or unchecked), paginated.
+
+    A partner's user sees every sortie over its party's territory (accountability is never withheld); an
+    empty page says why in ``why_empty``.
+    """
+    rel = _sortie_release(state, user)
     rows = [
-        {k: v for k, v in r.items() if k != "attrs"}
-        for r in _sortie_rows(state, user)
-        if (compliance is None or r["compliance"] == compliance) and _overlaps(r, day, "takeoff", "landing")
+        {k: v for k, v in r.items() if k != "verdict"}
+        for r in rel.items
+        if (compliance is None or r["status"] == compliance) and _overlaps(r, day, "takeoff", "landing")
     ]
     counts: dict[str, int] = {}
     for r in rows:
-        counts[r["compliance"]] = counts.get(r["compliance"], 0) + 1
-    return {**page(rows[p.offset : p.offset + p.limit], len(rows), p), "counts": counts}
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    return {
+        **page(rows[p.offset : p.offset + p.limit], len(rows), p),
+        "counts": counts,
+        "why_empty": _why_empty(state, user, rel, "sorties") if not rows else None,
+    }
 
 
 @router.get("/api/sorties/{sortie_id}")
 def get_sortie(sortie_id: str, state: StateDep, user: UserDep) -> dict[str, Any]:
-    """One sortie: manifest, compliance verdict with violations and evidence, provenance."""
-    rows = [r for r in _sortie_rows(state, user) if r["id"] == sortie_id]
+    """One sortie: manifest and its stored verdict with violations and evidence."""
+    rows = [r for r in _sortie_release(state, user).items if r["id"] == sortie_id]
     if not rows:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no sortie {sortie_id}")
-    r = {k: v for k, v in rows[0].items() if k not in ("compliance", "worst", "n_violations", "hosts")}
-    return {**r, "verdict": compliance_of(r.get("attrs"))}
-
-
-def partner_report(state: AppState, user: User, party: str) -> dict[str, Any]:
-    """Compliance report for one partner: the released sorties that entered its territory (all when unknown)."""
-    party = party.upper()
-    rows = _sortie_rows(state, user)
-    sel = [r for r in rows if not r["hosts"] or party in r["hosts"]]
-    by_status: dict[str, int] = {}
-    by_platform: dict[str, dict[str, int]] = {}
-    by_rule: dict[str, int] = {}
-    by_day: dict[str, dict[str, int]] = {}
-    for r in sel:
-        st = r["compliance"]
-        by_status[st] = by_status.get(st, 0) + 1
-        pt = by_platform.setdefault(str(r.get("platform_type") or "?"), {})
-        pt[st] = pt.get(st, 0) + 1
-        day = str(r.get("takeoff") or "")[:10] or "?"
-        dd = by_day.setdefault(day, {})
-        dd[st] = dd.get(st, 0) + 1
-        for v in compliance_of(r.get("attrs"))["violations"]:
-            rule = str(v.get("rule") or v.get("rule_id") or "?")
-            by_rule[rule] = by_rule.get(rule, 0) + 1
-    cols = ("id", "platform_type", "takeoff", "landing", "agreement_id", "compliance", "worst", "n_violations")
-    return {
-        "party": party,
-        "node_party": state.workspace.party,
-        "generated_at": datetime.now(UTC).isoformat(),
-        "sorties": [{k: r.get(k) for k in cols} for r in sel],
-        "summary": {
-            "total": len(sel),
-            "by_status": by_status,
-            "by_platform": by_platform,
-            "by_rule": by_rule,
-            "by_day": dict(sorted(by_day.items())),
-        },
-    }
-
-
-def _engine_report(state: AppState, user: User, rep: dict[str, Any]) -> tuple[dict[str, Any], str] | None:
-    """The partner report of :mod:`atalaya.sovereignty.report` over the released sorties, or ``None``."""
-    eng = _engine(state)
-    if eng is None:
-        return None
-    try:
-        from atalaya.sovereignty.compliance import TrackArrays, account_sorties
-        from atalaya.sovereignty.report import build_report, render_html
-
-        released = {r["id"] for r in rep["sorties"]}
-        verdicts = [v for v in eng.verdicts if v.sortie.sortie_id in released]
-        t = eng.tracks
-        keep = np.isin(np.asarray(t.sortie_id, dtype=object).astype(str), np.asarray(sorted(released), dtype=str))
-        tracks = TrackArrays.build(
-            sortie_id=t.sortie_id[keep], time_us=t.time_us[keep], lon=t.lon[keep], lat=t.lat[keep], alt_m=t.alt_m[keep]
-        )
-        data = build_report(
-            partner=rep["party"], verdicts=verdicts, accounting=account_sorties(tracks, eng.territories)
-        )
-        return data, render_html(data, verdicts, tracks, eng.territories)
-    except Exception:  # fall back to the plain table report rather than fail the page
-        return None
-
-
-def _report_html(rep: dict[str, Any]) -> str:
-    e = html.escape
-    s = rep["summary"]
-    colours = {"compliant": "#2e9d57", "violation": "#d0453a", "unknown": "#888"}
-    total = max(1, s["total"])
-    bars = "".join(
-        f'<div class="bar"><span style="width:{100 * n / total:.1f}%;background:{colours.get(k, "#888")}"></span>'
-        f"{e(k)}: {n}</div>"
-        for k, n in sorted(s["by_status"].items())
-    )
-    rules = "".join(f"<tr><td>{e(k)}</td><td>{n}</td></tr>" for k, n in sorted(s["by_rule"].items()))
-    body = "".join(
-        "<tr>" + "".join(f"<td>{e(str(r.get(k) if r.get(k) is not None else ''))}</td>" for k in r) + "</tr>"
-        for r in rep["sorties"]
-    )
-    head = "".join(f"<th>{e(k)}</th>" for k in (rep["sorties"][0] if rep["sorties"] else {}))
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Compliance report "
-        f"{e(rep['node_party'])} → {e(rep['party'])}</title><style>body{{font:14px system-ui,sans-serif;margin:1.5em}}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px}"
-        ".bar{margin:2px 0}.bar span{display:inline-block;height:12px;margin-right:6px}</style></head><body>"
-        f"<h1>Sortie compliance: {e(rep['node_party'])} over {e(rep['party'])}</h1>"
-        f"<p>Generated {e(rep['generated_at'])}; {s['total']} sorties.</p>{bars}"
-        f"<h2>Violations by rule</h2><table>{rules or '<tr><td>none</td></tr>'}</table>"
-        f"<h2>Sorties</h2><table><tr>{head}</tr>{body}</table></body></html>"
-    )
+    row: dict[str, Any] = rows[0]
+    return row
 
 
 @router.get("/api/reports/partner")
 def get_partner_report(
     state: StateDep,
     user: UserDep,
-    party: str | None = None,
+    party: Annotated[str | None, Query(max_length=16, pattern=r"^[A-Za-z]{2,16}$")] = None,
     format: Annotated[Literal["json", "csv", "html"], Query()] = "json",
 ) -> Any:
-    """Per-partner compliance report (a partner's user always gets its own party's), as JSON, CSV or HTML."""
+    """Per-partner overflight and compliance report (a partner's user always gets its own party's).
+
+    Made by the sovereignty service and released through the egress chokepoint (logged as a dissemination).
+    """
+    import tempfile
+
+    from atalaya.core.errors import ValidationError
+    from atalaya.sovereignty import service
+
     target = user.party if not _own(state, user) else (party or "")
     if not target:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give ?party=CODE (the partner, e.g. MEX)")
-    rep = partner_report(state, user, target)
-    full = _engine_report(state, user, rep)
-    if full is not None:
-        data, html_page = full
+    try:
+        res = _checked(state)
+    except ValidationError as e:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(e)) from e
+    with tempfile.TemporaryDirectory(dir=state.workspace.root) as tmp:
+        try:
+            with state.log_lock:
+                rep = service.report(state.workspace, state.store, partner=target, out_dir=Path(tmp),
+                                     user=user.username, result=res)  # fmt: skip
+        except ValidationError as e:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(e)) from e
         if format == "json":
-            return {**data, "summary": rep["summary"], "party": rep["party"], "node_party": rep["node_party"]}
-        if format == "html":
-            return HTMLResponse(html_page)
-        from atalaya.sovereignty.report import CSV_COLUMNS
-
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(CSV_COLUMNS), extrasaction="ignore")
-        w.writeheader()
-        w.writerows(data["rows"])
-        return Response(
-            buf.getvalue(),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="compliance-{rep["party"]}.csv"'},
-        )
-    if format == "json":
-        return rep
-    if format == "csv":
-        buf = io.StringIO()
-        cols = ["id", "platform_type", "takeoff", "landing", "agreement_id", "compliance", "worst", "n_violations"]
-        w = csv.DictWriter(buf, fieldnames=cols)
-        w.writeheader()
-        w.writerows(rep["sorties"])
-        return Response(
-            buf.getvalue(),
-            media_type="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="compliance-{rep["party"]}.csv"'},
-        )
-    return HTMLResponse(_report_html(rep))
+            return {**rep.data, "party": rep.partner, "node_party": state.workspace.party,
+                    "release": rep.release.to_dict()}  # fmt: skip
+        body = rep.paths[format].read_bytes()
+    if format == "html":
+        return HTMLResponse(body.decode("utf-8"))
+    return Response(
+        body,
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="compliance-{rep.partner}.csv"'},
+    )
 
 
 # --------------------------------------------------------------------------- time slider
@@ -873,7 +699,7 @@ def days(state: StateDep, user: UserDep) -> dict[str, Any]:
         obs = state.workspace.lake_dir / "observations"
         ds = sorted(p.name.removeprefix("day=") for p in obs.glob("day=*")) if obs.is_dir() else []
     else:
-        ds = sorted({str(r.get("takeoff") or "")[:10] for r in _sortie_rows(state, user)} - {""})
+        ds = sorted({str(r.get("takeoff") or "")[:10] for r in _sortie_release(state, user).items} - {""})
     return {"days": ds}
 
 
@@ -1018,37 +844,23 @@ def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
 
 
 def _run_analyze(state: AppState, job_id: str) -> dict[str, Any]:
-    """Every registered analytic that is installed, then the compliance verdicts stored with each sortie."""
-    import importlib
+    """Every registered analytic, then the sovereignty service's check (verdicts stored, records logged)."""
+    from atalaya.analytics import ANALYTICS, run_analytics
+    from atalaya.core.errors import ValidationError
+    from atalaya.sovereignty import service
 
-    from atalaya.cli.cmd_analyze import ANALYTICS
-
-    out: dict[str, Any] = {}
     steps = [*ANALYTICS, "compliance"]
-    for i, name in enumerate(steps):
-        _job_update(state, job_id, message=name, progress=i / len(steps))
-        if name == "compliance":
-            eng = _engine(state)
-            if eng is None:
-                out[name] = {"skipped": "no sorties, agreements or sortie tracks to check"}
-                continue
-            with state.store.begin() as conn:
-                attrs = {r.id: dict(r.attrs or {}) for r in conn.execute(select(ks.sorties.c.id, ks.sorties.c.attrs))}
-                for v in eng.verdicts:
-                    sid = v.sortie.sortie_id
-                    a = {**attrs.get(sid, {}), "compliance": "compliant" if v.compliant else "violation"}
-                    a["verdict"] = v.to_dict()
-                    conn.execute(ks.sorties.update().where(ks.sorties.c.id == sid).values(attrs=a))
-            out[name] = {"sorties": len(eng.verdicts), "compliant": sum(v.compliant for v in eng.verdicts)}
-            continue
-        module, _, fn = ANALYTICS[name].partition(":")
-        try:
-            run = getattr(importlib.import_module(module), fn)
-        except (ImportError, AttributeError):
-            out[name] = {"skipped": f"{module} is not installed"}
-            continue
-        res = run(state.workspace, state.store, progress=False)
-        out[name] = {k: v for k, v in res.items() if isinstance(v, int | float | str | dict)}
+    out = run_analytics(
+        state.workspace, state.store, list(ANALYTICS), progress=False,
+        on_step=lambda name, i: _job_update(state, job_id, message=name, progress=i / len(steps)),
+    )  # fmt: skip
+    out = {n: {k: v for k, v in r.items() if isinstance(v, int | float | str | dict)} for n, r in out.items()}
+    _job_update(state, job_id, message="compliance", progress=(len(steps) - 1) / len(steps))
+    try:
+        res = service.check(state.workspace, state.store)
+        out["compliance"] = {"sorties": len(res.verdicts), **res.counts(), "log": res.log}
+    except ValidationError as e:
+        out["compliance"] = {"skipped": str(e)}
     return out
 
 

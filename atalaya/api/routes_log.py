@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 
 from atalaya.api.deps import PageDep, StateDep, UserDep, page
 from atalaya.core.errors import LogIntegrityError
+from atalaya.share.egress import release
 from atalaya.store.translog import open_checkpoint, verify_bundle, verify_consistency_notes
 from atalaya.store.translog.node import log_signer, open_log
 
@@ -35,18 +36,81 @@ def checkpoint(state: StateDep, user: UserDep) -> dict[str, Any]:
     }
 
 
+def entry_audience(entry: dict[str, Any]) -> list[str]:
+    """The parties a log entry is about (who, besides this node, may read it).
+
+    >>> entry_audience({"kind": "overflight", "owner": "MEX"})
+    ['MEX']
+    >>> entry_audience({"kind": "dissemination", "sender": "USA", "recipient": "MEX"})
+    ['MEX', 'USA']
+    >>> entry_audience({"kind": "note"})
+    []
+    """
+    kind = entry.get("kind")
+    if kind == "overflight":
+        return [str(entry.get("owner", ""))]
+    if kind == "agreement":
+        return sorted(str(p) for p in entry.get("parties") or [])
+    if kind == "dissemination":
+        return sorted({str(entry.get("recipient", "")), str(entry.get("sender", ""))} - {""})
+    return []
+
+
+def entry_summary(entry: dict[str, Any]) -> dict[str, Any]:
+    """What a reader needs to see of an entry at a glance: its kind, sortie, territory and a line of figures."""
+    kind = str(entry.get("kind", ""))
+    out: dict[str, Any] = {"kind": kind, "sortie": None, "territory": None, "text": ""}
+    if kind == "overflight":
+        out["sortie"] = entry.get("sortie")
+        out["territory"] = entry.get("territory")
+        depth = entry.get("max_depth_km")
+        out["text"] = (
+            f"{float(entry.get('seconds') or 0) / 60:.0f} min, {float(entry.get('km') or 0):.1f} km"
+            + (f", max depth {float(depth):.1f} km" if depth is not None else "")
+            + f", {entry.get('entries', 0)} entr{'y' if entry.get('entries') == 1 else 'ies'}"
+        )
+    elif kind == "agreement":
+        out["text"] = f"{entry.get('id')} v{entry.get('version')}: {entry.get('title', '')}"
+    elif kind == "dissemination":
+        out["territory"] = entry.get("recipient")
+        out["text"] = (
+            f"{entry.get('objects', 0)} {entry.get('product_kind', '')} released to {entry.get('recipient')}"
+            f" ({entry.get('purpose', 'intelligence')})"
+        )
+    return out
+
+
 @router.get("/entries")
-def entries(state: StateDep, user: UserDep, p: PageDep, kind: str | None = None) -> dict[str, Any]:
-    """Log entries, newest first (paginated), optionally of one kind."""
+def entries(
+    state: StateDep,
+    user: UserDep,
+    p: PageDep,
+    kind: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z-]+$")] = None,
+) -> dict[str, Any]:
+    """Log entries, newest first (paginated), optionally of one kind, each with a ``summary``.
+
+    This node's users see every entry; a partner's user sees only the entries about its party (overflight of
+    its territory, agreements it is a party to, releases to it). Leaves through the egress chokepoint.
+    """
+    own = user.party == state.workspace.party
     with open_log(state.workspace, readonly=True) as log:
         n = log.size
-        if kind is None:
-            idx = list(range(n - 1 - p.offset, max(-1, n - 1 - p.offset - p.limit), -1))
-            items = [{"index": i, **log.get(i)} for i in idx]
-            return page(items, n, p)
-        matching = [i for i in range(n - 1, -1, -1) if log.get(i).get("kind") == kind]
-        items = [{"index": i, **log.get(i)} for i in matching[p.offset : p.offset + p.limit]]
-        return page(items, len(matching), p)
+        items = []
+        for i in range(n - 1, -1, -1):
+            e = log.get(i)
+            if kind is not None and e.get("kind") != kind:
+                continue
+            audience = entry_audience(e)
+            if not own and user.party not in audience:
+                continue
+            items.append({"index": i, **e, "summary": entry_summary(e), "audience": audience,
+                          "marking": "TLP:AMBER"})  # fmt: skip
+    released = release(state.workspace, state.store, items, recipient=user.party, kind="log",
+                       user=user.username, id_key="index", log=False).items  # fmt: skip
+    body = page(released[p.offset : p.offset + p.limit], len(released), p)
+    if not released and not own:
+        body["why_empty"] = f"no log entry concerns {user.party} yet (no agreement, overflight or release)"
+    return body
 
 
 class VerifyRequest(BaseModel):

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import click
 
+from atalaya.analytics import ANALYTICS
+from atalaya.analytics import run_analytics as _run
 from atalaya.cli.context import emit, json_option, show_progress, workspace_from
 from atalaya.core.workspace import Workspace
 from atalaya.store.knowledge import KnowledgeStore
 
-ANALYTICS: dict[str, str] = {
-    "tracks": "atalaya.fusion.tracks:run_tracks",
-    "sites": "atalaya.fusion.sites:run_sites",
-    "maritime": "atalaya.fusion.maritime:run_maritime",
-    "corridors": "atalaya.fusion.corridors:run_corridors",
-}
-"""Analytic name → ``module:function(ws, store, *, progress) -> dict``, in the order ``all`` runs them."""
-
-
-def _load(target: str) -> Callable[..., dict[str, Any]]:
-    module, _, fn = target.partition(":")
-    f: Callable[..., dict[str, Any]] = getattr(importlib.import_module(module), fn)
-    return f
-
 
 def run_analytics(ws: Workspace, store: KnowledgeStore, names: list[str], *, progress: bool) -> dict[str, Any]:
-    """Run analytics in order; each result carries its wall time."""
-    out: dict[str, Any] = {}
-    for name in names:
-        t0 = time.perf_counter()
+    """:func:`atalaya.analytics.run_analytics`, saying each step on stderr when showing progress."""
+
+    def say(name: str, _i: int) -> None:
         if progress:
             click.echo(f"analyze {name}…", err=True)
-        res = _load(ANALYTICS[name])(ws, store, progress=progress)
-        out[name] = {**res, "seconds": round(time.perf_counter() - t0, 2)}
-    return out
+
+    return _run(ws, store, names, progress=progress, on_step=say)
 
 
 @click.command("analyze")

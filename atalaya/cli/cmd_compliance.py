@@ -9,13 +9,12 @@ with ``ident_kind = 'sortie'``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from atalaya.cli.context import emit, json_option, to_json, workspace_from
 from atalaya.core.errors import ValidationError
-from atalaya.core.workspace import Workspace
 from atalaya.geo.territories import Territories, load_territories
 from atalaya.sovereignty.agreements import (
     AgreementSet,
@@ -23,23 +22,14 @@ from atalaya.sovereignty.agreements import (
     load_agreement,
     load_agreements,
     parse_time,
-    store_agreements,
     stored_agreements,
     stored_status,
 )
-from atalaya.sovereignty.compliance import (
-    Severity,
-    SortieRecord,
-    SortieVerdict,
-    TrackArrays,
-    account_sorties,
-    check_sorties,
-    load_sorties_json,
-    sorties_from_store,
-    tracks_from_lake,
-)
+from atalaya.sovereignty.compliance import Severity, load_sorties_json
 from atalaya.store.knowledge import KnowledgeStore
-from atalaya.store.lake import Lake
+
+if TYPE_CHECKING:
+    from atalaya.sovereignty.service import CheckResult
 
 _agreements_opt = click.option(
     "--agreements",
@@ -76,56 +66,49 @@ def _agreements(ctx: click.Context, paths: tuple[Path, ...]) -> AgreementSet:
         store.close()
 
 
-def _sorties(ws: Workspace, path: Path | None) -> list[SortieRecord]:
-    if path is not None:
-        return load_sorties_json(path)
-    store = KnowledgeStore.open(ws.db_url)
-    try:
-        return sorties_from_store(store)
-    finally:
-        store.close()
-
-
-def _verdicts(
+def _check(
     ctx: click.Context,
     sorties_path: Path | None,
     agreement_paths: tuple[Path, ...],
     territories_path: Path | None,
     as_of: str | None,
     only: tuple[str, ...],
-) -> tuple[list[SortieVerdict], TrackArrays, Territories]:
+) -> CheckResult:
+    """The sovereignty service's check, with the command line's overrides (files given make it a what-if)."""
+    from atalaya.sovereignty import service
+
     ws = workspace_from(ctx)
-    sorties = _sorties(ws, sorties_path)
-    if only:
-        wanted = set(only)
-        sorties = [s for s in sorties if s.sortie_id in wanted]
-    if not sorties:
-        raise ValidationError(
-            "no sorties to check",
-            hint="ingest the sortie manifest into the knowledge store, or pass --sorties OUT/records/sorties.json",
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        return service.check(
+            ws,
+            store,
+            sortie_ids=only,
+            as_of=parse_time(as_of) if as_of else None,
+            agreements=load_agreements(list(agreement_paths)) if agreement_paths else None,
+            sorties=load_sorties_json(sorties_path) if sorties_path is not None else None,
+            territories=_territories(territories_path),
         )
-    tracks = tracks_from_lake(Lake(ws.lake_dir), [s.sortie_id for s in sorties])
-    territories = _territories(territories_path)
-    verdicts = check_sorties(
-        sorties=sorties,
-        tracks=tracks,
-        agreements=_agreements(ctx, agreement_paths),
-        territories=territories,
-        as_of=parse_time(as_of) if as_of else None,
-    )
-    return verdicts, tracks, territories
+    finally:
+        store.close()
 
 
 def _human_verdicts(verdicts: list[dict[str, Any]]) -> str:
     lines = []
     for v in verdicts:
         hosts = ",".join(v["hosts"]) or "-"
-        state = "compliant" if v["compliant"] else f"{len(v['violations'])} violation(s), worst {v['worst']}"
+        state = v["status"]
+        if state == "violation":
+            state = f"{len(v['violations'])} violation(s), worst {v['worst']}"
+        elif state in ("unverifiable", "no-host"):
+            state = f"{state}: {v['reason']}"
         lines.append(f"{v['sortie_id']:<16} over {hosts:<8} {state}")
         for x in v["violations"]:
             lines.append(f"    [{x['severity']}] {x['rule']}: {x['message']}")
-    n_bad = sum(not v["compliant"] for v in verdicts)
-    lines.append(f"{len(verdicts)} sortie(s) checked, {n_bad} with violations")
+    counts: dict[str, int] = {}
+    for v in verdicts:
+        counts[v["status"]] = counts.get(v["status"], 0) + 1
+    lines.append(f"{len(verdicts)} sortie(s) checked: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
     return "\n".join(lines)
 
 
@@ -152,12 +135,16 @@ def check_cmd(
     fail_on: str | None,
     as_json: bool,
 ) -> None:
-    """Check every sortie's flown track against the agreement it claims."""
-    verdicts, _, _ = _verdicts(ctx, sorties_path, agreement_paths, territories_path, as_of, only)
-    emit(as_json, [v.to_dict() for v in verdicts], _human_verdicts)
+    """Check every sortie's flown track against the agreement it claims.
+
+    Each verdict (compliant, violation, unverifiable, no-host) is stored once, where the API and the reports
+    read it; the sorties' sortie-over-territory records are appended to the transparency log.
+    """
+    res = _check(ctx, sorties_path, agreement_paths, territories_path, as_of, only)
+    emit(as_json, [v.to_dict() for v in res.verdicts], _human_verdicts)
     if fail_on:
         limit = Severity(fail_on).rank
-        if any(x.severity.rank <= limit for v in verdicts for x in v.violations):
+        if any(x.severity.rank <= limit for v in res.verdicts for x in v.violations):
             ctx.exit(1)
 
 
@@ -220,6 +207,8 @@ def check_plan_cmd(
         return "\n".join(out)
 
     emit(as_json, data, human)
+    if not data["covered"]:
+        ctx.exit(1)
 
 
 @click.command("report")
@@ -241,26 +230,36 @@ def report_cmd(
     as_of: str | None,
     as_json: bool,
 ) -> None:
-    """Write the partner report (report.html, report.csv, report.json) on flights over its territory."""
-    from atalaya.sovereignty.report import write_report
+    """Write the partner report (report.html, report.csv, report.json) on flights over its territory.
+
+    The report leaves through the egress chokepoint: its release is recorded in the transparency log.
+    """
+    from atalaya.sovereignty import service
 
     ws = workspace_from(ctx)
-    verdicts, tracks, territories = _verdicts(ctx, sorties_path, agreement_paths, territories_path, as_of, ())
-    code = partner.upper()
+    res = _check(ctx, sorties_path, agreement_paths, territories_path, as_of, ())
+    store = KnowledgeStore.open(ws.db_url)
     try:
-        territories.index_of(code)
-    except KeyError:
-        raise ValidationError(f"unknown partner territory {code!r}", hint="give a country code such as MEX") from None
-    out = out_dir or ws.exports_dir / f"report-{code}"
-    paths = write_report(
-        out,
-        partner=code,
-        verdicts=verdicts,
-        accounting=account_sorties(tracks, territories),
-        tracks=tracks,
-        territories=territories,
-    )
-    emit(as_json, {k: str(v) for k, v in paths.items()}, lambda d: "\n".join(f"{k}: {v}" for k, v in d.items()))
+        rep = service.report(ws, store, partner=partner, out_dir=out_dir, result=res)
+    finally:
+        store.close()
+
+    def human(d: dict[str, Any]) -> str:
+        t = d["totals"]
+        lines = [f"{k}: {v}" for k, v in d["files"].items()]
+        lines.append(
+            f"{t.get('sorties_over_partner', 0)} sortie(s) over {d['partner']}: {t.get('compliant_over_partner', 0)} "
+            f"compliant, {t.get('violations', 0)} violation(s), {t.get('unverifiable', 0)} unverifiable; "
+            f"{t.get('hours', 0)} h, {t.get('km', 0)} km, max depth {t.get('max_depth_km', 0)} km"
+        )
+        rel = d["release"]
+        if rel["log_index"] is not None:
+            lines.append(f"release recorded in the transparency log at index {rel['log_index']}")
+        if rel["why_empty"]:
+            lines.append(f"nothing over {d['partner']}: {rel['why_empty']}")
+        return "\n".join(lines)
+
+    emit(as_json, rep.to_dict(), human)
 
 
 @click.group("agreements")
@@ -298,16 +297,24 @@ def agreements_validate(paths: tuple[Path, ...], as_json: bool) -> None:
 @json_option
 @click.pass_context
 def agreements_load(ctx: click.Context, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Validate agreement files and store them (versions are immutable; history is kept)."""
+    """Validate agreement files, store them (versions are immutable; history is kept) and log each version."""
+    from atalaya.sovereignty import service
+
     ws = workspace_from(ctx)
     agreements = load_agreements(list(paths))
     store = KnowledgeStore.open(ws.db_url)
     try:
-        new = store_agreements(store, agreements.all())
+        data = service.load_agreements(ws, store, agreements)
     finally:
         store.close()
-    data = {"read": len(agreements), "new": new}
-    emit(as_json, data, lambda d: f"{d['read']} agreement version(s) read, {d['new']} new")
+    emit(
+        as_json,
+        data,
+        lambda d: (
+            f"{d['read']} agreement version(s) read, {d['new']} new; "
+            f"{d['log']['appended']} appended to the transparency log (size {d['log']['log_size']})"
+        ),
+    )
 
 
 @agreements_cmd.command("list")

@@ -45,12 +45,13 @@ def _ensure_users(ws: Workspace, store: KnowledgeStore) -> dict[str, str]:
 
 def run_demo(directory: Path, *, size: str, seed: int, db: str | None, progress: bool) -> dict[str, Any]:
     """Build (or bring up to date) the demo workspace; returns the figures of each step."""
-    from atalaya.cli.cmd_analyze import ANALYTICS, run_analytics
+    from atalaya.analytics import ANALYTICS
+    from atalaya.cli.cmd_analyze import run_analytics
     from atalaya.ingest.pipeline import ingest_paths
     from atalaya.ingest.records import load_records
     from atalaya.scenario.generate import generate
     from atalaya.sovereignty.agreements import load_agreements, store_agreements
-    from atalaya.sovereignty.pipeline import run_sovereignty
+    from atalaya.sovereignty.service import run as run_sovereignty
 
     directory = directory.resolve()
     ws = (
@@ -119,8 +120,9 @@ def demo_cmd(ctx: click.Context, directory: Path, size: str, seed: int, host: st
 
     click.echo(render_scorecard(figures["scorecard"]))
     sov = figures["sovereignty"]
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(sov["by_status"].items()))
     click.echo(
-        f"sorties: {sov['sorties']} ({sov['with_violations']} with violations); log size {sov['log']['log_size']}; "
+        f"sorties: {sov['sorties']} ({counts}); log size {sov['log']['overflight']['log_size']}; "
         f"partner report: {sov['reports']['MEX']['html']}"
     )
     logins = figures["logins"]

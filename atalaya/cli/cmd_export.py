@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -30,11 +31,16 @@ def export_cmd(ctx: click.Context, kind: str, fmt: str, out: Path | None, recipi
         res = export(ws, store, kind=kind, fmt=fmt, out=path, recipient=recipient)
     finally:
         store.close()
-    emit(
-        as_json,
-        res.to_dict(),
-        lambda d: (
-            f"wrote {d['objects']} {d['kind']} to {d['path']}"
-            + (f" ({d['withheld']} withheld by the egress policy; log entry {d['log_index']})" if recipient else "")
-        ),
-    )
+
+    def human(d: dict[str, Any]) -> str:
+        out = f"wrote {d['objects']} {d['kind']} to {d['path']}"
+        if recipient:
+            out += f" for {recipient.upper()}: {d['objects']} released, {d['withheld']} withheld"
+            if d["log_index"] is not None:
+                out += f"; release recorded in the transparency log at index {d['log_index']}"
+            out += "".join(f"\n  withheld: {r}" for r in d["reasons"])
+        return out
+
+    emit(as_json, res.to_dict(), human)
+    if recipient and res.objects == 0 and res.withheld:
+        ctx.exit(1)  # nothing could be released: the file is empty and the reasons are above

@@ -5,44 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import numpy as np
-import pyarrow as pa
 
+from atalaya.cli.cmd_compliance import _territories, _territories_opt
 from atalaya.cli.context import emit, json_option, workspace_from
-from atalaya.core.errors import StoreError
-
-TRACK_SQL = """
-SELECT coalesce(sortie_id, ident) AS track_id, epoch_us(time) AS time_us, lon, lat, alt_m
-FROM observations
-WHERE (ident_kind = 'sortie' AND coalesce(sortie_id, ident) IS NOT NULL)
-   OR (ident_kind IN ('icao24', 'mmsi') AND ident IS NOT NULL)
-ORDER BY track_id, time_us
-"""
-"""Fixes of every sortie track and every identified aircraft/vessel track, sorted for accounting."""
-
-
-def track_sql(track: str | None) -> tuple[str, list[Any]]:
-    """The lake query for all tracks, or one track id."""
-    if track is None:
-        return TRACK_SQL, []
-    sql = f"SELECT * FROM ({TRACK_SQL.replace('ORDER BY track_id, time_us', '')}) WHERE track_id = ? ORDER BY time_us"
-    return sql, [track]
-
-
-def load_track_fixes(lake_dir: Any, track: str | None = None) -> pa.Table:
-    """Read the track fixes from the workspace lake (``track_id``, ``time_us``, ``lon``, ``lat``, ``alt_m``)."""
-    from atalaya.store.lake import Lake
-
-    sql, params = track_sql(track)
-    try:
-        return Lake(lake_dir).query(sql, params)
-    except StoreError:
-        raise
-    except Exception as e:  # any engine error becomes a StoreError carrying the SQL
-        raise StoreError(
-            f"could not read tracks from the lake: {e}\n  sql: {sql.strip()}",
-            hint="run `atalaya ingest` first; the lake needs observations with ident_kind sortie/icao24/mmsi",
-        ) from e
+from atalaya.core.errors import ValidationError
+from atalaya.store.knowledge import KnowledgeStore
 
 
 def _human(data: dict[str, Any]) -> str:
@@ -60,6 +27,12 @@ def _human(data: dict[str, Any]) -> str:
             f"{r['distance_km']:>10.1f} {r['entries']:>4d} {r['exits']:>4d} {depth:>9}"
         )
     lines.append(f"{len(data['tracks'])} track(s), {len(data['events'])} boundary event(s)")
+    log = data.get("log") or {}
+    if data.get("sorties"):
+        lines.append(
+            f"{data['sorties']} sortie(s): {log.get('appended', 0)} sortie-over-territory record(s) appended to the "
+            f"transparency log, {log.get('unchanged', 0)} already there"
+        )
     return "\n".join(lines)
 
 
@@ -74,29 +47,25 @@ def sovereignty() -> None:
 @click.option(
     "--level", type=click.Choice(["country", "state"]), default="country", show_default=True, help="Territory level."
 )
+@_territories_opt
 @click.pass_context
-def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str) -> None:
-    """Time, distance, entries/exits and depth of every track in each territory."""
-    from atalaya.geo.territories import load_territories
-    from atalaya.sovereignty.accounting import account_tracks
+def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str, territories_path: Any) -> None:
+    """Time, distance, entries/exits and depth of every track in each territory.
+
+    The sortie-over-territory records of the sorties among the tracks are appended to the transparency log
+    (once each) and a checkpoint is signed.
+    """
+    from atalaya.sovereignty import service
 
     ws = workspace_from(ctx)
-    fixes = load_track_fixes(ws.lake_dir, track)
-    acc = account_tracks(
-        track_id=np.asarray(fixes.column("track_id").to_pylist(), dtype=object),
-        time_us=fixes.column("time_us").to_numpy(),
-        lon=fixes.column("lon").to_numpy(),
-        lat=fixes.column("lat").to_numpy(),
-        territories=load_territories(),
-        levels=(level,),
-    )
-    data = {
-        "level": level,
-        "summary": acc.summary.to_pylist(),
-        "events": acc.events.to_pylist(),
-        "tracks": acc.tracks.to_pylist(),
-    }
-    emit(as_json, data, _human)
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        res = service.account(ws, store, track=track, level=level, territories=_territories(territories_path))
+    finally:
+        store.close()
+    if track is not None and res.accounting.tracks.num_rows == 0:
+        raise ValidationError(f"no track {track!r} in the lake", hint="give a sortie id, an ICAO24 or an MMSI")
+    emit(as_json, res.to_dict(), _human)
 
 
 def _register_compliance_commands() -> None:

@@ -1,7 +1,8 @@
 """Exports of sites, tracks and corridors for the tools analysts use: GeoJSON (QGIS), KML (Google Earth), CoT (ATAK).
 
-Exports read the knowledge store. For a partner (``recipient`` other than the
-node's party) every object passes the egress policy first and the release is
+Exports read the knowledge store and leave through the egress chokepoint
+(:func:`atalaya.share.egress.release`): for a partner (``recipient`` other than
+the node's party) every object is decided by the policy and the release is
 recorded in the transparency log; for the node's own use nothing is filtered.
 
 >>> feats = [{"id": "s1", "geometry": {"type": "Point", "coordinates": [-107.0, 25.0]}, "name": "lab",
@@ -26,9 +27,8 @@ import h3
 from sqlalchemy import select
 
 from atalaya.core.errors import ValidationError
-from atalaya.core.markings import Marking
 from atalaya.core.workspace import Workspace
-from atalaya.share.egress import EgressPolicy, content_sha256, dissemination_entry
+from atalaya.share.egress import EgressPolicy, FileSink, release, require_party
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 
@@ -53,6 +53,8 @@ class ExportResult:
     """Objects the egress policy withheld from the recipient."""
     log_index: int | None
     """Transparency-log index of the dissemination record (partner exports only)."""
+    reasons: list[str]
+    """Why items were withheld (one line per distinct reason)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {**self.__dict__, "path": str(self.path)}
@@ -231,6 +233,15 @@ _ITEMS = {"sites": _site_items, "tracks": _track_items, "corridors": _corridor_i
 _COT_TYPES = {"sites": "a-u-G-I", "tracks": "a-u-G", "corridors": "b-m-p-s-m"}
 
 
+def render(kind: str, fmt: str, items: Sequence[dict[str, Any]]) -> str:
+    """The text of an export of ``items``."""
+    if fmt == "geojson":
+        return to_geojson(items)
+    if fmt == "kml":
+        return points_kml(items, title=f"Atalaya {kind}")
+    return points_cot(items, cot_type=_COT_TYPES[kind], stale_s=7 * 86_400 if kind != "tracks" else 3600, now=None)
+
+
 def export(
     ws: Workspace,
     store: KnowledgeStore,
@@ -241,46 +252,22 @@ def export(
     recipient: str | None = None,
     user: str = "cli",
 ) -> ExportResult:
-    """Write an export; for another party's use, filter by the egress policy and log the release."""
+    """Write an export through the egress chokepoint (for another party: filtered by the policy and logged)."""
     if kind not in KINDS or fmt not in FORMATS:
         raise ValidationError(
             f"cannot export {kind!r} as {fmt!r}", hint=f"kinds: {', '.join(KINDS)}; formats: {', '.join(FORMATS)}"
         )
+    pol = EgressPolicy.from_store(store, ws.party)
+    rcpt = require_party(store, pol, recipient) if recipient else ws.party
     items = _ITEMS[kind](store)
-    rcpt = (recipient or ws.party).upper()
-    withheld = 0
-    decision = None
-    if rcpt != ws.party:
-        pol = EgressPolicy.from_store(store, ws.party)
-        kept = []
-        for it in items:
-            d = pol.check(Marking.from_text(it["marking"]), rcpt, kind=kind)
-            if d.allowed:
-                kept.append(it)
-                decision = d
-        withheld = len(items) - len(kept)
-        items = kept
-    if fmt == "geojson":
-        text = to_geojson(items)
-    elif fmt == "kml":
-        text = points_kml(items, title=f"Atalaya {kind}")
-    else:
-        text = points_cot(items, cot_type=_COT_TYPES[kind], stale_s=7 * 86_400 if kind != "tracks" else 3600, now=None)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
-    log_index = None
-    if rcpt != ws.party and items and decision is not None:
-        from atalaya.store.translog.node import open_log
+    sink = FileSink(path=out, render=lambda released: render(kind, fmt, [_with_marking(it) for it in released]))
+    rel = release(ws, store, items, recipient=rcpt, kind=kind, user=user, sink=sink, policy=pol)
+    return ExportResult(
+        path=out, kind=kind, format=fmt, objects=len(rel.items), withheld=len(rel.withheld),
+        log_index=rel.log_index, reasons=sorted({w["reason"] for w in rel.withheld}),
+    )  # fmt: skip
 
-        entry = dissemination_entry(
-            sender=ws.party,
-            recipient=rcpt,
-            kind=kind,
-            object_ids=[it["id"] for it in items],
-            sha256=content_sha256(text),
-            decision=decision,
-            user=user,
-        )
-        with open_log(ws, wait_s=10.0) as log:
-            log_index = log.append(entry)
-    return ExportResult(path=out, kind=kind, format=fmt, objects=len(items), withheld=withheld, log_index=log_index)
+
+def _with_marking(it: dict[str, Any]) -> dict[str, Any]:
+    """The item's marking (as released) among the properties every format writes, so its caveats travel."""
+    return {**it, "props": {**it["props"], "marking": it.get("marking")}}

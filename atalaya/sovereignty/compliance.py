@@ -67,6 +67,12 @@ ISO2_TO_ADM0: dict[str, str] = {"MX": "MEX", "US": "USA", "GT": "GTM", "BZ": "BL
 """ISO 3166-1 alpha-2 prefixes of ISO 3166-2 state codes → territory owner codes (``MX-SON`` → ``MEX-SON``)."""
 
 
+MIN_TRACK_POINTS = 2
+"""Fewer fixes than this and a sortie's flight cannot be checked: its verdict is ``unverifiable``."""
+VERDICT_STATUSES = ("compliant", "violation", "unverifiable", "no-host")
+"""Every verdict status: checked and clean, checked with violations, not checkable, never over a host."""
+
+
 class Severity(enum.StrEnum):
     """How serious a violation is."""
 
@@ -298,9 +304,37 @@ class SortieVerdict:
     """Fixes of the flown track used."""
 
     @property
+    def status(self) -> str:
+        """``unverifiable``, ``no-host``, ``compliant`` or ``violation`` (see :data:`VERDICT_STATUSES`).
+
+        A sortie whose flown track has fewer than :data:`MIN_TRACK_POINTS` fixes cannot be checked: it is
+        ``unverifiable``, never compliant.
+        """
+        if self.track_points < MIN_TRACK_POINTS:
+            return "unverifiable"
+        if not self.hosts:
+            return "no-host"
+        return "violation" if self.violations else "compliant"
+
+    @property
+    def reason(self) -> str:
+        """The verdict in one sentence, with its figures."""
+        st = self.status
+        if st == "unverifiable":
+            if self.track_points == 0:
+                return "no flown track: the lake holds no fix for this sortie (ingest its track, then check again)"
+            return f"too few fixes to check: {self.track_points} (at least {MIN_TRACK_POINTS} are needed)"
+        if st == "no-host":
+            return f"never entered another party's territory ({self.track_points} fixes)"
+        if st == "compliant":
+            return f"every rule met over {', '.join(self.hosts)} ({self.track_points} fixes)"
+        rules = sorted({v.rule for v in self.violations})
+        return f"{len(self.violations)} violation(s) over {', '.join(self.hosts)}: {', '.join(rules)}"
+
+    @property
     def compliant(self) -> bool:
-        """No violation."""
-        return not self.violations
+        """Checked, entered a host, and broke no rule (``False`` for unverifiable and no-host sorties)."""
+        return self.status == "compliant"
 
     @property
     def worst(self) -> Severity | None:
@@ -312,6 +346,8 @@ class SortieVerdict:
         return {
             "sortie_id": self.sortie.sortie_id,
             "sortie": self.sortie.to_dict(),
+            "status": self.status,
+            "reason": self.reason,
             "hosts": list(self.hosts),
             "compliant": self.compliant,
             "worst": self.worst.value if self.worst else None,
@@ -1065,37 +1101,3 @@ def load_sorties_json(path: Any) -> list[SortieRecord]:
     if not isinstance(data, list):
         raise ValidationError(f"{p}: expected a JSON list of sortie records", hint="give records/sorties.json")
     return [SortieRecord.from_dict(d) for d in data]
-
-
-def sorties_from_store(store: Any) -> list[SortieRecord]:
-    """Sortie manifests from the knowledge store's ``sorties`` table."""
-    from sqlalchemy import select
-
-    from atalaya.store.knowledge import schema as ks
-
-    with store.begin() as conn:
-        rows = conn.execute(select(ks.sorties).order_by(ks.sorties.c.takeoff, ks.sorties.c.id)).mappings().all()
-    out = []
-    for r in rows:
-        d = dict(r)
-        d["sortie_id"] = d.pop("id")
-        for k in ("takeoff", "landing", "notified_at", "report_filed_at"):
-            v = d.get(k)
-            if isinstance(v, datetime) and v.tzinfo is None:
-                d[k] = v.replace(tzinfo=UTC)
-        out.append(SortieRecord.from_dict(d))
-    return out
-
-
-def tracks_from_lake(lake: Any, sortie_ids: Sequence[str] | None = None) -> TrackArrays:
-    """Sortie tracks from the observation lake (rows with ``ident_kind = 'sortie'``)."""
-    sql = (
-        "SELECT CAST(ident AS VARCHAR) AS sortie_id, epoch_us(time) AS time_us, lon, lat, "
-        "CAST(alt_m AS DOUBLE) AS alt_m FROM observations WHERE CAST(ident_kind AS VARCHAR) = 'sortie'"
-    )
-    params: list[Any] = []
-    if sortie_ids:
-        sql += " AND CAST(ident AS VARCHAR) IN (SELECT UNNEST(?))"
-        params.append(list(sortie_ids))
-    sql += " ORDER BY sortie_id, time_us"
-    return TrackArrays.from_arrow(lake.query(sql, params))

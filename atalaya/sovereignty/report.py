@@ -31,7 +31,7 @@ from atalaya.sovereignty.compliance import SortieVerdict, TrackArrays
 
 CSV_COLUMNS: tuple[str, ...] = (
     "sortie_id", "day", "platform_id", "platform_type", "agreement_id", "collection_id", "level", "territory_id",
-    "hours", "km", "max_depth_km", "entries", "exits", "compliant", "violations", "worst",
+    "hours", "km", "max_depth_km", "entries", "exits", "status", "compliant", "violations", "worst",
 )  # fmt: skip
 """Columns of ``report.csv``."""
 
@@ -70,6 +70,7 @@ def report_rows(partner: str, verdicts: Sequence[SortieVerdict], accounting: Acc
                 "max_depth_km": round(float(r["max_depth_km"] or 0.0), 3),
                 "entries": int(r["entries"]),
                 "exits": int(r["exits"]),
+                "status": v.status,
                 "compliant": v.compliant,
                 "violations": len(v.violations),
                 "worst": v.worst.value if v.worst else "",
@@ -97,6 +98,7 @@ def build_report(
     """The report's data (what ``report.json`` holds)."""
     rows = report_rows(partner, verdicts, accounting)
     over = [v for v in verdicts if partner in v.hosts]
+    unverifiable = [v for v in verdicts if v.status == "unverifiable"]
     country_rows = [r for r in rows if r["level"] == "country"]
     return {
         "partner": partner,
@@ -105,6 +107,7 @@ def build_report(
             "sorties": len(verdicts),
             "sorties_over_partner": len(over),
             "compliant_over_partner": sum(v.compliant for v in over),
+            "unverifiable": len(unverifiable),
             "violations": sum(len([x for x in v.violations if x.host == partner]) for v in over),
             "hours": round(sum(r["hours"] for r in country_rows), 3),
             "km": round(sum(r["km"] for r in country_rows), 3),
@@ -113,7 +116,7 @@ def build_report(
         "by_day": _group(rows, "day"),
         "by_platform_type": _group(rows, "platform_type"),
         "rows": rows,
-        "verdicts": [v.to_dict() for v in over],
+        "verdicts": [v.to_dict() for v in [*over, *unverifiable]],
     }
 
 

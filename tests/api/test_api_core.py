@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,13 +11,16 @@ from fastapi.testclient import TestClient
 from atalaya.api.app import create_app
 from atalaya.api.users import add_user
 from atalaya.core.workspace import Workspace
+from atalaya.sovereignty.agreements import example_document, parse_agreement, store_agreements
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
+from atalaya.store.translog import open_checkpoint
 from atalaya.store.translog.node import log_signer, open_log
 
 AGREEMENT = {
+    **example_document(),
     "id": "usa-mex-2026",
-    "version": 1,
+    "effective": {"from": "2026-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
     "sharing": [
         {"from": "USA", "to": "MEX", "max_tlp": "AMBER", "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"],
          "products": ["sites", "sorties"]},
@@ -32,14 +34,8 @@ def client(workspace: Workspace) -> Iterator[TestClient]:
     store = KnowledgeStore.open(workspace.db_url)
     add_user(store, "ana", "analyst-pass", party="USA", role="analyst")
     add_user(store, "lia", "liaison-pass", party="MEX", role="liaison")
-    now = datetime.now(UTC)
+    store_agreements(store, [parse_agreement(AGREEMENT)])
     with store.begin() as conn:
-        conn.execute(
-            ks.agreements.insert().values(
-                id="usa-mex-2026", version=1, document=AGREEMENT, sha256="0" * 64, status="in-force", created_at=now,
-                effective_from=datetime(2026, 1, 1, tzinfo=UTC), effective_to=datetime(2030, 1, 1, tzinfo=UTC),
-            )
-        )  # fmt: skip
         conn.execute(
             ks.sites.insert(),
             [
@@ -94,7 +90,7 @@ def test_liaison_sees_only_what_was_released_and_it_is_logged(client: TestClient
     diss = [e for e in entries if e["kind"] == "dissemination"]
     assert diss
     assert diss[0]["recipient"] == "MEX"
-    assert diss[0]["basis"] == "usa-mex-2026"
+    assert diss[0]["basis"] == ["usa-mex-2026@v1"]
     assert diss[0]["objects_sha256"] == hashlib.sha256(b"site--a").hexdigest()
 
 
@@ -146,7 +142,9 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
         assert p in paths
 
 
-def test_concurrent_partner_requests_all_logged(client: TestClient, workspace: Workspace) -> None:
+def test_concurrent_partner_requests_logged_once_per_content(client: TestClient, workspace: Workspace) -> None:
+    """16 identical reads side by side are one release: one dissemination entry, under a signed checkpoint;
+    a read whose content changed is a new release."""
     from concurrent.futures import ThreadPoolExecutor
 
     h = _login(client, "lia", "liaison-pass")
@@ -157,4 +155,17 @@ def test_concurrent_partner_requests_all_logged(client: TestClient, workspace: W
     assert codes == [200] * 16
     with open_log(workspace, readonly=True) as log:
         kinds = [log.get(i)["kind"] for i in range(before, log.size)]
-    assert kinds == ["dissemination"] * 16
+        signed = open_checkpoint(log.latest_checkpoint() or "", log_signer(workspace).verifier()).size
+        size = log.size
+    assert kinds == ["dissemination"]
+    assert signed == size  # nothing appended outside a signed checkpoint
+    store = KnowledgeStore.open(workspace.db_url)
+    try:
+        with store.begin() as conn:
+            conn.execute(ks.sites.update().where(ks.sites.c.id == "site--a").values(score=0.95))
+        assert client.get("/api/sites", headers=h).status_code == 200
+        assert store.count(ks.log_entries) == size + 1  # every leaf indexed, the new release too
+    finally:
+        store.close()
+    with open_log(workspace, readonly=True) as log:
+        assert log.size == size + 1 and log.get(size)["kind"] == "dissemination"

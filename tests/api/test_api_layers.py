@@ -18,21 +18,23 @@ import pytest
 from fastapi.testclient import TestClient
 
 from atalaya.api.app import create_app
-from atalaya.api.routes_layers import compliance_of
 from atalaya.api.routes_map import density, resolution_for_zoom
 from atalaya.api.users import add_user
 from atalaya.core.workspace import Workspace
 from atalaya.model.observation import SCHEMA
+from atalaya.sovereignty.agreements import example_document, parse_agreement, store_agreements
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.lake import Lake
 from atalaya.store.translog.node import open_log
 
 AGREEMENT = {
+    **example_document(),
     "id": "usa-mex-2026",
-    "version": 1,
+    "effective": {"from": "2026-01-01T00:00:00Z", "to": "2030-01-01T00:00:00Z"},
     "sharing": [{"from": "USA", "to": "MEX", "max_tlp": "AMBER", "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"]}],
 }
+AGREEMENT["collection"] = [{**AGREEMENT["collection"][0], "id": "usa-mex-2026/C1"}]
 REL = "TLP:AMBER;REL:MEX,USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA"
 OWN = "TLP:AMBER;REL:USA;ORIG:USA"
 T0 = datetime(2026, 3, 2, 6, tzinfo=UTC)
@@ -84,14 +86,23 @@ def client(workspace: Workspace, tmp_path: Path) -> Iterator[TestClient]:
     add_user(store, "lia", "liaison-pass", party="MEX", role="liaison")
     now = datetime.now(UTC)
     cells = [h3.latlng_to_cell(25.0, -107.0, 6), h3.latlng_to_cell(25.05, -107.05, 6)]
-    verdict = {"compliant": False, "worst": "major", "hosts": ["MEX"],
-               "violations": [{"rule": "depth", "severity": "major", "message": "deeper than 60 km"}]}  # fmt: skip
+    record = {"status": "violation", "compliant": False, "worst": "major", "hosts": ["MEX"],
+              "violations": [{"rule": "depth", "severity": "major", "message": "deeper than 60 km"}]}  # fmt: skip
+    store_agreements(store, [parse_agreement(AGREEMENT)])
     with store.begin() as conn:
         conn.execute(
-            ks.agreements.insert().values(
-                id="usa-mex-2026", version=1, document=AGREEMENT, sha256="0" * 64, status="in-force", created_at=now,
-                effective_from=datetime(2026, 1, 1, tzinfo=UTC), effective_to=datetime(2030, 1, 1, tzinfo=UTC),
-            )
+            ks.verdicts.insert(),
+            [
+                {"sortie_id": "S-1", "status": "violation", "reason": "1 violation(s) over MEX: depth",
+                 "worst": "major", "n_violations": 1, "hosts": ["MEX"], "audience": ["MEX"],
+                 "track_points": 120, "record": record, "checked_at": now},
+                {"sortie_id": "S-2", "status": "compliant", "reason": "every rule met over MEX", "worst": None,
+                 "n_violations": 0, "hosts": ["MEX"], "audience": ["MEX"], "track_points": 80,
+                 "record": {"status": "compliant", "violations": []}, "checked_at": now},
+                {"sortie_id": "S-3", "status": "no-host", "reason": "never entered another party's territory",
+                 "worst": None, "n_violations": 0, "hosts": [], "audience": [], "track_points": 50,
+                 "record": {"status": "no-host", "violations": []}, "checked_at": now},
+            ],
         )  # fmt: skip
         conn.execute(
             ks.tracks.insert(),
@@ -119,11 +130,11 @@ def client(workspace: Workspace, tmp_path: Path) -> Iterator[TestClient]:
             ks.sorties.insert(),
             [
                 {"id": "S-1", "platform_type": "MQ-9", "party_id": "USA", "takeoff": T0, "landing": T1,
-                 "agreement_id": "usa-mex-2026", "attrs": {"compliance": verdict}, "marking": REL},
+                 "agreement_id": "usa-mex-2026", "marking": OWN},
                 {"id": "S-2", "platform_type": "U-2", "party_id": "USA", "takeoff": T2, "landing": T2,
-                 "agreement_id": None, "attrs": {"compliance": "compliant"}, "marking": REL},
+                 "agreement_id": None, "marking": OWN},
                 {"id": "S-3", "platform_type": "RC-135", "party_id": "USA", "takeoff": T2, "landing": T2,
-                 "agreement_id": None, "attrs": None, "marking": OWN},
+                 "agreement_id": None, "marking": OWN},
             ],
         )  # fmt: skip
         conn.execute(
@@ -225,13 +236,13 @@ def test_sorties_with_compliance_and_filters(client: TestClient) -> None:
     h = _login(client, "ana", "analyst-pass")
     r = client.get("/api/sorties", headers=h).json()
     assert r["total"] == 3
-    assert r["counts"] == {"violation": 1, "compliant": 1, "unknown": 1}
+    assert r["counts"] == {"violation": 1, "compliant": 1, "no-host": 1}
     by_id = {s["id"]: s for s in r["items"]}
     assert by_id["S-1"]["worst"] == "major" and by_id["S-1"]["n_violations"] == 1
     v = client.get("/api/sorties", params={"compliance": "violation"}, headers=h).json()
     assert [s["id"] for s in v["items"]] == ["S-1"]
     one = client.get("/api/sorties/S-1", headers=h).json()
-    assert one["verdict"]["violations"][0]["rule"] == "depth"
+    assert one["status"] == "violation" and one["verdict"]["violations"][0]["rule"] == "depth"
     assert client.get("/api/sorties/nope", headers=h).status_code == 404
 
 
@@ -240,9 +251,11 @@ def test_partner_report_formats(client: TestClient) -> None:
     assert client.get("/api/reports/partner", headers=h).status_code == 422
     rep = client.get("/api/reports/partner", params={"party": "mex"}, headers=h).json()
     assert rep["party"] == "MEX"
-    assert rep["summary"]["by_status"]["violation"] == 1
+    # the report re-checks the sorties: no flown track is in this lake, so S-1 (claimed over MEX) is unverifiable
+    assert rep["totals"]["unverifiable"] == 1 and [v["sortie_id"] for v in rep["verdicts"]] == ["S-1"]
+    assert client.get("/api/reports/partner", params={"party": "XYZ"}, headers=h).status_code == 422
     csv_text = client.get("/api/reports/partner", params={"party": "MEX", "format": "csv"}, headers=h).text
-    assert csv_text.splitlines()[0].startswith(("id,", "sortie_id,"))
+    assert csv_text.splitlines()[0].startswith("sortie_id,")
     page = client.get("/api/reports/partner", params={"party": "MEX", "format": "html"}, headers=h)
     assert page.headers["content-type"].startswith("text/html") and "MEX" in page.text
 
@@ -256,11 +269,12 @@ def test_liaison_sees_only_released_items_and_each_release_is_logged(client: Tes
     assert [f["properties"]["id"] for f in client.get("/api/map/sites", headers=h).json()["features"]] == ["site--a"]
     assert [c["id"] for c in client.get("/api/crossings", headers=h).json()["items"]] == ["xing-1"]
     assert {e["id"] for e in client.get("/api/maritime/events", headers=h).json()["items"]} == {"gap-1", "rdv-1"}
+    # accountability: every sortie over MEX is visible to MEX, whatever its marking; S-3 never entered MEX
     assert {s["id"] for s in client.get("/api/sorties", headers=h).json()["items"]} == {"S-1", "S-2"}
     assert client.get("/api/sorties/S-3", headers=h).status_code == 404
     # a partner always gets its own party's report, whatever it asks for
     rep = client.get("/api/reports/partner", params={"party": "GTM"}, headers=h).json()
-    assert rep["party"] == "MEX" and {s["id"] for s in rep["sorties"]} == {"S-1", "S-2"}
+    assert rep["party"] == "MEX" and rep["release"]["recipient"] == "MEX"
     after = _log_size(workspace)
     with open_log(workspace, readonly=True) as log:
         kinds = {log.get(i)["kind"] for i in range(before, after)}
@@ -309,15 +323,6 @@ def test_ingest_job_runs_with_progress_and_only_for_admins(client: TestClient, t
     assert client.get("/api/jobs/nope", headers=h).status_code == 404
     days = client.get("/api/map/days", headers=h).json()["days"]
     assert days == ["2026-03-02"]
-
-
-def test_compliance_of_accepts_stored_shapes() -> None:
-    assert compliance_of({"compliance": "compliant"})["status"] == "compliant"
-    assert compliance_of({"compliance": "critical"}) == {
-        "status": "violation", "worst": "critical", "violations": [], "hosts": []
-    }  # fmt: skip
-    assert compliance_of({"verdict": {"compliant": True, "violations": []}})["status"] == "compliant"
-    assert compliance_of({})["status"] == "unknown"
 
 
 def test_openapi_lists_the_layer_routes(client: TestClient) -> None:

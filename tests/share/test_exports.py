@@ -14,6 +14,7 @@ from atalaya.core.workspace import Workspace
 from atalaya.ingest.base import read_all
 from atalaya.ingest.cot import CotReader
 from atalaya.share.exports import export
+from atalaya.sovereignty.agreements import example_document, parse_agreement, store_agreements
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.translog.node import open_log
@@ -49,13 +50,10 @@ def store(workspace: Workspace) -> KnowledgeStore:
                 marking=REL,
             )
         )  # fmt: skip
-        conn.execute(
-            ks.agreements.insert().values(
-                id="A", version=1, sha256="0" * 64, status="active", created_at=T,
-                document={"sharing": [{"from": "USA", "to": "MEX", "max_tlp": "AMBER",
-                                       "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"], "products": ["sites"]}]},
-            )
-        )  # fmt: skip
+    doc = {**example_document(), "id": "AGR-A", "effective": {"from": "2026-01-01T00:00:00Z", "to": None},
+           "sharing": [{"from": "USA", "to": "MEX", "max_tlp": "AMBER", "caveats": ["NO-ACTION-WITHOUT-HOST-CONSENT"],
+                        "products": ["sites"]}]}  # fmt: skip
+    store_agreements(s, [parse_agreement(doc)])
     return s
 
 
@@ -96,3 +94,18 @@ def test_partner_export_passes_egress_and_is_logged(
     # tracks are not covered by the agreement's sharing terms: nothing leaves, nothing is logged
     t = export(workspace, store, kind="tracks", fmt="geojson", out=tmp_path / "t.geojson", recipient="MEX")
     assert (t.objects, t.withheld, t.log_index) == (0, 1, None)
+    assert t.reasons == ["AGR-A v1 does not cover 'tracks'"]  # the reason a user can act on
+    # an unknown party is refused, not silently given an empty file
+    with pytest.raises(ValidationError, match="unknown party 'XYZ'"):
+        export(workspace, store, kind="sites", fmt="geojson", out=tmp_path / "x.geojson", recipient="XYZ")
+
+
+def test_export_is_logged_once_per_content(workspace: Workspace, store: KnowledgeStore, tmp_path: Path) -> None:
+    """The same file released twice to the same user is one dissemination; a changed one is another."""
+    a = export(workspace, store, kind="sites", fmt="kml", out=tmp_path / "a.kml", recipient="MEX")
+    b = export(workspace, store, kind="sites", fmt="kml", out=tmp_path / "b.kml", recipient="MEX")
+    assert a.log_index == b.log_index
+    with store.begin() as conn:
+        conn.execute(ks.sites.update().where(ks.sites.c.id == "site--a").values(score=0.5))
+    c = export(workspace, store, kind="sites", fmt="kml", out=tmp_path / "c.kml", recipient="MEX")
+    assert c.log_index == (a.log_index or 0) + 1

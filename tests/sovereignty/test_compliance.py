@@ -146,7 +146,8 @@ def test_compliant_sortie(world: Territories) -> None:
 def test_never_entering_host_needs_no_agreement(world: Territories) -> None:
     s = sortie(agreement_id=None, authorisation_id=None, notified_at=None, report_filed_at=None)
     v = verdict(world, s, track([(-1.5, 1.0), (-0.2, 1.0), (-1.5, 1.5)]), agreements())
-    assert v.compliant and v.hosts == ()
+    assert not v.violations and v.hosts == ()
+    assert v.status == "no-host" and not v.compliant  # no-host is its own verdict, not "compliant"
 
 
 def test_no_agreement_fires_with_segment_evidence(world: Territories) -> None:
@@ -303,7 +304,9 @@ def test_check_sorties_over_track_arrays(world: Territories) -> None:
     s3 = sortie(sortie_id="S-3")  # no track at all
     out = check_sorties(sorties=[s1, s2, s3], tracks=tracks, agreements=agreements(), territories=world)
     assert [v.sortie.sortie_id for v in out] == ["S-1", "S-2", "S-3"]
-    assert [v.compliant for v in out] == [False, True, True]
+    assert [v.status for v in out] == ["violation", "no-host", "unverifiable"]
+    assert not out[2].compliant and "no flown track" in out[2].reason  # no track is never compliant
+    assert out[2].to_dict()["status"] == "unverifiable"
     assert out[0].to_dict()["violations"][0]["rule"] == "no-agreement"
 
 

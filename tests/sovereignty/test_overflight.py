@@ -8,9 +8,10 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from atalaya.core.workspace import Workspace
-from atalaya.sovereignty.overflight import account_workspace_sorties, log_records, overflight_records
+from atalaya.sovereignty.overflight import account_workspace_sorties, overflight_records
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
+from atalaya.store.translog.journal import record as log_records
 from atalaya.store.translog.node import open_log
 
 

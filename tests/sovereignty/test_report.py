@@ -85,7 +85,7 @@ def test_sonora_verdicts(case) -> None:  # type: ignore[no-untyped-def]
     seg = v["S-B"].violations[0].segments[0]
     assert abs(seg.entry_lat - 31.3272) < 0.01 and seg.states == ("MEX-SON",)
     assert {x.rule for x in v["S-C"].violations} >= {"outside-area", "depth"}
-    assert v["S-D"].compliant and v["S-D"].hosts == ()
+    assert v["S-D"].status == "no-host" and v["S-D"].hosts == () and not v["S-D"].violations
 
 
 class _Collect(HTMLParser):

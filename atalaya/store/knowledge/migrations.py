@@ -40,7 +40,14 @@ def _v1(conn: Connection) -> None:
     s.metadata.create_all(conn, tables=V1_TABLES)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(version=1, description="initial schema", apply=_v1),)
+def _v2(conn: Connection) -> None:
+    s.metadata.create_all(conn, tables=[s.verdicts])
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, description="initial schema", apply=_v1),
+    Migration(version=2, description="compliance verdicts, one record per sortie", apply=_v2),
+)
 
 LATEST = MIGRATIONS[-1].version
 

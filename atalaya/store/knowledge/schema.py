@@ -236,6 +236,28 @@ products = Table(
     *_common(),
 )
 
+verdicts = Table(
+    "verdicts",
+    metadata,
+    Column("sortie_id", ID, primary_key=True),
+    Column("status", String(20), nullable=False),  # compliant | violation | unverifiable | no-host
+    Column("reason", Text, nullable=False),
+    Column("worst", String(20)),  # most severe violation (null unless status = violation)
+    Column("n_violations", Integer, nullable=False),
+    Column("hosts", JSON, nullable=False),  # host parties whose territory the flown track entered
+    Column("audience", JSON, nullable=False),  # parties that always see this record (hosts, or claimed hosts)
+    Column("agreement_id", String(120)),
+    Column("agreement_version", Integer),
+    Column("collection_id", String(120)),
+    Column("track_points", Integer, nullable=False),
+    Column("record", JSON, nullable=False),  # the whole verdict: manifest, violations with evidence
+    Column("checked_at", TS, nullable=False),
+    Column("as_of", TS),
+    *_common(),
+    Index("ix_verdicts_status", "status"),
+)
+"""The one compliance verdict of each sortie (written by the sovereignty service, read by every view)."""
+
 log_entries = Table(
     "log_entries",
     metadata,
