@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import h3
@@ -24,10 +25,8 @@ import shapely
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import Response
 from h3.api import basic_int as h3i
-from sqlalchemy import select
 
 from atalaya.api.deps import AppState, StateDep, UserDep
-from atalaya.store.knowledge import schema as ks
 
 router = APIRouter(prefix="/api/map", tags=["map"])
 
@@ -389,9 +388,9 @@ def detections(
 @router.get("/sorties")
 def sorties(request: Request, state: StateDep, user: UserDep, day: str | None = None) -> Response:
     """Sortie tracks as GeoJSON lines (decimated), with their compliance verdict for colouring."""
-    with state.store.engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(select(ks.sorties))]
-    rows = state.release(user, "sorties", rows)
+    from atalaya.sovereignty.service import sortie_views
+
+    rows = state.release(user, "sorties", sortie_views(state.store))
     shown = tuple(
         sorted(
             (
@@ -399,7 +398,7 @@ def sorties(request: Request, state: StateDep, user: UserDep, day: str | None = 
                 json.dumps(
                     {
                         "platform_type": r.get("platform_type"),
-                        "compliance": (r.get("attrs") or {}).get("compliance", "unknown"),
+                        "compliance": r["status"],
                     },
                     default=str,
                 ),
@@ -431,15 +430,14 @@ def sorties(request: Request, state: StateDep, user: UserDep, day: str | None = 
 
 def _sortie_lines(state: AppState, day: str | None) -> dict[str, tuple[str, float, float]]:
     """Decimated sortie tracks from the lake: id → (encoded coordinates, start epoch, end epoch)."""
-    where = "ident_kind = 'sortie'" + (" AND day = ?" if day else "")
-    tbl = state.lake.query(
-        f"SELECT ident, lon, lat, epoch(time) AS t FROM observations WHERE {where} ORDER BY ident, time",
-        [day] if day else [],
-    )
-    ident = np.asarray(tbl.column("ident").to_pylist(), dtype=object)
-    lon = tbl.column("lon").to_numpy()
-    lat = tbl.column("lat").to_numpy()
-    t = tbl.column("t").to_numpy()
+    from atalaya.sovereignty.tracks import sortie_tracks
+
+    tr = sortie_tracks(state.lake)
+    ident, lon, lat, t = tr.sortie_id, tr.lon, tr.lat, tr.time_us / 1e6
+    if day:
+        d0 = datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
+        keep = (t >= d0) & (t < d0 + 86_400)
+        ident, lon, lat, t = ident[keep], lon[keep], lat[keep], t[keep]
     out: dict[str, tuple[str, float, float]] = {}
     if len(ident):
         starts = np.flatnonzero(np.r_[True, ident[1:] != ident[:-1]])

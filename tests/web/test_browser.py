@@ -6,7 +6,6 @@ no binary exists outside CI. Screenshots go to ``test-artifacts/screenshots/`` f
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -14,7 +13,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +28,6 @@ ARGS = [
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 REL = "TLP:AMBER;REL:MEX,USA;CAV:INTEL-ONLY,NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA"
 OWN = "TLP:AMBER;REL:USA;ORIG:USA"
-API_KINDS = ["sites", "sorties", "tracks", "corridors", "crossings", "maritime"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,10 +59,10 @@ def build_workspace(root: Path) -> Any:
     from atalaya.ingest.records import load_records
     from atalaya.scenario.config import get_config
     from atalaya.scenario.generate import generate
+    from atalaya.sovereignty import service
     from atalaya.sovereignty.agreements import load_agreements
     from atalaya.store.knowledge import KnowledgeStore
     from atalaya.store.knowledge import schema as ks
-    from atalaya.store.translog.node import log_signer, open_log
 
     scen = root / "scenario"
     generate(scen, size="demo", seed=3, config=get_config("demo", days=1))
@@ -74,20 +71,8 @@ def build_workspace(root: Path) -> Any:
     try:
         ingest_paths(ws, [scen / "feeds"], store=store)
         load_records(store, scen / "records", marking=Marking.from_text("TLP:AMBER;ORIG:USA"))
-        now = datetime.now(UTC)
-        with store.begin() as conn:
-            for a in load_agreements([scen / "records" / "agreements"]):
-                # the scenario's drafts name report products (site_report, …); the API releases by object kind
-                doc = json.loads(json.dumps(a.document, default=str))
-                for term in doc.get("sharing", []):
-                    term["products"] = [*term.get("products", []), *API_KINDS]
-                conn.execute(
-                    ks.agreements.insert().values(
-                        id=a.id, version=a.version, title=a.title, document=doc, sha256=a.sha256,
-                        effective_from=a.effective_from, status="active", created_at=now,
-                        effective_to=datetime(2100, 1, 1, tzinfo=UTC),  # in effect whenever the test runs
-                    )
-                )  # fmt: skip
+        # the README's path: agreements loaded (and logged) through the sovereignty service, sorties checked
+        service.load_agreements(ws, store, load_agreements([scen / "records" / "agreements"]))
         run_sites(ws, store)
         with store.begin() as conn:
             conn.execute(update(ks.sites).values(marking=OWN))
@@ -106,10 +91,7 @@ def build_workspace(root: Path) -> Any:
         add_user(store, "ana", "analyst-pass", party="USA", role="analyst")
         add_user(store, "adm", "admin-pass-1", party="USA", role="admin")
         add_user(store, "lia", "liaison-pass", party="MEX", role="liaison")
-        with open_log(ws) as log:
-            for a in load_agreements([scen / "records" / "agreements"]):
-                log.append({"kind": "agreement", "id": a.id, "version": a.version, "sha256": a.sha256})
-            log.checkpoint(log_signer(ws))
+        service.check(ws, store)
     finally:
         store.close()
     return ws

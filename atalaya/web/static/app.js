@@ -5,7 +5,7 @@
   const TOKEN_KEY = "atalaya.token";
   const CHECKPOINT_KEY = "atalaya.checkpoint";
   const PAGE = 50;
-  const COMPLIANCE_COLOURS = { compliant: "#2e9d57", violation: "#d0453a", unknown: "#8a8f98" };
+  const COMPLIANCE_COLOURS = { compliant: "#2e9d57", violation: "#d0453a", unverifiable: "#9b59b6", "no-host": "#3b7dd8", unchecked: "#8a8f98" };
   const state = { me: null, map: null, days: [], day: null, layers: {}, truth: false, jobsTimer: null };
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v === null || v === undefined ? "" : v)
@@ -174,7 +174,7 @@
     map.addLayer({ id: "corridors", type: "fill", source: "corridors", paint: { "fill-color": "#b07aa1", "fill-opacity": 0.35, "fill-outline-color": "#7b4f72" } });
     map.addLayer({ id: "tracks", type: "line", source: "tracks", paint: { "line-color": "#4e79a7", "line-width": 1.2, "line-opacity": 0.8 } });
     map.addLayer({ id: "sorties", type: "line", source: "sorties", paint: {
-      "line-color": ["match", ["get", "compliance"], "compliant", COMPLIANCE_COLOURS.compliant, "unknown", COMPLIANCE_COLOURS.unknown, "violation", COMPLIANCE_COLOURS.violation, "#d0453a"],
+      "line-color": ["match", ["get", "compliance"], "compliant", COMPLIANCE_COLOURS.compliant, "unverifiable", COMPLIANCE_COLOURS.unverifiable, "no-host", COMPLIANCE_COLOURS["no-host"], "unchecked", COMPLIANCE_COLOURS.unchecked, "violation", COMPLIANCE_COLOURS.violation, "#d0453a"],
       "line-width": 2, "line-dasharray": [2, 1] } });
     map.addLayer({ id: "maritime-lines", type: "line", source: "maritime", filter: ["==", ["geometry-type"], "LineString"], paint: { "line-color": "#17becf", "line-width": 1.5, "line-dasharray": [1, 1] } });
     map.addLayer({ id: "maritime", type: "circle", source: "maritime", filter: ["==", ["geometry-type"], "Point"], paint: { "circle-color": "#17becf", "circle-radius": 5, "circle-stroke-color": "#fff", "circle-stroke-width": 1 } });
@@ -370,9 +370,9 @@
   function sortieDetailHtml(s) {
     const v = s.verdict || {};
     const viol = (v.violations || []).map((x) => `<li><b>${esc(x.rule || x.rule_id)}</b> (${esc(x.severity)}): ${esc(x.message)}${x.segments ? kvTable(x.segments) : ""}</li>`).join("");
-    const { attrs, verdict, ...manifest } = s;
-    return `<h3>Sortie ${esc(s.id)}</h3><p><span class="badge ${esc(v.status)}">${esc(v.status)}</span> ${v.worst ? "worst: " + esc(v.worst) : ""}</p>
-      ${viol ? `<h4>Violations</h4><ul>${viol}</ul>` : ""}<h4>Manifest</h4>${kvTable(manifest)}<h4>Attributes</h4>${kvTable(attrs)}`;
+    const { verdict, status, reason, worst, n_violations, hosts, audience, ...manifest } = s;
+    return `<h3>Sortie ${esc(s.id)}</h3><p><span class="badge ${esc(status)}">${esc(status)}</span> ${worst ? "worst: " + esc(worst) : ""}</p>
+      <p>${esc(reason)}</p>${viol ? `<h4>Violations</h4><ul>${viol}</ul>` : ""}<h4>Manifest</h4>${kvTable(manifest)}`;
   }
 
   async function showSorties(offset = 0) {
@@ -382,7 +382,8 @@
     const res = await api("/api/sorties?" + q);
     const tb = $("sorties-table").querySelector("tbody");
     tb.innerHTML = res.items.map((s) => `<tr data-id="${esc(s.id)}"><td>${esc(s.id)}</td><td>${esc(s.platform_type)}</td><td>${esc((s.takeoff || "").slice(0, 16))}</td>` +
-      `<td>${esc((s.landing || "").slice(0, 16))}</td><td>${esc(s.agreement_id)}</td><td><span class="badge ${esc(s.compliance)}">${esc(s.compliance)}</span></td><td>${esc(s.worst)}</td><td>${esc(s.n_violations)}</td></tr>`).join("");
+      `<td>${esc((s.landing || "").slice(0, 16))}</td><td>${esc(s.agreement_id)}</td><td><span class="badge ${esc(s.status)}">${esc(s.status)}</span></td><td>${esc(s.worst)}</td><td>${esc(s.n_violations)}</td><td>${esc(s.reason)}</td></tr>`).join("") ||
+      (res.why_empty ? `<tr><td colspan="9" class="empty">${esc(res.why_empty)}</td></tr>` : "");
     tb.querySelectorAll("tr").forEach((tr) => tr.addEventListener("click", async () => {
       location.hash = "#map";
       const s = await api("/api/sorties/" + encodeURIComponent(tr.dataset.id));
@@ -409,11 +410,21 @@
     const box = $("report");
     try {
       const rep = await api("/api/reports/partner?party=" + encodeURIComponent(party));
-      const s = rep.summary;
+      const t = rep.totals || {};
+      const byStatus = {}, byRule = {};
+      (rep.verdicts || []).forEach((v) => {
+        byStatus[v.status] = (byStatus[v.status] || 0) + 1;
+        (v.violations || []).forEach((x) => { byRule[x.rule] = (byRule[x.rule] || 0) + 1; });
+      });
+      const hours = {}, km = {};
+      Object.entries(rep.by_day || {}).forEach(([d, g]) => { hours[d] = g.hours; km[d] = g.km; });
       box.dataset.loaded = "1";
-      box.innerHTML = `<p>${s.total} sorties of ${esc(rep.node_party)} reported to ${esc(rep.party)}.</p><div class="charts">` +
-        barChart("By verdict", s.by_status, COMPLIANCE_COLOURS) + stackedChart("By platform", s.by_platform) +
-        stackedChart("By day", s.by_day) + barChart("Violations by rule", s.by_rule) + `</div>` +
+      const why = rep.release && rep.release.why_empty ? `<p class="empty">${esc(rep.release.why_empty)}</p>` : "";
+      box.innerHTML = `<p>${t.sorties_over_partner || 0} sorties of ${esc(rep.node_party)} over ${esc(rep.party)}: ` +
+        `${t.compliant_over_partner || 0} compliant, ${t.violations || 0} violations, ${t.unverifiable || 0} unverifiable; ` +
+        `${t.hours || 0} h, ${t.km || 0} km, deepest ${t.max_depth_km || 0} km.</p>${why}<div class="charts">` +
+        barChart("By verdict", byStatus, COMPLIANCE_COLOURS) + barChart("Violations by rule", byRule) +
+        barChart("Hours over the partner by day", hours) + barChart("Km over the partner by day", km) + `</div>` +
         `<iframe id="report-frame" title="partner report" sandbox="" src="/api/reports/partner?party=${encodeURIComponent(party)}&format=html"></iframe>`;
     } catch (e) {
       box.innerHTML = `<p class="error">${esc(e.message)}</p>`;
@@ -423,11 +434,6 @@
   $("report-party").addEventListener("input", updateReportLinks);
 
   // ------------------------------------------------------------------ transparency log
-  function entrySummary(e) {
-    const skip = new Set(["index", "kind"]);
-    return Object.entries(e).filter(([k]) => !skip.has(k)).slice(0, 6)
-      .map(([k, v]) => `${esc(k)}=${esc(typeof v === "object" ? JSON.stringify(v) : v).slice(0, 80)}`).join(" · ");
-  }
 
   async function showLog(offset = 0) {
     const cp = await api("/api/log/checkpoint");
@@ -436,7 +442,10 @@
     const old = localStorage.getItem(CHECKPOINT_KEY);
     $("log-remembered").textContent = old ? `Remembered from your last verification: tree size ${old.split("\n")[1]}.` : "No checkpoint remembered yet: the first verification pins this one.";
     const res = await api(`/api/log/entries?limit=${PAGE}&offset=${offset}`);
-    $("log-table").querySelector("tbody").innerHTML = res.items.map((e) => `<tr><td>${e.index}</td><td>${esc(e.kind)}</td><td>${entrySummary(e)}</td></tr>`).join("");
+    $("log-table").querySelector("tbody").innerHTML = res.items.map((e) => {
+      const s = e.summary || {};
+      return `<tr><td>${e.index}</td><td>${esc(e.kind)}</td><td>${esc(s.sortie)}</td><td>${esc(s.territory)}</td><td>${esc(s.text)}</td></tr>`;
+    }).join("") || (res.why_empty ? `<tr><td colspan="5" class="empty">${esc(res.why_empty)}</td></tr>` : "");
     pager($("log-pager"), res, (o) => showLog(o));
   }
 
