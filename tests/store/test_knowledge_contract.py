@@ -105,3 +105,25 @@ def test_unreachable_database_says_what_to_check() -> None:
     with pytest.raises(StoreError, match="cannot reach") as ei:
         KnowledgeStore.open("postgresql://nobody@127.0.0.1:1/none")
     assert "URL" in (ei.value.hint or "")
+
+
+def test_verdicts_stored_once_per_sortie_on_every_backend(store: KnowledgeStore) -> None:
+    """The sovereignty repository's writes: upsert by sortie, replace-all drops sorties no longer checked."""
+    from atalaya.sovereignty.repository import load_verdicts, save_verdicts
+
+    now = datetime.now(UTC)
+
+    def row(sid: str, status: str, audience: list[str]) -> dict[str, object]:
+        return {"sortie_id": sid, "status": status, "reason": f"{status} because", "worst": None, "n_violations": 0,
+                "hosts": audience, "audience": audience, "track_points": 10, "record": {"status": status},
+                "checked_at": now, "marking": "TLP:AMBER", "agreement_id": None, "agreement_version": None,
+                "collection_id": None, "as_of": None, "provenance": None}  # fmt: skip
+
+    save_verdicts(store, [row("S-1", "compliant", ["MEX"]), row("S-2", "no-host", [])])
+    save_verdicts(store, [row("S-1", "violation", ["MEX"])])
+    got = {r["sortie_id"]: r for r in load_verdicts(store)}
+    assert got["S-1"]["status"] == "violation" and got["S-1"]["record"] == {"status": "violation"}
+    assert got["S-1"]["checked_at"].tzinfo is not None
+    assert [r["sortie_id"] for r in load_verdicts(store, party="mex")] == ["S-1"]
+    save_verdicts(store, [row("S-1", "compliant", ["MEX"])], replace_all=True)
+    assert [r["sortie_id"] for r in load_verdicts(store)] == ["S-1"]
