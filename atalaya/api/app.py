@@ -54,7 +54,7 @@ def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, tru
     @app.get("/api/status", tags=["workspace"])
     def status(state: StateDep, user: UserDep) -> dict[str, Any]:
         """What the workspace holds (own party's users) or the node's identity (partners)."""
-        from atalaya.cli.cmd_core import workspace_status
+        from atalaya.store.status import workspace_status
 
         if user.party != state.workspace.party:
             return {"party": state.workspace.party, "workspace": None}

@@ -11,12 +11,13 @@ from sqlalchemy import func, select
 from atalaya.cli.context import emit, json_option, show_progress, state, workspace_from
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import Marking
-from atalaya.core.workspace import Workspace, init_workspace
+from atalaya.core.workspace import init_workspace
 from atalaya.ingest.base import ReadOptions
 from atalaya.ingest.registry import FORMATS
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.lake import Lake
+from atalaya.store.status import workspace_status
 
 
 @click.command("init")
@@ -133,37 +134,6 @@ def _render_ingest(d: dict[str, Any]) -> str:
         if u["status"] == "failed":
             lines.append(f"FAILED {u['path']}: {u['error']}")
     return "\n".join(lines)
-
-
-def workspace_status(ws: Workspace, store: KnowledgeStore) -> dict[str, Any]:
-    """Figures for ``atalaya status``: lake contents per source, day and kind, and knowledge-store counts."""
-    lake = Lake(ws.lake_dir)
-    rows = lake.query(
-        "SELECT source, day, CAST(sensor AS VARCHAR) AS sensor, CAST(kind AS VARCHAR) AS kind, count(*) AS n, "
-        "min(time) AS first, max(time) AS last FROM observations GROUP BY ALL ORDER BY source, day, sensor, kind"
-    ).to_pylist()
-    by_source: dict[str, int] = {}
-    by_day: dict[str, int] = {}
-    by_kind: dict[str, int] = {}
-    for r in rows:
-        by_source[r["source"]] = by_source.get(r["source"], 0) + r["n"]
-        by_day[r["day"]] = by_day.get(r["day"], 0) + r["n"]
-        by_kind[r["kind"]] = by_kind.get(r["kind"], 0) + r["n"]
-    counts = {}
-    with store.engine.connect() as conn:
-        for t in (ks.ingest_units, ks.quarantine, ks.sorties, ks.tracks, ks.sites, ks.entities, ks.agreements,
-                  ks.log_entries):  # fmt: skip
-            counts[t.name] = int(conn.execute(select(func.count()).select_from(t)).scalar_one())
-    return {
-        "workspace": str(ws.root),
-        "party": ws.party,
-        "observations": sum(by_source.values()),
-        "by_source": by_source,
-        "by_day": by_day,
-        "by_kind": by_kind,
-        "partitions": [{k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()} for r in rows],
-        "knowledge_store": counts,
-    }
 
 
 @click.command("status")
