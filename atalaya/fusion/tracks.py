@@ -56,6 +56,7 @@ from sqlalchemy import insert
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.ids import prefixed_id
+from atalaya.core.markings import NO_INPUTS_MARKING, combine_groups
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.fusion.mtt import TrackerConfig, track_unidentified
@@ -517,10 +518,17 @@ def _mtt_batch(lake: Lake, sensor: str, config: TrackerConfig | None) -> _Batch:
         track=res.track, time_us=res.time_us, lon=res.lon, lat=res.lat, speed=res.speed_mps, course=res.course_deg,
         obs_id=obs, track_ident=[None] * len(firsts), track_ident_kind=[None] * len(firsts),
         track_kind=[kind_col[int(i)].as_py() or "unknown" for i in firsts],
-        source=tab.column("source").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string()),
-        marking=tab.column("marking").combine_chunks().take(safe) if tab.num_rows else pa.array([], type=pa.string()),
+        source=_at_detections(tab, "source", safe, has), marking=_at_detections(tab, "marking", safe, has),
         method=METHOD_UNIDENTIFIED, extra={"sensor": sensor, "detections": tab.num_rows},
     )  # fmt: skip
+
+
+def _at_detections(tab: pa.Table, name: str, safe: pa.Array, has: npt.NDArray[np.bool_]) -> pa.Array:
+    """A column of the detections at each track point: null where the point has none (predicted, not seen)."""
+    if tab.num_rows == 0:
+        return pa.array([], type=pa.string())
+    col = tab.column(name).combine_chunks().take(safe)
+    return pc.if_else(pa.array(has), col, pa.nulls(len(col), type=col.type))
 
 
 def _ids(b: _Batch, bounds: I64) -> list[str]:
@@ -563,6 +571,7 @@ def _summaries(
     before = np.r_[0, np.cumsum(valid)]  # valid rows before each row
     srcs = _distinct_per_track(bounds, b.source)
     marks_of = _distinct_per_track(bounds, b.marking)
+    marking = track_markings(bounds, b.marking)
     rows = []
     for k in range(counts.size):
         a, z = int(bounds[k]), int(bounds[k + 1])
@@ -582,9 +591,33 @@ def _summaries(
             "geometry": str(geo[k]), "run_id": run_id,
             "attrs": {"method": b.method, **({"sensor": b.extra["sensor"]} if "sensor" in b.extra else {}),
                       **({"markings": marks} if len(marks) > 1 else {})},
-            "marking": marks[-1] if marks else "TLP:AMBER", "provenance": prov.to_dict(),
+            "marking": marking[k], "provenance": prov.to_dict(),
         })  # fmt: skip
     return rows, ids
+
+
+def track_markings(bounds: I64, marking: pa.Array | pa.ChunkedArray) -> list[str]:
+    """The marking of each track (``bounds`` delimit the tracks' rows): the :func:`~atalaya.core.markings.combine`
+    of the markings of the observations that make it (null for a point without an observation, e.g. a predicted
+    one), so a track never goes further than any of its reports may; a track with none gets
+    :data:`~atalaya.core.markings.NO_INPUTS_MARKING`. Vectorised: the distinct markings of each
+    track by one ``numpy.unique``, then each distinct set of markings combined once.
+
+    >>> b = np.array([0, 2, 3])
+    >>> track_markings(b, pa.array(["TLP:AMBER+STRICT;REL:MEX,USA;ORIG:USA", "TLP:GREEN;REL:USA;ORIG:USA", None]))
+    ['TLP:AMBER+STRICT;REL:USA;ORIG:USA', 'TLP:RED']
+    """
+    ntr = bounds.size - 1
+    if ntr <= 0:
+        return []
+    arr = marking.combine_chunks() if isinstance(marking, pa.ChunkedArray) else marking
+    if len(arr) == 0:
+        return [NO_INPUTS_MARKING.to_text()] * ntr
+    enc = arr if pa.types.is_dictionary(arr.type) else pc.dictionary_encode(arr)
+    code = np.asarray(enc.indices.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+    track = np.repeat(np.arange(ntr, dtype=np.int64), np.diff(bounds))
+    out = combine_groups(track, code, enc.dictionary.to_pylist(), ntr)
+    return [m if m is not None else NO_INPUTS_MARKING.to_text() for m in out]
 
 
 def _distinct_per_track(bounds: I64, values: pa.Array | pa.ChunkedArray) -> list[list[str]]:

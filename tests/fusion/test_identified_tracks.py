@@ -185,3 +185,31 @@ def test_run_tracks_in_buckets_of_ids_gives_the_same_tracks(tmp_path: Path) -> N
     assert out["one"][0] == out["buckets"][0] and out["one"][0]["tracks"] == 13
     assert out["one"][1] == out["buckets"][1]
     assert out["one"][2].equals(out["buckets"][2])
+
+
+def test_a_track_takes_the_combination_of_its_reports_markings(tmp_path: Path) -> None:
+    from atalaya.core.markings import Marking
+    from atalaya.ingest.pipeline import ingest_paths
+
+    ws = init_workspace(tmp_path / "ws", party="USA")
+    strict = "TLP:AMBER+STRICT;REL:MEX,USA;ORIG:USA"
+    green = "TLP:GREEN;REL:GTM,USA;ORIG:USA"
+    base = np.datetime64("2026-03-02T00:00:00")
+    for part, marking in enumerate((strict, green)):  # one vessel and one GMTI target, reported half by each
+        lines = ["time,lon,lat,pos_err_m,sensor,kind,ident,ident_kind"]
+        for k in range(part, 30, 2):
+            ts = str(base + np.timedelta64(60 * k, "s")) + "Z"
+            lines.append(f"{ts},{-110 + 0.003 * k:.6f},24.0,10,AIS,vessel,366000001,mmsi")
+        for k in range(part, 16, 2):
+            ts = str(base + np.timedelta64(20 * k, "s")) + "Z"
+            lines.append(f"{ts},{-107 + 0.0024 * k:.6f},25.0,30,GMTI,vehicle,,")
+        src = tmp_path / f"obs{part}.csv"
+        src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        ingest_paths(ws, [src], marking=Marking.from_text(marking))
+    store = KnowledgeStore.open(ws.db_url)
+    run_tracks(ws, store)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(schema.tracks.c.ident_kind, schema.tracks.c.marking)).all()
+    # AMBER+STRICT and GREEN reports make an AMBER+STRICT track, releasable where both are: never a downgrade
+    assert sorted((r[0] or "", r[1]) for r in rows) == [("", "TLP:AMBER+STRICT;REL:USA;ORIG:USA"),
+                                                        ("mmsi", "TLP:AMBER+STRICT;REL:USA;ORIG:USA")]  # fmt: skip
