@@ -96,6 +96,7 @@ import pyarrow.parquet as pq
 from sqlalchemy import delete, insert, select, update
 
 from atalaya.core.errors import StoreError, ValidationError
+from atalaya.core.markings import NO_INPUTS_MARKING, combine_texts
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.evaluate.matching import match_points
@@ -2283,14 +2284,47 @@ def _reuse_ids(store: KnowledgeStore, sites: SiteTable, radius_m: float) -> list
     return ids
 
 
-def write_sites(store: KnowledgeStore, sites: SiteTable, *, run_id: str, reuse_radius_m: float = 250.0) -> list[str]:
+def input_marking(ws: Workspace) -> str:
+    """The combined marking (:func:`~atalaya.core.markings.combine`) of every lake observation that can feed the
+    sites of ``ws``: detections of the evidence kinds, the id-less (GMTI, radar) detections whose tracks' ends are
+    read, and the identified reports with an altitude whose tracks give projected landings;
+    :data:`~atalaya.core.markings.NO_INPUTS_MARKING` when there are none.
+
+    Sites carry this one marking per run, not one per site: the grid state accumulates evidence mass per cell,
+    day and channel without the markings of the detections behind it, and a site gathers evidence moved from
+    far away (bed-downs, track ends and landings anchored on it), so the detections behind one site are not
+    known. The run's whole input set is a superset of each site's: the marking may over-restrict a site but
+    never weakens it. The lake is append-only, so it holds every unit the saved state was built from."""
+    kinds = ", ".join(f"'{k}'" for k in _EVIDENCE_KINDS)
+    tb = Lake(ws.lake_dir).query(
+        "SELECT DISTINCT CAST(marking AS VARCHAR) AS marking FROM observations "
+        f"WHERE CAST(kind AS VARCHAR) IN ({kinds}) OR CAST(sensor AS VARCHAR) IN ('GMTI', 'RADAR') "
+        "OR (ident IS NOT NULL AND alt_m IS NOT NULL)"
+    )
+    texts = [t for t in tb.column("marking").to_pylist() if t is not None] if tb.num_rows else []
+    return combine_texts(texts) if texts else NO_INPUTS_MARKING.to_text()
+
+
+def write_sites(
+    store: KnowledgeStore,
+    sites: SiteTable,
+    *,
+    run_id: str,
+    reuse_radius_m: float = 250.0,
+    marking: str | Sequence[str] = NO_INPUTS_MARKING.to_text(),
+) -> list[str]:
     """Upsert sites into the ``sites`` table, never touching analysts' columns; returns the ids written.
 
     ``sites`` is the whole current picture: a site of an earlier run that this
     one no longer supports is removed, unless an analyst has set its status or
     written a note on it (those stay, with the run that last supported them).
+    ``marking`` is each site's marking (one text for all, or one per site): the combination of its inputs'
+    markings (:func:`run_sites` gives :func:`input_marking`); by default releasable to nobody.
     """
     ids = _reuse_ids(store, sites, reuse_radius_m)
+    marks = [marking] * sites.n_sites if isinstance(marking, str) else list(marking)
+    if len(marks) != sites.n_sites:
+        raise ValidationError(f"{len(marks)} markings for {sites.n_sites} sites", hint="give one marking per site")
     rows = []
     for i in range(sites.n_sites):
         prov = Provenance(
@@ -2316,6 +2350,7 @@ def write_sites(store: KnowledgeStore, sites: SiteTable, *, run_id: str, reuse_r
                 "n_days": int(sites.n_days[i]),
                 "evidence": sites.evidence[i],
                 "run_id": run_id,
+                "marking": marks[i],
                 "provenance": prov.to_dict(),
             }
         )
@@ -2348,7 +2383,8 @@ def run_sites(
     upd["projected_landings"] = ld.n
     sites = extract_sites(full, params)
     run_id = f"sites-{uuid.uuid4().hex[:12]}"
-    ids = write_sites(store, sites, run_id=run_id)
+    marking = input_marking(ws)
+    ids = write_sites(store, sites, run_id=run_id, marking=marking)
     kinds: dict[str, int] = {}
     for k in sites.kind:
         kinds[k] = kinds.get(k, 0) + 1
@@ -2356,6 +2392,7 @@ def run_sites(
         **upd,
         "run_id": run_id,
         "sites": sites.n_sites,
+        "marking": marking,
         "kinds": kinds,
         "top": [{"id": ids[i], "kind": sites.kind[i], "score": round(float(sites.score[i]), 3)}
                 for i in range(min(5, sites.n_sites))],
@@ -2415,6 +2452,7 @@ __all__ = [
     "find_peaks",
     "fixes_path",
     "free_places",
+    "input_marking",
     "load_state",
     "near_known",
     "run_sites",

@@ -414,7 +414,7 @@ def test_empty_and_degenerate_inputs() -> None:
 # -- workspace, lake and knowledge store ------------------------------------------------------------
 
 
-def _write_lake(ws: Workspace, arrays: dict[str, Any], tmp: Path, name: str) -> None:
+def _write_lake(ws: Workspace, arrays: dict[str, Any], tmp: Path, name: str, marking: str | None = None) -> None:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -435,7 +435,28 @@ def _write_lake(ws: Workspace, arrays: dict[str, Any], tmp: Path, name: str) -> 
     )  # fmt: skip
     path = tmp / f"{name}.csv"
     pcsv.write_csv(t, path)
-    ingest_paths(ws, [path], store=KnowledgeStore.open(ws.db_url))
+    from atalaya.core.markings import Marking
+
+    mk = Marking.from_text(marking) if marking else None
+    ingest_paths(ws, [path], store=KnowledgeStore.open(ws.db_url), marking=mk)
+
+
+def test_sites_carry_the_combination_of_their_inputs_markings(workspace: Workspace, tmp_path: Path) -> None:
+    from atalaya.core.markings import combine_texts
+
+    strict = "TLP:AMBER+STRICT;REL:MEX,USA;ORIG:USA"
+    green = "TLP:GREEN;REL:GTM,USA;CAV:INTEL-ONLY;ORIG:USA"
+    w = make_world(31, days=4)
+    store = KnowledgeStore.open(workspace.db_url)
+    _write_lake(workspace, w.arrays({0, 1}), tmp_path, "d01", marking=strict)
+    _write_lake(workspace, w.arrays({2, 3}), tmp_path, "d23", marking=green)
+    summary = run_sites(workspace, store)
+    with store.engine.connect() as conn:
+        marks = {r.marking for r in conn.execute(schema.sites.select()).all()}
+    # per run (the grid state keeps no markings): never weaker than any detection behind a site
+    want = combine_texts([strict, green])
+    assert want == "TLP:AMBER+STRICT;REL:USA;CAV:INTEL-ONLY;ORIG:USA"
+    assert summary["sites"] > 0 and marks == {want} and summary["marking"] == want
 
 
 def test_run_sites_incremental_stable_ids_and_analyst_status(workspace: Workspace, tmp_path: Path) -> None:
