@@ -51,6 +51,7 @@ from shapely.geometry.base import BaseGeometry
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.ids import new_run_id
+from atalaya.core.markings import NO_INPUTS_MARKING, combine_groups, combine_texts
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
 from atalaya.geo.kernels import geodesic_distance
@@ -810,6 +811,30 @@ def track_crossings(pts: pa.Table, *, params: CrossingParams | None = None, bord
     return _finish_crossings(_crossing_parts(pts, params=params, border=border), border=border)
 
 
+def _track_marks(pts: pa.Table) -> dict[str, str] | None:
+    """The combined marking of each track of ``pts`` (from its points' ``marking`` column; ``None`` without one)."""
+    if "marking" not in pts.column_names:
+        return None
+    if pts.num_rows == 0:
+        return {}
+    codes, uniq = _arrow_codes(pts.column("track_id"))
+    mk = _dictionary(pts.column("marking"))
+    per = combine_groups(codes, np.asarray(mk.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64),
+                         mk.dictionary.to_pylist(), int(uniq.size))  # fmt: skip
+    none = NO_INPUTS_MARKING.to_text()
+    return {str(t): m or none for t, m in zip(uniq.tolist(), per, strict=True)}
+
+
+def _dictionary(col: pa.ChunkedArray | pa.Array) -> pa.DictionaryArray:
+    """A string column as one dictionary array (chunks with dictionaries of their own are encoded again)."""
+    if pa.types.is_dictionary(col.type):
+        if isinstance(col, pa.Array):
+            return col
+        col = col.cast(col.type.value_type)
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return pc.dictionary_encode(arr)
+
+
 def _crossing_parts(
     pts: pa.Table, *, params: CrossingParams | None = None, border: Border | None = None
 ) -> list[pa.Table]:
@@ -817,6 +842,7 @@ def _crossing_parts(
     fragments that :func:`link_fragments` joins (all of a source's fragments must be in ``pts``)."""
     p = params or CrossingParams()
     parts: list[pa.Table] = []
+    marks = _track_marks(pts)
     kinds = _distinct(pts.column("kind")) if pts.num_rows else []
     for kind in kinds:
         sub = pts.filter(pc.equal(pts.column("kind"), kind))
@@ -833,6 +859,8 @@ def _crossing_parts(
         x = x.append_column("source", pa.array([src.get(t, "") for t in x.column("track").to_pylist()], pa.string()))
         gap = x.column("gap_s").to_numpy()
         x = x.append_column("method", pa.array(np.where(gap > GAP_S, "gap", "track").tolist(), pa.string()))
+        if marks is not None:
+            x = x.append_column("marking", pa.array([marks[t] for t in x.column("track").to_pylist()], pa.string()))
         parts.append(x)
     if pts.num_rows and "source" in pts.column_names:
         idless = pts.filter(pc.not_equal(pts.column("source"), "identified"))
@@ -856,7 +884,13 @@ def _crossing_parts(
                 continue
             x = x.append_column("kind", pa.array([str(kind)] * x.num_rows, pa.string()))
             x = x.append_column("source", pa.array([str(source)] * x.num_rows, pa.string()))
-            parts.append(x.append_column("method", pa.array(["link"] * x.num_rows, pa.string())))
+            x = x.append_column("method", pa.array(["link"] * x.num_rows, pa.string()))
+            if marks is not None:  # a linked crossing comes of both fragments
+                both = {f"{tid[codes[a]]}>{tid[codes[b]]}": combine_texts([marks[str(tid[codes[a]])],
+                                                                           marks[str(tid[codes[b]])]])
+                        for a, b in zip(ea.tolist(), sb.tolist(), strict=True)}  # fmt: skip
+                x = x.append_column("marking", pa.array([both[n] for n in x.column("track").to_pylist()], pa.string()))
+            parts.append(x)
     return parts
 
 
@@ -865,7 +899,7 @@ def _finish_crossings(parts: Sequence[pa.Table], *, border: Border | None = None
     parts = [x for x in parts if x.num_rows]
     if not parts:
         e = border_crossings(np.array([]), np.zeros(0, np.int64), np.zeros(0), np.zeros(0), border=border)
-        for name in ("kind", "source", "method"):
+        for name in ("kind", "source", "method", "marking"):
             e = e.append_column(name, pa.array([], pa.string()))
         return e
     allx = pa.concat_tables(parts)
@@ -877,14 +911,15 @@ def _finish_crossings(parts: Sequence[pa.Table], *, border: Border | None = None
 
 
 def crossing_hotspots(
-    lon: Any, lat: Any, time_us: Any, *, radius_m: float = 2_000.0, direction: Any = None
+    lon: Any, lat: Any, time_us: Any, *, radius_m: float = 2_000.0, direction: Any = None, marking: Any = None
 ) -> pa.Table:
     """Crossings chained into hot spots: points within ``radius_m`` of another join its hot spot.
 
     Each hot spot has ``hotspot`` (0 = busiest), ``lon``/``lat`` (median of
     its crossings), ``count``, ``hour_profile`` (24 counts by UTC hour),
     ``first_us``/``last_us``, ``north``/``south`` counts (when ``direction`` is
-    given) and ``radius_m`` (largest distance of a member from the centre).
+    given), ``radius_m`` (largest distance of a member from the centre) and, when each crossing's ``marking`` is
+    given, ``marking``: the combination of its crossings' markings.
 
     >>> h = crossing_hotspots(np.array([-106.45, -106.451, -100.0]), np.array([31.78, 31.78, 28.7]),
     ...                       np.array([0, 3_600_000_000, 0]))
@@ -923,6 +958,13 @@ def crossing_hotspots(
     d = np.asarray(direction).astype(str) if direction is not None else np.full(n, "")
     north = np.bincount(hs, weights=(d == "north").astype(np.float64), minlength=m).astype(np.int64)
     south = np.bincount(hs, weights=(d == "south").astype(np.float64), minlength=m).astype(np.int64)
+    extra: dict[str, pa.Array] = {}
+    if marking is not None:
+        mk = _dictionary(pa.array(np.asarray(marking, dtype=object).ravel(), pa.string()) if not isinstance(
+            marking, (pa.Array, pa.ChunkedArray)) else marking)  # fmt: skip
+        per = combine_groups(hs, np.asarray(mk.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64),
+                             mk.dictionary.to_pylist(), m)  # fmt: skip
+        extra["marking"] = pa.array([x or NO_INPUTS_MARKING.to_text() for x in per], pa.string())
     return pa.table(
         {
             "hotspot": pa.array(np.arange(m), pa.int64()),
@@ -935,6 +977,7 @@ def crossing_hotspots(
             "north": pa.array(north, pa.int64()),
             "south": pa.array(south, pa.int64()),
             "radius_m": pa.array(spread, pa.float64()),
+            **extra,
         }
     )
 
@@ -950,15 +993,15 @@ def tracks_dir(ws: Workspace) -> Path:
     return ws.root / "analysis" / "tracks"
 
 
-def _track_kinds(ws: Workspace, store: KnowledgeStore | None) -> dict[str, str]:
-    """Object kind of each stored track summary (``tracks`` table of the knowledge store)."""
+def _track_kinds(ws: Workspace, store: KnowledgeStore | None, column: str = "kind") -> dict[str, str]:
+    """Object kind (or another ``column``) of each stored track summary (``tracks`` table of the knowledge store)."""
     from sqlalchemy import select
 
     own = store is None
     st = KnowledgeStore.open(ws.db_url) if store is None else store
     try:
         with st.engine.connect() as conn:
-            return {str(r[0]): str(r[1]) for r in conn.execute(select(ks.tracks.c.id, ks.tracks.c.kind))}
+            return {str(r[0]): str(r[1]) for r in conn.execute(select(ks.tracks.c.id, ks.tracks.c[column]))}
     finally:
         if own:
             st.close()
@@ -972,14 +1015,16 @@ _TEXT = pa.dictionary(pa.int32(), pa.string())
 
 
 def load_track_points(ws: Workspace, store: KnowledgeStore | None = None) -> pa.Table:
-    """Track points ``track_id, kind, time_us, lon, lat, source`` for corridors and crossings.
+    """Track points ``track_id, kind, time_us, lon, lat, source, marking`` for corridors and crossings.
 
     Uses the tracks under ``analysis/tracks`` when present (``source`` is the
     file's stem: ``identified``, ``unidentified-GMTI``, …; the object kind
     comes from the file or, when the file has none, from the track summaries
-    in the knowledge store); otherwise positions with an identifier (AIS MMSI,
+    in the knowledge store, and so does the marking: the track's, the
+    combination of its reports'; a track without a summary is marked
+    :data:`~atalaya.core.markings.NO_INPUTS_MARKING`); otherwise positions with an identifier (AIS MMSI,
     ADS-B ICAO24, CoT uid) straight from the lake, one track per identifier
-    (``source`` = ``identified``). Own platforms and people are left out.
+    (``source`` = ``identified``, ``marking`` the report's). Own platforms and people are left out.
     """
     parts = list(track_point_batches(ws, store, bucket_rows=0))
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
@@ -993,23 +1038,28 @@ def track_point_batches(
     whole (its fragments are linked across one another)."""
     files = sorted(tracks_dir(ws).glob("*.parquet")) if tracks_dir(ws).exists() else []
     kinds_of: dict[str, str] | None = None
+    marks_of: dict[str, str] | None = None
     any_file = False
     for f in files:
         names = pq.read_schema(f).names
         if not {"track_id", "time", "lon", "lat"} <= set(names):
             continue
         any_file = True
-        cols = [c for c in ("track_id", "kind", "time", "lon", "lat") if c in names]
+        cols = [c for c in ("track_id", "kind", "time", "lon", "lat", "marking") if c in names]
         n = pq.read_metadata(f).num_rows
         k = bucket_count(n, bucket_rows) if f.stem == "identified" else 1
         for bk in range(k):
             if k == 1:  # ids and kinds stay dictionaries (an integer per point), not a Python string per point
-                tb = pq.read_table(f, columns=cols, read_dictionary=[c for c in ("track_id", "kind") if c in names])
+                tb = pq.read_table(
+                    f, columns=cols, read_dictionary=[c for c in ("track_id", "kind", "marking") if c in names]
+                )
             else:
                 tb = _duck_read(f, cols, f"hash(track_id) % {k} = {bk}")
             if "kind" not in names and kinds_of is None:
                 kinds_of = _track_kinds(ws, store)
-            out = _points_table(tb, f.stem, kinds_of or {})
+            if "marking" not in names and marks_of is None:
+                marks_of = _track_kinds(ws, store, "marking")
+            out = _points_table(tb, f.stem, kinds_of or {}, marks_of or {})
             del tb
             yield out.filter(pc.invert(pc.is_in(out.column("kind"), pa.array(["platform", "person"]))))
     if any_file:
@@ -1023,7 +1073,8 @@ def track_point_batches(
     for bk in range(k):
         yield lake.query(
             "SELECT CAST(ident_kind AS VARCHAR) || ':' || ident AS track_id, CAST(kind AS VARCHAR) AS kind, "
-            "epoch_us(time) AS time_us, lon, lat, 'identified' AS source FROM observations "
+            "epoch_us(time) AS time_us, lon, lat, 'identified' AS source, CAST(marking AS VARCHAR) AS marking "
+            "FROM observations "
             f"WHERE {where}{'' if k == 1 else f' AND hash(ident) % {k} = {bk}'} ORDER BY track_id, time_us, lon, lat"
         )
 
@@ -1042,24 +1093,70 @@ def _duck_read(path: Path, cols: Sequence[str], where: str) -> pa.Table:
         con.close()
 
 
-def _points_table(tb: pa.Table, stem: str, kinds_of: dict[str, str]) -> pa.Table:
+def _points_table(tb: pa.Table, stem: str, kinds_of: dict[str, str], marks_of: dict[str, str]) -> pa.Table:
     """A track point file's rows as :func:`load_track_points` columns."""
     tid = tb.column("track_id").cast(_TEXT)
-    if "kind" in tb.column_names:
-        kind = tb.column("kind").cast(_TEXT)
-    else:
-        ids = pc.unique(tid).to_pylist()
-        kind = pc.take(pa.array([kinds_of.get(str(i), "unknown") for i in ids], pa.string()),
-                       pc.index_in(tid.cast(pa.string()), pa.array(ids, pa.string()))).cast(_TEXT)  # fmt: skip
+    ids: list[Any] | None = None
+    at: Any = None
+
+    def per_track(of: dict[str, str], default: str) -> pa.ChunkedArray:
+        nonlocal ids, at
+        if ids is None:  # each distinct track once, then a take per point
+            ids = pc.unique(tid).to_pylist()
+            at = pc.index_in(tid.cast(pa.string()), pa.array(ids, pa.string()))
+        return pc.take(pa.array([of.get(str(i), default) for i in ids], pa.string()), at).cast(_TEXT)
+
+    kind = tb.column("kind").cast(_TEXT) if "kind" in tb.column_names else per_track(kinds_of, "unknown")
+    marking = (tb.column("marking").cast(_TEXT) if "marking" in tb.column_names
+               else per_track(marks_of, NO_INPUTS_MARKING.to_text()))  # fmt: skip
     tm = tb.column("time")
     t_us = tm.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(tm.type) else tm
     source = pa.DictionaryArray.from_arrays(pa.array(np.zeros(tb.num_rows, np.int32)), pa.array([stem]))
     return pa.table({"track_id": tid, "kind": kind, "time_us": t_us.cast(pa.int64()), "lon": tb.column("lon"),
-                     "lat": tb.column("lat"), "source": source})  # fmt: skip
+                     "lat": tb.column("lat"), "source": source, "marking": marking})  # fmt: skip
 
 
 def _ts(us: int) -> datetime:
     return datetime.fromtimestamp(us / _US_PER_S, tz=UTC)
+
+
+def _marks_by_code(pts: pa.Table) -> list[str]:
+    """The marking of each track of ``pts`` in the order of its :func:`as_codes` code."""
+    marks = _track_marks(pts)
+    if marks is None:
+        return []
+    return [marks[str(t)] for t in _arrow_codes(pts.column("track_id"))[1].tolist()] if pts.num_rows else []
+
+
+def corridor_markings(
+    flows: Flows, parts: Sequence[tuple[I64, I64, I64, I64, I64]], marks: Sequence[Sequence[str]]
+) -> list[str]:
+    """The marking of each corridor of ``flows`` (:func:`flows_of_parts` of ``parts``): the combination of the
+    markings of the tracks that visit its cells (``marks``: per part, each track's marking by its code), so a
+    corridor never goes further than any track that makes it. Distinct (corridor, marking) pairs by NumPy; each
+    distinct set combined once."""
+    n = flows.corridors.num_rows
+    if n == 0:
+        return []
+    off = 0
+    vts: list[I64] = []
+    vcs: list[I64] = []
+    per_track: list[str] = []
+    for (vt, vc, _, _, _), mk in zip(parts, marks, strict=True):
+        size = int(vt.max()) + 1 if vt.size else 0  # numbered as flows_of_parts numbers them
+        vts.append(vt + off)
+        vcs.append(vc)
+        per_track.extend(mk[:size] if len(mk) >= size else [*mk, *[NO_INPUTS_MARKING.to_text()] * (size - len(mk))])
+        off += size
+    vt_all, vc_all = np.concatenate(vts), np.concatenate(vcs)
+    cells = np.asarray(flows.cells.column("cell").to_numpy(), dtype=np.int64)
+    corr = np.asarray(flows.cells.column("corridor").to_numpy(), dtype=np.int64)
+    at = np.clip(np.searchsorted(cells, vc_all), 0, max(cells.size - 1, 0))
+    c_of = np.where(cells[at] == vc_all, corr[at], -1) if cells.size else np.full(vc_all.size, -1)
+    keep = c_of >= 0
+    names, code = np.unique(np.asarray(per_track, dtype=object).astype(str), return_inverse=True)
+    out = combine_groups(c_of[keep], code.ravel()[vt_all[keep]], names.tolist(), n)
+    return [m or NO_INPUTS_MARKING.to_text() for m in out]
 
 
 def run_corridors(
@@ -1086,6 +1183,7 @@ def run_corridors(
     # (tracks numbered apart across batches), and crossings are a track's own but for the linked id-less
     # fragments, which come in one batch per source; only repeats are dropped over all batches at the end
     flows_in: dict[str, list[tuple[I64, I64, I64, I64, I64]]] = {}
+    marks_in: dict[str, list[list[str]]] = {}  # per set of tracks, each track's marking (by its code)
     x_parts: list[pa.Table] = []
     n_points = 0
     track_ids: set[str] = set()
@@ -1103,6 +1201,7 @@ def run_corridors(
                 visits_steps(sub.column("track_id"), sub.column("time_us").to_numpy(), sub.column("lon").to_numpy(),
                              sub.column("lat").to_numpy(), p, distinct=True)
             )  # fmt: skip
+            marks_in.setdefault(kind, []).append(_marks_by_code(sub))
         x_parts.extend(_crossing_parts(pts))
         del pts
         if bar is not None:
@@ -1110,7 +1209,9 @@ def run_corridors(
     rows: list[dict[str, Any]] = []
     per_kind: dict[str, int] = {}
     for kind in sorted(flows_in):
-        fl = flows_of_parts(flows_in.pop(kind), p)
+        parts = flows_in.pop(kind)
+        fl = flows_of_parts(parts, p)
+        c_marks = corridor_markings(fl, parts, marks_in.pop(kind))
         per_kind[kind] = fl.corridors.num_rows
         for c in fl.corridors.to_pylist():
             cells = c["cells"]
@@ -1122,6 +1223,7 @@ def run_corridors(
                     "kind": kind,
                     "rank": int(c["rank"]),
                     "run_id": run_id,
+                    "marking": c_marks[int(c["corridor"])],
                     "provenance": Provenance(run_id=run_id, method=METHOD, n_support=int(c["volume"])).to_dict(),
                 }
             )
@@ -1134,6 +1236,7 @@ def run_corridors(
         xing.column("time_us").to_numpy(),
         radius_m=hotspot_radius_m,
         direction=xing.column("direction").to_numpy(zero_copy_only=False),
+        marking=xing.column("marking"),
     )
     out_dir = ws.root / "analysis" / "corridors"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -1151,6 +1254,7 @@ def run_corridors(
                 "first_seen": _ts(h["first_us"]),
                 "last_seen": _ts(h["last_us"]),
                 "run_id": run_id,
+                "marking": h["marking"],
                 "provenance": Provenance(
                     run_id=run_id, method=CROSSING_METHOD, n_support=h["count"],
                     first_seen=_ts(h["first_us"]).isoformat(), last_seen=_ts(h["last_us"]).isoformat(),

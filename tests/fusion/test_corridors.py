@@ -241,3 +241,48 @@ def test_crossing_truth_is_found_on_the_true_tracks(demo_scenario: Path) -> None
 
     d = geodesic_distance(veh.lon.to_numpy(), veh.lat.to_numpy(), veh.site_lon.to_numpy(), veh.site_lat.to_numpy())
     assert float(d.max()) < 100.0
+
+
+def _ingest_positions(ws: Workspace, tmp: Path, name: str, marking: str, rows: list[str]) -> None:
+    from atalaya.core.markings import Marking
+    from atalaya.ingest.pipeline import ingest_paths
+
+    src = tmp / f"{name}.csv"
+    src.write_text("time,lon,lat,pos_err_m,sensor,kind,ident,ident_kind\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    ingest_paths(ws, [src], marking=Marking.from_text(marking))
+
+
+def _northbound(uid: str, lon: float, k0: int) -> list[str]:
+    """A tagged vehicle driving north across the border at ``lon``, a report a minute for half an hour."""
+    base = np.datetime64("2026-03-02T06:00:00") + np.timedelta64(10 * k0, "m")
+    return [f"{base + np.timedelta64(60 * k, 's')}Z,{lon:.5f},{31.66 + 0.008 * k:.5f},15,COT,vehicle,{uid},cot_uid"
+            for k in range(31)]  # fmt: skip
+
+
+@pytest.mark.parametrize("with_tracks", [True, False])
+def test_corridors_and_crossings_take_their_tracks_markings(workspace: Workspace, tmp_path: Path,
+                                                            with_tracks: bool) -> None:  # fmt: skip
+    from atalaya.core.markings import combine_texts
+    from atalaya.fusion.tracks import run_tracks
+
+    usa = "TLP:AMBER;REL:MEX,USA;ORIG:USA"
+    mex = "TLP:AMBER+STRICT;REL:USA;CAV:INTEL-ONLY;ORIG:MEX"
+    # two lanes ~90 km apart, each crossing the border: the west lane by USA reports only, the east one by both
+    west = [r for i in range(4) for r in _northbound(f"w{i}", -107.5, i)]
+    east = [r for i in range(3) for r in _northbound(f"e{i}", -106.6, i)]
+    _ingest_positions(workspace, tmp_path, "usa", usa, west + east)
+    _ingest_positions(workspace, tmp_path, "mex", mex, _northbound("e9", -106.6, 3))
+    store = KnowledgeStore.open(workspace.db_url)
+    if with_tracks:
+        run_tracks(workspace, store)
+    run_corridors(workspace, store)
+    with store.engine.connect() as conn:
+        corridors = conn.execute(select(ks.corridors.c.h3_cells, ks.corridors.c.marking)).all()
+        hotspots = conn.execute(select(ks.crossings.c.lon, ks.crossings.c.marking)).all()
+    both = combine_texts([usa, mex])
+    assert both == "TLP:AMBER+STRICT;REL:MEX,USA;CAV:INTEL-ONLY"
+    by_lane = {("west" if h3.cell_to_latlng(c[0])[1] < -107.0 else "east"): m for c, m in corridors}
+    assert by_lane == {"west": combine_texts([usa]), "east": both}
+    assert sorted((round(lon, 1), m) for lon, m in hotspots) == [(-107.5, combine_texts([usa])), (-106.6, both)]
+    xing = pq.read_table(workspace.root / "analysis" / "corridors" / "crossings.parquet")
+    assert sorted(set(xing.column("marking").to_pylist())) == sorted({combine_texts([usa]), combine_texts([mex])})
