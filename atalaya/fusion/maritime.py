@@ -50,6 +50,7 @@ import pyarrow.parquet as pq
 import shapely
 
 from atalaya.core.ids import new_run_id
+from atalaya.core.markings import NO_INPUTS_MARKING, combine_groups, combine_texts
 from atalaya.core.workspace import Workspace
 from atalaya.fusion.corridors import as_codes, check_columns, neighbour_pairs, sort_tracks
 from atalaya.geo.kernels import aeqd_forward, geodesic_distance, to_aeqd
@@ -1095,6 +1096,59 @@ def _by_vessel(parts: Sequence[pa.Table], time_col: str) -> pa.Table:
     return tb.sort_by([("vessel", "ascending"), (time_col, "ascending")]) if tb.num_rows else tb
 
 
+def vessel_markings(lake: Lake, where: str, ids: npt.NDArray[Any]) -> list[str]:
+    """The marking of each vessel of ``ids`` (sorted MMSIs): the combination of the markings of its reports in the
+    lake (rows meeting ``where``). DuckDB gives the distinct (vessel, marking) pairs; each distinct set of markings
+    is combined once."""
+    pairs = lake.query(f"SELECT DISTINCT ident, CAST(marking AS VARCHAR) AS marking FROM observations WHERE {where}")
+    if pairs.num_rows == 0 or ids.size == 0:
+        return [NO_INPUTS_MARKING.to_text()] * int(ids.size)
+    mk = pc.dictionary_encode(pairs.column("marking").combine_chunks())
+    per = combine_groups(_global_codes(pairs.column("ident"), ids),
+                         np.asarray(mk.indices.fill_null(-1).to_numpy(zero_copy_only=False), np.int64),
+                         mk.dictionary.to_pylist(), int(ids.size))  # fmt: skip
+    return [m or NO_INPUTS_MARKING.to_text() for m in per]
+
+
+def _distinct_marking(col: pa.ChunkedArray | pa.Array) -> str:
+    """The combination of the distinct markings of a column."""
+    texts = [t for t in pc.unique(col).to_pylist() if t is not None]
+    return combine_texts(texts) if texts else NO_INPUTS_MARKING.to_text()
+
+
+def with_markings(
+    events: pa.Table,
+    marks: Sequence[str],
+    ids: npt.NDArray[Any],
+    vessel_cols: Sequence[str],
+    *,
+    radar: str | None = None,
+) -> pa.Table:
+    """``events`` with a ``marking`` column: per event, the combination of the markings of the vessels named in
+    ``vessel_cols`` (``marks`` by vessel, in the order of the sorted ``ids``), and of the radar contacts
+    (``radar``, their combined marking) for meetings that radar saw (``radar_looks`` > 0): an event never goes
+    further than any report behind it. The radar contacts are taken together, not one by one: this may
+    over-restrict a meeting, never weaken it. Each distinct set of markings is combined once.
+
+    >>> ev = pa.table({"vessel_a": ["1", "2"], "vessel_b": ["2", None], "radar_looks": [0, 3]})
+    >>> with_markings(ev, ["TLP:GREEN;ORIG:USA", "TLP:RED;ORIG:USA"], np.array(["1", "2"]), ("vessel_a", "vessel_b"),
+    ...               radar="TLP:AMBER;CAV:INTEL-ONLY;ORIG:USA").column("marking").to_pylist()
+    ['TLP:RED;ORIG:USA', 'TLP:RED;CAV:INTEL-ONLY;ORIG:USA']
+    """
+    none = NO_INPUTS_MARKING.to_text()
+    mark_of = dict(zip(np.asarray(ids).astype(str).tolist(), marks, strict=True))
+    cols = [events.column(c).to_pylist() for c in vessel_cols]
+    looks = (events.column("radar_looks").fill_null(0).to_pylist() if radar is not None
+             and "radar_looks" in events.column_names else [0] * events.num_rows)  # fmt: skip
+    out: list[str] = []
+    for k in range(events.num_rows):
+        ms = [mark_of.get(str(col[k]), none) for col in cols if col[k] is not None]
+        if radar is not None and looks[k] > 0:
+            ms.append(radar)
+        out.append(combine_texts(ms) if ms else none)
+    return events.append_column("marking", pa.array(out, pa.string()))
+
+
 def run_maritime(
     ws: Workspace, store: KnowledgeStore, *, progress: bool = False, bucket_rows: int = BUCKET_ROWS
 ) -> dict[str, Any]:
@@ -1104,7 +1158,9 @@ def run_maritime(
 
     Writes ``dark_gaps.parquet``, ``rendezvous.parquet`` and
     ``loitering.parquet`` under :func:`maritime_dir` (replacing earlier ones)
-    and records the run in ``analysis_runs``.
+    and records the run in ``analysis_runs``. Each event has a ``marking``: the combination of the markings of
+    the AIS reports of its vessel (both vessels of a meeting), and of the radar contacts where radar saw it
+    (:func:`with_markings`).
     """
     started = datetime.now(UTC)
     run_id = f"maritime-{new_run_id()[:16]}"
@@ -1171,14 +1227,18 @@ def run_maritime(
             bar.update(1)
     gaps, all_gaps, loit = (_by_vessel(parts, "start_us") for parts in (gap_parts, all_parts, loit_parts))
     radar = lake.query(
-        "SELECT epoch_us(time) AS time_us, lon, lat FROM observations WHERE CAST(sensor AS VARCHAR) = 'RADAR' "
-        "AND CAST(kind AS VARCHAR) IN ('vessel', 'unknown')"
+        "SELECT epoch_us(time) AS time_us, lon, lat, CAST(marking AS VARCHAR) AS marking FROM observations "
+        "WHERE CAST(sensor AS VARCHAR) = 'RADAR' AND CAST(kind AS VARCHAR) IN ('vessel', 'unknown')"
     )
     rdv = _meetings(_Meets.concat(meets), ids, usual, all_gaps, radar.column("time_us").to_numpy(),
                     radar.column("lon").to_numpy(), radar.column("lat").to_numpy(), rp)  # fmt: skip
     if bar is not None:
         bar.update(1)
         bar.close()
+    marks = vessel_markings(lake, where, ids)
+    radar_mark = _distinct_marking(radar.column("marking")) if radar.num_rows else None
+    gaps, loit = (with_markings(tb, marks, ids, ("vessel",)) for tb in (gaps, loit))
+    rdv = with_markings(rdv, marks, ids, ("vessel_a", "vessel_b"), radar=radar_mark)
     out = maritime_dir(ws)
     out.mkdir(parents=True, exist_ok=True)
     meta = {b"run_id": run_id.encode(), b"method": METHOD.encode()}

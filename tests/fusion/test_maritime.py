@@ -200,8 +200,12 @@ def test_vessels_in_buckets_give_the_same_events(demo_workspace: Workspace) -> N
         "SELECT ident, epoch_us(time) AS t, lon, lat FROM observations WHERE CAST(ident_kind AS VARCHAR) = 'mmsi'"
     )
     cols = (ais.column("ident"), ais.column("t").to_numpy(), ais.column("lon").to_numpy(), ais.column("lat").to_numpy())
-    assert detect_dark_gaps(*cols).to_pylist() == want["dark_gaps"]
-    assert detect_loitering(*cols).to_pylist() == want["loitering"]
+
+    def unmarked(rows: list[dict[str, object]]) -> list[dict[str, object]]:  # the job adds each event's marking
+        return [{k: v for k, v in r.items() if k != "marking"} for r in rows]
+
+    assert detect_dark_gaps(*cols).to_pylist() == unmarked(want["dark_gaps"])
+    assert detect_loitering(*cols).to_pylist() == unmarked(want["loitering"])
     assert len(want["dark_gaps"]) > 0 and len(want["rendezvous"]) > 0
     for name, rows in want.items():
         assert len(got[name]) == len(rows), name
@@ -229,3 +233,37 @@ def test_shore_distance_and_open_sea() -> None:
     assert cs.distance_to_land(lon, lat)[2] == 0.0  # inland: on land, far from the shore
     assert cs.faces_open_sea(lon, lat).tolist() == [True, False, False, True]
     assert cs.faces_open_sea(np.zeros(0), np.zeros(0)).size == 0
+
+
+def test_maritime_events_take_their_vessels_markings(workspace: Workspace, tmp_path: Path) -> None:
+    from atalaya.core.markings import Marking, combine_texts
+    from atalaya.ingest.pipeline import ingest_paths
+
+    usa = "TLP:GREEN;REL:MEX,USA;ORIG:USA"
+    strict = "TLP:AMBER+STRICT;REL:USA;CAV:SOURCE-PROTECT;ORIG:USA"
+    # vessel 1 (USA reports) and vessel 2 (AMBER+STRICT reports) stopped together for 10 h; vessel 3 (AMBER+STRICT)
+    # sails by and goes dark for 4 h
+    one = make_track(1, 0, 10 * H)
+    two = make_track(2, 0, 10 * H, start=(OPEN_SEA[0] + 0.003, OPEN_SEA[1]))
+    three = drop(make_track(3, 0, 10 * H, start=(-91.3, 25.2), v_east=5.0), 3 * H, 7 * H)
+    for name, marking, tracks in (("usa", usa, (one,)), ("strict", strict, (two, three))):
+        ids, t, lon, lat = cat(*tracks)
+        when = np.datetime64("2026-03-02T00:00:00") + t.astype("timedelta64[us]")
+        iso = np.datetime_as_string(when).tolist()
+        rows = [f"{w}Z,{x:.6f},{y:.6f},10,AIS,vessel,36600000{v},mmsi"
+                for v, w, x, y in zip(ids.tolist(), iso, lon.tolist(), lat.tolist(), strict=True)]  # fmt: skip
+        src = tmp_path / f"{name}.csv"
+        src.write_text("time,lon,lat,pos_err_m,sensor,kind,ident,ident_kind\n" + "\n".join(rows) + "\n")
+        ingest_paths(workspace, [src], marking=Marking.from_text(marking))
+    store = KnowledgeStore.open(workspace.db_url)
+    try:
+        run_maritime(workspace, store)
+    finally:
+        store.close()
+    out = maritime_dir(workspace)
+    ev = {n: pq.read_table(out / f"{n}.parquet").to_pylist() for n in ("dark_gaps", "rendezvous", "loitering")}
+    assert [(e["vessel"], e["marking"]) for e in ev["dark_gaps"]] == [("366000003", combine_texts([strict]))]
+    meets = [(e["vessel_a"], e["vessel_b"], e["marking"]) for e in ev["rendezvous"]]
+    assert meets == [("366000001", "366000002", "TLP:AMBER+STRICT;REL:USA;CAV:SOURCE-PROTECT;ORIG:USA")]
+    loit = {e["vessel"]: e["marking"] for e in ev["loitering"]}
+    assert loit == {"366000001": combine_texts([usa]), "366000002": combine_texts([strict])}
