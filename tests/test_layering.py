@@ -14,7 +14,7 @@ FORBIDDEN = {
     "sovereignty": ("atalaya.cli", "atalaya.api"),
     "share": ("atalaya.cli", "atalaya.api"),
     "store": ("atalaya.cli", "atalaya.api", "atalaya.sovereignty", "atalaya.share"),
-    "fusion": ("atalaya.cli", "atalaya.api"),
+    "fusion": ("atalaya.cli", "atalaya.api", "atalaya.evaluate"),
     "core": ("atalaya.cli", "atalaya.api", "atalaya.sovereignty", "atalaya.share", "atalaya.fusion"),
 }
 """Package → module prefixes it must not import (also lazily, inside functions)."""

@@ -5,8 +5,8 @@
   with two keys, such as rendezvous, match on either), their time intervals
   overlap once widened by ``time_tol_s`` and, when positions are given, they
   lie within ``dist_tol_m``. Pairs are taken in order of time offset (greedy,
-  :func:`atalaya.evaluate.matching.match_pairs`). Precision, recall and F0.5
-  come from :class:`atalaya.evaluate.matching.MatchResult`.
+  :func:`atalaya.geo.matching.match_pairs`). Precision, recall and F0.5
+  come from :class:`atalaya.geo.matching.MatchResult`.
 - :func:`cell_iou` — intersection over union of two sets of H3 cells.
 - :func:`match_crossings` — crossings matched one-to-one within ``dist_m`` and
   ``time_s`` (identity is not needed: tracks and truth name objects differently).
@@ -32,8 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from atalaya.core.errors import ValidationError
-from atalaya.evaluate.matching import MatchResult, match_pairs
 from atalaya.geo.kernels import geodesic_distance
+from atalaya.geo.matching import MatchResult, match_pairs
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -168,7 +168,7 @@ def match_crossings(
     >>> match_crossings([], [], [], [], [], []).recall
     1.0
     """
-    from atalaya.evaluate.matching import candidate_pairs
+    from atalaya.geo.matching import candidate_pairs
 
     px = np.asarray(pred_lon, np.float64).ravel()
     tx = np.asarray(true_lon, np.float64).ravel()

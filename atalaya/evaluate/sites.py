@@ -1,7 +1,7 @@
 """Score suspected sites against the scenario ground truth (``OUT/truth/sites.parquet``).
 
 Predictions and true sites are matched one-to-one within ``radius_m``
-(:func:`atalaya.evaluate.matching.match_points`); the report gives precision,
+(:func:`atalaya.geo.matching.match_points`); the report gives precision,
 recall, F1, F0.5, the median location error, the days from a site's first
 activity to its first supporting detection, per-kind recall and the share of
 matched sites whose kind was right. Crossing points are scored by the
@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from atalaya.core.errors import ValidationError
-from atalaya.evaluate.matching import days_to_first_detection, match_points
+from atalaya.geo.matching import days_to_first_detection, match_points
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -153,7 +153,7 @@ def observability(
     >>> n.tolist(), d.tolist()
     ([3, 0], [3, 0])
     """
-    from atalaya.evaluate.matching import candidate_pairs
+    from atalaya.geo.matching import candidate_pairs
 
     ns = len(site_id)
     if detections.num_rows == 0 or ns == 0:

@@ -99,10 +99,10 @@ from atalaya.core.errors import StoreError, ValidationError
 from atalaya.core.markings import NO_INPUTS_MARKING, combine_texts
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
-from atalaya.evaluate.matching import match_points
 from atalaya.fusion import grid
 from atalaya.fusion.beddown import BeddownParams, Beddowns, beddowns, crowded
 from atalaya.geo.kernels import WGS84
+from atalaya.geo.matching import match_points
 from atalaya.geo.sun import solar_elevation_deg
 from atalaya.model.objects import SiteKind, SiteStatus
 from atalaya.model.observation import ObjectKind, Sensor

@@ -11,7 +11,6 @@ import pytest
 
 from atalaya.core.errors import StoreError, ValidationError
 from atalaya.core.workspace import Workspace
-from atalaya.evaluate.matching import match_points
 from atalaya.evaluate.sites import TruthSites, score_sites
 from atalaya.fusion import grid
 from atalaya.fusion.sites import (
@@ -27,6 +26,7 @@ from atalaya.fusion.sites import (
     state_path,
     to_evidence,
 )
+from atalaya.geo.matching import match_points
 from atalaya.store.knowledge import KnowledgeStore, schema
 
 DAY0 = 20_514  # 2026-03-02

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from atalaya.core.errors import ValidationError
-from atalaya.evaluate.matching import (
+from atalaya.geo.kernels import geodesic_distance
+from atalaya.geo.matching import (
     candidate_pairs,
     days_to_first_detection,
     f_beta,
     match_pairs,
     match_points,
 )
-from atalaya.geo.kernels import geodesic_distance
 
 
 def _brute_pairs(xa: np.ndarray, ya: np.ndarray, xb: np.ndarray, yb: np.ndarray, r: float) -> set[tuple[int, int]]:
