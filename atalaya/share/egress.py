@@ -231,12 +231,6 @@ def protect_sources(value: Any) -> Any:
     return value
 
 
-def content_sha256(payload: Any) -> str:
-    """SHA-256 of the canonical JSON of a payload."""
-    data = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str).encode()
-    return hashlib.sha256(data).hexdigest()
-
-
 class Sink(Protocol):
     """Where released items go; returns the bytes that left (their hash goes into the log)."""
 

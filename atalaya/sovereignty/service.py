@@ -19,8 +19,6 @@ each call that appended signs a checkpoint (:mod:`atalaya.store.translog.journal
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -268,7 +266,8 @@ def sortie_views(store: KnowledgeStore) -> list[dict[str, Any]]:
             view = {k: v[k] for k in ("status", "reason", "worst", "n_violations", "hosts", "audience")}
             view["verdict"] = v["record"]
             view["checked_at"] = v["checked_at"]
-        out.append({**{k: val for k, val in r.items() if k != "attrs"}, **view, "marking": ACCOUNTABILITY_MARKING})
+        out.append({**{k: val for k, val in r.items() if k != "attrs"}, **view,
+                    "marking": r.get("marking") or ACCOUNTABILITY_MARKING})  # fmt: skip
     return out
 
 
@@ -355,15 +354,6 @@ def report(
     paths = sink.paths or {}
     data = json.loads(paths["json"].read_text(encoding="utf-8")) if "json" in paths else {}
     return ReportResult(partner=code, paths=paths, release=rel, data=data)
-
-
-def report_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
-    """CSV text of report rows."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
-    w.writeheader()
-    w.writerows(rows)
-    return buf.getvalue()
 
 
 def run(

@@ -182,6 +182,15 @@ def test_cli_refuses_unknown_parties_and_uncovered_plans(
     assert cli(capsys, "-q", "-w", w, "agreements", "load", str(agr))[0] == 0
     code, _ = cli(capsys, "-q", "-w", w, "export", "sites", "--for", "XYZ")
     assert code == 2
+    store = KnowledgeStore.open(workspace.db_url)
+    try:
+        with store.begin() as conn:
+            conn.execute(ks.sites.insert().values(id="site--own", kind="lab", lon=-107.0, lat=25.0,
+                                                  marking="TLP:AMBER;REL:USA;ORIG:USA"))  # fmt: skip
+    finally:
+        store.close()
+    code, out = cli(capsys, "-w", w, "export", "sites", "--for", "mex")
+    assert code == 1 and "0 released, 1 withheld" in out and "not releasable to MEX" in out
     plan = tmp_path / "plan.geojson"
     plan.write_text(json.dumps({"type": "Feature", "properties": {}, "geometry": {
         "type": "LineString", "coordinates": [[-111.0, 32.0], [-108.0, 28.0], [-111.0, 32.0]]}}))  # fmt: skip
