@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -127,3 +128,24 @@ def test_verdicts_stored_once_per_sortie_on_every_backend(store: KnowledgeStore)
     assert [r["sortie_id"] for r in load_verdicts(store, party="mex")] == ["S-1"]
     save_verdicts(store, [row("S-1", "compliant", ["MEX"])], replace_all=True)
     assert [r["sortie_id"] for r in load_verdicts(store)] == ["S-1"]
+
+
+def test_log_journal_appends_once_and_indexes_on_every_backend(db_url: str, tmp_path: Path) -> None:
+    """Domain records into the transparency log: indexed in the store, idempotent, superseded when changed."""
+    from atalaya.core.workspace import init_workspace
+    from atalaya.store.translog import journal
+
+    ws = init_workspace(tmp_path / "ws", party="USA", name="contract", db_url=db_url)
+    rec = {"kind": "overflight", "sortie": "S-1", "level": "country", "territory": "MEX", "seconds": 60.0}
+    store = KnowledgeStore.open(ws.db_url)
+    try:
+        first = journal.record(ws, store, [rec])
+        again = journal.record(ws, store, [rec])
+        changed = journal.record(ws, store, [{**rec, "seconds": 61.0}])
+        assert (first["appended"], again["appended"], changed["appended"]) == (1, 0, 1)
+        assert first["checkpoint_signed"] and not again["checkpoint_signed"]
+        with store.engine.connect() as conn:
+            rows = conn.execute(select(ks.log_entries.c.idx, ks.log_entries.c.ref_id).order_by("idx")).all()
+        assert [tuple(r) for r in rows] == [(0, "overflight:S-1|country|MEX"), (1, "overflight:S-1|country|MEX")]
+    finally:
+        store.close()
