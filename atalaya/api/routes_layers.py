@@ -802,6 +802,7 @@ def _job_update(state: AppState, job_id: str, **values: Any) -> None:
 
 
 def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
+    """An ingest job: under the lake's writer lock, like ``atalaya ingest`` (waits ``lock_wait``, else busy)."""
     from atalaya.core.markings import Marking
     from atalaya.ingest.pipeline import Ingestor, expand_paths
     from atalaya.ingest.records import load_records
@@ -811,7 +812,6 @@ def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
     try:
         marking = Marking.from_text(f"TLP:AMBER;ORIG:{state.workspace.party}")
         ing = Ingestor(workspace=state.workspace, store=store, marking=marking)
-        ing.prepare()
         files = expand_paths([path])
         total = max(1, sum(f.stat().st_size for f in files))
         done = 0
@@ -822,22 +822,24 @@ def _run_ingest(state: AppState, job_id: str, path: Path) -> dict[str, Any]:
             done += n
             _job_update(state, job_id, progress=min(0.99, done / total))
 
-        for f in files:
-            before = done
-            _job_update(state, job_id, message=f"reading {f.name}")
-            res = ing.ingest_file(f, progress=tick)
-            done = before + res.bytes
-            _job_update(state, job_id, progress=min(0.99, done / total))
-            totals["files"] += 1
-            totals["accepted"] += res.accepted
-            totals["quarantined"] += res.quarantined
-            totals["duplicates"] += res.duplicates
-            if res.status in ("skipped", "failed"):
-                totals[res.status] += 1
-        records = path / "records" if path.is_dir() else None
-        if records is not None and records.is_dir():
-            _job_update(state, job_id, message="importing records")
-            load_records(store, records, marking=marking)
+        _job_update(state, job_id, message="waiting for the lake's writer lock")
+        with ing.writing():
+            for f in files:
+                before = done
+                _job_update(state, job_id, message=f"reading {f.name}")
+                res = ing.ingest_file(f, progress=tick)
+                done = before + res.bytes
+                _job_update(state, job_id, progress=min(0.99, done / total))
+                totals["files"] += 1
+                totals["accepted"] += res.accepted
+                totals["quarantined"] += res.quarantined
+                totals["duplicates"] += res.duplicates
+                if res.status in ("skipped", "failed"):
+                    totals[res.status] += 1
+            records = path / "records" if path.is_dir() else None
+            if records is not None and records.is_dir():
+                _job_update(state, job_id, message="importing records")
+                load_records(store, records, marking=marking)
         return totals
     finally:
         store.close()

@@ -16,7 +16,6 @@ from atalaya.ingest.base import ReadOptions
 from atalaya.ingest.registry import FORMATS
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
-from atalaya.store.lake import Lake
 from atalaya.store.status import workspace_status
 
 
@@ -81,6 +80,14 @@ def _parse_kv(pairs: tuple[str, ...], what: str) -> dict[str, str]:
 @click.option("--marking", default=None, help='Marking for the data, e.g. "TLP:AMBER;REL:USA,MEX;ORIG:USA".')
 @click.option("--map", "maps", multiple=True, metavar="SRC=DST", help="Tabular formats: map a column (repeatable).")
 @click.option("--set", "sets", multiple=True, metavar="COL=VALUE", help="Constant for a missing column (repeatable).")
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="If another process is writing the lake, wait up to SECONDS for it (default: $ATALAYA_LOCK_WAIT, "
+    "else lock_wait in atalaya.toml, else 0: report it busy at once).",
+)
 @json_option
 @click.pass_context
 def ingest_cmd(
@@ -91,12 +98,15 @@ def ingest_cmd(
     marking: str | None,
     maps: tuple[str, ...],
     sets: tuple[str, ...],
+    wait: float | None,
     as_json: bool,
 ) -> None:
     """Load files (and directories of files) into the observation lake.
 
     Formats are detected from content; bad records go to the quarantine with
-    their reason and location; files already ingested are skipped.
+    their reason and location; files already ingested are skipped. One writer
+    at a time: a second ingest reports the lake busy (who holds it, since when)
+    or waits for it with --wait.
     """
     from atalaya.ingest.pipeline import ingest_paths
 
@@ -111,6 +121,7 @@ def ingest_cmd(
         marking=mk,
         options=options,
         progress=show_progress(ctx) and not as_json,
+        wait=wait,
     )
     data = summary.to_dict()
     emit(as_json, data, _render_ingest)
@@ -140,14 +151,13 @@ def _render_ingest(d: dict[str, Any]) -> str:
 @json_option
 @click.pass_context
 def status_cmd(ctx: click.Context, as_json: bool) -> None:
-    """What the workspace holds: observations per source, day and kind; knowledge-store counts."""
+    """What the workspace holds: observations per source, day and kind; knowledge-store counts.
+
+    A reader: it takes no lock and changes nothing (the next ingest does any recovery).
+    """
     ws = workspace_from(ctx)
     store = KnowledgeStore.open(ws.db_url)
     try:
-        from atalaya.ingest.pipeline import reconcile
-
-        Lake(ws.lake_dir).recover(ws.quarantine_dir)
-        reconcile(ws, store)
         data = workspace_status(ws, store)
     finally:
         store.close()

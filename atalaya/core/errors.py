@@ -9,7 +9,8 @@ can, says what to do about it (``hint``).
     ├── ConfigError            workspace/config missing or invalid
     ├── WorkspaceError         workspace layout or key problems
     ├── StoreError             knowledge store / lake failures
-    │   └── MigrationError     schema migrations could not be applied
+    │   ├── MigrationError     schema migrations could not be applied
+    │   └── BusyError          another process (or thread) is writing the lake: its PID and since when
     ├── IngestError            a whole input could not be read (a bad *record* is quarantined instead)
     │   └── FormatDetectionError
     ├── ValidationError        a document (agreement, marking, plan) fails its schema
@@ -48,6 +49,10 @@ class StoreError(AtalayaError):
 
 class MigrationError(StoreError):
     """Schema migrations could not be applied."""
+
+
+class BusyError(StoreError):
+    """The workspace's lake is being written by another process or thread (one writer at a time)."""
 
 
 class IngestError(AtalayaError):

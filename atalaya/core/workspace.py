@@ -11,6 +11,9 @@ Layout::
       translog/             transparency log
       knowledge.sqlite      knowledge store (default; PostgreSQL by URL instead)
       exports/              files written by exports and reports
+
+Everything :func:`init_workspace` creates is private to the node's user: files 0600, directories 0700 (the
+lake and the ingest pipeline keep to the same modes for what they write).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from atalaya.core.errors import ConfigError, WorkspaceError
 CONFIG_NAME = "atalaya.toml"
 ENV_WORKSPACE = "ATALAYA_WORKSPACE"
 ENV_DB = "ATALAYA_DB"
+ENV_LOCK_WAIT = "ATALAYA_LOCK_WAIT"
 _PARTY_RE = re.compile(r"^[A-Z][A-Z0-9_-]{1,15}$")
 
 
@@ -56,6 +60,8 @@ class WorkspaceConfig:
     """Knowledge store URL; empty means the SQLite file in the workspace."""
     log_origin: str = ""
     """Transparency log origin line (C2SP checkpoint); defaults to ``atalaya.<party>/log``."""
+    lock_wait: float = 0.0
+    """Seconds a writer waits for the lake's writer lock before it reports the lake busy (``[store] lock_wait``)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Other sections, kept as read."""
 
@@ -98,6 +104,14 @@ class Workspace:
     @property
     def log_origin(self) -> str:
         return self.config.log_origin or f"atalaya.{self.party.lower()}/log"
+
+    @property
+    def lock_wait(self) -> float:
+        """Seconds a writer waits for the lake's writer lock: ``ATALAYA_LOCK_WAIT`` > ``[store] lock_wait`` > 0."""
+        env = os.environ.get(ENV_LOCK_WAIT)
+        if env:
+            return _seconds(env, ENV_LOCK_WAIT)
+        return self.config.lock_wait
 
     @property
     def db_url(self) -> str:
@@ -152,6 +166,16 @@ class Workspace:
         )
 
 
+def _seconds(value: object, what: str) -> float:
+    try:
+        secs = float(str(value))
+    except ValueError:
+        secs = -1.0
+    if not secs >= 0 or secs == float("inf"):
+        raise ConfigError(f"{what} = {value!r} is not a number of seconds", hint=f"set {what} to e.g. 30 (or 0)")
+    return secs
+
+
 def load_config(path: Path) -> WorkspaceConfig:
     """Parse ``atalaya.toml``."""
     try:
@@ -168,6 +192,7 @@ def load_config(path: Path) -> WorkspaceConfig:
     return WorkspaceConfig(
         party=PartyIdentity(code=code, name=str(party.get("name", code)), role=str(party.get("role", "collecting"))),
         db_url=str(store.get("db_url", "")),
+        lock_wait=_seconds(store.get("lock_wait", 0), f"{path}: [store] lock_wait"),
         log_origin=str(log.get("origin", "")),
         extra=extra,
     )
@@ -190,10 +215,12 @@ def init_workspace(
         raise ConfigError(f"invalid party code {party!r}", hint="use 2–16 letters/digits, e.g. USA or MEX")
     if (root / CONFIG_NAME).exists():
         raise WorkspaceError(f"{root} is already a workspace", hint="use it as it is, or choose another directory")
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.exists():
+        root.mkdir(parents=True)
+        os.chmod(root, 0o700)  # a directory the user named and already had keeps its mode
     for sub in ("keys", "lake", "quarantine", "translog", "exports"):
         (root / sub).mkdir(exist_ok=True)
-    os.chmod(root / "keys", 0o700)
+        os.chmod(root / sub, 0o700)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     key_path = root / "keys" / "signing.key"
@@ -201,8 +228,9 @@ def init_workspace(
     with os.fdopen(fd, "wb") as fh:
         fh.write(pem)
     os.chmod(key_path, 0o600)
-    (root / "keys" / "signing.pub").write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _write_private(
+        root / "keys" / "signing.pub",
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
     )
     lines = [
         "# Atalaya workspace configuration",
@@ -215,10 +243,25 @@ def init_workspace(
         "# Knowledge store URL; empty = knowledge.sqlite in this directory.",
         "# PostgreSQL: postgresql://user@host:5432/dbname",
         f"db_url = {_toml_str(db_url)}",
+        "# Seconds a writer (ingest) waits for another to finish before it reports the lake busy.",
+        "lock_wait = 0",
         "",
         "[log]",
         f"origin = {_toml_str(f'atalaya.{code.lower()}/log')}",
         "",
     ]
-    (root / CONFIG_NAME).write_text("\n".join(lines), encoding="utf-8")
-    return Workspace.open(root)
+    _write_private(root / CONFIG_NAME, "\n".join(lines).encode())
+    ws = Workspace.open(root)
+    default_db = root / "knowledge.sqlite"
+    if ws.db_url == f"sqlite:///{default_db}" and not default_db.exists():
+        # an empty file is an empty SQLite database; SQLite gives its -wal and -shm files the same mode
+        _write_private(default_db, b"")
+    return ws
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a new file readable by its owner only (0600)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)

@@ -14,8 +14,16 @@ For each input file (an *ingest unit*):
    the knowledge store. :func:`reconcile` repairs the knowledge store if a
    crash fell between the two.
 
+One writer at a time: an ingest holds the lake's writer lock
+(:meth:`Lake.write_lock`) from its recovery to its last file, so the check
+"already ingested", the commit and the knowledge-store row of each unit happen
+with no other writer in between, and each file is committed exactly once. A
+second ingest (another process, an API job) gets a
+:class:`~atalaya.core.errors.BusyError` naming the holder, or waits
+(``wait``, ``ATALAYA_LOCK_WAIT``).
+
 A crash or Ctrl-C before the marker leaves no trace once :meth:`Lake.recover`
-runs (every ingest starts with it).
+runs (every ingest starts with it, under the lock).
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from atalaya.core.errors import AtalayaError, IngestError
 from atalaya.core.ids import float_bits, hash_columns, hash_string_codes, hash_strings, ids_to_arrow, new_run_id
@@ -59,7 +67,7 @@ from atalaya.ingest.validate import (
 from atalaya.model.observation import SCHEMA
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
-from atalaya.store.lake import Lake, LakeWriter
+from atalaya.store.lake import Lake, LakeWriter, open_private
 
 IGNORED_NAMES = frozenset({"README.md", "README", "MANIFEST.csv", "SOURCES.md"})
 
@@ -296,15 +304,31 @@ class Ingestor:
     """This run."""
     readers: Mapping[str, Reader] = field(default_factory=dict)
     """Extra or replacement readers by format name (plugins, test doubles); the registry serves the rest."""
+    lock_wait: float | None = None
+    """Seconds to wait for the lake's writer lock (None: the workspace's ``lock_wait``)."""
 
     @property
     def lake(self) -> Lake:
         return Lake(self.workspace.lake_dir)
 
+    def _wait(self) -> float:
+        return self.workspace.lock_wait if self.lock_wait is None else self.lock_wait
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the lake's writer lock (waiting :attr:`lock_wait`, else :class:`BusyError`) and :meth:`prepare`.
+
+        Files ingested inside share the one lock; :meth:`ingest_file` outside it takes the lock per file.
+        """
+        with self.lake.write_lock(wait=self._wait(), purpose=_purpose(self.run_id)):
+            self.prepare()
+            yield
+
     def prepare(self) -> None:
-        """Recover from interrupted runs and bring the knowledge store in line with the lake."""
-        self.lake.recover(self.workspace.quarantine_dir)
-        reconcile(self.workspace, self.store)
+        """Recover from interrupted runs and bring the knowledge store in line with the lake (under the lock)."""
+        with self.lake.write_lock(wait=self._wait(), purpose=_purpose(self.run_id)):
+            self.lake.recover(self.workspace.quarantine_dir)
+            reconcile(self.workspace, self.store)
 
     def already_ingested(self, sha256: str, fmt: str, source: str) -> str | None:
         with self.store.engine.connect() as conn:
@@ -334,8 +358,14 @@ class Ingestor:
     def ingest_file(
         self, path: Path, *, fmt: str | None = None, source: str | None = None, progress: ProgressFn | None = None
     ) -> UnitResult:
-        """Ingest one file as a unit. Raises only for interruption; failures are reported in the result."""
-        with _malloc_for_arrow():
+        """Ingest one file as a unit, under the lake's writer lock (taken here unless :meth:`writing` holds it).
+
+        Raises only for interruption and :class:`BusyError`; failures are reported in the result.
+        """
+        if self.lake.holds_write_lock():
+            with _malloc_for_arrow():
+                return self._ingest_file(path, fmt=fmt, source=source, progress=progress)
+        with self.writing(), _malloc_for_arrow():
             return self._ingest_file(path, fmt=fmt, source=source, progress=progress)
 
     def _ingest_file(
@@ -385,9 +415,8 @@ class Ingestor:
         progress: ProgressFn | None,
     ) -> None:
         unit_id = new_run_id()
-        writer = self.lake.writer(unit_id)
+        writer = self.lake.writer(unit_id, lock_wait=self._wait())
         qpath = writer.staging / "quarantine.jsonl"
-        qpath.parent.mkdir(parents=True, exist_ok=True)
         keys: dict[tuple[str, str], list[np.ndarray]] = {}
         reasons: Counter[str] = Counter()
         started = datetime.now(UTC)
@@ -395,7 +424,7 @@ class Ingestor:
         marking_text = self.marking.to_text()
         src_hash = hash_strings([res.source])[0]
         try:
-            with open(qpath, "w", encoding="utf-8") as qf:
+            with open_private(qpath) as qf:
                 for batch in batches:
                     res.records += batch.records_read
                     rejects = list(batch.rejects)
@@ -576,20 +605,49 @@ def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: 
             conn.execute(ks.quarantine.insert(), rows[i : i + 5000])
 
 
+def _forget_unit(store: KnowledgeStore, unit_id: str) -> None:
+    """Delete a unit's knowledge-store row and its quarantine rows (one transaction)."""
+    with store.begin() as conn:
+        conn.execute(delete(ks.quarantine).where(ks.quarantine.c.unit_id == unit_id))
+        conn.execute(delete(ks.ingest_units).where(ks.ingest_units.c.id == unit_id))
+
+
 def reconcile(workspace: Workspace, store: KnowledgeStore) -> int:
-    """Record lake units missing from the knowledge store (after a crash between commit and record)."""
+    """Bring the knowledge store in line with the lake's commit markers, under the lake's writer lock.
+
+    A unit committed in the lake but not recorded (a crash between the two) is recorded. A file committed
+    more than once (two ingests at once, before the lock existed) keeps its first commit; each later copy is
+    taken out of the knowledge store, then out of the lake: it holds no row that the first commit and the rest
+    of the lake lack (its rows were either de-duplicated against the first or the same rows again). Returns
+    the units recorded or retired.
+    """
     lake = Lake(workspace.lake_dir)
-    markers = lake.committed_units()
-    if not markers:
-        return 0
-    with store.engine.connect() as conn:
-        known = {r[0] for r in conn.execute(select(ks.ingest_units.c.id))}
-    fixed = 0
-    for unit_id, marker in markers.items():
-        if unit_id not in known:
-            record_unit(store, marker, workspace.quarantine_dir / f"{unit_id}.jsonl")
-            fixed += 1
+    with lake.write_lock(wait=workspace.lock_wait, purpose="knowledge-store reconcile"):
+        markers = lake.committed_units()
+        if not markers:
+            return 0
+        with store.engine.connect() as conn:
+            known = {r[0] for r in conn.execute(select(ks.ingest_units.c.id))}
+        by_file: dict[tuple[str, str, str], list[str]] = {}
+        for unit_id, marker in markers.items():
+            key = (str(marker.get("sha256", "")), str(marker.get("format", "")), str(marker.get("source", "")))
+            by_file.setdefault(key if key[0] else ("", "", unit_id), []).append(unit_id)
+        fixed = 0
+        for units in by_file.values():
+            units.sort(key=lambda u: (str(markers[u].get("committed_at", "")), u))
+            for later in units[1:]:
+                _forget_unit(store, later)  # the row first: a crash here leaves the marker to retire next time
+                lake.retire_unit(later, workspace.quarantine_dir)
+                fixed += 1
+            first = units[0]
+            if first not in known:
+                record_unit(store, markers[first], workspace.quarantine_dir / f"{first}.jsonl")
+                fixed += 1
     return fixed
+
+
+def _purpose(run_id: str) -> str:
+    return f"{' '.join(['atalaya', *sys.argv[1:]])[:150]}, ingest run {run_id}"
 
 
 def ingest_paths(
@@ -602,8 +660,13 @@ def ingest_paths(
     options: ReadOptions | None = None,
     progress: bool = False,
     store: KnowledgeStore | None = None,
+    wait: float | None = None,
 ) -> IngestSummary:
-    """Ingest files and directories into the workspace; the library entry point of ``atalaya ingest``."""
+    """Ingest files and directories into the workspace; the library entry point of ``atalaya ingest``.
+
+    Holds the lake's writer lock for the whole run; ``wait``: seconds to wait for another writer to finish
+    (None: the workspace's ``lock_wait``), after which :class:`~atalaya.core.errors.BusyError` says who holds it.
+    """
     own_store = store is None
     ks_store = store or KnowledgeStore.open(workspace.db_url)
     try:
@@ -612,8 +675,8 @@ def ingest_paths(
             store=ks_store,
             marking=marking or Marking.from_text(f"TLP:AMBER;ORIG:{workspace.party}"),
             options=options or ReadOptions(),
+            lock_wait=wait,
         )
-        ing.prepare()
         files = expand_paths(paths)
         summary = IngestSummary(run_id=ing.run_id)
         total = sum(f.stat().st_size for f in files)
@@ -623,14 +686,16 @@ def ingest_paths(
 
             bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
         try:
-            for f in files:
-                before = bar.n if bar is not None else 0
-                if bar is not None:
-                    bar.set_postfix_str(f.name[-40:])
-                res = ing.ingest_file(f, fmt=fmt, source=source, progress=bar.update if bar is not None else None)
-                if bar is not None:
-                    bar.update(max(0, before + res.bytes - bar.n))
-                summary.units.append(res)
+            with ing.writing():
+                for f in files:
+                    before = bar.n if bar is not None else 0
+                    if bar is not None:
+                        bar.set_postfix_str(f.name[-40:])
+                    tick = bar.update if bar is not None else None
+                    res = ing.ingest_file(f, fmt=fmt, source=source, progress=tick)
+                    if bar is not None:
+                        bar.update(max(0, before + res.bytes - bar.n))
+                    summary.units.append(res)
         finally:
             if bar is not None:
                 bar.close()

@@ -5,27 +5,45 @@ Layout under ``WORKSPACE/lake``::
     observations/day=2026-03-02/source=ais/part-<unit>-<k>.parquet
     _commits/<unit>.json        commit marker: the unit's files and summary
     _staging/<unit>/...         files being written (never read)
+    _staging/<unit>.owner       the writing process: PID and its start time
+    _writer.lock                the one-writer lock (flock), with its holder's PID and since when
 
 An *ingest unit* (one input file) writes to staging, then commits: files are
 renamed into their partitions and the commit marker is written last (atomic
 rename, fsync). Readers only see files whose unit has a marker, and
 :meth:`Lake.recover` removes what a crash left behind, so a crash or Ctrl-C at
 any point leaves the lake as it was before the unit or with the whole unit.
+
+One writer at a time: publishing a unit (files, then marker) and recovery run
+under :meth:`Lake.write_lock`, an OS lock on ``_writer.lock`` that other
+processes and other threads of this one respect (a second writer gets a
+:class:`~atalaya.core.errors.BusyError` naming the holder, or waits). Recovery
+removes only what a dead writer left: staging whose owner process is gone, and
+published files without a marker (publishing happens under the lock it holds).
+Readers take no lock and never delete anything.
+
+Files are created 0600 and directories 0700.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import fcntl
 import itertools
 import json
 import os
 import queue
 import re
 import shutil
+import socket
+import sys
 import threading
+import time
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +52,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from atalaya.core.errors import StoreError
+from atalaya.core.errors import BusyError, StoreError
 from atalaya.model.observation import SCHEMA
 
 _PART_RE = re.compile(r"^part-(?P<unit>[0-9a-f]{32})-(?P<k>\d+)\.parquet$")
+_UNIT_RE = re.compile(r"^[0-9a-f]{32}$")
+LOCK_NAME = "_writer.lock"
+FILE_MODE = 0o600
+DIR_MODE = 0o700
 ROW_GROUP_ROWS = 262_144
 WRITE_OPTIONS: dict[str, Any] = {
     # snappy + dictionaries only for string-like columns: about twice as fast to write as zstd with
@@ -114,15 +136,179 @@ def _split_by_day(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> l
     return [(int(d), table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, d in enumerate(days)]
 
 
+def make_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parents, each 0700 (``Path.mkdir`` gives parents the default mode)."""
+    if path.is_dir():
+        return
+    make_dirs(path.parent)
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=DIR_MODE)
+
+
+def open_private(path: Path, mode: str = "w") -> Any:
+    """Open ``path`` for writing (``w`` text, ``wb`` bytes), created 0600 (truncated if it exists)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    return os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8")
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
+    """Write JSON to ``path`` atomically (temp file 0600, fsync, rename, fsync dir)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
+    with open_private(tmp) as fh:
         json.dump(data, fh, sort_keys=True, indent=1, default=str)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     _fsync_dir(path.parent)
+
+
+# -- the one-writer lock ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Held:
+    fd: int
+    thread: int
+    depth: int
+
+
+_HELD: dict[str, _Held] = {}
+"""Lock files this process holds, by path: the holding thread re-enters, other threads contend like processes."""
+_HELD_GUARD = threading.Lock()
+
+
+def _holder_text(info: dict[str, Any]) -> str:
+    if not info.get("pid"):
+        return "busy: the lake is being written by another process (it has not said which yet)"
+    what = f" ({info['command']})" if info.get("command") else ""
+    host = f" on {info['host']}" if info.get("host") and info["host"] != socket.gethostname() else ""
+    return f"busy: the lake is being written by PID {info['pid']}{host}{what} since {info.get('since', '?')}"
+
+
+class WriterLock:
+    """The lake's one-writer lock: ``flock`` on ``LAKE/_writer.lock``, held by an open file of this process.
+
+    The holder writes its PID, host, command and start time into the file; a second writer (another process,
+    or another thread of this one) waits up to ``wait`` seconds, then gets a :class:`BusyError` that names the
+    holder. The thread that holds the lock may take it again (re-entrant). The kernel releases it when the
+    holder exits, however it ends, so a crash never leaves the lake locked.
+    """
+
+    def __init__(self, path: Path, *, wait: float = 0.0, purpose: str = "") -> None:
+        self.path = path
+        self.wait = max(0.0, wait)
+        self.purpose = purpose
+
+    def __enter__(self) -> WriterLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def held(self) -> bool:
+        """Whether the calling thread holds this lock."""
+        with _HELD_GUARD:
+            h = _HELD.get(str(self.path))
+        return h is not None and h.thread == threading.get_ident()
+
+    def holder(self) -> dict[str, Any]:
+        """What the holder wrote in the lock file (empty when free or not yet written)."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8") or "{}")
+        except (OSError, ValueError):
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def acquire(self) -> None:
+        key = str(self.path)
+        me = threading.get_ident()
+        with _HELD_GUARD:
+            h = _HELD.get(key)
+            if h is not None and h.thread == me:
+                h.depth += 1
+                return
+        make_dirs(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        try:
+            deadline = time.monotonic() + self.wait
+            delay = 0.01
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        waited = f" (waited {self.wait:g} s)" if self.wait else ""
+                        raise BusyError(
+                            _holder_text(self.holder()) + waited,
+                            hint="let it finish and run this again, or wait for it: `atalaya ingest --wait SECONDS`, "
+                            "ATALAYA_LOCK_WAIT=SECONDS or lock_wait under [store] in atalaya.toml",
+                        ) from None
+                    time.sleep(min(delay, left))
+                    delay = min(delay * 2, 0.2)
+            info = {
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "since": datetime.now(UTC).isoformat(timespec="seconds"),
+                "command": (self.purpose or " ".join(["atalaya", *sys.argv[1:]]))[:200],
+            }
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(info).encode(), 0)
+        except BaseException:
+            os.close(fd)  # closing our descriptor never releases another holder's lock (flock is per open file)
+            raise
+        with _HELD_GUARD:
+            _HELD[key] = _Held(fd=fd, thread=me, depth=1)
+
+    def release(self) -> None:
+        key = str(self.path)
+        with _HELD_GUARD:
+            h = _HELD.get(key)
+            if h is None or h.thread != threading.get_ident():
+                raise StoreError(f"{self.path} is not held by this thread")
+            h.depth -= 1
+            if h.depth:
+                return
+            del _HELD[key]
+        try:
+            os.ftruncate(h.fd, 0)  # a free lock names no holder
+        finally:
+            os.close(h.fd)  # releases the flock
+
+
+def _proc_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot, Linux ``/proc``), or None where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+_ACTIVE_WRITERS: weakref.WeakValueDictionary[str, LakeWriter] = weakref.WeakValueDictionary()
+"""This process's unfinished writers by unit id (their staging is alive)."""
+
+
+def _owner_alive(owner: dict[str, Any], unit_id: str) -> bool:
+    """Whether the process that owns a unit's staging (as its ``.owner`` file says) may still be writing it."""
+    pid = owner.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    if owner.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's process: cannot tell, leave it
+    if pid == os.getpid():
+        return unit_id in _ACTIVE_WRITERS and _proc_start(pid) == owner.get("start")
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, someone else's
+    start = _proc_start(pid)
+    return start is None or owner.get("start") is None or start == owner.get("start")  # else: PID reused
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,6 +319,8 @@ class RecoveryReport:
     """Staging directories of units that never committed."""
     orphan_files_removed: int = 0
     """Partition files of units without a commit marker."""
+    staging_kept: int = 0
+    """Staging directories left alone: their writer is alive."""
 
 
 _Key = tuple[str, str]
@@ -177,6 +365,8 @@ class LakeWriter:
     _error: BaseException | None = None
     _synced: set[_Key] = field(default_factory=set)
     """Partitions whose staged file is flushed to disk as it stands."""
+    lock_wait: float = 0.0
+    """Seconds :meth:`commit` waits for the lake's writer lock when the caller does not hold it already."""
 
     QUEUE_DEPTH = 2
     SHARDS = 2
@@ -186,6 +376,23 @@ class LakeWriter:
     @property
     def staging(self) -> Path:
         return self.lake.staging_dir / self.unit_id
+
+    @property
+    def owner_file(self) -> Path:
+        return self.lake.staging_dir / f"{self.unit_id}.owner"
+
+    def _start(self) -> None:
+        """Claim the unit's staging: the owner file (this process), then the directory."""
+        _ACTIVE_WRITERS[self.unit_id] = self
+        make_dirs(self.lake.staging_dir)
+        owner = {"pid": os.getpid(), "start": _proc_start(os.getpid()), "host": socket.gethostname()}
+        write_json_atomic(self.owner_file, owner)
+        make_dirs(self.staging)
+
+    def _release_staging(self) -> None:
+        shutil.rmtree(self.staging, ignore_errors=True)
+        self.owner_file.unlink(missing_ok=True)
+        _ACTIVE_WRITERS.pop(self.unit_id, None)
 
     @property
     def rows(self) -> int:
@@ -258,7 +465,7 @@ class LakeWriter:
             day, source = key
             rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-0.parquet"
             p = self._staged(key)
-            p.parent.mkdir(parents=True, exist_ok=True)
+            open_private(p, "wb").close()  # 0600 first: Arrow's writer truncates it, the mode stays
             w = pq.ParquetWriter(p, SCHEMA, **WRITE_OPTIONS)
             self._writers[key] = w
             self._paths[key] = rel
@@ -322,22 +529,34 @@ class LakeWriter:
         """Close files, move them into the lake, then write the commit marker (the commit point).
 
         ``extra_files`` are ``(staged path, final path)`` pairs moved before the marker (e.g. the quarantine file).
+        Moving and marking run under the lake's writer lock (re-entered when the caller holds it, else awaited
+        ``lock_wait`` seconds): recovery, which runs under it too, never sees a unit half published.
         """
         self.close_files()
+        with self.lake.write_lock(wait=self.lock_wait, purpose=f"commit of unit {self.unit_id}"):
+            files = self._publish(extra_files)
+            self._mark(marker, files)
+        self._release_staging()
+        self._done = True
+        return files
+
+    def _publish(self, extra_files: Iterable[tuple[Path, Path]] = ()) -> list[str]:
+        """Move the closed files into their partitions (and ``extra_files`` to theirs), durably; the lake paths."""
         files: list[str] = []
         moved: list[Path] = []
         unsynced: list[Path] = []
         for key, rel in self._paths.items():
             src = self._staged(key)
             dst = self.lake.obs_dir / rel
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dst.parent)
             os.replace(src, dst)
             moved.append(dst)
             if key not in self._synced:
                 unsynced.append(dst)
             files.append(str(Path("observations") / rel))
         for src, dst in extra_files:
-            dst.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dst.parent)
+            os.chmod(src, FILE_MODE)
             os.replace(src, dst)
             moved.append(dst)
             unsynced.append(dst)
@@ -345,12 +564,13 @@ class LakeWriter:
         # need only be durable before the marker: what is left is flushed at once, in parallel (fsync releases
         # the GIL).
         _fsync_all([*unsynced, *sorted({p.parent for p in moved})])
-        marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
-        self.lake.commits_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
-        shutil.rmtree(self.staging, ignore_errors=True)
-        self._done = True
         return files
+
+    def _mark(self, marker: dict[str, Any], files: list[str]) -> None:
+        """Write the commit marker: from here on the unit is in the lake."""
+        marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
+        make_dirs(self.lake.commits_dir)
+        write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
 
     def abort(self) -> None:
         """Discard everything written by this unit."""
@@ -360,7 +580,7 @@ class LakeWriter:
         for w in self._writers.values():
             with contextlib.suppress(Exception):  # best effort while discarding
                 w.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
+        self._release_staging()
         self._done = True
 
 
@@ -373,12 +593,31 @@ class Lake:
         self.staging_dir = self.root / "_staging"
         self.commits_dir = self.root / "_commits"
 
+    @property
+    def lock_path(self) -> Path:
+        return self.root / LOCK_NAME
+
+    # -- the writer lock --------------------------------------------------------------------------
+    def write_lock(self, *, wait: float = 0.0, purpose: str = "") -> WriterLock:
+        """The lake's one-writer lock (a context manager; re-entrant in the thread that holds it).
+
+        ``wait``: seconds to wait for another holder before :class:`BusyError`; ``purpose``: what the holder
+        says it is doing (default: the command line).
+        """
+        return WriterLock(self.lock_path, wait=wait, purpose=purpose)
+
+    def holds_write_lock(self) -> bool:
+        """Whether the calling thread holds the lake's writer lock."""
+        return WriterLock(self.lock_path).held()
+
     # -- commit protocol -------------------------------------------------------------------------
-    def writer(self, unit_id: str) -> LakeWriter:
-        """A writer for a new unit."""
-        if not re.fullmatch(r"[0-9a-f]{32}", unit_id):
+    def writer(self, unit_id: str, *, lock_wait: float = 0.0) -> LakeWriter:
+        """A writer for a new unit (its staging is claimed for this process at once)."""
+        if not _UNIT_RE.fullmatch(unit_id):
             raise StoreError(f"bad unit id {unit_id!r}")
-        return LakeWriter(lake=self, unit_id=unit_id)
+        w = LakeWriter(lake=self, unit_id=unit_id, lock_wait=lock_wait)
+        w._start()
+        return w
 
     def committed_units(self) -> dict[str, dict[str, Any]]:
         """Commit markers by unit id."""
@@ -394,13 +633,35 @@ class Lake:
                 ) from e
         return out
 
-    def recover(self, quarantine_dir: Path | None = None) -> RecoveryReport:
-        """Remove what interrupted units left behind (staging, unpublished files)."""
-        staging = 0
+    def recover(self, quarantine_dir: Path | None = None, *, wait: float = 0.0) -> RecoveryReport:
+        """Remove what dead writers left behind: their staging, published files without a marker, temp markers.
+
+        Runs under the writer lock (waiting ``wait`` seconds for it, else :class:`BusyError`), so no unit is
+        being published meanwhile; staging whose owner process is still alive is left alone.
+        """
+        with self.write_lock(wait=wait, purpose="lake recovery"):
+            return self._recover(quarantine_dir)
+
+    def _recover(self, quarantine_dir: Path | None) -> RecoveryReport:
+        staging = kept = 0
         if self.staging_dir.exists():
-            for d in self.staging_dir.iterdir():
-                shutil.rmtree(d, ignore_errors=True)
-                staging += 1
+            owners: dict[str, dict[str, Any]] = {}
+            for p in self.staging_dir.glob("*.owner"):
+                try:
+                    info = json.loads(p.read_text(encoding="utf-8"))
+                except (OSError, ValueError):
+                    info = {}
+                owners[p.stem] = info if isinstance(info, dict) else {}
+            names = {p.name.removesuffix(".owner") for p in self.staging_dir.iterdir() if not p.name.startswith(".")}
+            for unit in sorted(names):
+                if _owner_alive(owners.get(unit, {}), unit):
+                    kept += 1
+                    continue
+                d = self.staging_dir / unit
+                if d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                    staging += 1
+                (self.staging_dir / f"{unit}.owner").unlink(missing_ok=True)
         committed = set(self.committed_units())
         orphans = 0
         if self.obs_dir.exists():
@@ -415,7 +676,28 @@ class Lake:
                     p.unlink(missing_ok=True)
         for tmp in self.commits_dir.glob("*.tmp") if self.commits_dir.exists() else ():
             tmp.unlink(missing_ok=True)
-        return RecoveryReport(staging_removed=staging, orphan_files_removed=orphans)
+        return RecoveryReport(staging_removed=staging, orphan_files_removed=orphans, staging_kept=kept)
+
+    def retire_unit(self, unit_id: str, quarantine_dir: Path | None = None) -> int:
+        """Take a committed unit out of the lake (its marker first, then its files); the files removed.
+
+        For a unit committed twice by an older Atalaya (two writers at once): the later copy holds no row the
+        earlier one lacks. Needs the writer lock.
+        """
+        if not self.holds_write_lock():
+            raise StoreError("retiring a unit needs the lake's writer lock", hint="take Lake.write_lock() first")
+        marker_path = self.commits_dir / f"{unit_id}.json"
+        if not _UNIT_RE.fullmatch(unit_id) or not marker_path.exists():
+            return 0
+        marker_path.unlink()
+        _fsync_dir(self.commits_dir)
+        removed = 0
+        for p in self.obs_dir.glob(f"day=*/source=*/part-{unit_id}-*.parquet"):
+            p.unlink(missing_ok=True)
+            removed += 1
+        if quarantine_dir is not None:
+            (quarantine_dir / f"{unit_id}.jsonl").unlink(missing_ok=True)
+        return removed
 
     # -- reading -----------------------------------------------------------------------------------
     def files(self, *, days: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Path]:
