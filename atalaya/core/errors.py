@@ -73,3 +73,9 @@ class PolicyError(AtalayaError):
 
 class LogIntegrityError(AtalayaError):
     """The transparency log, a checkpoint or a proof failed verification."""
+
+
+class UnreadableInputError(IngestError):
+    """An input cannot be read on: truncated or corrupt compressed data or container, or over a reader limit
+    (:class:`atalaya.ingest.base.ReaderLimits`) that fails the whole file. Raised by a reader while it streams;
+    the batches it yielded before belong to a file that failed, and the next file reads as usual."""

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.jsonstream import READ_BYTES, Utf8Window, decode_at
 
 __all__ = [
     "FT_TO_M",
@@ -650,7 +652,7 @@ class SbsReader:
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Stream the file; one batch per block of lines (position rows only)."""
         state = _SbsState.empty()
-        with open_source(path) as fh:
+        with open_source(path, options.limits) as fh:
             for block in _iter_blocks(fh, min(_chunk_bytes(options), SBS_BLOCK_BYTES)):
                 batch, state = self._parse_block(block, state)
                 _apply_defaults(batch.columns, options, len(batch))
@@ -973,7 +975,7 @@ class OpenSkyCsvReader:
 
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Stream the file in blocks of whole lines; rows without a position are skipped."""
-        with open_source(path) as fh:
+        with open_source(path, options.limits) as fh:
             header = fh.readline(MAX_LINE_BYTES + 1)
             names = [c.strip().strip('"').lower() for c in header.decode("utf-8", errors="replace").split(",")]
             missing = [c for c in _OS_REQUIRED if c not in names]
@@ -1126,42 +1128,109 @@ class OpenSkyJsonReader:
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Parse each response; yield batches of about ``options.batch_rows`` position rows.
 
-        JSON Lines files stream line by line; a single (possibly pretty-printed) document is read whole.
+        JSON Lines files stream line by line (a line over ``limits.max_line_bytes`` is one reject); a single
+        (possibly pretty-printed) document streams its ``states`` list one state vector at a time.
         """
-        acc = _JsonAcc()
-        with open_source(path) as fh:
-            try:
-                first = fh.readline()
-                while first and not first.strip():
-                    first = fh.readline()
+        acc = _JsonAcc(options.limits.max_depth)
+        max_line = options.limits.max_line_bytes
+        with open_source(path, options.limits) as fh:
+            first = fh.readline(max_line + 1)
+            while first and not first.strip():
+                first = fh.readline(max_line + 1)
+            doc = None
+            if first and (len(first) <= max_line or first.endswith(b"\n")):
                 try:
-                    doc = json.loads(first) if first else None
-                    lines_mode = isinstance(doc, dict)
-                except (json.JSONDecodeError, UnicodeDecodeError):
-                    lines_mode = False
-                if lines_mode:
-                    acc.add_document(doc, 1)
-                    acc.nbytes += len(first)
-                    for doc_no, line in enumerate(fh, start=2):
-                        acc.nbytes += len(line)
-                        if line.strip():
-                            acc.add_text(line, doc_no)
-                        if len(acc.time) >= options.batch_rows:
-                            yield acc.flush(options)
-                else:
-                    text = first + fh.read()
-                    acc.nbytes += len(text)
-                    if text.strip():
-                        acc.add_text(text, 1)
-            except (OSError, EOFError) as e:
-                raise IngestError(f"cannot read {path}: {e}", hint="the file may be truncated or corrupt") from e
+                    doc = json.loads(first)
+                except (ValueError, RecursionError):
+                    doc = None
+            if not isinstance(doc, dict):
+                yield from self._stream_document(fh, first, acc, options)
+                return
+            acc.add_document(doc, 1)
+            acc.nbytes += len(first)
+            doc_no = 1
+            while line := fh.readline(max_line + 1):
+                doc_no += 1
+                acc.nbytes += len(line)
+                if len(line) > max_line and not line.endswith(b"\n"):
+                    acc.reject(f"response {doc_no}: line longer than {max_line} bytes", line)
+                    while (rest := fh.readline(max_line + 1)) and not rest.endswith(b"\n"):
+                        acc.nbytes += len(rest)
+                    acc.nbytes += len(rest)
+                elif line.strip():
+                    acc.add_text(line, doc_no)
+                if len(acc.time) >= options.batch_rows:
+                    yield acc.flush(options)
         yield acc.flush(options)
+
+    def _stream_document(self, fh: Any, head: bytes, acc: _JsonAcc, options: ReadOptions) -> Iterator[ParsedBatch]:
+        """One document: find its ``states`` list, then decode one state vector at a time (bounded memory)."""
+        limits = options.limits
+        win = Utf8Window(fh, head)
+        sent = 0
+        m = _STATES_RE.search(win.text)
+        while m is None and not win.eof:
+            win.more(keep_from=max(0, len(win.text) - 64))
+            m = _STATES_RE.search(win.text)
+        if m is None or m.group(1) == "null":
+            if m is None and win.text.strip():
+                acc.reject("response 1: not an object with a 'states' list", win.text[:512])
+            acc.nbytes += win.nbytes
+            yield acc.flush(options)
+            return
+        pos = m.end()
+        while True:
+            text = win.text
+            while pos < len(text) and text[pos] in " \t\r\n,":
+                pos += 1
+            if pos >= len(text):
+                if win.eof:
+                    acc.reject("response 1: the document ends inside the 'states' list (truncated?)", "")
+                    break
+                pos = win.more(keep_from=pos)
+                continue
+            if text[pos] == "]":
+                break
+            sv, end, why = decode_at(text, pos, max_depth=limits.max_depth)
+            if why is None:
+                acc.add_state_vector(sv)
+                pos = end
+            else:
+                if why.startswith("not valid JSON") and not win.eof and len(text) - pos < limits.max_record_bytes:
+                    pos = win.more(keep_from=pos)
+                    continue
+                if why.startswith("not valid JSON") and not win.eof:
+                    why = f"state vector longer than {limits.max_record_bytes} characters"
+                acc.reject(f"response 1: {why}", text[pos : pos + 512])
+                nxt = _STATE_START_RE.search(text, max(end, pos + 1))
+                while nxt is None and not win.eof:  # skip the bad stretch without holding it
+                    win.more(keep_from=max(0, len(text) - 64))
+                    text = win.text
+                    nxt = _STATE_START_RE.search(text, 1)
+                if nxt is None:
+                    break
+                pos = nxt.start()
+            if len(acc.time) >= options.batch_rows:
+                acc.nbytes += win.nbytes - sent
+                sent = win.nbytes
+                yield acc.flush(options)
+            if pos > READ_BYTES:
+                pos = win.drop(pos)
+        acc.nbytes += win.nbytes - sent
+        yield acc.flush(options)
+
+
+_STATES_RE = re.compile(r'"states"\s*:\s*(\[|null)')
+_STATE_START_RE = re.compile(r'\[\s*"')
+_MAX_EPOCH_S = 253_402_300_800.0
+"""9999-12-31T23:59:59Z + 1 s: later times cannot be stored."""
 
 
 class _JsonAcc:
     """Accumulates OpenSky state vectors into columns."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_depth: int) -> None:
+        self.max_depth = max_depth
         self.index = 0
         self.records = 0
         self.rejects: list[Reject] = []
@@ -1177,18 +1246,35 @@ class _JsonAcc:
         self.attrs: list[str | None] = []
         self.nbytes = 0
 
+    def reject(self, reason: str, raw: bytes | str) -> None:
+        """One input record that is not a state vector."""
+        self.index += 1
+        self.records += 1
+        self.rejects.append(Reject(src_rec=self.index, reason=reason, raw=Reject.excerpt(raw)))
+
     def add_text(self, raw: bytes, doc_no: int) -> None:
-        """Parse one document (a JSON Lines line, or a whole file); a bad one is one reject."""
+        """Parse one document (a JSON Lines line); a bad one is one reject."""
         try:
-            doc = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            self.index += 1
-            self.records += 1
-            self.rejects.append(
-                Reject(src_rec=self.index, reason=f"response {doc_no}: bad JSON: {e}", raw=Reject.excerpt(raw))
-            )
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            self.reject(f"response {doc_no}: bad JSON: {e}", raw)
+            return
+        start = len(text) - len(text.lstrip())
+        doc, end, why = decode_at(text, start, max_depth=self.max_depth)
+        if why is None and text[end:].strip():
+            why = "not valid JSON (extra data after the document)"
+        if why is not None:
+            self.reject(f"response {doc_no}: bad JSON: {why}", raw)
             return
         self.add_document(doc, doc_no)
+
+    def add_state_vector(self, sv: Any) -> None:
+        """One state vector of a streamed document."""
+        self.index += 1
+        self.records += 1
+        reason = self._add_state(sv)
+        if reason:
+            self.rejects.append(Reject(src_rec=self.index, reason=reason, raw=Reject.excerpt(json.dumps(sv)[:2048])))
 
     def add_document(self, doc: Any, doc_no: int) -> None:
         states = doc.get("states") if isinstance(doc, dict) else None
@@ -1223,7 +1309,7 @@ class _JsonAcc:
             int(icao.lstrip("~"), 16)
             t_pos, t_last, lon, lat = _num(sv[3]), _num(sv[4]), _num(sv[5]), _num(sv[6])
             baro, vel, trk, vr, geo = _num(sv[7]), _num(sv[9]), _num(sv[10]), _num(sv[11]), _num(sv[13])
-        except (TypeError, ValueError) as e:
+        except (TypeError, ValueError, OverflowError) as e:
             return f"bad value: {e}"
         if lon != lon and lat != lat:  # no position: routine, skipped
             return None
@@ -1234,6 +1320,8 @@ class _JsonAcc:
         t = t_pos if t_pos == t_pos else t_last
         if t != t:
             return "no time_position and no last_contact"
+        if not -_MAX_EPOCH_S < t < _MAX_EPOCH_S:
+            return f"time {t:g} s since 1970 is out of range"
         cs = sv[1].strip() if isinstance(sv[1], str) else None
         extra: dict[str, Any] = {}
         if isinstance(sv[14], str) and sv[14]:

@@ -22,6 +22,9 @@ Column conventions for readers:
 
 from __future__ import annotations
 
+import io
+import lzma
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +36,39 @@ MAX_RAW_EXCERPT = 512
 DEFAULT_BATCH_ROWS = 262_144
 """Rows per batch a reader should aim for."""
 
-MAX_LINE_BYTES = 1 << 20
+
+@dataclass(frozen=True, kw_only=True)
+class ReaderLimits:
+    """What one input may ask of a reader; each limit exceeded is a quarantined record or one failed file.
+
+    The defaults suit real feeds with a wide margin; pass other values in :attr:`ReadOptions.limits`. The table in
+    ``docs/formats.md`` ("Reader limits") says which reader applies which limit and what happens when it is hit.
+    """
+
+    max_line_bytes: int = 1 << 20
+    """A text line (CSV, NMEA, SBS, OpenSky CSV, JSON Lines, GeoJSON sequences) longer than this is quarantined
+    unread; the reader skips to the next line end without holding the line."""
+    max_record_bytes: int = 64 << 20
+    """One record that may span lines (a GeoJSON feature or an OpenSky state vector inside a document, a CSV
+    row whose quoted field spans lines) longer than this is quarantined."""
+    max_document_bytes: int = 64 << 20
+    """A document that has to be parsed whole (a lone GeoJSON Feature) larger than this fails the file."""
+    max_depth: int = 256
+    """JSON arrays/objects or XML elements nested deeper than this are quarantined (XML: the parser's own
+    limit, 256)."""
+    max_decompressed_bytes: int = 64 << 30
+    """A ``.gz``/``.bz2``/``.xz`` input that inflates to more than this fails the file."""
+    max_compression_ratio: float = 250.0
+    """Decompressed bytes per compressed byte above which an input fails as a decompression bomb, checked once
+    :attr:`ratio_floor_bytes` are out (text feeds compress 5 to 20 times)."""
+    ratio_floor_bytes: int = 64 << 20
+    """Decompressed bytes read before :attr:`max_compression_ratio` applies."""
+
+
+DEFAULT_LIMITS = ReaderLimits()
+"""The limits readers apply unless told otherwise."""
+
+MAX_LINE_BYTES = DEFAULT_LIMITS.max_line_bytes
 """Lines longer than this are rejected as absurd (the rest of the file still reads)."""
 
 
@@ -86,6 +121,8 @@ class ReadOptions:
     """Constant values for columns the source lacks (e.g. ``{"sensor": "EO"}``)."""
     reference_time_us: int | None = None
     """For formats whose times lack a date (SBS without date, NMEA without tag blocks)."""
+    limits: ReaderLimits = DEFAULT_LIMITS
+    """Line, record, document, nesting and decompression limits."""
 
 
 class Reader(Protocol):
@@ -105,30 +142,87 @@ class Reader(Protocol):
         ...
 
 
-def open_source(path: Path) -> Any:
+_COMPRESSED = (".gz", ".bz2", ".xz")
+_STREAM_BUFFER = 1 << 20
+
+
+class _LimitedDecompressor(io.RawIOBase):
+    """A decompressing stream that turns every decoder failure into :class:`UnreadableInputError` and stops an
+    input that inflates past :class:`ReaderLimits`' size or ratio (checked once per buffer refill, ~1 MiB)."""
+
+    def __init__(self, inner: Any, raw: Any, path: Path, limits: ReaderLimits) -> None:
+        super().__init__()
+        self._inner = inner
+        self._raw = raw
+        self._path = path
+        self._limits = limits
+        self._out = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        from atalaya.core.errors import UnreadableInputError
+
+        try:
+            n: int = self._inner.readinto(b)
+        except UnreadableInputError:
+            raise
+        except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as e:
+            raise UnreadableInputError(
+                f"{self._path}: compressed data unreadable after {self._out} bytes: {e}",
+                hint="the file is truncated or corrupt; fetch or compress it again (the rest of the run goes on)",
+            ) from e
+        self._out += n
+        lim = self._limits
+        if self._out > lim.max_decompressed_bytes:
+            raise UnreadableInputError(
+                f"{self._path}: inflates to more than {lim.max_decompressed_bytes} bytes",
+                hint="decompress and split it, or raise ReaderLimits.max_decompressed_bytes",
+            )
+        if self._out > lim.ratio_floor_bytes and self._out > lim.max_compression_ratio * max(1, self._raw.tell()):
+            raise UnreadableInputError(
+                f"{self._path}: inflates more than {lim.max_compression_ratio:g} times (a decompression bomb?)",
+                hint="check where the file came from, or raise ReaderLimits.max_compression_ratio",
+            )
+        return n
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            self._raw.close()
+            super().close()
+
+
+def open_source(path: Path, limits: ReaderLimits = DEFAULT_LIMITS) -> Any:
     """Open an input for binary streaming, transparently decompressing ``.gz``/``.bz2``/``.xz``.
 
-    Raises :class:`~atalaya.core.errors.IngestError` if the file cannot be opened.
+    Raises :class:`~atalaya.core.errors.IngestError` if the file cannot be opened; reading a compressed input
+    raises :class:`~atalaya.core.errors.UnreadableInputError` when its data is truncated or corrupt or it inflates
+    past ``limits``. Every stream returned has ``read``, ``readinto``, ``readline`` and ``peek``.
     """
     from atalaya.core.errors import IngestError
 
+    suffix = path.suffix.lower()
     try:
-        suffix = path.suffix.lower()
-        if suffix == ".gz":
-            import gzip
-
-            return gzip.open(path, "rb")
-        if suffix == ".bz2":
-            import bz2
-
-            return bz2.open(path, "rb")
-        if suffix == ".xz":
-            import lzma
-
-            return lzma.open(path, "rb")
-        return open(path, "rb")
+        raw = open(path, "rb")  # noqa: SIM115 (the caller closes the stream returned)
     except OSError as e:
         raise IngestError(f"cannot open {path}: {e.strerror or e}", hint="check the path and permissions") from e
+    if suffix not in _COMPRESSED:
+        return raw
+    inner: Any
+    if suffix == ".gz":
+        import gzip
+
+        inner = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif suffix == ".bz2":
+        import bz2
+
+        inner = bz2.BZ2File(raw, "rb")
+    else:
+        inner = lzma.LZMAFile(raw, "rb")  # noqa: SIM115 (closed with the stream returned)
+    return io.BufferedReader(_LimitedDecompressor(inner, raw, path, limits), buffer_size=_STREAM_BUFFER)
 
 
 def logical_suffix(path: Path) -> str:

@@ -1084,7 +1084,7 @@ class CotReader:
 
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Stream CoT events from ``path`` as batches of observation columns."""
-        with open_source(path) as raw_fh:
+        with open_source(path, options.limits) as raw_fh:
             fh: Any = raw_fh
             peek = getattr(raw_fh, "peek", None)  # every stream open_source returns has peek()
             head = peek(4096)[:4096] if peek is not None else b""

@@ -33,16 +33,16 @@ import numpy as np
 import pyarrow as pa
 
 from atalaya.core.errors import IngestError
-from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.jsonstream import READ_BYTES, Utf8Window, decode_at, depth_exceeds, finite_number
 from atalaya.ingest.tabular import ALIASES, CANONICAL, ColumnPlan, convert_table, plan_columns
 
 __all__ = ["GeoJsonReader"]
 
-_READ_BYTES = 1 << 20
+_READ_BYTES = READ_BYTES
 _FEATURES_RE = re.compile(r'"features"\s*:\s*\[')
 _FEATURE_START_RE = re.compile(r'\{\s*"type"\s*:\s*"Feature"')
 _TYPE_RE = re.compile(rb'^\s*(?:\x1e\s*)?\{\s*"type"\s*:\s*"(FeatureCollection|Feature)"')
-_DECODER = json.JSONDecoder()
 
 
 class GeoJsonReader:
@@ -63,7 +63,7 @@ class GeoJsonReader:
 
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         """Stream features in batches of ``options.batch_rows``."""
-        with open_source(path) as fh:
+        with open_source(path, options.limits) as fh:
             head = fh.read(_READ_BYTES)
             head_text = head.lstrip(b"\xef\xbb\xbf")
             m = _TYPE_RE.match(head_text)
@@ -82,6 +82,8 @@ class GeoJsonReader:
 
     def _read_sequence(self, fh: Any, head: bytes, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         batch = _Batch(path=path, options=options)
+        max_line = options.limits.max_line_bytes
+        max_depth = options.limits.max_depth
         buf = head
         line = 1
         eof = False
@@ -92,14 +94,14 @@ class GeoJsonReader:
                 eof = not more
             cut = buf.rfind(b"\n") + 1 if not eof else len(buf)
             if cut == 0:
-                if len(buf) > MAX_LINE_BYTES:
+                if len(buf) > max_line:
                     end = buf.find(b"\n")
                     while end < 0 and not eof:
                         more = fh.read(_READ_BYTES)
                         eof = not more
-                        buf = buf[: MAX_LINE_BYTES + 1] + more
+                        buf = buf[: max_line + 1] + more
                         end = buf.find(b"\n")
-                    batch.reject(line, f"record longer than {MAX_LINE_BYTES} bytes", buf[:512])
+                    batch.reject(line, f"record longer than {max_line} bytes", buf[:512])
                     buf = buf[end + 1 :] if end >= 0 else b""
                     line += 1
                     continue
@@ -110,15 +112,22 @@ class GeoJsonReader:
             for raw in chunk.split(b"\n"):
                 rec = raw.strip(b"\x1e \t\r")
                 if rec:
-                    if len(rec) > MAX_LINE_BYTES:
-                        batch.reject(line, f"record longer than {MAX_LINE_BYTES} bytes", rec)
+                    if len(rec) > max_line:
+                        batch.reject(line, f"record longer than {max_line} bytes", rec)
                     else:
                         try:
                             obj = json.loads(rec)
-                        except (ValueError, UnicodeDecodeError) as e:
+                        except RecursionError:
+                            batch.reject(line, f"nested deeper than {max_depth} levels", rec)
+                        except ValueError as e:  # bad JSON, bad UTF-8, or a number too long to convert
                             batch.reject(line, f"not valid JSON: {e}", rec)
                         else:
-                            batch.add_feature(obj, line, rec)
+                            if rec.count(b"[") + rec.count(b"{") > max_depth and depth_exceeds(
+                                text := rec.decode("utf-8", "replace"), 0, len(text), max_depth
+                            ):
+                                batch.reject(line, f"nested deeper than {max_depth} levels", rec)
+                            else:
+                                batch.add_feature(obj, line, rec)
                 line += 1
                 if len(batch) >= options.batch_rows:
                     yield batch.flush()
@@ -129,6 +138,7 @@ class GeoJsonReader:
 
     def _read_collection(self, fh: Any, head: bytes, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         batch = _Batch(path=path, options=options)
+        limits = options.limits
         decoder = _Utf8Stream(fh, head)
         text = decoder.text
         m = _FEATURES_RE.search(text)
@@ -138,11 +148,15 @@ class GeoJsonReader:
             m = _FEATURES_RE.search(text)
         if m is None:
             # A single Feature (small by nature): parse it whole.
-            decoder.read_all(limit=64 * MAX_LINE_BYTES)
-            try:
-                obj = json.loads(decoder.text)
-            except ValueError as e:
-                raise IngestError(f"{path}: not valid JSON: {e}", hint="check the file is complete GeoJSON") from e
+            decoder.read_all(limit=limits.max_document_bytes)
+            start = len(decoder.text) - len(decoder.text.lstrip("\ufeff \t\r\n"))
+            obj, end, why = decode_at(decoder.text, start, max_depth=limits.max_depth)
+            if why is None and decoder.text[end:].strip():
+                why = "not valid JSON (extra data after the feature)"
+            if why is not None:
+                batch.reject(0, why, decoder.text[:512])
+                yield batch.flush()
+                return
             if not isinstance(obj, dict) or obj.get("type") != "Feature":
                 raise IngestError(
                     f"{path}: no 'features' array and not a single Feature",
@@ -166,18 +180,23 @@ class GeoJsonReader:
                 continue
             if text[pos] == "]":
                 break
-            try:
-                obj, end = _DECODER.raw_decode(text, pos)
-            except json.JSONDecodeError as e:
-                if not decoder.eof and len(text) - pos < 64 * MAX_LINE_BYTES:
+            obj, end, why = decode_at(text, pos, max_depth=limits.max_depth)
+            if why is not None:
+                if why.startswith("not valid JSON") and not decoder.eof and len(text) - pos < limits.max_record_bytes:
                     pos = decoder.more(keep_from=pos)
                     continue
+                if why.startswith("not valid JSON") and not decoder.eof:
+                    why = f"feature longer than {limits.max_record_bytes} characters"
                 raw = text[pos : pos + 512]
-                nxt = _FEATURE_START_RE.search(text, pos + 1)
+                nxt = _FEATURE_START_RE.search(text, max(end, pos + 1))
+                while nxt is None and not decoder.eof:  # skip the bad stretch without holding it
+                    pos = decoder.more(keep_from=max(0, len(text) - 64))
+                    text = decoder.text
+                    nxt = _FEATURE_START_RE.search(text, 1)
                 if nxt is None:
-                    batch.reject(index, f"not valid JSON ({e.msg}); the rest of the file is unreadable", raw)
+                    batch.reject(index, f"{why}; the rest of the file is unreadable", raw)
                     break
-                batch.reject(index, f"not valid JSON ({e.msg}); skipped to the next feature", raw)
+                batch.reject(index, f"{why}; skipped to the next feature", raw)
                 index += 1
                 pos = nxt.start()
                 continue
@@ -191,30 +210,8 @@ class GeoJsonReader:
         yield batch.flush()
 
 
-class _Utf8Stream:
-    """A sliding text window over a binary stream (UTF-8, with an incremental decoder)."""
-
-    def __init__(self, fh: Any, head: bytes) -> None:
-        import codecs
-
-        self.fh = fh
-        self.dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.text = self.dec.decode(head)
-        self.eof = False
-
-    def more(self, keep_from: int = 0) -> int:
-        """Read more, dropping text before ``keep_from``; returns the new position of ``keep_from``."""
-        data = self.fh.read(_READ_BYTES)
-        if not data:
-            self.eof = True
-            self.text = self.text[keep_from:] + self.dec.decode(b"", final=True)
-        else:
-            self.text = self.text[keep_from:] + self.dec.decode(data)
-        return 0
-
-    def drop(self, pos: int) -> int:
-        self.text = self.text[pos:]
-        return 0
+class _Utf8Stream(Utf8Window):
+    """The text window, able to read a small document whole."""
 
     def read_all(self, limit: int) -> None:
         while not self.eof:
@@ -275,8 +272,8 @@ class _Batch:
             props = {**props, "id": obj["id"]}
         self.records += 1
         for p in points:
-            if not isinstance(p, list) or len(p) < 2 or not all(isinstance(c, int | float) for c in p[:3]):
-                self.reject(rec, f"bad coordinates {p!r}", raw)
+            if not isinstance(p, list) or len(p) < 2 or not all(finite_number(c) for c in p[:3]):
+                self.reject(rec, f"bad coordinates {Reject.excerpt(repr(p))[:200]}", raw)
                 continue
             self.lon.append(float(p[0]))
             self.lat.append(float(p[1]))

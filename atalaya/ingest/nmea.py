@@ -96,7 +96,7 @@ class NmeaReader:
         slice_bytes = max(1 << 16, min(options.batch_rows * 80, SLICE_BYTES))
         pending: list[ParsedBatch] = []
         rows = 0
-        with open_source(path) as fh:
+        with open_source(path, options.limits) as fh:
             for chunk, first_line, pre in _chunks(fh, slice_bytes):
                 batch = _decode_chunk(chunk, first_line, state) if chunk else _empty_batch()
                 batch.rejects[:0] = pre
@@ -322,17 +322,27 @@ def _group_reject(g: _Group) -> Reject:
 # --------------------------------------------------------------------------- per-line path
 
 
+_MAX_TIME_US = 253_402_300_800_000_000
+"""9999-12-31T23:59:59Z + 1 s in µs: later times cannot be stored."""
+
+
 def _parse_time_text(text: str) -> int | None:
-    """Microseconds from an epoch number (s, or ms when huge) or ISO-8601 text; None if neither."""
+    """Microseconds from an epoch number (s, or ms when huge) or ISO-8601 text; None if neither (or past 9999).
+
+    >>> _parse_time_text("1700000000"), _parse_time_text("1" * 23)
+    (1700000000000000, None)
+    """
     t = text.strip()
     if not t:
         return None
     try:
         if t.replace(".", "", 1).isdigit():
             if "." not in t and int(t) >= _MS_THRESHOLD:
-                return int(t) * 1000
-            whole, _, frac = t.partition(".")
-            return int(whole) * 1_000_000 + int((frac + "000000")[:6])
+                us = int(t) * 1000
+            else:
+                whole, _, frac = t.partition(".")
+                us = int(whole) * 1_000_000 + int((frac + "000000")[:6])
+            return us if us < _MAX_TIME_US else None
         d = dt.datetime.fromisoformat(t.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None

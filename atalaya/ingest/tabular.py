@@ -55,8 +55,17 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from numpy.lib.stride_tricks import sliding_window_view
 
-from atalaya.core.errors import IngestError
-from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, logical_suffix, open_source
+from atalaya.core.errors import IngestError, UnreadableInputError
+from atalaya.ingest.base import (
+    DEFAULT_LIMITS,
+    MAX_LINE_BYTES,
+    ParsedBatch,
+    ReaderLimits,
+    ReadOptions,
+    Reject,
+    logical_suffix,
+    open_source,
+)
 from atalaya.ingest.validate import bool_array, from_numpy, np_values, string_array, valid_mask
 from atalaya.model.observation import SOURCE_COLUMNS, IdentKind, ObjectKind, Sensor
 
@@ -734,13 +743,16 @@ def _last_even_cut(buf: Buf, start: int, end: int, quotes_before: int) -> int:
 
 
 _NOT_SPACE = re.compile(rb"\S")
+_SKIP_BYTES = 1 << 20
+"""Bytes read at a time while skipping the rest of an over-long line."""
 
 
 class _ReadBuffer:
     """The bytes read but not yet handed out as blocks: ``mem[:size]`` of a pooled buffer."""
 
-    def __init__(self, pool: _BufferPool, head: bytes) -> None:
+    def __init__(self, pool: _BufferPool, head: bytes, max_line: int = MAX_LINE_BYTES) -> None:
         self.pool = pool
+        self.max_line = max_line
         self.mem = pool.take(len(head))
         self.mem[: len(head)] = head
         self.size = len(head)
@@ -763,7 +775,12 @@ class _ReadBuffer:
                     break
                 self.size += k
         if self.size > before and self.mem[self.size - 1] != 10:
-            rest = fh.readline(MAX_LINE_BYTES + 1)
+            rest = fh.readline(self.max_line + 1)
+            if len(rest) > self.max_line and rest[-1] != 10:
+                # Over the line limit: keep its first bytes (the parse rejects the line), skip the rest unread.
+                while (skip := fh.readline(_SKIP_BYTES)) and skip[-1] != 10:
+                    pass
+                rest += b"\n"
             self._reserve(len(rest))
             self.mem[self.size : self.size + len(rest)] = rest
             self.size += len(rest)
@@ -787,6 +804,7 @@ def _blocks(
     head: bytes,
     pool: _BufferPool | None = None,
     first_block_bytes: int | None = None,
+    limits: ReaderLimits = DEFAULT_LIMITS,
 ) -> Iterator[_Block]:
     """Yield byte blocks that end at a line end outside any quoted field.
 
@@ -798,7 +816,8 @@ def _blocks(
     which goes back to ``pool`` (:meth:`_BufferPool.give_back`) once the block is parsed. The first block may be
     smaller (``first_block_bytes``), so the stages after the parse start sooner.
     """
-    buf = _ReadBuffer(pool or _BufferPool(block_bytes + (1 << 21)), head)
+    buf = _ReadBuffer(pool or _BufferPool(block_bytes + (1 << 21)), head, limits.max_line_bytes)
+    max_unsplit = max(2 * block_bytes, limits.max_record_bytes)
     line = first_line
     eof = False
     no_cut = 0
@@ -826,7 +845,7 @@ def _blocks(
                 cut = _last_even_cut(buf.mem, no_cut, cut, q_no_cut)
                 n_nl = -1
             if cut <= no_cut:
-                if size > 64 * block_bytes:
+                if size > max_unsplit:
                     cut = size  # unbalanced quotes for too long: give up keeping the field whole
                     n_nl = -1
                 else:
@@ -871,6 +890,8 @@ class _CsvSetup:
     plan: ColumnPlan
     delimiter: str
     path: Path
+    max_line: int = MAX_LINE_BYTES
+    """Lines longer than this are rejected."""
     demoted: set[str] = field(default_factory=set)
     """Source columns read as strings after a typed read failed or rejected a value (for the rest of the file)."""
 
@@ -928,13 +949,13 @@ def _blank_lines(data: Buf, bounds: npt.NDArray[np.int64], bad: Sequence[int]) -
     return bytes(out)
 
 
-def _may_have_long_line(data: Buf) -> bool:
+def _may_have_long_line(data: Buf, max_line: int = MAX_LINE_BYTES) -> bool:
     """``False`` when no line of ``data`` is longer than ``MAX_LINE_BYTES`` (without locating every line end).
 
     A line longer than that holds a whole aligned window of ``MAX_LINE_BYTES // 2`` bytes without a line end,
     so one look for a line end per window decides; only when a window has none are the lines measured.
     """
-    step = MAX_LINE_BYTES // 2
+    step = max(1, max_line // 2)
     text = _text(data)
     return any(text.find(b"\n", s, s + step) < 0 for s in range(0, len(data) - step + 1, step))
 
@@ -950,15 +971,16 @@ def _parse_block(block: _Block, setup: _CsvSetup) -> ParsedBatch:
             bounds = _line_bounds(data)
         return bounds
 
-    if len(data) > MAX_LINE_BYTES and _may_have_long_line(data):
+    max_line = setup.max_line
+    if len(data) > max_line and _may_have_long_line(data, max_line):
         b = get_bounds()
-        long_idx = np.flatnonzero(np.diff(b) > MAX_LINE_BYTES).tolist()
+        long_idx = np.flatnonzero(np.diff(b) > max_line).tolist()
         if long_idx:
             for i in long_idx:
                 rejects.append(
                     Reject(
                         src_rec=block.first_line + i,
-                        reason=f"line longer than {MAX_LINE_BYTES} bytes ({int(b[i + 1] - b[i])} bytes)",
+                        reason=f"line longer than {max_line} bytes (the limit; the rest of the line was skipped)",
                         raw=Reject.excerpt(bytes(data[int(b[i]) : int(b[i]) + 512])),
                     )
                 )
@@ -1015,6 +1037,9 @@ def _read_block(
         return "skip"
 
     names = setup.names
+    if _NOT_SPACE.search(_text(data), 0, len(data)) is None:  # nothing left once over-long lines were blanked
+        n_blank = block.n_newlines + (0 if block.data[-1:] == b"\n" else 1)
+        return ParsedBatch(columns={}, rejects=rejects, records_read=n_blank, bytes_read=len(block.data)), set(), None
     quoted = _text(data).find(b'"', 0, len(data)) >= 0
     typed = _read_typed(data, setup, quoted, on_invalid, invalid)
     types = None if typed is None else typed[1]
@@ -1085,7 +1110,10 @@ def _read_block(
 
 
 def _count_fields(text: str, delimiter: str) -> int:
-    return len(next(csv.reader([text], delimiter=delimiter), []))
+    try:
+        return len(next(csv.reader([text], delimiter=delimiter), []))
+    except csv.Error:  # a bare carriage return inside the row
+        return text.count(delimiter) + 1
 
 
 _PARSE_BLOCK = 4 << 20
@@ -1188,14 +1216,27 @@ class CsvReader:
         bom = 3 if head.startswith(b"\xef\xbb\xbf") else 0
         line_end = head.find(b"\n", bom)
         if line_end < 0:
-            if len(head) > MAX_LINE_BYTES:
-                raise IngestError(f"{path}: the header line is longer than {MAX_LINE_BYTES} bytes")
+            if len(head) > options.limits.max_line_bytes:
+                raise IngestError(
+                    f"{path}: the header line is longer than {options.limits.max_line_bytes} bytes",
+                    hint="the first line must name the columns; lines must end with \\n or \\r\\n",
+                )
             line_end = len(head)
         header = head[bom:line_end].decode("utf-8", errors="replace").rstrip("\r")
         if not header.strip():
             raise IngestError(f"{path}: empty file or empty header line", hint="the first line must name the columns")
+        if "\r" in header:
+            raise IngestError(
+                f"{path}: the header line holds a bare carriage return (\\r)",
+                hint="lines must end with \\n or \\r\\n: convert old Mac line ends first (e.g. tr '\\r' '\\n')",
+            )
         delim = _sniff_delimiter(header)
-        names = [c.strip() for c in next(csv.reader([header], delimiter=delim))]
+        try:
+            names = [c.strip() for c in next(csv.reader([header], delimiter=delim))]
+        except csv.Error as e:
+            raise IngestError(
+                f"{path}: unreadable header line: {e}", hint="the first line must name the columns"
+            ) from e
         seen: dict[str, int] = {}
         uniq = []
         for c in names:
@@ -1203,7 +1244,8 @@ class CsvReader:
             seen[c] = k + 1
             uniq.append(c if k == 0 else f"{c}.{k}")
         plan = plan_columns(uniq, options, source=str(path))
-        return _CsvSetup(names=uniq, plan=plan, delimiter=delim, path=path), line_end + 1, 2
+        setup = _CsvSetup(names=uniq, plan=plan, delimiter=delim, path=path, max_line=options.limits.max_line_bytes)
+        return setup, line_end + 1, 2
 
     @staticmethod
     def taps(path: Path) -> bool:
@@ -1218,12 +1260,12 @@ class CsvReader:
         ``tap`` (when :meth:`taps` allows it) gets every byte of the file once, in order, as it is read: the
         ingest hashes the file that way instead of reading it a second time.
         """
-        with open_source(path) as raw:
+        with open_source(path, options.limits) as raw:
             if tap is not None and not (self.taps(path) and isinstance(raw, io.BufferedReader)):
                 raise IngestError(f"{path}: its bytes are decompressed as they are read and cannot be tapped")
             fh = raw if tap is None else _Tapped(raw, tap)
             head = fh.read(1 << 16)
-            while b"\n" not in head and len(head) <= MAX_LINE_BYTES:
+            while b"\n" not in head and len(head) <= options.limits.max_line_bytes:
                 more = fh.read(1 << 16)
                 if not more:
                     break
@@ -1234,7 +1276,7 @@ class CsvReader:
             avg = len(sample) / max(1, sample.count(b"\n")) if sample else 100.0
             block_bytes = int(min(64 << 20, max(64 << 10, avg * options.batch_rows)))
             pool = _BufferPool(block_bytes + (1 << 21))
-            blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool, first_block_bytes=block_bytes // 4)
+            blocks = _blocks(fh, first_line, body_start, block_bytes, body, pool, block_bytes // 4, options.limits)
             yield from _run_pool(blocks, lambda b: _parse_block(b, setup), self.threads, pool.give_back, self.ahead)
 
 
@@ -1475,7 +1517,23 @@ class ParquetReader:
         return 0.9 if head[:4] == b"PAR1" else 0.0
 
     def read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
-        """Stream row-group batches of at most ``options.batch_rows`` rows."""
+        """Stream row-group batches of at most ``options.batch_rows`` rows.
+
+        A file whose footer, schema or pages do not decode fails with
+        :class:`~atalaya.core.errors.UnreadableInputError`, whatever the library raised.
+        """
+        try:
+            yield from self._read(path, options)
+        except IngestError:
+            raise
+        except (OSError, pa.ArrowException, ValueError) as e:
+            # a corrupt footer or page surfaces as whatever the decoder tripped on (e.g. UnicodeDecodeError)
+            raise UnreadableInputError(
+                f"cannot read Parquet file {path}: {type(e).__name__}: {e}",
+                hint="the file is corrupt or not Parquet; write it again (the rest of the run goes on)",
+            ) from e
+
+    def _read(self, path: Path, options: ReadOptions) -> Iterator[ParsedBatch]:
         import pyarrow.parquet as pq
 
         try:

@@ -301,7 +301,7 @@ def _iterparse_batches(path: Path, options: ReadOptions, handle: Any, tags: froz
     """Drive iterparse over ``path``; ``handle(elem, rows)`` consumes each completed element in ``tags``."""
     from lxml import etree
 
-    with open_source(path) as raw:
+    with open_source(path, options.limits) as raw:
         fh = _Counting(raw)
         rows = _Rows()
         seen_errors = 0

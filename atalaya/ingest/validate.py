@@ -337,7 +337,11 @@ def excerpt_row(arrays: Mapping[str, pa.Array], row: int) -> str:
     d: dict[str, Any] = {}
     for k in ("time", "lon", "lat", "sensor", "kind", "ident", "speed_mps", "course_deg", "confidence"):
         if k in arrays:
-            v = arrays[k][row].as_py()
+            scalar = arrays[k][row]
+            try:
+                v = scalar.as_py()
+            except (OverflowError, ValueError):  # a time outside datetime's years 1-9999: show the raw count
+                v = f"{scalar.cast(pa.int64()).as_py()} us since 1970"
             if v is not None:
                 d[k] = v
     return json.dumps(d, default=str)[:512]
