@@ -76,10 +76,6 @@ def _log_figures(logged: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in logged.items() if k != "indices"}
 
 
-def _sortie_ids(store: KnowledgeStore) -> set[str]:
-    return {s.sortie_id for s in sorties_from_store(store)}
-
-
 def log_overflight(ws: Workspace, store: KnowledgeStore, acc: Accounting) -> dict[str, Any]:
     """Append the sortie-over-territory records of an accounting of sortie tracks."""
     return journal.record(ws, store, overflight_records(acc, collector=ws.party))
@@ -134,20 +130,22 @@ def account(
         territories=terr,
         levels=(level,),
     )
-    known = _sortie_ids(store)
-    is_sortie = np.isin(tid.astype(str), np.asarray(sorted(known), dtype=str)) if known else np.zeros(len(tid), bool)
-    flags = fixes.column("is_sortie").to_numpy(zero_copy_only=False).astype(bool) | is_sortie
-    n_sorties = len(set(tid[flags].tolist()))
+    flags = fixes.column("is_sortie").to_numpy(zero_copy_only=False).astype(bool)
     logged: dict[str, Any] = {"appended": 0, "unchanged": 0}
-    if n_sorties:
-        sel = np.flatnonzero(flags)
-        tracks = TrackArrays.build(
-            sortie_id=tid[sel],
+    n_sorties = 0
+    if flags.any():
+        sel = np.flatnonzero(flags)  # rows come sorted by track then time, so the sortie rows are too
+        sortie_id = tid[sel]
+        n_sorties = int(np.count_nonzero(sortie_id[1:] != sortie_id[:-1])) + 1
+        by_sortie = account_tracks(
+            track_id=sortie_id,
             time_us=fixes.column("time_us").to_numpy()[sel],
             lon=fixes.column("lon").to_numpy()[sel],
             lat=fixes.column("lat").to_numpy()[sel],
+            territories=terr,
+            levels=("country", "state"),
         )
-        logged = _log_figures(log_overflight(ws, store, account_sorties(tracks, terr)))
+        logged = _log_figures(log_overflight(ws, store, by_sortie))
     return AccountResult(accounting=acc, level=level, sorties=n_sorties, log=logged)
 
 
