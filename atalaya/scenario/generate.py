@@ -32,7 +32,7 @@ from atalaya.scenario.sorties import (
     parties_record,
     platforms_record,
 )
-from atalaya.scenario.truth import crossings_columns, overflight, write_json, write_parquet
+from atalaya.scenario.truth import compliance_truth, crossings_columns, overflight, write_json, write_parquet
 from atalaya.scenario.world import get_world
 
 OUT_PARTS = ("feeds", "records", "truth", "README.md")
@@ -198,7 +198,7 @@ def generate(
     world = get_world()
     sites = build_sites(cfg, world, cfg.rng(seed, 1))
     plates, phones, other_phones, summary.society = _society(cfg, seed, sites, out)
-    sorties = build_sorties(cfg, sites, world, cfg.rng(seed, 2))
+    sorties = build_sorties(cfg, sites, world, cfg.rng(seed, 2), plant_rng=cfg.rng(seed, 5))
     movement = Movement(
         cfg, world, sites, seed, plates=plates, phones=phones, bg_phones=other_phones[: cfg.bg_phones] or None
     )
@@ -267,7 +267,9 @@ def generate(
     write_json(out / "records/sorties.json", [s.record() for s in sorties])
     write_json(out / "records/platforms.json", platforms_record())
     write_json(out / "records/parties.json", parties_record())
-    for a in agreements_record(cfg):
+    agreements = agreements_record(cfg)
+    write_json(out / "truth/compliance.json", compliance_truth(sorties, agreements))
+    for a in agreements:
         ap = out / f"records/agreements/{a['id']}.yaml"
         ap.parent.mkdir(parents=True, exist_ok=True)
         ap.write_text(yaml.safe_dump(a, sort_keys=False, allow_unicode=True), encoding="utf-8")

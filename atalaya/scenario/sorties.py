@@ -22,19 +22,24 @@ accounting); feeds carry a thinner GPX copy.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 
-from atalaya.scenario.config import DAY_S, ScenarioConfig
+from atalaya.geo.territories import Territories, label_points, load_territories
+from atalaya.scenario.config import ScenarioConfig
 from atalaya.scenario.sites import Sites
 from atalaya.scenario.world import (
     F64,
     I64,
     LAB_STATES,
+    B,
     World,
     circle,
     flat_m,
@@ -44,6 +49,9 @@ from atalaya.scenario.world import (
     sample_knots,
     unflat,
 )
+
+GPX_STEP_S = 10
+"""Seconds between the fixes of the sortie tracks as reported (GPX); compliance truth is judged on them."""
 
 COLLECTOR = "USA"
 HOST = "MEX"
@@ -133,6 +141,8 @@ class Sortie:
     """When the host was notified (Unix s), or ``None``."""
     report_filed_at: int | None
     """When the post-flight report was filed (Unix s), or ``None``."""
+    planted: tuple[str, ...] = ()
+    """Compliance rules broken on purpose (ground truth only: never in the manifest)."""
     t: I64
     """Track times, Unix seconds, every second from take-off to landing."""
     lon: F64
@@ -326,6 +336,170 @@ def _fly(
     return t, x, y, z, s, c
 
 
+@cache
+def _territories() -> Territories:
+    return load_territories()
+
+
+def in_host(lon: F64, lat: F64) -> B:
+    """Whether each point lies in the host's territory (land or territorial sea), as accounting labels it."""
+    t = _territories()
+    lab = label_points(t, np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), "country")
+    owners = np.append(t.owners, "INTL").astype(object)
+    out: B = owners[np.where(lab < 0, len(t), lab)] == HOST
+    return out
+
+
+def host_state(lon: F64, lat: F64) -> npt.NDArray[np.object_]:
+    """The host state (territory id, e.g. ``MEX-SON``) under each point; ``""`` elsewhere (sea, other countries)."""
+    t = _territories()
+    lab = label_points(t, np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64), "state")
+    ids = np.append(np.asarray(t.ids, dtype=object), "")
+    owners = np.append(t.owners, "").astype(object)
+    k = np.where(lab < 0, len(t), lab)
+    out: npt.NDArray[np.object_] = np.where(owners[k] == HOST, ids[k], "")
+    return out
+
+
+def _clear_leg(x0: float, y0: float, x1: float, y1: float) -> bool:
+    """Whether the straight leg between two points stays out of the host's territory."""
+    f = np.linspace(0.0, 1.0, 41)
+    return not bool(in_host(x0 + f * (x1 - x0), y0 + f * (y1 - y0)).any())
+
+
+def _climb_point(bx: float, by: float, x: float, y: float, dist: float = 40_000.0) -> tuple[float, float]:
+    """Where a climb from the base toward ``(x, y)`` (or a descent to it from there) ends: the point ``dist`` out
+    on the bearing nearest the target whose leg stays out of the host (the aircraft is at working altitude before
+    it enters foreign airspace)."""
+    az = float(np.degrees(np.arctan2((x - bx) * np.cos(np.radians(by)), y - by)))
+    for turn in (0.0, 20.0, -20.0, 40.0, -40.0, 60.0, -60.0, 90.0, -90.0, 120.0, -120.0, 150.0, -150.0, 180.0):
+        cx, cy = offset(bx, by, az + turn, dist)
+        if _clear_leg(bx, by, cx, cy):
+            return cx, cy
+    return offset(bx, by, az, dist)
+
+
+def _border_orbit_centre(world: World, f: float, dist: float, radius: float) -> tuple[float, float]:
+    """Centre of an orbit on the US side of the border near fraction ``f`` of the line, clear of the host."""
+    p = shapely.line_interpolate_point(world.border, f, normalized=True)
+    q = shapely.line_interpolate_point(world.border, min(f + 0.01, 1.0), normalized=True)
+    if q.equals(p):
+        q = p
+        p = shapely.line_interpolate_point(world.border, max(f - 0.01, 0.0), normalized=True)
+    heading = float(np.degrees(np.arctan2((q.x - p.x) * np.cos(np.radians(p.y)), q.y - p.y)))
+    for d in (dist, dist + 20_000.0, dist + 40_000.0, dist + 70_000.0):
+        for side in (-90.0, 90.0, 0.0, 180.0):
+            cx, cy = offset(float(p.x), float(p.y), heading + side, d)
+            ox, oy = circle(cx, cy, radius + 8_000.0)
+            if world.in_usa(np.array([cx]), np.array([cy]))[0] and not in_host(ox, oy).any():
+                return cx, cy
+    return offset(float(p.x), float(p.y), 0.0, dist)
+
+
+def _depth_target(a: Area, limit_km: float, states: tuple[str, ...]) -> tuple[float, float] | None:
+    """A point beyond ``limit_km`` into the host (by 25–60 km) inside one of ``states``, near box ``a``."""
+    from atalaya.scenario.truth import host_depth_km
+
+    az = np.repeat(np.arange(0.0, 360.0, 30.0), 40)
+    dist = np.tile(np.arange(10_000.0, 410_000.0, 10_000.0), 12)
+    pts = [offset(a.lon, a.lat, float(z), float(d)) for z, d in zip(az, dist, strict=True)]
+    x = np.array([p[0] for p in pts])
+    y = np.array([p[1] for p in pts])
+    ok = np.isin(host_state(x, y), [state_id(c) for c in states])
+    if not ok.any():
+        return None
+    d = np.full(x.size, np.nan)
+    d[ok] = host_depth_km(x[ok], y[ok])
+    good = np.flatnonzero(ok & (d > limit_km + 25.0) & (d < limit_km + 60.0))
+    if good.size == 0:
+        return None
+    j = int(good[np.argmin(dist[good])])
+    return float(x[j]), float(y[j])
+
+
+def _sea_target(a: Area) -> tuple[float, float] | None:
+    """A point of the host's territorial sea (no state below it, 6 km clear of land and of the 12 nm line) within
+    250 km of box ``a``."""
+    gx, gy = np.meshgrid(np.linspace(a.lon - 2.5, a.lon + 2.5, 101), np.linspace(a.lat - 2.2, a.lat + 2.2, 89))
+    x, y = gx.ravel(), gy.ravel()
+    near = np.hypot((x - a.lon) * 111.32 * np.cos(np.radians(a.lat)), (y - a.lat) * 110.57) < 250.0
+    x, y = x[near], y[near]
+    sea = in_host(x, y) & (host_state(x, y) == "")
+    x, y = x[sea], y[sea]
+    for k in np.argsort(np.hypot(x - a.lon, y - a.lat)).tolist():
+        ox, oy = circle(float(x[k]), float(y[k]), 6_000.0)
+        if (in_host(ox, oy) & (host_state(ox, oy) == "")).all():
+            return float(x[k]), float(y[k])
+    return None
+
+
+def reported_fixes(t: I64) -> npt.NDArray[np.int64]:
+    """Indices of the track samples written to the GPX feed (every ``GPX_STEP_S`` seconds, first and last)."""
+    idx = np.flatnonzero(t % GPX_STEP_S == 0)
+    return np.unique(np.r_[0, idx, t.size - 1]).astype(np.int64)
+
+
+def track_rules(
+    t: I64, lon: F64, lat: F64, alt: F64, platform_type: str, item: dict[str, Any], *, strict: bool = False
+) -> list[str]:
+    """The rules of collection item ``item`` (a dict of ``agreements_record``) that a flown track breaks in the
+    host: ``platform-type``, ``outside-area``, ``depth``, ``time-window``, ``altitude`` (judged on the fixes
+    given). ``strict``: any fix outside the areas counts (else stretches of under three fixes, where polygons
+    meet, are let pass)."""
+    from atalaya.scenario.truth import host_depth_km
+
+    rules: list[str] = []
+    if platform_type not in item["platform_types"]:
+        rules.append("platform-type")
+    inside = in_host(lon, lat)
+    if not inside.any():
+        return rules
+    x, y, tt, z = lon[inside], lat[inside], t[inside], alt[inside]
+    ok = np.zeros(x.size, dtype=bool)
+    states = [state_id(c) for a in item["areas"] for c in a.get("states", [])]
+    if states:
+        ok |= np.isin(host_state(x, y), states)
+    for a in item["areas"]:
+        if a.get("polygon") is not None:
+            ok |= np.asarray(shapely.contains_xy(_polygon(json.dumps(a["polygon"])), x, y), dtype=bool)
+    bad = ~ok
+    if strict:
+        off = bool(bad.any())
+    else:
+        m = np.diff(np.r_[False, bad, False].astype(np.int8))
+        off = bool(((np.flatnonzero(m == -1) - np.flatnonzero(m == 1)) >= 3).any())
+    if off:
+        rules.append("outside-area")
+    if float(host_depth_km(x, y).max()) > float(item["max_depth_km"]) - (5.0 if strict else 0.0):
+        rules.append("depth")
+    in_window = np.zeros(tt.size, dtype=bool)
+    for w in item["time_windows"]:
+        in_window |= (tt >= _unix(w["from"])) & (tt <= _unix(w["to"]))
+    if not in_window.all():
+        rules.append("time-window")
+    band = item["altitude_m"]
+    if ((z < float(band["min"]) - 5.0) | (z > float(band["max"]) + 5.0)).any():
+        rules.append("altitude")
+    return rules
+
+
+@cache
+def _polygon(geojson: str) -> Any:
+    g = shapely.from_geojson(geojson)
+    shapely.prepare(g)
+    return g
+
+
+def _unix(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+
+
+def state_id(code: str) -> str:
+    """ISO 3166-2 code → territory id (``MX-SON`` → ``MEX-SON``)."""
+    prefix, _, suffix = code.partition("-")
+    return f"{ {'MX': 'MEX', 'US': 'USA'}.get(prefix, prefix) }-{suffix}"
+
+
 def _plan(
     mission: str,
     ptype: PlatformType,
@@ -333,8 +507,16 @@ def _plan(
     areas: list[Area],
     world: World,
     rng: np.random.Generator,
+    plant: str | None = None,
+    done: list[str] | None = None,
 ) -> tuple[list[float], list[float], list[float], list[float]]:
-    """Waypoints (lon, lat, alt, speed of the leg leaving each waypoint) from base back to base."""
+    """Waypoints (lon, lat, alt, speed of the leg leaving each waypoint) from base back to base.
+
+    ``plant`` flies one rule of the claimed collection item broken on purpose: ``depth`` (an orbit beyond
+    the item's depth limit), ``altitude`` (one orbit below its altitude band) or ``outside-area`` (an orbit
+    over the host's territorial sea, outside the item's states); the plan falls back to the normal one when
+    the tasked boxes offer no such place. A plant flown is appended to ``done``.
+    """
     bx, by = base
     v, h = ptype.cruise_mps, ptype.alt_m
     wx: list[float] = [bx]
@@ -349,10 +531,7 @@ def _plan(
         ws.append(speed)
 
     def climb_toward(x: float, y: float) -> None:
-        dx, dy = x - bx, y - by
-        az = float(np.degrees(np.arctan2(dx * np.cos(np.radians(by)), dy)))
-        cx, cy = offset(bx, by, az, 40_000.0)
-        go(cx, cy, h, v)
+        go(*_climb_point(bx, by, x, y), h, v)
 
     def orbit(cx: float, cy: float, radius: float, hours: float, alt: float, speed: float) -> None:
         turns = max(1.0, hours * 3600.0 * speed / (2 * np.pi * radius))
@@ -362,8 +541,7 @@ def _plan(
 
     if mission == "mq9_border":
         f = float(rng.uniform(0.05, 0.95))
-        p = shapely.line_interpolate_point(world.border, f, normalized=True)
-        cx, cy = offset(float(p.x), float(p.y), 0.0, float(rng.uniform(25_000.0, 45_000.0)))
+        cx, cy = _border_orbit_centre(world, f, float(rng.uniform(25_000.0, 45_000.0)), 10_000.0)
         climb_toward(cx, cy)
         _stay_north(world, wx, wy, wa, ws, cx, cy, h, v)
         orbit(cx, cy, 10_000.0, float(rng.uniform(8, 14)), h, v)
@@ -371,12 +549,27 @@ def _plan(
         # orbit each tasked box in turn, alternating an inner and an outer circle to cover it
         climb_toward(areas[0].lon, areas[0].lat)
         per = float(rng.uniform(8, 12)) / len(areas)
-        for a in areas:
+        for k, a in enumerate(areas):
             inner = max(5_000.0, 0.3 * a.half_m)
             outer = max(a.half_m - 6_000.0, inner + 5_000.0)
-            for _ in range(max(1, round(per))):
-                orbit(a.lon, a.lat, inner, 0.4, h, v)
+            for r in range(max(1, round(per))):
+                low = plant == "altitude" and k == 0 and r == 0
+                if low and done is not None:
+                    done.append("altitude")
+                orbit(a.lon, a.lat, inner, 0.4, PLANTED_LOW_M if low else h, v)
                 orbit(a.lon, a.lat, outer, 0.6, h, v)
+        item = _ITEMS["C1"]
+        side = None
+        if plant == "depth":
+            side = _depth_target(areas[-1], float(item["max_depth_km"]), tuple(item["areas"][0]["states"]))
+        elif plant == "outside-area":
+            side = _sea_target(areas[-1])
+        if side is not None:
+            if done is not None:
+                done.append(str(plant))
+            go(*side, h, v)
+            orbit(side[0], side[1], 5_000.0, 0.3, h, v)
+            go(areas[-1].lon, areas[-1].lat, h, v)
     elif mission == "u2_legs":
         # legs through each tasked box, the order chained nearest-first from the base
         climb_toward(areas[0].lon, areas[0].lat)
@@ -428,9 +621,7 @@ def _plan(
             go(x, y, 300.0, 150.0)
         go(x, y, h, v)
     # descend toward base and land
-    lx, ly = wx[-1], wy[-1]
-    az = float(np.degrees(np.arctan2((lx - bx) * np.cos(np.radians(by)), ly - by)))
-    ax, ay = offset(bx, by, az, 40_000.0)
+    ax, ay = _climb_point(bx, by, wx[-1], wy[-1])
     if mission in ("mq9_border", "rc135_border"):
         _stay_north(world, wx, wy, wa, ws, ax, ay, h, v)
     go(ax, ay, h, v)
@@ -535,23 +726,59 @@ def _tasked_plans(
     return plans
 
 
+PLAN_PLANTS = ("depth", "outside-area", "altitude")
+"""Violations planted in the flight plan (of MQ-9 sorties over the border band, item C1)."""
+RECORD_PLANTS = ("time-window", "platform-type", "notification-late", "report-late", "report-missing", "no-agreement")
+"""Violations planted in the paperwork (the claim, the notification, the post-flight report)."""
+PLANT_SHARE = 0.25
+"""Share of the sorties flown under an agreement over the host that break one rule on purpose."""
+
+
+class _Plants:
+    """Which rule the next planted violation breaks: every rule in turn, in a seeded order."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.rng = rng
+        rules = [*PLAN_PLANTS, *RECORD_PLANTS]
+        self.queue = [rules[int(i)] for _ in range(50) for i in rng.permutation(len(rules))]
+
+    def draw(self, allowed: tuple[str, ...]) -> str | None:
+        """With probability :data:`PLANT_SHARE`, the first queued rule among ``allowed`` (taken off the queue)."""
+        if self.rng.random() >= PLANT_SHARE:
+            return None
+        for k, rule in enumerate(self.queue):
+            if rule in allowed:
+                return self.queue.pop(k)
+        return None
+
+
 def build_sorties(
-    cfg: ScenarioConfig, sites: Sites, world: World, rng: np.random.Generator, areas: list[Area] | None = None
+    cfg: ScenarioConfig,
+    sites: Sites,
+    world: World,
+    rng: np.random.Generator,
+    areas: list[Area] | None = None,
+    plant_rng: np.random.Generator | None = None,
 ) -> list[Sortie]:
     """All sorties of the scenario, in take-off order within each day (ids by day and order).
 
     ``areas`` is the tasking (:func:`build_tasking` when not given). Tasked sorties get platforms
-    first; a platform needs 4 h on the ground between sorties.
+    first; a platform needs 4 h on the ground between sorties. Each sortie claims the collection item
+    of its mission (:data:`ITEM_OF_MISSION`; RC-135s claim none), notifies the host in time and files
+    its report by the deadline, except for the violations planted on purpose (``plant_rng``, seeded
+    apart so that planting leaves the flights themselves unchanged; see :class:`_Plants`), which each
+    sortie lists in ``planted``.
     """
     if areas is None:
         areas = build_tasking(cfg, sites, world, rng)
+    plants = _Plants(plant_rng if plant_rng is not None else np.random.default_rng(0))
     names = [m[0] for m in MISSIONS]
     weights = np.array([m[2] for m in MISSIONS])
     weights = weights / weights.sum()
     booked: dict[str, list[tuple[int, int]]] = {p[0]: [] for p in PLATFORMS}
     out: list[Sortie] = []
-    window_end = cfg.start_s + 3 * DAY_S  # agreement window of the deep collection item
     turnaround = 4 * 3600
+    items = {c["id"]: c for a in agreements_record(cfg) for c in a["collection"]}
 
     def free_at(pid: str, t0: int, t1: int) -> bool:
         return all(t1 + turnaround <= a or t0 >= b + turnaround for a, b in booked[pid])
@@ -562,7 +789,7 @@ def build_sorties(
             (int(cfg.day_start_s(day) + rng.integers(0, 20 * 3600)), names[int(rng.choice(len(names), p=weights))], [])
             for _ in range(n)
         ]
-        flown: list[tuple[int, str, str, str, list[Area], tuple[I64, F64, F64, F64, F64, F64]]] = []
+        flown: list[tuple[int, str, str, str, list[Area], tuple[I64, F64, F64, F64, F64, F64], str | None]] = []
         for t0, mission, tasked in [*_tasked_plans(cfg, day, areas, rng), *sorted(untasked, key=lambda p: p[0])]:
             ptype_name = TASKED.get(mission) or next(m[1] for m in MISSIONS if m[0] == mission)
             cands = [p for p in PLATFORMS if p[1] == ptype_name]
@@ -576,38 +803,71 @@ def build_sorties(
             if not cands and not tasked:  # that type is busy: fly a border orbit instead when an MQ-9 is free
                 mission, ptype_name = "mq9_border", "MQ-9"
                 cands = [p for p in PLATFORMS if p[1] == ptype_name and free_at(p[0], t0, t0 + 3600)]
+            plant = plants.draw(PLAN_PLANTS) if mission == "mq9_shallow" and cands else None
             for pid, _, base in cands:
                 legs = _chain(BASES[base], tasked) if mission == "u2_legs" else tasked
-                wx, wy, wa, ws = _plan(mission, PLATFORM_TYPES[ptype_name], BASES[base], legs, world, rng)
+                done: list[str] = []
+                wx, wy, wa, ws = _plan(mission, PLATFORM_TYPES[ptype_name], BASES[base], legs, world, rng, plant, done)
                 track = _fly(wx, wy, wa, ws, t0)
                 if free_at(pid, t0, int(track[0][-1])):
                     booked[pid].append((t0, int(track[0][-1])))
-                    flown.append((t0, pid, base, mission, legs, track))
+                    flown.append((t0, pid, base, mission, legs, track, done[0] if done else None))
                     break
         flown.sort(key=lambda f: (f[0], f[1]))
-        for k, (t0, pid, base, mission, _legs, (t, x, y, z, s, c)) in enumerate(flown, start=1):
+        for k, (t0, pid, base, mission, _legs, (t, x, y, z, s, c), planted) in enumerate(flown, start=1):
             sid = f"S-{datetime.fromtimestamp(cfg.day_start_s(day), tz=UTC):%Y%m%d}-{k:02d}"
-            agreement, item = _claim(mission, t0, window_end, rng)
-            lead = {"C1": 24, "C2": 48, "C3": 12}.get((item or "").rsplit("/", 1)[-1], 24)
+            item: str | None = ITEM_OF_MISSION.get(mission)
+            if not mission.startswith("rc135_"):
+                rng.random()  # (a draw once spent on a random claim: kept so that later flights stay as they were)
+            fx = reported_fixes(t)
+            over_host = bool(in_host(x[fx], y[fx]).any())
+            ptype = next(p[1] for p in PLATFORMS if p[0] == pid)
+            if planted is None and item is not None and over_host:
+                # the crew files under the item that covers the flight as flown (a border-band MQ-9 sortie that
+                # went deeper or over the sea is filed under the country-wide item)
+                # judged on the reported fixes and the chords between them, as the host will judge it
+                cx, cy = np.interp(t, t[fx], x[fx]), np.interp(t, t[fx], y[fx])
+                for cand in dict.fromkeys((item, *ITEM_OF_MISSION.values())):
+                    if not track_rules(t, cx, cy, z, ptype, items[cand], strict=True):
+                        item = cand
+                        break
+            if planted is None and item is not None and over_host:
+                allowed = RECORD_PLANTS if item == "AGR-2026-001/C1" else RECORD_PLANTS[2:]
+                planted = plants.draw(allowed)
+            if planted == "time-window":
+                item = EXPIRED_ITEM
+            elif planted == "platform-type":
+                item = OTHER_TYPE_ITEM
+            elif planted == "no-agreement":
+                item = None
+            lead = float(items[item]["notification_lead_h"]) if item else 24.0
+            deadline = float(items[item]["report_deadline_h"]) if item else 48.0
             notified: int | None = None
-            if agreement is not None:
-                late = rng.random() < 0.15
-                notified = t0 - int(3600 * (rng.uniform(1, lead - 1) if late else rng.uniform(lead + 1, lead + 30)))
-            r = rng.random()
-            report: int | None = None
-            if r > 0.05:
-                report = int(t[-1]) + int(3600 * (rng.uniform(2, 40) if r > 0.15 else rng.uniform(80, 120)))
+            if item is not None:
+                rng.random()
+                rng.uniform()
+                hours = plants.rng.uniform(1.0, lead - 1.0) if planted == "notification-late" else (
+                    lead + plants.rng.uniform(1.0, 30.0))  # fmt: skip
+                notified = t0 - int(3600 * hours)
+            if rng.random() > 0.05:
+                rng.uniform()
+            report: int | None = int(t[-1]) + int(3600 * plants.rng.uniform(1.0, deadline - 2.0))
+            if planted == "report-late":
+                report = int(t[-1]) + int(3600 * (deadline + plants.rng.uniform(2.0, 30.0)))
+            elif planted == "report-missing":
+                report = None
             out.append(
                 Sortie(
                     sortie_id=sid,
                     platform_id=pid,
-                    platform_type=next(p[1] for p in PLATFORMS if p[0] == pid),
+                    platform_type=ptype,
                     base=base,
                     mission=mission,
-                    agreement_id=agreement,
+                    agreement_id=item.split("/", 1)[0] if item else None,
                     authorisation_id=item,
                     notified_at=notified,
                     report_filed_at=report,
+                    planted=(planted,) if planted else (),
                     t=t,
                     lon=x,
                     lat=y,
@@ -617,16 +877,6 @@ def build_sorties(
                 )
             )
     return out
-
-
-def _claim(mission: str, t0: int, window_end: int, rng: np.random.Generator) -> tuple[str | None, str | None]:
-    if mission.startswith("rc135_") or rng.random() < 0.1:
-        return None, None
-    if mission.startswith("p8_"):
-        return "AGR-2026-002", "AGR-2026-002/C3"
-    if mission in ("mq9_border", "mq9_shallow"):
-        return "AGR-2026-001", "AGR-2026-001/C1"
-    return "AGR-2026-001", "AGR-2026-001/C2"
 
 
 # --------------------------------------------------------------------------- records
@@ -662,23 +912,139 @@ def _z(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-GULF_AREA = {
-    "type": "Polygon",
-    "coordinates": [[[-97.9, 21.0], [-96.5, 21.0], [-94.0, 25.5], [-94.0, 27.0], [-97.6, 27.0], [-97.9, 21.0]]],
-}
+MX_STATES: tuple[str, ...] = (
+    "MX-AGU", "MX-BCN", "MX-BCS", "MX-CAM", "MX-CHH", "MX-CHP", "MX-CMX", "MX-COA", "MX-COL", "MX-DUR", "MX-GRO",
+    "MX-GUA", "MX-HID", "MX-JAL", "MX-MEX", "MX-MIC", "MX-MOR", "MX-NAY", "MX-NLE", "MX-OAX", "MX-PUE", "MX-QUE",
+    "MX-ROO", "MX-SIN", "MX-SLP", "MX-SON", "MX-TAB", "MX-TAM", "MX-TLA", "MX-VER", "MX-YUC", "MX-ZAC",
+)  # fmt: skip
+"""Every Mexican state (ISO 3166-2)."""
+
 PACIFIC_AREA = {
     "type": "Polygon",
     "coordinates": [
-        [[-112.5, 27.0], [-108.0, 22.0], [-105.0, 20.5], [-106.5, 19.5], [-111.0, 22.0], [-114.5, 27.0], [-112.5, 27.0]]
+        [[-119.5, 33.0], [-114.5, 33.0], [-111.0, 31.5], [-109.2, 29.0], [-107.5, 26.5], [-105.0, 23.8],
+         [-103.8, 21.5], [-102.8, 19.8], [-100.5, 18.6], [-98.0, 17.7], [-95.5, 17.3], [-93.0, 16.3], [-91.8, 15.2],
+         [-91.5, 12.5], [-105.0, 13.0], [-115.0, 18.0], [-121.0, 26.0], [-119.5, 33.0]]
     ],
+}  # fmt: skip
+"""Pacific approaches: Baja California, the Gulf of California and the Pacific coast with its waters."""
+GULF_AREA = {
+    "type": "Polygon",
+    "coordinates": [
+        [[-97.8, 28.0], [-93.0, 28.0], [-84.0, 23.0], [-85.0, 16.5], [-89.2, 15.8], [-91.5, 17.0], [-94.5, 16.8],
+         [-96.8, 18.0], [-98.3, 20.5], [-99.0, 23.0], [-99.3, 25.5], [-98.8, 27.0], [-97.8, 28.0]]
+    ],
+}  # fmt: skip
+"""Gulf of Mexico and Caribbean approaches: the Gulf coast and the Yucatán peninsula with their waters."""
+
+
+@cache
+def border_strip() -> dict[str, Any]:
+    """A GeoJSON polygon 2–3 km either side of the MEX–USA land border: the river and the strip along it, where
+    the country and state outlines of the map disagree by a few hundred metres."""
+    from atalaya.scenario.world import get_world
+
+    g = shapely.simplify(shapely.buffer(get_world().border, 0.025, quad_segs=2), 0.005)
+    if g.geom_type != "Polygon":
+        g = max(getattr(g, "geoms", [g]), key=lambda p: p.area)
+    ring = [[round(float(x), 4), round(float(y), 4)] for x, y in shapely.get_coordinates(g.exterior)]
+    return {"type": "Polygon", "coordinates": [ring]}
+
+
+PLANTED_LOW_M = 3_500.0
+"""Altitude of the orbit flown below the band on purpose (a planted ``altitude`` violation)."""
+
+_ITEMS: dict[str, dict[str, Any]] = {
+    "C1": {
+        "title": "MQ-9 collection over the border band",
+        "platform_types": ["MQ-9"],
+        "areas": [{"states": ["MX-BCN", "MX-SON", "MX-CHH", "MX-COA", "MX-NLE", "MX-TAM"]}, {"border_strip": True}],
+        "max_depth_km": 130,
+        "altitude_m": {"min": 5000, "max": 9000},
+        "notification_lead_h": 24,
+        "report_deadline_h": 48,
+    },
+    "C2": {
+        "title": "High-altitude and deep collection over the whole country",
+        "platform_types": ["MQ-9", "U-2"],
+        "areas": [
+            {"states": list(MX_STATES)},
+            {"polygon": PACIFIC_AREA},
+            {"polygon": GULF_AREA},
+            {"border_strip": True},
+        ],
+        "max_depth_km": 900,
+        "altitude_m": {"min": 5000, "max": 21000},
+        "notification_lead_h": 48,
+        "report_deadline_h": 72,
+    },
+    "C3": {
+        "title": "Maritime patrol of the coasts and their approaches",
+        "platform_types": ["P-8"],
+        "areas": [{"polygon": PACIFIC_AREA}, {"polygon": GULF_AREA}],
+        "max_depth_km": 250,
+        "altitude_m": {"min": 150, "max": 9000},
+        "notification_lead_h": 12,
+        "report_deadline_h": 48,
+    },
 }
+"""Collection items of the scenario's agreements (limits; ids, parties and time windows are added per scenario)."""
+
+ITEM_OF_MISSION: dict[str, str] = {
+    "mq9_border": "AGR-2026-001/C1",
+    "mq9_shallow": "AGR-2026-001/C1",
+    "mq9_deep": "AGR-2026-001/C2",
+    "u2_legs": "AGR-2026-001/C2",
+    "p8_coast": "AGR-2026-002/C3",
+    "p8_gulf": "AGR-2026-002/C3",
+    "p8_pacific": "AGR-2026-002/C3",
+}
+"""The collection item each mission is flown under (RC-135 missions claim none)."""
+
+EXPIRED_ITEM = "AGR-2026-001/C4"
+"""Twin of C1 whose time window closed before the scenario (claimed by planted ``time-window`` violations)."""
+OTHER_TYPE_ITEM = "AGR-2026-001/C5"
+"""Twin of C1 for the MQ-1C (claimed by MQ-9 sorties in planted ``platform-type`` violations)."""
+
+EFFECTIVE_YEARS = 10
+"""The agreements stay in force this many years from the scenario's start (the demo works on any date)."""
+
+
+def collection_window(cfg: ScenarioConfig) -> tuple[datetime, datetime]:
+    """The collection time window of the scenario's items: from a day before the start to two days after the last
+    day (flights of the last day land after midnight), and at least 30 days."""
+    return cfg.start - timedelta(days=1), cfg.start + timedelta(days=max(cfg.days + 2, 30)) - timedelta(seconds=1)
+
+
+def _item(item_id: str, key: str, window: tuple[datetime, datetime], **over: Any) -> dict[str, Any]:
+    d = {k: v for k, v in _ITEMS[key].items() if k != "title"}
+    d.update(over)
+    d["areas"] = [{"polygon": border_strip()} if a.get("border_strip") else a for a in d["areas"]]
+    return {
+        "id": item_id,
+        "collector": COLLECTOR,
+        "host": HOST,
+        "platform_types": d["platform_types"],
+        "areas": d["areas"],
+        "max_depth_km": d["max_depth_km"],
+        "time_windows": [{"from": _z(window[0]), "to": _z(window[1])}],
+        "altitude_m": d["altitude_m"],
+        "notification_lead_h": d["notification_lead_h"],
+        "report_deadline_h": d["report_deadline_h"],
+    }
 
 
 def agreements_record(cfg: ScenarioConfig) -> list[dict[str, Any]]:
-    """The draft agreements (one YAML file each in ``records/agreements/``)."""
+    """The draft agreements (one YAML file each in ``records/agreements/``).
+
+    They are in force for :data:`EFFECTIVE_YEARS` years from the scenario's start (sharing terms outlive
+    the flights); their collection items' time windows bound the scenario's flights
+    (:func:`collection_window`).
+    """
     start = cfg.start
-    month_from = start - timedelta(days=1)
-    month_to = start + timedelta(days=29, hours=23, minutes=59, seconds=59)
+    effective = {"from": _z(start - timedelta(days=90)), "to": _z(start + timedelta(days=365 * EFFECTIVE_YEARS + 2))}
+    window = collection_window(cfg)
+    expired = (start - timedelta(days=60), start - timedelta(days=30, seconds=1))
     sharing = [
         {
             "from": COLLECTOR,
@@ -693,34 +1059,14 @@ def agreements_record(cfg: ScenarioConfig) -> list[dict[str, Any]]:
         {
             "id": "AGR-2026-001",
             "version": 1,
-            "title": "Northern Mexico counter-narcotics aerial surveillance (draft)",
+            "title": "Counter-narcotics aerial surveillance over Mexico (draft)",
             "parties": [COLLECTOR, HOST],
-            "effective": {"from": _z(month_from), "to": _z(start + timedelta(days=120))},
+            "effective": effective,
             "collection": [
-                {
-                    "id": "AGR-2026-001/C1",
-                    "collector": COLLECTOR,
-                    "host": HOST,
-                    "platform_types": ["MQ-9"],
-                    "areas": [{"states": ["MX-BCN", "MX-SON", "MX-CHH", "MX-COA", "MX-NLE", "MX-TAM"]}],
-                    "max_depth_km": 60,
-                    "time_windows": [{"from": _z(month_from), "to": _z(month_to)}],
-                    "altitude_m": {"min": 5000, "max": 9000},
-                    "notification_lead_h": 24,
-                    "report_deadline_h": 48,
-                },
-                {
-                    "id": "AGR-2026-001/C2",
-                    "collector": COLLECTOR,
-                    "host": HOST,
-                    "platform_types": ["MQ-9", "U-2"],
-                    "areas": [{"states": ["MX-SON", "MX-CHH", "MX-SIN", "MX-DUR"]}],
-                    "max_depth_km": 700,
-                    "time_windows": [{"from": _z(start), "to": _z(start + timedelta(days=3))}],
-                    "altitude_m": {"min": 5000, "max": 21000},
-                    "notification_lead_h": 48,
-                    "report_deadline_h": 72,
-                },
+                _item("AGR-2026-001/C1", "C1", window),
+                _item("AGR-2026-001/C2", "C2", window),
+                _item(EXPIRED_ITEM, "C1", expired),
+                _item(OTHER_TYPE_ITEM, "C1", window, platform_types=["MQ-1C"]),
             ],
             "sharing": sharing,
             "retention": {"observations_days": 90, "products_days": 365},
@@ -728,23 +1074,10 @@ def agreements_record(cfg: ScenarioConfig) -> list[dict[str, Any]]:
         {
             "id": "AGR-2026-002",
             "version": 1,
-            "title": "Maritime patrol in the Gulf of Mexico and the Gulf of California approaches (draft)",
+            "title": "Maritime patrol off the Pacific and Gulf coasts of Mexico (draft)",
             "parties": [COLLECTOR, HOST],
-            "effective": {"from": _z(month_from), "to": _z(start + timedelta(days=120))},
-            "collection": [
-                {
-                    "id": "AGR-2026-002/C3",
-                    "collector": COLLECTOR,
-                    "host": HOST,
-                    "platform_types": ["P-8"],
-                    "areas": [{"polygon": GULF_AREA}, {"polygon": PACIFIC_AREA}],
-                    "max_depth_km": 25,
-                    "time_windows": [{"from": _z(month_from), "to": _z(month_to)}],
-                    "altitude_m": {"min": 150, "max": 9000},
-                    "notification_lead_h": 12,
-                    "report_deadline_h": 48,
-                }
-            ],
+            "effective": effective,
+            "collection": [_item("AGR-2026-002/C3", "C3", window)],
             "sharing": sharing,
             "retention": {"observations_days": 60, "products_days": 365},
         },

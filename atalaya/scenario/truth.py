@@ -32,7 +32,7 @@ import shapely
 from pyproj import Transformer
 
 from atalaya.geo.territories import Territories, label_points, load_territories
-from atalaya.scenario.sorties import Sortie
+from atalaya.scenario.sorties import HOST, Sortie, in_host, reported_fixes, track_rules
 from atalaya.scenario.world import F64, GEOD
 
 _LAEA = "+proj=laea +lat_0=24 +lon_0=-102 +datum=WGS84 +units=m"
@@ -220,3 +220,50 @@ def overflight(sortie: Sortie) -> list[dict[str, Any]]:
             if level == "country":
                 country_rows[str(tid)] = rows[-1]
     return rows
+
+
+def host_depth_km(lon: F64, lat: F64, owner: str = "MEX") -> F64:
+    """Depth (km) of each point into ``owner``'s territory: distance to its boundary (land border or 12 nm limit)."""
+    t = _territories()
+    return _depth_m(t.index_of(owner), np.asarray(lon, dtype=np.float64), np.asarray(lat, dtype=np.float64)) / 1000.0
+
+
+COMPLIANCE_STATUSES = ("compliant", "violation", "no-host")
+"""Statuses of ``truth/compliance.json``."""
+
+
+def expected_rules(sortie: Sortie, items: dict[str, dict[str, Any]]) -> tuple[str, list[str]]:
+    """The status and the broken rules of one sortie, from its track as reported (GPX fixes) and its manifest.
+
+    ``items`` are the agreements' collection items by id. Rule ids are those of
+    :data:`atalaya.sovereignty.compliance.RULES`.
+    """
+    fx = reported_fixes(sortie.t)
+    t, x, y, z = sortie.t[fx], np.round(sortie.lon[fx], 6), np.round(sortie.lat[fx], 6), np.round(sortie.alt[fx], 1)
+    if not in_host(x, y).any():
+        return "no-host", []
+    if sortie.agreement_id is None:
+        return "violation", ["no-agreement"]
+    item = items.get(sortie.authorisation_id or "")
+    if item is None or item["host"] != HOST:
+        return "violation", ["collection-unknown"]
+    rules = track_rules(t, x, y, z, sortie.platform_type, item)
+    if sortie.notified_at is None or sortie.notified_at > sortie.takeoff - 3600 * float(item["notification_lead_h"]):
+        rules.append("notification-late")
+    due = sortie.landing + 3600 * float(item["report_deadline_h"])
+    if sortie.report_filed_at is None:
+        rules.append("report-missing")
+    elif sortie.report_filed_at > due:
+        rules.append("report-late")
+    return ("violation" if rules else "compliant"), rules
+
+
+def compliance_truth(sorties: list[Sortie], agreements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``truth/compliance.json``: per sortie, the expected status, the rules broken and which were planted."""
+    items = {c["id"]: c for a in agreements for c in a["collection"]}
+    out = []
+    for s in sorties:
+        status, rules = expected_rules(s, items)
+        row = {"sortie_id": s.sortie_id, "mission": s.mission, "status": status, "rules": rules}
+        out.append({**row, "planted": list(s.planted)})
+    return out
