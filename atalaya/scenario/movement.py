@@ -141,6 +141,23 @@ def _sample(
     return t, x, y, z, s, c, tk, xk, yk
 
 
+LONG_TRIP_START_S = 3 * 3600.0
+"""Latest start (seconds after midnight) of a smuggling trip longer than the day."""
+
+TURNAROUND_S = 1_800
+"""Least time an aircraft spends on the ground between two flights."""
+
+
+def _free_airframe(busy: dict[int, list[tuple[int, int]]], first: int, n: int, t0: int, t1: int) -> int | None:
+    """The first airframe from ``first`` on (cyclically) that is on the ground from ``t0`` to ``t1``; booked."""
+    for k in range(n):
+        i = (first + k) % n
+        if all(t1 + TURNAROUND_S <= a or t0 >= b + TURNAROUND_S for a, b in busy.get(i, [])):
+            busy.setdefault(i, []).append((t0, t1))
+            return i
+    return None
+
+
 class Movement:
     """Generates each day's traffic; holds the persistent fleets between days."""
 
@@ -200,11 +217,21 @@ class Movement:
         self.v_type = [int(rng.choice([30, 70, 80, 60, 37])) if not s else 30 for s in self.v_suspect]
         # aircraft fleet
         m = max(4, cfg.bg_flights_per_day // 3)
-        self.a_icao = [f"{int(rng.choice([0xA00000, 0x0D0000])) + int(rng.integers(0, 0x7FFF)):06x}" for _ in range(m)]
+        a_icao = [int(rng.choice([0xA00000, 0x0D0000])) + int(rng.integers(0, 0x7FFF)) for _ in range(m)]
         airlines = ("AMX", "VOI", "VIV", "AAL", "UAL", "SWA", "DAL", "AIJ")
         self.a_call = [f"{airlines[int(rng.integers(len(airlines)))]}{int(rng.integers(100, 9999))}" for _ in range(m)]
         self.n_light = max(2, cfg.narco_flights_per_day * 2)
-        self.l_icao = [f"{0x0D0000 + 0x4000 + int(rng.integers(0, 0x3FFF)):06x}" for _ in range(self.n_light)]
+        l_icao = [0x0D0000 + 0x4000 + int(rng.integers(0, 0x3FFF)) for _ in range(self.n_light)]
+        # one ICAO24 address per airframe: a drawn address already taken moves up to the next free one
+        taken: set[int] = set()
+        for codes in (a_icao, l_icao):
+            for k, code in enumerate(codes):
+                while code in taken:
+                    code += 1
+                taken.add(code)
+                codes[k] = code
+        self.a_icao = [f"{c:06x}" for c in a_icao]
+        self.l_icao = [f"{c:06x}" for c in l_icao]
         self.l_call = [f"XB{''.join(chr(65 + int(i)) for i in rng.integers(0, 26, 3))}" for _ in range(self.n_light)]
         # patrol bases
         self.patrol_base = [self.mx_towns[int(rng.integers(len(self.mx_towns)))] for _ in range(cfg.patrols)]
@@ -575,7 +602,10 @@ class Movement:
             spd = [12.0] + [22.0] * (len(first) - 2) + [7.0] * (len(pre) + 2) + [15.0] * (len(post) + 1)
             dwell = [0.0] * (len(first) - 1) + [float(rng.uniform(3600, 4 * 3600))] + [0.0] * (len(wps) - len(first))
             total = sum(float(dist_m(*a, *b)) / v for a, b, v in zip(wps[:-1], wps[1:], spd, strict=True)) + sum(dwell)
-            t0 = d0 + float(rng.uniform(0, max(0.0, DAY_S - total - 600)))
+            if total + 600 < DAY_S:
+                t0 = d0 + float(rng.uniform(0, DAY_S - total - 600))
+            else:  # longer than the day: sets out in the small hours (never on a report) and ends with the day
+                t0 = d0 + float(rng.uniform(60.0, LONG_TRIP_START_S))
             oid = f"veh-{day:03d}-{k:03d}"
             pl_pool = self.site_plates.get(lab.site_id) or self.site_plates.get(stash.site_id) or []
             pl = pl_pool[int(rng.integers(len(pl_pool)))] if pl_pool else plate(rng)
@@ -666,13 +696,15 @@ class Movement:
     def _flights(self, day: int, d0: float, d1: float, rng: np.random.Generator, out: DayTraffic) -> None:
         step = self.cfg.adsb_step_s
         ap = self.airports
+        busy: dict[int, list[tuple[int, int]]] = {}
+        light_busy: dict[int, list[tuple[int, int]]] = {}
         for k in range(self.cfg.bg_flights_per_day):
             a = ap[int(rng.integers(len(ap)))]
             b = ap[int(rng.integers(len(ap)))]
             d = float(dist_m(a[1], a[2], b[1], b[2]))
             if not 250_000 < d < 3_000_000:
                 continue
-            i = int(rng.integers(len(self.a_icao)))
+            drawn = int(rng.integers(len(self.a_icao)))
             az = float(np.degrees(np.arctan2((b[1] - a[1]) * np.cos(np.radians(a[2])), b[2] - a[2])))
             c1 = offset(a[1], a[2], az, 80_000.0)
             c2 = offset(b[1], b[2], az + 180.0, 80_000.0)
@@ -681,6 +713,10 @@ class Movement:
                 [a[1], c1[0], c2[0], b[1]], [a[2], c1[1], c2[1], b[2]], [130.0, 230.0, 130.0], [0, 0, 0, 0],
                 t0, step, d1 - 1, alt=[0.0, 10_500.0, 10_500.0, 0.0],
             )  # fmt: skip
+            on = rng.random(t.size) > 0.02
+            i = _free_airframe(busy, drawn, len(self.a_icao), int(t[0]), int(t[-1]))
+            if i is None:  # every airframe of the fleet is in the air or turning around
+                continue
             oid = f"acft-{i:04d}"
             out.tracks.append(
                 Track(
@@ -698,14 +734,14 @@ class Movement:
                     alt=z,
                     speed=s,
                     course=c,
-                    on=rng.random(t.size) > 0.02,
+                    on=on,
                 )
             )
         strips = self.sites.airstrips
         for k in range(self.cfg.narco_flights_per_day if len(strips) >= 2 else 0):
             i, j = rng.choice(len(strips), size=2, replace=False)
             sa, sb = strips[int(i)], strips[int(j)]
-            li = int(rng.integers(self.n_light))
+            drawn = int(rng.integers(self.n_light))
             d = float(dist_m(sa.lon, sa.lat, sb.lon, sb.lat))
             t0 = d0 + float(rng.uniform(0, max(60.0, DAY_S - d / 70.0 - 3600)))
             mid = ((sa.lon + sb.lon) / 2, (sa.lat + sb.lat) / 2)
@@ -714,6 +750,9 @@ class Movement:
                 alt=[0.0, 3_000.0, 0.0],
             )  # fmt: skip
             cut = t0 + (t[-1] - t0) * float(rng.uniform(0.3, 0.7))
+            li = _free_airframe(light_busy, drawn, self.n_light, int(t[0]), int(t[-1]))
+            if li is None:
+                continue
             sa.active_days.add(day)
             sb.active_days.add(day)
             oid = f"light-{li:03d}"
