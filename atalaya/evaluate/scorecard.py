@@ -22,6 +22,7 @@ EVALUATORS: dict[str, str] = {
     "sites": "atalaya.evaluate.scorecard:evaluate_sites",
     "maritime_corridors": "atalaya.evaluate.scorecard:evaluate_events",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
+    "compliance": "atalaya.evaluate.scorecard:evaluate_compliance",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
 
@@ -93,6 +94,34 @@ def evaluate_overflight(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -
     from atalaya.sovereignty.overflight import account_workspace_sorties
 
     return score_overflight(account_workspace_sorties(ws), truth_dir)
+
+
+def evaluate_compliance(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
+    """Compliance verdicts of the stored sorties (stored agreements, flown tracks from the lake) against
+    ``truth/compliance.json``: status accuracy, planted violations found, compliant sorties flagged, and
+    precision/recall per rule (flattened)."""
+    from atalaya.evaluate.compliance import load_compliance_truth, score_compliance
+    from atalaya.geo.territories import load_territories
+    from atalaya.sovereignty.agreements import stored_agreements
+    from atalaya.sovereignty.compliance import check_sorties
+    from atalaya.sovereignty.repository import sorties_from_store
+    from atalaya.sovereignty.tracks import sortie_tracks
+    from atalaya.store.lake import Lake
+
+    truth = load_compliance_truth(Path(truth_dir))
+    if not truth:
+        return {}
+    sorties = sorties_from_store(store)
+    tracks = sortie_tracks(Lake(ws.lake_dir), [s.sortie_id for s in sorties])
+    verdicts = check_sorties(
+        sorties=sorties, tracks=tracks, agreements=stored_agreements(store), territories=load_territories()
+    )
+    fig = score_compliance([v.to_dict() for v in verdicts], truth)
+    flat = {k: v for k, v in fig.items() if not isinstance(v, dict)}
+    for rule, c in fig["rules"].items():
+        flat[f"{rule}_precision"] = c["precision"]
+        flat[f"{rule}_recall"] = c["recall"]
+    return flat
 
 
 def scorecard(ws: Workspace, store: KnowledgeStore, truth_dir: Path, only: list[str] | None = None) -> dict[str, Any]:
