@@ -11,6 +11,7 @@ import click
 
 from atalaya.cli.context import emit, json_option, workspace_from
 from atalaya.core.errors import LogIntegrityError, ValidationError
+from atalaya.core.workspace import Workspace
 from atalaya.store.translog import (
     ConsistencyProof,
     NoteVerifier,
@@ -20,7 +21,10 @@ from atalaya.store.translog import (
     verify_consistency_notes,
 )
 from atalaya.store.translog.checkpoint import SIG_COSIGNATURE_V1
+from atalaya.store.translog.log import TransparencyLog
 from atalaya.store.translog.node import log_signer, open_log, witness_for
+from atalaya.store.translog.repair import repair_log
+from atalaya.store.translog.storage import DATA_NAME, diagnose
 
 
 def _read_entries(path: str) -> list[dict[str, Any]]:
@@ -72,6 +76,14 @@ def _write_or_print(out: Path | None, text: str) -> None:
         out.write_text(text, encoding="utf-8")
 
 
+def _writer(ws: Workspace) -> TransparencyLog:
+    """Open the log for writing; say on stderr what recovery cut (a torn append) and where it kept it."""
+    lg = open_log(ws)
+    for note in lg.recovered:
+        click.echo(f"warning: {note}", err=True)
+    return lg
+
+
 @click.group("log")
 def log() -> None:
     """Transparency log: append entries, sign checkpoints, prove, verify and witness."""
@@ -83,16 +95,26 @@ def log() -> None:
 @json_option
 @click.pass_context
 def append_cmd(ctx: click.Context, file: str, batch: int, as_json: bool) -> None:
-    """Append entries from FILE (one JSON object, a JSON array, or JSON Lines; - for stdin)."""
+    """Append entries from FILE (one JSON object, a JSON array, or JSON Lines; - for stdin), then sign a checkpoint."""
     entries = _read_entries(file)
     ws = workspace_from(ctx)
-    with open_log(ws) as lg:
+    with _writer(ws) as lg:
         r = lg.append_many(entries, batch=batch)
-        data = {"first": r.start, "last": r.stop - 1, "appended": len(r), "size": lg.size, "root": lg.root().hex()}
+        lg.checkpoint(log_signer(ws))
+        data = {
+            "first": r.start,
+            "last": r.stop - 1,
+            "appended": len(r),
+            "size": lg.size,
+            "root": lg.root().hex(),
+            "checkpoint_size": lg.size,
+        }
     emit(
         as_json,
         data,
-        lambda d: f"appended {d['appended']} entries (indices {d['first']}–{d['last']}); size {d['size']}",
+        lambda d: (
+            f"appended {d['appended']} entries (indices {d['first']}–{d['last']}); size {d['size']}, checkpoint signed"
+        ),
     )
 
 
@@ -103,7 +125,7 @@ def append_cmd(ctx: click.Context, file: str, batch: int, as_json: bool) -> None
 def checkpoint_cmd(ctx: click.Context, out: Path | None, as_json: bool) -> None:
     """Sign a checkpoint of the current tree with the workspace key and print it."""
     ws = workspace_from(ctx)
-    with open_log(ws) as lg:
+    with _writer(ws) as lg:
         text = lg.checkpoint(log_signer(ws))
         size, root = lg.size, lg.root()
     if out is not None:
@@ -121,7 +143,7 @@ def checkpoint_cmd(ctx: click.Context, out: Path | None, as_json: bool) -> None:
 def prove_cmd(ctx: click.Context, index: int, out: Path | None) -> None:
     """Write an offline proof bundle for entry N (signs a new checkpoint if none covers it)."""
     ws = workspace_from(ctx)
-    with open_log(ws) as lg:
+    with _writer(ws) as lg:
         if not 0 <= index < lg.size:
             raise LogIntegrityError(f"entry {index} is not in the log (size {lg.size})")
         latest = lg.latest_checkpoint()
@@ -257,28 +279,80 @@ def export_key_cmd(ctx: click.Context, as_witness: bool) -> None:
 @json_option
 @click.pass_context
 def status_cmd(ctx: click.Context, full: bool, as_json: bool) -> None:
-    """Show the log's size, root and newest checkpoint."""
+    """Show the log's size, root and newest checkpoint, and any damage (exit status 1 if there is any).
+
+    Reads only. Without --verify the newest entries and hashes are checked, as a
+    writer's open does; with --verify all of them.
+    """
     ws = workspace_from(ctx)
-    if not (ws.log_dir / "entries.dat").exists():
-        data: dict[str, Any] = {"origin": ws.log_origin, "size": 0, "root": None, "checkpoint_size": None}
+    if not (ws.log_dir / DATA_NAME).exists():
+        data: dict[str, Any] = {"origin": ws.log_origin, "size": 0, "root": None, "checkpoint_size": None, "ok": True}
     else:
-        with open_log(ws, readonly=True) as lg:
-            if full:
-                lg.storage.verify()
-            latest = lg.latest_checkpoint()
-            cp_size = None if latest is None else open_checkpoint(latest, log_signer(ws).verifier()).size
-            data = {
-                "origin": ws.log_origin,
-                "size": lg.size,
-                "root": lg.root().hex(),
-                "checkpoint_size": cp_size,
-                "verified": full,
-            }
+        diag = diagnose(ws.log_dir, verifier=log_signer(ws).verifier(), full=full)
+        data = {
+            "origin": ws.log_origin,
+            "size": diag.good,
+            "root": None if diag.root is None else diag.root.hex(),
+            "checkpoint_size": None if diag.checkpoint is None else diag.checkpoint.size,
+            "verified": full,
+            "ok": diag.ok,
+            "damage": [str(d) for d in diag.damage],
+            "torn_tail": diag.torn,
+        }
 
     def human(d: dict[str, Any]) -> str:
         cp = "none" if d["checkpoint_size"] is None else f"size {d['checkpoint_size']}"
         root = d["root"] or "(empty)"
-        extra = "; all hashes verified" if d.get("verified") else ""
-        return f"log {d['origin']}: {d['size']} entries, root {root}\nlatest signed checkpoint: {cp}{extra}"
+        lines = [f"log {d['origin']}: {d['size']} entries, root {root}", f"latest signed checkpoint: {cp}"]
+        if d.get("torn_tail"):
+            lines.append(
+                f"unsigned tail fails its checks: {d['torn_tail']} (the next writer cuts it and keeps it aside)"
+            )
+        if d.get("damage"):
+            lines.append("DAMAGED (appends are refused until `atalaya log repair`):")
+            lines += [f"  - {x}" for x in d["damage"]]
+        elif d["ok"]:
+            lines.append("all hashes verified" if d.get("verified") else "newest entries and hashes check out")
+        return "\n".join(lines)
+
+    emit(as_json, data, human)
+    if not data["ok"]:
+        ctx.exit(1)
+
+
+@log.command("repair")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="A copy of the last signed checkpoint, when the stored one is damaged beyond a single flipped bit.",
+)
+@json_option
+@click.pass_context
+def repair_cmd(ctx: click.Context, checkpoint_file: Path | None, as_json: bool) -> None:
+    """Repair a damaged log: keep its files in translog/damaged-<time>/, rebuild from intact data, verify.
+
+    Entries the signed checkpoint covers are never dropped: if entries.dat itself is
+    damaged there, the repair stops and says which entries to restore from a backup
+    or a partner's mirror.
+    """
+    ws = workspace_from(ctx)
+    given = None if checkpoint_file is None else _text(checkpoint_file)
+    rep = repair_log(ws.log_dir, origin=ws.log_origin, signer=log_signer(ws), checkpoint_text=given)
+    data = {
+        "repaired": rep.repaired,
+        "findings": list(rep.findings),
+        "actions": list(rep.actions),
+        "kept": None if rep.kept is None else str(rep.kept),
+        "size": rep.size,
+        "signed_size": rep.signed_size,
+        "left_out": None if rep.left_out is None else list(rep.left_out),
+    }
+
+    def human(d: dict[str, Any]) -> str:
+        if not d["repaired"]:
+            return f"log {ws.log_origin}: nothing to repair ({d['size']} entries)"
+        lines = ["found:"] + [f"  - {x}" for x in d["findings"]] + ["done:"] + [f"  - {x}" for x in d["actions"]]
+        return "\n".join(lines)
 
     emit(as_json, data, human)

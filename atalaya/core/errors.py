@@ -16,6 +16,7 @@ can, says what to do about it (``hint``).
     ├── ValidationError        a document (agreement, marking, plan) fails its schema
     ├── PolicyError            egress denied by markings or agreements
     └── LogIntegrityError      the transparency log or a proof does not verify
+        └── LogDamagedError    the log's files are damaged; appends refused until repaired
 """
 
 from __future__ import annotations
@@ -79,3 +80,14 @@ class UnreadableInputError(IngestError):
     """An input cannot be read on: truncated or corrupt compressed data or container, or over a reader limit
     (:class:`atalaya.ingest.base.ReaderLimits`) that fails the whole file. Raised by a reader while it streams;
     the batches it yielded before belong to a file that failed, and the next file reads as usual."""
+
+
+class LogDamagedError(LogIntegrityError):
+    """The log's own files are damaged: the writer refuses to append until `atalaya log repair` is run.
+
+    ``findings`` lists each damaged place (file, byte offset, entry index, what is wrong).
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, findings: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.findings = findings

@@ -22,19 +22,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from atalaya.core.errors import LogIntegrityError, StoreError
+from atalaya.core.errors import LogDamagedError, LogIntegrityError, StoreError
 from atalaya.store.translog.bundle import ConsistencyProof, ProofBundle, verify_bundle
 from atalaya.store.translog.checkpoint import (
     Checkpoint,
     NoteSigner,
+    NoteVerifier,
     SignedNote,
     sign_note,
 )
 from atalaya.store.translog.entries import canonical_json, decode_entry
-from atalaya.store.translog.storage import LogStorage
-
-CHECKPOINT_NAME = "checkpoint"
-"""File holding the newest signed checkpoint (C2SP signed note text)."""
+from atalaya.store.translog.storage import CHECKPOINT_NAME, REPAIR_HINT, LogStorage
 
 __all__ = ["NoteSigner", "TransparencyLog", "verify_bundle"]
 
@@ -61,16 +59,27 @@ class TransparencyLog:
         self.origin = origin
 
     @classmethod
-    def open(cls, directory: Path | str, *, origin: str, readonly: bool = False) -> TransparencyLog:
-        """Open the log in ``directory`` (writer unless ``readonly``), recovering a torn tail.
+    def open(
+        cls,
+        directory: Path | str,
+        *,
+        origin: str,
+        readonly: bool = False,
+        verifier: NoteVerifier | None = None,
+    ) -> TransparencyLog:
+        """Open the log in ``directory`` (writer unless ``readonly``), recovering a torn append.
 
         Raises :class:`LogIntegrityError` when the stored checkpoint does not match
         the entries: the log is shorter than what it signed (truncated) or its
         root at the signed size differs (entries edited, deleted or reordered).
+        A writer raises :class:`LogDamagedError` (and changes nothing) when the
+        files are damaged anywhere a torn append cannot explain; ``verifier``
+        also checks the stored checkpoint's signature. What a writer's recovery
+        cut is listed in :attr:`recovered`.
         """
         if not origin or "\n" in origin or origin.startswith("cosignature/"):
             raise StoreError(f"invalid log origin {origin!r}", hint="use a name like atalaya.usa/log")
-        storage = LogStorage.open(directory, readonly=readonly)
+        storage = LogStorage.open(directory, readonly=readonly, verifier=verifier)
         log = cls(storage, origin)
         try:
             log._check_against_checkpoint()
@@ -95,6 +104,11 @@ class TransparencyLog:
     def directory(self) -> Path:
         """The log directory."""
         return self.storage.directory
+
+    @property
+    def recovered(self) -> list[str]:
+        """What the writer's open cut (a torn append after the last checkpoint) and where it kept the bytes."""
+        return self.storage.recovered
 
     @property
     def size(self) -> int:
@@ -144,6 +158,8 @@ class TransparencyLog:
 
     def checkpoint(self, signer: NoteSigner, *, extensions: tuple[str, ...] = ()) -> str:
         """Sign a checkpoint of the current tree, store it as the newest, return its text."""
+        # Everything a checkpoint covers has durable hashes: recovery never takes it for a torn append.
+        self.storage.sync_levels()
         cp = Checkpoint(origin=self.origin, size=self.size, root=self.root(), extensions=extensions)
         text = sign_note(cp.body(), signer).text()
         _atomic_write(self.checkpoint_path, text)
@@ -160,15 +176,16 @@ class TransparencyLog:
                 hint="the log directory belongs to another origin; check [log] origin in atalaya.toml",
             )
         if cp.size > self.size:
-            raise LogIntegrityError(
+            raise LogDamagedError(
                 f"log {self.origin} holds {self.size} entries but its last signed checkpoint covers {cp.size}",
-                hint="entries were deleted or the entries file was truncated; restore it from a backup or a mirror",
+                hint="entries were deleted or the entries file was truncated; " + REPAIR_HINT,
             )
         got = self.root(cp.size)
         if got != cp.root:
-            raise LogIntegrityError(
-                f"root mismatch at size {cp.size}: checkpoint says {cp.root.hex()}, entries give {got.hex()}",
-                hint="entries were edited, deleted or reordered after they were signed",
+            raise LogDamagedError(
+                f"{self.directory}: root mismatch at size {cp.size}: checkpoint says {cp.root.hex()}, "
+                f"entries give {got.hex()}",
+                hint="entries or hashes were edited, deleted or reordered after they were signed; " + REPAIR_HINT,
             )
 
     # ---------------------------------------------------------------- proofs

@@ -37,12 +37,15 @@ def open_log(ws: Workspace, *, readonly: bool = False, wait_s: float = 0.0) -> T
 
     A writer waits up to ``wait_s`` seconds for another process's writer to finish
     (the log has exactly one writer at a time) before giving up with its error.
+    A writer also checks the stored checkpoint's signature with the workspace key
+    and refuses damaged files (:class:`~atalaya.core.errors.LogDamagedError`).
     """
     deadline = time.monotonic() + wait_s
     delay = 0.01
     while True:
         try:
-            return TransparencyLog.open(ws.log_dir, origin=ws.log_origin, readonly=readonly)
+            verifier = None if readonly else log_signer(ws).verifier()
+            return TransparencyLog.open(ws.log_dir, origin=ws.log_origin, readonly=readonly, verifier=verifier)
         except StoreError as e:
             if readonly or "open for writing" not in e.message or time.monotonic() >= deadline:
                 raise
