@@ -776,7 +776,8 @@ def diagnose(directory: Path | str, *, verifier: NoteVerifier | None = None, ful
         window = None if full else TAIL_CHECK
         diag = s._scan(verifier, window=window)
         n = diag.good
-        diag.damage += s._level_damage(n, diag.covered, window=window, trust_all=True)
+        # Hashes past the durable watermark are derived data a writer rebuilds: not damage.
+        diag.damage += s._level_damage(n, diag.covered, window=window)
         s._size = n
         cp = diag.checkpoint
         enough = all(
