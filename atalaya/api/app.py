@@ -14,8 +14,9 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from atalaya import __version__
-from atalaya.api import routes_auth, routes_layers, routes_log, routes_map, routes_sites
+from atalaya.api import routes_auth, routes_layers, routes_log, routes_map, routes_sites, routes_users
 from atalaya.api.deps import AppState, StateDep, UserDep
+from atalaya.api.security import SecurityHeaders
 from atalaya.core.errors import AtalayaError
 from atalaya.core.workspace import Workspace
 from atalaya.store.knowledge import KnowledgeStore
@@ -43,12 +44,13 @@ def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, tru
     )
     app.state.atalaya = state
     app.add_middleware(GZipMiddleware, minimum_size=1024, compresslevel=routes_map.GZIP_LEVEL)
+    app.add_middleware(SecurityHeaders)  # outermost: every response, errors included
 
     @app.exception_handler(AtalayaError)
     async def _atalaya_error(_req: Any, exc: AtalayaError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": exc.message, "hint": exc.hint})
 
-    for r in (routes_auth, routes_sites, routes_log, routes_map, routes_layers):
+    for r in (routes_auth, routes_users, routes_sites, routes_log, routes_map, routes_layers):
         app.include_router(r.router)
 
     @app.get("/api/status", tags=["workspace"])

