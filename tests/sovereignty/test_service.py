@@ -196,3 +196,19 @@ def test_cli_refuses_unknown_parties_and_uncovered_plans(
         "type": "LineString", "coordinates": [[-111.0, 32.0], [-108.0, 28.0], [-111.0, 32.0]]}}))  # fmt: skip
     code, out = cli(capsys, "-q", "-w", w, "sovereignty", "check-plan", str(plan), "--platform-type", "MQ-9")
     assert code == 1 and "NOT fully covered" in out
+
+
+def test_account_of_the_scenario_has_no_impossible_flights(demo_workspace: Workspace) -> None:
+    """One ADS-B identity per airframe: no track's accounting bridges two simultaneous flights (was 886,316 km
+    for one aircraft in 7 h)."""
+    store = KnowledgeStore.open(demo_workspace.db_url)
+    try:
+        res = service.account(demo_workspace, store, level="country")
+    finally:
+        store.close()
+    tracks = res.accounting.tracks.to_pylist()
+    assert tracks
+    for t in tracks:
+        if t["duration_s"] > 600:
+            speed = 1000.0 * t["length_km"] / t["duration_s"]
+            assert speed < 350.0, f"{t['track_id']}: {t['length_km']:.0f} km in {t['duration_s'] / 3600:.1f} h"
