@@ -21,7 +21,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self'; worker-src 'self' blob:; child-src blob:; font-src 'self'; manifest-src 'self'; "
+    "connect-src 'self'; worker-src 'self' blob:; child-src blob:; frame-src 'self'; font-src 'self'; "
+    "manifest-src 'self'; "
     "base-uri 'none'; form-action 'self'; frame-ancestors 'none'; object-src 'none'"
 )
 """The workspace's Content-Security-Policy (MapLibre GL runs its workers from ``blob:`` URLs)."""

@@ -179,6 +179,8 @@ def test_wrong_password_is_refused(page: Any, served: Served) -> None:
 
 def test_map_renders_its_layers_offline(page: Any, served: Served) -> None:
     outside: list[str] = []
+    blocked: list[str] = []
+    page.on("console", lambda m: blocked.append(m.text) if "Content Security Policy" in m.text else None)
     page.on(
         "request",
         lambda r: (
@@ -206,6 +208,14 @@ def test_map_renders_its_layers_offline(page: Any, served: Served) -> None:
     page.wait_for_timeout(1500)
     _shot(page, "map-analyst")
     assert outside == [], f"requests left the node: {outside[:5]}"
+    assert blocked == [], f"the CSP blocked: {blocked[:3]}"
+    # the session is an HttpOnly cookie: nothing the page's scripts can read holds it
+    assert "atalaya_session" not in page.evaluate("() => document.cookie")
+    assert page.evaluate("() => sessionStorage.length") == 0
+    page.click("#tabs a[data-view='sorties']")
+    page.wait_for_selector("#report .charts")
+    page.wait_for_timeout(500)
+    assert blocked == [], f"the CSP blocked: {blocked[:3]}"
 
 
 def test_clicking_a_site_shows_its_evidence(page: Any, served: Served) -> None:
@@ -280,6 +290,46 @@ def test_log_verification_remembers_the_checkpoint(page: Any, served: Served) ->
     _shot(page, "log-verified")
 
 
+def test_log_verification_is_done_in_the_page(page: Any, served: Served) -> None:
+    import json
+
+    _login(page, served, "ana", "analyst-pass")
+    page.click("#tabs a[data-view='log']")
+    page.wait_for_selector("#log-table tbody tr")
+    calls: list[str] = []
+    page.on("request", lambda r: calls.append(r.url) if "/api/log/" in r.url else None)
+
+    def tamper(route: Any) -> None:  # a server that lies about an entry's content
+        resp = route.fetch()
+        body = resp.json()
+        entry = json.loads(body["entry"])
+        entry["kind"] = "tampered"
+        body["entry"] = json.dumps(entry, separators=(",", ":"), sort_keys=True)
+        route.fulfill(response=resp, body=json.dumps(body))
+
+    page.route("**/api/log/proof*", tamper)
+    page.click("#log-verify")
+    page.wait_for_selector("#verify-overall:has-text('Verification failed')")
+    assert "inclusion FAILS" in page.inner_text("#log-verify-result")
+    assert not [u for u in calls if u.endswith("/api/log/verify")], "the page asked the server for its verdict"
+    page.unroute("**/api/log/proof*")
+
+    def forge(route: Any) -> None:  # a checkpoint whose signature does not cover its body
+        resp = route.fetch()
+        body = resp.json()
+        lines = body["checkpoint"].split("\n")
+        lines[1] = str(int(lines[1]) + 1)
+        body["checkpoint"] = "\n".join(lines)
+        route.fulfill(response=resp, body=json.dumps(body))
+
+    page.route("**/api/log/checkpoint", forge)
+    page.click("#log-verify")
+    page.wait_for_selector("#log-verify-result:has-text('no valid signature')")
+    page.unroute("**/api/log/checkpoint")
+    page.click("#log-verify")
+    page.wait_for_selector("#verify-overall:has-text('Verified in this browser')")
+
+
 def test_liaison_sees_only_what_was_released(page: Any, served: Served) -> None:
     _login(page, served, "lia", "liaison-pass")
     assert "liaison" in page.inner_text("#whoami")
@@ -297,7 +347,8 @@ def test_liaison_sees_only_what_was_released(page: Any, served: Served) -> None:
     assert ids == ["site--released"]
     assert page.locator("#site-detail button[data-act]").count() == 0
     codes = page.evaluate(
-        "async () => { const h = {Authorization: 'Bearer ' + sessionStorage.getItem('atalaya.token')};"
+        "async () => { const me = await (await fetch('/api/auth/me')).json();"
+        " const h = {'X-CSRF-Token': me.csrf_token};"
         " const a = await fetch('/api/sites/site--withheld', {headers: h});"
         " const b = await fetch('/api/map/detections', {headers: h});"
         " const c = await fetch('/api/jobs', {headers: h});"

@@ -2,14 +2,27 @@
 "use strict";
 
 (function () {
-  const TOKEN_KEY = "atalaya.token";
   const CHECKPOINT_KEY = "atalaya.checkpoint";
+  const LOG_KEY_KEY = "atalaya.logkey";
   const PAGE = 50;
   const COMPLIANCE_COLOURS = { compliant: "#2e9d57", violation: "#d0453a", unverifiable: "#9b59b6", "no-host": "#3b7dd8", unchecked: "#8a8f98" };
-  const state = { me: null, map: null, days: [], day: null, layers: {}, truth: false, jobsTimer: null };
+  // the session lives in an HttpOnly cookie the page never sees; state-changing requests echo the CSRF token
+  const state = { me: null, csrf: null, map: null, days: [], day: null, layers: {}, truth: false, jobsTimer: null };
   const $ = (id) => document.getElementById(id);
   const esc = (v) => String(v === null || v === undefined ? "" : v)
     .replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+  // Sizes and colours set through the CSSOM: the Content-Security-Policy forbids inline style attributes.
+  function paint(root) {
+    if (!root.querySelectorAll) return;
+    const els = root.matches && root.matches("[data-w],[data-bg]") ? [root] : [];
+    els.concat([...root.querySelectorAll("[data-w],[data-bg]")]).forEach((el) => {
+      if (el.dataset.w && /^[0-9.]+(px|%)$/.test(el.dataset.w)) el.style.width = el.dataset.w;
+      if (el.dataset.bg && /^#[0-9a-fA-F]{3,8}$/.test(el.dataset.bg)) el.style.background = el.dataset.bg;
+    });
+  }
+  new MutationObserver((muts) => muts.forEach((m) => m.addedNodes.forEach(paint)))
+    .observe(document.documentElement, { childList: true, subtree: true });
 
   // ------------------------------------------------------------------ API
   class ApiError extends Error {
@@ -18,8 +31,8 @@
 
   async function api(path, opts = {}) {
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
-    const token = sessionStorage.getItem(TOKEN_KEY);
-    if (token) headers.Authorization = "Bearer " + token;
+    const method = (opts.method || "GET").toUpperCase();
+    if (state.csrf && method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = state.csrf;
     if (opts.body !== undefined && typeof opts.body !== "string") {
       headers["Content-Type"] = "application/json";
       opts = Object.assign({}, opts, { body: JSON.stringify(opts.body) });
@@ -40,7 +53,8 @@
 
   // ------------------------------------------------------------------ login
   function showLogin() {
-    sessionStorage.removeItem(TOKEN_KEY);
+    state.csrf = null;
+    state.me = null;
     $("app").hidden = true;
     $("login-view").hidden = false;
     if (state.jobsTimer) { clearInterval(state.jobsTimer); state.jobsTimer = null; }
@@ -50,8 +64,9 @@
     ev.preventDefault();
     $("login-error").textContent = "";
     try {
-      const r = await api("/api/auth/login", { method: "POST", body: { username: $("login-user").value, password: $("login-pass").value } });
-      sessionStorage.setItem(TOKEN_KEY, r.token);
+      const r = await api("/api/auth/login", { method: "POST", body: { username: $("login-user").value, password: $("login-pass").value, session: "cookie" } });
+      state.csrf = r.csrf_token;
+      $("login-pass").value = "";
       await start();
     } catch (e) {
       $("login-error").textContent = e.status === 401 ? "Wrong username or password." : e.message;
@@ -66,6 +81,7 @@
   async function start() {
     try {
       state.me = await api("/api/auth/me");
+      state.csrf = state.me.csrf_token || null;
     } catch (e) {
       showLogin();
       return;
@@ -112,7 +128,7 @@
     const entries = Object.entries(counts);
     const max = Math.max(1, ...entries.map(([, n]) => n));
     const rows = entries.map(([k, n]) => `<div class="row"><span class="lbl" title="${esc(k)}">${esc(k)}</span>` +
-      `<span class="bar" style="width:${(160 * n) / max}px;background:${(colours && colours[k]) || "#3b7dd8"}"></span>${n}</div>`);
+      `<span class="bar" data-w="${(160 * n) / max}px" data-bg="${esc((colours && colours[k]) || "#3b7dd8")}"></span>${n}</div>`);
     return `<div class="bars"><h4>${esc(title)}</h4>${rows.join("") || "<span class='muted'>none</span>"}</div>`;
   }
 
@@ -120,9 +136,9 @@
     const keys = Object.keys(byKey);
     const max = Math.max(1, ...keys.map((k) => Object.values(byKey[k]).reduce((a, b) => a + b, 0)));
     const rows = keys.map((k) => {
-      const segs = Object.entries(byKey[k]).map(([st, n]) => `<span class="bar" title="${esc(st)}: ${n}" style="width:${(160 * n) / max}px;background:${COMPLIANCE_COLOURS[st] || "#3b7dd8"}"></span>`);
+      const segs = Object.entries(byKey[k]).map(([st, n]) => `<span class="bar" title="${esc(st)}: ${n}" data-w="${(160 * n) / max}px" data-bg="${COMPLIANCE_COLOURS[st] || "#3b7dd8"}"></span>`);
       const total = Object.values(byKey[k]).reduce((a, b) => a + b, 0);
-      return `<div class="row"><span class="lbl">${esc(k)}</span><span style="display:flex">${segs.join("")}</span>${total}</div>`;
+      return `<div class="row"><span class="lbl">${esc(k)}</span><span class="segs">${segs.join("")}</span>${total}</div>`;
     });
     return `<div class="bars"><h4>${esc(title)}</h4>${rows.join("") || "<span class='muted'>none</span>"}</div>`;
   }
@@ -222,7 +238,7 @@
       const visible = state.map.getLayoutProperty(L.id, "visibility") !== "none";
       const lab = document.createElement("label");
       const n = info.error ? "–" : info.count === undefined ? "…" : info.count;
-      lab.innerHTML = `<input type="checkbox" data-layer="${L.id}" ${visible ? "checked" : ""}><span class="swatch" style="background:${L.colour}"></span>${esc(L.label)} <span class="muted">(${n})</span>`;
+      lab.innerHTML = `<input type="checkbox" data-layer="${L.id}" ${visible ? "checked" : ""}><span class="swatch" data-bg="${esc(L.colour)}"></span>${esc(L.label)} <span class="muted">(${n})</span>`;
       lab.title = info.error || "";
       lab.querySelector("input").addEventListener("change", (ev) => {
         for (const id of layerIds(L.id)) state.map.setLayoutProperty(id, "visibility", ev.target.checked ? "visible" : "none");
@@ -317,7 +333,7 @@
     if (numeric.length) {
       const max = Math.max(1e-9, ...numeric.map(([, v]) => Math.abs(v)));
       breakdown = `<div class="bars"><h4>Score breakdown</h4>` + numeric.map(([k, v]) =>
-        `<div class="row"><span class="lbl">${esc(k)}</span><span class="bar" style="width:${(150 * Math.abs(v)) / max}px;background:#e15759"></span>${Number(v).toFixed(3)}</div>`).join("") + `</div>`;
+        `<div class="row"><span class="lbl">${esc(k)}</span><span class="bar" data-w="${(150 * Math.abs(v)) / max}px" data-bg="#e15759"></span>${Number(v).toFixed(3)}</div>`).join("") + `</div>`;
     }
     return `<h3 id="detail-title">Site ${esc(s.id)}</h3>
       <p><span class="badge ${esc(s.status)}" id="detail-status">${esc(s.status)}</span> ${esc(s.kind)} · score <b>${Number(s.score || 0).toFixed(3)}</b> · rank ${esc(s.rank)}</p>
@@ -449,21 +465,145 @@
     pager($("log-pager"), res, (o) => showLog(o));
   }
 
+  // The page checks the log itself (WebCrypto): the checkpoint's Ed25519 signature against the log's verifier
+  // key (pinned on first use), the newest entry's RFC 9162 inclusion proof, and, against the checkpoint
+  // remembered from the last verification, the RFC 9162 consistency proof. The server only supplies data.
+  const enc = new TextEncoder();
+  const b64 = (s) => Uint8Array.from(atob(s), (c) => c.charCodeAt(0));
+  const hex = (u) => [...u].map((x) => x.toString(16).padStart(2, "0")).join("");
+  const cat = (...parts) => { const o = new Uint8Array(parts.reduce((n, p) => n + p.length, 0)); let i = 0; parts.forEach((p) => { o.set(p, i); i += p.length; }); return o; };
+  const sha256 = async (u) => new Uint8Array(await crypto.subtle.digest("SHA-256", u));
+  const leafHash = (leaf) => sha256(cat(Uint8Array.of(0), leaf));
+  const nodeHash = (l, r) => sha256(cat(Uint8Array.of(1), l, r));
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+  class VerifyError extends Error {}
+
+  async function parseVerifierKey(vkey) {
+    // <name>+<hex key id>+<base64(0x01 || 32-byte Ed25519 public key)>
+    const m = /^([^+\s]+)\+([0-9a-f]{8})\+([A-Za-z0-9+/=]+)$/.exec(vkey || "");
+    if (!m) throw new VerifyError("malformed verifier key");
+    const raw = b64(m[3]);
+    if (raw.length !== 33 || raw[0] !== 1) throw new VerifyError("the verifier key is not an Ed25519 note key");
+    const id = (await sha256(cat(enc.encode(m[1]), Uint8Array.of(0x0a, 0x01), raw.slice(1)))).slice(0, 4);
+    if (hex(id) !== m[2]) throw new VerifyError("the verifier key's id does not match its public key");
+    const key = await crypto.subtle.importKey("raw", raw.slice(1), { name: "Ed25519" }, false, ["verify"]);
+    return { name: m[1], id, key };
+  }
+
+  // A C2SP signed note holding a tlog-checkpoint; returns {origin, size, root} once the log's signature verifies.
+  async function openCheckpoint(text, vk) {
+    const cut = text.indexOf("\n\n");
+    if (cut < 0) throw new VerifyError("the checkpoint is not a signed note");
+    const body = text.slice(0, cut + 1);
+    const lines = body.split("\n").slice(0, -1);
+    if (lines.length < 3 || !/^[0-9]+$/.test(lines[1])) throw new VerifyError("malformed checkpoint body");
+    let ok = false;
+    for (const line of text.slice(cut + 2).split("\n")) {
+      const m = /^\u2014 (\S+) ([A-Za-z0-9+/=]+)$/.exec(line);
+      if (!m || m[1] !== vk.name) continue;
+      const sig = b64(m[2]);
+      if (sig.length !== 68 || !same(sig.slice(0, 4), vk.id)) continue;
+      if (await crypto.subtle.verify({ name: "Ed25519" }, vk.key, sig.slice(4), enc.encode(body))) { ok = true; break; }
+    }
+    if (!ok) throw new VerifyError("no valid signature by the log's key on the checkpoint");
+    if (lines[0] !== vk.name) throw new VerifyError(`checkpoint origin ${lines[0]} is not the key's ${vk.name}`);
+    const root = b64(lines[2]);
+    if (root.length !== 32) throw new VerifyError("the checkpoint's root is not a SHA-256 hash");
+    return { origin: lines[0], size: Number(lines[1]), root };
+  }
+
+  // RFC 9162 §2.1.3.2
+  async function verifyInclusion(index, size, leaf, path, root) {
+    if (index >= size) return false;
+    let fn = index, sn = size - 1, r = await leafHash(leaf);
+    for (const p of path) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        r = await nodeHash(p, r);
+        if (fn % 2 === 0) { while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); } }
+      } else {
+        r = await nodeHash(r, p);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && same(r, root);
+  }
+
+  // RFC 9162 §2.1.4.2
+  async function verifyConsistency(first, second, firstHash, secondHash, path) {
+    if (first > second) return false;
+    if (first === second) return path.length === 0 && same(firstHash, secondHash);
+    if (first === 0) return path.length === 0;
+    if (path.length === 0) return false;
+    if ((first & (first - 1)) === 0) path = [firstHash, ...path];
+    let fn = first - 1, sn = second - 1;
+    while (fn % 2 === 1) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); }
+    let fr = path[0], sr = path[0];
+    for (const c of path.slice(1)) {
+      if (sn === 0) return false;
+      if (fn % 2 === 1 || fn === sn) {
+        fr = await nodeHash(c, fr); sr = await nodeHash(c, sr);
+        if (fn % 2 === 0) { while (fn % 2 === 0 && fn !== 0) { fn = Math.floor(fn / 2); sn = Math.floor(sn / 2); } }
+      } else {
+        sr = await nodeHash(sr, c);
+      }
+      fn = Math.floor(fn / 2); sn = Math.floor(sn / 2);
+    }
+    return sn === 0 && same(fr, firstHash) && same(sr, secondHash);
+  }
+
+  async function newestProvableIndex(size) {
+    if (state.me.own) return size - 1;
+    const res = await api(`/api/log/entries?limit=${PAGE}`);
+    const e = res.items.find((x) => x.index < size);
+    return e === undefined ? null : e.index;
+  }
+
   $("log-verify").addEventListener("click", async () => {
     const out = $("log-verify-result");
     out.textContent = "verifying…";
     const old = localStorage.getItem(CHECKPOINT_KEY);
     try {
-      const r = await api("/api/log/verify", { method: "POST", body: old ? { old_checkpoint: old } : {} });
-      const inc = r.inclusion || {};
-      const con = r.consistency;
-      const parts = [`<span class="${inc.ok ? "ok" : "fail"}" id="verify-inclusion">inclusion ${inc.ok ? "holds" : "FAILS"}</span> (entry ${esc(inc.index)} of ${esc(inc.size)})`];
-      if (con) parts.push(`<span class="${con.ok ? "ok" : "fail"}" id="verify-consistency">consistency ${con.ok ? "holds" : "FAILS"}</span> ${con.ok ? `(${con.old_size} → ${con.new_size})` : esc(con.error)}`);
-      else parts.push(`<span class="muted" id="verify-consistency">no earlier checkpoint to compare</span>`);
-      out.innerHTML = `<span id="verify-overall" class="${r.ok ? "ok" : "fail"}">${r.ok ? "Verified" : "Verification failed"}</span>: ` + parts.join("; ");
-      if (r.ok && r.checkpoint) localStorage.setItem(CHECKPOINT_KEY, r.checkpoint);
+      if (!(window.crypto && crypto.subtle)) throw new VerifyError("this browser has no WebCrypto: verify offline with `atalaya log verify`");
+      const info = await api("/api/log/checkpoint");
+      if (!info.checkpoint) throw new VerifyError("the log has no signed checkpoint yet");
+      const pinned = localStorage.getItem(LOG_KEY_KEY);
+      if (pinned && pinned !== info.verifier_key) throw new VerifyError(`the log's key changed (pinned ${pinned}, now ${info.verifier_key}): check it out of band`);
+      const vk = await parseVerifierKey(pinned || info.verifier_key);
+      const cp = await openCheckpoint(info.checkpoint, vk);
+      const parts = [];
+      let ok = true;
+      const index = await newestProvableIndex(cp.size);
+      if (index === null) {
+        parts.push(`<span class="muted" id="verify-inclusion">no entry of yours under the checkpoint to prove</span>`);
+      } else {
+        const b = await api(`/api/log/proof?index=${index}`);
+        const bcp = b.checkpoint === info.checkpoint ? cp : await openCheckpoint(b.checkpoint, vk);
+        const inc = b.index === index && await verifyInclusion(index, bcp.size, enc.encode(b.entry), b.inclusion_proof.map(b64), bcp.root);
+        ok = ok && inc;
+        parts.push(`<span class="${inc ? "ok" : "fail"}" id="verify-inclusion">inclusion ${inc ? "holds" : "FAILS"}</span> (entry ${esc(index)} of ${esc(bcp.size)})`);
+      }
+      let newest = info.checkpoint;
+      if (old) {
+        const oc = await openCheckpoint(old, vk);
+        const c = await api(`/api/log/consistency?old=${oc.size}`);
+        const ncp = await openCheckpoint(c.checkpoint, vk);
+        const con = c.old_size === oc.size && c.new_size === ncp.size && await verifyConsistency(oc.size, ncp.size, oc.root, ncp.root, c.proof.map(b64));
+        ok = ok && con;
+        if (con) newest = c.checkpoint;
+        parts.push(`<span class="${con ? "ok" : "fail"}" id="verify-consistency">consistency ${con ? "holds" : "FAILS"}</span> (${oc.size} → ${ncp.size})`);
+      } else {
+        parts.push(`<span class="muted" id="verify-consistency">no earlier checkpoint to compare</span>`);
+      }
+      out.innerHTML = `<span id="verify-overall" class="${ok ? "ok" : "fail"}">${ok ? "Verified in this browser" : "Verification failed"}</span>: ` +
+        `signature by ${esc(vk.name)} holds; ` + parts.join("; ");
+      if (ok) {
+        localStorage.setItem(CHECKPOINT_KEY, newest);
+        localStorage.setItem(LOG_KEY_KEY, pinned || info.verifier_key);
+      }
     } catch (e) {
-      out.innerHTML = `<span class="fail">${esc(e.message)}</span>`;
+      out.innerHTML = `<span id="verify-overall" class="fail">Verification failed</span>: <span class="fail">${esc(e.message)}</span>`;
     }
   });
 
@@ -471,7 +611,7 @@
   async function refreshJobs() {
     const res = await api("/api/jobs?limit=100");
     $("jobs-table").querySelector("tbody").innerHTML = res.items.map((j) => `<tr data-id="${esc(j.id)}"><td>${esc(j.id)}</td><td>${esc(j.kind)}${j.path ? " " + esc(j.path) : ""}</td><td>${esc(j.user)}</td>` +
-      `<td class="job-status">${esc(j.status)}</td><td><div class="progress"><span style="width:${Math.round(100 * (j.progress || 0))}%"></span></div>${Math.round(100 * (j.progress || 0))}%</td>` +
+      `<td class="job-status">${esc(j.status)}</td><td><div class="progress"><span data-w="${Math.round(100 * (j.progress || 0))}%"></span></div>${Math.round(100 * (j.progress || 0))}%</td>` +
       `<td>${esc(j.error || j.message)}</td><td>${j.result ? esc(JSON.stringify(j.result)).slice(0, 200) : ""}</td></tr>`).join("");
     return res;
   }
