@@ -38,12 +38,17 @@ ROWS: list[tuple[str, str, str]] = [
     ("overflight", "time_err_s_p95", "overflight: p95 time error (s)"),
     ("overflight", "distance_err_rel_p95", "overflight: p95 relative distance error"),
     ("overflight", "depth_err_km_p95", "overflight: p95 depth error (km)"),
+    ("compliance", "status_accuracy", "compliance: verdict status right (share of sorties)"),
+    ("compliance", "compliant_share", "compliance: share of sorties compliant"),
+    ("compliance", "planted_found", "compliance: planted violations found"),
+    ("compliance", "planted", "compliance: planted violations"),
+    ("compliance", "compliant_flagged", "compliance: compliant sorties flagged"),
     ("overflight", "conservation_worst_s", "overflight: worst conservation error (s)"),
 ]
 
 
 def run_seed(size: str, seed: int, root: Path) -> dict[str, Any]:
-    from atalaya.cli.cmd_analyze import ANALYTICS, run_analytics
+    from atalaya.analytics import ANALYTICS, run_analytics
     from atalaya.core.markings import Marking
     from atalaya.core.workspace import init_workspace
     from atalaya.evaluate.scorecard import scorecard
