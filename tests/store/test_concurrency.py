@@ -99,8 +99,15 @@ def test_status_in_a_loop_during_an_ingest_loses_nothing(tmp_path: Path) -> None
     files = _write_files(tmp_path / "in")
     ingest = _spawn(ws, "ingest", *map(str, files))
     statuses: list[subprocess.CompletedProcess[str]] = []
-    while ingest.poll() is None:
-        statuses.append(_run(ws, "status"))
+    running = [_spawn(ws, "status")]
+    while running:  # two at a time, staggered, until the ingest is done
+        if ingest.poll() is None and len(running) < 2:
+            running.append(_spawn(ws, "status"))
+        for p in [p for p in running if p.poll() is not None]:
+            out, err = p.communicate()
+            statuses.append(subprocess.CompletedProcess(p.args, p.returncode, out, err))
+            running.remove(p)
+        time.sleep(0.05)
     _, err = ingest.communicate(timeout=120)
     assert ingest.returncode == 0, err
     assert statuses and all(s.returncode == 0 for s in statuses), [s.stderr for s in statuses if s.returncode]

@@ -13,6 +13,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -104,11 +105,22 @@ def test_readers_delete_nothing(tmp_path: Path) -> None:
     ingest_paths(ws, [_csv(tmp_path / "f.csv", 0, 100)])
     lake = Lake(ws.lake_dir)
     w = lake.writer("dd" * 16)  # a unit half written...
+    w.staging.mkdir(parents=True, exist_ok=True)
     (w.staging / "x.parquet").write_bytes(b"...")
     orphan = lake.obs_dir / "day=2026-03-02" / "source=csv" / f"part-{'ee' * 16}-0.parquet"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"...")  # ...and one being published
     before = _tree(ws.root)
+    with lake.write_lock(purpose="a writer publishing a unit"):  # held here, as by a writer in mid-commit
+        done = subprocess.run(
+            [sys.executable, "-m", "atalaya.cli.main", "-w", str(ws.root), "status", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["observations"] == 100
+    assert _tree(ws.root) == before  # `atalaya status` removed neither the staging nor the file being published
     store = KnowledgeStore.open(ws.db_url)
     try:
         assert workspace_status(ws, store)["observations"] == 100
