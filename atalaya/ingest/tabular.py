@@ -1037,9 +1037,11 @@ def _read_block(
         return "skip"
 
     names = setup.names
-    if _NOT_SPACE.search(_text(data), 0, len(data)) is None:  # nothing left once over-long lines were blanked
-        n_blank = block.n_newlines + (0 if block.data[-1:] == b"\n" else 1)
-        return ParsedBatch(columns={}, rejects=rejects, records_read=n_blank, bytes_read=len(block.data)), set(), None
+    if not _valid_utf8(data):  # before the parse: pyarrow cannot hand an undecodable row to ``on_invalid``
+        data = _blank_undecodable(data, get_bounds(), block.first_line, rejects)
+        bounds = None
+    if _NOT_SPACE.search(_text(data), 0, len(data)) is None:  # nothing left once bad lines were blanked
+        return _no_rows(block, rejects), set(), None
     quoted = _text(data).find(b'"', 0, len(data)) >= 0
     typed = _read_typed(data, setup, quoted, on_invalid, invalid)
     types = None if typed is None else typed[1]
@@ -1065,6 +1067,8 @@ def _read_block(
         if not bad:
             raise
         data = _blank_lines(data, b, bad)
+        if _NOT_SPACE.search(data) is None:
+            return _no_rows(block, rejects), set(), None
         bounds = None
         invalid.clear()
         table = _read_csv(data, names, setup.delimiter, quoted, on_invalid)
@@ -1107,6 +1111,42 @@ def _read_block(
     rejects.sort(key=lambda r: r.src_rec)
     batch = ParsedBatch(columns=cols, rejects=rejects, records_read=n_lines, bytes_read=len(block.data))
     return batch, rejected, types
+
+
+def _valid_utf8(data: Buf) -> bool:
+    """Whether ``data`` is valid UTF-8 (Arrow's vectorised check, no copy)."""
+    offsets = pa.py_buffer(np.array([0, len(data)], dtype=np.int64))
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _blank_undecodable(data: Buf, b: npt.NDArray[np.int64], first_line: int, rejects: list[Reject]) -> Buf:
+    """Reject the lines of ``data`` that are not valid UTF-8 and blank them (line numbering is kept)."""
+    bad = []
+    for i in range(len(b) - 1):
+        chunk = bytes(data[int(b[i]) : int(b[i + 1])])
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError as e:
+            bad.append(i)
+            rejects.append(
+                Reject(
+                    src_rec=first_line + i,
+                    reason=f"not valid UTF-8 at byte {e.start} of the line (re-encode the file as UTF-8)",
+                    raw=Reject.excerpt(chunk.rstrip(b"\r\n")),
+                )
+            )
+    return _blank_lines(data, b, bad) if bad else data
+
+
+def _no_rows(block: _Block, rejects: list[Reject]) -> ParsedBatch:
+    """The batch of a block whose every line was rejected before the CSV parse."""
+    n_lines = block.n_newlines + (0 if block.data[-1:] == b"\n" else 1)
+    rejects.sort(key=lambda r: r.src_rec)
+    return ParsedBatch(columns={}, rejects=rejects, records_read=n_lines, bytes_read=len(block.data))
 
 
 def _count_fields(text: str, delimiter: str) -> int:
@@ -1557,6 +1597,7 @@ class ParquetReader:
         start = 0
         try:
             for rb in pf.iter_batches(batch_size=options.batch_rows):
+                rb.validate(full=True)  # corrupt pages can decode to out-of-range dictionary indices or offsets
                 table = pa.Table.from_batches([rb])
                 n = table.num_rows
                 lines = np.arange(start, start + n, dtype=np.int64)

@@ -56,7 +56,9 @@ rejected with reason ``"no timestamps"``. Altitudes are metres above MSL.
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -196,6 +198,8 @@ class _Rows:
     attrs: list[str | None] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
     records: int = 0
+    line_offset: int = 0
+    """Added to the parser's line numbers (a re-parsed fragment starts on this line + 1 of the file)."""
 
     def add(
         self,
@@ -212,7 +216,7 @@ class _Rows:
         platform: str | None,
         attrs: str | None,
     ) -> None:
-        self.line.append(line)
+        self.line.append(line + self.line_offset)
         self.time.append(time.strip() if time else None)
         self.lon.append(lon.strip() if lon else None)
         self.lat.append(lat.strip() if lat else None)
@@ -226,7 +230,7 @@ class _Rows:
         self.records += 1
 
     def reject(self, line: int, reason: str, raw: str = "") -> None:
-        self.rejects.append(Reject(src_rec=line, reason=reason, raw=Reject.excerpt(raw)))
+        self.rejects.append(Reject(src_rec=line + self.line_offset, reason=reason, raw=Reject.excerpt(raw)))
         self.records += 1
 
     def batch(self, error_lines: dict[int, str], nbytes: int) -> ParsedBatch:
@@ -297,8 +301,33 @@ class _Counting:
         return b
 
 
-def _iterparse_batches(path: Path, options: ReadOptions, handle: Any, tags: frozenset[str]) -> Iterator[ParsedBatch]:
-    """Drive iterparse over ``path``; ``handle(elem, rows)`` consumes each completed element in ``tags``."""
+_STOPPED = re.compile(
+    r"Excessive depth|amplification|entity reference loop|huge text node|Extra content at the end"
+    r"|Document is empty|Start tag expected|Memory allocation failed"
+)
+"""libxml2 messages after which it reads no further, even in recover mode."""
+_XML_DECL = re.compile(rb"\A\s*(<\?xml[^>]*\?>)")
+_XMLNS = re.compile(rb"""\sxmlns(?::[A-Za-z_][\w.-]*)?\s*=\s*(?:"[^"]*"|'[^']*')""")
+
+
+def _parser_stopped(log: Any) -> str | None:
+    """The message of an error after which libxml2 stopped reading, if any."""
+    for e in log:
+        if _STOPPED.search(e.message or ""):
+            return str(e.message).strip()
+    return None
+
+
+def _iterparse_batches(
+    path: Path, options: ReadOptions, handle: Any, tags: frozenset[str], record_tags: tuple[str, ...]
+) -> Iterator[ParsedBatch]:
+    """Drive iterparse over ``path``; ``handle(elem, rows)`` consumes each completed element in ``tags``.
+
+    When libxml2 gives up part way (nesting deeper than its limit of 256, an entity-expansion bomb, content after
+    the root element…), the file is read again as separate records (``record_tags``: ``<trk>``/``<wpt>``,
+    ``<Placemark>``), each parsed on its own without the document's DTD (entities stay unexpanded), and the
+    records after the elements already handled come through; the stop is one reject.
+    """
     from lxml import etree
 
     with open_source(path, options.limits) as raw:
@@ -307,33 +336,134 @@ def _iterparse_batches(path: Path, options: ReadOptions, handle: Any, tags: froz
         seen_errors = 0
         error_lines: dict[int, str] = {}
         sent = 0
+        handled = 0
+        head = raw.peek(1 << 16)[: 1 << 16]
         it = etree.iterparse(fh, events=("end",), recover=True, huge_tree=False, resolve_entities=False)
+        stop: str | None = None
         try:
             for _, elem in it:
                 if _local(elem.tag) not in tags:
                     continue
                 handle(elem, rows)
-                elem.clear(keep_tail=False)
-                parent = elem.getparent()
-                if parent is not None:
-                    while elem.getprevious() is not None:
-                        del parent[0]
+                handled += 1
+                _release(elem)
                 if len(rows.line) >= options.batch_rows:
                     seen_errors = _collect_errors(it.error_log, seen_errors, error_lines, rows)
                     yield rows.batch(error_lines, fh.n - sent)
                     sent = fh.n
                     rows = _Rows()
         except etree.XMLSyntaxError as e:  # unrecoverable (e.g. empty document or wrong encoding)
-            rows.reject(e.lineno or 0, f"unreadable XML: {e.msg if getattr(e, 'msg', None) else e}")
+            stop = f"unreadable XML: {e.msg if getattr(e, 'msg', None) else e}"
+            rows.reject(e.lineno or 0, stop)
         _collect_errors(it.error_log, seen_errors, error_lines, rows)
-        if rows.records or rows.rejects:
-            yield rows.batch(error_lines, fh.n - sent)
+        stop = _parser_stopped(it.error_log) or stop
+    if stop is not None:
+        yield from _record_batches(path, options, handle, tags, record_tags, rows, error_lines, handled, head)
+        return
+    if rows.records or rows.rejects:
+        yield rows.batch(error_lines, fh.n - sent)
+
+
+def _release(elem: Any) -> None:
+    """Free a handled element and the siblings before it."""
+    elem.clear(keep_tail=False)
+    parent = elem.getparent()
+    if parent is not None:
+        while elem.getprevious() is not None:
+            del parent[0]
+
+
+def _record_batches(
+    path: Path,
+    options: ReadOptions,
+    handle: Any,
+    tags: frozenset[str],
+    record_tags: tuple[str, ...],
+    rows: _Rows,
+    error_lines: dict[int, str],
+    skip: int,
+    head: bytes,
+) -> Iterator[ParsedBatch]:
+    """Re-read ``path`` record by record, skipping the first ``skip`` handled elements (already read)."""
+    from lxml import etree
+
+    decl = _XML_DECL.match(head)
+    prefix = (decl.group(1) if decl else b"") + b"<records" + b"".join(_XMLNS.findall(head)) + b">"
+    prefix = prefix.replace(b"\n", b" ").replace(b"\r", b" ")
+    parser_opts = dict(events=("end",), recover=True, huge_tree=False, resolve_entities=False, no_network=True)
+    count = 0
+    with open_source(path, options.limits) as fh:
+        for line, frag, nbytes in _fragments(fh, record_tags, options.limits.max_record_bytes):
+            rows.line_offset = line - 1
+            it = etree.iterparse(io.BytesIO(prefix + frag + b"</records>"), **parser_opts)
+            fresh = False
+            try:
+                for _, elem in it:
+                    if _local(elem.tag) not in tags:
+                        continue
+                    count += 1
+                    if count > skip:
+                        fresh = True
+                        handle(elem, rows)
+                    _release(elem)
+            except etree.XMLSyntaxError as e:
+                fresh = count >= skip
+                rows.reject(e.lineno or 1, f"unreadable XML: {e.msg if getattr(e, 'msg', None) else e}")
+            if fresh:
+                for entry in it.error_log:
+                    ln = entry.line + line - 1
+                    if ln not in error_lines:
+                        error_lines[ln] = entry.message
+                        rows.rejects.append(Reject(src_rec=ln, reason=f"malformed XML: {entry.message}"))
+            if len(rows.line) >= options.batch_rows:
+                yield rows.batch(error_lines, nbytes)
+                rows = _Rows(line_offset=rows.line_offset)
+    if rows.records or rows.rejects:
+        yield rows.batch(error_lines, 0)
+
+
+def _fragments(fh: Any, names: tuple[str, ...], max_bytes: int) -> Iterator[tuple[int, bytes, int]]:
+    """``(first line, bytes, bytes read)`` of each ``<name …>…</name>`` element in a byte stream (not nested)."""
+    alt = b"|".join(re.escape(n.encode()) for n in names)
+    start_re = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(" + alt + rb")(?=[\s/>])")
+    ends = {n.encode(): re.compile(rb"</(?:[A-Za-z_][\w.-]*:)?" + re.escape(n.encode()) + rb"\s*>") for n in names}
+    buf = b""
+    line = 1
+    eof = False
+    while True:
+        m = start_re.search(buf)
+        if m is None:
+            if eof:
+                return
+            keep = max(0, len(buf) - 64)
+            line += buf.count(b"\n", 0, keep)
+            more = fh.read(1 << 20)
+            eof = not more
+            buf = buf[keep:] + more
+            continue
+        tag_end = buf.find(b">", m.end())
+        if tag_end >= 0 and buf[tag_end - 1 : tag_end] == b"/":
+            end = tag_end + 1
+        else:
+            e = ends[m.group(1)].search(buf, m.end())
+            if e is None and not eof and len(buf) - m.start() <= max_bytes:
+                more = fh.read(1 << 20)
+                eof = not more
+                buf += more
+                continue
+            end = e.end() if e is not None else min(len(buf), m.start() + max_bytes)
+        line += buf.count(b"\n", 0, m.start())
+        yield line, buf[m.start() : end], end
+        line += buf.count(b"\n", m.start(), end)
+        buf = buf[end:]
 
 
 def _collect_errors(log: Any, seen: int, error_lines: dict[int, str], rows: _Rows) -> int:
     entries = list(log)
     for e in entries[seen:]:
-        if e.line not in error_lines:
+        if _STOPPED.search(e.message or ""):  # the document's structure, not the rows on that line
+            rows.rejects.append(Reject(src_rec=e.line, reason=f"XML parser stopped: {e.message.strip()}"))
+        elif e.line not in error_lines:
             error_lines[e.line] = e.message
             rows.rejects.append(Reject(src_rec=e.line, reason=f"malformed XML: {e.message}"))
     return len(entries)
@@ -430,7 +560,7 @@ class GpxReader:
                     attrs=None,
                 )
 
-        yield from _iterparse_batches(path, options, handle, frozenset({"trkpt", "wpt", "trk"}))
+        yield from _iterparse_batches(path, options, handle, frozenset({"trkpt", "wpt", "trk"}), ("trk", "wpt"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -528,4 +658,4 @@ class KmlReader:
             if not found:
                 rows.reject(pm.sourceline or 0, "Placemark without geometry")
 
-        yield from _iterparse_batches(path, options, handle, frozenset({"Placemark"}))
+        yield from _iterparse_batches(path, options, handle, frozenset({"Placemark"}), ("Placemark",))
