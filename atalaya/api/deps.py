@@ -143,6 +143,15 @@ def page_params(
 PageDep = Annotated[PageParams, Depends(page_params)]
 
 
+def released_page(state: AppState, user: User, kind: str, rows: list[dict[str, Any]], p: PageParams) -> dict[str, Any]:
+    """One page of what the egress releases to ``user``; an empty view for a partner says why (``why_empty``)."""
+    rel = state.release_of(user, kind, rows)
+    body = page(rel.items[p.offset : p.offset + p.limit], len(rel.items), p)
+    if not rel.items and user.party != state.workspace.party:
+        body["why_empty"] = rel.why_empty
+    return body
+
+
 def page(items: list[Any], total: int, p: PageParams) -> dict[str, Any]:
     """A page envelope with the next offset (``None`` at the end)."""
     nxt = p.offset + p.limit if p.offset + p.limit < total else None

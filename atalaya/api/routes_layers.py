@@ -35,7 +35,7 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import Table, select
 
-from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page
+from atalaya.api.deps import AppState, PageDep, StateDep, UserDep, page, released_page
 from atalaya.api.routes_map import Body, Memo, send
 from atalaya.api.security import content_disposition, neutralise_csv, party_code, style_hashes_csp
 from atalaya.api.users import User
@@ -285,8 +285,7 @@ def list_tracks(
 ) -> dict[str, Any]:
     """Fused tracks (summaries without geometry), paginated."""
     rows = [_track_summary(r) for r in _all_tracks(state, kind) if _overlaps(r, day)]
-    rows = _release(state, user, "tracks", rows)
-    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+    return released_page(state, user, "tracks", rows, p)
 
 
 @router.get("/api/tracks/{track_id}")
@@ -427,10 +426,9 @@ def _corridor_geometry(cells: list[str]) -> dict[str, Any] | None:
 def list_corridors(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
     """Corridors (H3 cell flows) ranked by volume, paginated."""
     rows = _query(state, ks.corridors, order=(ks.corridors.c.volume.desc(), ks.corridors.c.id))
-    rows = _release(state, user, "corridors", rows)
     for r in rows:
         r["n_cells"] = len(r.get("h3_cells") or [])
-    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+    return released_page(state, user, "corridors", rows, p)
 
 
 @router.get("/api/map/corridors")
@@ -462,8 +460,7 @@ def map_corridors(state: StateDep, user: UserDep) -> Any:
 def list_crossings(state: StateDep, user: UserDep, p: PageDep) -> dict[str, Any]:
     """Border-crossing hot spots by count, paginated."""
     rows = _query(state, ks.crossings, order=(ks.crossings.c.count.desc(), ks.crossings.c.id))
-    rows = _release(state, user, "crossings", rows)
-    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+    return released_page(state, user, "crossings", rows, p)
 
 
 @router.get("/api/map/crossings")
@@ -530,8 +527,7 @@ def list_maritime(
 ) -> dict[str, Any]:
     """Maritime events (dark gaps, rendezvous, loitering), paginated."""
     rows = [dict(r) for r in _maritime_events(state) if (not kind or r["kind"] == kind) and _overlaps(r, day)]
-    rows = _release(state, user, "maritime", rows)
-    return page(rows[p.offset : p.offset + p.limit], len(rows), p)
+    return released_page(state, user, "maritime", rows, p)
 
 
 @router.get("/api/map/maritime")

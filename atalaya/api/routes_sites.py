@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from sqlalchemy import func, select, update
 
-from atalaya.api.deps import AnalystDep, PageDep, StateDep, UserDep, page
+from atalaya.api.deps import AnalystDep, PageDep, StateDep, UserDep, page, released_page
 from atalaya.model.objects import SiteStatus
 from atalaya.store.knowledge import schema as ks
 
@@ -46,8 +46,7 @@ def list_sites(
             rows = [_row(r) for r in conn.execute(q.limit(p.limit).offset(p.offset))]
             return page(rows, total, p)
         rows = [_row(r) for r in conn.execute(q)]
-    released = state.release(user, "sites", rows)
-    return page(released[p.offset : p.offset + p.limit], len(released), p)
+    return released_page(state, user, "sites", rows, p)
 
 
 @router.get("/{site_id}")

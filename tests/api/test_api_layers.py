@@ -296,6 +296,9 @@ def test_liaison_sees_only_released_items_and_each_release_is_logged(client: Tes
     h = _login(client, "lia", "liaison-pass")
     before = _log_size(workspace)
     assert [t["id"] for t in client.get("/api/tracks", headers=h).json()["items"]] == ["trk-1"]
+    # an empty partner view says why
+    gaps = client.get("/api/maritime/events", params={"kind": "loitering"}, headers=h).json()
+    assert gaps["items"] == [] and gaps["why_empty"] == "nothing to release: there are no maritime yet"
     assert client.get("/api/tracks/trk-2", headers=h).status_code == 404
     assert [f["properties"]["id"] for f in client.get("/api/map/tracks", headers=h).json()["features"]] == ["trk-1"]
     assert [f["properties"]["id"] for f in client.get("/api/map/sites", headers=h).json()["features"]] == ["site--a"]
