@@ -149,3 +149,23 @@ def test_log_journal_appends_once_and_indexes_on_every_backend(db_url: str, tmp_
         assert [tuple(r) for r in rows] == [(0, "overflight:S-1|country|MEX"), (1, "overflight:S-1|country|MEX")]
     finally:
         store.close()
+
+
+def test_many_processes_open_a_new_store_at_once(tmp_path: Path) -> None:
+    """Several processes creating the same SQLite store at once all end up at the latest schema."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    code = f"from atalaya.store.knowledge import KnowledgeStore; KnowledgeStore.open({url!r}).close()"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6, errors
+    s = KnowledgeStore.open(url)
+    try:
+        assert s.schema_version() == migrations.LATEST
+        with s.engine.connect() as conn:
+            versions = [r[0] for r in conn.execute(select(ks.schema_migrations.c.version))]
+        assert sorted(versions) == [m.version for m in migrations.MIGRATIONS]
+    finally:
+        s.close()

@@ -6,6 +6,7 @@ The logic is written once; dialect differences (upsert) are isolated in
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -66,7 +67,21 @@ class KnowledgeStore:
         self.engine.dispose()
 
     def migrate(self) -> list[int]:
-        """Apply pending migrations; returns the versions applied."""
+        """Apply pending migrations; returns the versions applied.
+
+        Safe when several processes open a new store at once: PostgreSQL serialises them with an advisory lock;
+        on SQLite a migrator that lost the race (``… already exists``) reads the version again and goes on.
+        """
+        for attempt in range(5):
+            try:
+                return self._migrate_once()
+            except MigrationError as e:
+                if "already exists" not in str(e) or attempt == 4:
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _migrate_once(self) -> list[int]:
         applied: list[int] = []
         try:
             with self.engine.begin() as conn:
@@ -81,6 +96,8 @@ class KnowledgeStore:
                     migrations.record(conn, m)
                     applied.append(m.version)
         except OperationalError as e:
+            if "already exists" in str(e.orig):
+                raise MigrationError(f"schema migration failed: {e}") from e
             raise StoreError(
                 f"cannot reach the knowledge store at {self.engine.url.render_as_string(hide_password=True)}: {e.orig}",
                 hint="check that the database server runs and the URL (user, host, port, database) is right",
