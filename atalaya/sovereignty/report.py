@@ -102,7 +102,7 @@ def build_report(
     country_rows = [r for r in rows if r["level"] == "country"]
     return {
         "partner": partner,
-        "generated_at": (generated_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
+        "as_of": (generated_at or datetime.now(UTC)).isoformat().replace("+00:00", "Z"),
         "totals": {
             "sorties": len(verdicts),
             "sorties_over_partner": len(over),
@@ -266,7 +266,7 @@ def render_html(data: dict[str, Any], verdicts: Sequence[SortieVerdict], tracks:
 <html lang="en"><head><meta charset="utf-8"><title>Overflight report for {e(p)}</title>
 <style>{_CSS}</style></head><body>
 <h1>Overflight and compliance report for {e(p)}</h1>
-<p>Generated {e(data["generated_at"])}.</p>
+<p>Figures as of {e(data["as_of"])} (the latest flown fix).</p>
 <table class="totals"><tr><th>sorties over {e(p)}</th><th>compliant</th><th>violations</th><th>hours</th>
 <th>km</th><th>max depth km</th></tr>
 <tr><td>{t["sorties_over_partner"]}</td><td>{t["compliant_over_partner"]}</td><td>{t["violations"]}</td>

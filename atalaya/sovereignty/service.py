@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -179,6 +179,14 @@ class CheckResult:
     log: dict[str, Any]
     """What the log gained."""
 
+    @property
+    def data_time(self) -> datetime:
+        """The time the figures stand at: the latest flown fix, else the latest landing (stable across re-runs)."""
+        if len(self.tracks.time_us):
+            return datetime.fromtimestamp(int(self.tracks.time_us.max()) / 1e6, tz=UTC)
+        landings = [v.sortie.landing for v in self.verdicts]
+        return max(landings) if landings else datetime(1970, 1, 1, tzinfo=UTC)
+
     def counts(self) -> dict[str, int]:
         """Sorties per verdict status."""
         out: dict[str, int] = {}
@@ -300,6 +308,7 @@ class _ReportSink:
             accounting=account_sorties(tracks, self.result.territories),
             tracks=tracks,
             territories=self.result.territories,
+            generated_at=self.result.data_time,
         )
         return b"".join(self.paths[k].read_bytes() for k in sorted(self.paths))
 

@@ -75,6 +75,16 @@ def test_readme_path_logs_every_agreement_and_overflight_record(
     assert status["checkpoint_size"] == status["size"] == len(entries)
     cli(capsys, "-q", "-w", w, "sovereignty", "check", "--json")
     assert len(_entries(demo_workspace)) == len(entries)
+    # the partner report leaves through the egress chokepoint: one dissemination entry, then none for the same files
+    code, out = cli(capsys, "-q", "-w", w, "sovereignty", "report", "--partner", "MEX", "--json")
+    assert code == 0, out
+    rep = json.loads(out)
+    assert rep["release"]["log_index"] is not None and rep["totals"]["sorties_over_partner"] > 0
+    entries = _entries(demo_workspace)
+    assert entries[rep["release"]["log_index"]]["kind"] == "dissemination"
+    assert entries[rep["release"]["log_index"]]["purpose"] == "accountability"
+    cli(capsys, "-q", "-w", w, "sovereignty", "report", "--partner", "MEX", "--json")
+    assert len(_entries(demo_workspace)) == len(entries)
     # the partner verifies offline with nothing but the bundle and the key
     code, key = cli(capsys, "-q", "-w", w, "log", "export-key")
     bundle = demo_workspace.root / "b.json"
