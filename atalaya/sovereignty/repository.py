@@ -7,6 +7,7 @@ and every view — CLI, API, partner report — reads it from here.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -57,13 +58,28 @@ def verdict_row(v: SortieVerdict, *, audience: Sequence[str], marking: str, as_o
 
 
 def save_verdicts(store: KnowledgeStore, rows: Sequence[dict[str, Any]], *, replace_all: bool = False) -> int:
-    """Upsert verdict rows (``replace_all``: drop verdicts of sorties no longer checked); returns the count."""
+    """Store verdict rows; returns how many changed.
+
+    A verdict equal to the stored one (same status, reason, audience and record) is left as it is, with the
+    time it was first reached; ``replace_all`` drops the verdicts of sorties no longer checked.
+    """
+    keys = ("status", "reason", "audience", "record", "marking")
     with store.begin() as conn:
+        stored = {
+            r["sortie_id"]: tuple(r[k] for k in keys)
+            for r in conn.execute(select(ks.verdicts.c.sortie_id, *(ks.verdicts.c[k] for k in keys))).mappings()
+        }
         if replace_all:
             keep = [r["sortie_id"] for r in rows]
             conn.execute(delete(ks.verdicts).where(ks.verdicts.c.sortie_id.not_in(keep)))
-        upsert(conn, ks.verdicts, list(rows), keys=["sortie_id"])
-    return len(rows)
+        changed = [r for r in rows if stored.get(r["sortie_id"]) != tuple(_plain(r[k]) for k in keys)]
+        upsert(conn, ks.verdicts, changed, keys=["sortie_id"])
+    return len(changed)
+
+
+def _plain(v: Any) -> Any:
+    """A value as it comes back from a JSON column (tuples become lists)."""
+    return json.loads(json.dumps(v, default=str)) if isinstance(v, dict | list | tuple) else v
 
 
 def load_verdicts(

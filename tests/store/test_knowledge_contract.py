@@ -169,3 +169,20 @@ def test_many_processes_open_a_new_store_at_once(tmp_path: Path) -> None:
         assert sorted(versions) == [m.version for m in migrations.MIGRATIONS]
     finally:
         s.close()
+
+
+def test_an_unchanged_verdict_keeps_the_time_it_was_reached(store: KnowledgeStore) -> None:
+    from atalaya.sovereignty.repository import load_verdicts, save_verdicts
+
+    def row(status: str, at: datetime) -> dict[str, object]:
+        return {"sortie_id": "S-1", "status": status, "reason": status, "worst": None, "n_violations": 0,
+                "hosts": ["MEX"], "audience": ["MEX"], "track_points": 10, "record": {"status": status, "v": [1]},
+                "checked_at": at, "marking": "TLP:AMBER", "agreement_id": None, "agreement_version": None,
+                "collection_id": None, "as_of": None, "provenance": None}  # fmt: skip
+
+    t1, t2 = datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 2, tzinfo=UTC)
+    assert save_verdicts(store, [row("compliant", t1)]) == 1
+    assert save_verdicts(store, [row("compliant", t2)]) == 0
+    assert load_verdicts(store)[0]["checked_at"] == t1
+    assert save_verdicts(store, [row("violation", t2)]) == 1
+    assert load_verdicts(store)[0]["checked_at"] == t2
