@@ -1534,6 +1534,17 @@ def _points_from_geometry(
     return x, y, z
 
 
+def _storage_py(v: pa.Scalar) -> Any:
+    """A scalar as Python, or its storage value (an integer) when the value has no Python form."""
+    try:
+        return v.as_py()
+    except (OverflowError, ValueError):
+        try:
+            return v.cast(pa.int64()).as_py()
+        except (pa.ArrowException, OverflowError, ValueError):
+            return "(unreadable value)"
+
+
 def _float_values(a: pa.Array) -> npt.NDArray[np.float64]:
     """Float64 numpy values of a numeric Arrow array, NaN where null (zero-copy when it can be)."""
     a = a.cast(pa.float64())
@@ -1597,7 +1608,9 @@ class ParquetReader:
         start = 0
         try:
             for rb in pf.iter_batches(batch_size=options.batch_rows):
-                rb.validate(full=True)  # corrupt pages can decode to out-of-range dictionary indices or offsets
+                for col in rb.columns:  # a corrupt page can decode to dictionary indices out of range
+                    if pa.types.is_dictionary(col.type):
+                        col.validate(full=True)
                 table = pa.Table.from_batches([rb])
                 n = table.num_rows
                 lines = np.arange(start, start + n, dtype=np.int64)
@@ -1615,7 +1628,11 @@ class ParquetReader:
         n = table.num_rows
 
         def raw(i: int) -> str:
-            row = table.slice(i, 1).drop_columns([geom_col] if geom_col else []).to_pylist()[0]
+            one = table.slice(i, 1).drop_columns([geom_col] if geom_col else [])
+            try:
+                row = one.to_pylist()[0]
+            except (OverflowError, ValueError):  # e.g. a time past year 9999: quote such values by their storage
+                row = {k: _storage_py(one.column(k)[0]) for k in one.column_names}
             return Reject.excerpt(json.dumps(row, default=str))
 
         if geom_col is None:
