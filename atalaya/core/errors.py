@@ -12,7 +12,8 @@ can, says what to do about it (``hint``).
     │   ├── MigrationError     schema migrations could not be applied
     │   └── BusyError          another process (or thread) is writing the lake: its PID and since when
     ├── IngestError            a whole input could not be read (a bad *record* is quarantined instead)
-    │   └── FormatDetectionError
+    │   ├── FormatDetectionError
+    │   └── UnreadableInputError   truncated or corrupt compression or Parquet, or past a decompression limit
     ├── ValidationError        a document (agreement, marking, plan) fails its schema
     ├── PolicyError            egress denied by markings or agreements
     └── LogIntegrityError      the transparency log or a proof does not verify
