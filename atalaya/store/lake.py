@@ -514,14 +514,33 @@ class LakeWriter:
             self._synced.add(key)
 
     def rewrite_partition(self, key: tuple[str, str], keep: np.ndarray) -> int:
-        """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped."""
+        """Drop rows of a staged partition file (``keep`` mask in write order); returns rows dropped.
+
+        Streams the file one batch of at most :data:`ROW_GROUP_ROWS` rows at a time into a new file, so memory
+        stays bounded whatever the partition holds (a file of 30M repeats of one row once took it all).
+        """
         path = self._staged(key)
         self._synced.discard(key)
-        table = pq.read_table(path, schema=SCHEMA)
-        bits = pa.py_buffer(np.packbits(np.asarray(keep, dtype=bool), bitorder="little"))
-        kept = table.filter(pa.Array.from_buffers(pa.bool_(), len(keep), [None, bits]))
-        pq.write_table(kept, path, row_group_size=ROW_GROUP_ROWS, **WRITE_OPTIONS)
-        dropped = int(table.num_rows - kept.num_rows)
+        keep = np.asarray(keep, dtype=bool)
+        tmp = path.with_name(path.name + ".rewrite")
+        open_private(tmp, "wb").close()
+        seen = kept = 0
+        with pq.ParquetWriter(tmp, SCHEMA, **WRITE_OPTIONS) as out:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+                mask = keep[seen : seen + batch.num_rows]
+                seen += batch.num_rows
+                part = pa.Table.from_batches([batch]).cast(SCHEMA).filter(pa.array(mask, type=pa.bool_()))
+                if part.num_rows:
+                    out.write_table(part, row_group_size=ROW_GROUP_ROWS)
+                    kept += part.num_rows
+        if seen != len(keep):
+            tmp.unlink(missing_ok=True)
+            raise StoreError(
+                f"staged partition {path.name} holds {seen} rows but the keep mask has {len(keep)}",
+                hint="this is a bug in the caller: the mask must cover every row written to the partition",
+            )
+        os.replace(tmp, path)
+        dropped = seen - kept
         self._rows -= dropped
         return dropped
 

@@ -93,3 +93,51 @@ def test_days_a_batch_no_longer_has_are_written_early(tmp_path: Path) -> None:
     w.commit({"run_id": "r"})
     for p in lake.files():
         assert pq.ParquetFile(p).metadata.num_row_groups == 1
+
+
+def test_rewriting_a_partition_drops_rows_a_row_group_at_a_time(tmp_path: Path) -> None:
+    """The de-duplication rewrite keeps order across row groups and never holds the whole partition."""
+    lake = Lake(tmp_path / "lake")
+    w = lake.writer("aa" * 16)
+    n = 3 * ROW_GROUP_ROWS + 17
+    days = np.full(n, DAY0)
+    w.write(_table(days, 0), days, "src")
+    w.close_files()
+    key = (str(np.datetime64(DAY0, "D")), "src")
+    keep = np.zeros(n, dtype=bool)
+    keep[::1000] = True  # a repeat-heavy partition: one row in a thousand survives
+    dropped = w.rewrite_partition(key, keep)
+    assert dropped == n - int(keep.sum())
+    files = w.commit({"run_id": "r"})
+    assert pq.read_table(lake.root / files[0]).column("src_rec").to_pylist() == np.flatnonzero(keep).tolist()
+    assert lake.committed_units()["aa" * 16]["rows"] == int(keep.sum())
+
+
+_PEAK = """
+import sys, numpy as np, pyarrow as pa
+sys.path.insert(0, {tests!r})
+from test_lake_writer import _table, DAY0
+from atalaya.store.lake import ROW_GROUP_ROWS, Lake
+w = Lake({root!r}).writer("bb" * 16)
+for i in range({chunks}):
+    days = np.full(ROW_GROUP_ROWS, DAY0)
+    w.write(_table(days, i * ROW_GROUP_ROWS), days, "src")
+w.close_files()
+pool = pa.default_memory_pool()
+written_peak = pool.max_memory()
+keep = np.zeros({chunks} * ROW_GROUP_ROWS, dtype=bool)
+keep[0] = True
+w.rewrite_partition((str(np.datetime64(DAY0, "D")), "src"), keep)
+print(written_peak, pool.max_memory())
+"""
+
+
+def test_rewrite_memory_is_one_row_group_not_the_partition(tmp_path: Path) -> None:
+    """A partition of 12 row groups of repeats: the rewrite's peak stays near the writer's own (one part)."""
+    import subprocess
+    import sys
+
+    code = _PEAK.format(tests=str(Path(__file__).parent), root=str(tmp_path / "lake"), chunks=12)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    written_peak, peak = (int(v) for v in out.stdout.split())
+    assert peak < 2 * written_peak, (written_peak, peak)  # the whole partition would be about 12 parts
