@@ -316,3 +316,30 @@ def test_entity_bomb_keeps_the_good_records_and_expands_nothing(tmp_path: Path) 
     kml += pm + b"<Placemark><name>&lol9;</name></Placemark>\n" + pm.replace(b"-99,", b"-98,") + b"</Document></kml>\n"
     cols, rejects = read_all(KmlReader(), _write(tmp_path, "bomb.kml", kml))
     assert cols["lon"] == [-99.0, -98.0] and rejects
+
+
+def test_a_truncated_gz_fails_alone_and_the_run_goes_on(tmp_path: Path) -> None:
+    """The whole run used to abort (exit 130) at a truncated .gz, and the later files were never ingested."""
+    import gzip
+    import subprocess
+    import sys
+
+    from atalaya.core.workspace import init_workspace
+
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    good = "".join(f"MSG,3,1,1,A1B2C{i % 10},1,2026/03/02,10:00:{i:02d}.000,2026/03/02,10:00:{i:02d}.000,,9000,,,"
+                   f"31.{i:02d},-110.0,,,0,0,0,0\n" for i in range(30))  # fmt: skip
+    data = gzip.compress(good.encode())
+    (feeds / "a-broken.sbs.gz").write_bytes(data[: len(data) // 2])
+    (feeds / "b-good.sbs").write_text(good, encoding="utf-8")
+    ws = init_workspace(tmp_path / "ws", party="USA", name="t")
+    run = subprocess.run(
+        [sys.executable, "-m", "atalaya.cli.main", "-w", str(ws.root), "ingest", str(feeds), "--json"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr  # a file failed: said in the exit status, not by aborting
+    units = {Path(u["path"]).name: u for u in json.loads(run.stdout)["units"]}
+    assert units["a-broken.sbs.gz"]["status"] == "failed"
+    assert "truncated or corrupt" in units["a-broken.sbs.gz"]["error"]
+    assert units["b-good.sbs"]["status"] != "failed" and units["b-good.sbs"]["accepted"] == 30
