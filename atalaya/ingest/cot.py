@@ -29,7 +29,11 @@ Mapping (one event → one row)::
     speed_mps   ← detail/track/@speed;  course_deg ← detail/track/@course
     sensor      ← "COT"
     kind        ← from the CoT type atom (see :func:`cot_kind`)
-    attrs       ← {"type": event/@type, "how": event/@how} as JSON
+    attrs       ← JSON: {"affiliation": type's 2nd atom (f h n u s j k a p, else null),
+                   "type", "how", the other event attributes ("stale", "start", "access"…),
+                   "le", "detail": every child of <detail> (attributes, "#text", children;
+                   a repeated tag → a list)}, at most MAX_ATTRS_CHARS
+    (rejected)  ← |lat| and |lon| < 0.01 with ce unknown or how h-g-i-g-o (no GPS fix)
     src_rec     ← 1-based line number of the ``<event`` tag
 
 The ``__atalaya`` detail extension
@@ -77,7 +81,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
 from atalaya.model.observation import IdentKind, ObjectKind, Sensor
 
-__all__ = ["CotReader", "cot_kind", "parse_float_strings", "parse_iso8601_us"]
+__all__ = ["CotReader", "cot_affiliation", "cot_kind", "parse_float_strings", "parse_iso8601_us"]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -92,6 +96,10 @@ MAX_EVENT_BYTES = MAX_LINE_BYTES
 
 UNKNOWN_VALUE = 9_999_999.0
 """CoT's marker for an unknown ``hae``/``ce``/``le``."""
+
+NULL_ISLAND_DEG = 0.01
+"""A position closer than this (degrees, in latitude and in longitude) to 0,0 with an unknown ``ce`` or ``how``
+``h-g-i-g-o`` is a device without a GPS fix reporting its zeroed default, and is rejected."""
 
 _SENSORS = frozenset(s.value for s in Sensor)
 _KINDS = frozenset(k.value for k in ObjectKind)
@@ -377,8 +385,9 @@ _ATALAYA_TAG = re.compile(r"<__atalaya\s([^>]*)>")
 _ATTR = re.compile(r'([A-Za-z_][\w.:-]*)\s*=\s*"([^"]*)"')
 
 # (time, lat, lon, hae, ce, speed, course, uid, type, how, callsign,
-#  x_sensor, x_kind, x_confidence, x_sortie, x_platform)
+#  x_sensor, x_kind, x_confidence, x_sortie, x_platform, tail)
 _Fields = tuple[
+    str | None,
     str | None,
     str | None,
     str | None,
@@ -465,7 +474,18 @@ def _fast_fields(s: str) -> _Fields | None:
         x.get("confidence"),
         x.get("sortie"),
         x.get("platform"),
+        _tail_of_text(s),
     )
+
+
+def _tail_of_text(text: str) -> str:
+    """:func:`_tail_json` of an event's text; :class:`_NeedsParserError` when lxml does not accept it."""
+    from lxml import etree
+
+    try:
+        return _tail_json(_parse_xml(text))
+    except (etree.XMLSyntaxError, ValueError) as e:
+        raise _NeedsParserError from e
 
 
 _TRAILING_JUNK_TEXT = re.compile(r"(?:\s|<\?xml[^>]*\?>)+\Z")
@@ -509,7 +529,76 @@ def _xml_fields(text: str) -> _Fields | None:
         xg("confidence"),
         xg("sortie"),
         xg("platform"),
+        _tail_json(ev),
     )
+
+
+MAX_ATTRS_CHARS = 64 * 1024
+"""Longest ``attrs`` JSON kept for one event; past it ``detail`` children are dropped, last first, and named in
+``"truncated"`` (a base64 image or a long chat log must not swell the lake; the event itself is bounded by
+:attr:`~atalaya.ingest.base.ReaderLimits.max_line_bytes`)."""
+MAX_DETAIL_DEPTH = 32
+"""``detail`` elements nested deeper than this are not kept in ``attrs`` (the XML parser's own limit is 256)."""
+_EVENT_COLUMNS = frozenset(("version", "uid", "time", "type", "how"))  # columns, or the head of attrs
+
+
+def _element_dict(el: Any, depth: int) -> dict[str, Any]:
+    """An element as a dict: its attributes, ``"#text"`` for its text, its children by tag (a list when repeated)."""
+    out: dict[str, Any] = dict(el.attrib)
+    text = (el.text or "").strip()
+    if text:
+        out["#text"] = text
+    if depth >= MAX_DETAIL_DEPTH:
+        return out
+    for ch in el:
+        tag = ch.tag
+        if not isinstance(tag, str):  # comments, processing instructions
+            continue
+        v = _element_dict(ch, depth + 1)
+        prev = out.get(tag)
+        if prev is None:
+            out[tag] = v
+        elif isinstance(prev, list):
+            prev.append(v)
+        else:
+            out[tag] = [prev, v]
+    return out
+
+
+def _dumps(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+def _tail_json(ev: Any) -> str:
+    """The rest of an event's ``attrs`` JSON after the head (``{"affiliation":…,"type":…,"how":…``).
+
+    Event attributes without a column of their own (``stale``, ``start``, ``access``, ``qos``…), the point's
+    ``le``, and ``detail`` whole (:func:`_element_dict`), capped at :data:`MAX_ATTRS_CHARS`.
+    """
+    extra: dict[str, Any] = {k: v for k, v in ev.attrib.items() if k not in _EVENT_COLUMNS}
+    pt = ev.find("point")
+    if pt is not None and pt.get("le") is not None:
+        extra["le"] = pt.get("le")
+    det = ev.find("detail")
+    if det is not None:
+        extra["detail"] = _element_dict(det, 0)
+    if not extra:
+        return "}"
+    body = _dumps(extra)
+    if len(body) > MAX_ATTRS_CHARS:
+        detail: dict[str, Any] = extra.get("detail") or {}
+        dropped: list[str] = []
+        keys = [k for k in detail if k != "#text"]
+        while len(body) > MAX_ATTRS_CHARS and keys:
+            k = keys.pop()
+            del detail[k]
+            dropped.append(k)
+            extra["truncated"] = dropped
+            body = _dumps(extra)
+        if len(body) > MAX_ATTRS_CHARS:
+            extra = {"truncated": ["*"]}
+            body = _dumps(extra)
+    return "," + body[1:]
 
 
 def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
@@ -536,11 +625,31 @@ def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
 _ATTRS_CACHE: dict[tuple[str | None, str | None], str] = {}
 
 
+AFFILIATIONS = frozenset("fhnusjkap")
+"""CoT affiliation atoms (the second atom of an ``a-…`` type): friend, hostile, neutral, unknown, suspect, joker,
+faker, assumed friend, pending."""
+CONTEXT_AFFILIATIONS = frozenset("fna")
+"""Affiliations that are context, never suspects (friend, neutral, assumed friend)."""
+
+
+def cot_affiliation(cot_type: str | None) -> str | None:
+    """The affiliation atom of a CoT type (``a-f-G…`` → ``"f"``); ``None`` for other types.
+
+    >>> cot_affiliation("a-f-G-U-C-I"), cot_affiliation("a-h-A"), cot_affiliation("b-m-p-s-p-i"), cot_affiliation("a")
+    ('f', 'h', None, None)
+    """
+    if not cot_type or len(cot_type) < 3 or not cot_type.startswith("a-"):
+        return None
+    atom = cot_type[2]
+    return atom if atom in AFFILIATIONS and (len(cot_type) == 3 or cot_type[3] == "-") else None
+
+
 def _attrs_json(cot_type: str | None, how: str | None) -> str:
+    """The head of an event's ``attrs`` JSON (without the closing brace): affiliation first, then type and how."""
     key = (cot_type, how)
     hit = _ATTRS_CACHE.get(key)
     if hit is None:
-        hit = json.dumps({"type": cot_type, "how": how}, ensure_ascii=False)
+        hit = _dumps({"affiliation": cot_affiliation(cot_type), "type": cot_type, "how": how})[:-1]
         if len(_ATTRS_CACHE) < 4096:
             _ATTRS_CACHE[key] = hit
     return hit
@@ -558,8 +667,8 @@ def _kinds_of(ctype: pa.Array) -> pa.Array:
     return kinds.take(enc.indices.fill_null(len(enc.dictionary)))
 
 
-def _attrs_of(ctype: pa.Array, how: pa.Array) -> pa.Array:
-    """The ``attrs`` JSON of every (type, how) pair, rendered once per distinct pair."""
+def _attrs_of(ctype: pa.Array, how: pa.Array, tail: pa.Array) -> pa.Array:
+    """The ``attrs`` JSON of every event: the head rendered once per distinct (type, how) pair, then the tail."""
     te, he = pc.dictionary_encode(ctype), pc.dictionary_encode(how)
     nt, nh = len(te.dictionary), len(he.dictionary)
     ti = te.indices.fill_null(nt).to_numpy().astype(np.int64)
@@ -568,7 +677,9 @@ def _attrs_of(ctype: pa.Array, how: pa.Array) -> pa.Array:
     tv: list[str | None] = [*te.dictionary.to_pylist(), None]
     hv: list[str | None] = [*he.dictionary.to_pylist(), None]
     texts = [_attrs_json(tv[k // (nh + 1)], hv[k % (nh + 1)]) for k in uniq.tolist()]
-    return pa.array(texts, type=pa.string()).take(pa.array(inverse.reshape(-1)))
+    head = pa.array(texts, type=pa.string()).take(pa.array(inverse.reshape(-1)))
+    out: pa.Array = pc.binary_join_element_wise(head, tail, "", null_handling="replace", null_replacement="}")
+    return out
 
 
 def _unknown_to_nan(v: F64) -> F64:
@@ -593,6 +704,7 @@ _FIELDS = (
     "x_confidence",
     "x_sortie",
     "x_platform",
+    "tail",
 )
 _EVENT_FIELDS = (("time", b"time"), ("uid", b"uid"), ("type", b"type"), ("how", b"how"))
 _POINT_FIELDS = (("lat", b"lat"), ("lon", b"lon"), ("hae", b"hae"), ("ce", b"ce"))
@@ -672,10 +784,13 @@ def _fast_block(raws: list[bytes]) -> dict[str, pa.Array] | None:
         out[name] = pa.array(col, type=pa.binary())
     try:
         strings = {name: _nullify_empty(a).cast(pa.string()) for name, a in out.items()}
-    except pa.ArrowInvalid:  # not valid UTF-8 somewhere: let the per-event path say where
+        tails = [_tail_of_text(r.decode("utf-8")) for r in raws]
+    except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsParserError):  # let the per-event path say where and why
         return None
     # XML attribute-value normalisation: a tab, newline or CR (CR LF counts once) reads as a space
-    return {name: pc.replace_substring_regex(a, _VALUE_WS, " ") for name, a in strings.items()}
+    cols = {name: pc.replace_substring_regex(a, _VALUE_WS, " ") for name, a in strings.items()}
+    cols["tail"] = pa.array(tails, type=pa.string())
+    return cols
 
 
 # ---------------------------------------------------------------------------------------------
@@ -728,8 +843,13 @@ class _Layout:
     """``<``, ``&`` and control bytes in the separators (values must add none)."""
     value_of: dict[str, int]
     """Field name → index of its value (fields the layout lacks are absent)."""
+    tail_parts: tuple[str, ...]
+    """The ``attrs`` tail (:func:`_tail_json`) cut around its values: the text before each value, then the end."""
+    tail_values: tuple[int, ...]
+    """Index of each value in the tail, in order (JSON-escaped when filled in)."""
 
 
+_PLACEHOLDER = re.compile(r'(?<=")#(\d+)(?=")')
 _LAYOUTS: dict[tuple[bytes, ...], _Layout | None] = {}
 _LAYOUT_CACHE_MAX = 256
 
@@ -759,6 +879,11 @@ def _learn_layout(seps: list[bytes]) -> _Layout | None:
         v = el.get(attr) if el is not None else None
         if v is not None:
             value_of[name] = int(v[1:])
+    tail = _tail_json(ev)
+    tail_values = tuple(int(m) for m in _PLACEHOLDER.findall(tail))
+    if len(set(tail_values)) != len(tail_values):
+        return None  # an element's text looks like a placeholder: the per-event paths read it
+    tail_parts = tuple(_PLACEHOLDER.split(tail)[0::2])
     joined = b"".join(seps)
     sep_lens = np.array([len(s) for s in seps], dtype=np.int64)
     return _Layout(
@@ -766,6 +891,8 @@ def _learn_layout(seps: list[bytes]) -> _Layout | None:
         sep_lens=sep_lens,
         n_special=int(_LAYOUT_SPECIAL[np.frombuffer(joined, dtype=np.uint8)].sum()),
         value_of=value_of,
+        tail_parts=tail_parts,
+        tail_values=tail_values,
     )
 
 
@@ -816,6 +943,20 @@ def _slice_strings(a: U8, lo: I64, hi: I64) -> pa.Array:
     return arr.cast(pa.string())
 
 
+def _fill_tail(a: U8, q: I64, layout: _Layout) -> pa.Array:
+    """The ``attrs`` tails of the rows whose value quotes are ``q``, from the layout's template."""
+    n = q.shape[0]
+    if not layout.tail_values:
+        return pa.repeat(pa.scalar(layout.tail_parts[0]), n)
+    args: list[Any] = []
+    for part, v in zip(layout.tail_parts, layout.tail_values, strict=False):
+        val = _slice_strings(a, q[:, 2 * v] + 1, q[:, 2 * v + 1])
+        args += [part, pc.replace_substring(val, "\\", "\\\\")]  # values hold no quote or control byte
+    args.append(layout.tail_parts[-1])
+    out: pa.Array = pc.binary_join_element_wise(*args, "", null_handling="replace", null_replacement="")
+    return out
+
+
 def _layout_rows(blk: _Block) -> tuple[list[tuple[I64, dict[str, pa.Array]]], BoolArray]:
     """Fields of the events that repeat a learned layout: ``[(event indices, fields)]`` and the handled mask."""
     n_ev = blk.starts.size
@@ -858,8 +999,18 @@ def _layout_rows(blk: _Block) -> tuple[list[tuple[I64, dict[str, pa.Array]]], Bo
                 if (v := layout.value_of.get(name)) is not None
                 else pa.nulls(same.size, pa.string())
                 for name in _FIELDS
+                if name != "tail"
             }
-        except pa.ArrowInvalid:  # not valid UTF-8: the per-event path says where
+            fields["tail"] = _fill_tail(a, q, layout)
+            long = np.flatnonzero(
+                pc.greater(pc.binary_length(fields["tail"]), MAX_ATTRS_CHARS).to_numpy(zero_copy_only=False)
+            )
+            if long.size:  # the template does not cap: read those few again
+                tails = fields["tail"].to_pylist()
+                for i in long.tolist():
+                    tails[i] = _tail_of_text(blk.raw(int(same[i])).decode("utf-8"))
+                fields["tail"] = pa.array(tails, type=pa.string())
+        except (pa.ArrowInvalid, _NeedsParserError):  # not valid UTF-8: the per-event path says where
             continue
         parts.append((same, fields))
         done[same] = True
@@ -967,7 +1118,12 @@ def _to_columns(
         lat_oor = ~lat_bad & ~((lat >= -90.0) & (lat <= 90.0))
         lon_oor = ~lon_bad & ~((lon >= -180.0) & (lon <= 180.0))
         conf_oor = ~conf_bad & ~np.isnan(conf) & ~((conf >= 0.0) & (conf <= 1.0))
-    problems = t_bad | lat_bad | lon_bad | lat_oor | lon_oor | conf_bad | conf_oor
+        no_fix = (np.abs(lat) < NULL_ISLAND_DEG) & (np.abs(lon) < NULL_ISLAND_DEG)
+    if no_fix.any():
+        gps_none = pc.fill_null(pc.starts_with(f["how"], "h-g-i-g-o"), False).to_numpy(zero_copy_only=False)
+        with np.errstate(invalid="ignore"):
+            no_fix &= np.isnan(ce) | (ce >= UNKNOWN_VALUE) | gps_none
+    problems = t_bad | lat_bad | lon_bad | lat_oor | lon_oor | conf_bad | conf_oor | no_fix
     reasons: dict[int, str] = {}
     if problems.any():
         t_s, lat_s, lon_s, xc = (f[k].to_pylist() for k in ("time", "lat", "lon", "x_confidence"))
@@ -984,6 +1140,11 @@ def _to_columns(
                 reasons[i] = f"lat {lat_s[i]} outside [-90, 90]"
             elif lon_oor[i]:
                 reasons[i] = f"lon {lon_s[i]} outside [-180, 180]"
+            elif no_fix[i]:
+                reasons[i] = (
+                    f"position lat={lat_s[i]} lon={lon_s[i]} within {NULL_ISLAND_DEG} deg of 0,0 without a fix "
+                    "(ce unknown or how h-g-i-g-o): a device with no GPS position"
+                )
             else:
                 reasons[i] = f"__atalaya confidence {xc[i]!r} is not a number in [0, 1]"
 
@@ -1041,7 +1202,7 @@ def _to_columns(
         "platform_id": f["x_platform"],
         "sortie_id": f["x_sortie"],
         "src_rec": lines[idx],
-        "attrs": _attrs_of(f["type"], f["how"]),
+        "attrs": _attrs_of(f["type"], f["how"], f["tail"]),
     }
     return columns, rejects
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 from pathlib import Path
 from typing import Any
 
@@ -55,8 +56,18 @@ def test_atak_sample_maps_every_field() -> None:
     assert cols["speed_mps"][0] == pytest.approx(1.2)
     assert cols["course_deg"][0] == pytest.approx(271.5)
     assert cols["src_rec"] == [2]
-    assert '"type": "a-f-G-U-C"' in cols["attrs"][0]
-    assert '"how": "h-e"' in cols["attrs"][0]
+    attrs = json.loads(cols["attrs"][0])
+    assert attrs["type"] == "a-f-G-U-C"
+    assert attrs["how"] == "h-e"
+    assert attrs["affiliation"] == "f"
+    assert attrs["stale"] == "2024-05-01T17:47:17.331Z"
+    assert attrs["start"] == "2024-05-01T17:41:02.331Z"
+    d = attrs["detail"]
+    assert d["contact"] == {"endpoint": "*:-1:stcp", "callsign": "HALCON-2"}
+    assert d["__group"] == {"role": "Team Member", "name": "Cyan"}
+    assert d["takv"]["platform"] == "ATAK-CIV"
+    assert d["status"] == {"battery": "88"}
+    assert d["track"] == {"course": "271.5", "speed": "1.2"}
 
 
 def test_registry_and_sniffing() -> None:
@@ -243,3 +254,101 @@ def test_layout_path_rejects_like_the_parser(tmp_path: Path) -> None:
         (14, "bytes"),
     ]
     assert rejects[0].raw.startswith('<event version="2.0" uid="B-1"')
+
+
+# -- the whole event kept; devices without a fix; affiliation -------------------------------------------------
+
+CHAT_DETAIL = (
+    '<contact callsign="HALCON-2" endpoint="10.0.0.5:4242:tcp"/><__group name="Cyan" role="Team Lead"/>'
+    '<link uid="ANDROID-1" relation="p-p" type="a-f-G-U-C"/><link uid="ANDROID-2" relation="p-p" type="a-f-G-U-C"/>'
+    '<remarks source="BAO.F.ATAK.ANDROID-1" time="2024-05-01T12:00:00Z">convoy at the bridge, 3 trucks</remarks>'
+    '<__chat id="All Chat Rooms" chatroom="All Chat Rooms" senderCallsign="HALCON-2">'
+    '<chatgrp uid0="ANDROID-1" uid1="All Chat Rooms" id="All Chat Rooms"/></__chat>'
+)
+
+
+def _detail_of(cols: dict[str, list[Any]], i: int = 0) -> dict[str, Any]:
+    d: dict[str, Any] = json.loads(cols["attrs"][i])["detail"]
+    return d
+
+
+def test_every_detail_child_is_kept_as_structured_attrs(tmp_path: Path) -> None:
+    cols, rejects = read(tmp_path, event(detail=CHAT_DETAIL))
+    assert rejects == []
+    attrs = json.loads(cols["attrs"][0])
+    assert attrs["stale"] == "2024-05-01T12:00:00.000Z" and attrs["le"] == "9999999"
+    d = attrs["detail"]
+    assert d["contact"]["endpoint"] == "10.0.0.5:4242:tcp"
+    assert d["__group"] == {"name": "Cyan", "role": "Team Lead"}
+    assert [ln["uid"] for ln in d["link"]] == ["ANDROID-1", "ANDROID-2"]
+    assert d["remarks"]["#text"] == "convoy at the bridge, 3 trucks"
+    assert d["remarks"]["source"] == "BAO.F.ATAK.ANDROID-1"
+    assert d["__chat"]["senderCallsign"] == "HALCON-2"
+    assert d["__chat"]["chatgrp"]["uid0"] == "ANDROID-1"
+
+
+def test_attrs_are_the_same_on_every_read_path(tmp_path: Path) -> None:
+    """Layout (repeated events), regex block and per-event lxml paths give one ``attrs`` per event."""
+    det = (
+        '<contact callsign="C\\1"/><__group name="Cyan" role="x"/><track speed="{s}" course="1"/><remarks>hi</remarks>'
+    )
+    events = [event(f"U-{i}", lat=str(19 + i / 100), detail=det.format(s=i)) for i in range(40)]
+    odd = event("U-odd", detail=det.format(s=7) + "<!-- a comment -->")  # lxml path
+    simple = event("U-simple", detail=det.format(s=8).replace("<remarks>hi</remarks>", "<remarks>ho</remarks>"))
+    cols, rejects = read(tmp_path, "\n".join([*events, odd, simple]))
+    assert rejects == []
+    details = [_detail_of(cols, i) for i in range(len(cols["attrs"]))]
+    assert details[3] == {"contact": {"callsign": "C\\1"}, "__group": {"name": "Cyan", "role": "x"},
+                          "track": {"speed": "3", "course": "1"}, "remarks": {"#text": "hi"}}  # fmt: skip
+    assert details[40] == {**details[7]}
+    assert details[41]["remarks"] == {"#text": "ho"} and details[41]["track"]["speed"] == "8"
+
+
+def test_attrs_are_bounded(tmp_path: Path) -> None:
+    from atalaya.ingest.cot import MAX_ATTRS_CHARS
+
+    big = "A" * (MAX_ATTRS_CHARS + 10)
+    cols, rejects = read(tmp_path, event(detail=f'<contact callsign="X"/><__video url="{big}"/>'))
+    assert rejects == []
+    assert len(cols["attrs"][0]) <= MAX_ATTRS_CHARS + 200
+    attrs = json.loads(cols["attrs"][0])
+    assert attrs["truncated"] == ["__video"]
+    assert attrs["detail"]["contact"] == {"callsign": "X"}
+
+
+@pytest.mark.parametrize(
+    ("lat", "lon", "ce", "how", "rejected"),
+    [
+        ("-0.004", "-0.008", "9999999", "m-g", True),  # a phone without a fix
+        ("0.0", "0.0", "9999999", "m-g", True),
+        ("0.003", "0.001", "5", "h-g-i-g-o", True),
+        ("-0.004", "-0.008", "10", "m-g", False),  # a fix near 0,0 with an error: kept
+        ("0.02", "-0.008", "9999999", "m-g", False),
+    ],
+)
+def test_near_zero_positions_without_a_fix_are_rejected(
+    tmp_path: Path, lat: str, lon: str, ce: str, how: str, rejected: bool
+) -> None:
+    ev = event(lat=lat, lon=lon, ce=ce).replace('how="m-g"', f'how="{how}"')
+    good = event("U-good")
+    cols, rejects = read(tmp_path, ev + "\n" + good)
+    assert len(cols["time"]) == (1 if rejected else 2)
+    if rejected:
+        assert len(rejects) == 1 and "without a fix" in rejects[0].reason and rejects[0].src_rec == 1
+
+
+def test_many_events_without_a_fix_are_all_rejected(tmp_path: Path) -> None:
+    text = "\n".join(event(f"U-{i}", lat="-0.004", lon="-0.008", ce="9999999") for i in range(475))
+    cols, rejects = read(tmp_path, text + "\n" + event("U-ok"))
+    assert cols["ident"] == ["U-ok"]
+    assert len(rejects) == 475
+
+
+@pytest.mark.parametrize(
+    ("cot_type", "aff"),
+    [("a-f-G-U-C-I", "f"), ("a-h-G-E-V", "h"), ("a-n-A-C", "n"), ("a-a-G", "a"), ("a-s-S", "s"), ("b-m-p-s-p-i", None)],
+)
+def test_affiliation_is_kept(tmp_path: Path, cot_type: str, aff: str | None) -> None:
+    cols, _ = read(tmp_path, event(cot_type=cot_type))
+    assert json.loads(cols["attrs"][0])["affiliation"] == aff
+    assert cols["attrs"][0].startswith('{"affiliation":')
