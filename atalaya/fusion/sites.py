@@ -1599,7 +1599,23 @@ def _split_fixes(tb: pa.Table) -> tuple[pa.Table, pa.Table]:
 # -- lake and knowledge store -----------------------------------------------------------------------
 
 _LAKE_COLUMNS = ("obs_id", "time", "lon", "lat", "alt_m", "pos_err_m", "err_minor_m", "err_orient_deg", "speed_mps",
-                 "sensor", "kind", "confidence", "ident")  # fmt: skip
+                 "sensor", "kind", "confidence", "ident", "attrs")  # fmt: skip
+_CONTEXT_PREFIXES = tuple(f'{{"affiliation":"{a}"' for a in "fna")
+"""``attrs`` of reports on friendly, neutral or assumed-friendly units (CoT affiliation, first in ``attrs``): context,
+never suspect evidence (DESIGN §8)."""
+
+
+def _without_context(tb: pa.Table) -> pa.Table:
+    """``tb`` without the reports on friendly and neutral units, and without its ``attrs`` column."""
+    if "attrs" not in tb.column_names:
+        return tb
+    attrs = tb.column("attrs")
+    ctx = pc.starts_with(attrs, _CONTEXT_PREFIXES[0])
+    for prefix in _CONTEXT_PREFIXES[1:]:
+        ctx = pc.or_(ctx, pc.starts_with(attrs, prefix))
+    return tb.drop_columns(["attrs"]).filter(pc.invert(pc.fill_null(ctx, False)))
+
+
 _EVIDENCE_KINDS = tuple(
     k.value
     for k in (ObjectKind.STRUCTURE, ObjectKind.THERMAL, ObjectKind.VEHICLE, ObjectKind.EMITTER, ObjectKind.CHEMICAL,
@@ -1673,7 +1689,7 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
         for rb in pf.iter_batches(columns=cols, batch_size=1_000_000):
             tb = pa.Table.from_batches([rb])
             kind = tb.column("kind").cast(pa.string())
-            tb = tb.filter(pc.is_in(kind, value_set=pa.array(_EVIDENCE_KINDS)))
+            tb = _without_context(tb.filter(pc.is_in(kind, value_set=pa.array(_EVIDENCE_KINDS))))
             n_rows += rb.num_rows
             if tb.num_rows == 0:
                 continue
