@@ -9,8 +9,10 @@ recorded in the transparency log; for the node's own use nothing is filtered.
 ...           "props": {"score": 0.9}}]
 >>> "<Placemark" in points_kml(feats, title="sites")
 True
->>> points_cot([], cot_type="a-u-G-I", stale_s=60, now=None)
-'<?xml version="1.0" encoding="UTF-8"?>\\n<events>\\n</events>\\n'
+>>> points_cot([], kind="sites", stale_s=60, now=None)
+''
+>>> cot_type_for("tracks", {"kind": "vessel"}), cot_type_for("sites", {"kind": "lab"})
+('a-u-S', 'a-s-G-I')
 """
 
 from __future__ import annotations
@@ -207,39 +209,107 @@ def _last_point(g: dict[str, Any]) -> tuple[float, float]:
     return sum(p[0] for p in ring) / len(ring), sum(p[1] for p in ring) / len(ring)
 
 
-def points_cot(items: Sequence[dict[str, Any]], *, cot_type: str, stale_s: int, now: datetime | None) -> str:
-    """Cursor-on-Target events (one per item, at its point or last position) that ATAK/WinTAK import."""
+COT_TRACK_MODES = ("points", "route")
+"""How tracks go out as CoT: position updates (one event per point, one uid) or one drawn route (``b-m-r``)."""
+MAX_COT_TRACK_POINTS = 500
+"""Points sent per track (evenly decimated, both ends kept): a TAK client replays every update it is sent."""
+_TRACK_TYPES = {"vehicle": "a-u-G-E-V", "vessel": "a-u-S", "aircraft": "a-u-A", "person": "a-u-G-U"}
+
+
+def cot_type_for(kind: str, props: dict[str, Any]) -> str:
+    """The CoT type of an exported object: sites are suspect ground installations; tracks are unknown units typed
+    by platform (vehicle, vessel, aircraft, person); corridors are map shapes."""
+    if kind == "sites":
+        return "a-s-G-I"
+    if kind == "tracks":
+        return _TRACK_TYPES.get(str(props.get("kind")), "a-u-G")
+    return "b-m-p-s-m"
+
+
+def _decimate(coords: Sequence[Sequence[float]], limit: int) -> list[Sequence[float]]:
+    if len(coords) <= limit:
+        return list(coords)
+    idx = sorted({round(i * (len(coords) - 1) / (limit - 1)) for i in range(limit)})
+    return [coords[i] for i in idx]
+
+
+def _t(t: datetime) -> str:
+    return t.strftime(_COT_TIME)
+
+
+def _event(
+    uid: str, ctype: str, t: datetime, stale_s: int, lon: float, lat: float, detail: str, *, how: str = "m-f"
+) -> str:
+    return (
+        f'<event version="2.0" uid={quoteattr(uid)} type={quoteattr(ctype)} how="{how}" '
+        f'time="{_t(t)}" start="{_t(t)}" stale="{_t(t + timedelta(seconds=stale_s))}">'
+        f'<point lat="{lat:.7f}" lon="{lon:.7f}" hae="9999999.0" ce="9999999.0" le="9999999.0"/>'
+        f"<detail>{detail}</detail></event>"
+    )
+
+
+def points_cot(
+    items: Sequence[dict[str, Any]],
+    *,
+    kind: str,
+    stale_s: int,
+    now: datetime | None,
+    track_mode: str = "points",
+    max_points: int = MAX_COT_TRACK_POINTS,
+) -> str:
+    """Cursor-on-Target as TAK clients take it: one ``<event>`` per message, one per line, no enclosing root (a
+    TAK stream or ``.cot`` file). Sites and corridors are one event each; a track is a series of position updates
+    under one uid (``track_mode="points"``, times spread from its start to its end) or one drawn route
+    (``"route"``: a ``b-m-r`` event with a ``<link>`` per point)."""
+    if track_mode not in COT_TRACK_MODES:
+        raise ValidationError(f"unknown CoT track mode {track_mode!r}", hint=f"use one of {', '.join(COT_TRACK_MODES)}")
     t0 = now or datetime.now(UTC)
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', "<events>"]
+    lines: list[str] = []
     for it in items:
-        lon, lat = _last_point(it["geometry"])
         t = it.get("time") or t0
         if t.tzinfo is None:
             t = t.replace(tzinfo=UTC)
         remarks = "; ".join(f"{k}={v}" for k, v in it["props"].items() if v is not None)
-        lines.append(
-            f'<event version="2.0" uid={quoteattr("atalaya-" + it["id"])} type={quoteattr(cot_type)} how="m-f" '
-            f'time="{t.strftime(_COT_TIME)}" start="{t.strftime(_COT_TIME)}" '
-            f'stale="{(t + timedelta(seconds=stale_s)).strftime(_COT_TIME)}">'
-            f'<point lat="{lat:.7f}" lon="{lon:.7f}" hae="9999999.0" ce="9999999.0" le="9999999.0"/>'
-            f"<detail><contact callsign={quoteattr(it['name'][:60])}/><remarks>{escape(remarks)}</remarks></detail>"
-            "</event>"
-        )
-    lines.append("</events>")
-    return "\n".join(lines) + "\n"
+        name = it["name"][:60]
+        uid = "atalaya-" + it["id"]
+        ctype = cot_type_for(kind, it["props"])
+        detail = f"<contact callsign={quoteattr(name)}/><remarks>{escape(remarks)}</remarks>"
+        g = it["geometry"]
+        if kind != "tracks" or g["type"] != "LineString":
+            lon, lat = _last_point(g)
+            lines.append(_event(uid, ctype, t, stale_s, lon, lat, detail))
+            continue
+        pts = _decimate(g["coordinates"], max(2, max_points))
+        start = datetime.fromisoformat(it["props"]["start"]) if it["props"].get("start") else t
+        span, last = t - start, max(1, len(pts) - 1)
+        if track_mode == "route":
+            links = "".join(
+                f'<link uid={quoteattr(f"{uid}-{k}")} type="b-m-p-w" relation="c" '
+                f'callsign="{k + 1}" point="{p[1]:.7f},{p[0]:.7f}"/>'
+                for k, p in enumerate(pts)
+            )
+            route = (
+                f'{links}<link_attr color="-1" method="Driving" direction="Infil" routetype="Primary" '
+                f'order="Ascending Check Points"/>{detail}'
+            )
+            lines.append(_event(uid + "-route", "b-m-r", t, stale_s, pts[0][0], pts[0][1], route, how="h-e"))
+            continue
+        for k, p in enumerate(pts):
+            lines.append(_event(uid, ctype, start + span * k // last, stale_s, float(p[0]), float(p[1]), detail))
+    return "".join(line + "\n" for line in lines)
 
 
 _ITEMS = {"sites": _site_items, "tracks": _track_items, "corridors": _corridor_items}
-_COT_TYPES = {"sites": "a-u-G-I", "tracks": "a-u-G", "corridors": "b-m-p-s-m"}
 
 
-def render(kind: str, fmt: str, items: Sequence[dict[str, Any]]) -> str:
+def render(kind: str, fmt: str, items: Sequence[dict[str, Any]], *, cot_tracks: str = "points") -> str:
     """The text of an export of ``items``."""
     if fmt == "geojson":
         return to_geojson(items)
     if fmt == "kml":
         return points_kml(items, title=f"Atalaya {kind}")
-    return points_cot(items, cot_type=_COT_TYPES[kind], stale_s=7 * 86_400 if kind != "tracks" else 3600, now=None)
+    stale = 7 * 86_400 if kind != "tracks" else 3600
+    return points_cot(items, kind=kind, stale_s=stale, now=None, track_mode=cot_tracks)
 
 
 def export(
@@ -251,6 +321,7 @@ def export(
     out: Path,
     recipient: str | None = None,
     user: str = "cli",
+    cot_tracks: str = "points",
 ) -> ExportResult:
     """Write an export through the egress chokepoint (for another party: filtered by the policy and logged)."""
     if kind not in KINDS or fmt not in FORMATS:
@@ -260,7 +331,12 @@ def export(
     pol = EgressPolicy.from_store(store, ws.party)
     rcpt = require_party(store, pol, recipient) if recipient else ws.party
     items = _ITEMS[kind](store)
-    sink = FileSink(path=out, render=lambda released: render(kind, fmt, [_with_marking(it) for it in released]))
+    if cot_tracks not in COT_TRACK_MODES:
+        raise ValidationError(f"unknown CoT track mode {cot_tracks!r}", hint=f"use one of {', '.join(COT_TRACK_MODES)}")
+    sink = FileSink(
+        path=out,
+        render=lambda released: render(kind, fmt, [_with_marking(it) for it in released], cot_tracks=cot_tracks),
+    )
     rel = release(ws, store, items, recipient=rcpt, kind=kind, user=user, sink=sink, policy=pol)
     return ExportResult(
         path=out, kind=kind, format=fmt, objects=len(rel.items), withheld=len(rel.withheld),

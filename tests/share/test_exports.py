@@ -73,7 +73,7 @@ def test_formats_read_back(workspace: Workspace, store: KnowledgeStore, tmp_path
     assert sorted(round(x, 2) for x in cols["lat"]) == [25.5, 31.6]
     t = export(workspace, store, kind="tracks", fmt="cot", out=tmp_path / "t.cot")
     cols, _ = read_all(CotReader(), t.path)
-    assert cols["lon"] == [pytest.approx(-107.01)]
+    assert cols["lon"] == [pytest.approx(-107.0), pytest.approx(-107.01)]
     with pytest.raises(ValidationError):
         export(workspace, store, kind="people", fmt="kml", out=tmp_path / "x")
 
@@ -109,3 +109,56 @@ def test_export_is_logged_once_per_content(workspace: Workspace, store: Knowledg
         conn.execute(ks.sites.update().where(ks.sites.c.id == "site--a").values(score=0.5))
     c = export(workspace, store, kind="sites", fmt="kml", out=tmp_path / "c.kml", recipient="MEX")
     assert c.log_index == (a.log_index or 0) + 1
+
+
+def _events_of(path: Path) -> list[etree._Element]:
+    text = path.read_text()
+    assert "<events" not in text and "<?xml" not in text  # no wrapper root: one message per event, as TAK sends
+    lines = [ln for ln in text.splitlines() if ln]
+    return [etree.fromstring(ln.encode()) for ln in lines]
+
+
+def test_cot_export_is_what_tak_clients_take(workspace: Workspace, store: KnowledgeStore, tmp_path: Path) -> None:
+    s = export(workspace, store, kind="sites", fmt="cot", out=tmp_path / "s.cot")
+    evs = _events_of(s.path)
+    assert [e.tag for e in evs] == ["event", "event"]
+    assert {e.get("type") for e in evs} == {"a-s-G-I"}  # suspect ground installations
+    cols, rejects = read_all(CotReader(), s.path)
+    assert rejects == [] and all(json.loads(a)["affiliation"] == "s" for a in cols["attrs"])
+    # tracks: one position update per point, one uid, typed by platform, times from start to end
+    with store.begin() as conn:
+        line = [[-107.0 + k * 0.001, 25.0 + k * 0.001] for k in range(2000)]
+        conn.execute(
+            ks.tracks.insert().values(
+                id="track--boat", kind="vessel", ident="MMSI-1", ident_kind="mmsi", start=T,
+                end=T.replace(hour=8), n_points=2000, length_km=280.0,
+                geometry=json.dumps({"type": "LineString", "coordinates": line}), marking=REL,
+            )
+        )  # fmt: skip
+    t = export(workspace, store, kind="tracks", fmt="cot", out=tmp_path / "t.cot")
+    evs = _events_of(t.path)
+    by_uid: dict[str, list[etree._Element]] = {}
+    for e in evs:
+        by_uid.setdefault(str(e.get("uid")), []).append(e)
+    assert {u: {e.get("type") for e in es} for u, es in by_uid.items()} == {
+        "atalaya-track--1": {"a-u-G-E-V"},
+        "atalaya-track--boat": {"a-u-S"},
+    }
+    boat = by_uid["atalaya-track--boat"]
+    assert len(boat) == 500  # decimated to the bound, both ends kept
+    assert (
+        boat[0].get("time") == "2026-03-02T06:00:00.000000Z" and boat[-1].get("time") == "2026-03-02T08:00:00.000000Z"
+    )
+    assert float(boat[-1].find("point").get("lon")) == pytest.approx(line[-1][0])
+    cols, rejects = read_all(CotReader(), t.path)
+    assert rejects == [] and len(cols["time"]) == 502
+    assert set(cols["kind"]) == {"vehicle", "vessel"}
+    # or as drawn routes: one b-m-r event each, the points as links
+    r = export(workspace, store, kind="tracks", fmt="cot", out=tmp_path / "r.cot", cot_tracks="route")
+    evs = _events_of(r.path)
+    assert [e.get("type") for e in evs] == ["b-m-r", "b-m-r"]
+    assert [len(e.findall("detail/link")) for e in evs] == [2, 500]
+    cols, rejects = read_all(CotReader(), r.path)
+    assert rejects == [] and len(cols["time"]) == 2
+    links = json.loads(cols["attrs"][0])["detail"]["link"]
+    assert links[1]["point"] == "25.0100000,-107.0100000"
