@@ -73,6 +73,23 @@ def _parse_kv(pairs: tuple[str, ...], what: str) -> dict[str, str]:
     return out
 
 
+def _parse_received_at(text: str) -> int:
+    """``--received-at`` ISO 8601 time → µs since the epoch (UTC when it names no offset)."""
+    import datetime as dt
+
+    try:
+        d = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"bad --received-at {text!r}",
+            hint="give an ISO 8601 time, e.g. --received-at 2024-05-01T12:00:00Z, or --received-at mtime",
+        ) from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=dt.UTC)
+    delta = d - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    return (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
 @click.command("ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("-f", "--format", "fmt", type=click.Choice(sorted(FORMATS)), help="Input format (default: detect).")
@@ -88,6 +105,15 @@ def _parse_kv(pairs: tuple[str, ...], what: str) -> dict[str, str]:
     help="If another process is writing the lake, wait up to SECONDS for it (default: $ATALAYA_LOCK_WAIT, "
     "else lock_wait in atalaya.toml, else 0: report it busy at once).",
 )
+@click.option(
+    "--received-at",
+    "received_at",
+    default=None,
+    metavar="TIME|mtime",
+    help="When the data was received, for records without a time of their own (AIS captures without tag blocks "
+    "or epochs): an ISO 8601 time (UTC unless it names an offset), or 'mtime' for each file's modification time. "
+    "NMEA records get this time plus their line number - 1 microseconds, which keeps their order.",
+)
 @json_option
 @click.pass_context
 def ingest_cmd(
@@ -99,6 +125,7 @@ def ingest_cmd(
     maps: tuple[str, ...],
     sets: tuple[str, ...],
     wait: float | None,
+    received_at: str | None,
     as_json: bool,
 ) -> None:
     """Load files (and directories of files) into the observation lake.
@@ -112,7 +139,12 @@ def ingest_cmd(
 
     ws = workspace_from(ctx)
     mk = Marking.from_text(marking) if marking else Marking.from_text(f"TLP:AMBER;ORIG:{ws.party}")
-    options = ReadOptions(column_map=_parse_kv(maps, "map"), defaults=_parse_kv(sets, "set"))
+    options = ReadOptions(
+        column_map=_parse_kv(maps, "map"),
+        defaults=_parse_kv(sets, "set"),
+        reference_time_us=None if received_at in (None, "mtime") else _parse_received_at(received_at),
+        received_at_mtime=received_at == "mtime",
+    )
     summary = ingest_paths(
         ws,
         list(paths),

@@ -120,7 +120,11 @@ class ReadOptions:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     """Constant values for columns the source lacks (e.g. ``{"sensor": "EO"}``)."""
     reference_time_us: int | None = None
-    """For formats whose times lack a date (SBS without date, NMEA without tag blocks)."""
+    """Time the input was received (µs since the epoch), for records that carry no time or no date (SBS without
+    date, NMEA without tag blocks or other in-band times); ``atalaya ingest --received-at TIME``."""
+    received_at_mtime: bool = False
+    """Use each file's modification time as its :attr:`reference_time_us` (when that is None);
+    ``atalaya ingest --received-at mtime``."""
     limits: ReaderLimits = DEFAULT_LIMITS
     """Line, record, document, nesting and decompression limits."""
 

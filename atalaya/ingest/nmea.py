@@ -2,9 +2,15 @@
 
 One observation per AIS position report (types 1, 2, 3, 18, 19, 27; 4 and 21 as
 ``kind="structure"``). Static reports (types 5 and 24) name later positions of
-the same MMSI. Times come from NMEA 4.0 tag blocks (``\\c:1700000000*hh\\``), a
-leading ISO-8601 or Unix-epoch field, or a trailing epoch field after the
-checksum; else from ``ReadOptions.reference_time_us``.
+the same MMSI. Times come from, in this order: NMEA 4.0 tag blocks
+(``\\c:1700000000*hh\\``), a leading ISO-8601 or Unix-epoch field, a trailing epoch
+after the checksum (alone, or after USCG/``aisdeco`` receiver fields such as
+``,s12345,d-97,T12.3,x1,1234567890``), or a Gatehouse ``$PGHP,1,…`` wrapper line
+(its time belongs to the message whose first sentence follows it). A message with
+none of these takes ``ReadOptions.reference_time_us`` plus its line number − 1 in
+microseconds (a monotone order, not a clock: the file's order is kept and two
+reports are never merged for sharing the instant); without a reference time it is
+rejected with :data:`NO_TIME`. ``#`` comment lines and blank lines are skipped.
 
 How it is fast: a chunk of the file is one ``uint8`` array. Line, field and
 checksum positions are found for all lines at once (``flatnonzero`` +
@@ -23,6 +29,7 @@ per-line path that also produces the precise reject reasons.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +61,13 @@ SLICE_BYTES = 2 << 20
 MAX_PENDING_LINES = 1000
 """A multi-sentence message not complete this many lines after its first part is orphaned."""
 
-NO_TIME = "no timestamp: add NMEA 4.0 tag blocks or pass reference time"
+NO_TIME = (
+    "no time on the line and no --received-at given: it has no tag block, $PGHP wrapper or epoch field; pass "
+    "the time the capture was received, `atalaya ingest --received-at 2024-05-01T12:00:00Z` (or `--received-at "
+    "mtime` for each file's time)"
+)
+"""Reject reason for a message without a time when no reference time was given (the summary shows the words
+before the first colon)."""
 
 _LUT = codec.dearmour_lut()
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -92,7 +105,10 @@ class NmeaReader:
         """Stream the file: decode slices of whole lines, yield batches of about ``batch_rows`` rows."""
         from atalaya.ingest.base import open_source
 
-        state = _State(reference_time_us=options.reference_time_us)
+        ref = options.reference_time_us
+        if ref is None and options.received_at_mtime:
+            ref = path.stat().st_mtime_ns // 1000
+        state = _State(reference_time_us=ref)
         slice_bytes = max(1 << 16, min(options.batch_rows * 80, SLICE_BYTES))
         pending: list[ParsedBatch] = []
         rows = 0
@@ -272,6 +288,8 @@ class _State:
     """(sequential message id, channel) → message being reassembled."""
     names: _NameIndex = field(default_factory=lambda: _NameIndex())
     """MMSI → latest vessel name seen."""
+    wrapper_us: int | None = None
+    """Time of a ``$PGHP`` wrapper that ended the previous chunk (it belongs to the next message)."""
 
     def add(self, key: tuple[bytes, bytes], count: int, num: int, part: _Part) -> tuple[_Msg | None, list[Reject]]:
         """Add one fragment; return the message if it completes one, and rejects for groups it breaks."""
@@ -359,6 +377,61 @@ def _xor(b: bytes) -> int:
     return x
 
 
+_RECEIVER_FIELD = re.compile(rb"[A-Za-z0-9_.:+\-]*")
+"""Characters of a receiver field after the checksum (USCG ``s12345``, ``d-97``, ``T12.3``, ``r09STOL1``…)."""
+
+
+def _parse_tail(tail: bytes) -> tuple[bool, int | None]:
+    """``(understood, time)`` of the text after a sentence's checksum.
+
+    Comma-separated fields: receiver fields, the last one an epoch (its time) or a receiver field too (no time).
+
+    >>> _parse_tail(b",s12345,d-97,T12.3,x1,1234567890"), _parse_tail(b",rnhcml"), _parse_tail(b" hello!")
+    ((True, 1234567890000000), (True, None), (False, None))
+    """
+    if tail[:1] not in b",; \t":
+        return False, None
+    items = tail.lstrip(b",; \t").rstrip().split(b",")
+    if not all(_RECEIVER_FIELD.fullmatch(x) for x in items[:-1]):
+        return False, None
+    last = items[-1]
+    t = _parse_time_text(last.decode())
+    if t is not None:
+        return True, t
+    return last[:1].isalpha() and _RECEIVER_FIELD.fullmatch(last) is not None, None
+
+
+def _parse_wrapper(line: bytes) -> int | str | None:
+    """Time of a Gatehouse ``$PGHP,1,year,month,day,hour,minute,second,ms,…*hh`` line (µs), a reject reason, or None.
+
+    >>> _parse_wrapper(b"$PGHP,1,2020,12,31,23,59,58,239,0,0,0,1,2C*5B")
+    1609459198239000
+    >>> _parse_wrapper(b"$PGHP,1,2020,12,31,23,59,58,239,0,0,0,1,2C*5C")
+    'bad $PGHP checksum: got 5C, computed 5B'
+    """
+    text = line.strip()
+    star = text.rfind(b"*")
+    if star < 0:
+        return "malformed $PGHP wrapper: no checksum ('*hh')"
+    body, cs = text[1:star], text[star + 1 : star + 3]
+    want = f"{_xor(body):02X}"
+    if cs.upper() != want.encode():
+        return f"bad $PGHP checksum: got {cs.decode() or 'nothing'}, computed {want}"
+    f = body.split(b",")
+    if len(f) < 2 or f[1] != b"1":
+        return None  # other Gatehouse sentences carry no time
+    if len(f) < 9 or not all(x.isdigit() and len(x) <= 4 for x in f[2:9]):
+        return f"malformed $PGHP time {b','.join(f[2:9]).decode()!r}: expected year,month,day,hour,minute,second,ms"
+    y, mo, d, h, mi, sec, ms = (int(x) for x in f[2:9])
+    try:
+        when = dt.datetime(y, mo, d, h, mi, sec, tzinfo=dt.UTC)
+    except ValueError:
+        return f"malformed $PGHP time {b','.join(f[2:9]).decode()!r}: not a date and time"
+    if ms > 999:
+        return f"malformed $PGHP time: {ms} milliseconds"
+    return int(when.timestamp()) * 1_000_000 + ms * 1000
+
+
 @dataclass(kw_only=True)
 class _Sentence:
     """One parsed VDM/VDO sentence from the per-line path."""
@@ -431,9 +504,12 @@ def _parse_line(line: bytes) -> _Sentence | str | None:
     if len(cs) != 2 or cs.upper() != want.encode():
         return f"bad NMEA checksum: got {cs.decode() or 'nothing'}, computed {want}"
     if tail:
-        t = _parse_time_text(tail.lstrip(b",; \t").decode()) if tail[:1] in b",; \t" else None
-        if t is None:
-            return f"unrecognised text after the checksum: {tail[:40].decode()!r} (expected an epoch time)"
+        ok, t = _parse_tail(tail)
+        if not ok:
+            return (
+                f"unrecognised text after the checksum: {tail[:40].decode()!r} "
+                "(expected an epoch time, after receiver fields or alone)"
+            )
         time_us = time_us if time_us is not None else t
     fields = body.split(b",")
     if len(fields[0]) != 5 or fields[0][2:] not in (b"VDM", b"VDO"):
@@ -627,6 +703,55 @@ def _parse_isos(arr: U8, a: I64, b: I64) -> tuple[I64, BOOL]:
     return us, ok
 
 
+_RECEIVER_BYTE = np.zeros(256, dtype=bool)
+_RECEIVER_BYTE[
+    np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:+-,", dtype=np.uint8)
+] = True
+"""Bytes allowed in receiver fields after the checksum (and the commas between them)."""
+
+
+def _wrapper_owners(arr: U8, s: I64, e: I64, vdm: BOOL, state: _State) -> tuple[I64, BOOL, int]:
+    """``(owner, wrap, tail)`` of a chunk's Gatehouse wrappers.
+
+    ``wrap`` marks ``$PGHP,`` lines; ``owner[i]`` is the wrapper line whose time the sentence on line ``i`` takes
+    (-1 none, -2 the wrapper that ended the previous chunk): the first sentence after a wrapper, with no other
+    sentence between. ``tail`` is the wrapper line that ends the chunk (it belongs to the next chunk's first
+    sentence), -1 when a sentence ends it, -3 when the chunk has neither.
+    """
+    n = s.size
+    owner = np.full(n, -1, dtype=np.int64)
+    wrap = np.zeros(n, dtype=bool)
+    dollar = np.flatnonzero((e - s >= 6) & (arr[np.minimum(s, max(arr.size - 1, 0))] == 36)) if arr.size else s[:0]
+    if dollar.size:
+        head = arr[s[dollar, None] + np.arange(1, 6, dtype=np.int64)[None, :]]
+        wrap[dollar[(head == np.frombuffer(b"PGHP,", dtype=np.uint8)).all(axis=1)]] = True
+    if not wrap.any() and state.wrapper_us is None:
+        return owner, wrap, -1
+    ev = np.flatnonzero(wrap | vdm)
+    if ev.size == 0:
+        return owner, wrap, -3
+    k = np.flatnonzero(vdm[ev])
+    prev = ev[np.maximum(k - 1, 0)]
+    owner[ev[k]] = np.where(k == 0, -2, np.where(wrap[prev], prev, -1))
+    last = int(ev[-1])
+    return owner, wrap, last if wrap[last] else -1
+
+
+def _apply_wrappers(fi: I64, owner: I64, wrap_us: dict[int, int], time_us: I64, has_time: BOOL) -> None:
+    """Give single-sentence lines without a time of their own the time of the wrapper before them."""
+    n = owner.size
+    wt = np.full(n + 1, -1, dtype=np.int64)
+    for i, us in wrap_us.items():
+        wt[n if i == -2 else i] = us
+    o = owner[fi]
+    src = np.where(o == -2, n, o)
+    take = (o != -1) & ~has_time[fi]
+    t = wt[np.maximum(src, 0)]
+    take &= t >= 0
+    time_us[fi[take]] = t[take]
+    has_time[fi[take]] = True
+
+
 @dataclass(kw_only=True)
 class _Msgs:
     """Complete messages of a chunk, as columns (payloads addressed in one byte array)."""
@@ -684,6 +809,7 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     bang, fast = _first_at_or_after(bangs, s, e)
     fast &= ~blank & ~toolong & ~nonascii
     fast &= (at(bang + 3) == 86) & (at(bang + 4) == 68) & ((at(bang + 5) == 77) | (at(bang + 5) == 79))
+    owner, wrap, tail_wrap = _wrapper_owners(arr, s, e, fast, state)
     star, ok = _first_at_or_after(stars, bang, e)
     fast &= ok & (star + 3 <= e)
     if commas.size == 0:
@@ -715,12 +841,17 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     fast &= ~has_prefix | tag_shape | num_prefix
     time_us = np.zeros(n, dtype=np.int64)
     has_time = np.zeros(n, dtype=bool)
-    # tail: nothing, or ",<epoch>"
+    # tail: nothing, ",<epoch>", or ",<receiver fields>,<epoch>" (USCG, aisdeco)
     has_tail = fast & (star + 3 < e)
     ti = np.flatnonzero(has_tail)
     if ti.size:
-        tus, tok2 = _parse_epochs(arr, star[ti] + 4, e[ti])
-        tok2 &= at(star[ti] + 3) == 44
+        lc = commas[np.maximum(np.searchsorted(commas, e[ti]) - 1, 0)]
+        tus, tok2 = _parse_epochs(arr, lc + 1, e[ti])
+        tok2 &= (at(star[ti] + 3) == 44) & (lc >= star[ti] + 3)
+        fields = np.flatnonzero(tok2 & (lc > star[ti] + 3))
+        if fields.size:
+            bad = np.cumsum(~_RECEIVER_BYTE[arr], dtype=np.int64)
+            tok2[fields] = bad[lc[fields]] == bad[star[ti[fields]] + 3]
         fast[ti[~tok2]] = False
         time_us[ti[tok2]] = tus[tok2]
         has_time[ti[tok2]] = True
@@ -770,8 +901,21 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     # Python ints up front: indexing numpy scalars one by one costs more than the work itself
     cols = [todo, multi[todo], s[todo], e[todo], lines[todo], cm[2][todo], cm[3][todo], cm[4][todo], cm[5][todo]]
     cols += [np.where(has_time[todo], time_us[todo], -1), fill_c[todo], cnt_v[todo], num_v[todo]]
-    for i, is_multi, a, b, ln, c2, c3, c4, c5, tm, fl, cnt, num in zip(*(c.tolist() for c in cols), strict=True):
+    cols += [owner[todo], wrap[todo]]
+    wrap_us: dict[int, int] = {} if state.wrapper_us is None else {-2: state.wrapper_us}
+    for i, is_multi, a, b, ln, c2, c3, c4, c5, tm, fl, cnt, num, own, is_wrap in zip(
+        *(c.tolist() for c in cols), strict=True
+    ):
         raw = chunk[a:b]
+        if is_wrap:
+            w = _parse_wrapper(raw)
+            if isinstance(w, str):
+                rejects.append(Reject(src_rec=ln, reason=w, raw=Reject.excerpt(raw)))
+            elif w is not None:
+                wrap_us[i] = w
+            continue
+        if tm < 0 and own != -1:
+            tm = wrap_us.get(own, -1)
         if is_multi:
             part = _Part(line=ln, time_us=None if tm < 0 else tm, payload=chunk[c4 + 1 : c5], fill=fl, raw=raw)
             msg, broken = state.add((chunk[c2 + 1 : c3], chunk[c3 + 1 : c4]), cnt, num, part)
@@ -786,6 +930,8 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
         if isinstance(res, str):
             rejects.append(Reject(src_rec=ln, reason=res, raw=Reject.excerpt(raw)))
             continue
+        if res.time_us is None and tm >= 0:
+            res.time_us = tm
         part = _Part(line=ln, time_us=res.time_us, payload=res.payload, fill=res.fill, raw=raw)
         if res.count == 1:
             slow_msgs.append(_Msg(line=ln, time_us=res.time_us, payload=res.payload, fill=res.fill))
@@ -797,6 +943,10 @@ def _decode_chunk(chunk: bytes, first_line: int, state: _State) -> ParsedBatch:
     if n:
         rejects.extend(state.flush(int(lines[-1]) - MAX_PENDING_LINES))
     fi = np.flatnonzero(fast & single)
+    if wrap_us:
+        _apply_wrappers(fi, owner, wrap_us, time_us, has_time)
+    if tail_wrap != -3:
+        state.wrapper_us = wrap_us.get(tail_wrap) if tail_wrap >= 0 else None
     msgs = _Msgs(
         line=lines[fi],
         time_us=time_us[fi],
@@ -1033,8 +1183,8 @@ def _assemble(
     if state.reference_time_us is None:
         rej(sel[ok & ~has_time], NO_TIME)
         ok &= has_time
-    else:
-        time_us = np.where(has_time, time_us, state.reference_time_us)
+    else:  # a monotone order in the file, not a clock (see the module docstring)
+        time_us = np.where(has_time, time_us, state.reference_time_us + line - 1)
 
     # names: latest static for the MMSI on an earlier line (this slice), else from earlier slices
     name_ref = _names_for(mmsi, line, statics, msgs.line, state)

@@ -37,7 +37,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -380,6 +380,9 @@ class Ingestor:
                 _warm_up_arrow()
             res.source = _source_name(res.format, source)
             mtime_ns = path.stat().st_mtime_ns  # before hashing: a change from here on fails the unit
+            options = self.options
+            if options.received_at_mtime and options.reference_time_us is None:
+                options = replace(options, reference_time_us=mtime_ns // 1000)  # --received-at mtime
             if self.committed_with_size(res.bytes, res.format, res.source):
                 digest = _file_digest(path)
                 prior = self.already_ingested(digest[0], res.format, res.source)
@@ -388,14 +391,14 @@ class Ingestor:
                     if progress:
                         progress(res.bytes)
                     return res
-                self._run_unit(path, reader.read(path, self.options), lambda: digest, mtime_ns, res, progress)
+                self._run_unit(path, reader.read(path, options), lambda: digest, mtime_ns, res, progress)
             elif (tapping := _tapping(reader, path)) is not None:
                 tap = _TapDigest()  # cannot be a re-run: hash the bytes as the reader reads them (read once)
-                self._run_unit(path, tapping.read(path, self.options, tap=tap), tap.result, mtime_ns, res, progress)
+                self._run_unit(path, tapping.read(path, options, tap=tap), tap.result, mtime_ns, res, progress)
             else:  # cannot be a re-run: hash while reading
                 background = _BackgroundDigest(path)
                 try:
-                    self._run_unit(path, reader.read(path, self.options), background.result, mtime_ns, res, progress)
+                    self._run_unit(path, reader.read(path, options), background.result, mtime_ns, res, progress)
                 finally:
                     background.cancel()
         except AtalayaError as e:

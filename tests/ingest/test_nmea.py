@@ -70,7 +70,8 @@ def test_gpsd_published_samples() -> None:
     assert attrs[0] == {"msg": 1, "nav": 5, "hdg": 181}
     assert attrs[2] == {"msg": 18, "hdg": 177}
     assert attrs[3] == {"msg": 4}
-    assert cols["time"] == [T0 * 1_000_000] * 4
+    # no in-band times: the reference time plus the line number - 1, in microseconds
+    assert cols["time"] == [T0 * 1_000_000 + ln - 1 for ln in (1, 4, 5, 7)]
 
 
 def test_static_names_later_positions_only(tmp_path: Path) -> None:
@@ -205,7 +206,7 @@ def test_time_sources_and_precedence(tmp_path: Path) -> None:
     assert [(r.src_rec, r.reason) for r in rejects] == [(7, NO_TIME)]
     cols, rejects = read(write(tmp_path, lines), reference_time_us=42)
     assert rejects == []
-    assert cols["time"][-1] == 42
+    assert cols["time"][-1] == 42 + 6  # line 7
 
 
 # --------------------------------------------------------------------------- bad input corpus
