@@ -114,6 +114,12 @@ def _parse_received_at(text: str) -> int:
     "or epochs): an ISO 8601 time (UTC unless it names an offset), or 'mtime' for each file's modification time. "
     "NMEA records get this time plus their line number - 1 microseconds, which keeps their order.",
 )
+@click.option(
+    "--replace",
+    is_flag=True,
+    help="Re-ingest files already ingested (e.g. with another --map): the new unit replaces the earlier one's "
+    "rows and quarantine in one commit.",
+)
 @json_option
 @click.pass_context
 def ingest_cmd(
@@ -126,6 +132,7 @@ def ingest_cmd(
     sets: tuple[str, ...],
     wait: float | None,
     received_at: str | None,
+    replace: bool,
     as_json: bool,
 ) -> None:
     """Load files (and directories of files) into the observation lake.
@@ -154,6 +161,7 @@ def ingest_cmd(
         options=options,
         progress=show_progress(ctx) and not as_json,
         wait=wait,
+        replace=replace,
     )
     data = summary.to_dict()
     emit(as_json, data, _render_ingest)
@@ -173,6 +181,9 @@ def _render_ingest(d: dict[str, Any]) -> str:
         lines.append("quarantine reasons:")
         lines += [f"  {n:>8,}  {r}" for r, n in list(d["quarantine_reasons"].items())[:15]]
         lines.append("  (see `atalaya quarantine` for each record)")
+    if d.get("field_notes"):
+        lines.append("auxiliary fields fixed in kept records (noted in attrs.qc):")
+        lines += [f"  {n:>8,}  {r}" for r, n in d["field_notes"].items()]
     for u in d["units"]:
         if u["status"] == "failed":
             lines.append(f"FAILED {u['path']}: {u['error']}")

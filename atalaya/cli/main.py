@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("atalaya.cli.cmd_core:init_cmd", "Create a workspace: config, identity, signing key, stores."),
     "ingest": ("atalaya.cli.cmd_core:ingest_cmd", "Load feed files into the observation lake."),
     "status": ("atalaya.cli.cmd_core:status_cmd", "Show what the workspace holds."),
+    "compact": ("atalaya.cli.cmd_lake:compact_cmd", "Rewrite a fragmented lake's small files into one per partition."),
     "quarantine": ("atalaya.cli.cmd_core:quarantine_cmd", "List quarantined records and their reasons."),
     "analyze": (
         "atalaya.cli.cmd_analyze:analyze_cmd",

@@ -100,6 +100,10 @@ class UnitResult:
     """Quarantine reasons and their counts."""
     error: str = ""
     """Why the file failed as a whole (status ``failed``)."""
+    notes: dict[str, int] = field(default_factory=dict)
+    """Auxiliary fields normalised or nulled in kept rows (``"course_deg normalised"``: count)."""
+    replaced: list[str] = field(default_factory=list)
+    """Earlier units of the same file this one replaced (``--replace``)."""
     seconds: float = 0.0
     """Wall time."""
 
@@ -131,11 +135,18 @@ class IngestSummary:
             c.update(u.reasons)
         return dict(c.most_common())
 
+    def notes(self) -> dict[str, int]:
+        c: Counter[str] = Counter()
+        for u in self.units:
+            c.update(u.notes)
+        return dict(c.most_common())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
             "totals": self.totals(),
             "quarantine_reasons": self.reasons(),
+            "field_notes": self.notes(),
             "units": [u.to_dict() for u in self.units],
         }
 
@@ -284,6 +295,13 @@ def _source_name(fmt: str, source: str | None) -> str:
 
 
 ProgressFn = Callable[[int], None]
+Sink = Callable[[pa.Table, np.ndarray, np.ndarray], None]
+_Key = tuple[str, str]
+
+SMALL_FILE_BYTES = 1 << 20
+"""Files up to this size are ingested in batches: one commit and one Parquet file per partition for many."""
+BATCH_BYTES = 64 << 20
+BATCH_FILES = 50_000
 
 
 @dataclass(kw_only=True)
@@ -306,6 +324,10 @@ class Ingestor:
     """Extra or replacement readers by format name (plugins, test doubles); the registry serves the rest."""
     lock_wait: float | None = None
     """Seconds to wait for the lake's writer lock (None: the workspace's ``lock_wait``)."""
+    replace: bool = False
+    """Re-ingest files already ingested, replacing the earlier units' rows and quarantine (one commit)."""
+    _ids: dict[_Key, np.ndarray] = field(default_factory=dict, repr=False)
+    """Id keys of the lake's partitions looked up so far under the lock held now (kept current by commits)."""
 
     @property
     def lake(self) -> Lake:
@@ -321,8 +343,37 @@ class Ingestor:
         Files ingested inside share the one lock; :meth:`ingest_file` outside it takes the lock per file.
         """
         with self.lake.write_lock(wait=self._wait(), purpose=_purpose(self.run_id)):
-            self.prepare()
-            yield
+            self._ids.clear()
+            try:
+                self.prepare()
+                yield
+            finally:
+                self._ids.clear()
+
+    def _existing(self, keys: Iterable[_Key], exclude: Sequence[str] = ()) -> dict[_Key, np.ndarray]:
+        """The lake's id keys per partition; each partition's files are read once per run (under the lock)."""
+        keys = list(keys)
+        if exclude:
+            return self.lake.existing_id_keys_by_partition(keys, exclude_units=exclude)
+        missing = [k for k in keys if k not in self._ids]
+        if missing:
+            self._ids.update(self.lake.existing_id_keys_by_partition(missing))
+        return {k: self._ids[k] for k in keys}
+
+    def _remember(self, keys: Mapping[_Key, np.ndarray], keeps: Mapping[_Key, np.ndarray]) -> None:
+        for k, ids in keys.items():
+            if k in self._ids:
+                self._ids[k] = np.concatenate([self._ids[k], ids[keeps[k]]])
+
+    def prior_units(self, sha256: str, source: str) -> list[str]:
+        """Committed units of a file with this hash and source (any format): what ``--replace`` replaces."""
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(
+                select(ks.ingest_units.c.id).where(
+                    ks.ingest_units.c.sha256 == sha256, ks.ingest_units.c.source == source
+                )
+            ).all()
+        return [str(r[0]) for r in rows]
 
     def prepare(self) -> None:
         """Recover from interrupted runs and bring the knowledge store in line with the lake (under the lock)."""
@@ -383,7 +434,12 @@ class Ingestor:
             options = self.options
             if options.received_at_mtime and options.reference_time_us is None:
                 options = replace(options, reference_time_us=mtime_ns // 1000)  # --received-at mtime
-            if self.committed_with_size(res.bytes, res.format, res.source):
+            if self.replace:
+                digest = _file_digest(path)
+                prior_units = self.prior_units(digest[0], res.source)
+                self._run_unit(path, reader.read(path, options), lambda: digest, mtime_ns, res, progress,
+                               replaces=prior_units)  # fmt: skip
+            elif self.committed_with_size(res.bytes, res.format, res.source):
                 digest = _file_digest(path)
                 prior = self.already_ingested(digest[0], res.format, res.source)
                 if prior:
@@ -416,6 +472,8 @@ class Ingestor:
         mtime_ns: int,
         res: UnitResult,
         progress: ProgressFn | None,
+        *,
+        replaces: Sequence[str] = (),
     ) -> None:
         unit_id = new_run_id()
         writer = self.lake.writer(unit_id, lock_wait=self._wait())
@@ -432,7 +490,8 @@ class Ingestor:
                     res.records += batch.records_read
                     rejects = list(batch.rejects)
                     if len(batch):
-                        rejects += self._write_batch(batch, writer, keys, src_hash, marking_text, unit_id, path,
+                        sink = _writer_sink(writer, res.source)
+                        rejects += self._write_batch(batch, sink, keys, src_hash, marking_text, unit_id, path,
                                                      res, now_us)  # fmt: skip
                     for r in rejects:
                         reasons[_reason_key(r.reason)] += 1
@@ -447,8 +506,9 @@ class Ingestor:
                     if progress and batch.bytes_read:
                         progress(batch.bytes_read)
             # which rows repeat an earlier one or the lake, found while the writer threads finish their last parts
-            existing = self.lake.existing_id_keys_by_partition(keys)
-            keeps = {key: keep_mask(np.concatenate(parts), existing[key]) for key, parts in keys.items()}
+            existing = self._existing(keys, exclude=replaces)
+            all_ids = {key: np.concatenate(parts) for key, parts in keys.items()}
+            keeps = {key: keep_mask(all_ids[key], existing[key]) for key in all_ids}
             writer.close_files()
             for key, keep in keeps.items():
                 if not keep.all():
@@ -479,18 +539,161 @@ class Ingestor:
                 "bytes": res.bytes,
                 "reasons": res.reasons,
             }
+            if replaces:
+                marker["retires"] = sorted(replaces)
+                self.lake.stage_removal(writer, replaces)
             # a clean unit leaves no quarantine file behind
             qfiles = [(qpath, self.workspace.quarantine_dir / f"{unit_id}.jsonl")] if res.quarantined else []
             writer.commit(marker, extra_files=qfiles)
         except BaseException:
             writer.abort()
             raise
+        if replaces:
+            self._ids.clear()
+            for old in replaces:  # reconcile() does this after a crash here
+                _forget_unit(self.store, old)
+                (self.workspace.quarantine_dir / f"{old}.jsonl").unlink(missing_ok=True)
+            res.replaced = list(replaces)
+        else:
+            self._remember(all_ids, keeps)
         record_unit(self.store, dict(marker, unit_id=unit_id), self.workspace.quarantine_dir / f"{unit_id}.jsonl")
+
+    def ingest_batch(
+        self, paths: Sequence[Path], *, fmt: str | None = None, source: str | None = None
+    ) -> list[UnitResult]:
+        """Ingest small files as one batch: each file is its own unit (its ``ingest_units`` row, its quarantine,
+        skipped when ingested again), but all share one commit marker and one Parquet file per partition.
+
+        A file that fails leaves nothing in the batch; the batch commits whole or not at all. Needs the lake's
+        writer lock (taken here unless held).
+        """
+        if not self.lake.holds_write_lock():
+            with self.writing():
+                return self.ingest_batch(paths, fmt=fmt, source=source)
+        with _malloc_for_arrow():
+            return self._ingest_batch(paths, fmt=fmt, source=source)
+
+    def _ingest_batch(self, paths: Sequence[Path], *, fmt: str | None, source: str | None) -> list[UnitResult]:
+        batch_id = new_run_id()
+        writer = self.lake.writer(batch_id, lock_wait=self._wait())
+        results: list[UnitResult] = []
+        units: list[tuple[UnitResult, dict[str, Any], list[str]]] = []
+        seen: dict[tuple[str, str, str], str] = {}
+        keys: dict[_Key, list[np.ndarray]] = {}
+        owners: dict[_Key, list[int]] = {}
+        now_us = int(time.time() * 1e6)
+        marking_text = self.marking.to_text()
+        try:
+            for path in paths:
+                t0 = time.perf_counter()
+                res = UnitResult(path=str(path), bytes=path.stat().st_size if path.exists() else 0)
+                results.append(res)
+                started = datetime.now(UTC)
+                try:
+                    res.format = fmt or detect_format(path)
+                    reader = self.readers.get(res.format) or get_reader(res.format)
+                    res.source = _source_name(res.format, source)
+                    mtime_ns = path.stat().st_mtime_ns
+                    options = self.options
+                    if options.received_at_mtime and options.reference_time_us is None:
+                        options = replace(options, reference_time_us=mtime_ns // 1000)
+                    sha, hashed = _file_digest(path)
+                    prior = seen.get((sha, res.format, res.source)) or self.already_ingested(
+                        sha, res.format, res.source
+                    )
+                    if prior:
+                        res.status, res.unit_id = "skipped", prior
+                        continue
+                    unit_id = new_run_id()
+                    buf: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
+                    unit_keys: dict[_Key, list[np.ndarray]] = {}
+                    qlines: list[str] = []
+                    reasons: Counter[str] = Counter()
+                    src_hash = hash_strings([res.source])[0]
+                    for batch in reader.read(path, options):
+                        res.records += batch.records_read
+                        rejects = list(batch.rejects)
+                        if len(batch):
+                            rejects += self._write_batch(batch, _buffer_sink(buf), unit_keys, src_hash,
+                                                         marking_text, unit_id, path, res, now_us)  # fmt: skip
+                        for r in rejects:
+                            reasons[_reason_key(r.reason)] += 1
+                            qlines.append(json.dumps({"src_rec": r.src_rec, "reason": r.reason, "raw": r.raw,
+                                                      "format": res.format}, ensure_ascii=False))  # fmt: skip
+                        res.quarantined += len(rejects)
+                    st = path.stat()
+                    if hashed != res.bytes or st.st_size != res.bytes or st.st_mtime_ns != mtime_ns:
+                        raise IngestError(f"{path} changed while it was being ingested", hint="ingest it once complete")
+                except AtalayaError as e:
+                    res.status, res.error = "failed", str(e)
+                    continue
+                except OSError as e:
+                    res.status, res.error = "failed", f"cannot read {path}: {e}"
+                    continue
+                finally:
+                    res.seconds = round(time.perf_counter() - t0, 3)
+                for t, di, d in buf:
+                    writer.write(t, di, res.source, days=d)
+                for key, parts in unit_keys.items():
+                    keys.setdefault(key, []).extend(parts)
+                    owners.setdefault(key, []).extend([len(units)] * len(parts))
+                res.accepted = sum(t.num_rows for t, _, _ in buf)
+                res.reasons = dict(reasons.most_common())
+                res.unit_id = unit_id
+                seen[(sha, res.format, res.source)] = unit_id
+                marker = {
+                    "unit_id": unit_id,
+                    "run_id": self.run_id,
+                    "path": str(path),
+                    "sha256": sha,
+                    "format": res.format,
+                    "source": res.source,
+                    "marking": marking_text,
+                    "started_at": started.isoformat(),
+                    "bytes": res.bytes,
+                }
+                units.append((res, marker, qlines))
+            if not units:
+                writer.abort()
+                return results
+            all_ids = {key: np.concatenate(parts) for key, parts in keys.items()}
+            existing = self._existing(all_ids)
+            keeps = {key: keep_mask(all_ids[key], existing[key]) for key in all_ids}
+            writer.close_files()
+            for key, keep in keeps.items():
+                if keep.all():
+                    continue
+                writer.rewrite_partition(key, keep)
+                pos = 0
+                for part, owner in zip(keys[key], owners[key], strict=True):
+                    dropped = int(len(part) - np.count_nonzero(keep[pos : pos + len(part)]))
+                    pos += len(part)
+                    units[owner][0].duplicates += dropped
+                    units[owner][0].accepted -= dropped
+            committed_at = datetime.now(UTC).isoformat()
+            qfiles: list[tuple[Path, Path]] = []
+            markers = []
+            for res, marker, qlines in units:
+                marker.update(committed_at=committed_at, records=res.records, accepted=res.accepted,
+                              quarantined=res.quarantined, duplicates=res.duplicates, reasons=res.reasons)  # fmt: skip
+                markers.append(marker)
+                if qlines:
+                    staged = writer.staging / f"q-{res.unit_id}.jsonl"
+                    with open_private(staged) as qf:
+                        qf.write("\n".join(qlines) + "\n")
+                    qfiles.append((staged, self.workspace.quarantine_dir / f"{res.unit_id}.jsonl"))
+            writer.commit({"run_id": self.run_id, "committed_at": committed_at, "units": markers}, extra_files=qfiles)
+        except BaseException:
+            writer.abort()
+            raise
+        self._remember(all_ids, keeps)
+        record_units(self.store, markers, self.workspace.quarantine_dir)
+        return results
 
     def _write_batch(
         self,
         batch: ParsedBatch,
-        writer: LakeWriter,
+        sink: Sink,
         keys: dict[tuple[str, str], list[np.ndarray]],
         src_hash: np.uint64,
         marking_text: str,
@@ -499,7 +702,7 @@ class Ingestor:
         res: UnitResult,
         now_us: int,
     ) -> list[Reject]:
-        arrays, keep, problems = to_arrow(batch.columns, self.bounds, now_us)
+        arrays, keep, problems = to_arrow(batch.columns, self.bounds, now_us, notes=res.notes)
         rejects = rejects_from(arrays, problems)
         if problems:
             mask = bool_array(keep)
@@ -550,7 +753,7 @@ class Ingestor:
             days = np.flatnonzero(np.bincount(day_index - lo)) + lo
         else:
             days = np.unique(day_index)
-        writer.write(table, day_index, res.source, days=days)
+        sink(table, day_index, days)
         ids_a = lanes[0]
         for d in days:
             day = str(np.datetime64(int(d), "D"))
@@ -563,8 +766,34 @@ def _reason_key(reason: str) -> str:
     return reason.split(":", 1)[0].strip()[:120]
 
 
+def _writer_sink(writer: LakeWriter, source: str) -> Sink:
+    def sink(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> None:
+        writer.write(table, day_index, source, days=days)
+
+    return sink
+
+
+def _buffer_sink(buf: list[tuple[pa.Table, np.ndarray, np.ndarray]]) -> Sink:
+    def sink(table: pa.Table, day_index: np.ndarray, days: np.ndarray) -> None:
+        buf.append((table, day_index, days))
+
+    return sink
+
+
+def record_units(store: KnowledgeStore, markers: Sequence[dict[str, Any]], quarantine_dir: Path) -> None:
+    """Record committed units (a batch) and their quarantine in the knowledge store: one transaction."""
+    with store.begin() as conn:
+        for m in markers:
+            _record(conn, m, quarantine_dir / f"{m['unit_id']}.jsonl")
+
+
 def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: Path) -> None:
     """Record a committed unit and its quarantine in the knowledge store (one transaction, idempotent)."""
+    with store.begin() as conn:
+        _record(conn, marker, quarantine_file)
+
+
+def _record(conn: Any, marker: dict[str, Any], quarantine_file: Path) -> None:
     rows = []
     if quarantine_file.exists():
         with open(quarantine_file, encoding="utf-8") as fh:
@@ -580,7 +809,7 @@ def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: 
                         "raw": q.get("raw", ""),
                     }
                 )
-    with store.begin() as conn:
+    if True:
         exists = conn.execute(select(ks.ingest_units.c.id).where(ks.ingest_units.c.id == marker["unit_id"])).first()
         if exists:
             return
@@ -627,15 +856,20 @@ def reconcile(workspace: Workspace, store: KnowledgeStore) -> int:
     lake = Lake(workspace.lake_dir)
     with lake.write_lock(wait=workspace.lock_wait, purpose="knowledge-store reconcile"):
         markers = lake.committed_units()
-        if not markers:
-            return 0
+        retired = {u for m in lake.markers().values() for u in m.get("retires", ())}
         with store.engine.connect() as conn:
             known = {r[0] for r in conn.execute(select(ks.ingest_units.c.id))}
+        fixed = 0
+        for u in sorted(known & retired):  # replaced by a commit whose knowledge-store update a crash cut short
+            _forget_unit(store, u)
+            (workspace.quarantine_dir / f"{u}.jsonl").unlink(missing_ok=True)
+            fixed += 1
+        if not markers:
+            return fixed
         by_file: dict[tuple[str, str, str], list[str]] = {}
         for unit_id, marker in markers.items():
             key = (str(marker.get("sha256", "")), str(marker.get("format", "")), str(marker.get("source", "")))
             by_file.setdefault(key if key[0] else ("", "", unit_id), []).append(unit_id)
-        fixed = 0
         for units in by_file.values():
             units.sort(key=lambda u: (str(markers[u].get("committed_at", "")), u))
             for later in units[1:]:
@@ -664,6 +898,7 @@ def ingest_paths(
     progress: bool = False,
     store: KnowledgeStore | None = None,
     wait: float | None = None,
+    replace: bool = False,
 ) -> IngestSummary:
     """Ingest files and directories into the workspace; the library entry point of ``atalaya ingest``.
 
@@ -679,6 +914,7 @@ def ingest_paths(
             marking=marking or Marking.from_text(f"TLP:AMBER;ORIG:{workspace.party}"),
             options=options or ReadOptions(),
             lock_wait=wait,
+            replace=replace,
         )
         files = expand_paths(paths)
         summary = IngestSummary(run_id=ing.run_id)
@@ -690,7 +926,26 @@ def ingest_paths(
             bar = tqdm(total=total, unit="B", unit_scale=True, desc="ingest", dynamic_ncols=True)
         try:
             with ing.writing():
+                small: list[Path] = []
+                small_bytes = 0
+
+                def flush() -> None:
+                    nonlocal small, small_bytes
+                    if small:
+                        summary.units.extend(ing.ingest_batch(small, fmt=fmt, source=source))
+                        if bar is not None:
+                            bar.update(small_bytes)
+                    small, small_bytes = [], 0
+
                 for f in files:
+                    size = f.stat().st_size
+                    if not replace and size <= SMALL_FILE_BYTES:
+                        small.append(f)
+                        small_bytes += size
+                        if small_bytes >= BATCH_BYTES or len(small) >= BATCH_FILES:
+                            flush()
+                        continue
+                    flush()
                     before = bar.n if bar is not None else 0
                     if bar is not None:
                         bar.set_postfix_str(f.name[-40:])
@@ -699,6 +954,7 @@ def ingest_paths(
                     if bar is not None:
                         bar.update(max(0, before + res.bytes - bar.n))
                     summary.units.append(res)
+                flush()
         finally:
             if bar is not None:
                 bar.close()

@@ -24,6 +24,8 @@ from atalaya.model.observation import ADAPTER_REQUIRED, SCHEMA, IdentKind, Objec
 US_PER_DAY = 86_400_000_000
 MIN_TIME_US = 315_532_800_000_000  # 1980-01-01T00:00:00Z
 
+_CIRCULAR = frozenset({"course_deg", "err_orient_deg"})
+"""Angles: a finite value outside the range is taken modulo 360 (headings of -128..127 from a signed byte)."""
 _FLOAT_RANGES: dict[str, tuple[float, float]] = {
     "alt_m": (-1_000.0, 100_000.0),
     "pos_err_m": (0.0, 1_000_000.0),
@@ -226,14 +228,37 @@ def _normalised_dict(values: Any, n: int, *, upper: bool) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(from_numpy(new_idx, pa.int32(), valid), string_array(uniq))
 
 
+def _annotate_attrs(attrs: pa.Array, row_notes: dict[int, dict[str, str]]) -> pa.Array:
+    """``attrs`` with each noted row's JSON object given a ``"qc"`` member (field → what was done)."""
+    values = attrs.to_pylist()
+    for row, note in row_notes.items():
+        base: Any = None
+        if values[row]:
+            try:
+                base = json.loads(values[row])
+            except ValueError:
+                base = None
+        obj = base if isinstance(base, dict) else ({} if not values[row] else {"raw": values[row]})
+        prior = obj.get("qc")
+        qc: dict[str, Any] = prior if isinstance(prior, dict) else {}
+        obj["qc"] = {**qc, **note}
+        values[row] = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    return pa.array(values, type=pa.string())
+
+
 def to_arrow(
-    columns: Mapping[str, Any], bounds: Bounds, now_us: int
+    columns: Mapping[str, Any], bounds: Bounds, now_us: int, *, notes: dict[str, int] | None = None
 ) -> tuple[dict[str, pa.Array], npt.NDArray[np.bool_], list[tuple[int, str]]]:
     """Validate reader columns.
 
     Returns ``(arrays, keep, problems)``: Arrow arrays for all rows (schema
     columns the reader supplies, unfiltered), the mask of rows that pass, and
     ``(row, reason)`` for each rejected row.
+
+    Time and position decide whether a row is kept. An auxiliary field that is bad (a number out of its range,
+    an unknown ``ident_kind``) costs only that field: an angle is normalised modulo 360, anything else is
+    nulled, and the row's ``attrs`` JSON gets ``"qc": {field: "normalised from V" | "nulled: V"}``. ``notes``,
+    when given, counts them by ``"FIELD normalised"`` / ``"FIELD nulled"``.
 
     Each check first looks at the column's minimum and maximum (one pass, no temporaries); only a column that
     may hold a bad value is checked row by row. A row gets the first reason that applies, in the order below.
@@ -280,6 +305,21 @@ def to_arrow(
         "lon": from_numpy(lon, pa.float64()),
         "lat": from_numpy(lat, pa.float64()),
     }
+    row_notes: dict[int, dict[str, str]] = {}
+
+    def note(rows: npt.NDArray[np.bool_], field_name: str, what: str, shown: npt.NDArray[Any]) -> None:
+        idx = np.flatnonzero(rows)
+        if not len(idx):
+            return
+        if notes is not None:
+            notes[f"{field_name} {what}"] = notes.get(f"{field_name} {what}", 0) + len(idx)
+        for i in idx.tolist():
+            v = shown[i]
+            text = f"{v:g}" if isinstance(v, float | np.floating) else str(v)
+            row_notes.setdefault(i, {})[field_name] = (
+                f"normalised from {text}" if what == "normalised" else (f"nulled: {text}")
+            )
+
     for name, (lo, hi) in _FLOAT_RANGES.items():
         typ = SCHEMA.field(name).type
         given = columns.get(name)
@@ -295,9 +335,21 @@ def to_arrow(
                 valid = ~np.isnan(v)
             if valid is not None or v_lo < lo or v_hi > hi:
                 with np.errstate(invalid="ignore"):
-                    flag((v < lo) | (v > hi), f"{name} out of range [{lo:g}, {hi:g}]")  # false for NaN
+                    bad = (v < lo) | (v > hi)  # false for NaN
+                    if name in _CIRCULAR:
+                        finite = bad & np.isfinite(v)
+                        if finite.any():
+                            original = v.astype(np.float64)
+                            v = np.where(finite, np.mod(original, 360.0), v)
+                            note(finite, name, "normalised", original)
+                            bad = bad & ~finite
+                    if bad.any():
+                        note(bad, name, "nulled", v.astype(np.float64))
+                        keep_v = ~bad if valid is None else valid & ~bad
+                        valid = keep_v
+                        v = np.where(bad, np.nan, v)
         if typ == pa.float32() and v.dtype != np.float32:
-            with np.errstate(over="ignore"):  # values beyond float32 are out of every range (rejected)
+            with np.errstate(over="ignore"):
                 v = v.astype(np.float32)
         arrays[name] = from_numpy(v, typ, valid)
     for name in _ENUMS:
@@ -307,7 +359,17 @@ def to_arrow(
         dict_vals = enc.dictionary.to_pylist()
         bad_codes = [i for i, v in enumerate(dict_vals) if v not in allowed]
         present = valid_mask(enc.indices)
-        if bad_codes:
+        if bad_codes and name == "ident_kind":  # auxiliary: the unknown value is nulled, the row kept
+            unknown = np.isin(np_values(enc.indices, np.int32), bad_codes)
+            if present is not None:
+                unknown &= present
+            codes = np.clip(np_values(enc.indices, np.int32), 0, len(dict_vals) - 1)
+            note(unknown, name, "nulled", np.asarray(dict_vals, dtype=object)[codes])
+            keep_valid = ~unknown if present is None else present & ~unknown
+            enc = pa.DictionaryArray.from_arrays(from_numpy(np.array(np_values(enc.indices, np.int32)), pa.int32(),
+                                                            keep_valid), enc.dictionary)  # fmt: skip
+            present = valid_mask(enc.indices)
+        elif bad_codes:
             unknown = np.isin(np_values(enc.indices, np.int32), bad_codes)
             flag(
                 unknown if present is None else unknown & present,
@@ -318,6 +380,8 @@ def to_arrow(
         arrays[name] = enc
     for name in _STRING_COLS:
         arrays[name] = _as_string_array(columns.get(name), n)
+    if row_notes:
+        arrays["attrs"] = _annotate_attrs(arrays["attrs"], row_notes)
     for name in ("platform_id", "sortie_id"):
         arrays[name] = _to_dict(columns.get(name), n)
     src_rec = columns["src_rec"]

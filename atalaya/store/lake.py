@@ -363,6 +363,10 @@ class LakeWriter:
     _done: bool = False
     _shards: list[_Shard] = field(default_factory=list)
     _error: BaseException | None = None
+    _rewrites: list[tuple[Path, Path]] = field(default_factory=list)
+    """Files written whole by :meth:`add_rewrite` (staged path, path under ``observations``)."""
+    _supersedes: list[str] = field(default_factory=list)
+    """Lake paths (``observations/…``) the commit replaces: invisible from the marker on, deleted after it."""
     _synced: set[_Key] = field(default_factory=set)
     """Partitions whose staged file is flushed to disk as it stands."""
     lock_wait: float = 0.0
@@ -544,6 +548,30 @@ class LakeWriter:
         self._rows -= dropped
         return dropped
 
+    def add_rewrite(self, key: _Key, parts: Iterable[pa.Table], replaces: Iterable[str]) -> int:
+        """Stage one new file for partition ``key`` from ``parts`` (observation schema) that replaces the lake
+        files ``replaces`` (``observations/…``) when this writer commits; returns the rows written."""
+        if self._done:
+            raise StoreError("lake writer already committed or aborted")
+        day, source = key
+        k = 1 + len(self._rewrites)
+        rel = Path(f"day={day}") / f"source={source}" / f"part-{self.unit_id}-{k}.parquet"
+        staged = self.staging / f"rewrite-{k}.parquet"
+        open_private(staged, "wb").close()
+        rows = 0
+        with pq.ParquetWriter(staged, SCHEMA, **WRITE_OPTIONS) as out:
+            for part in parts:
+                if part.num_rows:
+                    out.write_table(part.cast(SCHEMA), row_group_size=ROW_GROUP_ROWS)
+                    rows += part.num_rows
+        if rows:
+            self._rewrites.append((staged, rel))
+            self._rows += rows
+        else:
+            staged.unlink()
+        self._supersedes.extend(replaces)
+        return rows
+
     def commit(self, marker: dict[str, Any], extra_files: Iterable[tuple[Path, Path]] = ()) -> list[str]:
         """Close files, move them into the lake, then write the commit marker (the commit point).
 
@@ -555,6 +583,8 @@ class LakeWriter:
         with self.lake.write_lock(wait=self.lock_wait, purpose=f"commit of unit {self.unit_id}"):
             files = self._publish(extra_files)
             self._mark(marker, files)
+            for rel in self._supersedes:  # invisible since the marker; recover() finishes this after a crash
+                (self.lake.root / rel).unlink(missing_ok=True)
         self._release_staging()
         self._done = True
         return files
@@ -573,6 +603,13 @@ class LakeWriter:
             if key not in self._synced:
                 unsynced.append(dst)
             files.append(str(Path("observations") / rel))
+        for src, rel in self._rewrites:
+            dst = self.lake.obs_dir / rel
+            make_dirs(dst.parent)
+            os.replace(src, dst)
+            moved.append(dst)
+            unsynced.append(dst)
+            files.append(str(Path("observations") / rel))
         for src, dst in extra_files:
             make_dirs(dst.parent)
             os.chmod(src, FILE_MODE)
@@ -588,6 +625,8 @@ class LakeWriter:
     def _mark(self, marker: dict[str, Any], files: list[str]) -> None:
         """Write the commit marker: from here on the unit is in the lake."""
         marker = dict(marker, unit_id=self.unit_id, files=sorted(files), rows=self._rows)
+        if self._supersedes:
+            marker["supersedes"] = sorted(set(self._supersedes))
         make_dirs(self.lake.commits_dir)
         write_json_atomic(self.lake.commits_dir / f"{self.unit_id}.json", marker)
 
@@ -601,6 +640,22 @@ class LakeWriter:
                 w.close()
         self._release_staging()
         self._done = True
+
+
+def _units_of(markers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    retired: set[str] = set()
+    for m in markers.values():
+        retired.update(m.get("retires", ()))
+    out: dict[str, dict[str, Any]] = {}
+    for mid, m in markers.items():
+        if m.get("kind") == "compaction":
+            continue
+        if "units" in m:
+            for u in m["units"]:
+                out[str(u["unit_id"])] = dict(u, files=m.get("files", []), batch=mid)
+        else:
+            out[mid] = m
+    return {k: v for k, v in out.items() if k not in retired}
 
 
 class Lake:
@@ -638,8 +693,8 @@ class Lake:
         w._start()
         return w
 
-    def committed_units(self) -> dict[str, dict[str, Any]]:
-        """Commit markers by unit id."""
+    def markers(self) -> dict[str, dict[str, Any]]:
+        """Commit markers as written, by their file's name: a unit's, a batch of units', or a compaction's."""
         out: dict[str, dict[str, Any]] = {}
         if not self.commits_dir.exists():
             return out
@@ -651,6 +706,18 @@ class Lake:
                     f"unreadable commit marker {p}: {e}", hint="restore it from backup or remove the unit's files"
                 ) from e
         return out
+
+    def committed_units(self) -> dict[str, dict[str, Any]]:
+        """Commit markers by unit id: a batch's units each get their own (with the batch's ``files``); units a
+        later commit retired (``atalaya ingest --replace``) and compactions are left out."""
+        return _units_of(self.markers())
+
+    def _visible(self, markers: dict[str, dict[str, Any]]) -> tuple[set[str], set[str]]:
+        """Commit ids whose files are visible, and lake paths (``observations/…``) superseded by a rewrite."""
+        superseded: set[str] = set()
+        for m in markers.values():
+            superseded.update(m.get("supersedes", ()))
+        return set(markers), superseded
 
     def recover(self, quarantine_dir: Path | None = None, *, wait: float = 0.0) -> RecoveryReport:
         """Remove what dead writers left behind: their staging, published files without a marker, temp markers.
@@ -681,17 +748,20 @@ class Lake:
                     shutil.rmtree(d, ignore_errors=True)
                     staging += 1
                 (self.staging_dir / f"{unit}.owner").unlink(missing_ok=True)
-        committed = set(self.committed_units())
+        markers = self.markers()
+        committed, superseded = self._visible(markers)
+        units = set(_units_of(markers))
         orphans = 0
         if self.obs_dir.exists():
             for p in self.obs_dir.glob("day=*/source=*/part-*.parquet"):
                 m = _PART_RE.match(p.name)
-                if m is None or m.group("unit") not in committed:
-                    p.unlink(missing_ok=True)
+                rel = str(p.relative_to(self.root))
+                if m is None or m.group("unit") not in committed or rel in superseded:
+                    p.unlink(missing_ok=True)  # a dead writer's, or replaced by a committed rewrite
                     orphans += 1
         if quarantine_dir is not None and quarantine_dir.exists():
             for p in quarantine_dir.glob("*.jsonl"):
-                if p.stem not in committed:
+                if p.stem not in units:
                     p.unlink(missing_ok=True)
         for tmp in self.commits_dir.glob("*.tmp") if self.commits_dir.exists() else ():
             tmp.unlink(missing_ok=True)
@@ -718,10 +788,64 @@ class Lake:
             (quarantine_dir / f"{unit_id}.jsonl").unlink(missing_ok=True)
         return removed
 
+    def stage_removal(self, writer: LakeWriter, units: Iterable[str]) -> int:
+        """Stage, in ``writer``, copies without the rows of ``units`` of every visible file holding some of them
+        (their partitions are those of the units' markers); the copies replace the files when ``writer``
+        commits. Returns the rows left out."""
+        drop = set(units)
+        all_units = self.committed_units()
+        keys: set[tuple[str, str]] = set()
+        for u in drop:
+            for f in all_units.get(u, {}).get("files", ()):
+                parts = Path(f).parts
+                if len(parts) >= 3:
+                    keys.add((parts[-3].removeprefix("day="), parts[-2].removeprefix("source=")))
+        removed = 0
+        for key in sorted(keys):
+            for p in self.files(days=[key[0]], sources=[key[1]]):
+                t = pq.read_table(p, schema=SCHEMA)
+                runs = t.column("ingest_run").cast(pa.string()).to_pylist()
+                mask = [r not in drop for r in runs]
+                if all(mask):
+                    continue
+                kept = t.filter(pa.array(mask, type=pa.bool_()))
+                removed += t.num_rows - kept.num_rows
+                writer.add_rewrite(key, [kept], [str(p.relative_to(self.root))])
+        return removed
+
+    def compact(self, *, min_files: int = 2, wait: float = 0.0) -> dict[str, int]:
+        """Rewrite each partition of ``min_files`` or more files into one file, atomically (one commit marker
+        of kind ``compaction`` whose new files replace the old), under the writer lock. Returns counts."""
+        from atalaya.core.ids import new_run_id
+
+        with self.write_lock(wait=wait, purpose="lake compaction"):
+            self._recover(None)
+            by_key: dict[tuple[str, str], list[Path]] = {}
+            for p in self.files():
+                key = (p.parent.parent.name.removeprefix("day="), p.parent.name.removeprefix("source="))
+                by_key.setdefault(key, []).append(p)
+            todo = {k: v for k, v in by_key.items() if len(v) >= min_files}
+            out = {"partitions": 0, "files_before": 0, "files_after": 0, "rows": 0}
+            if not todo:
+                return out
+            writer = self.writer(new_run_id())
+            try:
+                for key, paths in sorted(todo.items()):
+                    tables = (pq.read_table(p, schema=SCHEMA) for p in paths)
+                    out["rows"] += writer.add_rewrite(key, tables, [str(p.relative_to(self.root)) for p in paths])
+                    out["partitions"] += 1
+                    out["files_before"] += len(paths)
+                    out["files_after"] += 1
+                writer.commit({"kind": "compaction", "committed_at": datetime.now(UTC).isoformat()})
+            except BaseException:
+                writer.abort()
+                raise
+            return out
+
     # -- reading -----------------------------------------------------------------------------------
     def files(self, *, days: Iterable[str] | None = None, sources: Iterable[str] | None = None) -> list[Path]:
         """Committed Parquet files, optionally restricted to some partitions."""
-        committed = set(self.committed_units())
+        committed, superseded = self._visible(self.markers())
         day_set = set(days) if days is not None else None
         src_set = set(sources) if sources is not None else None
         out: list[Path] = []
@@ -729,7 +853,7 @@ class Lake:
             return out
         for p in sorted(self.obs_dir.glob("day=*/source=*/part-*.parquet")):
             m = _PART_RE.match(p.name)
-            if m is None or m.group("unit") not in committed:
+            if m is None or m.group("unit") not in committed or str(p.relative_to(self.root)) in superseded:
                 continue
             day = p.parent.parent.name.removeprefix("day=")
             src = p.parent.name.removeprefix("source=")
@@ -769,15 +893,22 @@ class Lake:
         """First 64 bits of the obs ids already committed in one partition (for de-duplication)."""
         return self.existing_id_keys_by_partition([(day, source)])[(day, source)]
 
-    def existing_id_keys_by_partition(self, partitions: Iterable[tuple[str, str]]) -> dict[tuple[str, str], np.ndarray]:
-        """:meth:`existing_id_keys` of several ``(day, source)`` partitions, listing the committed files once."""
+    def existing_id_keys_by_partition(
+        self, partitions: Iterable[tuple[str, str]], *, exclude_units: Iterable[str] = ()
+    ) -> dict[tuple[str, str], np.ndarray]:
+        """:meth:`existing_id_keys` of several ``(day, source)`` partitions, listing the committed files once
+        (rows of ``exclude_units`` left out: units being replaced)."""
         wanted = set(partitions)
+        excluded = set(exclude_units)
         found: dict[tuple[str, str], list[np.ndarray]] = {}
         for p in self.files(days={d for d, _ in wanted}, sources={s for _, s in wanted}):
             key = (p.parent.parent.name.removeprefix("day="), p.parent.name.removeprefix("source="))
             if key in wanted:
-                col = pq.read_table(p, columns=["obs_id"]).column("obs_id").combine_chunks()
-                found.setdefault(key, []).append(id_keys(col))
+                t = pq.read_table(p, columns=["obs_id", "ingest_run"] if excluded else ["obs_id"])
+                if excluded:
+                    runs = t.column("ingest_run").cast(pa.string()).to_pylist()
+                    t = t.filter(pa.array([r not in excluded for r in runs], type=pa.bool_()))
+                found.setdefault(key, []).append(id_keys(t.column("obs_id").combine_chunks()))
         empty = np.zeros(0, dtype=np.uint64)
         return {k: np.concatenate(found[k]) if k in found else empty for k in wanted}
 

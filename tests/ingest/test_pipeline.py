@@ -45,14 +45,13 @@ def test_bad_rows_are_quarantined_and_the_rest_ingested(ws: Workspace, tmp_path:
         "2026-03-02T03:00:00Z,-107.6,nan,IR,thermal,,0.8\n",  # NaN latitude
         "2026-03-02T03:00:00Z,-190.0,25.0,IR,thermal,,0.8\n",  # out of range
         "1901-01-01T00:00:00Z,-107.0,25.0,IR,thermal,,0.8\n",  # out-of-range time
-        "2026-03-02T03:00:00Z,-107.0,25.0,IR,thermal,,1.7\n",  # confidence > 1
         "2026-03-02T03:00:00Z,0,0,IR,thermal,,0.5\n",  # null island
     ]
     f = _csv(tmp_path / "det.csv", GOOD + bad)
     s = ingest_paths(ws, [f])
     t = s.totals()
     assert t["accepted"] == 3
-    assert t["quarantined"] == 5
+    assert t["quarantined"] == 4
     assert _count(ws) == 3
     store = KnowledgeStore.open(ws.db_url)
     try:
@@ -61,15 +60,14 @@ def test_bad_rows_are_quarantined_and_the_rest_ingested(ws: Workspace, tmp_path:
     finally:
         store.close()
     by_line = {r[0]: r[1] for r in rows}
-    assert sorted(by_line) == [5, 6, 7, 8, 9]
+    assert sorted(by_line) == [5, 6, 7, 8]
     assert "out of range" in by_line[6]
     assert "1980" in by_line[7]
-    assert "confidence" in by_line[8]
-    assert "null island" in by_line[9]
+    assert "null island" in by_line[8]
     # the quarantine file holds the same records
     unit = s.units[0].unit_id
     lines = (ws.quarantine_dir / f"{unit}.jsonl").read_text().splitlines()
-    assert len(lines) == 5 and all("reason" in json.loads(x) for x in lines)
+    assert len(lines) == 4 and all("reason" in json.loads(x) for x in lines)
 
 
 def test_reingest_is_idempotent(ws: Workspace, tmp_path: Path) -> None:
@@ -358,3 +356,29 @@ def test_arrow_allocates_from_malloc_while_ingesting_and_the_pool_is_restored(ws
         store.close()
     assert spy.seen == ["system"] if before == "mimalloc" else [before]
     assert pa.default_memory_pool().backend_name == before
+
+
+def test_a_bad_auxiliary_field_is_nulled_or_normalised_and_the_record_kept(ws: Workspace, tmp_path: Path) -> None:
+    # a calibration flight reporting headings as a signed byte (-128..127) lost 39 % of its positions
+    header = "time,lon,lat,sensor,kind,ident,course_deg,speed_mps,confidence\n"
+    rows = [
+        "2026-03-02T01:00:00Z,-107.5,25.1,ADSB,aircraft,A1,-128,100,0.9\n",
+        "2026-03-02T01:00:01Z,-107.5,25.2,ADSB,aircraft,A1,127,-3,0.9\n",
+        "2026-03-02T01:00:02Z,-107.5,25.3,ADSB,aircraft,A1,-90,100,1.7\n",
+        "2026-03-02T01:00:03Z,-107.5,25.4,ADSB,aircraft,A1,45,100,0.9\n",
+    ]
+    f = tmp_path / "flight.csv"
+    f.write_text(header + "".join(rows), encoding="utf-8")
+    s = ingest_paths(ws, [f])
+    assert s.totals()["accepted"] == 4 and s.totals().get("quarantined", 0) == 0
+    assert s.notes() == {"course_deg normalised": 2, "speed_mps nulled": 1, "confidence nulled": 1}
+    assert s.to_dict()["field_notes"] == s.notes()
+    t = Lake(ws.lake_dir).query("SELECT course_deg, speed_mps, confidence, attrs FROM observations ORDER BY time")
+    assert t.column("course_deg").to_pylist() == [232.0, 127.0, 270.0, 45.0]
+    assert t.column("speed_mps").to_pylist()[1] is None
+    assert t.column("confidence").to_pylist()[2] is None
+    attrs = [json.loads(a) if a else {} for a in t.column("attrs").to_pylist()]
+    assert attrs[0]["qc"] == {"course_deg": "normalised from -128"}
+    assert attrs[1]["qc"] == {"speed_mps": "nulled: -3"}
+    assert attrs[2]["qc"] == {"course_deg": "normalised from -90", "confidence": "nulled: 1.7"}
+    assert "qc" not in attrs[3]
