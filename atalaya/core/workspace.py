@@ -65,6 +65,17 @@ class WorkspaceConfig:
     extra: dict[str, Any] = field(default_factory=dict)
     """Other sections, kept as read."""
 
+    def table(self, *path: str) -> dict[str, Any]:
+        """A table of the other sections by its path (``table("sites", "thresholds")`` is ``[sites.thresholds]``);
+        empty when absent, :class:`ConfigError` when the path names a value that is not a table."""
+        node: Any = self.extra
+        for i, key in enumerate(path):
+            node = node.get(key, {}) if isinstance(node, dict) else node
+            if not isinstance(node, dict):
+                name = ".".join(path[: i + 1])
+                raise ConfigError(f"{CONFIG_NAME}: {name} is not a table", hint=f"write it as a [{name}] section")
+        return dict(node)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Workspace:

@@ -60,7 +60,13 @@ How it works (method ``sites/grid-v3``):
    loads setting out from the place more than stopping over → lab; aircraft on
    the ground or a projected landing → airstrip; boats ashore or a building on
    the shore → landing beach; structure or bed-down with vehicles → stash
-   house; else unknown.
+   house; else unknown. A place none of these reports (below its kind's
+   threshold) with heat on many distinct days — a gas flare, a kiln — is
+   reported as ``persistent_heat`` with a score of its own, from the days
+   with heat alone (``persistent_heat_days``); the other kinds' scores are
+   untouched. Thresholds per kind: ``SiteParams.thresholds``, or
+   ``[sites.thresholds]`` in the workspace's ``atalaya.toml``
+   (:func:`params_for`).
 
 :func:`detect_sites` is the pure function over arrays; :func:`run_sites`
 reads new lake units, updates ``WORKSPACE/analysis/sites_state.parquet`` (and
@@ -83,7 +89,7 @@ import re
 import time as _time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -95,7 +101,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy import delete, insert, select, update
 
-from atalaya.core.errors import StoreError, ValidationError
+from atalaya.core.errors import ConfigError, StoreError, ValidationError
 from atalaya.core.markings import NO_INPUTS_MARKING, combine_texts
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
@@ -123,6 +129,9 @@ ANALYST_COLUMNS = ("status", "note", "status_by", "status_at")
 
 _US_PER_S = 1_000_000
 _US_PER_DAY = 86_400 * _US_PER_S
+PERSISTENT_HEAT = "persistent_heat"
+"""Site kind of a place with heat on many days (a gas flare, a kiln, a smelter): reported with its own score, for
+an analyst looking for heat; not a signature of illicit use (see :func:`extract_sites`)."""
 
 
 class Channel(enum.IntEnum):
@@ -169,6 +178,8 @@ _DEFAULT_SIGMA = {Sensor.ADSB.value: 30.0, Sensor.AIS.value: 20.0, Sensor.COT.va
 CHUNK_ROWS = 1_000_000
 """Detections mapped and binned at a time by :func:`detect_sites` (bounds the temporaries)."""
 _PEAK_SLICE = 8_192
+_HEAT_MAX_VAR = 1_500.0**2
+"""Largest spread (ground m², detection error and cell) of heat that counts towards a place's days with heat."""
 _MERGE_EVERY = 4
 
 
@@ -312,6 +323,12 @@ class SiteParams:
     """Highest probability one group alone gives (same order as ``group_scale``)."""
     min_score: float = 0.5
     """Sites scoring below this are not reported (context alone stays below it)."""
+    thresholds: tuple[tuple[str, float], ...] = ((PERSISTENT_HEAT, 0.6),)
+    """Least score per site kind (``[sites.thresholds]`` in ``atalaya.toml``); kinds not named use ``min_score``.
+    The default for ``persistent_heat`` asks for heat on 10 distinct days."""
+    persistent_heat_days: float = 10.0
+    """Distinct days with heat at a place at which its persistent-heat score reaches 63 % (1 − e⁻¹): the score is
+    ``1 − exp(−days / persistent_heat_days)``."""
     samples: int = 8
     """Supporting observation ids kept per site."""
 
@@ -1044,6 +1061,9 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     first_day = np.full(npk, big)
     co_days = np.zeros(npk, dtype=np.int64)
     img_days = np.zeros(npk, dtype=np.int64)
+    heat_days = np.zeros(npk, dtype=np.int64)
+    heat_first = np.full(npk, big)
+    heat_last = np.full(npk, -big)
     strong_p: list[I64] = []
     strong_r: list[I64] = []
     strong_kw: list[F64] = []
@@ -1061,7 +1081,15 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         cell_g = grid.cell_size(lv) * scale
         var_row = spread2 + np.where(lv > 0, cell_g**2 / 12.0, 0.0)
         kern = r0 * r0 / (r0 * r0 + var_row) * np.exp(-d2 / (2.0 * (r0 * r0 + var_row)))
-        del d2, spread2, cell_g, var_row, scale, lv
+        # days with heat at the place: heat whose pixel (or error) covers it, however coarse (a MODIS kilometre)
+        hch = state.channel[r_i]
+        hot = np.flatnonzero(((hch == Channel.THERMAL_NIGHT) | (hch == Channel.THERMAL_DAY))
+                             & (d2 <= 2.4 * (r0 * r0 + var_row)) & (var_row <= _HEAT_MAX_VAR))  # fmt: skip
+        hp, hd = p_i[hot], state.day[r_i[hot]].astype(np.int64)
+        heat_days[lo:hi] = _distinct_days(hp, hd, m)
+        np.minimum.at(heat_first[lo:hi], hp, hd)
+        np.maximum.at(heat_last[lo:hi], hp, hd)
+        del d2, spread2, cell_g, var_row, scale, lv, hch, hot, hp, hd
         kw = kern * state.w[r_i]
         ch = state.channel[r_i].astype(np.int64)
         sup = np.bincount(p_i * nch + ch, weights=kw, minlength=m * nch)
@@ -1163,11 +1191,25 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
     kind[air] = SiteKind.AIRSTRIP.value
     kind[chem | (co_days > 0) | (thermal & (night_frac >= 0.5))] = SiteKind.LAB.value
 
-    keep = np.flatnonzero(score >= params.min_score)
+    # persistent heat: a place that no kind above reports, with heat on many days, is reported as such with its
+    # own score (the other kinds' scores and thresholds are untouched)
+    thr = dict(params.thresholds)
+    kind_thr = np.array([thr.get(str(k), params.min_score) for k in kind.tolist()], dtype=np.float64)
+    heat_score = 1.0 - np.exp(-heat_days / max(params.persistent_heat_days, 1e-9))
+    main = score >= kind_thr
+    ph = ~main & (heat_score >= thr.get(PERSISTENT_HEAT, params.min_score)) & (heat_days > 0)
+    final = np.where(ph, heat_score, score)
+    kind_final = np.where(ph, PERSISTENT_HEAT, kind)
+    parts = []
+    for sel in (main, ph):
+        k = np.flatnonzero(sel)
+        k = k[np.lexsort((peak_cells[k], -score[k] if sel is main else -heat_score[k]))]
+        parts.append(_suppress_satellites(k, px, py, ctx_parts[:, 0], kind_final, params))
+    keep = np.concatenate(parts)
     if keep.size == 0:
         return _empty_sites()
-    keep = keep[np.lexsort((peak_cells[keep], -score[keep]))]
-    keep = _suppress_satellites(keep, px, py, ctx_parts[:, 0], kind, params)
+    keep = keep[np.lexsort((peak_cells[keep], -final[keep]))]
+    kind = kind_final
 
     lon, lat = grid.inverse_mercator(px[keep], py[keep])
     qn = np.bincount(p_i, weights=kq, minlength=npk)[keep]
@@ -1190,7 +1232,8 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         score=score[keep], gprob=gprob[keep],
         gnames=gnames, support=support[keep], ch_days=ch_days[keep], n_days=n_days[keep],
         night_frac=night_frac[keep], n_det=n_det[keep], radius=radius, context=context[keep], sig=sig[keep],
-        co_days=co_days[keep], img_days=img_days[keep],
+        co_days=co_days[keep], img_days=img_days[keep], heat_days=heat_days[keep], heat_score=heat_score[keep],
+        heat_first=heat_first[keep], heat_last=heat_last[keep], final=final[keep],
     )  # fmt: skip
     return SiteTable(
         id=[site_id(float(a), float(b)) for a, b in zip(lon, lat, strict=True)],
@@ -1198,7 +1241,7 @@ def extract_sites(state: grid.GridState, params: SiteParams = SiteParams()) -> S
         lon=lon,
         lat=lat,
         radius_m=radius,
-        score=score[keep],
+        score=final[keep],
         rank=np.arange(1, keep.size + 1, dtype=np.int64),
         first_seen_us=first[keep],
         last_seen_us=last[keep],
@@ -1232,8 +1275,14 @@ def _evidence_dicts(
     sig: F64,
     co_days: I64,
     img_days: I64,
+    heat_days: I64 | None = None,
+    heat_score: F64 | None = None,
+    heat_first: I64 | None = None,
+    heat_last: I64 | None = None,
+    final: F64 | None = None,
 ) -> list[dict[str, Any]]:
-    """The score breakdown of each site (rounded in bulk, then one dict per site)."""
+    """The score breakdown of each site (rounded in bulk, then one dict per site); ``score`` is the kinds' score
+    and ``final`` the one reported (the persistent-heat score for that kind)."""
     sg = np.round(sig, 4).tolist()
     ctx = np.round(context, 4).tolist()
     co = co_days.tolist()
@@ -1243,7 +1292,7 @@ def _evidence_dicts(
     cd = ch_days.tolist()
     mov = np.round(support[:, _MOVEMENT].sum(axis=1), 3).tolist()
     cols = zip(
-        np.round(score, 4).tolist(), gp,
+        np.round(score if final is None else final, 4).tolist(), gp,
         sup, cd, n_days.tolist(), np.round(night_frac, 3).tolist(), mov, n_det.tolist(),
         np.round(radius, 1).tolist(), ctx, sg, co, im, strict=True,
     )  # fmt: skip
@@ -1267,7 +1316,21 @@ def _evidence_dicts(
                 "radius_m": rd,
             }
         )
+    if heat_days is not None and heat_score is not None and heat_first is not None and heat_last is not None:
+        hs = np.round(heat_score, 4).tolist()
+        kinds_score = np.round(score, 4).tolist()
+        for i, (d, h, a, b) in enumerate(zip(heat_days.tolist(), hs, heat_first.tolist(), heat_last.tolist(),
+                                             strict=True)):  # fmt: skip
+            if final is not None and kinds_score[i] != round(float(final[i]), 4):
+                out[i]["kinds_score"] = kinds_score[i]
+            if d > 0:
+                out[i]["persistent_heat"] = {"score": h, "days": d, "span_days": b - a + 1,
+                                             "first_day": _day_text(a), "last_day": _day_text(b)}  # fmt: skip
     return out
+
+
+def _day_text(day: int) -> str:
+    return datetime.fromtimestamp(day * 86_400, tz=UTC).date().isoformat()
 
 
 def detect_sites(
@@ -2378,6 +2441,27 @@ def write_sites(
     return ids
 
 
+def params_for(ws: Workspace, params: SiteParams = SiteParams()) -> SiteParams:
+    """``params`` with the workspace's thresholds per site kind (``[sites.thresholds]`` in ``atalaya.toml``, e.g.
+    ``persistent_heat = 0.8``; kinds not named keep theirs).
+
+    Raises :class:`~atalaya.core.errors.ConfigError` for an unknown kind or a threshold outside [0, 1].
+    """
+    given = ws.config.table("sites", "thresholds")
+    known = {k.value for k in SiteKind} | {PERSISTENT_HEAT}
+    for k, v in given.items():
+        if k not in known:
+            raise ConfigError(
+                f"[sites.thresholds] {k}: not a site kind", hint=f"use one of: {', '.join(sorted(known))}"
+            )
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0.0 <= float(v) <= 1.0:
+            raise ConfigError(f"[sites.thresholds] {k} = {v!r} is not a score in [0, 1]", hint=f"e.g. {k} = 0.6")
+    if not given:
+        return params
+    merged = {**dict(params.thresholds), **{k: float(v) for k, v in given.items()}}
+    return replace(params, thresholds=tuple(merged.items()))
+
+
 def run_sites(
     ws: Workspace,
     store: KnowledgeStore,
@@ -2393,6 +2477,7 @@ def run_sites(
     """
     started = datetime.now(UTC)
     t0 = _time.perf_counter()
+    params = params_for(ws, params)
     upd = update_state(ws, progress=progress, params=params)
     full, bd, ld = _with_derived(ws, upd.pop("state"), upd.pop("fixes"), params)
     upd["emitter_beddowns"] = bd.n_beddowns
@@ -2419,7 +2504,7 @@ def run_sites(
         conn.execute(
             insert(schema.analysis_runs).values(
                 id=run_id, kind="sites", started_at=started, finished_at=datetime.now(UTC),
-                params={"method": METHOD, "min_score": params.min_score},
+                params={"method": METHOD, "min_score": params.min_score, "thresholds": dict(params.thresholds)},
                 summary={k: v for k, v in summary.items() if k != "top"},
             )
         )  # fmt: skip
@@ -2453,6 +2538,7 @@ def set_site_status(store: KnowledgeStore, site_id: str, status: str, note: str 
 
 __all__ = [
     "ANALYST_COLUMNS",
+    "PERSISTENT_HEAT",
     "Channel",
     "Evidence",
     "SiteParams",
@@ -2471,6 +2557,7 @@ __all__ = [
     "input_marking",
     "load_state",
     "near_known",
+    "params_for",
     "run_sites",
     "set_site_status",
     "site_id",

@@ -25,6 +25,7 @@ FORMATS: dict[str, str] = {
     "sbs": "atalaya.ingest.adsb:SbsReader",
     "opensky-csv": "atalaya.ingest.adsb:OpenSkyCsvReader",
     "opensky-json": "atalaya.ingest.adsb:OpenSkyJsonReader",
+    "firms": "atalaya.ingest.firms:FirmsReader",
 }
 """Format name → ``module:Class`` of its reader."""
 
