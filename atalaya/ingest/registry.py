@@ -25,6 +25,8 @@ FORMATS: dict[str, str] = {
     "sbs": "atalaya.ingest.adsb:SbsReader",
     "opensky-csv": "atalaya.ingest.adsb:OpenSkyCsvReader",
     "opensky-json": "atalaya.ingest.adsb:OpenSkyJsonReader",
+    "readsb-trace": "atalaya.ingest.adsb_json:ReadsbTraceReader",
+    "adsb-records": "atalaya.ingest.adsb_json:AdsbRecordsReader",
     "firms": "atalaya.ingest.firms:FirmsReader",
 }
 """Format name → ``module:Class`` of its reader."""

@@ -17,7 +17,7 @@ import atheris
 with atheris.instrument_imports(include=["atalaya"]):
     import reader_harness
 
-    from atalaya.ingest import adsb, base, cot, geojson, jsonstream, nmea, tabular, tracks, validate  # noqa: F401
+    from atalaya.ingest import adsb, adsb_json, base, cot, geojson, jsonstream, nmea, tabular, tracks, validate  # noqa: F401
 
 
 def main() -> None:

@@ -60,6 +60,9 @@ TARGETS: dict[str, Target] = {
     "sbs": Target("sbs", "in.sbs"),
     "opensky-csv": Target("opensky-csv", "in.csv"),
     "opensky-json": Target("opensky-json", "in.json"),
+    "readsb-trace": Target("readsb-trace", "in.json"),
+    "readsb-trace-gz": Target("readsb-trace", "in.json.gz"),
+    "adsb-records": Target("adsb-records", "in.json"),
 }
 """Fuzz target name (the corpus folder) → reader and file name. ``-gz``/``-bz2`` targets fuzz the decompression."""
 
