@@ -27,6 +27,13 @@ def _human(data: dict[str, Any]) -> str:
             f"{r['distance_km']:>10.1f} {r['entries']:>4d} {r['exits']:>4d} {depth:>9}"
         )
     lines.append(f"{len(data['tracks'])} track(s), {len(data['events'])} boundary event(s)")
+    gappy = [t for t in data["tracks"] if t.get("gaps")]
+    if gappy:
+        unobs = sum(t["unobserved_s"] for t in gappy)
+        lines.append(
+            f"{len(gappy)} track(s) with gaps longer than their limit: {unobs / 3600:.1f} h unobserved, "
+            "assigned to no territory"
+        )
     log = data.get("log") or {}
     if data.get("sorties"):
         lines.append(
@@ -52,6 +59,9 @@ def sovereignty() -> None:
 def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str, territories_path: Any) -> None:
     """Time, distance, entries/exits and depth of every track in each territory.
 
+    A silence longer than the platform kind's limit (aircraft and sorties 300 s, vessels 1800 s) is unobserved: its
+    time goes to no territory and nothing is entered or left across it.
+
     The sortie-over-territory records of the sorties among the tracks are appended to the transparency log
     (once each) and a checkpoint is signed.
     """
@@ -65,6 +75,12 @@ def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str
         store.close()
     if track is not None and res.accounting.tracks.num_rows == 0:
         raise ValidationError(f"no track {track!r} in the lake", hint="give a sortie id, an ICAO24 or an MMSI")
+    if res.unlabelled_points:
+        click.echo(
+            f"warning: {res.unlabelled_points} fix(es) lie outside the region the loaded territories cover; their "
+            "time is accounted as INTL for want of a territory — load territories covering them with --territories",
+            err=True,
+        )
     emit(as_json, res.to_dict(), _human)
 
 

@@ -7,7 +7,15 @@ line crosses territory boundaries, the crossing points are found exactly
 (shapely intersection of the segment with the boundaries) and the segment's
 time and geodesic length are split in proportion to the fraction on each side.
 Outside every territory of a level the track is in the ``INTL`` pseudo-territory,
-so the totals of a track at one level add up to its duration and length.
+so the totals of a track at one level add up to its observed time and length.
+
+Gaps: a segment whose two fixes are further apart in time than the track's limit
+(``max_gap_s``, by default from :data:`MAX_GAP_S` per platform kind) is
+*unobserved*. Its time and length go to no territory, no entry or exit is counted
+across it and it is not a crossing; a gap ends a visit (the stay after it is a new
+visit, without an entry). Per track, ``observed_s + unobserved_s = duration_s``
+and each level's per-territory times add up to ``observed_s`` (distances to
+``observed_km``).
 
 Depth is the geodesic distance (km) from a fix inside a territory to the
 territory's boundary (land border, coast for states, or the 12 nm limit for
@@ -67,6 +75,7 @@ from atalaya.geo.territories import (
 )
 
 IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
 FloatArray = npt.NDArray[np.float64]
 _T = TypeVar("_T")
 _R = TypeVar("_R")
@@ -82,6 +91,16 @@ PREFILTER_KM = 20.0
 """A chunk keeps as depth candidates the fixes whose bound is within this (plus :data:`PREFILTER_REL`)…"""
 PREFILTER_REL = 0.03
 """…of their group's largest bound; groups whose measured maximum falls lower are revisited."""
+
+MAX_GAP_S: dict[str, float] = {"aircraft": 300.0, "sortie": 300.0, "vessel": 1800.0}
+"""Longest silence (s) between two fixes still accounted as flown/sailed, per platform kind; longer is unobserved.
+
+Aircraft (ADS-B, sortie tracks) report every few seconds and cover ~20-70 km in 5 min; AIS reports every 2 s to
+3 min (minutes at anchor), and a vessel covers ~10-20 km in 30 min."""
+DEFAULT_MAX_GAP_S = MAX_GAP_S["aircraft"]
+"""The limit :func:`account_tracks` applies when none is given."""
+_GAP = -2
+"""Piece label of an unobserved segment (−1 is international)."""
 
 SUMMARY_SCHEMA = pa.schema(
     [
@@ -122,9 +141,16 @@ TRACKS_SCHEMA = pa.schema(
         pa.field("end", pa.timestamp("us", tz="UTC")),
         pa.field("duration_s", pa.float64()),
         pa.field("length_km", pa.float64()),
+        pa.field("observed_s", pa.float64()),
+        pa.field("unobserved_s", pa.float64()),
+        pa.field("observed_km", pa.float64()),
+        pa.field("gaps", pa.int64()),
+        pa.field("max_gap_s", pa.float64()),
     ]
 )
-"""One row per track: the totals that each level's per-territory figures add up to."""
+"""One row per track: span (``duration_s``) and straight-line length (``length_km``, gaps' chords included), and the
+totals that each level's per-territory figures add up to (``observed_s``, ``observed_km``); ``gaps``: unobserved
+segments; ``max_gap_s``: the limit applied (null: none)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -217,8 +243,10 @@ def _crossings(
 
 
 def _pieces(
-    t: Territories, level: str, lon: FloatArray, lat: FloatArray, s: IntArray, e: IntArray
+    t: Territories, level: str, lon: FloatArray, lat: FloatArray, s: IntArray, e: IntArray, gap: BoolArray
 ) -> tuple[_Pieces, IntArray]:
+    """Pieces of every segment; an unobserved segment (``gap``) is one piece labelled :data:`_GAP`, flanked by
+    zero-length pieces at its fixes where no observed segment of the track holds them."""
     lab, ix, iy = label_points_grid(t, lon, lat, level)
     xs, ys, xe, ye = ix[s], iy[s], ix[e], iy[e]
     dx, dy = xe - xs, ye - ys
@@ -231,7 +259,7 @@ def _pieces(
         c1 = ys[diag].astype(np.int64) * nx + xe[diag]
         c2 = ye[diag].astype(np.int64) * nx + xs[diag]
         safe[diag] = cells_pure(t, c1, level) & cells_pure(t, c2, level)
-    cand = np.flatnonzero(~safe & (s != e))
+    cand = np.flatnonzero(~safe & (s != e) & ~gap)
     k, f = _crossings(t, level, lon, lat, s[cand], e[cand])
     # Each candidate segment: fractions 0, crossings…, 1 → pieces between consecutive fractions.
     kk = np.r_[k, np.arange(len(cand)), np.arange(len(cand))]
@@ -260,6 +288,14 @@ def _pieces(
     # Merge: per segment, 1 piece (not a candidate) or its candidate pieces, in order.
     npc = np.ones(len(s), dtype=np.int64)
     npc[cand] = np.bincount(p_k, minlength=len(cand))
+    g = np.flatnonzero(gap)
+    if len(g):
+        # A gap's end fixes keep a zero-length piece unless an observed segment of the track holds them.
+        nseg = len(s)
+        gp = np.minimum(g + 1, nseg - 1)
+        pre = ~((g > 0) & (e[g - 1] == s[g]) & ~gap[g - 1])
+        post = ~((g < nseg - 1) & (s[gp] == e[g]) & ~gap[gp])
+        npc[g] = 1 + pre.astype(np.int64) + post.astype(np.int64)
     off = np.cumsum(npc) - npc
     seg = np.repeat(np.arange(len(s)), npc)
     out_lab = np.repeat(lab[s], npc)
@@ -269,6 +305,12 @@ def _pieces(
     rank = np.arange(len(seg_c)) - np.searchsorted(seg_c, seg_c)
     pos = off[seg_c] + rank
     f0[pos], f1[pos], out_lab[pos] = p_f0, p_f1, p_lab
+    if len(g):
+        f1[off[g[pre]]] = 0.0
+        mid = off[g] + pre
+        out_lab[mid] = _GAP
+        last = mid[post] + 1
+        f0[last], out_lab[last] = 1.0, lab[e[g[post]]]
     return _Pieces(seg=seg, f0=f0, f1=f1, label=out_lab), lab
 
 
@@ -440,6 +482,28 @@ def _warm(t: Territories, level: str, with_depth: bool) -> None:
         depth_cell_bound(t, np.zeros(0), np.zeros(0), np.zeros(0, np.int64), level)
 
 
+def _gap_limits(max_gap_s: Any, n_tracks: int, n: int, trk_start: IntArray) -> FloatArray:
+    """Per track limit (s, ``inf``: none) from a number, one per track or one per fix."""
+    if max_gap_s is None:
+        return np.full(n_tracks, np.inf)
+    v = np.asarray(max_gap_s, dtype=np.float64)
+    if v.ndim == 0:
+        v = np.full(n_tracks, float(v))
+    elif len(v) == n_tracks:
+        v = v.copy()
+    elif len(v) == n:
+        v = v[trk_start]
+    else:
+        raise ValidationError(
+            f"max_gap_s has {len(v)} values for {n_tracks} track(s) and {n} fix(es)",
+            hint="give one number, one per track or one per fix",
+        )
+    v[np.isnan(v)] = np.inf
+    if (v < 0).any():
+        raise ValidationError("max_gap_s must not be negative", hint="give a limit in seconds, or None for none")
+    return v
+
+
 def account_tracks(
     *,
     track_id: Any,
@@ -450,12 +514,17 @@ def account_tracks(
     levels: Sequence[str] = ("country", "state"),
     alt_m: Any = None,
     depth: bool = True,
+    max_gap_s: Any = DEFAULT_MAX_GAP_S,
 ) -> Accounting:
     """Account many tracks at once against the territories of each level.
 
     Rows must be sorted by track, then time (``time_us``: int64 µs since the
     epoch, UTC). ``alt_m`` is accepted for future altitude rules and not used
     yet. With ``depth=False`` the (costlier) penetration depth is skipped (null).
+    ``max_gap_s`` is the longest silence between two fixes still accounted: a
+    number, or one per track (in order of first appearance; one per fix is read at
+    each track's first fix), ``None`` or ``inf`` for no limit; a longer segment is
+    unobserved (see the module's notes). :data:`MAX_GAP_S` gives limits per kind.
     Tracks are processed in chunks of about :data:`CHUNK_ROWS` fixes, so working
     memory stays bounded whatever the number of fixes.
     """
@@ -485,6 +554,8 @@ def account_tracks(
         )
     trk_start = np.searchsorted(code, np.arange(len(names))).astype(np.int64)
     trk_end = (np.r_[trk_start[1:], n] - 1).astype(np.int64)
+    lim_s = _gap_limits(max_gap_s, len(names), n, trk_start)
+    lim_us = lim_s * 1e6
     for level in levels:  # build the shared lookup structures once, before the threads use them
         _warm(territories, level, depth)
 
@@ -495,26 +566,42 @@ def account_tracks(
         x, y, tc = lon[a:b], lat[a:b], tus[a:b]
         seg_len = geodesic_distance(x[s], y[s], x[e], y[e])
         seg_dt = (tc[e] - tc[s]).astype(np.float64)
-        km = np.bincount(c[s] - c[0], weights=seg_len / 1000.0, minlength=int(c[-1] - c[0]) + 1).astype(np.float64)
-        return km, [
-            _account_chunk(territories, level, a, x, y, tc, c, s, e, seg_len, seg_dt, depth) for level in levels
+        sc = c[s] - c[0]
+        gap = seg_dt > lim_us[c[s]]
+        ntr = int(c[-1] - c[0]) + 1
+        # Per track: length, and the unobserved time, length and segments (gap segments only: usually none).
+        tot = np.zeros((ntr, 4))
+        tot[:, 0] = np.bincount(sc, weights=seg_len / 1000.0, minlength=ntr)
+        g = np.flatnonzero(gap)
+        if len(g):
+            tot[:, 1] = np.bincount(sc[g], weights=seg_dt[g] / 1e6, minlength=ntr)
+            tot[:, 2] = np.bincount(sc[g], weights=seg_len[g] / 1000.0, minlength=ntr)
+            tot[:, 3] = np.bincount(sc[g], minlength=ntr)
+        return tot, [
+            _account_chunk(territories, level, a, x, y, tc, c, s, e, seg_len, seg_dt, gap, depth) for level in levels
         ]
 
-    length_km = np.zeros(len(names))
+    totals = np.zeros((len(names), 4))
     parts: dict[str, list[_LevelPart]] = {level: [] for level in levels}
-    for (a, _), (km, level_parts) in zip(chunks, _map(run, chunks), strict=True):
+    for (a, _), (tot, level_parts) in zip(chunks, _map(run, chunks), strict=True):
         c0 = int(code[a])
-        length_km[c0 : c0 + len(km)] += km
+        totals[c0 : c0 + len(tot)] += tot
         for level, part in zip(levels, level_parts, strict=True):
             parts[level].append(part)
+    duration_s = (tus[trk_end] - tus[trk_start]) / 1e6
     tracks = pa.table(
         {
             "track_id": pa.array(names.tolist(), pa.string()),
             "points": pa.array(trk_end - trk_start + 1, pa.int64()),
             "start": pa.array(tus[trk_start], pa.timestamp("us", tz="UTC")),
             "end": pa.array(tus[trk_end], pa.timestamp("us", tz="UTC")),
-            "duration_s": pa.array((tus[trk_end] - tus[trk_start]) / 1e6, pa.float64()),
-            "length_km": pa.array(length_km, pa.float64()),
+            "duration_s": pa.array(duration_s, pa.float64()),
+            "length_km": pa.array(totals[:, 0], pa.float64()),
+            "observed_s": pa.array(duration_s - totals[:, 1], pa.float64()),
+            "unobserved_s": pa.array(totals[:, 1], pa.float64()),
+            "observed_km": pa.array(totals[:, 0] - totals[:, 2], pa.float64()),
+            "gaps": pa.array(np.rint(totals[:, 3]).astype(np.int64), pa.int64()),
+            "max_gap_s": pa.array(lim_s, pa.float64(), mask=~np.isfinite(lim_s)),
         },
         schema=TRACKS_SCHEMA,
     )
@@ -571,9 +658,10 @@ def _account_chunk(
     e: IntArray,
     seg_len: FloatArray,
     seg_dt: FloatArray,
+    gap: BoolArray,
     with_depth: bool,
 ) -> _LevelPart:
-    p, lab = _pieces(t, level, lon, lat, s, e)
+    p, lab = _pieces(t, level, lon, lat, s, e, gap)
     frac = p.f1 - p.f0
     p_time = seg_dt[p.seg] * frac / 1e6
     p_dist = seg_len[p.seg] * frac / 1000.0
@@ -597,6 +685,15 @@ def _account_chunk(
     last_run = np.r_[r_code[1:] != r_code[:-1], True]
     entered = ~first_run
     exited = ~last_run
+    unobs = r_lab == _GAP
+    if unobs.any():
+        # Nothing is entered or left across an unobserved segment, and its time goes to no territory.
+        entered &= ~unobs & ~np.r_[False, unobs[:-1]]
+        exited &= ~unobs & ~np.r_[unobs[1:], False]
+        ob = np.flatnonzero(~unobs)
+        r_time, r_dist, r_code, r_lab = r_time[ob], r_dist[ob], r_code[ob], r_lab[ob]
+        t_in, t_out, x_in, y_in = t_in[ob], t_out[ob], x_in[ob], y_in[ob]
+        entered, exited = entered[ob], exited[ob]
     # Groups (track, territory).
     width = len(t) + 1
     key = r_code * width + r_lab + 1
@@ -737,3 +834,60 @@ def _level_tables(
         schema=EVENTS_SCHEMA,
     )
     return summary, events
+
+
+COVERAGE_CELL_DEG = 1.0
+"""Cell size of the coverage grid of :func:`uncovered_points`."""
+COVERAGE_MARGIN_DEG = 1.0
+"""Each territory part's bounding box is widened by this much (its sea and approaches) to make the coverage."""
+
+
+def _coverage(t: Territories, level: str) -> BoolArray:
+    """1° cells (lat row × lon column) touching a widened bounding box of some part of a territory of ``level``."""
+    key = f"acct:coverage:{level}"
+    hit = t._cache.get(key)
+    if hit is None:
+        parts = shapely.get_parts(t.geoms[t.level_indices(level)])
+        b = shapely.bounds(parts).reshape(-1, 4)
+        c = COVERAGE_CELL_DEG
+        m = COVERAGE_MARGIN_DEG
+        nx, ny = round(360 / c), round(180 / c)
+        x0 = np.clip(np.floor((b[:, 0] - m + 180) / c), 0, nx - 1).astype(np.int64)
+        x1 = np.clip(np.floor((b[:, 2] + m + 180) / c), 0, nx - 1).astype(np.int64)
+        y0 = np.clip(np.floor((b[:, 1] - m + 90) / c), 0, ny - 1).astype(np.int64)
+        y1 = np.clip(np.floor((b[:, 3] + m + 90) / c), 0, ny - 1).astype(np.int64)
+        # Mark each box's corners in a 2D difference array, then integrate.
+        d = np.zeros((ny + 1, nx + 1), dtype=np.int64)
+        np.add.at(d, (y0, x0), 1)
+        np.add.at(d, (y0, x1 + 1), -1)
+        np.add.at(d, (y1 + 1, x0), -1)
+        np.add.at(d, (y1 + 1, x1 + 1), 1)
+        hit = np.cumsum(np.cumsum(d, axis=0), axis=1)[:ny, :nx] > 0
+        t._cache[key] = hit
+    grid: BoolArray = hit
+    return grid
+
+
+def uncovered_points(t: Territories, lon: Any, lat: Any, level: str = "country") -> BoolArray:
+    """Fixes outside the region the loaded territories of ``level`` cover (no territory there could label them).
+
+    The region is the union of each territory part's bounding box widened by
+    :data:`COVERAGE_MARGIN_DEG`, on a :data:`COVERAGE_CELL_DEG` grid: fixes in the
+    open sea near loaded coasts are covered (international, rightly), fixes over
+    land or sea far from every loaded territory are not — their time is accounted
+    as ``INTL`` only because nothing else is loaded there.
+
+    >>> from shapely.geometry import box
+    >>> from atalaya.geo.territories import territories_from_geometries
+    >>> t = territories_from_geometries(ids=["A"], geoms=[box(0.0, 0.0, 1.0, 1.0)])
+    >>> uncovered_points(t, np.array([0.5, 1.5, 10.0]), np.array([0.5, 0.5, 50.0])).tolist()
+    [False, False, True]
+    """
+    x = np.asarray(lon, dtype=np.float64)
+    y = np.asarray(lat, dtype=np.float64)
+    grid = _coverage(t, level)
+    ny, nx = grid.shape
+    ix = np.clip(np.floor((x + 180.0) / COVERAGE_CELL_DEG), 0, nx - 1).astype(np.int64)
+    iy = np.clip(np.floor((y + 90.0) / COVERAGE_CELL_DEG), 0, ny - 1).astype(np.int64)
+    out: BoolArray = ~grid[iy, ix]
+    return out

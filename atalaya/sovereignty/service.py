@@ -32,7 +32,7 @@ from atalaya.core.errors import ValidationError
 from atalaya.core.workspace import Workspace
 from atalaya.geo.territories import Territories, load_territories
 from atalaya.share.egress import EgressPolicy, Release, release, require_party
-from atalaya.sovereignty.accounting import Accounting, account_tracks
+from atalaya.sovereignty.accounting import MAX_GAP_S, Accounting, account_tracks, uncovered_points
 from atalaya.sovereignty.agreements import Agreement, AgreementSet, store_agreements, stored_agreements
 from atalaya.sovereignty.compliance import SortieRecord, SortieVerdict, TrackArrays, account_sorties, check_sorties
 from atalaya.sovereignty.overflight import overflight_records
@@ -93,11 +93,14 @@ class AccountResult:
     """Sortie tracks among the tracks accounted."""
     log: dict[str, Any]
     """What the log gained."""
+    unlabelled_points: int = 0
+    """Fixes outside the region the loaded territories cover (accounted as ``INTL`` for want of a territory)."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready figures."""
         return {
             "level": self.level,
+            "unlabelled_points": self.unlabelled_points,
             "summary": self.accounting.summary.to_pylist(),
             "events": self.accounting.events.to_pylist(),
             "tracks": self.accounting.tracks.to_pylist(),
@@ -118,10 +121,15 @@ def account(
 
     Sortie tracks are also accounted at both levels for the log, so the host's
     record of a sortie is complete whichever level the user asked to see.
+    Silences longer than the platform kind's limit (:data:`MAX_GAP_S`: vessels —
+    MMSI, nine digits — get the vessel limit, sorties and aircraft the aircraft one)
+    are unobserved.
     """
     terr = territories or load_territories()
     fixes = identified_tracks(Lake(ws.lake_dir), track)
     tid = np.asarray(fixes.column("track_id").to_pylist(), dtype=object)
+    sortie_rows = fixes.column("is_sortie").to_numpy(zero_copy_only=False).astype(bool)
+    vessel = ~sortie_rows & np.asarray([len(v) == 9 and v.isdigit() for v in tid.tolist()], dtype=bool)
     acc = account_tracks(
         track_id=tid,
         time_us=fixes.column("time_us").to_numpy(),
@@ -129,8 +137,10 @@ def account(
         lat=fixes.column("lat").to_numpy(),
         territories=terr,
         levels=(level,),
+        max_gap_s=np.where(vessel, MAX_GAP_S["vessel"], MAX_GAP_S["aircraft"]),
     )
-    flags = fixes.column("is_sortie").to_numpy(zero_copy_only=False).astype(bool)
+    outside = uncovered_points(terr, fixes.column("lon").to_numpy(), fixes.column("lat").to_numpy())
+    flags = sortie_rows
     logged: dict[str, Any] = {"appended": 0, "unchanged": 0}
     n_sorties = 0
     if flags.any():
@@ -144,9 +154,12 @@ def account(
             lat=fixes.column("lat").to_numpy()[sel],
             territories=terr,
             levels=("country", "state"),
+            max_gap_s=MAX_GAP_S["sortie"],
         )
         logged = _log_figures(log_overflight(ws, store, by_sortie))
-    return AccountResult(accounting=acc, level=level, sorties=n_sorties, log=logged)
+    return AccountResult(
+        accounting=acc, level=level, sorties=n_sorties, log=logged, unlabelled_points=int(np.count_nonzero(outside))
+    )
 
 
 def claimed_hosts(sortie: SortieRecord, agreements: AgreementSet) -> list[str]:

@@ -122,8 +122,12 @@ def _conservation(acc) -> None:  # type: ignore[no-untyped-def]
                 x[0] += r["time_s"]
                 x[1] += r["distance_km"]
         for tid, (ts, dk) in tot.items():
-            assert ts == pytest.approx(tr[tid]["duration_s"], rel=1e-12, abs=1e-9)
-            assert dk == pytest.approx(tr[tid]["length_km"], rel=1e-12, abs=1e-9)
+            assert ts == pytest.approx(tr[tid]["observed_s"], rel=1e-12, abs=1e-9)
+            assert dk == pytest.approx(tr[tid]["observed_km"], rel=1e-12, abs=1e-9)
+            assert tr[tid]["observed_s"] + tr[tid]["unobserved_s"] == pytest.approx(tr[tid]["duration_s"], abs=1e-9)
+            if tr[tid]["gaps"] == 0:
+                assert ts == pytest.approx(tr[tid]["duration_s"], rel=1e-12, abs=1e-9)
+                assert dk == pytest.approx(tr[tid]["length_km"], rel=1e-12, abs=1e-9)
         assert set(tot) == set(tr)
 
 
@@ -135,8 +139,9 @@ def _conservation(acc) -> None:  # type: ignore[no-untyped-def]
         max_size=40,
     ),
     st.integers(1, 4),
+    st.sampled_from([None, 12.0, 25.0]),
 )
-def test_conservation_random_tracks(pts: list[tuple[float, float, int]], ntracks: int) -> None:
+def test_conservation_random_tracks(pts: list[tuple[float, float, int]], ntracks: int, gap: float | None) -> None:
     n = len(pts)
     tid = np.sort(np.arange(n) % ntracks).astype(str).astype(object)
     dt = np.array([p[2] for p in pts], dtype=np.int64) * 1_000_000
@@ -147,6 +152,7 @@ def test_conservation_random_tracks(pts: list[tuple[float, float, int]], ntracks
         lon=np.array([p[0] for p in pts]),
         lat=np.array([p[1] for p in pts]),
         territories=SHAPES,
+        max_gap_s=gap,
     )
     _conservation(acc)
 
