@@ -6,7 +6,8 @@ The logic is written once; dialect differences (upsert) are isolated in
 
 from __future__ import annotations
 
-import time
+import fcntl
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -69,17 +70,24 @@ class KnowledgeStore:
     def migrate(self) -> list[int]:
         """Apply pending migrations; returns the versions applied.
 
-        Safe when several processes open a new store at once: PostgreSQL serialises them with an advisory lock;
-        on SQLite a migrator that lost the race (``… already exists``) reads the version again and goes on.
+        Safe when several processes open a new store at once: PostgreSQL serialises them with an advisory lock,
+        a SQLite file with an exclusive lock on ``<file>.migrate-lock`` beside it.
         """
-        for attempt in range(5):
-            try:
-                return self._migrate_once()
-            except MigrationError as e:
-                if "already exists" not in str(e) or attempt == 4:
-                    raise
-                time.sleep(0.05 * (attempt + 1))
-        raise AssertionError("unreachable")  # pragma: no cover
+        with self._sqlite_migrate_lock():
+            return self._migrate_once()
+
+    @contextmanager
+    def _sqlite_migrate_lock(self) -> Iterator[None]:
+        path = self.engine.url.database if self.dialect == "sqlite" else None
+        if not path or path == ":memory:" or path.startswith("file:"):
+            yield
+            return
+        fd = os.open(f"{path}.migrate-lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     def _migrate_once(self) -> list[int]:
         applied: list[int] = []
