@@ -346,6 +346,7 @@ def check_plan(
         territories=territories,
         levels=("country", "state"),
         depth=False,
+        max_gap_s=None,  # a plan's legs are drawn, not sampled: a long leg is no reception gap
     )
     cuts = np.unique(np.r_[tacc[0], np.asarray(acc.events.column("time").cast("int64").to_numpy()), tacc[-1]])
     if len(cuts) < 2:

@@ -107,3 +107,19 @@ def test_bad_plans(tmp_path: Path) -> None:
     bad.write_text("<kml><Placemark>")
     with pytest.raises(ValidationError):
         read_plan(bad)
+
+
+def test_a_slow_planned_leg_is_not_taken_for_a_reception_gap(tmp_path: Path) -> None:
+    """Accounting leaves out legs longer than a gap limit; a plan's legs are drawn, so every crossing counts."""
+    from datetime import UTC, datetime
+
+    from atalaya.geo.territories import load_territories
+    from atalaya.sovereignty.agreements import AgreementSet
+    from atalaya.sovereignty.plans import check_plan, read_plan
+
+    route = {"type": "Feature", "properties": {}, "geometry": {
+        "type": "LineString", "coordinates": [[-110.9, 32.0], [-110.9, 30.0], [-110.9, 32.0]]}}  # fmt: skip
+    (tmp_path / "slow.geojson").write_text(json.dumps(route), encoding="utf-8")
+    legs = check_plan(read_plan(tmp_path / "slow.geojson"), agreements=AgreementSet(), territories=load_territories(),
+                      party="USA", start=datetime(2026, 3, 2, tzinfo=UTC), speed_mps=2.0)  # fmt: skip
+    assert [leg.country for leg in legs] == ["USA", "MEX", "USA"]  # both crossings cut the route
