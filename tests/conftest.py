@@ -9,12 +9,19 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 from atalaya.core.workspace import Workspace, init_workspace
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge.store import normalise_url
 
 PG_ENV = "ATALAYA_TEST_PG"
+
+# CI replays the same property-test examples on every run (a red CI points at a change, not at luck); a developer's
+# run explores new ones, and the coverage-guided fuzzers (tests/fuzz) keep exploring in CI.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def _pg_admin_url() -> str | None:
