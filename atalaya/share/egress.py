@@ -39,6 +39,7 @@ False
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -130,8 +131,20 @@ class EgressPolicy:
     agreements: AgreementSet = field(default_factory=AgreementSet)
     """Every stored agreement version (the version in force is picked per release time)."""
 
+    _terms_memo: dict[tuple[str, datetime], list[SharingTerm]] = field(default_factory=dict, init=False, repr=False)
+
     def __post_init__(self) -> None:
         self.node_party = self.node_party.upper()
+
+    def _terms_at(self, recipient: str, at: datetime) -> list[SharingTerm]:
+        """The terms in force, computed once per (recipient, time): a release decides every item at one time."""
+        key = (recipient, at)
+        hit = self._terms_memo.get(key)
+        if hit is None:
+            if len(self._terms_memo) > 64:
+                self._terms_memo.clear()
+            hit = self._terms_memo[key] = _terms(self.agreements, self.node_party, recipient, at)
+        return hit
 
     @classmethod
     def from_store(cls, store: KnowledgeStore, node_party: str) -> EgressPolicy:
@@ -140,7 +153,7 @@ class EgressPolicy:
 
     def terms(self, recipient: str, at: datetime | None = None) -> list[SharingTerm]:
         """Sharing terms in force at ``at`` (default now) from this node's party to ``recipient``."""
-        return _terms(self.agreements, self.node_party, recipient.upper(), at or datetime.now(UTC))
+        return self._terms_at(recipient.upper(), at or datetime.now(UTC))
 
     def decide(
         self,
@@ -166,7 +179,7 @@ class EgressPolicy:
                 allowed=False, rule="marking", reason=f"marking {marking.to_text()} is not releasable to {rcpt}"
             )
         when = at or datetime.now(UTC)
-        terms = _terms(self.agreements, self.node_party, rcpt, when)
+        terms = self._terms_at(rcpt, when)
         if not terms:
             return Decision(
                 allowed=False,
@@ -313,10 +326,14 @@ class Release:
 
 def _marking_of(item: Mapping[str, Any]) -> Marking:
     text = item.get("marking")
-    if not text:
-        return DEFAULT_MARKING
+    return _parse_marking(str(text)) if text else DEFAULT_MARKING
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_marking(text: str) -> Marking:
+    """A marking text parsed once (a release carries thousands of items under a handful of markings)."""
     try:
-        return Marking.from_text(str(text))
+        return Marking.from_text(text)
     except ValueError:  # an unreadable marking is the most restrictive case: nothing leaves under it
         return DEFAULT_MARKING
 
