@@ -54,10 +54,17 @@ def _v3(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE api_tokens ADD COLUMN {name} {col_type}"))
 
 
+def _v4(conn: Connection) -> None:
+    # migration 1 creates log_entries from the current table definition, so a new store has the index already
+    for ix in s.log_entries.indexes:
+        ix.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial schema", apply=_v1),
     Migration(version=2, description="compliance verdicts, one record per sortie", apply=_v2),
     Migration(version=3, description="web sessions; API token revocation and last use", apply=_v3),
+    Migration(version=4, description="index of log entries by reference", apply=_v4),
 )
 
 LATEST = MIGRATIONS[-1].version

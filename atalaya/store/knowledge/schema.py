@@ -267,6 +267,7 @@ log_entries = Table(
     Column("kind", String(40), nullable=False),
     Column("ref_id", String(200)),
     Column("created_at", TS, nullable=False),
+    Index("ix_log_entries_ref", "ref_id"),  # the journal looks up the newest leaf of each record's reference
 )
 
 users = Table(

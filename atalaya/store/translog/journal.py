@@ -97,17 +97,25 @@ def _index_missing(log: TransparencyLog, store: KnowledgeStore) -> None:
             conn.execute(ks.log_entries.insert(), rows)
 
 
+def _latest(store: KnowledgeStore, refs: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """The newest leaf (index, content digest) of each reference, reading only those references' index rows."""
+    known: dict[str, tuple[int, str]] = {}
+    t = ks.log_entries
+    with store.engine.connect() as conn:
+        for i in range(0, len(refs), 500):
+            q = select(t.c.idx, t.c.ref_id, t.c.content_sha256).where(t.c.ref_id.in_(refs[i : i + 500]))
+            for row in conn.execute(q.order_by(t.c.idx)):
+                known[str(row.ref_id)] = (int(row.idx), str(row.content_sha256))
+    return known
+
+
 def record(
     ws: Workspace, store: KnowledgeStore, records: Sequence[Mapping[str, Any]], *, checkpoint: bool = True
 ) -> dict[str, Any]:
     """Append the records not yet logged; returns ``appended``, ``unchanged``, ``log_size`` and ``indices``."""
     with open_log(ws, wait_s=WAIT_S) as log:
         _index_missing(log, store)
-        known: dict[str, tuple[int, str]] = {}
-        with store.engine.connect() as conn:
-            q = select(ks.log_entries.c.idx, ks.log_entries.c.ref_id, ks.log_entries.c.content_sha256)
-            for row in conn.execute(q.order_by(ks.log_entries.c.idx)):
-                known[str(row.ref_id)] = (int(row.idx), str(row.content_sha256))
+        known = _latest(store, sorted({reference(r)[:200] for r in records}))
         new: list[tuple[str, str, dict[str, Any]]] = []
         indices: list[int] = []
         for rec in records:
