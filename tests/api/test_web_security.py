@@ -291,13 +291,15 @@ def test_migration_3_brings_an_older_store_up_to_date(workspace: Workspace) -> N
         conn.execute(text("DROP TABLE sessions"))
         conn.execute(text("ALTER TABLE api_tokens DROP COLUMN revoked_at"))
         conn.execute(text("ALTER TABLE api_tokens DROP COLUMN last_used_at"))
-        conn.execute(text("DELETE FROM schema_migrations WHERE version = 3"))
+        conn.execute(text("DROP INDEX ix_log_entries_ref"))
+        conn.execute(text("DELETE FROM schema_migrations WHERE version >= 3"))
     store.close()
     store = KnowledgeStore.open(workspace.db_url)
     try:
         with store.engine.connect() as conn:
             cols = {c["name"] for c in inspect(conn).get_columns("api_tokens")}
             assert {"revoked_at", "last_used_at"} <= cols and inspect(conn).has_table("sessions")
-        assert store.schema_version() == 3
+            assert "ix_log_entries_ref" in {ix["name"] for ix in inspect(conn).get_indexes("log_entries")}
+        assert store.schema_version() == 4
     finally:
         store.close()
