@@ -367,3 +367,57 @@ analysis_runs = Table(
     Column("params", JSON),
     Column("summary", JSON),
 )
+
+_SEQ = BigInteger().with_variant(Integer, "sqlite")  # SQLite auto-increments only an INTEGER primary key
+
+taxii_collections = Table(
+    "taxii_collections",
+    metadata,
+    Column("id", String(80), primary_key=True),  # a UUID, as TAXII 2.1 asks
+    Column("party", String(16), nullable=False),  # the party whose users read it (this node's own: internal)
+    Column("kind", String(40), nullable=False),  # product kind (sites, tracks, reports …)
+    Column("title", String(200), nullable=False),
+    Column("description", Text),
+    Column("marking", String(400), nullable=False),  # marking given to objects added over TAXII (POST)
+    Column("last_added_us", BigInteger, nullable=False, server_default="0"),  # newest date_added, µs since epoch
+    Column("created_at", TS, nullable=False),
+    UniqueConstraint("party", "kind", name="uq_taxii_collections_party_kind"),
+)
+"""TAXII 2.1 collections: one per recipient party and product kind (migration 5)."""
+
+stix_objects = Table(
+    "stix_objects",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("collection_id", String(80), ForeignKey("taxii_collections.id", ondelete="CASCADE"), nullable=False),
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("spec_version", String(10), nullable=False),
+    Column("version", String(40), nullable=False),  # the object's modified (else created, else date_added) as sent
+    Column("version_us", BigInteger, nullable=False),  # the same, µs since epoch (ordering, match[version])
+    Column("added_us", BigInteger, nullable=False),  # date_added: strictly increasing per collection, µs
+    Column("is_latest", Boolean, nullable=False),  # newest live version of its id in the collection
+    Column("is_first", Boolean, nullable=False),  # oldest live version of its id in the collection
+    Column("kind", String(40), nullable=False),  # egress: product kind
+    Column("marking", String(400), nullable=False),  # egress: canonical marking text
+    Column("about", JSON, nullable=False),  # egress: the parties the object is about
+    Column("body", Text, nullable=False),  # the STIX object, JSON text
+    Column("retracted_at", TS),  # retracted (TAXII DELETE): hidden from every reader, kept for audit
+    Column("retracted_by", String(80)),
+    UniqueConstraint("collection_id", "added_us", name="uq_stix_objects_added"),  # paging by date_added
+    UniqueConstraint("collection_id", "stix_id", "version_us", name="uq_stix_objects_version"),  # idempotent publish
+    Index("ix_stix_objects_latest", "collection_id", "is_latest", "added_us"),  # match[version]=last (the default)
+    Index("ix_stix_objects_type", "collection_id", "type", "added_us"),  # match[type]
+)
+"""STIX 2.1 objects served over TAXII, one row per object version and collection (migration 5)."""
+
+taxii_status = Table(
+    "taxii_status",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("collection_id", String(80), ForeignKey("taxii_collections.id", ondelete="CASCADE"), nullable=False),
+    Column("username", String(80), nullable=False),
+    Column("created_at", TS, nullable=False),
+    Column("record", JSON, nullable=False),  # the TAXII status resource
+)
+"""Status resources of objects added over TAXII (migration 5)."""
