@@ -125,6 +125,26 @@ class Sharing:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Matching:
+    """A private selector comparison two parties allow each other (see :mod:`atalaya.share.matching`)."""
+
+    parties: tuple[str, str]
+    """The two parties; either may start a comparison."""
+    selectors: tuple[str, ...]
+    """Selector kinds that may be compared."""
+    reveal: str
+    """``intersection`` (each side learns the common items) or ``size`` (only how many)."""
+    max_items: int = 10_000
+    """Largest list either side may submit to one comparison."""
+    max_per_day: int = 20
+    """Comparisons one party may start per selector kind per UTC day."""
+
+    def allows(self, a: str, b: str, selector: str) -> bool:
+        """Whether parties ``a`` and ``b`` may compare selectors of this kind under this term."""
+        return {a, b} == set(self.parties) and selector in self.selectors
+
+
+@dataclass(frozen=True, kw_only=True)
 class Agreement:
     """One version of an agreement, parsed and validated."""
 
@@ -144,6 +164,8 @@ class Agreement:
     """Authorised collection items."""
     sharing: tuple[Sharing, ...]
     """Sharing terms."""
+    matching: tuple[Matching, ...] = ()
+    """Private selector comparisons allowed."""
     retention_observations_days: int
     """Days observations may be kept."""
     retention_products_days: int
@@ -320,6 +342,10 @@ def _semantic_problems(doc: dict[str, Any]) -> list[tuple[str, str, str]]:
                         "known caveats: " + ", ".join(x.value for x in Caveat),
                     )
                 )
+    for i, m in enumerate(doc.get("matching", ())):
+        for p in m["parties"]:
+            if p not in parties:
+                out.append((f"matching[{i}].parties", f"{p!r} is not among the parties", "add it to parties"))
     return out
 
 
@@ -363,6 +389,16 @@ def parse_agreement(doc: Any, *, source: str = "<document>") -> Agreement:
         )
         for s in d["sharing"]
     )
+    matching = tuple(
+        Matching(
+            parties=(m["parties"][0], m["parties"][1]),
+            selectors=tuple(m["selectors"]),
+            reveal=m["reveal"],
+            max_items=int(m.get("max_items", 10_000)),
+            max_per_day=int(m.get("max_per_day", 20)),
+        )
+        for m in d.get("matching", ())
+    )
     return Agreement(
         id=d["id"],
         version=int(d["version"]),
@@ -372,6 +408,7 @@ def parse_agreement(doc: Any, *, source: str = "<document>") -> Agreement:
         effective_to=parse_time(eff["to"]) if eff.get("to") else None,
         collection=items,
         sharing=sharing,
+        matching=matching,
         retention_observations_days=int(d["retention"]["observations_days"]),
         retention_products_days=int(d["retention"]["products_days"]),
         document=copy.deepcopy(d),
@@ -468,6 +505,17 @@ class AgreementSet:
             return None
         a = begun[-1]
         return a if a.in_effect(t) else None
+
+    def matching_term(self, a: str, b: str, selector: str, t: datetime) -> tuple[Agreement, Matching] | None:
+        """The first matching term in force at ``t`` letting ``a`` and ``b`` compare selectors of this kind."""
+        for agreement_id in self.ids():
+            ag = self.in_force(agreement_id, t)
+            if ag is None:
+                continue
+            for term in ag.matching:
+                if term.allows(a, b, selector):
+                    return ag, term
+        return None
 
     def find_item(self, collection_id: str) -> tuple[str, str] | None:
         """``(agreement id, collection id)`` of an item id in any version, if known."""

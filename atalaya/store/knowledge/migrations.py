@@ -64,12 +64,17 @@ def _v5(conn: Connection) -> None:
     s.metadata.create_all(conn, tables=[s.taxii_collections, s.stix_objects, s.taxii_status])
 
 
+def _v6(conn: Connection) -> None:
+    s.metadata.create_all(conn, tables=[s.selectors, s.matches])
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="initial schema", apply=_v1),
     Migration(version=2, description="compliance verdicts, one record per sortie", apply=_v2),
     Migration(version=3, description="web sessions; API token revocation and last use", apply=_v3),
     Migration(version=4, description="index of log entries by reference", apply=_v4),
     Migration(version=5, description="TAXII collections, their STIX objects and status resources", apply=_v5),
+    Migration(version=6, description="selector lists and private comparisons with partners", apply=_v6),
 )
 
 LATEST = MIGRATIONS[-1].version

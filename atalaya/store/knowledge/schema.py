@@ -421,3 +421,35 @@ taxii_status = Table(
     Column("record", JSON, nullable=False),  # the TAXII status resource
 )
 """Status resources of objects added over TAXII (migration 5)."""
+
+selectors = Table(
+    "selectors",
+    metadata,
+    Column("kind", String(16), primary_key=True),  # atalaya.share.matching.selectors.KINDS
+    Column("item", String(300), primary_key=True),  # normal form, KIND:VALUE
+    Column("label", String(300)),  # the value as first imported (stays on this node)
+    Column("source", String(300)),  # file or user it came from
+    Column("added_at", TS, nullable=False),
+    *_common(),
+)
+"""This node's selector lists for private comparisons with partners (migration 6)."""
+
+matches = Table(
+    "matches",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("initiator", String(16), nullable=False),
+    Column("responder", String(16), nullable=False),
+    Column("selector", String(16), nullable=False),
+    Column("reveal", String(16), nullable=False),  # intersection | size
+    Column("agreement", String(140), nullable=False),  # ID@vN of the term in force
+    Column("role", String(16), nullable=False),  # this node's role: initiator | responder
+    Column("own_items", Integer, nullable=False),
+    Column("peer_items", Integer, nullable=False),
+    Column("overlap", Integer),  # what this node learnt (None until it has)
+    Column("started_at", TS, nullable=False),
+    Column("completed_at", TS),
+    Column("log_index", BigInteger),
+    Index("ix_matches_day", "initiator", "selector", "started_at"),
+)
+"""Private comparisons this node took part in: who, what kind, sizes and the overlap it learnt (migration 6)."""
