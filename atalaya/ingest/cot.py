@@ -63,36 +63,60 @@ through untouched.
 from __future__ import annotations
 
 import codecs
-import io
-import json
 import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-from numpy.lib.stride_tricks import sliding_window_view
 
-from atalaya.ingest.base import MAX_LINE_BYTES, ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.cot_detail import (
+    MAX_ATTRS_CHARS,
+    NeedsParserError,
+    dumps,
+    parse_xml,
+    tail_json,
+    tail_of_text,
+)
+from atalaya.ingest.cot_layout import FIELDS, layout_rows
+from atalaya.ingest.cot_segments import (
+    BLOCK_BYTES,
+    EVENT_START,
+    MAX_EVENT_BYTES,
+    Block,
+    Utf8Recoder,
+    detect_encoding,
+    segments,
+)
+from atalaya.ingest.cot_values import (
+    AFFILIATIONS,
+    CONTEXT_AFFILIATIONS,
+    cot_affiliation,
+    cot_kind,
+    parse_float_strings,
+    parse_iso8601_us,
+)
 from atalaya.model.observation import IdentKind, ObjectKind, Sensor
 
-__all__ = ["CotReader", "cot_affiliation", "cot_kind", "parse_float_strings", "parse_iso8601_us"]
+__all__ = [
+    "AFFILIATIONS",
+    "BLOCK_BYTES",
+    "CONTEXT_AFFILIATIONS",
+    "MAX_ATTRS_CHARS",
+    "MAX_EVENT_BYTES",
+    "CotReader",
+    "cot_affiliation",
+    "cot_kind",
+    "parse_float_strings",
+    "parse_iso8601_us",
+]
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
-U8 = npt.NDArray[np.uint8]
-
-BLOCK_BYTES = 1 << 20
-"""Bytes read from the input per step."""
-
-MAX_EVENT_BYTES = MAX_LINE_BYTES
-"""An event longer than this is rejected unread (bounded memory on hostile input)."""
 
 UNKNOWN_VALUE = 9_999_999.0
 """CoT's marker for an unknown ``hae``/``ce``/``le``."""
@@ -103,275 +127,6 @@ NULL_ISLAND_DEG = 0.01
 
 _SENSORS = frozenset(s.value for s in Sensor)
 _KINDS = frozenset(k.value for k in ObjectKind)
-
-# ---------------------------------------------------------------------------------------------
-# Vectorised value parsing (shared with the track readers)
-# ---------------------------------------------------------------------------------------------
-
-
-def parse_float_strings(values: Sequence[str | None] | pa.Array) -> tuple[F64, BoolArray]:
-    """Parse decimal strings to float64; missing → NaN. Returns ``(values, bad)``.
-
-    ``bad`` marks strings that were present but not numbers (their value is NaN).
-
-    >>> v, bad = parse_float_strings(["1.5", None, "x", " 2"])
-    >>> v.tolist()[0], bad.tolist()
-    (1.5, [False, False, True, False])
-    >>> parse_float_strings([])[0].shape
-    (0,)
-    """
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=np.float64), np.zeros(0, dtype=np.bool_)
-    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-    try:
-        out: F64 = arr.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-        return out, np.zeros(n, dtype=np.bool_)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        pass
-    out = np.full(n, np.nan, dtype=np.float64)
-    bad = np.zeros(n, dtype=np.bool_)
-    for i, s in enumerate(arr.to_pylist()):
-        if s is None:
-            continue
-        try:
-            out[i] = float(s)
-        except ValueError:
-            bad[i] = True
-    return out, bad
-
-
-def _iso_one(s: str) -> int:
-    dt = datetime.fromisoformat(s.strip())
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)  # CoT and GPX times are UTC; a missing zone means UTC
-    delta = dt - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def parse_iso8601_us(values: Sequence[str | None] | pa.Array) -> tuple[I64, BoolArray]:
-    """Parse ISO 8601 times to int64 µs since the epoch, UTC. Returns ``(us, bad)``.
-
-    Missing or unparseable values are flagged in ``bad`` (their value is 0). Times
-    without a zone are taken as UTC. Vectorised (Arrow) for the common case; only a
-    batch with an odd value falls back to parsing one by one.
-
-    >>> us, bad = parse_iso8601_us(["1970-01-01T00:00:01Z", "nope", None, "1970-01-01T00:00:00.000002"])
-    >>> us.tolist(), bad.tolist()
-    ([1000000, 0, 0, 2], [False, True, True, False])
-    """
-    n = len(values)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.bool_)
-    arr = values if isinstance(values, pa.Array) else pa.array(values, type=pa.string())
-    if arr.null_count == 0:
-        try:
-            ns = arr.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_numpy()
-            return ns // 1000, np.zeros(n, dtype=np.bool_)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            pass
-    out = np.zeros(n, dtype=np.int64)
-    bad = np.zeros(n, dtype=np.bool_)
-    for i, s in enumerate(arr.to_pylist()):
-        if s is None:
-            bad[i] = True
-            continue
-        try:
-            out[i] = _iso_one(s)
-        except (ValueError, OverflowError):
-            bad[i] = True
-    return out, bad
-
-
-# ---------------------------------------------------------------------------------------------
-# CoT type → object kind
-# ---------------------------------------------------------------------------------------------
-
-_KIND_CACHE: dict[str, str] = {}
-
-
-def cot_kind(cot_type: str | None) -> str:
-    """Object kind for a CoT type string (2525B-derived atoms).
-
-    ``a-?-A…`` aircraft; ``a-?-S…`` (sea surface) and ``a-?-U…`` (subsurface, e.g.
-    semi-submersibles) vessel; ``a-?-G-E-V…`` vehicle; ``a-?-G-U…`` (ground units,
-    which in CoT are people on foot or teams) person; ``a-?-G-I…`` (installations)
-    structure; everything else, including ``b-m-p…`` map points, unknown.
-
-    >>> cot_kind("a-f-G-U-C"), cot_kind("a-n-G-I"), cot_kind("a-u-G"), cot_kind(None), cot_kind("")
-    ('person', 'structure', 'unknown', 'unknown', 'unknown')
-    """
-    if not cot_type:
-        return ObjectKind.UNKNOWN.value
-    hit = _KIND_CACHE.get(cot_type)
-    if hit is not None:
-        return hit
-    atoms = cot_type.split("-")
-    kind = ObjectKind.UNKNOWN.value
-    if len(atoms) >= 3 and atoms[0] == "a":
-        dim = atoms[2]
-        rest = atoms[3:]
-        if dim == "A":
-            kind = ObjectKind.AIRCRAFT.value
-        elif dim in ("S", "U"):
-            kind = ObjectKind.VESSEL.value
-        elif dim == "G" and rest:
-            if rest[0] == "E" and len(rest) >= 2 and rest[1] == "V":
-                kind = ObjectKind.VEHICLE.value
-            elif rest[0] == "U":
-                kind = ObjectKind.PERSON.value
-            elif rest[0] == "I":
-                kind = ObjectKind.STRUCTURE.value
-    if len(_KIND_CACHE) < 4096:
-        _KIND_CACHE[cot_type] = kind
-    return kind
-
-
-# ---------------------------------------------------------------------------------------------
-# Byte-stream segmentation
-# ---------------------------------------------------------------------------------------------
-
-_EVENT_START = re.compile(rb"<event[\s>/]")
-_XML_DECL_ENC = re.compile(rb"<\?xml[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"']")
-
-
-class _Utf8Recoder:
-    """Wraps a UTF-16/32 byte stream and serves it as UTF-8 (so the byte splitter applies)."""
-
-    def __init__(self, raw: IO[bytes], encoding: str) -> None:
-        self._text = io.TextIOWrapper(raw, encoding=encoding, errors="replace", newline="")
-        self._pending = b""
-
-    def read(self, size: int = -1) -> bytes:
-        if size < 0:
-            return self._pending + self._text.read().encode("utf-8")
-        while len(self._pending) < size:
-            chunk = self._text.read(max(size // 2, 4096))
-            if not chunk:
-                break
-            self._pending += chunk.encode("utf-8")
-        out, self._pending = self._pending[:size], self._pending[size:]
-        return out
-
-
-def _detect_encoding(head: bytes) -> tuple[str, bool]:
-    """Encoding of the stream from its BOM or XML declaration; ``True`` if it must be re-coded."""
-    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
-        return "utf-32", True
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return "utf-16", True
-    if head[:4] == b"<\x00?\x00" or head[:4] == b"<\x00e\x00":
-        return "utf-16-le", True
-    if head[:4] == b"\x00<\x00?" or head[:4] == b"\x00<\x00e":
-        return "utf-16-be", True
-    m = _XML_DECL_ENC.search(head[:4096])
-    if m:
-        name = m.group(1).decode("ascii").lower()
-        try:
-            codecs.lookup(name)
-        except LookupError:
-            return "utf-8", False
-        return name, False
-    return "utf-8", False
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Block:
-    """The events cut from one stretch of input."""
-
-    buf: bytes
-    """The input the offsets refer to."""
-    starts: I64
-    """Offset of each event's ``<event`` tag in ``buf``."""
-    stops: I64
-    """Offset just past each event (after ``</event>``, or where the next event starts when unterminated)."""
-    lines: I64
-    """1-based line of each event's ``<event`` tag."""
-    complete: BoolArray
-    """Whether each event ended with ``</event>``."""
-    rejects: list[Reject]
-    """Events rejected unread (over-long)."""
-    nread: int
-    """Input bytes consumed."""
-
-    def raw(self, i: int) -> bytes:
-        """The bytes of event ``i`` (maybe truncated when the stream was)."""
-        return self.buf[int(self.starts[i]) : int(self.stops[i])]
-
-
-_AFTER_NAME = np.zeros(256, dtype=np.bool_)
-_AFTER_NAME[list(b" \t\n\r\x0b\x0c>/")] = True  # what may follow "<event": \s, ">" or "/"
-
-
-def _tag_offsets(a: U8) -> tuple[I64, I64]:
-    """Offsets of every ``<event`` start tag and every ``</event>`` in the bytes ``a`` (vectorised)."""
-    lt = np.flatnonzero(a == 60)
-    cand = lt[lt + 6 < a.size]
-    cand = cand[a[cand + 1] == ord("e")]  # cheap first cut: most tags are not events
-    for k, ch in enumerate(b"vent", start=2):
-        cand = cand[a[cand + k] == ch]
-    starts = cand[_AFTER_NAME[a[cand + 6]]]
-    cand = lt[lt + 8 <= a.size]
-    cand = cand[a[cand + 1] == ord("/")]
-    for k, ch in enumerate(b"event>", start=2):
-        cand = cand[a[cand + k] == ch]
-    return starts.astype(np.int64, copy=False), cand.astype(np.int64, copy=False)
-
-
-def _segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[_Block]:
-    """Cut the byte stream into events, one :class:`_Block` per input block (vectorised)."""
-    buf = b""
-    base_line = 1  # line number at buf[0]
-    skipping = False  # inside an over-long event: drop bytes until the next <event
-    eof = False
-    empty_i = np.zeros(0, dtype=np.int64)
-    while not eof:
-        data = fh.read(block)
-        eof = not data
-        buf = buf + data if buf else data
-        a = np.frombuffer(buf, dtype=np.uint8)
-        starts, ends = _tag_offsets(a)
-        newlines = np.flatnonzero(a == 10)
-        rejects: list[Reject] = []
-        if starts.size == 0:
-            keep = len(buf) if eof else max(0, len(buf) - 6)
-            stops, lines, complete = empty_i, empty_i, np.zeros(0, dtype=np.bool_)
-        else:
-            skipping = False
-            nxt = np.append(starts[1:], len(buf))
-            j = np.searchsorted(ends, starts, side="left")
-            end = np.where(j < ends.size, ends[np.minimum(j, max(ends.size - 1, 0))] if ends.size else 0, -1)
-            complete = (end >= 0) & (end < nxt)
-            stops = np.where(complete, end + 8, nxt)
-            keep = len(buf) if eof else max(int(stops[-1]), len(buf) - 6)  # a "<eve" may be cut at the end
-            if not eof and not complete[-1]:
-                if len(buf) - starts[-1] <= MAX_EVENT_BYTES:
-                    keep = int(starts[-1])  # the last event continues in the next block
-                    starts, stops, complete = starts[:-1], stops[:-1], complete[:-1]
-                else:
-                    skipping = True
-                    keep = max(0, len(buf) - 6)
-            lines = base_line + np.searchsorted(newlines, starts, side="left").astype(np.int64)
-            too_long = (stops - starts) > MAX_EVENT_BYTES
-            if too_long.any():
-                for i in np.flatnonzero(too_long).tolist():
-                    rejects.append(
-                        Reject(
-                            src_rec=int(lines[i]),
-                            reason=f"event longer than {MAX_EVENT_BYTES} bytes; skipped",
-                            raw=Reject.excerpt(buf[starts[i] : starts[i] + 512]),
-                        )
-                    )
-                ok = ~too_long
-                starts, stops, complete, lines = starts[ok], stops[ok], complete[ok], lines[ok]
-        if skipping:
-            keep = max(keep, len(buf) - 6)
-        base_line += int(np.searchsorted(newlines, keep, side="left"))
-        yield _Block(
-            buf=buf, starts=starts, stops=stops, lines=lines, complete=complete, rejects=rejects, nread=len(data)
-        )
-        buf = buf[keep:]
-
 
 # ---------------------------------------------------------------------------------------------
 # Per-event field extraction
@@ -407,10 +162,6 @@ _Fields = tuple[
 ]
 
 
-class _NeedsParserError(Exception):
-    """The regex fast path cannot vouch for this event."""
-
-
 _VALUE_WS = r"\r\n|[\t\n\r]"
 _VALUE_WS_RE = re.compile(_VALUE_WS)
 
@@ -418,7 +169,7 @@ _VALUE_WS_RE = re.compile(_VALUE_WS)
 def _attrs(tag_body: str) -> dict[str, str]:
     pairs = _ATTR.findall(tag_body)
     if tag_body.count("=") != len(pairs):
-        raise _NeedsParserError
+        raise NeedsParserError
     out = dict(pairs)
     if "\n" in tag_body or "\t" in tag_body or "\r" in tag_body:  # XML attribute-value normalisation
         out = {k: _VALUE_WS_RE.sub(" ", v) for k, v in out.items()}
@@ -431,13 +182,13 @@ _NO_ATTRS: dict[str, str] = {}
 def _fast_fields(s: str) -> _Fields | None:
     """Fields of an event via regexes; ``None`` if the event has no ``<point>``."""
     if "&" in s or "<!" in s or "<?" in s:
-        raise _NeedsParserError
+        raise NeedsParserError
     n_lt = s.count("<")
     if n_lt != s.count(">") or n_lt != 2 * s.count("</") + s.count("/>"):
-        raise _NeedsParserError
+        raise NeedsParserError
     m = _EVENT_TAG.match(s)
     if m is None:
-        raise _NeedsParserError
+        raise NeedsParserError
     ev = _attrs(m.group(1))
     pm = _POINT_TAG.search(s, m.end())
     if pm is None:
@@ -474,34 +225,13 @@ def _fast_fields(s: str) -> _Fields | None:
         x.get("confidence"),
         x.get("sortie"),
         x.get("platform"),
-        _tail_of_text(s),
+        tail_of_text(s),
     )
-
-
-def _tail_of_text(text: str) -> str:
-    """:func:`_tail_json` of an event's text; :class:`_NeedsParserError` when lxml does not accept it."""
-    from lxml import etree
-
-    try:
-        return _tail_json(_parse_xml(text))
-    except (etree.XMLSyntaxError, ValueError) as e:
-        raise _NeedsParserError from e
-
-
-_TRAILING_JUNK_TEXT = re.compile(r"(?:\s|<\?xml[^>]*\?>)+\Z")
-_LINE_REF = re.compile(r"\bline (\d+)")
-
-
-def _parse_xml(text: str) -> Any:
-    from lxml import etree
-
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    return etree.fromstring(_TRAILING_JUNK_TEXT.sub("", text), parser)
 
 
 def _xml_fields(text: str) -> _Fields | None:
     """Fields of an event via lxml (raises ``etree.XMLSyntaxError`` when not well-formed)."""
-    ev = _parse_xml(text)
+    ev = parse_xml(text)
     if ev.tag != "event":
         return None
     pt = ev.find("point")
@@ -529,76 +259,11 @@ def _xml_fields(text: str) -> _Fields | None:
         xg("confidence"),
         xg("sortie"),
         xg("platform"),
-        _tail_json(ev),
+        tail_json(ev),
     )
 
 
-MAX_ATTRS_CHARS = 64 * 1024
-"""Longest ``attrs`` JSON kept for one event; past it ``detail`` children are dropped, last first, and named in
-``"truncated"`` (a base64 image or a long chat log must not swell the lake; the event itself is bounded by
-:attr:`~atalaya.ingest.base.ReaderLimits.max_line_bytes`)."""
-MAX_DETAIL_DEPTH = 32
-"""``detail`` elements nested deeper than this are not kept in ``attrs`` (the XML parser's own limit is 256)."""
-_EVENT_COLUMNS = frozenset(("version", "uid", "time", "type", "how"))  # columns, or the head of attrs
-
-
-def _element_dict(el: Any, depth: int) -> dict[str, Any]:
-    """An element as a dict: its attributes, ``"#text"`` for its text, its children by tag (a list when repeated)."""
-    out: dict[str, Any] = dict(el.attrib)
-    text = (el.text or "").strip()
-    if text:
-        out["#text"] = text
-    if depth >= MAX_DETAIL_DEPTH:
-        return out
-    for ch in el:
-        tag = ch.tag
-        if not isinstance(tag, str):  # comments, processing instructions
-            continue
-        v = _element_dict(ch, depth + 1)
-        prev = out.get(tag)
-        if prev is None:
-            out[tag] = v
-        elif isinstance(prev, list):
-            prev.append(v)
-        else:
-            out[tag] = [prev, v]
-    return out
-
-
-def _dumps(obj: dict[str, Any]) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-
-def _tail_json(ev: Any) -> str:
-    """The rest of an event's ``attrs`` JSON after the head (``{"affiliation":…,"type":…,"how":…``).
-
-    Event attributes without a column of their own (``stale``, ``start``, ``access``, ``qos``…), the point's
-    ``le``, and ``detail`` whole (:func:`_element_dict`), capped at :data:`MAX_ATTRS_CHARS`.
-    """
-    extra: dict[str, Any] = {k: v for k, v in ev.attrib.items() if k not in _EVENT_COLUMNS}
-    pt = ev.find("point")
-    if pt is not None and pt.get("le") is not None:
-        extra["le"] = pt.get("le")
-    det = ev.find("detail")
-    if det is not None:
-        extra["detail"] = _element_dict(det, 0)
-    if not extra:
-        return "}"
-    body = _dumps(extra)
-    if len(body) > MAX_ATTRS_CHARS:
-        detail: dict[str, Any] = extra.get("detail") or {}
-        dropped: list[str] = []
-        keys = [k for k in detail if k != "#text"]
-        while len(body) > MAX_ATTRS_CHARS and keys:
-            k = keys.pop()
-            del detail[k]
-            dropped.append(k)
-            extra["truncated"] = dropped
-            body = _dumps(extra)
-        if len(body) > MAX_ATTRS_CHARS:
-            extra = {"truncated": ["*"]}
-            body = _dumps(extra)
-    return "," + body[1:]
+_LINE_REF = re.compile(r"\bline (\d+)")
 
 
 def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
@@ -606,7 +271,7 @@ def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
     from lxml import etree
 
     try:
-        _parse_xml(text)
+        parse_xml(text)
     except etree.XMLSyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
         msg = _LINE_REF.sub(lambda m: f"line {int(m.group(1)) + line - 1}", msg)
@@ -625,31 +290,12 @@ def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
 _ATTRS_CACHE: dict[tuple[str | None, str | None], str] = {}
 
 
-AFFILIATIONS = frozenset("fhnusjkap")
-"""CoT affiliation atoms (the second atom of an ``a-…`` type): friend, hostile, neutral, unknown, suspect, joker,
-faker, assumed friend, pending."""
-CONTEXT_AFFILIATIONS = frozenset("fna")
-"""Affiliations that are context, never suspects (friend, neutral, assumed friend)."""
-
-
-def cot_affiliation(cot_type: str | None) -> str | None:
-    """The affiliation atom of a CoT type (``a-f-G…`` → ``"f"``); ``None`` for other types.
-
-    >>> cot_affiliation("a-f-G-U-C-I"), cot_affiliation("a-h-A"), cot_affiliation("b-m-p-s-p-i"), cot_affiliation("a")
-    ('f', 'h', None, None)
-    """
-    if not cot_type or len(cot_type) < 3 or not cot_type.startswith("a-"):
-        return None
-    atom = cot_type[2]
-    return atom if atom in AFFILIATIONS and (len(cot_type) == 3 or cot_type[3] == "-") else None
-
-
 def _attrs_json(cot_type: str | None, how: str | None) -> str:
     """The head of an event's ``attrs`` JSON (without the closing brace): affiliation first, then type and how."""
     key = (cot_type, how)
     hit = _ATTRS_CACHE.get(key)
     if hit is None:
-        hit = _dumps({"affiliation": cot_affiliation(cot_type), "type": cot_type, "how": how})[:-1]
+        hit = dumps({"affiliation": cot_affiliation(cot_type), "type": cot_type, "how": how})[:-1]
         if len(_ATTRS_CACHE) < 4096:
             _ATTRS_CACHE[key] = hit
     return hit
@@ -687,25 +333,6 @@ def _unknown_to_nan(v: F64) -> F64:
     return v
 
 
-_FIELDS = (
-    "time",
-    "lat",
-    "lon",
-    "hae",
-    "ce",
-    "speed",
-    "course",
-    "uid",
-    "type",
-    "how",
-    "callsign",
-    "x_sensor",
-    "x_kind",
-    "x_confidence",
-    "x_sortie",
-    "x_platform",
-    "tail",
-)
 _EVENT_FIELDS = (("time", b"time"), ("uid", b"uid"), ("type", b"type"), ("how", b"how"))
 _POINT_FIELDS = (("lat", b"lat"), ("lon", b"lon"), ("hae", b"hae"), ("ce", b"ce"))
 _DETAIL_FIELDS = (
@@ -784,8 +411,8 @@ def _fast_block(raws: list[bytes]) -> dict[str, pa.Array] | None:
         out[name] = pa.array(col, type=pa.binary())
     try:
         strings = {name: _nullify_empty(a).cast(pa.string()) for name, a in out.items()}
-        tails = [_tail_of_text(r.decode("utf-8")) for r in raws]
-    except (pa.ArrowInvalid, UnicodeDecodeError, _NeedsParserError):  # let the per-event path say where and why
+        tails = [tail_of_text(r.decode("utf-8")) for r in raws]
+    except (pa.ArrowInvalid, UnicodeDecodeError, NeedsParserError):  # let the per-event path say where and why
         return None
     # XML attribute-value normalisation: a tab, newline or CR (CR LF counts once) reads as a space
     cols = {name: pc.replace_substring_regex(a, _VALUE_WS, " ") for name, a in strings.items()}
@@ -793,231 +420,7 @@ def _fast_block(raws: list[bytes]) -> dict[str, pa.Array] | None:
     return cols
 
 
-# ---------------------------------------------------------------------------------------------
-# Layout path: events that repeat a learned attribute layout, read with array operations
-# ---------------------------------------------------------------------------------------------
-#
-# Producers write every event of a feed the same way: the same tags and attributes in the same
-# order, only the quoted values differ. Cut an event at its double quotes and the text between
-# values (the *separators*: ``<event version=``, `` uid=``, ``><point lat=``…) is its layout. The
-# first event of a layout is parsed once by lxml with every value replaced by a placeholder,
-# which says which value is ``event/@time``, ``point/@lat``, ``detail/contact/@callsign``…
-# (exactly what the lxml path would read). Every later event whose separators are byte-identical
-# and whose values hold no ``<``, ``&`` or control character has the same tree, so its values are
-# sliced out of the buffer for the whole block at once. Other events take the paths above.
-
-_LAYOUT_SPECIAL = np.zeros(256, dtype=np.bool_)
-_LAYOUT_SPECIAL[:32] = True  # control characters: lxml normalises tabs and newlines in values
-_LAYOUT_SPECIAL[[ord("<"), ord("&")]] = True  # markup or an entity inside a value: not a plain value
-_LAYOUT_PATHS: dict[str, tuple[tuple[str, ...], str]] = {
-    "time": ((), "time"),
-    "uid": ((), "uid"),
-    "type": ((), "type"),
-    "how": ((), "how"),
-    "lat": (("point",), "lat"),
-    "lon": (("point",), "lon"),
-    "hae": (("point",), "hae"),
-    "ce": (("point",), "ce"),
-    "callsign": (("detail", "contact"), "callsign"),
-    "speed": (("detail", "track"), "speed"),
-    "course": (("detail", "track"), "course"),
-    "x_sensor": (("detail", "__atalaya"), "sensor"),
-    "x_kind": (("detail", "__atalaya"), "kind"),
-    "x_confidence": (("detail", "__atalaya"), "confidence"),
-    "x_sortie": (("detail", "__atalaya"), "sortie"),
-    "x_platform": (("detail", "__atalaya"), "platform"),
-}
-MAX_LAYOUTS_PER_BLOCK = 8
-"""Layouts tried per block before the remaining events take the regex path."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Layout:
-    """What one event layout says about where each field's value is."""
-
-    seps: U8
-    """The separators, concatenated."""
-    sep_lens: I64
-    """Length of each separator (one more than the values)."""
-    n_special: int
-    """``<``, ``&`` and control bytes in the separators (values must add none)."""
-    value_of: dict[str, int]
-    """Field name → index of its value (fields the layout lacks are absent)."""
-    tail_parts: tuple[str, ...]
-    """The ``attrs`` tail (:func:`_tail_json`) cut around its values: the text before each value, then the end."""
-    tail_values: tuple[int, ...]
-    """Index of each value in the tail, in order (JSON-escaped when filled in)."""
-
-
-_PLACEHOLDER = re.compile(r'(?<=")#(\d+)(?=")')
-_LAYOUTS: dict[tuple[bytes, ...], _Layout | None] = {}
-_LAYOUT_CACHE_MAX = 256
-
-
-def _learn_layout(seps: list[bytes]) -> _Layout | None:
-    """The layout of an event cut into ``seps``; ``None`` if the lxml tree of its skeleton does not qualify."""
-    from lxml import etree
-
-    skeleton = b"".join(sep + b'"#%d"' % i for i, sep in enumerate(seps[:-1])) + seps[-1]
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-    try:
-        ev: Any = etree.fromstring(skeleton, parser)
-    except (etree.XMLSyntaxError, ValueError):
-        return None
-    if ev.tag != "event" or ev.find("point") is None:
-        return None  # the per-event path says why
-    seen: list[str] = []
-    for node in ev.iter(tag=etree.Element):
-        seen.extend(node.attrib.values())
-    if sorted(seen) != sorted(f"#{i}" for i in range(len(seps) - 1)):
-        return None  # a quote outside a double-quoted attribute value (text, comment, single quotes)
-    value_of: dict[str, int] = {}
-    for name, (path, attr) in _LAYOUT_PATHS.items():
-        el: Any = ev
-        for tag in path:
-            el = el.find(tag) if el is not None else None
-        v = el.get(attr) if el is not None else None
-        if v is not None:
-            value_of[name] = int(v[1:])
-    tail = _tail_json(ev)
-    tail_values = tuple(int(m) for m in _PLACEHOLDER.findall(tail))
-    if len(set(tail_values)) != len(tail_values):
-        return None  # an element's text looks like a placeholder: the per-event paths read it
-    tail_parts = tuple(_PLACEHOLDER.split(tail)[0::2])
-    joined = b"".join(seps)
-    sep_lens = np.array([len(s) for s in seps], dtype=np.int64)
-    return _Layout(
-        seps=np.frombuffer(joined, dtype=np.uint8),
-        sep_lens=sep_lens,
-        n_special=int(_LAYOUT_SPECIAL[np.frombuffer(joined, dtype=np.uint8)].sum()),
-        value_of=value_of,
-        tail_parts=tail_parts,
-        tail_values=tail_values,
-    )
-
-
-def _layout_of(buf: bytes, start: int, quotes: I64, stop: int) -> _Layout | None:
-    bounds = [start, *(quotes + np.tile([0, 1], quotes.size // 2)).tolist(), stop]
-    seps = [buf[bounds[k] : bounds[k + 1]] for k in range(0, len(bounds), 2)]
-    key = tuple(seps)
-    if key in _LAYOUTS:
-        return _LAYOUTS[key]
-    layout = _learn_layout(seps)
-    if len(_LAYOUTS) < _LAYOUT_CACHE_MAX:
-        _LAYOUTS[key] = layout
-    return layout
-
-
-def _separators_match(a: U8, sep_lo: I64, layout: _Layout) -> BoolArray:
-    """Whether each row's separators (starting at ``sep_lo``) are byte for byte the layout's."""
-    n, width = sep_lo.shape[0], int(layout.seps.size)
-    got = np.empty((n, width), dtype=np.uint8)
-    at = 0
-    for j, length in enumerate(layout.sep_lens.tolist()):
-        if length:
-            got[:, at : at + length] = sliding_window_view(a, length)[sep_lo[:, j]]  # a row copy per event
-        at += length
-    if width == 0:
-        return np.ones(n, dtype=np.bool_)
-    whole = np.dtype((np.void, width))  # compare each row as one opaque value
-    match: BoolArray = got.view(whole).ravel() == layout.seps.view(whole)[0]
-    return match
-
-
-def _slice_strings(a: U8, lo: I64, hi: I64) -> pa.Array:
-    """``a[lo[i]:hi[i]]`` for every ``i`` as one Arrow string array (empty → null); ``ArrowInvalid`` if not UTF-8."""
-    n = lo.size
-    lens = hi - lo
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(lens, out=offsets[1:])
-    total = int(offsets[-1])
-    data = a[np.repeat(lo - offsets[:-1], lens) + np.arange(total, dtype=np.int64)]
-    valid = lens > 0
-    arr = pa.Array.from_buffers(
-        pa.large_string(),
-        n,
-        [pa.py_buffer(np.packbits(valid, bitorder="little")), pa.py_buffer(offsets), pa.py_buffer(data)],
-        null_count=n - int(np.count_nonzero(valid)),
-    )
-    arr.validate(full=True)
-    return arr.cast(pa.string())
-
-
-def _fill_tail(a: U8, q: I64, layout: _Layout) -> pa.Array:
-    """The ``attrs`` tails of the rows whose value quotes are ``q``, from the layout's template."""
-    n = q.shape[0]
-    if not layout.tail_values:
-        return pa.repeat(pa.scalar(layout.tail_parts[0]), n)
-    args: list[Any] = []
-    for part, v in zip(layout.tail_parts, layout.tail_values, strict=False):
-        val = _slice_strings(a, q[:, 2 * v] + 1, q[:, 2 * v + 1])
-        args += [part, pc.replace_substring(val, "\\", "\\\\")]  # values hold no quote or control byte
-    args.append(layout.tail_parts[-1])
-    out: pa.Array = pc.binary_join_element_wise(*args, "", null_handling="replace", null_replacement="")
-    return out
-
-
-def _layout_rows(blk: _Block) -> tuple[list[tuple[I64, dict[str, pa.Array]]], BoolArray]:
-    """Fields of the events that repeat a learned layout: ``[(event indices, fields)]`` and the handled mask."""
-    n_ev = blk.starts.size
-    done = np.zeros(n_ev, dtype=np.bool_)
-    parts: list[tuple[I64, dict[str, pa.Array]]] = []
-    a = np.frombuffer(blk.buf, dtype=np.uint8)
-    quotes = np.flatnonzero(a == 34)
-    q_lo = np.searchsorted(quotes, blk.starts)
-    n_q = np.searchsorted(quotes, blk.stops) - q_lo
-    special = np.flatnonzero((a < 32) | (a == ord("<")) | (a == ord("&")))  # as _LAYOUT_SPECIAL
-    n_special = np.searchsorted(special, blk.stops) - np.searchsorted(special, blk.starts)
-    open_ = blk.complete & (n_q > 0) & (n_q % 2 == 0)
-    for _ in range(MAX_LAYOUTS_PER_BLOCK):
-        cand = np.flatnonzero(open_)
-        if cand.size == 0:
-            break
-        first = int(cand[0])
-        k = int(n_q[first])
-        layout = _layout_of(
-            blk.buf, int(blk.starts[first]), quotes[q_lo[first] : q_lo[first] + k], int(blk.stops[first])
-        )
-        open_[first] = False  # decided now (its own values may disqualify it, e.g. an entity)
-        if layout is None:
-            continue
-        same = cand[n_q[cand] == k]
-        same = same[n_special[same] == layout.n_special]
-        q = quotes[q_lo[same][:, None] + np.arange(k)]
-        sep_lo = np.concatenate([blk.starts[same][:, None], q[:, 1::2] + 1], axis=1)
-        sep_hi = np.concatenate([q[:, 0::2], blk.stops[same][:, None]], axis=1)
-        fit = ((sep_hi - sep_lo) == layout.sep_lens).all(axis=1)
-        same, q, sep_lo = same[fit], q[fit], sep_lo[fit]
-        fit = _separators_match(a, sep_lo, layout)
-        same, q = same[fit], q[fit]
-        if same.size == 0:
-            continue
-        open_[same] = False
-        try:
-            fields = {
-                name: _slice_strings(a, q[:, 2 * v] + 1, q[:, 2 * v + 1])
-                if (v := layout.value_of.get(name)) is not None
-                else pa.nulls(same.size, pa.string())
-                for name in _FIELDS
-                if name != "tail"
-            }
-            fields["tail"] = _fill_tail(a, q, layout)
-            long = np.flatnonzero(
-                pc.greater(pc.binary_length(fields["tail"]), MAX_ATTRS_CHARS).to_numpy(zero_copy_only=False)
-            )
-            if long.size:  # the template does not cap: read those few again
-                tails = fields["tail"].to_pylist()
-                for i in long.tolist():
-                    tails[i] = _tail_of_text(blk.raw(int(same[i])).decode("utf-8"))
-                fields["tail"] = pa.array(tails, type=pa.string())
-        except (pa.ArrowInvalid, _NeedsParserError):  # not valid UTF-8: the per-event path says where
-            continue
-        parts.append((same, fields))
-        done[same] = True
-    return parts, done
-
-
-def _slow_rows(blk: _Block, idx: list[int], encoding: str) -> tuple[list[int], list[_Fields], list[Reject]]:
+def _slow_rows(blk: Block, idx: list[int], encoding: str) -> tuple[list[int], list[_Fields], list[Reject]]:
     """Per-event path for events ``idx``: regex on the decoded event, lxml where the regexes cannot vouch."""
     from lxml import etree
 
@@ -1041,9 +444,9 @@ def _slow_rows(blk: _Block, idx: list[int], encoding: str) -> tuple[list[int], l
             continue
         try:
             if not whole:
-                raise _NeedsParserError
+                raise NeedsParserError
             fields = _fast_fields(text)
-        except _NeedsParserError:
+        except NeedsParserError:
             try:
                 fields = _xml_fields(text)
             except etree.XMLSyntaxError:
@@ -1060,7 +463,7 @@ def _slow_rows(blk: _Block, idx: list[int], encoding: str) -> tuple[list[int], l
     return out_idx, rows, rejects
 
 
-def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Reject]]:
+def _block_columns(blk: Block, encoding: str) -> tuple[dict[str, Any], list[Reject]]:
     """Parse one block's events into observation columns (vectorised conversions).
 
     Three paths, fastest first: events repeating a learned layout (array slicing), other
@@ -1070,7 +473,7 @@ def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Rej
     rest = np.arange(blk.starts.size)
     utf8 = codecs.lookup(encoding).name == "utf-8"
     if utf8:
-        parts, done = _layout_rows(blk)
+        parts, done = layout_rows(blk)
         rest = np.flatnonzero(~done)
     rest_list = rest.tolist()
     complete = blk.complete.tolist()
@@ -1086,7 +489,7 @@ def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Rej
     slow_out, slow_rows, rejects = _slow_rows(blk, slow_idx, encoding)
     if slow_rows:
         slow_cols = list(zip(*slow_rows, strict=True))
-        slow_arrays = {name: pa.array(slow_cols[k], type=pa.string()) for k, name in enumerate(_FIELDS)}
+        slow_arrays = {name: pa.array(slow_cols[k], type=pa.string()) for k, name in enumerate(FIELDS)}
         parts.append((np.asarray(slow_out, dtype=np.int64), slow_arrays))
     if not parts:
         return {}, rejects
@@ -1095,12 +498,12 @@ def _block_columns(blk: _Block, encoding: str) -> tuple[dict[str, Any], list[Rej
         rows = np.concatenate([p[0] for p in parts])
         order = pa.array(np.argsort(rows, kind="stable"))
         rows = rows[order.to_numpy()]
-        fields = {name: pa.concat_arrays([p[1][name] for p in parts]).take(order) for name in _FIELDS}
+        fields = {name: pa.concat_arrays([p[1][name] for p in parts]).take(order) for name in FIELDS}
     return _to_columns(blk, rows, fields, rejects)
 
 
 def _to_columns(
-    blk: _Block, rows: I64, f: dict[str, pa.Array], rejects: list[Reject]
+    blk: Block, rows: I64, f: dict[str, pa.Array], rejects: list[Reject]
 ) -> tuple[dict[str, Any], list[Reject]]:
     """Observation columns for events ``rows`` of ``blk`` from their field strings; bad values become rejects."""
     lines = blk.lines[rows]
@@ -1237,7 +640,7 @@ class CotReader:
 
     def sniff(self, head: bytes, path: Path) -> float:
         """Confidence that ``head`` starts a CoT file: an ``<event`` with a ``<point``."""
-        if _EVENT_START.search(head) is None:
+        if EVENT_START.search(head) is None:
             return 0.0
         if b"<point" in head and (b" uid=" in head or b"uid=" in head):
             return 0.9
@@ -1249,9 +652,9 @@ class CotReader:
             fh: Any = raw_fh
             peek = getattr(raw_fh, "peek", None)  # every stream open_source returns has peek()
             head = peek(4096)[:4096] if peek is not None else b""
-            encoding, recode = _detect_encoding(head)
+            encoding, recode = detect_encoding(head)
             if recode:
-                fh = _Utf8Recoder(raw_fh, encoding)
+                fh = Utf8Recoder(raw_fh, encoding)
                 encoding = "utf-8"
             yield from self._batches(fh, encoding, options)
 
@@ -1260,7 +663,7 @@ class CotReader:
         rejects: list[Reject] = []
         rows = records = nbytes = 0
         target = max(1, options.batch_rows)
-        for blk in _segments(fh):
+        for blk in segments(fh):
             cols, bad = _block_columns(blk, encoding) if blk.starts.size else ({}, [])
             rejects.extend(sorted([*blk.rejects, *bad], key=lambda r: r.src_rec))
             records += int(blk.starts.size) + len(blk.rejects)
