@@ -28,6 +28,8 @@ FORMATS: dict[str, str] = {
     "readsb-trace": "atalaya.ingest.adsb_json:ReadsbTraceReader",
     "adsb-records": "atalaya.ingest.adsb_json:AdsbRecordsReader",
     "firms": "atalaya.ingest.firms:FirmsReader",
+    "modes-hex": "atalaya.ingest.modes:ModeSHexReader",
+    "modes-beast": "atalaya.ingest.modes:ModeSBeastReader",
 }
 """Format name → ``module:Class`` of its reader."""
 
