@@ -60,7 +60,8 @@ RECORD_KEYS: dict[str, str] = {
     " (`traffic`); preferred to the barometric altitude",
     "velocity": "m/s",
     "groundspeed": "knots (`traffic`)",
-    "heading, track, true_track": "degrees true",
+    "track, true_track, heading": "degrees true; the course is `track` when present (`heading` then kept in attrs"
+    " as `heading_deg`: in `traffic` it is the aircraft's heading), else OpenSky's `heading` (its true track)",
     "vertrate": "m/s",
     "vertical_rate": "m/s with OpenSky names, ft/min otherwise (`traffic`)",
     "onground, on_ground": "boolean",
@@ -469,8 +470,15 @@ def _record_row(rows: _Rows, rec_no: int, rec: Any) -> None:
     speed = _f(rec.get("velocity"))
     if speed != speed:
         speed = _f(rec.get("groundspeed")) * KT_TO_MPS
-    course = _f(_first(rec, ("heading", "track", "true_track")))
+    # the direction of motion: ``track`` when the record has one (in traffic's tables ``heading`` is where the
+    # nose points, off the track by the wind drift; it is kept in attrs), else OpenSky's ``heading`` (its true track)
+    course = _f(_first(rec, ("track", "true_track")))
     attrs: dict[str, Any] = {}
+    heading = _f(rec.get("heading"))
+    if course != course:
+        course = heading
+    elif heading == heading:
+        attrs["heading_deg"] = heading
     vr = _f(rec.get("vertrate"))
     if vr != vr:
         vr = _f(rec.get("vertical_rate")) * (1.0 if metric else FPM_TO_MPS)

@@ -336,3 +336,27 @@ def test_flightradar24_flight_rebuilt_as_geoparquet(tmp_path: Path) -> None:
     cols, rejects = read_all(get_reader("geoparquet"), path)
     assert rejects == []
     check_jal516(cols, rows)
+
+
+# --------------------------------------------------------------------------- a traffic record table (zero-g flight)
+
+
+def test_traffic_records_course_is_the_track_not_the_heading() -> None:
+    """traffic's records carry both ``track`` (over the ground) and ``heading`` (the nose, 6° off in this wind)."""
+    name = "adsb/traffic_zero_gravity_head.json"
+    recs = json.loads((DATA / name).read_text())
+    cols, rejects = read("adsb-records", name)
+    assert rejects == [] and len(recs) == 10
+    assert cols["time"] == [us(r["timestamp"]) for r in recs]
+    assert set(cols["ident"]) == {"38cf9b"} and set(cols["name"]) == {"ZEROG"}
+    np.testing.assert_allclose(cols["lat"], [r["latitude"] for r in recs], atol=1e-9)
+    np.testing.assert_allclose(cols["lon"], [r["longitude"] for r in recs], atol=1e-9)
+    np.testing.assert_allclose(cols["alt_m"], [r["altitude"] * FT for r in recs], rtol=1e-6)
+    np.testing.assert_allclose(cols["speed_mps"], [r["groundspeed"] * KT for r in recs], rtol=1e-6)
+    np.testing.assert_allclose(cols["course_deg"], [r["track"] for r in recs], atol=1e-4)
+    attrs = [json.loads(a) for a in cols["attrs"]]
+    assert [a["heading_deg"] for a in attrs] == [r["heading"] for r in recs]
+    assert [a["squawk"] for a in attrs] == ["2630"] * 10
+    np.testing.assert_allclose([a["vertrate_mps"] for a in attrs], [-384 * FT / 60] * 10, atol=1e-3)
+    # eastbound over the Channel: the track (88-89°) and the heading (94-95°) differ by the drift
+    assert all(5 < h - t < 7 for h, t in zip([r["heading"] for r in recs], cols["course_deg"], strict=True))
