@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
     "readsb-trace": "atalaya.ingest.adsb_json:ReadsbTraceReader",
     "adsb-records": "atalaya.ingest.adsb_json:AdsbRecordsReader",
     "firms": "atalaya.ingest.firms:FirmsReader",
+    "fr24-csv": "atalaya.ingest.fr24:Fr24CsvReader",
     "modes-hex": "atalaya.ingest.modes:ModeSHexReader",
     "modes-beast": "atalaya.ingest.modes:ModeSBeastReader",
 }
@@ -57,12 +58,26 @@ def detect_format(path: Path) -> str:
             head = fh.read(SNIFF_BYTES)
         except (OSError, EOFError) as e:
             raise IngestError(f"cannot read {path}: {e}", hint="the file may be truncated or corrupt") from e
+    return detect_format_of(head, path)
+
+
+_SNIFFERS: dict[str, Reader | None] = {}
+"""Reader instances that sniff, by ``module:Class``."""
+
+
+def detect_format_of(head: bytes, path: Path) -> str:
+    """:func:`detect_format` of a file whose first bytes (up to ``SNIFF_BYTES``, decompressed) are ``head``."""
     suffix = logical_suffix(path)
     best, best_score = "", 0.0
     for name in FORMATS:
-        try:
-            reader = get_reader(name)
-        except IngestError:
+        target = FORMATS[name]
+        if target not in _SNIFFERS:  # one instance per reader sniffs every file (readers hold no state)
+            try:
+                _SNIFFERS[target] = get_reader(name)
+            except IngestError:
+                _SNIFFERS[target] = None
+        reader = _SNIFFERS[target]
+        if reader is None:
             continue
         score = reader.sniff(head, path)
         if suffix in reader.extensions:

@@ -277,16 +277,21 @@ def check_jal516(cols: dict[str, list[Any]], rows: list[dict[str, str]]) -> None
     assert all(np.diff(cols["lat"]) < 0) and all(np.diff(cols["alt_m"]) >= 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a Flightradar24 CSV export is not read: lat/lon share the quoted Position field, altitude is in feet "
-    "and speed in knots (the csv reader asks for lon/lat columns; mapping Altitude/Speed by alias would read "
-    "feet as metres and knots as m/s)",
-)
 def test_flightradar24_csv_export() -> None:
-    cols, rejects = read("csv", "tabular/fr24_JL516_head.csv")
+    """Latitude and longitude share the quoted Position field; altitude is in feet and speed in knots."""
+    cols, rejects = read("fr24-csv", "tabular/fr24_JL516_head.csv")
     assert rejects == []
     check_jal516(cols, fr24_rows())
+    assert set(cols["ident"]) == {"JAL516"} and set(cols["ident_kind"]) == {"callsign"}
+    assert set(cols["sensor"]) == {"ADSB"} and set(cols["kind"]) == {"aircraft"}
+
+
+def test_flightradar24_export_through_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    main(["init", ws])
+    capsys.readouterr()
+    s = ingest_json(capsys, "-w", ws, "ingest", str(DATA / "tabular/fr24_JL516_head.csv"))
+    assert s["totals"]["accepted"] == 20 and s["totals"]["quarantined"] == 0
 
 
 def jal516_features(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
