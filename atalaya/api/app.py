@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from atalaya import __version__
 from atalaya.api import (
     routes_auth,
+    routes_federation,
     routes_layers,
     routes_log,
     routes_map,
@@ -58,7 +59,8 @@ def create_app(workspace: Workspace, *, store: KnowledgeStore | None = None, tru
     async def _atalaya_error(_req: Any, exc: AtalayaError) -> JSONResponse:
         return JSONResponse(status_code=400, content={"detail": exc.message, "hint": exc.hint})
 
-    for r in (routes_auth, routes_users, routes_sites, routes_log, routes_map, routes_layers, routes_taxii):
+    for r in (routes_auth, routes_users, routes_sites, routes_log, routes_map, routes_layers, routes_taxii,
+              routes_federation):  # fmt: skip
         app.include_router(r.router)
 
     @app.get("/api/status", tags=["workspace"])

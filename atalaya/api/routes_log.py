@@ -43,6 +43,8 @@ def entry_audience(entry: dict[str, Any]) -> list[str]:
     ['MEX']
     >>> entry_audience({"kind": "dissemination", "sender": "USA", "recipient": "MEX"})
     ['MEX', 'USA']
+    >>> entry_audience({"kind": "match", "initiator": "MEX", "responder": "USA"})
+    ['MEX', 'USA']
     >>> entry_audience({"kind": "note"})
     []
     """
@@ -53,6 +55,8 @@ def entry_audience(entry: dict[str, Any]) -> list[str]:
         return sorted(str(p) for p in entry.get("parties") or [])
     if kind == "dissemination":
         return sorted({str(entry.get("recipient", "")), str(entry.get("sender", ""))} - {""})
+    if kind == "match":
+        return sorted({str(entry.get("initiator", "")), str(entry.get("responder", ""))} - {""})
     return []
 
 
@@ -71,6 +75,12 @@ def entry_summary(entry: dict[str, Any]) -> dict[str, Any]:
         )
     elif kind == "agreement":
         out["text"] = f"{entry.get('id')} v{entry.get('version')}: {entry.get('title', '')}"
+    elif kind == "match":
+        out["text"] = (
+            f"{entry.get('initiator')}–{entry.get('responder')} compared {entry.get('selector')} selectors "
+            f"({entry.get('own_items')} vs {entry.get('peer_items')}; overlap "
+            f"{'pending' if entry.get('overlap') is None else entry.get('overlap')}, reveal {entry.get('reveal')})"
+        )
     elif kind == "dissemination":
         out["territory"] = entry.get("recipient")
         out["text"] = (

@@ -39,6 +39,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("atalaya.cli.cmd_compliance:report_cmd", "Write a partner's overflight and compliance report."),
     "agreements": ("atalaya.cli.cmd_compliance:agreements_cmd", "Agreements: validate, load, list, show."),
     "demo": ("atalaya.cli.cmd_demo:demo_cmd", "Generate, ingest, analyse and serve the demo workspace."),
+    "partners": ("atalaya.cli.cmd_federation:partners", "Partner nodes: address, pinned log key, API token."),
+    "selectors": ("atalaya.cli.cmd_federation:selectors", "Selector lists for private comparisons with partners."),
+    "match": ("atalaya.cli.cmd_federation:match_cmd", "Compare selectors with a partner without disclosing them."),
 }
 """Command name → (``module:attribute``, short help). Explicit and lazy: nothing loads until used."""
 

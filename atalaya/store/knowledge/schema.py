@@ -453,3 +453,17 @@ matches = Table(
     Index("ix_matches_day", "initiator", "selector", "started_at"),
 )
 """Private comparisons this node took part in: who, what kind, sizes and the overlap it learnt (migration 6)."""
+
+partners = Table(
+    "partners",
+    metadata,
+    Column("party", String(16), primary_key=True),
+    Column("url", String(400), nullable=False),  # the partner node's base URL (its API and /taxii2/)
+    Column("verifier_key", String(400), nullable=False),  # its log's note verifier key, pinned when added
+    Column("origin", String(200), nullable=False),  # its log's checkpoint origin line
+    Column("added_at", TS, nullable=False),
+    Column("log_size", BigInteger, nullable=False, server_default="0"),  # sync cursor: its log size last verified
+    Column("checkpoint", Text),  # the last checkpoint of its log this node verified (and cosigned)
+    Column("synced_at", TS),
+)
+"""Partner nodes this node federates with; their API tokens live in keys/partners/, not here (migration 6)."""

@@ -1,0 +1,171 @@
+"""``atalaya partners …``, ``atalaya selectors …``, ``atalaya match``: partner nodes and private comparisons."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import click
+
+from atalaya.cli.context import emit, json_option, workspace_from
+from atalaya.core.errors import ValidationError
+from atalaya.share.matching.selectors import KINDS
+from atalaya.store.knowledge import KnowledgeStore
+
+
+def _read_values(path: Path, column: str | None) -> list[str]:
+    """One value per line, or one column of a CSV file (by header name)."""
+    text = path.read_text(encoding="utf-8-sig")
+    if column is None:
+        return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if rows and column not in rows[0]:
+        raise ValidationError(f"{path} has no column {column!r}", hint="columns: " + ", ".join(str(k) for k in rows[0]))
+    return [str(r[column]).strip() for r in rows if str(r.get(column) or "").strip()]
+
+
+@click.group("partners")
+def partners() -> None:
+    """Partner nodes this node federates with (address, pinned log key, API token)."""
+
+
+@partners.command("add")
+@click.argument("party")
+@click.argument("url")
+@click.option("--key", "vkey", required=True, help="The partner's log verifier key (pinned from now on).")
+@click.option("--token", default=None, help="API token the partner issued to this node (prefer --token-file).")
+@click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="File holding that token.")  # fmt: skip
+@json_option
+@click.pass_context
+def partners_add(
+    ctx: click.Context, party: str, url: str, vkey: str, token: str | None, token_file: Path | None, as_json: bool
+) -> None:
+    """Register partner node PARTY at URL."""
+    from atalaya.share.federation.partners import add_partner
+
+    if (token is None) == (token_file is None):
+        raise click.UsageError("give exactly one of --token or --token-file")
+    secret = token if token is not None else token_file.read_text(encoding="utf-8").strip()  # type: ignore[union-attr]
+    ws = workspace_from(ctx)
+    p = add_partner(ws, KnowledgeStore.open(ws.db_url), party, url, verifier_key=vkey, token=secret)
+    info = {"party": p.party, "url": p.url, "origin": p.origin}
+    emit(as_json, info, lambda d: f"partner {d['party']} at {d['url']} (log {d['origin']})")
+
+
+@partners.command("list")
+@json_option
+@click.pass_context
+def partners_list(ctx: click.Context, as_json: bool) -> None:
+    """Registered partners and how far each has been synced."""
+    from atalaya.share.federation.partners import list_partners
+
+    ws = workspace_from(ctx)
+    rows = [
+        {
+            "party": p.party,
+            "url": p.url,
+            "origin": p.origin,
+            "log_size": p.log_size,
+            "synced_at": p.synced_at.isoformat() if p.synced_at else None,
+        }
+        for p in list_partners(KnowledgeStore.open(ws.db_url))
+    ]
+    text = "\n".join(f"{r['party']:<6} {r['url']}  log {r['origin']} synced to {r['log_size']}" for r in rows)
+    emit(
+        as_json,
+        rows,
+        lambda _d: text or "no partners registered (atalaya partners add PARTY URL --key VKEY --token-file F)",
+    )
+
+
+@partners.command("remove")
+@click.argument("party")
+@click.pass_context
+def partners_remove(ctx: click.Context, party: str) -> None:
+    """Forget a partner node and its token."""
+    from atalaya.share.federation.partners import remove_partner
+
+    ws = workspace_from(ctx)
+    if not remove_partner(ws, KnowledgeStore.open(ws.db_url), party):
+        raise ValidationError(f"partner {party.upper()} is not registered")
+    click.echo(f"removed partner {party.upper()}")
+
+
+@click.group("selectors")
+def selectors() -> None:
+    """This node's selector lists (phones, persons, MMSIs …) for private comparisons."""
+
+
+@selectors.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Selector kind of the values.")
+@click.option("--column", default=None, help="CSV column holding the values (default: one value per line).")
+@click.option("--region", default="MX", show_default=True, help="Country of phone numbers given without +code.")
+@click.option("--marking", default="TLP:AMBER", show_default=True, help="Marking of the list.")
+@json_option
+@click.pass_context
+def selectors_import(
+    ctx: click.Context, path: Path, kind: str, column: str | None, region: str, marking: str, as_json: bool
+) -> None:
+    """Add the values in PATH to this node's list of KIND (normalised; re-importing adds nothing twice)."""
+    from atalaya.share.matching.service import import_selectors
+
+    ws = workspace_from(ctx)
+    res = import_selectors(KnowledgeStore.open(ws.db_url), kind, _read_values(path, column), source=str(path),
+                           marking=marking, region=region)  # fmt: skip
+    rejected = [{"row": r, "value": v, "reason": why} for r, v, why in res.rejects]
+    out: dict[str, Any] = {"kind": kind, "added": res.added, "already": res.already, "rejected": rejected}
+    lines = [f"{kind}: {res.added} added, {res.already} already held, {len(res.rejects)} rejected"]
+    lines += [f"  row {r + 1}: {v!r}: {why}" for r, v, why in res.rejects[:20]]
+    emit(as_json, out, lambda _d: "\n".join(lines))
+
+
+@selectors.command("list")
+@json_option
+@click.pass_context
+def selectors_list(ctx: click.Context, as_json: bool) -> None:
+    """How many selectors of each kind this node holds."""
+    from atalaya.share.matching.service import selector_counts
+
+    ws = workspace_from(ctx)
+    counts = selector_counts(KnowledgeStore.open(ws.db_url))
+    emit(as_json, counts, lambda c: "\n".join(f"{k:<9} {n}" for k, n in sorted(c.items())) or "no selectors")
+
+
+@click.command("match")
+@click.argument("partner")
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Selector kind to compare.")
+@click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Compare these values instead of this node's stored list.")  # fmt: skip
+@click.option("--column", default=None, help="CSV column of --file holding the values.")
+@click.option("--region", default="MX", show_default=True, help="Country of phone numbers given without +code.")
+@json_option
+@click.pass_context
+def match_cmd(
+    ctx: click.Context, partner: str, kind: str, path: Path | None, column: str | None, region: str, as_json: bool
+) -> None:
+    """Compare selectors of KIND with PARTNER's node without either side disclosing its list.
+
+    Allowed only under an agreement in force with a matching term for both parties and the kind; it reveals
+    the common items or only their number, as the term says. Both nodes log the comparison.
+    """
+    from atalaya.share.federation.client import PartnerClient
+    from atalaya.share.federation.partners import get_partner, partner_token
+    from atalaya.share.matching.http import HttpTransport
+    from atalaya.share.matching.service import compare
+
+    ws = workspace_from(ctx)
+    store = KnowledgeStore.open(ws.db_url)
+    p = get_partner(store, partner)
+    values = _read_values(path, column) if path is not None else None
+    with PartnerClient(p.url, partner_token(ws, p.party)) as client:
+        out = compare(ws, store, HttpTransport(client), partner=p.party, kind=kind, values=values, region=region)
+    text = (
+        f"compared {out.own_items} {kind} selectors with {p.party}'s {out.peer_items}: {out.overlap} in common"
+        + (":\n  " + "\n  ".join(out.common) if out.common else "")
+        + f"\nlogged at index {out.log_index}"
+    )
+    emit(as_json, out.to_dict(), lambda _d: text)
