@@ -154,8 +154,7 @@ def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Mes
         starts = starts + lead
     empty = (ends <= starts) | (pad[starts] == ord("#"))
     sep_at = np.flatnonzero(_SEP[arr])
-    k = np.searchsorted(sep_at, ends) - 1
-    last_sep = np.where(k >= 0, sep_at[np.maximum(k, 0)], -1)
+    last_sep = np.r_[-1, sep_at][np.searchsorted(sep_at, ends)]
     has_prefix = ~empty & (last_sep >= starts)
     tok = np.where(has_prefix, last_sep + 1, starts)
     lead_ch = pad[tok]
@@ -182,8 +181,8 @@ def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Mes
     wall, wall_ok = _prefix_times(arr, starts[cand], np.where(has_prefix[cand], last_sep[cand], starts[cand]))
     has_wall = has_prefix[cand]
     for i in np.flatnonzero(bad_len):
-        rejects.append(Reject(src_rec=int(line_no[i]), reason=f"not a Mode-S message: {int(size[i])} hex digits where"
-                              " 14 or 28 (or 4 for Mode A/C) were expected", raw=Reject.excerpt(data[starts[i]:ends[i]])))  # fmt: skip
+        why = f"not a Mode-S message: {int(size[i])} hex digits where 14 or 28 (or 4 for Mode A/C) were expected"
+        rejects.append(Reject(src_rec=int(line_no[i]), reason=why, raw=Reject.excerpt(data[starts[i] : ends[i]])))
     bad = ~hex_ok | ~mlat_ok | (has_wall & ~wall_ok)
     for j in np.flatnonzero(bad):
         i = cand[j]
@@ -355,7 +354,7 @@ class ModeSBeastReader:
         if not head.startswith(b"\x1a") and head[:1] in (b"*", b"@", b"<", b"#", b"{", b"["):
             return 0.0
         rejects: list[Reject] = []
-        msgs, frames, _ = _beast_frames(head, False, 1, rejects)
+        _msgs, frames, _ = _beast_frames(head, False, 1, rejects)
         if frames < 4:
             return 0.0
         return 0.95 if len(rejects) <= frames // 10 else 0.0

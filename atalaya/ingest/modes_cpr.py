@@ -198,8 +198,8 @@ def resolve(
     air_fix = (method > 0) & ~a_surf
     air_fix[:k] &= ~state.is_fix  # carried fixes already counted
     if air_fix.any():
-        last = int(np.flatnonzero(air_fix)[np.argmax(a_t[air_fix])])
-        feed_lat, feed_lon = float(lat[last]), float(lon[last])
+        newest = int(np.flatnonzero(air_fix)[np.argmax(a_t[air_fix])])
+        feed_lat, feed_lon = float(lat[newest]), float(lon[newest])
     new_state = _carry(order, s_icao, s_t, s_surf, s_odd, s_clat, s_clon, s_msg, s_lat, s_lon, s_method,
                        new_group, feed_lat, feed_lon)  # fmt: skip
     return lat[k:], lon[k:], method[k:], new_state

@@ -128,16 +128,18 @@ def crc24(msg: U8, nbytes: I64) -> U32:
         crc = np.zeros(rows.size, dtype=np.uint32)
         for j in range(size - 3):
             crc = ((crc << 8) & 0xFFFFFF) ^ _CRC_TABLE[((crc >> 16) ^ sub[:, j]) & 0xFF]
-        parity = (sub[:, size - 3].astype(np.uint32) << 16) | (sub[:, size - 2].astype(np.uint32) << 8) | sub[:, size - 1]
+        parity = (
+            (sub[:, size - 3].astype(np.uint32) << 16) | (sub[:, size - 2].astype(np.uint32) << 8) | sub[:, size - 1]
+        )
         out[rows] = crc ^ parity
     return out
 
 
-def _gray(x: U32) -> U32:
+def _gray(x: I64) -> I64:
     x = x ^ (x >> 8)
     x = x ^ (x >> 4)
     x = x ^ (x >> 2)
-    return x ^ (x >> 1)  # type: ignore[no-any-return]
+    return x ^ (x >> 1)
 
 
 def altcode_ft(ac13: U32) -> F64:
@@ -146,19 +148,19 @@ def altcode_ft(ac13: U32) -> F64:
     Q = 1: 25 ft steps from −1000 ft. Q = 0: the Gillham (Gray) 100 ft code. M = 1 (metric) and all-zero codes
     are unknown, as are Gillham codes with an invalid 100 ft digit.
     """
-    ac = ac13.astype(np.uint32)
+    ac = ac13.astype(np.int64)
     m_bit = (ac >> 6) & 1
     q_bit = (ac >> 4) & 1
     n25 = ((ac >> 2) & 0x7E0) | ((ac >> 1) & 0x10) | (ac & 0xF)
     alt25 = n25.astype(np.float64) * 25.0 - 1000.0
 
-    def b(pos: int) -> U32:
-        return (ac >> (12 - pos)) & 1  # type: ignore[no-any-return]
+    def b(pos: int) -> I64:
+        return (ac >> (12 - pos)) & 1
 
     gc500 = (b(10) << 7) | (b(12) << 6) | (b(1) << 5) | (b(3) << 4) | (b(5) << 3) | (b(7) << 2) | (b(9) << 1) | b(11)
     gc100 = (b(0) << 2) | (b(2) << 1) | b(4)
-    n500 = _gray(gc500).astype(np.int64)
-    n100 = _gray(gc100).astype(np.int64)
+    n500 = _gray(gc500)
+    n100 = _gray(gc100)
     bad100 = (n100 == 0) | (n100 == 5) | (n100 == 6)
     n100 = np.where(n100 == 7, 5, n100)
     n100 = np.where(n500 % 2 == 1, 6 - n100, n100)
@@ -169,17 +171,18 @@ def altcode_ft(ac13: U32) -> F64:
 
 def squawks(id13: U32) -> list[str]:
     """4-digit octal squawks of 13-bit identity codes (``C1 A1 C2 A2 C4 A4 X B1 D1 B2 D2 B4 D4``)."""
-    idc = id13.astype(np.uint32)
+    idc = id13.astype(np.int64)
 
-    def b(pos: int) -> U32:
-        return (idc >> (12 - pos)) & 1  # type: ignore[no-any-return]
+    def b(pos: int) -> I64:
+        return (idc >> (12 - pos)) & 1
 
     a = (b(5) << 2) | (b(3) << 1) | b(1)
     bb = (b(11) << 2) | (b(9) << 1) | b(7)
     c = (b(4) << 2) | (b(2) << 1) | b(0)
     d = (b(12) << 2) | (b(10) << 1) | b(8)
     digits = (np.stack([a, bb, c, d], axis=1) + ord("0")).astype(np.uint8)
-    return digits.view("S4").ravel().astype(str).tolist()  # type: ignore[no-any-return]
+    out: list[str] = digits.view("S4").ravel().astype(str).tolist()
+    return out
 
 
 def callsigns(chars: U8) -> list[str]:
@@ -280,7 +283,7 @@ def decode(msg: U8, nbytes: I64) -> Fields:
 
     def bits(a: int, b: int) -> U64:
         """ME bits ``a..b`` (1-based, inclusive, MSB first)."""
-        return (me >> np.uint64(56 - b)) & np.uint64((1 << (b - a + 1)) - 1)  # type: ignore[no-any-return]
+        return (me >> np.uint64(56 - b)) & np.uint64((1 << (b - a + 1)) - 1)
 
     tc = bits(1, 5).astype(np.uint8)
     ident_msg = es & (tc >= 1) & (tc <= 4)
@@ -387,11 +390,11 @@ def cpr_global(
     lon = span / ni * (np.mod(m, ni) + np.where(odd_newer, xo, xe))
     lon = np.where(air & (lon > 180), lon - 360, lon)
     # surface: the quadrant (0, 90, 180, 270° apart) nearest the reference longitude
-    k = np.round(((ref_lon - lon) / 90.0)) % 4
+    k = np.round((ref_lon - lon) / 90.0) % 4
     lon_s = lon + 90.0 * np.where(np.isnan(k), 0, k)
     lon_s = (lon_s + 180.0) % 360.0 - 180.0
     lon = np.where(surface, np.where(np.isnan(ref_lon) | np.isnan(ref_lat), np.nan, lon_s), lon)
-    bad = (nl_e != nl_o) | (np.abs(lat) > 90) | (np.abs(lon) > 180)
+    bad = (nl_e != nl_o) | ~(np.abs(lat) <= 90) | ~(np.abs(lon) <= 180)
     return np.where(bad, np.nan, lat), np.where(bad, np.nan, lon)
 
 

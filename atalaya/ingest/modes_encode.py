@@ -26,6 +26,7 @@ __all__ = [
     "identification",
     "identity_reply",
     "surface_position",
+    "surveillance_reply",
     "to_hex",
     "velocity",
 ]
@@ -123,14 +124,19 @@ def velocity(icao: I64, v_east_kt: I64, v_north_kt: I64, vrate_fpm: I64) -> U8:
     """TC 19 subtype 1 (subsonic ground speed) messages; vertical rate in 64 ft/min steps."""
     ve, vn = np.asarray(v_east_kt, dtype=np.int64), np.asarray(v_north_kt, dtype=np.int64)
     vr = np.asarray(vrate_fpm, dtype=np.int64)
-    me = (np.uint64(19) << np.uint64(51)) | (np.uint64(1) << np.uint64(48))
+    me = np.full(ve.shape, (19 << 51) | (1 << 48), dtype=np.uint64)
     me |= (_u64(ve < 0) << np.uint64(42)) | (_u64(np.abs(ve) + 1) << np.uint64(32))
     me |= (_u64(vn < 0) << np.uint64(31)) | (_u64(np.abs(vn) + 1) << np.uint64(21))
-    me |= (np.uint64(1) << np.uint64(20)) | (_u64(vr < 0) << np.uint64(19)) | (_u64(np.abs(vr) // 64 + 1) << np.uint64(10))
+    me |= (
+        (np.uint64(1) << np.uint64(20))
+        | (_u64(vr < 0) << np.uint64(19))
+        | (_u64(np.abs(vr) // 64 + 1) << np.uint64(10))
+    )
     return _es(icao, me)
 
 
-def _reply(df: int, icao: I64, field13: I64) -> U8:
+def surveillance_reply(df: int, icao: I64, field13: I64) -> U8:
+    """DF0/4/5/16/20/21-style short replies with a raw 13-bit AC/ID field, address overlaid on the parity."""
     n = icao.size
     msg = np.zeros((n, 14), dtype=np.uint8)
     msg[:, 0] = df << 3
@@ -142,7 +148,7 @@ def _reply(df: int, icao: I64, field13: I64) -> U8:
 def altitude_reply(icao: I64, alt_ft: F64) -> U8:
     """DF4 surveillance altitude replies (AC13, 25 ft, Q = 1), address overlaid on the parity."""
     a12 = _alt12(alt_ft)
-    return _reply(4, icao, ((a12 & 0xFC0) << 1) | (a12 & 0x3F))
+    return surveillance_reply(4, icao, ((a12 & 0xFC0) << 1) | (a12 & 0x3F))
 
 
 def identity_reply(icao: I64, squawk: Sequence[str]) -> U8:
@@ -154,7 +160,7 @@ def identity_reply(icao: I64, squawk: Sequence[str]) -> U8:
     field13 = np.zeros(d.shape[0], dtype=np.int64)
     for pos, bit in enumerate(bits):
         field13 |= bit << (12 - pos)
-    return _reply(5, icao, field13)
+    return surveillance_reply(5, icao, field13)
 
 
 def to_hex(msg: U8, nbytes: I64) -> list[str]:

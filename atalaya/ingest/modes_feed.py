@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -298,7 +299,7 @@ class Feed:
         cat_tc = tcs[np.maximum(u_cs, 0)]
         cat_num = category[np.maximum(u_cs, 0)]
         has_cat = has_cs & (cat_num > 0)
-        cat_text = np.char.add(np.array(list("?DCBA"))[np.clip(cat_tc, 0, 4)], cat_num.astype(str)) if n else []
+        cat_text: Any = np.char.add(np.array(list("?DCBA"))[np.clip(cat_tc, 0, 4)], cat_num.astype(str)) if n else []
         frags = [
             _frag("squawk", sq_text, has_sq, quoted=True),
             _frag("on_ground", pa.array(np.where(surface, "true", "false")), np.ones(n, dtype=bool), quoted=False),
