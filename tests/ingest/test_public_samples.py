@@ -365,3 +365,47 @@ def test_traffic_records_course_is_the_track_not_the_heading() -> None:
     np.testing.assert_allclose([a["vertrate_mps"] for a in attrs], [-384 * FT / 60] * 10, atol=1e-3)
     # eastbound over the Channel: the track (88-89°) and the heading (94-95°) differ by the drift
     assert all(5 < h - t < 7 for h, t in zip([r["heading"] for r in recs], cols["course_deg"], strict=True))
+
+
+# --------------------------------------------------------------------------- CoT a TAK server received (FreeTAKServer)
+
+FTS = "cot/freetakserver"
+
+
+def test_atak_phone_with_a_fix_keeps_its_details() -> None:
+    cols, rejects = read("cot", f"{FTS}/a-f-G-U-C-1581185463802.xml")
+    assert rejects == []
+    assert cols["time"] == [us("2020-02-08T18:10:58Z")]
+    assert (cols["lat"], cols["lon"]) == ([43.967183], [-66.126446])
+    np.testing.assert_allclose(cols["pos_err_m"], [156.5])
+    np.testing.assert_allclose(cols["course_deg"], [23.80933423], atol=1e-4)
+    assert (cols["ident"], cols["ident_kind"], cols["name"]) == (["ANDROID-351811095448994"], ["cot_uid"], ["C0rv0"])
+    attrs = json.loads(cols["attrs"][0])
+    assert attrs["affiliation"] == "f" and attrs["stale"] == "2020-02-08T18:12:13.000Z"
+    assert attrs["detail"]["__group"] == {"name": "Yellow", "role": "Team Member"}
+    assert attrs["detail"]["takv"]["device"] == "SAMSUNG SM-G950W"
+
+
+def test_wintak_command_post_has_no_error_estimate() -> None:
+    cols, rejects = read("cot", f"{FTS}/a-f-G-E-V-C-1581185447835.xml")
+    assert rejects == []
+    assert cols["name"] == ["Eliopoli HQ"] and cols["time"] == [us("2020-02-08T18:10:44Z")]
+    assert np.isnan(cols["pos_err_m"][0])  # ce 9999999.0: unknown, not 10,000 km
+    assert json.loads(cols["attrs"][0])["detail"]["__group"]["role"] == "HQ"
+
+
+@pytest.mark.parametrize("name", ["a-f-G-U-C-1581185446278.xml", "b-t-f-1581185463563.xml"])
+def test_events_from_a_tablet_without_a_fix_are_quarantined(name: str) -> None:
+    text = (DATA / FTS / name).read_text()
+    assert "lat='-0.004287826538927404'" in text and "ce='9999999.0'" in text
+    cols, rejects = read("cot", f"{FTS}/{name}")
+    assert cols.get("time", []) == []
+    assert len(rejects) == 1 and "without a fix" in rejects[0].reason and "no GPS position" in rejects[0].reason
+
+
+def test_tak_server_events_through_the_pipeline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = str(tmp_path / "ws")
+    main(["init", ws])
+    capsys.readouterr()
+    s = ingest_json(capsys, "-w", ws, "ingest", str(DATA / FTS))
+    assert s["totals"]["accepted"] == 2 and s["totals"]["quarantined"] == 2
