@@ -23,7 +23,7 @@ from typing import Any
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import Marking
-from atalaya.share.stix.extension import SDO_TYPES, parse_timestamp
+from atalaya.share.stix.extension import ATALAYA_IDENTITY_ID, SDO_TYPES, parse_timestamp
 from atalaya.share.stix.mapping import PARTY_SOURCE, LogRef
 from atalaya.share.stix.markings import granular_from_stix, marking_from_refs
 
@@ -156,7 +156,7 @@ def read_bundle(bundle: Mapping[str, Any] | str | bytes, *, origin: str) -> Impo
     skipped: list[dict[str, str]] = []
     for o in objs:
         sid, typ = str(o.get("id", "")), str(o.get("type", ""))
-        if typ in _SUPPORT or sid in located or (typ == "identity" and sid in parties):
+        if typ in _SUPPORT or sid in located or sid == ATALAYA_IDENTITY_ID or (typ == "identity" and sid in parties):
             continue
         if typ == "relationship" and o.get("relationship_type") == "located-at" and o.get("target_ref") in located:
             continue

@@ -58,6 +58,10 @@ PARTY_SOURCE = "atalaya-party"
 """``source_name`` of the external reference that carries a party's code on its identity."""
 MARITIME_KINDS = ("dark_gap", "rendezvous", "loitering")
 _EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+VERSION_AT = "version_at"
+"""Optional row key: when the caller last changed the object (e.g. the run that re-scored a site). An object's
+``modified`` is its own latest time; a change that brings no new time of its own (a new score from the same
+observations, a corridor re-ranked) needs this key, or recipients that version by (id, modified) keep the old one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,7 +231,7 @@ class StixBuilder:
         created = timestamp(row.get("first_seen"))
         obj = new_sdo(
             "x-atalaya-site", key, created=created,
-            modified=timestamp(_latest(row.get("last_seen"), row.get("status_at")), created),
+            modified=timestamp(_latest(row.get("last_seen"), row.get("status_at"), row.get(VERSION_AT)), created),
             atalaya_id=key, name=f"{row['kind']} site", site_kind=str(row["kind"]), score=_num(row.get("score")),
             rank=_int(row.get("rank")), status=str(row.get("status") or "suspected"),
             radius_m=_num(row.get("radius_m")),
@@ -246,7 +250,8 @@ class StixBuilder:
         geom = _json(row.get("geometry"))
         created = timestamp(row.get("start"))
         obj = new_sdo(
-            "x-atalaya-track", key, created=created, modified=timestamp(row.get("end"), created), atalaya_id=key,
+            "x-atalaya-track", key, created=created, atalaya_id=key,
+            modified=timestamp(_latest(row.get("end"), row.get(VERSION_AT)), created),
             name=str(row.get("ident") or key), track_kind=str(row["kind"]), ident=row.get("ident") or None,
             ident_kind=row.get("ident_kind") or None,
             start=timestamp(row["start"]) if row.get("start") else None,
@@ -260,7 +265,7 @@ class StixBuilder:
         """A ``corridors`` row → ``x-atalaya-corridor``."""
         key = str(row["id"])
         obj = new_sdo(
-            "x-atalaya-corridor", key, created=EPOCH, modified=EPOCH, atalaya_id=key,
+            "x-atalaya-corridor", key, created=EPOCH, modified=timestamp(row.get(VERSION_AT)), atalaya_id=key,
             name=f"{row.get('kind') or 'mixed'} corridor #{row.get('rank')}", corridor_kind=row.get("kind") or None,
             rank=_int(row.get("rank")), volume=_int(row.get("volume")),
             h3_cells=sorted(str(c) for c in (_json(row.get("h3_cells")) or ())),
@@ -273,7 +278,8 @@ class StixBuilder:
         marking = _marking(row)
         created = timestamp(row.get("first_seen"))
         obj = new_sdo(
-            "x-atalaya-crossing", key, created=created, modified=timestamp(row.get("last_seen"), created),
+            "x-atalaya-crossing", key, created=created,
+            modified=timestamp(_latest(row.get("last_seen"), row.get(VERSION_AT)), created),
             atalaya_id=key, name=f"crossing {key}", count=_int(row.get("count")),
             first_seen=timestamp(row["first_seen"]) if row.get("first_seen") else None,
             last_seen=timestamp(row["last_seen"]) if row.get("last_seen") else None,
@@ -296,7 +302,8 @@ class StixBuilder:
                 "marking", "duration_s"}  # fmt: skip
         details = {k: v for k, v in row.items() if k not in skip and v is not None}
         obj = new_sdo(
-            "x-atalaya-maritime-event", key, created=start, modified=end, atalaya_id=key,
+            "x-atalaya-maritime-event", key, created=start, atalaya_id=key,
+            modified=timestamp(row.get(VERSION_AT), end),
             name=f"{event_kind} {' '.join(vessels)}".strip(), event_kind=event_kind, start=start, end=end,
             position=[round(float(row["lon"]), 7), round(float(row["lat"]), 7)], vessels=vessels,
             duration_s=_num(row.get("duration_s")), score=_num(row.get("score")),
@@ -320,7 +327,7 @@ class StixBuilder:
               for k in ("takeoff", "landing", "notified_at", "report_filed_at")}  # fmt: skip
         obj = new_sdo(
             "x-atalaya-sortie", key, created=created,
-            modified=timestamp(_latest(row.get("landing"), row.get("report_filed_at")), created),
+            modified=timestamp(_latest(row.get("landing"), row.get("report_filed_at"), row.get(VERSION_AT)), created),
             atalaya_id=key, name=f"sortie {key}", platform_type=row.get("platform_type") or None,
             party=row.get("party_id") or None, base=row.get("base") or None,
             agreement_id=row.get("agreement_id") or None, authorisation_id=row.get("authorisation_id") or None,
@@ -335,7 +342,8 @@ class StixBuilder:
         record = _json(row.get("record")) or {}
         checked = timestamp(row.get("checked_at"))
         obj = new_sdo(
-            "x-atalaya-verdict", key, created=checked, modified=checked, atalaya_id=sortie_id,
+            "x-atalaya-verdict", key, created=checked, modified=timestamp(row.get(VERSION_AT), checked),
+            atalaya_id=sortie_id,
             name=f"verdict on sortie {sortie_id}: {row['status']}", sortie_ref=stix_id("x-atalaya-sortie", sortie_id),
             sortie_id=sortie_id, status=str(row["status"]), reason=row.get("reason") or None,
             worst=row.get("worst") or None, n_violations=_int(row.get("n_violations")),
@@ -396,7 +404,7 @@ class StixBuilder:
     def bundle(self) -> dict[str, Any]:
         """A STIX 2.1 bundle of :meth:`objects`; its id is derived from the objects' ids and versions."""
         objs = self.objects()
-        digest = content_id(*(f"{o['id']}@{o.get('modified', o.get('created', ''))}" for o in objs))
+        digest = content_id(json.dumps(objs, sort_keys=True, separators=(",", ":")))
         return {"type": "bundle", "id": f"bundle--{uuid.uuid5(NAMESPACE, digest)}", "objects": objs}
 
 
