@@ -64,7 +64,7 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, logical_suffix, open_source
 from atalaya.ingest.cot_detail import (
     MAX_ATTRS_CHARS,
     NeedsParserError,
@@ -90,6 +90,7 @@ from atalaya.ingest.cot_segments import (
     Block,
     Utf8Recoder,
     detect_encoding,
+    segment_files,
     segments,
 )
 from atalaya.ingest.cot_values import (
@@ -100,6 +101,7 @@ from atalaya.ingest.cot_values import (
     parse_float_strings,
     parse_iso8601_us,
 )
+from atalaya.ingest.manyfiles import FilesBatch, byte_groups, locate_lines
 from atalaya.model.observation import IdentKind, ObjectKind, Sensor
 
 __all__ = [
@@ -266,15 +268,16 @@ def _xml_fields(text: str) -> _Fields | None:
 _LINE_REF = re.compile(r"\bline (\d+)")
 
 
-def _syntax_reject(line: int, raw: bytes, text: str) -> Reject:
-    """A reject carrying lxml's message, its line references made absolute."""
+def _syntax_reject(line: int, raw: bytes, text: str, shift: int = 0) -> Reject:
+    """A reject carrying lxml's message, its line references made absolute (less ``shift``: lines in the event's
+    own file when the block joins many, :attr:`Block.line_shift`)."""
     from lxml import etree
 
     try:
         parse_xml(text)
     except etree.XMLSyntaxError as e:
         msg = str(getattr(e, "msg", None) or e)
-        msg = _LINE_REF.sub(lambda m: f"line {int(m.group(1)) + line - 1}", msg)
+        msg = _LINE_REF.sub(lambda m: f"line {int(m.group(1)) + line - 1 - shift}", msg)
         return Reject(src_rec=line, reason=f"malformed XML: {msg}", raw=Reject.excerpt(raw))
     return Reject(
         src_rec=line,
@@ -450,7 +453,8 @@ def _slow_rows(blk: Block, idx: list[int], encoding: str) -> tuple[list[int], li
             try:
                 fields = _xml_fields(text)
             except etree.XMLSyntaxError:
-                rejects.append(_syntax_reject(line, raw, text))
+                shift = 0 if blk.line_shift is None else int(blk.line_shift[i])
+                rejects.append(_syntax_reject(line, raw, text, shift))
                 continue
             except (LookupError, ValueError) as e:
                 rejects.append(Reject(src_rec=line, reason=f"cannot parse event: {e}", raw=Reject.excerpt(raw)))
@@ -657,6 +661,40 @@ class CotReader:
                 fh = Utf8Recoder(raw_fh, encoding)
                 encoding = "utf-8"
             yield from self._batches(fh, encoding, options)
+
+    def batchable(self, head: bytes, path: Path) -> bool:
+        """Whether the file can be read with others by :meth:`read_many`: not compressed, and UTF-8."""
+        if logical_suffix(path) != path.suffix.lower():  # .gz, .bz2, .xz: read alone, through the decompressor
+            return False
+        encoding, recode = detect_encoding(head[:4096])
+        return not recode and codecs.lookup(encoding).name == "utf-8"
+
+    def read_many(self, datas: Sequence[bytes], options: ReadOptions) -> Iterator[FilesBatch]:
+        """The events of many whole (small, :meth:`batchable`) files, each cut from its own file's bytes, parsed
+        as one block per :data:`~atalaya.ingest.manyfiles.MANY_FILES_BYTES`: one learned layout, one set of
+        Arrow conversions for thousands of one-event files. Every row and reject is what :meth:`read` gives."""
+        n = len(datas)
+        for start, stop in byte_groups(datas):
+            blk, first_lines = segment_files(datas[start:stop])
+            cols, bad = _block_columns(blk, "utf-8") if blk.starts.size else ({}, [])
+            records = np.zeros(n, dtype=np.int64)
+            ev_files, _ = locate_lines(blk.lines, first_lines)
+            records[start:stop] += np.bincount(ev_files, minlength=stop - start)
+            found = [*blk.rejects, *bad]
+            r_files, r_lines = locate_lines(np.array([r.src_rec for r in found], dtype=np.int64), first_lines)
+            r_files += start
+            np.add.at(records, r_files[: len(blk.rejects)], 1)  # over-long events: rejected unparsed
+            rejects = [
+                (f, Reject(src_rec=line, reason=r.reason, raw=r.raw))
+                for f, line, r in zip(r_files.tolist(), r_lines.tolist(), found, strict=True)
+            ]
+            rejects.sort(key=lambda fr: (fr[0], fr[1].src_rec))
+            if cols:
+                files, cols["src_rec"] = locate_lines(np.asarray(cols["src_rec"], dtype=np.int64), first_lines)
+                files += start
+            else:
+                files = np.zeros(0, dtype=np.int64)
+            yield FilesBatch(columns=cols, files=files, rejects=rejects, records=records)
 
     def _batches(self, fh: Any, encoding: str, options: ReadOptions) -> Iterator[ParsedBatch]:
         parts: list[dict[str, Any]] = []

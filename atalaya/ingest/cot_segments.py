@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -90,6 +90,9 @@ class Block:
     """Events rejected unread (over-long)."""
     nread: int
     """Input bytes consumed."""
+    line_shift: I64 | None = None
+    """Events of many files (:func:`segment_files`): per event, its line in the joined files less its line in its
+    own file (``None``: one input, lines are the input's own)."""
 
     def raw(self, i: int) -> bytes:
         """The bytes of event ``i`` (maybe truncated when the stream was)."""
@@ -168,3 +171,55 @@ def segments(fh: Any, *, block: int = BLOCK_BYTES) -> Iterator[Block]:
             buf=buf, starts=starts, stops=stops, lines=lines, complete=complete, rejects=rejects, nread=len(data)
         )
         buf = buf[keep:]
+
+
+def segment_files(datas: Sequence[bytes]) -> tuple[Block, I64]:
+    """Cut many whole files into the events of one :class:`Block`, each file on its own.
+
+    The files are laid end to end with a newline between them, so the block's ``lines`` count lines across all of
+    them; the second value is the line in the block of each file's first line. An event never runs past the end
+    of its file (it is cut there, unterminated), and an ``<event`` tag at the very end of a file is no event,
+    exactly as when each file is read alone by :func:`segments`.
+    """
+    sizes = np.fromiter((len(d) for d in datas), dtype=np.int64, count=len(datas))
+    file_lo = np.cumsum(sizes + 1) - (sizes + 1)
+    file_hi = file_lo + sizes
+    buf = b"\n".join(datas)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    starts, ends = tag_offsets(a)
+    owner = np.searchsorted(file_lo, starts, side="right") - 1
+    inside = starts + 6 < file_hi[owner]  # the byte after "<event" is the file's own
+    starts, owner = starts[inside], owner[inside]
+    newlines = np.flatnonzero(a == 10)
+    first_lines = 1 + np.searchsorted(newlines, file_lo, side="left").astype(np.int64)
+    lines = 1 + np.searchsorted(newlines, starts, side="left").astype(np.int64)
+    nxt = np.minimum(np.append(starts[1:], len(buf)), file_hi[owner])
+    j = np.searchsorted(ends, starts, side="left")
+    end = ends[np.minimum(j, ends.size - 1)] if ends.size else np.zeros(starts.size, dtype=np.int64)
+    complete = (j < ends.size) & (end < nxt)
+    stops = np.where(complete, end + 8, nxt)
+    shift = first_lines[owner] - 1
+    rejects: list[Reject] = []
+    too_long = (stops - starts) > MAX_EVENT_BYTES
+    if too_long.any():
+        for i in np.flatnonzero(too_long).tolist():
+            rejects.append(
+                Reject(
+                    src_rec=int(lines[i]),
+                    reason=f"event longer than {MAX_EVENT_BYTES} bytes; skipped",
+                    raw=Reject.excerpt(buf[starts[i] : starts[i] + 512]),
+                )
+            )
+        ok = ~too_long
+        starts, stops, complete, lines, shift = starts[ok], stops[ok], complete[ok], lines[ok], shift[ok]
+    blk = Block(
+        buf=buf,
+        starts=starts,
+        stops=stops,
+        lines=lines,
+        complete=complete,
+        rejects=rejects,
+        nread=int(sizes.sum()),
+        line_shift=shift,
+    )
+    return blk, first_lines

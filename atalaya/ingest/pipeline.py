@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import importlib.util
 import json
+import os
 import sys
 import threading
 import time
@@ -47,24 +48,34 @@ import pyarrow as pa
 from sqlalchemy import delete, select
 
 from atalaya.core.errors import AtalayaError, IngestError
-from atalaya.core.ids import float_bits, hash_columns, hash_string_codes, hash_strings, ids_to_arrow, new_run_id
+from atalaya.core.ids import hash_strings, new_run_id
 from atalaya.core.markings import Marking
 from atalaya.core.workspace import Workspace
 from atalaya.ingest.base import ParsedBatch, Reader, ReadOptions, Reject
+from atalaya.ingest.batch import (
+    FileOutcome,
+    GroupRows,
+    LoadedFile,
+    ingested_units,
+    load_file,
+    quarantine_rows,
+    read_group,
+    reason_key,
+    record_units,
+    unit_row,
+)
 from atalaya.ingest.dedupe import keep_mask
+from atalaya.ingest.manyfiles import ManyFilesReader, many_files_reader
 from atalaya.ingest.registry import detect_format, get_reader
+from atalaya.ingest.rows import day_partitions, observation_table
 from atalaya.ingest.validate import (
-    US_PER_DAY,
     Bounds,
     bool_array,
     from_numpy,
-    np_values,
     rejects_from,
     string_array,
     to_arrow,
-    valid_mask,
 )
-from atalaya.model.observation import SCHEMA
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 from atalaya.store.lake import Lake, LakeWriter, open_private
@@ -152,19 +163,34 @@ class IngestSummary:
 
 
 def expand_paths(paths: Iterable[Path]) -> list[Path]:
-    """Files named directly, and files under named directories (sorted, hidden files and READMEs skipped)."""
+    """Files named directly, and files under named directories (sorted, hidden files and READMEs skipped).
+
+    Directories are walked with ``os.scandir`` (each entry's type from the listing, no stat per entry); symbolic
+    links to files are followed, links to directories are not entered (as ``Path.rglob`` does).
+    """
     out: list[Path] = []
     for p in paths:
         if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                rel = f.relative_to(p)
-                if f.is_file() and not any(part.startswith(".") for part in rel.parts) and f.name not in IGNORED_NAMES:
-                    out.append(f)
+            found: list[tuple[tuple[str, ...], Path]] = []
+            _walk(p, (), found)
+            found.sort(key=lambda rel_path: rel_path[0])  # the order of sorted(p.rglob("*")): by path parts
+            out.extend(f for _, f in found)
         elif p.exists():
             out.append(p)
         else:
             raise IngestError(f"no such file or directory: {p}", hint="check the path")
     return out
+
+
+def _walk(folder: Path, rel: tuple[str, ...], found: list[tuple[tuple[str, ...], Path]]) -> None:
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            if e.is_dir(follow_symlinks=False):
+                _walk(folder / e.name, (*rel, e.name), found)
+            elif e.is_file() and e.name not in IGNORED_NAMES:
+                found.append(((*rel, e.name), folder / e.name))
 
 
 def file_sha256(path: Path) -> str:
@@ -494,7 +520,7 @@ class Ingestor:
                         rejects += self._write_batch(batch, sink, keys, src_hash, marking_text, unit_id, path,
                                                      res, now_us)  # fmt: skip
                     for r in rejects:
-                        reasons[_reason_key(r.reason)] += 1
+                        reasons[reason_key(r.reason)] += 1
                         qf.write(
                             json.dumps(
                                 {"src_rec": r.src_rec, "reason": r.reason, "raw": r.raw, "format": res.format},
@@ -570,117 +596,134 @@ class Ingestor:
         if not self.lake.holds_write_lock():
             with self.writing():
                 return self.ingest_batch(paths, fmt=fmt, source=source)
+        _warm_up_arrow()  # overlaps reading the files
         with _malloc_for_arrow():
             return self._ingest_batch(paths, fmt=fmt, source=source)
 
     def _ingest_batch(self, paths: Sequence[Path], *, fmt: str | None, source: str | None) -> list[UnitResult]:
+        t_batch = time.perf_counter()
+        results = [UnitResult(path=str(p)) for p in paths]
+        loaded: list[LoadedFile | None] = []
+        for path, res in zip(paths, results, strict=True):
+            try:
+                f = load_file(path, fmt)
+                res.bytes, res.format, res.source = len(f.data), f.format, _source_name(f.format, source)
+                loaded.append(f)
+            except (AtalayaError, OSError) as e:
+                res.status, res.error = "failed", str(e) if isinstance(e, AtalayaError) else f"cannot read {path}: {e}"
+                with contextlib.suppress(OSError):
+                    res.bytes = path.stat().st_size
+                loaded.append(None)
+        prior = ingested_units(self.store, [f.sha256 for f in loaded if f is not None])
+        todo: list[int] = []  # files to ingest, in order
+        for i, lf in enumerate(loaded):
+            if lf is None:
+                continue
+            res = results[i]
+            unit = prior.get((lf.sha256, res.format, res.source))
+            if unit is not None:  # already ingested, or the same bytes earlier in this batch
+                res.status, res.unit_id = "skipped", unit
+                continue
+            res.unit_id = prior[(lf.sha256, res.format, res.source)] = new_run_id()
+            todo.append(i)
+        if not todo:
+            return results
+        # files a reader can take many at a time, by format and source; the others one by one
+        readers: dict[str, Reader] = {}
+        manys: dict[str, ManyFilesReader] = {}
+        groups: dict[tuple[str, str], list[int]] = {}
+        alone: list[int] = []
+        for i in todo:
+            f, res = cast(LoadedFile, loaded[i]), results[i]
+            try:
+                reader = readers.get(res.format) or self.readers.get(res.format) or get_reader(res.format)
+            except AtalayaError as e:
+                res.status, res.error, res.unit_id = "failed", str(e), ""
+                continue
+            readers[res.format] = reader
+            many = many_files_reader(reader)
+            if many is not None and not self.options.received_at_mtime and many.batchable(f.data[:4096], f.path):
+                manys[res.format] = many
+                groups.setdefault((res.format, res.source), []).append(i)
+            else:
+                alone.append(i)
         batch_id = new_run_id()
         writer = self.lake.writer(batch_id, lock_wait=self._wait())
-        results: list[UnitResult] = []
-        units: list[tuple[UnitResult, dict[str, Any], list[str]]] = []
-        seen: dict[tuple[str, str, str], str] = {}
+        outcomes: dict[int, FileOutcome] = {}
         keys: dict[_Key, list[np.ndarray]] = {}
-        owners: dict[_Key, list[int]] = {}
+        owners: dict[_Key, list[np.ndarray]] = {}
         now_us = int(time.time() * 1e6)
         marking_text = self.marking.to_text()
+
+        def take(rows: GroupRows, members: Sequence[int], source: str) -> None:
+            for table, day_index, days in rows.parts:  # rows and their ids in the same order
+                writer.write(table, day_index, source, days=days)
+            index = np.asarray(members, dtype=np.int64)
+            for key, parts in rows.keys.items():
+                keys.setdefault(key, []).extend(parts)
+                owners.setdefault(key, []).extend(index[o] for o in rows.owners[key])
+
         try:
-            for path in paths:
-                t0 = time.perf_counter()
-                res = UnitResult(path=str(path), bytes=path.stat().st_size if path.exists() else 0)
-                results.append(res)
-                started = datetime.now(UTC)
+            for (form, src), members in groups.items():
+                files = [cast(LoadedFile, loaded[i]) for i in members]
+                outs = [FileOutcome() for _ in members]
                 try:
-                    res.format = fmt or detect_format(path)
-                    reader = self.readers.get(res.format) or get_reader(res.format)
-                    res.source = _source_name(res.format, source)
-                    mtime_ns = path.stat().st_mtime_ns
-                    options = self.options
-                    if options.received_at_mtime and options.reference_time_us is None:
-                        options = replace(options, reference_time_us=mtime_ns // 1000)
-                    sha, hashed = _file_digest(path)
-                    prior = seen.get((sha, res.format, res.source)) or self.already_ingested(
-                        sha, res.format, res.source
-                    )
-                    if prior:
-                        res.status, res.unit_id = "skipped", prior
-                        continue
-                    unit_id = new_run_id()
-                    buf: list[tuple[pa.Table, np.ndarray, np.ndarray]] = []
-                    unit_keys: dict[_Key, list[np.ndarray]] = {}
-                    qlines: list[str] = []
-                    reasons: Counter[str] = Counter()
-                    src_hash = hash_strings([res.source])[0]
-                    for batch in reader.read(path, options):
-                        res.records += batch.records_read
-                        rejects = list(batch.rejects)
-                        if len(batch):
-                            rejects += self._write_batch(batch, _buffer_sink(buf), unit_keys, src_hash,
-                                                         marking_text, unit_id, path, res, now_us)  # fmt: skip
-                        for r in rejects:
-                            reasons[_reason_key(r.reason)] += 1
-                            qlines.append(json.dumps({"src_rec": r.src_rec, "reason": r.reason, "raw": r.raw,
-                                                      "format": res.format}, ensure_ascii=False))  # fmt: skip
-                        res.quarantined += len(rejects)
-                    st = path.stat()
-                    if hashed != res.bytes or st.st_size != res.bytes or st.st_mtime_ns != mtime_ns:
-                        raise IngestError(f"{path} changed while it was being ingested", hint="ingest it once complete")
+                    unit_ids = [results[i].unit_id for i in members]
+                    rows = read_group(manys[form], files, outs, source=src, unit_ids=unit_ids, options=self.options,
+                                      bounds=self.bounds, marking_text=marking_text, now_us=now_us)  # fmt: skip
+                except (AtalayaError, OSError):
+                    alone.extend(members)  # each read alone: a file that fails does so by itself
+                    continue
+                take(rows, members, src)
+                outcomes.update(zip(members, outs, strict=True))
+            for i in sorted(alone):
+                f, res = cast(LoadedFile, loaded[i]), results[i]
+                out = FileOutcome()
+                try:
+                    rows = self._read_alone(readers[res.format], f, res, out, marking_text, now_us)
                 except AtalayaError as e:
-                    res.status, res.error = "failed", str(e)
+                    res.status, res.error, res.unit_id = "failed", str(e), ""
                     continue
                 except OSError as e:
-                    res.status, res.error = "failed", f"cannot read {path}: {e}"
+                    res.status, res.error, res.unit_id = "failed", f"cannot read {f.path}: {e}", ""
                     continue
-                finally:
-                    res.seconds = round(time.perf_counter() - t0, 3)
-                for t, di, d in buf:
-                    writer.write(t, di, res.source, days=d)
-                for key, parts in unit_keys.items():
-                    keys.setdefault(key, []).extend(parts)
-                    owners.setdefault(key, []).extend([len(units)] * len(parts))
-                res.accepted = sum(t.num_rows for t, _, _ in buf)
-                res.reasons = dict(reasons.most_common())
-                res.unit_id = unit_id
-                seen[(sha, res.format, res.source)] = unit_id
-                marker = {
-                    "unit_id": unit_id,
-                    "run_id": self.run_id,
-                    "path": str(path),
-                    "sha256": sha,
-                    "format": res.format,
-                    "source": res.source,
-                    "marking": marking_text,
-                    "started_at": started.isoformat(),
-                    "bytes": res.bytes,
-                }
-                units.append((res, marker, qlines))
-            if not units:
+                take(rows, [i], res.source)
+                outcomes[i] = out
+            done = sorted(outcomes)
+            if not done:
                 writer.abort()
-                return results
+                return _no_unit_of_failed(results)
+            slot = np.full(len(results), -1, dtype=np.int64)
+            slot[done] = np.arange(len(done))
             all_ids = {key: np.concatenate(parts) for key, parts in keys.items()}
             existing = self._existing(all_ids)
             keeps = {key: keep_mask(all_ids[key], existing[key]) for key in all_ids}
             writer.close_files()
+            dropped = np.zeros(len(done), dtype=np.int64)
             for key, keep in keeps.items():
-                if keep.all():
-                    continue
-                writer.rewrite_partition(key, keep)
-                pos = 0
-                for part, owner in zip(keys[key], owners[key], strict=True):
-                    dropped = int(len(part) - np.count_nonzero(keep[pos : pos + len(part)]))
-                    pos += len(part)
-                    units[owner][0].duplicates += dropped
-                    units[owner][0].accepted -= dropped
+                if not keep.all():
+                    writer.rewrite_partition(key, keep)
+                    dropped += np.bincount(slot[np.concatenate(owners[key])[~keep]], minlength=len(done))
             committed_at = datetime.now(UTC).isoformat()
+            share = (time.perf_counter() - t_batch) / max(1, sum(results[i].bytes for i in done))
             qfiles: list[tuple[Path, Path]] = []
             markers = []
-            for res, marker, qlines in units:
-                marker.update(committed_at=committed_at, records=res.records, accepted=res.accepted,
-                              quarantined=res.quarantined, duplicates=res.duplicates, reasons=res.reasons)  # fmt: skip
-                markers.append(marker)
-                if qlines:
+            for k, i in enumerate(done):
+                f, res, out = cast(LoadedFile, loaded[i]), results[i], outcomes[i]
+                res.records, res.quarantined, res.duplicates = out.records, out.quarantined, int(dropped[k])
+                res.accepted = out.accepted - res.duplicates
+                res.reasons, res.notes = dict(out.reasons.most_common()), dict(out.notes.most_common())
+                res.seconds = round(f.read_s + share * res.bytes, 4)
+                markers.append({"unit_id": res.unit_id, "run_id": self.run_id, "path": str(f.path),
+                                "sha256": f.sha256, "format": res.format, "source": res.source,
+                                "marking": marking_text, "started_at": f.started.isoformat(),
+                                "bytes": res.bytes, "committed_at": committed_at, "records": res.records,
+                                "accepted": res.accepted, "quarantined": res.quarantined,
+                                "duplicates": res.duplicates, "reasons": res.reasons})  # fmt: skip
+                if out.qlines:
                     staged = writer.staging / f"q-{res.unit_id}.jsonl"
                     with open_private(staged) as qf:
-                        qf.write("\n".join(qlines) + "\n")
+                        qf.write("\n".join(out.qlines) + "\n")
                     qfiles.append((staged, self.workspace.quarantine_dir / f"{res.unit_id}.jsonl"))
             writer.commit({"run_id": self.run_id, "committed_at": committed_at, "units": markers}, extra_files=qfiles)
         except BaseException:
@@ -688,7 +731,35 @@ class Ingestor:
             raise
         self._remember(all_ids, keeps)
         record_units(self.store, markers, self.workspace.quarantine_dir)
-        return results
+        return _no_unit_of_failed(results)
+
+    def _read_alone(
+        self, reader: Reader, f: LoadedFile, res: UnitResult, out: FileOutcome, marking_text: str, now_us: int
+    ) -> GroupRows:
+        """A file of a batch that no reader takes with others: read from its path, as :meth:`ingest_file` does,
+        checked to be the bytes hashed."""
+        options = self.options
+        if options.received_at_mtime and options.reference_time_us is None:
+            options = replace(options, reference_time_us=f.mtime_ns // 1000)
+        rows = GroupRows()
+        keys: dict[_Key, list[np.ndarray]] = {}
+        src_hash = hash_strings([res.source])[0]
+        for batch in reader.read(f.path, options):
+            out.records += batch.records_read
+            rejects = list(batch.rejects)
+            if len(batch):
+                rejects += self._write_batch(batch, _buffer_sink(rows.parts), keys, src_hash, marking_text,
+                                             res.unit_id, f.path, res, now_us)  # fmt: skip
+            for r in rejects:
+                out.reject(r, res.format)
+        out.notes.update(res.notes)
+        out.accepted = sum(t.num_rows for t, _, _ in rows.parts)
+        st = f.path.stat()
+        if st.st_size != len(f.data) or st.st_mtime_ns != f.mtime_ns:
+            raise IngestError(f"{f.path} changed while it was being ingested", hint="ingest it once complete")
+        rows.keys = keys
+        rows.owners = {key: [np.zeros(len(p), dtype=np.int64) for p in parts] for key, parts in keys.items()}
+        return rows
 
     def _write_batch(
         self,
@@ -710,60 +781,33 @@ class Ingestor:
         n = len(arrays["time"])
         if n == 0:
             return rejects
-        t_us = np_values(arrays["time"], np.int64)  # no nulls: rows without a time were rejected
-        alt = arrays["alt_m"]
-        alt_values = np_values(alt, np.float32).astype(np.float64)
-        alt_valid = valid_mask(alt)
-        if alt_valid is not None:
-            alt_values[~alt_valid] = np.nan
-        lanes = hash_columns(
-            [
-                src_hash,  # the same in every row
-                hash_string_codes(arrays["sensor"]),  # dictionary-encoded: hashed and mixed per distinct value
-                t_us.view(np.uint64),
-                float_bits(np_values(arrays["lon"], np.float64), 7),
-                float_bits(np_values(arrays["lat"], np.float64), 7),
-                float_bits(alt_values, 1),
-                hash_strings(arrays["ident"]),
-                hash_string_codes(arrays["kind"]),
-            ]
-        )
-        obs_id = ids_to_arrow(*lanes)
-        consts = {
-            "marking": marking_text,
-            "format": res.format,
-            "src_file": str(path),
-            "ingest_run": unit_id,
-        }
         zeros = from_numpy(np.zeros(n, dtype=np.int32), pa.int32())
-        cols: list[pa.Array] = []
-        for f in SCHEMA:
-            if f.name == "obs_id":
-                cols.append(obs_id)
-            elif f.name in consts:
-                cols.append(pa.DictionaryArray.from_arrays(zeros, string_array([consts[f.name]])))
-            else:
-                cols.append(arrays[f.name])
-        table = pa.Table.from_arrays(cols, schema=SCHEMA)
-        day_index = t_us // US_PER_DAY
-        lo, hi = int(day_index.min()), int(day_index.max())
-        if lo == hi:
-            days = np.array([lo])
-        elif hi - lo < 1 << 16:  # a span of days: count them instead of sorting the rows
-            days = np.flatnonzero(np.bincount(day_index - lo)) + lo
-        else:
-            days = np.unique(day_index)
+        consts = {
+            "marking": [marking_text],
+            "format": [res.format],
+            "src_file": [str(path)],
+            "ingest_run": [unit_id],
+        }
+        table, t_us, ids_a = observation_table(
+            arrays, src_hash, {k: pa.DictionaryArray.from_arrays(zeros, string_array(v)) for k, v in consts.items()}
+        )
+        day_index, days = day_partitions(t_us)
         sink(table, day_index, days)
-        ids_a = lanes[0]
         for d in days:
             day = str(np.datetime64(int(d), "D"))
             keys.setdefault((day, res.source), []).append(ids_a if len(days) == 1 else ids_a[day_index == d])
         return rejects
 
 
-def _reason_key(reason: str) -> str:
-    """Group reasons by their stable prefix (before a colon with record-specific detail)."""
-    return reason.split(":", 1)[0].strip()[:120]
+def _no_unit_of_failed(results: list[UnitResult]) -> list[UnitResult]:
+    """A file skipped as the same bytes as one that failed in the same batch fails too (it has no unit)."""
+    failed = {r.unit_id: r.path for r in results if r.status == "failed" and r.unit_id}
+    for r in results:
+        if r.status == "failed":
+            r.unit_id = ""
+        elif r.status == "skipped" and r.unit_id in failed:
+            r.status, r.unit_id, r.error = "failed", "", f"the same bytes as {failed[r.unit_id]}, which failed"
+    return results
 
 
 def _writer_sink(writer: LakeWriter, source: str) -> Sink:
@@ -780,13 +824,6 @@ def _buffer_sink(buf: list[tuple[pa.Table, np.ndarray, np.ndarray]]) -> Sink:
     return sink
 
 
-def record_units(store: KnowledgeStore, markers: Sequence[dict[str, Any]], quarantine_dir: Path) -> None:
-    """Record committed units (a batch) and their quarantine in the knowledge store: one transaction."""
-    with store.begin() as conn:
-        for m in markers:
-            _record(conn, m, quarantine_dir / f"{m['unit_id']}.jsonl")
-
-
 def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: Path) -> None:
     """Record a committed unit and its quarantine in the knowledge store (one transaction, idempotent)."""
     with store.begin() as conn:
@@ -794,47 +831,13 @@ def record_unit(store: KnowledgeStore, marker: dict[str, Any], quarantine_file: 
 
 
 def _record(conn: Any, marker: dict[str, Any], quarantine_file: Path) -> None:
-    rows = []
-    if quarantine_file.exists():
-        with open(quarantine_file, encoding="utf-8") as fh:
-            for line in fh:
-                q = json.loads(line)
-                rows.append(
-                    {
-                        "unit_id": marker["unit_id"],
-                        "format": q.get("format", marker["format"]),
-                        "path": marker["path"],
-                        "src_rec": int(q["src_rec"]),
-                        "reason": q["reason"],
-                        "raw": q.get("raw", ""),
-                    }
-                )
-    if True:
-        exists = conn.execute(select(ks.ingest_units.c.id).where(ks.ingest_units.c.id == marker["unit_id"])).first()
-        if exists:
-            return
-        conn.execute(
-            ks.ingest_units.insert().values(
-                id=marker["unit_id"],
-                run_id=marker["run_id"],
-                path=marker["path"],
-                sha256=marker["sha256"],
-                format=marker["format"],
-                source=marker["source"],
-                started_at=datetime.fromisoformat(marker["started_at"]),
-                committed_at=datetime.fromisoformat(marker["committed_at"]),
-                records=marker["records"],
-                accepted=marker["accepted"],
-                quarantined=marker["quarantined"],
-                duplicates=marker["duplicates"],
-                bytes=marker["bytes"],
-                summary={"reasons": marker.get("reasons", {}), "files": marker.get("files", [])},
-                marking=marker["marking"],
-                provenance={"run_id": marker["run_id"], "path": marker["path"]},
-            )
-        )
-        for i in range(0, len(rows), 5000):
-            conn.execute(ks.quarantine.insert(), rows[i : i + 5000])
+    exists = conn.execute(select(ks.ingest_units.c.id).where(ks.ingest_units.c.id == marker["unit_id"])).first()
+    if exists:
+        return
+    conn.execute(ks.ingest_units.insert().values(**unit_row(marker)))
+    rows = quarantine_rows(marker, quarantine_file)
+    for i in range(0, len(rows), 5000):
+        conn.execute(ks.quarantine.insert(), rows[i : i + 5000])
 
 
 def _forget_unit(store: KnowledgeStore, unit_id: str) -> None:
@@ -917,8 +920,9 @@ def ingest_paths(
             replace=replace,
         )
         files = expand_paths(paths)
+        sizes = [f.stat().st_size for f in files]
         summary = IngestSummary(run_id=ing.run_id)
-        total = sum(f.stat().st_size for f in files)
+        total = sum(sizes)
         bar: Any = None
         if progress:
             from tqdm import tqdm
@@ -937,8 +941,7 @@ def ingest_paths(
                             bar.update(small_bytes)
                     small, small_bytes = [], 0
 
-                for f in files:
-                    size = f.stat().st_size
+                for f, size in zip(files, sizes, strict=True):
                     if not replace and size <= SMALL_FILE_BYTES:
                         small.append(f)
                         small_bytes += size

@@ -247,7 +247,12 @@ def _annotate_attrs(attrs: pa.Array, row_notes: dict[int, dict[str, str]]) -> pa
 
 
 def to_arrow(
-    columns: Mapping[str, Any], bounds: Bounds, now_us: int, *, notes: dict[str, int] | None = None
+    columns: Mapping[str, Any],
+    bounds: Bounds,
+    now_us: int,
+    *,
+    notes: dict[str, int] | None = None,
+    noted_rows: list[tuple[int, str]] | None = None,
 ) -> tuple[dict[str, pa.Array], npt.NDArray[np.bool_], list[tuple[int, str]]]:
     """Validate reader columns.
 
@@ -258,7 +263,8 @@ def to_arrow(
     Time and position decide whether a row is kept. An auxiliary field that is bad (a number out of its range,
     an unknown ``ident_kind``) costs only that field: an angle is normalised modulo 360, anything else is
     nulled, and the row's ``attrs`` JSON gets ``"qc": {field: "normalised from V" | "nulled: V"}``. ``notes``,
-    when given, counts them by ``"FIELD normalised"`` / ``"FIELD nulled"``.
+    when given, counts them by ``"FIELD normalised"`` / ``"FIELD nulled"``; ``noted_rows``, when given, gets
+    ``(row, "FIELD normalised" | "FIELD nulled")`` for each (rows of many files: counted per file).
 
     Each check first looks at the column's minimum and maximum (one pass, no temporaries); only a column that
     may hold a bad value is checked row by row. A row gets the first reason that applies, in the order below.
@@ -313,6 +319,8 @@ def to_arrow(
             return
         if notes is not None:
             notes[f"{field_name} {what}"] = notes.get(f"{field_name} {what}", 0) + len(idx)
+        if noted_rows is not None:
+            noted_rows.extend((i, f"{field_name} {what}") for i in idx.tolist())
         for i in idx.tolist():
             v = shown[i]
             text = f"{v:g}" if isinstance(v, float | np.floating) else str(v)
