@@ -21,6 +21,7 @@ import pytest
 from pyais import decode as pyais_decode
 
 from atalaya.cli.main import main
+from atalaya.core.errors import IngestError
 from atalaya.ingest.base import ReadOptions, Reject, read_all
 from atalaya.ingest.registry import detect_format, get_reader
 
@@ -409,3 +410,34 @@ def test_tak_server_events_through_the_pipeline(tmp_path: Path, capsys: pytest.C
     capsys.readouterr()
     s = ingest_json(capsys, "-w", ws, "ingest", str(DATA / FTS))
     assert s["totals"]["accepted"] == 2 and s["totals"]["quarantined"] == 2
+
+
+# --------------------------------------------------------------------------- a USGS GeoJSON feed
+
+
+def test_usgs_feed_times_ids_and_properties() -> None:
+    name = "geojson/usgs_all_hour_2017-09-14.geojson"
+    feats = json.loads((DATA / name).read_text())["features"]
+    cols, rejects = read("geojson", name, defaults={"sensor": "OTHER", "kind": "unknown"})
+    assert rejects == [] and len(feats) == 9
+    assert cols["src_rec"] == list(range(9))
+    assert cols["time"] == [f["properties"]["time"] * 1000 for f in feats]  # epoch ms
+    assert cols["time"][0] == us("2017-09-14T02:33:59.520Z")
+    assert cols["ident"] == [f["id"] for f in feats]
+    assert cols["lon"] == [f["geometry"]["coordinates"][0] for f in feats]
+    assert cols["lat"] == [f["geometry"]["coordinates"][1] for f in feats]
+    attrs = [json.loads(a) for a in cols["attrs"]]
+    assert [a["place"] for a in attrs] == [f["properties"]["place"] for f in feats]
+    assert attrs[5]["mag"] == 3.2 and attrs[5]["felt"] == 6 and attrs[0]["rms"] is None
+    assert all("time" not in a for a in attrs)
+
+
+def test_usgs_feed_needs_sensor_and_kind(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = str(DATA / "geojson/usgs_all_hour_2017-09-14.geojson")
+    with pytest.raises(IngestError, match="no column for sensor, kind"):
+        read_all(get_reader("geojson"), Path(path))
+    ws = str(tmp_path / "ws")
+    main(["init", ws])
+    capsys.readouterr()
+    s = ingest_json(capsys, "-w", ws, "ingest", path, "--set", "sensor=OTHER", "--set", "kind=unknown")
+    assert s["totals"]["accepted"] == 9 and s["totals"]["quarantined"] == 0
