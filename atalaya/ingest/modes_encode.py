@@ -21,6 +21,7 @@ from atalaya.ingest.modes_decode import crc24, nl
 
 __all__ = [
     "airborne_position",
+    "all_call_reply",
     "altitude_reply",
     "cpr_encode",
     "identification",
@@ -143,6 +144,16 @@ def surveillance_reply(df: int, icao: I64, field13: I64) -> U8:
     msg[:, 2] = (field13 >> 8) & 0x1F
     msg[:, 3] = field13 & 0xFF
     return _with_parity(msg, np.full(n, 7, dtype=np.int64), overlay=np.asarray(icao, dtype=np.int64))
+
+
+def all_call_reply(icao: I64, capability: int = 5) -> U8:
+    """DF11 all-call replies (interrogator code 0: the parity is the plain CRC)."""
+    n = icao.size
+    msg = np.zeros((n, 14), dtype=np.uint8)
+    msg[:, 0] = (11 << 3) | capability
+    for k in range(3):
+        msg[:, 1 + k] = (icao >> (16 - 8 * k)) & 0xFF
+    return _with_parity(msg, np.full(n, 7, dtype=np.int64))
 
 
 def altitude_reply(icao: I64, alt_ft: F64) -> U8:
