@@ -46,7 +46,7 @@ def generate(path: Path, n: int, aircraft: int, seed: int = 7) -> dict[str, int]
     icao = rng.choice(1 << 24, size=aircraft, replace=False).astype(np.int64)
     lat0, lon0 = rng.uniform(49.0, 55.0, aircraft), rng.uniform(-1.0, 9.0, aircraft)
     ve, vn = rng.integers(-450, 450, aircraft), rng.integers(-450, 450, aircraft)
-    alt = rng.integers(40, 1600, aircraft) * 25.0
+    alt = (rng.integers(40, 1600, aircraft) * 25).astype(np.float64)
     calls = [f"TST{i:04d}" for i in range(aircraft)]
     ground = max(1, aircraft // 30)
     ground_icao = (icao[:ground] ^ 0x800000).astype(np.int64)
