@@ -20,7 +20,9 @@ from shapely.geometry.base import BaseGeometry
 
 LAYERS: dict[str, str] = {
     "admin0_region": "ne_10m_admin_0_countries_mexico_region.geojson.gz",
+    "admin0_world": "ne_10m_admin_0_countries_world.geojson.gz",
     "admin1": "ne_10m_admin_1_mex_usa_gtm_blz.geojson.gz",
+    "admin1_bra_can_aus": "ne_50m_admin_1_bra_can_aus.geojson.gz",
     "boundary_lines_land": "ne_10m_admin_0_boundary_lines_land.geojson.gz",
     "airports": "ne_10m_airports.geojson.gz",
     "ports": "ne_10m_ports.geojson.gz",
