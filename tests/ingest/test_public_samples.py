@@ -441,3 +441,23 @@ def test_usgs_feed_needs_sensor_and_kind(tmp_path: Path, capsys: pytest.CaptureF
     capsys.readouterr()
     s = ingest_json(capsys, "-w", ws, "ingest", path, "--set", "sensor=OTHER", "--set", "kind=unknown")
     assert s["totals"]["accepted"] == 9 and s["totals"]["quarantined"] == 0
+
+
+def test_gpsbabel_track_with_the_32_bit_epoch_minimum_is_quarantined_whole(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every point of this hike carries 1901-12-13T20:45:52Z (-2**31 s): a device that never had the time."""
+    name = "tracks/gpxpy_Mojstrovka.gpx"
+    text = (DATA / name).read_text()
+    assert text.count("<trkpt ") == text.count("<time>1901-12-13T20:45:52.2073437Z</time>") == 184
+    cols, rejects = read("gpx", name)
+    assert rejects == [] and len(cols["time"]) == 184
+    assert {t // 1_000_000 for t in cols["time"]} == {-(2**31)}  # whole seconds: the int32 minimum
+    assert min(cols["lat"]) == 46.43035 and max(cols["lat"]) == 46.435641  # the file's <bounds>
+    assert min(cols["lon"]) == 13.738842 and max(cols["lon"]) == 13.748333
+    ws = str(tmp_path / "ws")
+    main(["init", ws])
+    capsys.readouterr()
+    s = ingest_json(capsys, "-w", ws, "ingest", str(DATA / name))
+    assert s["totals"]["accepted"] == 0 and s["totals"]["quarantined"] == 184
+    assert s["quarantine_reasons"] == {"time before 1980-01-01 (out of range)": 184}
