@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.lib.stride_tricks import sliding_window_view
 
 from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
 from atalaya.ingest.modes_decode import hex_to_u8
@@ -92,13 +93,61 @@ def _reference(path: Path, options: ReadOptions) -> int | None:
 # --------------------------------------------------------------------------- AVR / hex text
 
 
+_DIGIT = np.zeros(256, dtype=bool)
+_DIGIT[ord("0") : ord("9") + 1] = True
+_INT_DIGITS = 14
+_FRAC_DIGITS = 9
+_POW_INT = 10 ** np.arange(_INT_DIGITS - 1, -1, -1, dtype=np.int64)
+_POW_FRAC = 10 ** np.arange(_FRAC_DIGITS - 1, -1, -1, dtype=np.int64)
+
+
+def _epoch_digits(arr: U8, lo: I64, hi: I64) -> tuple[I64, B]:
+    """Epoch times written ``digits[.digits]`` (seconds, or milliseconds from 10^11 on) read straight from the
+    bytes; ``ok`` is False for any other text (left to :func:`_prefix_times`' general path)."""
+    pre = _INT_DIGITS + 2
+    pad = np.r_[np.zeros(pre, dtype=np.uint8), arr, np.zeros(_FRAC_DIGITS + 2, dtype=np.uint8)]
+    dots = np.flatnonzero(arr == ord("."))
+    k = np.searchsorted(dots, lo)
+    dot = np.r_[dots, arr.size + 1][k]
+    has_dot = dot < hi
+    int_end = np.where(has_dot, dot, hi)
+    nint = int_end - lo
+    nfrac = np.where(has_dot, hi - dot - 1, 0)
+    # digits before the end of the integer part, right-aligned; positions before ``lo`` count as zeros
+    iw = sliding_window_view(pad, _INT_DIGITS)[int_end + pre - _INT_DIGITS]
+    ipos = np.arange(_INT_DIGITS) - _INT_DIGITS
+    in_int = ipos >= -nint[:, None]
+    fw = sliding_window_view(pad, _FRAC_DIGITS)[np.where(has_dot, dot + 1, hi) + pre]
+    in_frac = np.arange(_FRAC_DIGITS) < nfrac[:, None]
+    ok = (nint >= 1) & (nint <= _INT_DIGITS - 1) & (nfrac <= _FRAC_DIGITS) & (~has_dot | (nfrac >= 1))
+    ok &= (_DIGIT[iw] | ~in_int).all(axis=1) & (_DIGIT[fw] | ~in_frac).all(axis=1)
+    ival = (np.where(in_int, iw.astype(np.int64) - ord("0"), 0) * _POW_INT).sum(axis=1)
+    fval = (np.where(in_frac, fw.astype(np.int64) - ord("0"), 0) * _POW_FRAC).sum(axis=1)  # nanoseconds
+    ms = ival >= 100_000_000_000
+    t_us = np.where(ms, ival * 1000 + (fval + 500_000) // 1_000_000, ival * _US + (fval + 500) // 1000)
+    return np.where(ok, t_us, 0), ok
+
+
 def _prefix_times(arr: U8, lo: I64, hi: I64) -> tuple[I64, B]:
     """Wall-clock times of the line prefixes ``arr[lo:hi]`` (epoch seconds/ms or ISO 8601) and a parsed flag."""
     n = lo.size
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+    for _ in range(3):  # separators before the message: "1457996402.5, *8D…;"
+        hi = hi - ((hi > lo) & (_SEP[arr[np.maximum(hi - 1, 0)]] | (arr[np.maximum(hi - 1, 0)] == ord(";"))))
+    t_us, ok = _epoch_digits(arr, lo, hi)
+    rest = np.flatnonzero(~ok)
+    if rest.size:
+        t_r, ok_r = _prefix_text_times(arr, lo[rest], hi[rest])
+        t_us[rest], ok[rest] = t_r, ok_r
+    return t_us, ok
+
+
+def _prefix_text_times(arr: U8, lo: I64, hi: I64) -> tuple[I64, B]:
+    """The general path of :func:`_prefix_times`: any number Arrow reads, or ISO 8601."""
+    n = lo.size
     t_us = np.zeros(n, dtype=np.int64)
     ok = np.zeros(n, dtype=bool)
-    if n == 0:
-        return t_us, ok
     lens = (hi - lo).astype(np.int32)
     offsets = np.zeros(n + 1, dtype=np.int32)
     np.cumsum(lens, out=offsets[1:])
@@ -166,16 +215,15 @@ def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Mes
     valid_len = (size == 14) | (size == 28)
     bad_len = ~empty & ~modeac & ~valid_len
     cand = np.flatnonzero(~empty & valid_len)
-    digits = pad[np.minimum(msg_at[cand, None] + np.arange(28), pad.size - 1)]
-    digits = np.where(np.arange(28) < size[cand, None], digits, ord("0")).astype(np.uint8)
+    windows = sliding_window_view(pad, 28)  # row i: the 28 bytes from offset i (a view: gathers copy 28 bytes)
+    digits = np.where(np.arange(28) < size[cand, None], windows[msg_at[cand]], np.uint8(ord("0")))
     msg, hex_ok = hex_to_u8(digits)
     has_mlat = mlat_at[cand] >= 0
     clock = np.zeros(cand.size, dtype=np.int64)
     mlat_ok = np.ones(cand.size, dtype=bool)
     if has_mlat.any():
         mi = np.flatnonzero(has_mlat)
-        cd = pad[np.minimum(mlat_at[cand[mi], None] + np.arange(12), pad.size - 1)]
-        cb, mlat_ok[mi] = hex_to_u8(cd.astype(np.uint8))
+        cb, mlat_ok[mi] = hex_to_u8(windows[mlat_at[cand[mi]], :12])
         cb64 = cb.astype(np.int64)
         clock[mi] = np.bitwise_or.reduce(cb64 << (8 * np.arange(5, -1, -1)), axis=1)
     wall, wall_ok = _prefix_times(arr, starts[cand], np.where(has_prefix[cand], last_sep[cand], starts[cand]))

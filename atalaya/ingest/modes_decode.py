@@ -47,6 +47,7 @@ __all__ = [
     "hex_matrix",
     "hex_to_u8",
     "nl",
+    "squawk_chars",
     "squawks",
 ]
 
@@ -169,8 +170,8 @@ def altcode_ft(ac13: U32) -> F64:
     return np.where((ac == 0) | (m_bit == 1), np.nan, out)
 
 
-def squawks(id13: U32) -> list[str]:
-    """4-digit octal squawks of 13-bit identity codes (``C1 A1 C2 A2 C4 A4 X B1 D1 B2 D2 B4 D4``)."""
+def squawk_chars(id13: U32) -> U8:
+    """``(n, 4)`` octal digit characters of 13-bit identity codes (``C1 A1 C2 A2 C4 A4 X B1 D1 B2 D2 B4 D4``)."""
     idc = id13.astype(np.int64)
 
     def b(pos: int) -> I64:
@@ -180,8 +181,12 @@ def squawks(id13: U32) -> list[str]:
     bb = (b(11) << 2) | (b(9) << 1) | b(7)
     c = (b(4) << 2) | (b(2) << 1) | b(0)
     d = (b(12) << 2) | (b(10) << 1) | b(8)
-    digits = (np.stack([a, bb, c, d], axis=1) + ord("0")).astype(np.uint8)
-    out: list[str] = digits.view("S4").ravel().astype(str).tolist()
+    return (np.stack([a, bb, c, d], axis=1) + ord("0")).astype(np.uint8)
+
+
+def squawks(id13: U32) -> list[str]:
+    """4-digit octal squawks of 13-bit identity codes."""
+    out: list[str] = squawk_chars(id13).view("S4").ravel().astype(str).tolist()
     return out
 
 

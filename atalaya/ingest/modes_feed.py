@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from atalaya.ingest.adsb import FT_TO_M, KT_TO_MPS
 from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject
 from atalaya.ingest.modes_cpr import GLOBAL, CprState, resolve
-from atalaya.ingest.modes_decode import Fields, callsigns, decode, squawks
+from atalaya.ingest.modes_decode import Fields, decode, squawk_chars
 
 __all__ = ["CLOCK_HZ", "NO_TIME", "Feed", "Messages"]
 
@@ -96,6 +96,16 @@ class _Aircraft:
         return _Aircraft(key=u, chars=np.zeros((0, 8), np.uint8), category=np.zeros(0, np.uint8),
                          tc=np.zeros(0, np.uint8), cs_t=z, squawk=u, sq_t=z, gs=f, track=f, kin_t=z, vrate=f,
                          vr_t=z)  # fmt: skip
+
+
+_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+
+
+def _text(chars: U8) -> pa.Array:
+    """Strings of the rows of an ``(n, w)`` ASCII character matrix."""
+    n, w = chars.shape
+    offsets = np.arange(n + 1, dtype=np.int32) * w
+    return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars).tobytes()))
 
 
 def _ffill_in_group(mask: B, group_start: I64) -> I64:
@@ -284,17 +294,14 @@ class Feed:
         speed_kt = np.where(surface, f.gs_kt[rows], np.where(u_kin >= 0, gs[np.maximum(u_kin, 0)], np.nan))
         course = np.where(surface, f.track_deg[rows], np.where(u_kin >= 0, trk[np.maximum(u_kin, 0)], np.nan))
         other = (key[rows] & _OTHER_BIT) > 0
-        hexes = np.char.mod("%06x", (key[rows] & 0xFFFFFF).astype(np.int64)) if n else np.zeros(0, dtype="U6")
-        ident = pc.if_else(pa.array(other), pc.binary_join_element_wise("~", pa.array(hexes, pa.string()), ""),
-                           pa.array(hexes, pa.string()))  # fmt: skip
+        nibbles = (key[rows, None].astype(np.int64) >> np.arange(20, -4, -4)) & 15
+        hexes = _text(_HEX_DIGITS[nibbles])
+        ident = pc.if_else(pa.array(other), pc.binary_join_element_wise("~", hexes, ""), hexes)
         has_cs = u_cs >= 0
-        names = np.full(n, None, dtype=object)
-        if has_cs.any():
-            names[has_cs] = callsigns(chars[u_cs[has_cs]])
-        name = pc.if_else(pc.equal(pa.array(names, pa.string()), ""), pa.scalar(None, pa.string()),
-                          pa.array(names, pa.string()))  # fmt: skip
+        cs = pc.utf8_trim_whitespace(_text(chars[np.maximum(u_cs, 0)]))
+        name = pc.if_else(pc.and_(pa.array(has_cs), pc.not_equal(cs, "")), cs, pa.scalar(None, pa.string()))
         has_sq = u_sq >= 0
-        sq_text = pa.array(squawks(sqv[np.maximum(u_sq, 0)]) if n else [], pa.string())
+        sq_text = _text(squawk_chars(sqv[np.maximum(u_sq, 0)]))
         vr = np.where(u_vr >= 0, np.round(vrv[np.maximum(u_vr, 0)] * FPM_TO_MPS, 3), np.nan)
         cat_tc = tcs[np.maximum(u_cs, 0)]
         cat_num = category[np.maximum(u_cs, 0)]
