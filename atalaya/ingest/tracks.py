@@ -36,7 +36,9 @@ KML 2.2 (with the Google ``gx`` extension)::
     </Placemark>
 
 ``gx:Track`` (also inside ``gx:MultiTrack``) gives one row per ``<when>`` /
-``<gx:coord>`` pair; a ``<Point>`` with ``<TimeStamp><when>`` gives one row. A
+``<gx:coord>`` pair; a ``<Point>`` with ``<TimeStamp><when>`` gives one row (a
+GPS export's per-point Placemark ``"<track>-<n>"`` inside a Folder named
+``<track>`` belongs to that track: GPSBabel writes Garmin tracks so). A
 ``LineString`` or a ``Point`` without times is not an observation and is
 rejected with reason ``"no timestamps"``. Altitudes are metres above MSL.
 
@@ -365,12 +367,17 @@ def _iterparse_batches(
 
 
 def _release(elem: Any) -> None:
-    """Free a handled element and the siblings before it."""
+    """Free a handled element and the siblings before it, except a ``<name>`` (a Folder's name names its later
+    Placemarks' track, see :func:`_folder_track`; one small element per container)."""
     elem.clear(keep_tail=False)
     parent = elem.getparent()
     if parent is not None:
-        while elem.getprevious() is not None:
-            del parent[0]
+        prev = elem.getprevious()
+        while prev is not None:
+            before = prev.getprevious()
+            if _local(prev.tag) != "name":
+                parent.remove(prev)
+            prev = before
 
 
 def _record_batches(
@@ -474,6 +481,26 @@ def _text(elem: Any, name: str) -> str | None:
         if _local(child.tag) == name:
             t: str | None = child.text
             return t.strip() if t else t
+    return None
+
+
+def _folder_track(pm: Any, name: str | None) -> str | None:
+    """The track a timed Point Placemark belongs to when a GPS export wrote one Placemark per track point.
+
+    GPSBabel (Garmin devices and others) writes a track as a Folder named for it, holding one Placemark named
+    ``"<track>-<n>"`` per point; those points are one track, named ``<track>``. Returns that name when ``name`` is
+    ``"<X>-<digits>"`` and an enclosing Folder or Document is named ``X``, else None.
+    """
+    if not name:
+        return None
+    base, sep, num = name.rpartition("-")
+    if not (sep and base and num.isdigit()):
+        return None
+    anc = pm.getparent()
+    while anc is not None:
+        if _local(anc.tag) in ("Folder", "Document") and _text(anc, "name") == base:
+            return base
+        anc = anc.getparent()
     return None
 
 
@@ -642,6 +669,7 @@ class KmlReader:
                         rows.reject(el.sourceline or 0, "Point without <TimeStamp><when> (no timestamps)")
                         continue
                     x, y, z = _split_coord(_text(el, "coordinates"))
+                    track = _folder_track(pm, sortie) or sortie
                     rows.add(
                         line=el.sourceline or 0,
                         time=when,
@@ -649,9 +677,9 @@ class KmlReader:
                         lat=y,
                         alt=z,
                         kind=kind,
-                        ident=sortie,
+                        ident=track,
                         name=None,
-                        sortie=sortie,
+                        sortie=track,
                         platform=platform,
                         attrs=attrs,
                     )

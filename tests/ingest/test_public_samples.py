@@ -461,3 +461,32 @@ def test_gpsbabel_track_with_the_32_bit_epoch_minimum_is_quarantined_whole(
     s = ingest_json(capsys, "-w", ws, "ingest", str(DATA / name))
     assert s["totals"]["accepted"] == 0 and s["totals"]["quarantined"] == 184
     assert s["quarantine_reasons"] == {"time before 1980-01-01 (out of range)": 184}
+
+
+def test_garmin_log_as_gpx_and_as_gpsbabel_kml_gives_one_track() -> None:
+    """GPSBabel writes the same log as one GPX <trk> and as one KML Placemark per point ("ACTIVE LOG #2-<n>")."""
+    gpx, gpx_rejects = read("gpx", "tracks/gpxpy_cerknicko-jezero_head.gpx")
+    kml, kml_rejects = read("kml", "tracks/gpxpy_cerknicko-jezero_head.kml")
+    assert gpx_rejects == [] and len(gpx["time"]) == 123  # the seven untimed waypoints are places, skipped
+    assert set(gpx["sortie_id"]) == set(kml["sortie_id"]) == set(kml["ident"]) == {"ACTIVE LOG #2"}
+    assert gpx["time"][0] == us("2010-08-05T14:23:59Z") and gpx["time"][-1] == us("2010-08-05T14:57:37Z")
+    n = len(kml["time"])
+    assert n == 12 and kml["time"] == gpx["time"][:n]
+    np.testing.assert_allclose(kml["lon"], gpx["lon"][:n], atol=1e-6)  # KML keeps 6 decimals
+    np.testing.assert_allclose(kml["lat"], gpx["lat"][:n], atol=1e-6)
+    np.testing.assert_allclose(kml["alt_m"], gpx["alt_m"][:n], atol=1e-3)
+    # KML waypoints without a time are quarantined (GPX ones are skipped as planned places)
+    assert len(kml_rejects) == 7 and all("no timestamps" in r.reason for r in kml_rejects)
+
+
+def test_a_point_placemark_named_like_a_track_point_outside_its_folder_keeps_its_name(tmp_path: Path) -> None:
+    p = tmp_path / "a.kml"
+    p.write_text(
+        '<kml xmlns="http://www.opengis.net/kml/2.2"><Document><name>Sightings</name><Folder><name>Boats</name>'
+        "<Placemark><name>PANGA-7</name><TimeStamp><when>2024-01-01T00:00:00Z</when></TimeStamp>"
+        "<Point><coordinates>-94.1,18.2,0</coordinates></Point></Placemark>"
+        "<Placemark><name>Boats-2</name><TimeStamp><when>2024-01-01T00:01:00Z</when></TimeStamp>"
+        "<Point><coordinates>-94.2,18.3,0</coordinates></Point></Placemark></Folder></Document></kml>"
+    )
+    cols, rejects = read_all(get_reader("kml"), p)
+    assert rejects == [] and cols["ident"] == ["PANGA-7", "Boats"]
