@@ -431,3 +431,74 @@ def test_cli_ingest_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str
     want, _ = read_all(ModeSHexReader(), avr, ReadOptions(reference_time_us=T0 * US))
     assert s["units"][0]["format"] == "modes-hex"
     assert s["totals"]["accepted"] == len(want["time"]) > 30 and s["totals"]["quarantined"] == 0
+    main(["init", str(tmp_path / "ws3")])
+    capsys.readouterr()
+    s = ingest("-w", str(tmp_path / "ws3"), "ingest", str(avr), "--received-at", "mtime")
+    assert s["totals"]["accepted"] == len(want["time"])
+
+
+def _pair_lines(times: list[str]) -> list[str]:
+    """One aircraft's airborne positions, even and odd in turn, one per given time text."""
+    a = np.array([0x3C6586])
+    out = []
+    for i, t in enumerate(times):
+        m = enc.airborne_position(
+            a, np.array([48.1 + i * 1e-3]), np.array([11.5]), np.array([5000.0]), np.array([i % 2 == 1])
+        )
+        out.append(f"{t} *{enc.to_hex(m, np.array([14]))[0]};")
+    return out
+
+
+def test_line_time_spellings(tmp_path: Path) -> None:
+    spellings = ["1457996400", "1457996400.25,", "1457996400500", "2016-03-14T23:00:00.75Z", "2016-03-14 23:00:01",
+                 "2016-03-15T01:00:01.5+02:00", "1457996402.000001\t"]  # fmt: skip
+    p = _write(tmp_path, "times.log", "\n".join(_pair_lines(spellings)) + "\n")
+    cols, rejects = read_all(ModeSHexReader(), p)
+    assert rejects == []
+    want = [0.25, 0.5, 0.75, 1.0, 1.5, 2.000001]
+    assert cols["time"] == [T0 * US + round(w * US) for w in want]
+    assert cols["src_rec"] == [2, 3, 4, 5, 6, 7]
+
+
+def test_local_decoding_follows_a_fix(tmp_path: Path) -> None:
+    """Even messages with no odd one in 10 s decode against the last fix (as pyModeS' with-reference does)."""
+    a = np.array([0x3C6586])
+    lines = []
+    for i in range(12):
+        odd = i == 1
+        m = enc.airborne_position(a, np.array([48.1 + i * 1e-3]), np.array([11.5 + i * 1e-3]), np.array([5000.0]),
+                                  np.array([odd]))  # fmt: skip
+        lines.append(f"{T0 + i * 2} *{enc.to_hex(m, np.array([14]))[0]};")
+    lines.append(lines[-1].replace(f"{T0 + 22} ", f"{T0 + 60} "))  # last fix 38 s old: no reference any more
+    p = _write(tmp_path, "local.avr", "\n".join(lines) + "\n")
+    cols, _ = read_all(ModeSHexReader(), p)
+    methods = [a["cpr"] for a in _attrs(cols)]
+    # the odd message at 2 s pairs with every even one up to 12 s; later ones decode against the last fix
+    assert methods == ["global"] * 6 + ["local"] * 5
+    for i in range(6, 11):
+        h = lines[i + 1].split(" *")[1].rstrip(";")
+        want = pms.decode(h, reference=(cols["lat"][i - 1], cols["lon"][i - 1]))
+        assert (cols["lat"][i], cols["lon"][i]) == pytest.approx((want["latitude"], want["longitude"]), abs=1e-9)
+        assert (cols["lat"][i], cols["lon"][i]) == pytest.approx(
+            (48.1 + (i + 1) * 1e-3, 11.5 + (i + 1) * 1e-3), abs=1e-4
+        )
+
+
+def test_non_icao_addresses_and_unheard_overlay_addresses(tmp_path: Path) -> None:
+    """DF18 with control field 1 keeps its address apart (``~``); a DF5 squawk fills rows only for an address
+    heard with an intact CRC."""
+    a = np.array([0x3C6586])
+    lines = []
+    for i in range(4):
+        m = enc.airborne_position(a, np.array([48.1]), np.array([11.5]), np.array([5000.0]), np.array([i % 2 == 1]))
+        if i >= 2:  # the same address as DF18, CF 1: another aircraft
+            m[0, 0] = (18 << 3) | 1
+            m = enc._with_parity(m, np.array([14]))
+        lines.append(f"{T0 + i} *{enc.to_hex(m, np.array([14]))[0]};")
+        sq = enc.identity_reply(a if i < 2 else np.array([0x123456]), ["4321" if i < 2 else "7500"])
+        lines.append(f"{T0 + i}.1 *{enc.to_hex(sq, np.array([7]))[0]};")
+    p = _write(tmp_path, "df18.avr", "\n".join(lines) + "\n")
+    cols, rejects = read_all(ModeSHexReader(), p)
+    assert rejects == []
+    assert cols["ident"] == ["3c6586", "~3c6586"] and cols["ident_kind"] == ["icao24", "other"]
+    assert [a.get("squawk") for a in _attrs(cols)] == ["4321", None]  # 7500 came from an unheard address
