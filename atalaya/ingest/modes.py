@@ -70,6 +70,8 @@ _TRIM = np.zeros(256, dtype=bool)
 _TRIM[[ord(" "), ord("\t"), ord("\r"), ord(";")]] = True
 _HEXCHARS = np.zeros(256, dtype=bool)
 _HEXCHARS[list(b"0123456789abcdefABCDEF")] = True
+_SHORT_DF = (0, 4, 5, 11)
+_LONG_DF = (16, 17, 18, 19, 20, 21)
 _NUM_RE = r"^[+-]?(\d+\.?\d*|\.\d+)$"
 _ZONE_RE = r"(Z|z|[+-]\d\d:?\d\d)$"
 
@@ -277,11 +279,20 @@ class ModeSHexReader:
         hits = marked = 0
         for ln in lines:
             tok = ln.replace(b"\t", b" ").replace(b",", b" ").rsplit(b" ", 1)[-1]
-            if tok[:1] in (b"*", b"@", b"<"):
-                marked += 1
+            mark = tok[:1] in (b"*", b"@", b"<")
+            if mark:
                 tok = tok[1:] if tok[:1] == b"*" else tok[13:] if tok[:1] == b"@" else tok[15:]
-            if len(tok) in (4, 14, 28) and all(c in b"0123456789abcdefABCDEF" for c in tok):
+            if not tok or not all(c in b"0123456789abcdefABCDEF" for c in tok):
+                continue
+            df = int(tok[:2], 16) >> 3 if len(tok) >= 2 else -1
+            # a Mode-S message of its format's length (a Mode A/C reply only when marked as AVR)
+            if (
+                (len(tok) == 14 and df in _SHORT_DF)
+                or (len(tok) == 28 and (df in _LONG_DF or df >= 24))
+                or (mark and len(tok) == 4)
+            ):
                 hits += 1
+                marked += mark
         share = hits / len(lines)
         return round((0.95 if marked else 0.9) * share, 3) if share >= 0.5 else 0.0
 
