@@ -248,21 +248,37 @@ def _page(state: AppState, cid: str, filters: ts.Filters, request: Request) -> t
 
 def _released(
     state: AppState, user: User, rows: Sequence[ts.StoredObject], payload: Callable[[ts.StoredObject], Any]
-) -> list[tuple[ts.StoredObject, Any]]:
-    """The rows the egress releases to ``user``, in order, with their payload as released (one release per kind)."""
+) -> list[tuple[ts.StoredObject, Any, bool]]:
+    """The rows the egress releases to ``user``, in order: ``(row, payload as released, released unchanged)``.
+
+    One release per product kind in the page (a collection usually holds one). ``unchanged`` is true when the
+    egress let the payload out as it was given (the very object: no caveat transformed it).
+    """
     by_kind: dict[str, list[dict[str, Any]]] = {}
+    given: dict[str, Any] = {}
     for r in rows:
+        ref = f"{r.stix_id}@{r.version}"
+        given[ref] = payload(r)
         by_kind.setdefault(r.kind, []).append(
-            {"ref": f"{r.stix_id}@{r.version}", "marking": r.marking, "audience": r.about, "payload": payload(r)}
+            {"ref": ref, "marking": r.marking, "audience": r.about, "payload": given[ref]}
         )
     out: dict[str, Any] = {}
     for kind, items in by_kind.items():
         for it in state.release_of(user, kind, items, id_key="ref").items:
             out[it["ref"]] = it["payload"]
-    return [(r, out[k]) for r in rows if (k := f"{r.stix_id}@{r.version}") in out]
+    return [(r, out[k], out[k] is given[k]) for r in rows if (k := f"{r.stix_id}@{r.version}") in out]
 
 
-def _added_headers(released: Sequence[tuple[ts.StoredObject, Any]]) -> dict[str, str]:
+def _objects_response(page: ts.Page, rel: Sequence[tuple[ts.StoredObject, Any, bool]]) -> Response:
+    """An envelope of released objects; an object released unchanged is sent as its stored JSON text."""
+    texts = [r.body if same else json.dumps(p, separators=(",", ":"), ensure_ascii=False) for r, p, same in rel]
+    head = json.dumps(_envelope(page, "objects", []), separators=(",", ":"))
+    body = head[:-1] + (',"objects":[' + ",".join(texts) + "]}" if texts else "}")
+    return Response(content=body.encode(), media_type=TAXII,
+                    headers={"Cache-Control": "no-store", **_added_headers(rel)})  # fmt: skip
+
+
+def _added_headers(released: Sequence[tuple[ts.StoredObject, Any, bool]]) -> dict[str, str]:
     if not released:
         return {}
     return {
@@ -329,8 +345,7 @@ def get_objects(collection_id: str, request: Request, state: StateDep) -> Respon
     user = taxii_user(request, state)
     c = _collection(state, user, collection_id)
     page = _page(state, c.id, _filters(request), request)
-    rel = _released(state, user, page.rows, _body)
-    return taxii_response(_envelope(page, "objects", [p for _, p in rel]), headers=_added_headers(rel))
+    return _objects_response(page, _released(state, user, page.rows, _body))
 
 
 @router.get(f"/{ROOT}/collections/{{collection_id}}/manifest/", summary="TAXII manifest")
@@ -340,7 +355,7 @@ def get_manifest(collection_id: str, request: Request, state: StateDep) -> Respo
     c = _collection(state, user, collection_id)
     page = _page(state, c.id, _filters(request), request)
     rel = _released(state, user, page.rows, _manifest_record)
-    return taxii_response(_envelope(page, "objects", [p for _, p in rel]), headers=_added_headers(rel))
+    return taxii_response(_envelope(page, "objects", [p for _, p, _ in rel]), headers=_added_headers(rel))
 
 
 def _object_id(object_id: str) -> str:
@@ -366,7 +381,7 @@ def get_object(collection_id: str, object_id: str, request: Request, state: Stat
     rel = _released(state, user, page.rows, _body)
     if not rel and not page.more:
         raise _not_found(object_id)
-    return taxii_response(_envelope(page, "objects", [p for _, p in rel]), headers=_added_headers(rel))
+    return _objects_response(page, rel)
 
 
 @router.get(f"/{ROOT}/collections/{{collection_id}}/objects/{{object_id}}/versions/", summary="TAXII versions")
@@ -379,7 +394,7 @@ def get_versions(collection_id: str, object_id: str, request: Request, state: St
     rel = _released(state, user, page.rows, lambda r: r.version)
     if not rel and not page.more:
         raise _not_found(object_id)
-    return taxii_response(_envelope(page, "versions", [p for _, p in rel]), headers=_added_headers(rel))
+    return taxii_response(_envelope(page, "versions", [p for _, p, _ in rel]), headers=_added_headers(rel))
 
 
 @router.delete(f"/{ROOT}/collections/{{collection_id}}/objects/{{object_id}}/", summary="TAXII delete (retract)")

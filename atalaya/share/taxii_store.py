@@ -25,6 +25,7 @@ one collection, with what the egress chokepoint needs to decide its release
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import uuid
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, false, or_, select, true, update
+from sqlalchemy import Connection, Select, Text, and_, false, or_, select, true, type_coerce, update
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import DEFAULT_MARKING, Marking
@@ -393,11 +394,31 @@ def page_select(collection_id: str, filters: Filters, *, limit: int, after: int 
     if filters.spec_versions:
         cond.append(t.spec_version.in_(filters.spec_versions))
     return (
-        select(t.stix_id, t.type, t.spec_version, t.version, t.added_us, t.kind, t.marking, t.about, t.body)
+        select(
+            t.stix_id,
+            t.type,
+            t.spec_version,
+            t.version,
+            t.added_us,
+            t.kind,
+            t.marking,
+            type_coerce(t.about, Text),
+            t.body,
+        )
         .where(and_(*cond))
         .order_by(t.added_us)
         .limit(limit)
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _parties_tuple(text: str | None) -> tuple[str, ...]:
+    return tuple(str(p) for p in json.loads(text)) if text else ()
+
+
+def _parties(text: str | None) -> list[str]:
+    """The ``about`` column's JSON text as a list (a collection holds a handful of distinct values)."""
+    return list(_parties_tuple(text))
 
 
 def query(
@@ -413,11 +434,10 @@ def query(
     with store.engine.connect() as conn:
         rows = conn.execute(page_select(collection_id, filters, limit=limit + 1, after=after)).all()
     more = len(rows) > limit
-    rows = rows[:limit]
     out = [
-        StoredObject(stix_id=r.stix_id, type=r.type, spec_version=r.spec_version, version=r.version,
-                     added_us=int(r.added_us), kind=r.kind, marking=r.marking, about=list(r.about or ()), body=r.body)
-        for r in rows
+        StoredObject(stix_id=sid, type=typ, spec_version=spec, version=ver, added_us=int(added), kind=kind,
+                     marking=marking, about=_parties(about), body=body)
+        for sid, typ, spec, ver, added, kind, marking, about, body in rows[:limit]
     ]  # fmt: skip
     return Page(rows=out, more=more, next=encode_cursor(out[-1].added_us) if more and out else None)
 

@@ -341,3 +341,13 @@ def test_basic_auth_takes_an_api_token_never_the_password_and_is_throttled(node:
     assert basic("leo", tok).status_code == 200
     revoke_tokens(node.store, "leo")
     assert basic("leo", tok).status_code == 401
+
+
+def test_source_protect_strips_source_identities_from_released_objects(node: Node) -> None:
+    c = node.mex_sites
+    protected = f"{REL.replace(';ORIG', ',SOURCE-PROTECT;ORIG')}"
+    o = {**stix_location(9000), "sensors": ["EO-7", "SIGINT-2"], "x_score": 0.9}
+    ts.publish(node.store, c, [o], kind="sites", marking=protected, about=["MEX"])
+    got = node.collection(c, "lia").get_object(o["id"])["objects"]
+    assert got == [{k: v for k, v in o.items() if k != "sensors"}]  # the caveat applied, the rest as stored
+    assert node.collection(c, "ana").get_object(o["id"])["objects"] == [o]  # this node's analysts see sources
