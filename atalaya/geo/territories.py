@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -58,6 +58,9 @@ from atalaya.geo.kernels import (
     to_aeqd,
 )
 from atalaya.geo.naturalearth import LAYERS, load_layer
+
+if TYPE_CHECKING:
+    from atalaya.geo.tiles import TiledGrid
 
 _log = logging.getLogger(__name__)
 
@@ -423,11 +426,11 @@ def _cache_write(kind: str, key: str, arrays: dict[str, npt.NDArray[Any]]) -> No
             old.unlink(missing_ok=True)
 
 
-def _write_territories(key: str, t: Territories) -> None:
+def _write_territories(key: str, t: Territories, *, kind: str = "territories") -> None:
     wkb = shapely.to_wkb(t.geoms)
     sizes = np.fromiter((len(b) for b in wkb), dtype=np.int64, count=len(wkb))
     _cache_write(
-        "territories",
+        kind,
         key,
         {
             "ids": np.asarray(t.ids, dtype=str),
@@ -441,8 +444,8 @@ def _write_territories(key: str, t: Territories) -> None:
     )
 
 
-def _read_territories(key: str) -> Territories | None:
-    z = _cache_read("territories", key)
+def _read_territories(key: str, *, kind: str = "territories") -> Territories | None:
+    z = _cache_read(kind, key)
     if z is None:
         return None
     try:
@@ -464,7 +467,7 @@ def _read_territories(key: str) -> Territories | None:
         if not np.all(np.isin(shapely.get_type_id(geoms), (3, 6))):
             raise ValueError("non-polygonal geometry")
     except Exception as e:  # any inconsistency in a cached file means: rebuild it
-        _log.warning("ignoring inconsistent territories cache (%s); rebuilding it", e)
+        _log.warning("ignoring inconsistent %s cache (%s); rebuilding it", kind, e)
         return None
     focus = tuple(float(v) for v in z["focus"].tolist())
     rows = [
@@ -630,6 +633,15 @@ def _grid(t: Territories, level: str, max_cells: int = 1 << 24) -> _Grid:
     return out
 
 
+def _tiled(t: Territories, level: str) -> TiledGrid | None:
+    """The per-tile grid of a world set (:mod:`atalaya.geo.tiles`), ``None`` for a set with one grid."""
+    if "tile_key" not in t._cache:
+        return None
+    from atalaya.geo.tiles import tiled_grid
+
+    return tiled_grid(t, level)
+
+
 def label_points(territories: Territories, lon: Any, lat: Any, level: str = "country") -> IntArray:
     """Index of the territory of ``level`` containing each point, or -1 (international).
 
@@ -679,6 +691,9 @@ def label_points_grid(
     >>> lab.tolist(), bool(ix[0] >= 0), int(ix[1])
     ([0, -1], True, -1)
     """
+    tiled = _tiled(territories, level)
+    if tiled is not None:
+        return tiled.label_points_grid(territories, x, y)
     g = _grid(territories, level)
     n = len(x)
     out = np.empty(n, dtype=np.int64)
@@ -705,6 +720,9 @@ def label_points_grid(
 
 def cells_pure(territories: Territories, cells: IntArray, level: str = "country") -> npt.NDArray[np.bool_]:
     """Whether grid cells (flat indices from :func:`label_points_cells`, -1 allowed) are crossed by no boundary."""
+    tiled = _tiled(territories, level)
+    if tiled is not None:
+        return tiled.cells_pure(territories, cells)
     lut = _grid(territories, level).lut.ravel()
     ok = cells >= 0
     out = np.zeros(len(cells), dtype=bool)
@@ -714,6 +732,9 @@ def cells_pure(territories: Territories, cells: IntArray, level: str = "country"
 
 def grid_width(territories: Territories, level: str = "country") -> int:
     """Number of columns of the lookup grid of ``level`` (to decode cells of :func:`label_points_cells`)."""
+    tiled = _tiled(territories, level)
+    if tiled is not None:
+        return tiled.width()
     return int(_grid(territories, level).lut.shape[1])
 
 
