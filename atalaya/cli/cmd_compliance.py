@@ -8,14 +8,14 @@ with ``ident_kind = 'sortie'``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from atalaya.cli.context import emit, json_option, to_json, workspace_from
-from atalaya.core.errors import ValidationError
-from atalaya.geo.territories import Territories, load_territories
+from atalaya.core.errors import ValidationError, WorkspaceError
 from atalaya.sovereignty.agreements import (
     AgreementSet,
     agreement_files,
@@ -26,6 +26,7 @@ from atalaya.sovereignty.agreements import (
     stored_status,
 )
 from atalaya.sovereignty.compliance import Severity, load_sorties_json
+from atalaya.sovereignty.territory_sets import TERRITORY_SETS, TerritoryChoice, warning_text
 from atalaya.store.knowledge import KnowledgeStore
 
 if TYPE_CHECKING:
@@ -44,16 +45,40 @@ _sorties_opt = click.option(
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Sortie manifest (a scenario's records/sorties.json; default: the knowledge store's sorties).",
 )
-_territories_opt = click.option(
-    "--territories",
-    "territories_path",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Extra territories (GeoJSON with id, name, level, owner) added to the bundled ones.",
-)
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _territories(path: Path | None) -> Territories:
-    return load_territories(extra=path)
+def _territories_opt(fn: _F) -> _F:
+    """``--territories FILE`` and ``--territory-set`` (passed as ``territories_path`` and ``territory_set``)."""
+    fn = click.option(
+        "--territory-set",
+        "territory_set",
+        type=click.Choice(TERRITORY_SETS),
+        help="Territories to account against: the bundled Mexico region, every country of the world (loaded for "
+        "the tiles the data touches), or auto (the region when it covers the data). Default: [territories] set in "
+        "the workspace config, else region.",
+    )(fn)
+    out: _F = click.option(
+        "--territories",
+        "territories_path",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Extra territories (GeoJSON with id, name, level, owner) added to the territory set.",
+    )(fn)
+    return out
+
+
+def _choice(ctx: click.Context, path: Path | None, territory_set: str | None) -> TerritoryChoice:
+    """The territory set of the workspace's configuration (if any), with the command line's choices."""
+    try:
+        ws = workspace_from(ctx)
+    except WorkspaceError:  # check-plan with --party and --agreements needs no workspace
+        ws = None
+    return TerritoryChoice.from_config(ws, territory_set=territory_set, extra=path)
+
+
+def _warn_unlabelled(n: int) -> None:
+    if n:
+        click.echo(f"warning: {warning_text(n)}", err=True)
 
 
 def _agreements(ctx: click.Context, paths: tuple[Path, ...]) -> AgreementSet:
@@ -71,6 +96,7 @@ def _check(
     sorties_path: Path | None,
     agreement_paths: tuple[Path, ...],
     territories_path: Path | None,
+    territory_set: str | None,
     as_of: str | None,
     only: tuple[str, ...],
 ) -> CheckResult:
@@ -87,7 +113,7 @@ def _check(
             as_of=parse_time(as_of) if as_of else None,
             agreements=load_agreements(list(agreement_paths)) if agreement_paths else None,
             sorties=load_sorties_json(sorties_path) if sorties_path is not None else None,
-            territories=_territories(territories_path),
+            choice=_choice(ctx, territories_path, territory_set),
         )
     finally:
         store.close()
@@ -130,6 +156,7 @@ def check_cmd(
     sorties_path: Path | None,
     agreement_paths: tuple[Path, ...],
     territories_path: Path | None,
+    territory_set: str | None,
     only: tuple[str, ...],
     as_of: str | None,
     fail_on: str | None,
@@ -140,7 +167,8 @@ def check_cmd(
     Each verdict (compliant, violation, unverifiable, no-host) is stored once, where the API and the reports
     read it; the sorties' sortie-over-territory records are appended to the transparency log.
     """
-    res = _check(ctx, sorties_path, agreement_paths, territories_path, as_of, only)
+    res = _check(ctx, sorties_path, agreement_paths, territories_path, territory_set, as_of, only)
+    _warn_unlabelled(res.unlabelled_points)
     emit(as_json, [v.to_dict() for v in res.verdicts], _human_verdicts)
     if fail_on:
         limit = Severity(fail_on).rank
@@ -167,16 +195,18 @@ def check_plan_cmd(
     speed_mps: float | None,
     agreement_paths: tuple[Path, ...],
     territories_path: Path | None,
+    territory_set: str | None,
     as_json: bool,
 ) -> None:
     """Split a planned route (KML, GeoJSON, GPX) into legs and say which authorisation covers each."""
     from atalaya.sovereignty.plans import check_plan, read_plan
 
     who = (party or workspace_from(ctx).party).upper()
+    route = read_plan(plan)
     legs = check_plan(
-        read_plan(plan),
+        route,
         agreements=_agreements(ctx, agreement_paths),
-        territories=_territories(territories_path),
+        territories=_choice(ctx, territories_path, territory_set).load(route.lon, route.lat),
         party=who,
         platform_type=platform_type,
         start=parse_time(start) if start else None,
@@ -227,6 +257,7 @@ def report_cmd(
     sorties_path: Path | None,
     agreement_paths: tuple[Path, ...],
     territories_path: Path | None,
+    territory_set: str | None,
     as_of: str | None,
     as_json: bool,
 ) -> None:
@@ -237,7 +268,8 @@ def report_cmd(
     from atalaya.sovereignty import service
 
     ws = workspace_from(ctx)
-    res = _check(ctx, sorties_path, agreement_paths, territories_path, as_of, ())
+    res = _check(ctx, sorties_path, agreement_paths, territories_path, territory_set, as_of, ())
+    _warn_unlabelled(res.unlabelled_points)
     store = KnowledgeStore.open(ws.db_url)
     try:
         rep = service.report(ws, store, partner=partner, out_dir=out_dir, result=res)

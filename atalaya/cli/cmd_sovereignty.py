@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from atalaya.cli.cmd_compliance import _territories, _territories_opt
+from atalaya.cli.cmd_compliance import _choice, _territories_opt, _warn_unlabelled
 from atalaya.cli.context import emit, json_option, workspace_from
 from atalaya.core.errors import ValidationError
 from atalaya.store.knowledge import KnowledgeStore
@@ -56,7 +56,9 @@ def sovereignty() -> None:
 )
 @_territories_opt
 @click.pass_context
-def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str, territories_path: Any) -> None:
+def account_cmd(
+    ctx: click.Context, as_json: bool, track: str | None, level: str, territories_path: Any, territory_set: str | None
+) -> None:
     """Time, distance, entries/exits and depth of every track in each territory.
 
     A silence longer than the platform kind's limit (aircraft and sorties 300 s, vessels 1800 s) is unobserved: its
@@ -70,17 +72,12 @@ def account_cmd(ctx: click.Context, as_json: bool, track: str | None, level: str
     ws = workspace_from(ctx)
     store = KnowledgeStore.open(ws.db_url)
     try:
-        res = service.account(ws, store, track=track, level=level, territories=_territories(territories_path))
+        res = service.account(ws, store, track=track, level=level, choice=_choice(ctx, territories_path, territory_set))
     finally:
         store.close()
     if track is not None and res.accounting.tracks.num_rows == 0:
         raise ValidationError(f"no track {track!r} in the lake", hint="give a sortie id, an ICAO24 or an MMSI")
-    if res.unlabelled_points:
-        click.echo(
-            f"warning: {res.unlabelled_points} fix(es) lie outside the region the loaded territories cover; their "
-            "time is accounted as INTL for want of a territory — load territories covering them with --territories",
-            err=True,
-        )
+    _warn_unlabelled(res.unlabelled_points)
     emit(as_json, res.to_dict(), _human)
 
 

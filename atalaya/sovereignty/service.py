@@ -30,13 +30,14 @@ import numpy as np
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.workspace import Workspace
-from atalaya.geo.territories import Territories, load_territories
+from atalaya.geo.territories import Territories
 from atalaya.share.egress import EgressPolicy, Release, release, require_party
-from atalaya.sovereignty.accounting import MAX_GAP_S, Accounting, account_tracks, uncovered_points
+from atalaya.sovereignty.accounting import MAX_GAP_S, Accounting, account_tracks
 from atalaya.sovereignty.agreements import Agreement, AgreementSet, store_agreements, stored_agreements
 from atalaya.sovereignty.compliance import SortieRecord, SortieVerdict, TrackArrays, account_sorties, check_sorties
 from atalaya.sovereignty.overflight import overflight_records
 from atalaya.sovereignty.repository import load_verdicts, save_verdicts, sorties_from_store, verdict_row
+from atalaya.sovereignty.territory_sets import TerritoryChoice, unlabelled_points
 from atalaya.sovereignty.tracks import identified_tracks, sortie_tracks
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.lake import Lake
@@ -116,6 +117,7 @@ def account(
     track: str | None = None,
     level: str = "country",
     territories: Territories | None = None,
+    choice: TerritoryChoice | None = None,
 ) -> AccountResult:
     """Account every identified track (or one) at ``level``; log the sortie-over-territory records of sorties.
 
@@ -123,10 +125,12 @@ def account(
     record of a sortie is complete whichever level the user asked to see.
     Silences longer than the platform kind's limit (:data:`MAX_GAP_S`: vessels —
     MMSI, nine digits — get the vessel limit, sorties and aircraft the aircraft one)
-    are unobserved.
+    are unobserved. Without ``territories``, the set of ``choice`` (else of the workspace's configuration, see
+    :mod:`atalaya.sovereignty.territory_sets`) is loaded for the fixes.
     """
-    terr = territories or load_territories()
     fixes = identified_tracks(Lake(ws.lake_dir), track)
+    lon, lat = fixes.column("lon").to_numpy(), fixes.column("lat").to_numpy()
+    terr = territories or (choice or TerritoryChoice.from_config(ws)).load(lon, lat)
     tid = np.asarray(fixes.column("track_id").to_pylist(), dtype=object)
     sortie_rows = fixes.column("is_sortie").to_numpy(zero_copy_only=False).astype(bool)
     vessel = ~sortie_rows & np.asarray([len(v) == 9 and v.isdigit() for v in tid.tolist()], dtype=bool)
@@ -139,7 +143,7 @@ def account(
         levels=(level,),
         max_gap_s=np.where(vessel, MAX_GAP_S["vessel"], MAX_GAP_S["aircraft"]),
     )
-    outside = uncovered_points(terr, fixes.column("lon").to_numpy(), fixes.column("lat").to_numpy())
+    outside = unlabelled_points(terr, lon, lat)
     flags = sortie_rows
     logged: dict[str, Any] = {"appended": 0, "unchanged": 0}
     n_sorties = 0
@@ -191,6 +195,8 @@ class CheckResult:
     """Whether the verdicts were stored (the workspace's own sorties and agreements)."""
     log: dict[str, Any]
     """What the log gained."""
+    unlabelled_points: int = 0
+    """Flown fixes outside the region the loaded territories cover (accounted as ``INTL`` for want of one)."""
 
     @property
     def data_time(self) -> datetime:
@@ -217,13 +223,14 @@ def check(
     agreements: AgreementSet | None = None,
     sorties: Sequence[SortieRecord] | None = None,
     territories: Territories | None = None,
+    choice: TerritoryChoice | None = None,
 ) -> CheckResult:
     """Judge sorties against the agreements, store one verdict each, and log their overflight records.
 
     Verdicts are stored only when both the sorties and the agreements are the
     workspace's own (a check against files given on the command line is a
     what-if). The overflight records are facts about the flown tracks and are
-    logged either way.
+    logged either way. Territories are chosen as by :func:`account`.
     """
     own = agreements is None and sorties is None
     agr = agreements if agreements is not None else stored_agreements(store)
@@ -241,8 +248,8 @@ def check(
             "no sorties to check",
             hint="import the sortie manifests (`atalaya records import DIR`), or pass --sorties records/sorties.json",
         )
-    terr = territories or load_territories()
     tracks = sortie_tracks(Lake(ws.lake_dir), [s.sortie_id for s in todo])
+    terr = territories or (choice or TerritoryChoice.from_config(ws)).load(tracks.lon, tracks.lat)
     verdicts = check_sorties(sorties=todo, tracks=tracks, agreements=agr, territories=terr, as_of=as_of)
     acc = account_sorties(tracks, terr)
     logged = _log_figures(log_overflight(ws, store, acc))
@@ -252,8 +259,16 @@ def check(
     ]
     if own:
         save_verdicts(store, rows, replace_all=not sortie_ids)
+    outside = int(np.count_nonzero(unlabelled_points(terr, tracks.lon, tracks.lat)))
     return CheckResult(
-        verdicts=verdicts, rows=rows, tracks=tracks, territories=terr, accounting=acc, stored=own, log=logged
+        verdicts=verdicts,
+        rows=rows,
+        tracks=tracks,
+        territories=terr,
+        accounting=acc,
+        stored=own,
+        log=logged,
+        unlabelled_points=outside,
     )
 
 
@@ -338,11 +353,14 @@ class ReportResult:
     """The egress release (log index, withheld items)."""
     data: dict[str, Any]
     """The report's figures (``report.json``)."""
+    unlabelled_points: int = 0
+    """Flown fixes outside the region the loaded territories cover (see :class:`CheckResult`)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Figures, files and the release."""
         return {
             "partner": self.partner,
+            "unlabelled_points": self.unlabelled_points,
             "totals": self.data.get("totals", {}),
             "files": {k: str(v) for k, v in self.paths.items()},
             "release": self.release.to_dict(),
@@ -373,7 +391,7 @@ def report(
                   sink=sink, policy=pol)  # fmt: skip
     paths = sink.paths or {}
     data = json.loads(paths["json"].read_text(encoding="utf-8")) if "json" in paths else {}
-    return ReportResult(partner=code, paths=paths, release=rel, data=data)
+    return ReportResult(partner=code, paths=paths, release=rel, data=data, unlabelled_points=res.unlabelled_points)
 
 
 def run(
