@@ -41,6 +41,7 @@ control field 0 or 6 carry an ICAO address, 1 and 5 another address (``~``-prefi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -70,8 +71,11 @@ _TRIM = np.zeros(256, dtype=bool)
 _TRIM[[ord(" "), ord("\t"), ord("\r"), ord(";")]] = True
 _HEXCHARS = np.zeros(256, dtype=bool)
 _HEXCHARS[list(b"0123456789abcdefABCDEF")] = True
+_HEXV = np.full(256, 255, dtype=np.uint8)
+_HEXV[list(b"0123456789")] = np.arange(10)
+_HEXV[list(b"abcdef")] = np.arange(10, 16)
+_HEXV[list(b"ABCDEF")] = np.arange(10, 16)
 _SHORT_DF = (0, 4, 5, 11)
-_LONG_DF = (16, 17, 18, 19, 20, 21)
 _NUM_RE = r"^[+-]?(\d+\.?\d*|\.\d+)$"
 _ZONE_RE = r"(Z|z|[+-]\d\d:?\d\d)$"
 
@@ -186,6 +190,26 @@ def _prefix_text_times(arr: U8, lo: I64, hi: I64) -> tuple[I64, B]:
     return t_us, ok
 
 
+def _field(pad: U8, a: I64, b: I64) -> tuple[I64, I64, I64, B]:
+    """Where the message of each field ``pad[a:b]`` starts, where its MLAT clock starts (−1: none), the
+    message's length in digits, and whether the field is a Mode-S message (an AVR-marked or quoted hex string of
+    its downlink format's length, or a marked 4-digit Mode A/C reply)."""
+    quoted = (b - a >= 2) & (pad[a] == ord('"')) & (pad[np.maximum(b - 1, 0)] == ord('"'))
+    a, b = a + quoted, b - quoted
+    lead = pad[a]
+    mlat_at = np.where((lead == ord("<")) | (lead == ord("@")), a + 1, -1)
+    msg_at = np.where(
+        lead == ord("<"), a + 15, np.where(lead == ord("@"), a + 13, np.where(lead == ord("*"), a + 1, a))
+    )
+    size = b - msg_at
+    d1 = _HEXV[pad[msg_at]]  # the downlink format's top four bits
+    short = (size == 14) & ((d1 == 0) | (d1 == 2) | (d1 == 5))  # DF0/1, 4/5, 10/11
+    long_ = (size == 28) & (d1 >= 8) & (d1 < 16)  # DF16 and up
+    marked = (lead == ord("*")) | (mlat_at >= 0)
+    fits = short | long_ | (marked & (size == 4))
+    return msg_at, mlat_at, size, fits
+
+
 def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Messages, int]:
     """Frame a block of whole lines; returns the messages and the number of lines (records) in the block."""
     arr = np.frombuffer(data, dtype=np.uint8)
@@ -207,12 +231,24 @@ def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Mes
     sep_at = np.flatnonzero(_SEP[arr])
     last_sep = np.r_[-1, sep_at][np.searchsorted(sep_at, ends)]
     has_prefix = ~empty & (last_sep >= starts)
-    tok = np.where(has_prefix, last_sep + 1, starts)
-    lead_ch = pad[tok]
-    mlat_at = np.where(lead_ch == ord("<"), tok + 1, np.where(lead_ch == ord("@"), tok + 1, -1))
-    msg_at = np.where(lead_ch == ord("<"), tok + 15, np.where(lead_ch == ord("@"), tok + 13, tok))
-    msg_at = np.where(lead_ch == ord("*"), tok + 1, msg_at)
-    size = ends - msg_at
+    pre_end = np.where(has_prefix, last_sep, starts)
+    msg_at, mlat_at, size, fits = _field(pad, np.where(has_prefix, last_sep + 1, starts), ends)
+    # the message is not the last field ("1457996400,"8D40…",406B90,19"): the first field that is one
+    other = np.flatnonzero(~empty & ~fits & has_prefix)
+    if other.size:
+        first_sep = np.searchsorted(sep_at, starts[other])
+        n_sep = np.searchsorted(sep_at, ends[other]) - first_sep
+        line = np.repeat(other, n_sep)
+        at = sep_at[np.repeat(first_sep - np.cumsum(np.r_[0, n_sep[:-1]]), n_sep) + np.arange(int(n_sep.sum()))]
+        nxt = np.minimum(np.r_[sep_at, arr.size][np.searchsorted(sep_at, at, side="right")], ends[line])
+        f_msg, f_mlat, f_size, f_fits = _field(pad, at + 1, nxt)
+        hit = np.flatnonzero(f_fits)
+        if hit.size:
+            first = hit[np.r_[True, line[hit][1:] != line[hit][:-1]]]
+            li = line[first]
+            msg_at[li], mlat_at[li], size[li], fits[li] = f_msg[first], f_mlat[first], f_size[first], True
+            pre_end[li] = at[first]
+    has_prefix = ~empty & (pre_end > starts)
     modeac = ~empty & (size == 4)
     valid_len = (size == 14) | (size == 28)
     bad_len = ~empty & ~modeac & ~valid_len
@@ -228,7 +264,7 @@ def _hex_lines(data: bytes, first_line: int, rejects: list[Reject]) -> tuple[Mes
         cb, mlat_ok[mi] = hex_to_u8(windows[mlat_at[cand[mi]], :12])
         cb64 = cb.astype(np.int64)
         clock[mi] = np.bitwise_or.reduce(cb64 << (8 * np.arange(5, -1, -1)), axis=1)
-    wall, wall_ok = _prefix_times(arr, starts[cand], np.where(has_prefix[cand], last_sep[cand], starts[cand]))
+    wall, wall_ok = _prefix_times(arr, starts[cand], pre_end[cand])
     has_wall = has_prefix[cand]
     for i in np.flatnonzero(bad_len):
         why = f"not a Mode-S message: {int(size[i])} hex digits where 14 or 28 (or 4 for Mode A/C) were expected"
@@ -278,21 +314,19 @@ class ModeSHexReader:
             return 0.0
         hits = marked = 0
         for ln in lines:
-            tok = ln.replace(b"\t", b" ").replace(b",", b" ").rsplit(b" ", 1)[-1]
-            mark = tok[:1] in (b"*", b"@", b"<")
-            if mark:
-                tok = tok[1:] if tok[:1] == b"*" else tok[13:] if tok[:1] == b"@" else tok[15:]
-            if not tok or not all(c in b"0123456789abcdefABCDEF" for c in tok):
-                continue
-            df = int(tok[:2], 16) >> 3 if len(tok) >= 2 else -1
-            # a Mode-S message of its format's length (a Mode A/C reply only when marked as AVR)
-            if (
-                (len(tok) == 14 and df in _SHORT_DF)
-                or (len(tok) == 28 and (df in _LONG_DF or df >= 24))
-                or (mark and len(tok) == 4)
-            ):
-                hits += 1
-                marked += mark
+            for tok in re.split(rb"[ \t,]+", ln)[::-1]:  # the message is usually the last field
+                tok = tok.strip(b'"')
+                mark = tok[:1] in (b"*", b"@", b"<")
+                if mark:
+                    tok = tok[1:] if tok[:1] == b"*" else tok[13:] if tok[:1] == b"@" else tok[15:]
+                if not tok or not all(c in b"0123456789abcdefABCDEF" for c in tok):
+                    continue
+                df = int(tok[:2], 16) >> 3 if len(tok) >= 2 else -1
+                # a Mode-S message of its format's length (a Mode A/C reply only when marked as AVR)
+                if (len(tok) == 14 and df in _SHORT_DF) or (len(tok) == 28 and df >= 16) or (mark and len(tok) == 4):
+                    hits += 1
+                    marked += mark
+                    break
         share = hits / len(lines)
         return round((0.95 if marked else 0.9) * share, 3) if share >= 0.5 else 0.0
 

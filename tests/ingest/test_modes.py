@@ -502,3 +502,32 @@ def test_non_icao_addresses_and_unheard_overlay_addresses(tmp_path: Path) -> Non
     assert rejects == []
     assert cols["ident"] == ["3c6586", "~3c6586"] and cols["ident_kind"] == ["icao24", "other"]
     assert [a.get("squawk") for a in _attrs(cols)] == ["4321", None]  # 7500 came from an unheard address
+
+
+def test_message_field_among_other_fields(tmp_path: Path) -> None:
+    """pyModeS-style logs: ``time,"message",icao,typecode`` (the message is not the last field); the book's pair."""
+    lines = [
+        '1457996400,"8D40621D58C382D690C8AC2863A7","40621D",11',
+        '1457996402,"8D40621D58C386435CC412692AD6","40621D",11',
+        "1457996403 8D40621D58C382D690C8AC2863A7 rssi=-12.5",
+    ]
+    p = _write(tmp_path, "pymodes.csv", "\n".join(lines) + "\n")
+    assert detect_format(p) == "modes-hex"
+    cols, rejects = read_all(ModeSHexReader(), p)
+    assert rejects == []
+    assert cols["time"] == [(T0 + 2) * US, (T0 + 3) * US]
+    assert cols["lat"] == pytest.approx([52.26578017412606, 52.2572021484375], abs=1e-9)
+    assert cols["lon"] == pytest.approx([3.938912527901786, 3.91937255859375], abs=1e-9)
+    assert cols["alt_m"] == pytest.approx([38000 * FT_TO_M] * 2)
+
+
+def test_no_other_sample_is_taken_for_mode_s() -> None:
+    """The sniffs stay out of the way of every other reader's real sample files."""
+    data = Path(__file__).parent / "data"
+    samples = [f for f in sorted(data.rglob("*")) if f.is_file() and f.suffix != ".md"]
+    assert len(samples) > 20
+    for f in samples:
+        head = f.read_bytes()[:65536]
+        assert ModeSHexReader().sniff(head, f) == 0.0, f
+        assert ModeSBeastReader().sniff(head, f) == 0.0, f
+        assert not detect_format(f).startswith("modes-"), f
