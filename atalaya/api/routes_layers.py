@@ -493,9 +493,11 @@ _EVENT_KINDS = {"dark_gaps": "dark_gap", "gaps": "dark_gap", "rendezvous": "rend
 
 
 def _maritime_events(state: AppState) -> list[dict[str, Any]]:
-    """Events from ``WORKSPACE/analysis/maritime/`` (Parquet/JSON/GeoJSON/CSV), normalised."""
-    d = state.workspace.root / "analysis" / "maritime"
-    files = sorted(p for p in d.iterdir() if p.is_file()) if d.is_dir() else []
+    """Events from ``WORKSPACE/analysis/maritime/`` (Parquet/JSON/GeoJSON/CSV) and the track events of
+    ``WORKSPACE/analysis/events/`` (position jumps), normalised."""
+    files: list[Path] = []
+    for d in (state.workspace.root / "analysis" / "maritime", state.workspace.root / "analysis" / "events"):
+        files += sorted(p for p in d.iterdir() if p.is_file() and not p.name.startswith(".")) if d.is_dir() else []
 
     def build() -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []

@@ -56,9 +56,20 @@ from sqlalchemy import insert
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.ids import prefixed_id
-from atalaya.core.markings import NO_INPUTS_MARKING, combine_groups
+from atalaya.core.markings import NO_INPUTS_MARKING, combine_groups, combine_texts
 from atalaya.core.provenance import Provenance
 from atalaya.core.workspace import Workspace
+from atalaya.fusion.jumps import (
+    EVENT_KIND,
+    Jumps,
+    events_dir,
+    events_table,
+    host_chains,
+    iso,
+    jump_cause,
+    jump_episodes,
+    mark_stale,
+)
 from atalaya.fusion.mtt import TrackerConfig, track_unidentified
 from atalaya.geo.kernels import geodesic_distance
 from atalaya.store.knowledge import KnowledgeStore, schema, upsert
@@ -87,17 +98,31 @@ class Envelope:
     """A longer silence ends a segment, seconds."""
     default_err_m: float
     """Position error assumed where a row has none (1-sigma, metres)."""
+    timing_noise_s: float = 0.0
+    """Seconds a report's time may be off from its position's (a fix stamped on receipt, a late message): added to
+    every interval before the speed test."""
+    min_jump_m: float = 1000.0
+    """Shortest impossible move reported as a position-jump event, metres (shorter ones are position noise)."""
 
+
+_MACH_1_5 = 515.0
+"""Mach 1.5 at sea level, m/s: the fastest an identified aircraft is taken to fly (military jets included)."""
 
 ENVELOPES: dict[str, Envelope] = {
-    "vessel": Envelope(max_speed_mps=35.0, max_accel_mps2=1.5, max_gap_s=3 * 3600.0, default_err_m=15.0),
-    "aircraft": Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0),
-    "vehicle": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0),
-    "person": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0),
-    "platform": Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0),
-}
+    "vessel": Envelope(max_speed_mps=35.0, max_accel_mps2=1.5, max_gap_s=3 * 3600.0, default_err_m=15.0,
+                       timing_noise_s=2.0, min_jump_m=500.0),
+    "aircraft": Envelope(max_speed_mps=_MACH_1_5, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0,
+                         timing_noise_s=1.0, min_jump_m=2000.0),
+    "vehicle": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0,
+                        timing_noise_s=1.0, min_jump_m=500.0),
+    "person": Envelope(max_speed_mps=60.0, max_accel_mps2=6.0, max_gap_s=1800.0, default_err_m=15.0,
+                       timing_noise_s=1.0, min_jump_m=500.0),
+    "platform": Envelope(max_speed_mps=_MACH_1_5, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0,
+                         timing_noise_s=1.0, min_jump_m=2000.0),
+}  # fmt: skip
 """Envelopes by object kind (``ObjectKind`` values); other kinds use :data:`DEFAULT_ENVELOPE`."""
-DEFAULT_ENVELOPE = Envelope(max_speed_mps=320.0, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0)
+DEFAULT_ENVELOPE = Envelope(max_speed_mps=_MACH_1_5, max_accel_mps2=12.0, max_gap_s=1800.0, default_err_m=30.0,
+                            timing_noise_s=1.0, min_jump_m=2000.0)  # fmt: skip
 """Envelope of kinds without their own entry."""
 
 IDENT_KINDS = ("mmsi", "icao24", "cot_uid")
@@ -115,10 +140,12 @@ POINTS_SCHEMA = pa.schema(
         pa.field("course", pa.float32()),
         pa.field("obs_id", pa.binary(16)),
         pa.field("alt_m", pa.float32()),
+        pa.field("stale", pa.bool_()),
     ]
 )
 """Columns of the track point files under ``WORKSPACE/analysis/tracks/`` (speed m/s, course degrees true, altitude
-above MSL in metres where the feed reports one: ADS-B)."""
+above MSL in metres where the feed reports one: ADS-B; ``stale`` true for a stale repeat of an earlier fix, kept to
+show the object was heard but not a position of its own: use only the other points for speeds and shapes)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -135,6 +162,15 @@ class IdentifiedTracks:
     """Rows dropped as kinematic outliers (spikes and segments shorter than ``min_points``)."""
     duplicates: int = 0
     """Rows dropped as exact repeats (same ident, time and position) of a row already seen."""
+    stale: B = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    """Per input row: a stale repeat of an earlier fix (kept in its track, not used for kinematics)."""
+    n_stale: int = 0
+    """Stale repeats among the kept and dropped rows."""
+    jumps: Jumps = field(default_factory=Jumps.empty)
+    """Impossible jumps (spoofing, bad decodes), as rows of the fix arrays; :attr:`jump_rows` maps them to input
+    rows."""
+    jump_rows: I64 = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Input row of each fix row the :attr:`jumps` refer to."""
 
 
 def _codes(values: Any) -> I64:
@@ -146,11 +182,14 @@ def _codes(values: Any) -> I64:
     return np.asarray(np.where(enc.is_null().to_numpy(zero_copy_only=False), -1, idx), dtype=np.int64)
 
 
-def _envelope_arrays(kind: Any, n: int, envelopes: dict[str, Envelope]) -> tuple[F64, F64, F64, F64]:
+_ENVELOPE_FIELDS = ("max_speed_mps", "max_accel_mps2", "max_gap_s", "default_err_m", "timing_noise_s", "min_jump_m")
+
+
+def _envelope_arrays(kind: Any, n: int, envelopes: dict[str, Envelope]) -> tuple[F64, ...]:
+    """Per row: the :data:`_ENVELOPE_FIELDS` of its kind's envelope."""
     if kind is None:
         e = DEFAULT_ENVELOPE
-        return (np.full(n, e.max_speed_mps), np.full(n, e.max_accel_mps2), np.full(n, e.max_gap_s),
-                np.full(n, e.default_err_m))  # fmt: skip
+        return tuple(np.full(n, float(getattr(e, name))) for name in _ENVELOPE_FIELDS)
     arr = kind if isinstance(kind, pa.Array | pa.ChunkedArray) else pa.array(np.asarray(kind, dtype=object))
     enc = pc.dictionary_encode(arr)
     if isinstance(enc, pa.ChunkedArray):
@@ -158,9 +197,7 @@ def _envelope_arrays(kind: Any, n: int, envelopes: dict[str, Envelope]) -> tuple
     names = enc.dictionary.to_pylist()
     table = [envelopes.get(str(k), DEFAULT_ENVELOPE) for k in names] or [DEFAULT_ENVELOPE]
     idx = np.asarray(enc.indices.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-    cols = [np.array([getattr(e, f) for e in table]) for f in ("max_speed_mps", "max_accel_mps2", "max_gap_s")]
-    err = np.array([e.default_err_m for e in table])
-    return cols[0][idx], cols[1][idx], cols[2][idx], err[idx]
+    return tuple(np.array([float(getattr(e, name)) for e in table])[idx] for name in _ENVELOPE_FIELDS)
 
 
 def _flat_dist(lon1: F64, lat1: F64, lon2: F64, lat2: F64, coslat: F64 | None = None) -> F64:
@@ -241,35 +278,101 @@ def build_identified_tracks(
         code = _codes(ident) if n else np.zeros(0, dtype=np.int64)
     if x.size != n or y.size != n or code.size != n:
         raise ValidationError("ident, time_us, lon and lat must have one value per row", hint="check array lengths")
-    vmax, amax, gmax, err0 = _envelope_arrays(kind, n, envelopes or ENVELOPES)
-    err = err0 if pos_err_m is None else np.asarray(pos_err_m, dtype=np.float64)
-    err = np.where(np.isfinite(err) & (err > 0), err, err0)
+    env = _envelope_arrays(kind, n, envelopes or ENVELOPES)
+    err = env[3] if pos_err_m is None else np.asarray(pos_err_m, dtype=np.float64)
+    err = np.where(np.isfinite(err) & (err > 0), err, env[3])
     seg = np.full(n, -1, dtype=np.int64)
+    stale_in = np.zeros(n, dtype=bool)
     if n == 0:
-        return IdentifiedTracks(segment=seg, order=np.zeros(0, dtype=np.int64), n_segments=0)
+        return IdentifiedTracks(segment=seg, order=np.zeros(0, dtype=np.int64), n_segments=0, stale=stale_in)
 
     valid = code >= 0
     o = _sort_rows(code, t, x, y)
     o = o[valid[o]]
     c, ts, xs, ys = code[o], t[o], x[o], y[o]
-    vs, as_, gs, es = vmax[o], amax[o], gmax[o], err[o]
     m = o.size
     dup = np.zeros(m, dtype=bool)
     dup[1:] = (c[1:] == c[:-1]) & (ts[1:] == ts[:-1]) & (xs[1:] == xs[:-1]) & (ys[1:] == ys[:-1])
     n_dup = int(dup.sum())
     if n_dup:
-        keep = ~dup
-        o, c, ts = o[keep], c[keep], ts[keep]
-        xs, ys, vs, as_, gs, es = xs[keep], ys[keep], vs[keep], as_[keep], gs[keep], es[keep]
+        o, c, ts, xs, ys = o[~dup], c[~dup], ts[~dup], xs[~dup], ys[~dup]
         m = o.size
+    # stale repeats: kept, but their fix stands for them in every gate and link
+    stale, src = mark_stale(c, ts, xs, ys, lag)
+    seen = ts.copy()
+    np.maximum.at(seen, src, ts)
+    fix = np.flatnonzero(~stale)
+    fo = o[fix]
+    f = _Fixes(c=c[fix], t=ts[fix], seen=seen[fix], x=xs[fix], y=ys[fix], vmax=env[0][fo], amax=env[1][fo],
+               gmax=env[2][fo], err=err[fo], tnoise=env[4][fo], min_jump=env[5][fo])  # fmt: skip
+    chain, n_out = _chains(f, lag, err_sigmas)
+    excursion_of = host_chains(f.c, chain, lag)
+    exc_row = (chain >= 0) & excursion_of[np.maximum(chain, 0)]
+    jumps = jump_episodes(c=f.c, t=f.t, seen=f.seen, x=f.x, y=f.y, err=f.err, vmax=f.vmax, gmax=f.gmax,
+                          tnoise=f.tnoise, min_jump=f.min_jump, chain=chain, excursion=exc_row,
+                          err_sigmas=err_sigmas)  # fmt: skip
+    n_exc = int(exc_row.sum())
+    chain = np.where(exc_row, -1, chain)
+    # every row (stale ones through their fix) to its chain; chains too small are dropped
+    fix_chain = np.full(m, -1, dtype=np.int64)
+    fix_chain[fix] = chain
+    row_chain = fix_chain[src]
+    n_ch = int(chain.max()) + 1 if chain.size else 0
+    kept = row_chain >= 0
+    size = np.bincount(row_chain[kept], minlength=max(n_ch, 1))
+    small = kept & (size[np.maximum(row_chain, 0)] < min_points)
+    n_out += int((small & ~stale).sum())
+    kept &= ~small
+    rows = np.flatnonzero(kept)
+    rows = rows[np.lexsort((rows, row_chain[rows]))]  # by chain (its first fix: ident, start time), then time
+    ch = row_chain[rows]
+    dense = np.zeros(ch.size, dtype=np.int64)
+    if ch.size:
+        dense[1:] = np.cumsum(ch[1:] != ch[:-1])
+    seg[o[rows]] = dense
+    stale_in[o[stale]] = True
+    return IdentifiedTracks(
+        segment=seg, order=o[rows], n_segments=int(dense.max()) + 1 if dense.size else 0,
+        outliers=n_out + n_exc, duplicates=n_dup, stale=stale_in, n_stale=int(stale.sum()),
+        jumps=jumps, jump_rows=fo,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Fixes:
+    """Fix rows (stale repeats left out) sorted by (ident, time), with each row's envelope."""
+
+    c: I64
+    t: I64
+    seen: I64
+    """Last time the fix was reported (its stale repeats)."""
+    x: F64
+    y: F64
+    vmax: F64
+    amax: F64
+    gmax: F64
+    err: F64
+    tnoise: F64
+    min_jump: F64
+
+
+def _chains(f: _Fixes, lag: int, err_sigmas: float) -> tuple[I64, int]:
+    """Chain of each fix (``-1`` for spikes) and the number of spikes: runs of feasible steps, each run linked to
+    the most recent feasible run end among the ``lag`` runs before it (same ident)."""
+    c, ts, xs, ys = f.c, f.t, f.x, f.y
+    m = c.size
+    if m == 0:
+        return np.zeros(0, dtype=np.int64), 0
+    cl = np.cos(ys * _DEG)
 
     def feasible(i: I64, j: I64) -> B:
-        """Row j reachable from earlier row i (same ident assumed)."""
+        """Fix j reachable from earlier fix i (same ident assumed): the silence since i was last heard under the
+        kind's gap, the distance within the speed envelope (plus timing noise and both positions' errors)."""
         dt = (ts[j] - ts[i]) / _US
         d = _flat_dist(xs[i], ys[i], xs[j], ys[j], cl[i])
-        return np.asarray((dt <= gs[j]) & (d <= vs[j] * dt + err_sigmas * (es[i] + es[j])), dtype=bool)
+        reach = f.vmax[j] * (dt + f.tnoise[j]) + err_sigmas * (f.err[i] + f.err[j])
+        return np.asarray(((ts[j] - f.seen[i]) / _US <= f.gmax[j]) & (d <= reach), dtype=bool)
 
-    cl = np.cos(ys * _DEG)
     idx = np.arange(m, dtype=np.int64)
     first = np.ones(m, dtype=bool)
     first[1:] = c[1:] != c[:-1]
@@ -278,33 +381,34 @@ def build_identified_tracks(
         ok1[1:] = ~first[1:] & feasible(idx[:-1], idx[1:])
     run_start = ~ok1
     run = np.cumsum(run_start) - 1
-    n_runs = int(run[-1]) + 1
-    run_end = np.ones(m, dtype=bool)
-    run_end[:-1] = run_start[1:]
+    start_row = np.flatnonzero(run_start)
+    end_row = np.r_[start_row[1:] - 1, m - 1].astype(np.int64)
+    n_runs = start_row.size
     parent = np.arange(n_runs, dtype=np.int64)
-    # link broken run starts to an earlier run end of the same ident
-    cand = np.flatnonzero(run_start & ~first)
-    taken = np.zeros(m, dtype=bool)
-    for k in range(2, lag + 1):
+    # link broken runs to an earlier run end of the same ident, up to `lag` runs back (a spoofed episode of any
+    # length between two parts of the real track is one or a few runs)
+    cand = np.flatnonzero(~first[start_row])
+    taken = np.zeros(n_runs, dtype=bool)
+    for k in range(2, lag + 2):
         if cand.size == 0:
             break
-        p = cand - k
-        okp = p >= 0
-        cand_k, p = cand[okp], p[okp]
-        good = (c[p] == c[cand_k]) & run_end[p] & ~taken[p]
-        good[good] = feasible(p[good], cand_k[good])
-        s, pp = cand_k[good], p[good]
-        if s.size:
-            # each run end takes one successor: the earliest
-            ordr = np.lexsort((s, pp))
-            s, pp = s[ordr], pp[ordr]
-            one = np.ones(s.size, dtype=bool)
+        pr = cand - k
+        okp = pr >= 0
+        cand_k, pr = cand[okp], pr[okp]
+        s, e = start_row[cand_k], end_row[pr]
+        good = (c[e] == c[s]) & ~taken[pr]
+        good[good] = feasible(e[good], s[good])
+        sr, pp = cand_k[good], pr[good]
+        if sr.size:
+            ordr = np.lexsort((sr, pp))  # each run end takes one successor: the earliest
+            sr, pp = sr[ordr], pp[ordr]
+            one = np.ones(sr.size, dtype=bool)
             one[1:] = pp[1:] != pp[:-1]
-            s, pp = s[one], pp[one]
-            parent[run[s]] = run[pp]
+            sr, pp = sr[one], pp[one]
+            parent[sr] = pp
             taken[pp] = True
-        linked = np.zeros(m, dtype=bool)
-        linked[s] = True
+        linked = np.zeros(n_runs, dtype=bool)
+        linked[sr] = True
         cand = cand[~linked[cand]]
     while True:  # pointer jumping to the chain roots
         nxt = parent[parent]
@@ -312,29 +416,16 @@ def build_identified_tracks(
             break
         parent = nxt
     chain = parent[run]
-    # points of each chain in time order
-    # rows of one ident are in time order, so (chain, row) is (chain, time); usually nothing was linked across
     ordered = bool(np.all(chain[1:] >= chain[:-1]))
     co = idx if ordered else np.asarray(np.argsort(chain * np.int64(m) + idx), dtype=np.int64)
-    ch = chain[co]
-    spike = _spikes(ch, ts[co], xs[co], ys[co], as_[co], es[co], cl[co], err_sigmas)
-    keep_pts = co[~spike]
-    n_out = int(spike.sum())
-    ch = chain[keep_pts]
-    size = np.bincount(ch, minlength=n_runs)
-    big = size[ch] >= min_points
-    n_out += int((~big).sum())
-    keep_pts = keep_pts[big]
-    ch = ch[big]
-    # number segments by (ident, start time): chain roots are runs, ordered by their first row already
-    dense = np.zeros(ch.size, dtype=np.int64)
-    if ch.size:
-        dense[1:] = np.cumsum(ch[1:] != ch[:-1])
-    seg[o[keep_pts]] = dense
-    return IdentifiedTracks(
-        segment=seg, order=o[keep_pts], n_segments=int(dense.max()) + 1 if dense.size else 0,
-        outliers=n_out, duplicates=n_dup,
-    )  # fmt: skip
+    spike = _spikes(chain[co], ts[co], xs[co], ys[co], f.amax[co], f.err[co], cl[co], err_sigmas)
+    out = chain.copy()
+    out[co[spike]] = -1
+    # chain numbers dense, in order of first fix
+    kept = out >= 0
+    _, dense = np.unique(out[kept], return_inverse=True)
+    out[kept] = dense
+    return out, int(spike.sum())
 
 
 def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, cl: F64, k: float) -> B:
@@ -413,6 +504,11 @@ class _Batch:
     extra: dict[str, Any] = field(default_factory=dict)
     alt_m: F64 | None = None
     """Reported altitude per point (NaN where none); ``None`` where the family has none."""
+    stale: B | None = None
+    """Per point: a stale repeat of an earlier fix (``None``: none are)."""
+    events: dict[str, list[Any]] = field(default_factory=dict)
+    """Position-jump events (columns of :data:`~atalaya.fusion.jumps.EVENTS_SCHEMA`, ``track_id`` still the
+    batch's track number, ``-1`` for none)."""
 
 
 def _lake_table(lake: Lake, where: str) -> pa.Table:
@@ -479,7 +575,8 @@ def _identified_batch(lake: Lake, where: str | None = None) -> _Batch:
     tr = res.segment[o]
     t_us = t_all[o]
     lon, lat = num["lon"][o], num["lat"][o]
-    sp_i, co_i = point_kinematics(tr, t_us, lon, lat)
+    st = res.stale[o]
+    sp_i, co_i = _fix_kinematics(tr, t_us, lon, lat, st)
     sp_r, co_r = num["speed_mps"][o], num["course_deg"][o]
     firsts = np.flatnonzero(np.concatenate([[True], tr[1:] != tr[:-1]])) if tr.size else np.zeros(0, dtype=np.int64)
     at_first = pa.array(o[firsts], type=pa.int64())
@@ -494,9 +591,58 @@ def _identified_batch(lake: Lake, where: str | None = None) -> _Batch:
         track_ident=per_track("ident"), track_ident_kind=per_track("ident_kind"),
         track_kind=[k or "unknown" for k in per_track("kind")],
         source=text["source"].take(rows), marking=text["marking"].take(rows),
-        method=METHOD_IDENTIFIED, extra={"outliers": res.outliers, "duplicates": res.duplicates},
-        alt_m=num["alt_m"][o],
+        method=METHOD_IDENTIFIED,
+        extra={"outliers": res.outliers, "duplicates": res.duplicates, "stale": res.n_stale,
+               "position_jumps": len(res.jumps)},
+        alt_m=num["alt_m"][o], stale=st, events=_jump_events(res, text, t_all, num),
     )  # fmt: skip
+
+
+def _fix_kinematics(tr: I64, t_us: I64, lon: F64, lat: F64, stale: B) -> tuple[F64, F64]:
+    """:func:`point_kinematics` of the fixes; a stale repeat takes its fix's speed and course (rows sorted by track,
+    time; a track's first row is always a fix)."""
+    if not stale.any():
+        return point_kinematics(tr, t_us, lon, lat)
+    fx = np.flatnonzero(~stale)
+    sp_f, co_f = point_kinematics(tr[fx], t_us[fx], lon[fx], lat[fx])
+    sp, co = np.full(tr.size, np.nan), np.full(tr.size, np.nan)
+    sp[fx], co[fx] = sp_f, co_f
+    at = np.maximum.accumulate(np.where(stale, -1, np.arange(tr.size)))
+    return sp[np.maximum(at, 0)], co[np.maximum(at, 0)]
+
+
+def _jump_events(res: IdentifiedTracks, text: dict[str, pa.DictionaryArray], t_all: I64,
+                 num: dict[str, Any]) -> dict[str, list[Any]]:  # fmt: skip
+    """The position-jump events of a batch as columns (see :attr:`_Batch.events`)."""
+    j = res.jumps
+    if len(j) == 0:
+        return {}
+    fr, to = res.jump_rows[j.from_row], res.jump_rows[j.to_row]
+    pick = pa.array(fr, type=pa.int64())
+
+    def col(name: str, rows: pa.Array = pick) -> list[Any]:
+        return list(text[name].take(rows).to_pylist())
+
+    idents, ikinds = col("ident"), col("ident_kind")
+    marks = [combine_texts([m for m in pair if m]) if any(pair) else NO_INPUTS_MARKING.to_text()
+             for pair in zip(col("marking"), col("marking", pa.array(to, type=pa.int64())), strict=True)]  # fmt: skip
+    returned = (j.back_row >= 0).tolist()
+    n_pts = j.n_points.tolist()
+    start = t_all[to]
+    return {
+        "id": [prefixed_id("jump", str(k), str(i), iso(int(ts))) for k, i, ts in zip(ikinds, idents, start.tolist(),
+                                                                                      strict=True)],
+        "kind": [EVENT_KIND] * len(j), "cause": [jump_cause(r, n) for r, n in zip(returned, n_pts, strict=True)],
+        "ident": idents, "ident_kind": ikinds, "object_kind": col("kind"),
+        "track_id": res.segment[fr].tolist(),
+        "start": start.tolist(), "end": np.maximum(j.end_us, start).tolist(),
+        "lon": num["lon"][fr].tolist(), "lat": num["lat"][fr].tolist(),
+        "end_lon": num["lon"][to].tolist(), "end_lat": num["lat"][to].tolist(),
+        "distance_km": (j.distance_m / 1000.0).round(3).tolist(),
+        "max_distance_km": (j.max_distance_m / 1000.0).round(3).tolist(),
+        "dt_s": ((start - j.from_us) / _US).tolist(), "speed_mps": j.speed_mps.round(1).tolist(),
+        "n_points": n_pts, "returned": returned, "marking": marks,
+    }  # fmt: skip
 
 
 def _mtt_batch(lake: Lake, sensor: str, config: TrackerConfig | None) -> _Batch:
@@ -558,11 +704,8 @@ def _summaries(
         step[1:] = np.where(same, geodesic_distance(b.lon[:-1], b.lat[:-1], b.lon[1:], b.lat[1:],
                                                     exact_beyond=False), 0.0)  # fmt: skip
     length_km = np.add.reduceat(step, bounds[:-1]) / 1000.0
-    coords = np.column_stack([b.lon, b.lat])
-    one = counts == 1
-    lines = shapely.linestrings(np.repeat(coords, np.where(np.repeat(one, counts), 2, 1), axis=0),
-                                indices=np.repeat(np.arange(counts.size), np.where(one, 2, counts)))  # fmt: skip
-    geo = shapely.to_geojson(shapely.simplify(lines, simplify_deg, preserve_topology=False))
+    n_stale = np.add.reduceat(b.stale.astype(np.int64), bounds[:-1]) if b.stale is not None else np.zeros(counts.size)
+    geo = shapely.to_geojson(track_geometries(bounds, b.lon, b.lat, b.stale, simplify_deg))
     # per track, without a Python object per point: the supporting observation ids (a sample of them as hex), the
     # sources and the markings
     valid = np.asarray(b.obs_id.is_valid().to_numpy(zero_copy_only=False), dtype=bool) if len(b.obs_id) else (
@@ -590,10 +733,47 @@ def _summaries(
             "start": first, "end": last, "n_points": z - a, "length_km": round(float(length_km[k]), 3),
             "geometry": str(geo[k]), "run_id": run_id,
             "attrs": {"method": b.method, **({"sensor": b.extra["sensor"]} if "sensor" in b.extra else {}),
+                      **({"stale": int(n_stale[k])} if n_stale[k] else {}),
                       **({"markings": marks} if len(marks) > 1 else {})},
             "marking": marking[k], "provenance": prov.to_dict(),
         })  # fmt: skip
     return rows, ids
+
+
+def track_geometries(bounds: I64, lon: F64, lat: F64, stale: B | None, simplify_deg: float) -> Any:
+    """One valid display geometry per track (``bounds`` delimit the tracks' rows): the line through its fixes
+    (stale repeats left out), simplified by ``simplify_deg``; the unsimplified line where simplifying would
+    collapse it (a closed circuit); a Point where the track has fewer than two distinct positions — never a
+    LineString of one repeated point.
+
+    >>> g = track_geometries(np.array([0, 2, 5]), np.array([1.0, 1.0, 0.0, 1.0, 0.0]), np.zeros(5), None, 0.0)
+    >>> [x.geom_type for x in g], bool(shapely.is_valid(g).all())
+    (['Point', 'LineString'], True)
+    """
+    ntr = bounds.size - 1
+    track = np.repeat(np.arange(ntr, dtype=np.int64), np.diff(bounds))
+    fx = np.ones(track.size, dtype=bool) if stale is None else ~stale
+    ft, fxs, fys = track[fx], lon[fx], lat[fx]
+    # consecutive equal positions add nothing to a line
+    new = np.ones(ft.size, dtype=bool)
+    new[1:] = (ft[1:] != ft[:-1]) | (fxs[1:] != fxs[:-1]) | (fys[1:] != fys[:-1])
+    ft, fxs, fys = ft[new], fxs[new], fys[new]
+    n_pos = np.bincount(ft, minlength=ntr)
+    many = n_pos[ft] >= 2
+    out = np.empty(ntr, dtype=object)
+    if many.any():
+        ids, dense = np.unique(ft[many], return_inverse=True)
+        out[ids] = shapely.linestrings(np.column_stack([fxs[many], fys[many]]), indices=dense)
+    firsts = np.flatnonzero(np.r_[True, ft[1:] != ft[:-1]]) if ft.size else np.zeros(0, dtype=np.int64)
+    single = n_pos[ft[firsts]] < 2
+    out[ft[firsts][single]] = shapely.points(fxs[firsts][single], fys[firsts][single])
+    simple = shapely.simplify(out, simplify_deg, preserve_topology=False) if simplify_deg > 0 else out
+    ok = shapely.is_valid(simple) & ~shapely.is_empty(simple)
+    simple = np.where(ok, simple, out)
+    bad = ~shapely.is_valid(simple)  # a line whose distinct positions are all one (e.g. A, B, A with B = A)
+    if bad.any():
+        simple[bad] = shapely.points(shapely.get_point(simple[bad], 0))
+    return simple
 
 
 def track_markings(bounds: I64, marking: pa.Array | pa.ChunkedArray) -> list[str]:
@@ -657,9 +837,24 @@ def _points_table(b: _Batch, ids: list[str]) -> pa.Table:
             "alt_m": pa.array(b.alt_m.astype(np.float32), from_pandas=True)
             if b.alt_m is not None
             else pa.nulls(n, pa.float32()),
+            "stale": pa.array(b.stale if b.stale is not None else np.zeros(n, dtype=bool)),
         },
         schema=POINTS_SCHEMA,
     )
+
+
+def write_jump_events(ws: Workspace, parts: list[pa.Table], run_id: str) -> int:
+    """Write the position-jump events to ``position_jumps.parquet`` under
+    :func:`~atalaya.fusion.jumps.events_dir` (replacing an earlier run's); returns how many."""
+    tb = pa.concat_tables(parts) if parts else events_table({})
+    tb = tb.sort_by([("start", "ascending"), ("id", "ascending")])
+    out = events_dir(ws)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".position_jumps.parquet.tmp"
+    meta = {b"run_id": run_id.encode(), b"method": METHOD_IDENTIFIED.encode()}
+    pq.write_table(tb.replace_schema_metadata(meta), tmp)
+    tmp.replace(out / "position_jumps.parquet")
+    return int(tb.num_rows)
 
 
 def tracks_dir(ws: Workspace) -> Path:
@@ -699,6 +894,7 @@ def run_tracks(
         bar = tqdm(total=len(jobs), unit="family", desc="tracks")
     summary: dict[str, Any] = {"run_id": run_id, "families": {}}
     total = 0
+    jumps: list[pa.Table] = []
     try:
         for name, job in jobs:
             tmp = out_dir / f".{name}.parquet.tmp"
@@ -707,6 +903,9 @@ def run_tracks(
                 for b in job():
                     rows, ids = _summaries(b, run_id)
                     writer.write_table(_points_table(b, ids))
+                    if b.events:
+                        tracks_of = [ids[k] if k >= 0 else None for k in b.events["track_id"]]
+                        jumps.append(events_table({**b.events, "track_id": tracks_of}))
                     with store.begin() as conn:
                         upsert(conn, schema.tracks, rows, keys=["id"])
                     fam["tracks"] += len(rows)
@@ -724,6 +923,7 @@ def run_tracks(
             bar.close()
     summary["tracks"] = total
     summary["points_dir"] = str(out_dir)
+    summary["position_jumps"] = write_jump_events(ws, jumps, run_id)
     summary["seconds"] = round(_time.perf_counter() - t0, 3)
     with store.begin() as conn:
         conn.execute(

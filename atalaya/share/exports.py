@@ -106,7 +106,7 @@ def _track_items(store: KnowledgeStore) -> list[dict[str, Any]]:
             {
                 "id": r.id,
                 "marking": r.marking,
-                "geometry": json.loads(r.geometry),
+                "geometry": display_geometry(json.loads(r.geometry)),
                 "name": r.ident or r.id,
                 "time": r.end,
                 "props": {
@@ -122,6 +122,24 @@ def _track_items(store: KnowledgeStore) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def display_geometry(g: dict[str, Any]) -> dict[str, Any]:
+    """A track's stored geometry made valid for export: a LineString with fewer than two distinct positions (a
+    track of one position reported again and again, as stores written before tracks were given Points hold)
+    becomes a Point; other geometries pass unchanged.
+
+    >>> display_geometry({"type": "LineString", "coordinates": [[-107.0, 25.0], [-107.0, 25.0]]})
+    {'type': 'Point', 'coordinates': [-107.0, 25.0]}
+    """
+    if g.get("type") != "LineString":
+        return g
+    coords = g.get("coordinates") or []
+    if len({(float(c[0]), float(c[1])) for c in coords}) >= 2:
+        return g
+    if not coords:
+        raise ValidationError("a track's stored geometry is an empty LineString", hint="re-run `atalaya analyse`")
+    return {"type": "Point", "coordinates": list(coords[0])}
 
 
 def _cells_polygon(cells: Sequence[str]) -> dict[str, Any]:
