@@ -81,9 +81,9 @@ def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode} before answering {url}")
         try:
-            requests.get(url, timeout=2)
+            requests.get(url, timeout=10)
             return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy starting
             time.sleep(0.2)
     raise RuntimeError(f"no answer from {url} in {timeout:.0f} s")
 
