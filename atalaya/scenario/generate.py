@@ -22,9 +22,12 @@ import yaml
 from atalaya.core.errors import ConfigError
 from atalaya.scenario import feeds
 from atalaya.scenario.config import DAY_S, ScenarioConfig, get_config
+from atalaya.scenario.heat import generate_heat
 from atalaya.scenario.movement import Movement, Track
 from atalaya.scenario.sensors import DayTargets, concat, detect
 from atalaya.scenario.sites import Sites, build_sites
+from atalaya.scenario.spoofing import TRUTH_COLUMNS as JUMP_COLUMNS
+from atalaya.scenario.spoofing import plant_jumps
 from atalaya.scenario.sorties import (
     Sortie,
     agreements_record,
@@ -50,7 +53,7 @@ class Summary:
     days: int
     """Days simulated."""
     counts: dict[str, int] = field(default_factory=dict)
-    """Observation rows written per feed (``ais``, ``adsb``, ``cot``, ``detections``, ``sorties``)."""
+    """Observation rows written per feed (``ais``, ``adsb``, ``cot``, ``detections``, ``sorties``, ``firms``)."""
     society: str = ""
     """What happened with people, organisations and money."""
 
@@ -209,6 +212,7 @@ def generate(
     routes: list[dict[str, Any]] = []
     gaps: list[dict[str, Any]] = []
     rdv: list[dict[str, Any]] = []
+    jumps: list[dict[str, Any]] = []
     det_truth: dict[str, list[Any]] = {"file": [], "row": [], "truth_id": [], "false_alarm": []}
     for day in range(cfg.days):
         d0, d1 = cfg.day_start_s(day), cfg.day_start_s(day) + DAY_S
@@ -245,9 +249,11 @@ def generate(
         counts["ais"] += feeds.write_ais(
             out / f"feeds/ais/{date}.nmea", [t for t in traffic.tracks if t.feed == "ais"], cfg.ais_step_s
         )
-        counts["adsb"] += feeds.write_adsb(
-            out / f"feeds/adsb/{date}.sbs", [t for t in traffic.tracks if t.feed == "adsb"], cfg.adsb_step_s
-        )
+        # the ADS-B feed as received: a few airliners spoofed or badly decoded (their true tracks untouched)
+        adsb, day_jumps = plant_jumps([t for t in traffic.tracks if t.feed == "adsb"], cfg.adsb_step_s,
+                                      cfg.rng(seed, 70, day))  # fmt: skip
+        jumps.extend(day_jumps)
+        counts["adsb"] += feeds.write_adsb(out / f"feeds/adsb/{date}.sbs", adsb, cfg.adsb_step_s)
         counts["cot"] += feeds.write_cot(
             out / f"feeds/cot/{date}.cot", [t for t in traffic.tracks if t.feed == "cot"], cfg.cot_step_s
         )
@@ -273,6 +279,8 @@ def generate(
         ap = out / f"records/agreements/{a['id']}.yaml"
         ap.parent.mkdir(parents=True, exist_ok=True)
         ap.write_text(yaml.safe_dump(a, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    # satellite thermal detections over years: flares, fires, seasonal burns (feeds/firms, truth/persistent_heat)
+    counts["firms"] = generate_heat(out, cfg, world, seed)
     # truth tables
     all_sites = sites.all()
     write_parquet(
@@ -289,6 +297,11 @@ def generate(
         },
     )
     write_parquet(out / "truth/crossings.parquet", crossings_columns(crossings))
+    write_parquet(
+        out / "truth/position_jumps.parquet",
+        {k: _ts([j[k] for j in jumps]) if k in ("start", "end") else pa.array([j[k] for j in jumps])
+         for k in JUMP_COLUMNS} if jumps else {},
+    )  # fmt: skip
     write_json(out / "truth/routes.json", routes)
     write_parquet(
         out / "truth/dark_gaps.parquet",

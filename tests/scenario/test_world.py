@@ -81,10 +81,12 @@ def test_layout(world_dir: Path) -> None:
         "truth/detections.parquet",
         "truth/overflight.parquet",
         "truth/routes.json",
+        "truth/persistent_heat.parquet",
+        "truth/firms.parquet",
     ):
         assert (world_dir / rel).is_file(), rel
     feeds = {p.parent.name for p in (world_dir / "feeds").rglob("*") if p.is_file()}
-    assert feeds == {"ais", "adsb", "cot", "detections", "sorties"}
+    assert feeds == {"ais", "adsb", "cot", "detections", "sorties", "firms"}
     assert not list((world_dir / "feeds").rglob("*.parquet"))  # no truth among the feeds
 
 
