@@ -44,6 +44,12 @@ ROWS: list[tuple[str, str, str]] = [
     ("compliance", "planted", "compliance: planted violations"),
     ("compliance", "compliant_flagged", "compliance: compliant sorties flagged"),
     ("overflight", "conservation_worst_s", "overflight: worst conservation error (s)"),
+    ("persistent_heat", "f1", "persistent heat: F1 (flares, 2 km)"),
+    ("persistent_heat", "precision", "persistent heat: precision"),
+    ("persistent_heat", "recall", "persistent heat: recall (all flares)"),
+    ("persistent_heat", "observable_recall", "persistent heat: recall (flares seen on >= 10 days)"),
+    ("persistent_heat", "median_error_m", "persistent heat: median location error (m)"),
+    ("persistent_heat", "other_kinds_at_flares", "persistent heat: other kinds' sites at flares"),
 ]
 
 

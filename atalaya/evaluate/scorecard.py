@@ -23,6 +23,7 @@ EVALUATORS: dict[str, str] = {
     "maritime_corridors": "atalaya.evaluate.scorecard:evaluate_events",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
     "compliance": "atalaya.evaluate.scorecard:evaluate_compliance",
+    "persistent_heat": "atalaya.evaluate.heat:evaluate_heat",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""
 
@@ -43,7 +44,8 @@ def evaluate_tracks(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> di
 
 
 def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dict[str, Any]:
-    """Stored sites (not dismissed) against the true sites, one-to-one within 500 m."""
+    """Stored sites (not dismissed) against the true sites, one-to-one within 500 m (``persistent_heat`` sites, not
+    a signature of illicit use, are scored by the ``persistent_heat`` case)."""
     from sqlalchemy import select
 
     from atalaya.evaluate.sites import score_sites
@@ -52,7 +54,7 @@ def evaluate_sites(ws: Workspace, store: KnowledgeStore, truth_dir: Path) -> dic
     with store.engine.connect() as conn:
         rows = conn.execute(
             select(ks.sites.c.lon, ks.sites.c.lat, ks.sites.c.kind, ks.sites.c.first_seen).where(
-                ks.sites.c.status != "dismissed"
+                ks.sites.c.status != "dismissed", ks.sites.c.kind != "persistent_heat"
             )
         ).all()
 
