@@ -1764,13 +1764,12 @@ def update_state(ws: Workspace, *, progress: bool = False, params: SiteParams = 
             ev = evidence_from_arrow(tb, params)
             n_ev += int(ev.channel.size)
             batches.append(accumulate_evidence(ev))
-        if len(batches) > 16:
-            merged = batches[0]
-            for b in batches[1:]:
-                merged = grid.merge(merged, b)
-            batches = [merged]
-    for b in batches:
-        state = grid.merge(state, b)
+            # size-tiered: a batch is merged into the one before it once that is at most twice its size, so each
+            # row is merged O(log files) times (pairwise folding was quadratic in the partitions: years of FIRMS)
+            while len(batches) > 1 and batches[-2].n_rows <= 2 * batches[-1].n_rows:
+                b = batches.pop()
+                batches.append(grid.merge_many([batches.pop(), b]))
+    state = grid.merge_many([state, *batches])
     fixes = pa.concat_tables([old_fixes, *new_fixes]) if new_fixes else old_fixes
     units = json.dumps(sorted(done | set(new_units)))
     # the fixes first: their own unit list keeps a crash between the two writes from counting a unit twice
