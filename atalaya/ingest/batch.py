@@ -26,9 +26,9 @@ from sqlalchemy import select
 
 from atalaya.core.errors import IngestError
 from atalaya.core.ids import hash_strings
-from atalaya.ingest.base import ReadOptions, Reject, logical_suffix
+from atalaya.ingest.base import Reader, ReadOptions, Reject, logical_suffix
 from atalaya.ingest.manyfiles import FilesBatch, ManyFilesReader
-from atalaya.ingest.registry import SNIFF_BYTES, detect_format, detect_format_of
+from atalaya.ingest.registry import SNIFF_BYTES, detect_format, detect_format_of, get_reader
 from atalaya.ingest.rows import day_partitions, observation_table
 from atalaya.ingest.validate import Bounds, bool_array, from_numpy, rejects_from, string_array, to_arrow
 from atalaya.store.knowledge import KnowledgeStore
@@ -58,7 +58,37 @@ class LoadedFile:
     """Seconds spent reading, hashing and sniffing it."""
 
 
-def load_file(path: Path, fmt: str | None) -> LoadedFile:
+class FormatGuesser:
+    """Formats of the files of a batch, sniffed from their first bytes.
+
+    The first file of each folder and suffix is sniffed by every reader (:func:`detect_format_of`); a later file
+    of that folder and suffix that the winning reader scores at least as high is taken to be of that format
+    without asking the others (a folder of thousands of captures from one device: one full sniff, not one per
+    file). Any other file is sniffed in full.
+    """
+
+    def __init__(self) -> None:
+        self._first: dict[tuple[Path, str], tuple[str, float]] = {}
+        self._readers: dict[str, Reader] = {}
+
+    def __call__(self, head: bytes, path: Path) -> str:
+        key = (path.parent, logical_suffix(path))
+        known = self._first.get(key)
+        if known is not None and self._score(known[0], head, path) >= known[1]:
+            return known[0]
+        name = detect_format_of(head, path)
+        if known is None:
+            self._first[key] = (name, self._score(name, head, path))
+        return name
+
+    def _score(self, name: str, head: bytes, path: Path) -> float:
+        reader = self._readers.get(name)
+        if reader is None:
+            reader = self._readers[name] = get_reader(name)
+        return reader.sniff(head, path)
+
+
+def load_file(path: Path, fmt: str | None, guess: FormatGuesser | None = None) -> LoadedFile:
     """Read a small file whole, hash those bytes and tell its format (from the same bytes, unless compressed).
 
     The bytes parsed are the bytes hashed; a file whose size or modification time changes while it is read fails
@@ -66,15 +96,23 @@ def load_file(path: Path, fmt: str | None) -> LoadedFile:
     """
     t0 = time.perf_counter()
     started = datetime.now(UTC)
-    with open(path, "rb") as fh:
-        before = os.fstat(fh.fileno())
-        data = fh.read()
-        after = os.fstat(fh.fileno())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        before = os.fstat(fd)
+        chunks = [os.read(fd, before.st_size + 1)]  # one read for a file that stays as it is
+        while chunks[-1] and sum(len(c) for c in chunks) <= before.st_size:
+            chunks.append(os.read(fd, 1 << 20))
+        after = os.fstat(fd)
+    finally:
+        os.close(fd)
+    data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
     if len(data) != before.st_size or after.st_size != before.st_size or after.st_mtime_ns != before.st_mtime_ns:
         raise IngestError(f"{path} changed while it was being ingested", hint="ingest it once complete")
     if fmt is None:
-        compressed = logical_suffix(path) != path.suffix.lower()
-        fmt = detect_format(path) if compressed else detect_format_of(data[:SNIFF_BYTES], path)
+        if path.suffix.lower() in (".gz", ".bz2", ".xz"):  # sniffed on the decompressed head
+            fmt = detect_format(path)
+        else:
+            fmt = (guess or FormatGuesser())(data[:SNIFF_BYTES], path)
     return LoadedFile(
         path=path,
         data=data,
@@ -293,6 +331,7 @@ def quarantine_rows(marker: Mapping[str, Any], quarantine_file: Path) -> list[di
 
 __all__ = [
     "FileOutcome",
+    "FormatGuesser",
     "GroupRows",
     "LoadedFile",
     "ingested_units",

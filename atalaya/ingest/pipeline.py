@@ -54,6 +54,7 @@ from atalaya.core.workspace import Workspace
 from atalaya.ingest.base import ParsedBatch, Reader, ReadOptions, Reject
 from atalaya.ingest.batch import (
     FileOutcome,
+    FormatGuesser,
     GroupRows,
     LoadedFile,
     ingested_units,
@@ -604,9 +605,10 @@ class Ingestor:
         t_batch = time.perf_counter()
         results = [UnitResult(path=str(p)) for p in paths]
         loaded: list[LoadedFile | None] = []
+        guess = FormatGuesser()
         for path, res in zip(paths, results, strict=True):
             try:
-                f = load_file(path, fmt)
+                f = load_file(path, fmt, guess)
                 res.bytes, res.format, res.source = len(f.data), f.format, _source_name(f.format, source)
                 loaded.append(f)
             except (AtalayaError, OSError) as e:
