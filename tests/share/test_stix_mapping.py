@@ -184,6 +184,16 @@ def test_read_back_gives_the_same_rows_markings_and_log_references() -> None:
     assert all(o.origin == "USA" for o in res.objects)
 
 
+def test_empty_lists_are_left_out_and_read_back_empty() -> None:
+    bundle = to_bundle("verdicts", [{**VERDICT, "status": "no-host", "hosts": [], "audience": [], "record": {}}],
+                       node_party="USA")  # fmt: skip
+    assert validator_problems(bundle) == []
+    verdict = next(o for o in bundle["objects"] if o["type"] == "x-atalaya-verdict")
+    assert "hosts" not in verdict and "violations" not in verdict
+    back = read_bundle(bundle, origin="USA").by_kind("verdicts")[0].record
+    assert (back["hosts"], back["audience"], back["violations"]) == ([], [], [])
+
+
 def test_unknown_kinds_are_refused_with_the_known_ones() -> None:
     with pytest.raises(ValidationError, match="no STIX mapping for 'entities'"):
         to_bundle("entities", [{"id": "e1"}], node_party="USA")

@@ -131,7 +131,8 @@ def extension_definitions() -> list[dict[str, Any]]:
 
 
 def new_sdo(stix_type: str, key: str, *, created: str, modified: str, **props: Any) -> dict[str, Any]:
-    """A new-SDO object of ours: the common properties, ``props`` (``None`` values left out) and the extension."""
+    """A new-SDO object of ours: the common properties, ``props`` (``None`` and empty lists or dictionaries left out,
+    as STIX 2.1 requires) and the extension."""
     obj: dict[str, Any] = {
         "type": stix_type,
         "spec_version": "2.1",
@@ -139,7 +140,7 @@ def new_sdo(stix_type: str, key: str, *, created: str, modified: str, **props: A
         "created": created,
         "modified": max(created, modified),
     }
-    obj.update({k: v for k, v in props.items() if v is not None})
+    obj.update({k: v for k, v in props.items() if v is not None and v != [] and v != {}})  # STIX: no empty lists
     obj["extensions"] = {extension_id(stix_type): {"extension_type": "new-sdo"}}
     return obj
 
