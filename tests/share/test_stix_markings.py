@@ -166,3 +166,22 @@ def test_foreign_acs_markings_are_read_by_their_fields() -> None:
     classified["extensions"][ACS_EXTENSION_ID]["control_set"]["classification"] = "S"
     got = marking_from_refs([acs["id"]], {acs["id"]: classified})
     assert got.marking.tlp is TLP.RED and any("classification" in n for n in got.notes)
+
+
+def test_the_federation_doc_names_the_ids_the_code_writes() -> None:
+    from pathlib import Path
+
+    from atalaya.share.stix.extension import extension_id, stix_id
+    from atalaya.share.stix.markings import acs_marking_id
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "federation.md").read_text(encoding="utf-8")
+    for level, mid in TLP_MARKING_IDS.items():
+        assert f"| TLP:{level.label} | `{mid}` |" in doc
+    assert TLP2_EXTENSION_ID in doc and ACS_EXTENSION_ID in doc
+    # the examples are what the code writes for them
+    assert stix_id("x-atalaya-site", "site--a") in doc and extension_id("x-atalaya-site") in doc
+    assert stix_id("x-atalaya-verdict", "verdict/S-7") in doc and extension_id("x-atalaya-verdict") in doc
+    assert (
+        str(acs_marking_id(Marking.from_text("TLP:AMBER;REL:MEX,USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA")))
+        in doc
+    )
