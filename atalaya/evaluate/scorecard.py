@@ -23,6 +23,7 @@ EVALUATORS: dict[str, str] = {
     "maritime_corridors": "atalaya.evaluate.scorecard:evaluate_events",
     "overflight": "atalaya.evaluate.scorecard:evaluate_overflight",
     "compliance": "atalaya.evaluate.scorecard:evaluate_compliance",
+    "position_jumps": "atalaya.evaluate.spoofing:evaluate_spoofing",
     "persistent_heat": "atalaya.evaluate.heat:evaluate_heat",
 }
 """Name → ``module:function(ws, store, truth_dir) -> dict``, in scorecard order."""

@@ -26,8 +26,6 @@ from atalaya.scenario.heat import generate_heat
 from atalaya.scenario.movement import Movement, Track
 from atalaya.scenario.sensors import DayTargets, concat, detect
 from atalaya.scenario.sites import Sites, build_sites
-from atalaya.scenario.spoofing import TRUTH_COLUMNS as JUMP_COLUMNS
-from atalaya.scenario.spoofing import plant_jumps
 from atalaya.scenario.sorties import (
     Sortie,
     agreements_record,
@@ -35,6 +33,8 @@ from atalaya.scenario.sorties import (
     parties_record,
     platforms_record,
 )
+from atalaya.scenario.spoofing import TRUTH_COLUMNS as JUMP_COLUMNS
+from atalaya.scenario.spoofing import plant_jumps
 from atalaya.scenario.truth import compliance_truth, crossings_columns, overflight, write_json, write_parquet
 from atalaya.scenario.world import get_world
 
