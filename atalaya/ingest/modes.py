@@ -142,7 +142,8 @@ def _prefix_times(arr: U8, lo: I64, hi: I64) -> tuple[I64, B]:
     for _ in range(3):  # separators before the message: "1457996402.5, *8D…;"
         hi = hi - ((hi > lo) & (_SEP[arr[np.maximum(hi - 1, 0)]] | (arr[np.maximum(hi - 1, 0)] == ord(";"))))
     t_us, ok = _epoch_digits(arr, lo, hi)
-    rest = np.flatnonzero(~ok)
+    high = np.r_[0, np.cumsum(arr >= 0x80)]
+    rest = np.flatnonzero(~ok & (high[hi] == high[lo]))  # a prefix with bytes outside ASCII is no time
     if rest.size:
         t_r, ok_r = _prefix_text_times(arr, lo[rest], hi[rest])
         t_us[rest], ok[rest] = t_r, ok_r
