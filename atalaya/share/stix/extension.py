@@ -21,6 +21,8 @@ True
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -56,11 +58,26 @@ ATALAYA_IDENTITY_ID = "identity--" + str(uuid.uuid5(NAMESPACE, "identity/atalaya
 """The identity that defines the extension (``created_by_ref`` of each extension-definition)."""
 
 
+_NS_BYTES = NAMESPACE.bytes
+
+
 def stix_id(stix_type: str, key: str) -> str:
-    """The deterministic STIX id of the object ``key`` (an Atalaya id or a stable name) as ``stix_type``."""
-    return f"{stix_type}--{uuid.uuid5(NAMESPACE, f'{stix_type}/{key}')}"
+    """The deterministic STIX id of the object ``key`` (an Atalaya id or a stable name) as ``stix_type``.
+
+    ``uuid.uuid5`` by RFC 4122 §4.3, written out to skip building a ``UUID`` object per id (ids are made for every
+    object of every page):
+
+    >>> stix_id("location", "site--1") == f"location--{uuid.uuid5(NAMESPACE, 'location/site--1')}"
+    True
+    """
+    d = bytearray(hashlib.sha1(_NS_BYTES + f"{stix_type}/{key}".encode()).digest()[:16])
+    d[6] = (d[6] & 0x0F) | 0x50  # version 5
+    d[8] = (d[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = d.hex()
+    return f"{stix_type}--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+@functools.cache
 def extension_id(stix_type: str) -> str:
     """The id of the extension-definition of one of our new SDO types."""
     if stix_type not in SDO_TYPES:
@@ -82,8 +99,7 @@ def timestamp(t: datetime | str | None, default: str = EPOCH) -> str:
             raise ValidationError(f"not an ISO 8601 time: {t!r}", hint="give e.g. 2026-03-02T06:00:00Z") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    t = t.astimezone(UTC)
-    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+    return t.astimezone(UTC).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
 def parse_timestamp(text: str | None) -> datetime | None:

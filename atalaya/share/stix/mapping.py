@@ -32,6 +32,8 @@ same objects always give the same STIX, byte for byte.
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -42,6 +44,7 @@ from typing import Any
 from atalaya.core.ids import content_id
 from atalaya.core.markings import DEFAULT_MARKING, Marking
 from atalaya.share.stix.extension import (
+    ATALAYA_IDENTITY_ID,
     EPOCH,
     NAMESPACE,
     atalaya_identity,
@@ -50,7 +53,7 @@ from atalaya.share.stix.extension import (
     stix_id,
     timestamp,
 )
-from atalaya.share.stix.markings import granular_markings, marking_refs
+from atalaya.share.stix.markings import granular_markings, shared_marking_refs
 
 LOG_SOURCE = "atalaya-transparency-log"
 """``source_name`` of the external references that point at a transparency-log leaf."""
@@ -100,7 +103,17 @@ class LogRef:
 
 def _marking(row: Mapping[str, Any]) -> Marking:
     text = row.get("marking")
-    return Marking.from_text(str(text)) if text else DEFAULT_MARKING
+    return _parse_marking(str(text)) if text else DEFAULT_MARKING
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_marking(text: str) -> Marking:
+    return Marking.from_text(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _text(m: Marking) -> str:
+    return m.to_text()
 
 
 def _num(v: Any) -> float | None:
@@ -133,14 +146,16 @@ class StixBuilder:
         self._party_rows = {str(p["id"]).upper(): p for p in parties}
         self._objects: dict[str, dict[str, Any]] = {}
         self._support: dict[str, dict[str, Any]] = {}
+        self._identities: dict[str, str] = {}
 
     # ------------------------------------------------------------------ shared parts
 
     def identity(self, party: str) -> str:
         """The id of ``party``'s identity (added to the bundle)."""
         code = party.upper()
-        sid = stix_id("identity", f"party/{code}")
-        if sid not in self._support:
+        sid = self._identities.get(code)
+        if sid is None:
+            sid = self._identities[code] = stix_id("identity", f"party/{code}")
             row = self._party_rows.get(code, {})
             ident: dict[str, Any] = {
                 "type": "identity",
@@ -166,11 +181,12 @@ class StixBuilder:
         log_refs: Sequence[LogRef] = (),
         property_markings: Mapping[str, Marking] | None = None,
     ) -> dict[str, Any]:
-        refs, defs = marking_refs(marking, custodian=self.node_party)
+        refs, defs = shared_marking_refs(_text(marking), self.node_party)
         obj["created_by_ref"] = self.identity(marking.originator or self.node_party)
-        obj["object_marking_refs"] = refs
+        obj["object_marking_refs"] = list(refs)
         for d in defs:
-            self._support[d["id"]] = d
+            if d["id"] not in self._support:
+                self._support[d["id"]] = copy.deepcopy(d)
         if property_markings:
             gran, gdefs = granular_markings(marking, property_markings, custodian=self.node_party)
             if gran:
@@ -181,9 +197,9 @@ class StixBuilder:
             obj["external_references"] = [r.external_reference() for r in sorted(log_refs, key=lambda r: r.index)]
         ext = obj.get("extensions") or {}
         for stix_type_ext in ext:
-            if stix_type_ext.startswith("extension-definition--") and obj["type"].startswith("x-atalaya-"):
+            if stix_type_ext not in self._support and obj["type"].startswith("x-atalaya-"):
                 self._support[stix_type_ext] = extension_definition(obj["type"])
-                self._support[atalaya_identity()["id"]] = atalaya_identity()
+                self._support[ATALAYA_IDENTITY_ID] = atalaya_identity()
         self._objects[obj["id"]] = obj
         return obj
 

@@ -33,6 +33,8 @@ True
 
 from __future__ import annotations
 
+import copy
+import functools
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,11 +143,21 @@ def acs_marking_definition(m: Marking, *, custodian: str | None = None) -> dict[
 
 def marking_refs(m: Marking, *, custodian: str | None = None) -> tuple[list[str], list[dict[str, Any]]]:
     """``object_marking_refs`` for ``m`` and the marking-definition objects they name (TLP 2.0, then ACS)."""
+    refs, defs = shared_marking_refs(m.to_text(), custodian)
+    return list(refs), [copy.deepcopy(d) for d in defs]
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_marking_refs(text: str, custodian: str | None) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...]]:
+    """:func:`marking_refs` of a marking text, made once per text (a page has thousands of objects, a few markings).
+
+    The cached definitions are shared: callers copy them before handing them out."""
+    m = Marking.from_text(text)
     defs = [tlp_marking_definition(m.tlp)]
     acs = acs_marking_definition(m, custodian=custodian)
     if acs is not None:
         defs.append(acs)
-    return [d["id"] for d in defs], defs
+    return tuple(d["id"] for d in defs), tuple(defs)
 
 
 def granular_markings(
