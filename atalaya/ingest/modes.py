@@ -6,8 +6,10 @@
     12-digit 12 MHz MLAT clock), ``<`` + 12-digit clock + 2-digit signal + message (Beast as text), a plain
     hex line, and any of these after a wall-clock time and a separator (space, tab or comma): an epoch in
     seconds (milliseconds by magnitude) or an ISO 8601 time (UTC unless it names an offset), e.g.
-    ``1457996402.123,8D40621D58C382D690C8AC2863A7``. ``#`` comments, blank lines and 4-digit Mode A/C
-    replies are consumed without a row.
+    ``1457996402.123,8D40621D58C382D690C8AC2863A7``. The message is the last field, or else the first field
+    (quotes stripped) that is a message of its downlink format's length, as in pyModeS logs
+    ``1457996400,"8D40621D…",40621D,11``. ``#`` comments, blank lines and 4-digit Mode A/C replies are
+    consumed without a row.
 ``modes-beast``
     The Beast binary stream (port 30005): frames ``0x1a``, type (``'1'`` Mode A/C, ``'2'`` 56-bit, ``'3'``
     112-bit Mode-S), a 6-byte 12 MHz MLAT clock, a signal byte and the message, with every ``0x1a`` inside a
