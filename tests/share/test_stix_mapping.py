@@ -11,8 +11,8 @@ import pytest
 from stix_support import same_instants, stix2_round_trip, validator_problems
 
 from atalaya.core.errors import ValidationError
-from atalaya.core.markings import Marking
-from atalaya.share.stix import LogRef, StixBuilder, read_bundle, to_bundle
+from atalaya.core.markings import TLP, Marking
+from atalaya.share.stix import LogRef, StixBuilder, read_bundle, redact_for, to_bundle
 from atalaya.share.stix.extension import EPOCH, SCHEMAS, SDO_TYPES, extension_definitions, extension_id, stix_id
 from atalaya.share.stix.markings import TLP_MARKING_IDS
 
@@ -192,6 +192,25 @@ def test_empty_lists_are_left_out_and_read_back_empty() -> None:
     assert "hosts" not in verdict and "violations" not in verdict
     back = read_bundle(bundle, origin="USA").by_kind("verdicts")[0].record
     assert (back["hosts"], back["audience"], back["violations"]) == ([], [], [])
+
+
+def test_parts_marked_beyond_the_recipient_are_removed() -> None:
+    us_only = Marking.from_text("TLP:AMBER;REL:USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA")
+    b = StixBuilder(node_party="USA")
+    site = b.site({**SITE, "note": "source: asset K"}, property_markings={"evidence": Marking.from_text(STRICT),
+                                                                          "note": us_only})  # fmt: skip
+    defs = {o["id"]: o for o in b.objects() if o["type"] == "marking-definition"}
+    for_mex = redact_for(site, lambda m: m.releasable("MEX"), defs)
+    assert "note" not in for_mex and for_mex["evidence"] == SITE["evidence"]  # RED;REL:MEX may go to MEX
+    assert {s for g in for_mex["granular_markings"] for s in g["selectors"]} == {"evidence"}
+    assert site["evidence"] and site["note"]  # the builder's object is left as it was
+    # an agreement that allows MEX at most AMBER holds the RED evidence back as well
+    policy_like = lambda m: m.releasable("MEX") and m.tlp <= TLP.AMBER  # noqa: E731
+    held = redact_for(site, policy_like, defs)
+    assert "evidence" not in held and "note" not in held and "granular_markings" not in held
+    assert redact_for(site, lambda m: m.releasable("USA"), defs) == site  # the originator gets it all
+    assert validator_problems({"type": "bundle", "id": "bundle--" + site["id"].split("--")[1],
+                               "objects": [*b.objects()[:-1], for_mex]}) == []  # fmt: skip
 
 
 def test_unknown_kinds_are_refused_with_the_known_ones() -> None:

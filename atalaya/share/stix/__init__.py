@@ -6,6 +6,7 @@ The public API the TAXII server, the federation sync and exports call:
 - :func:`product_rows` — the rows of a product kind (for the egress, then the builder);
 - :func:`read_bundle` — a STIX 2.1 bundle → :class:`Imported` objects with markings and origin;
 - :func:`marking_refs` / :func:`marking_from_refs` — an Atalaya marking ↔ STIX marking references;
+- :func:`redact_for` — an object without the properties whose granular marking may not go to a recipient;
 - :func:`extension_definitions` — our published extension-definition objects.
 
 See docs/federation.md for the mapping, the markings and examples.
@@ -22,6 +23,7 @@ from atalaya.share.stix.markings import (
     granular_markings,
     marking_from_refs,
     marking_refs,
+    redact_for,
 )
 from atalaya.share.stix.rows import product_rows
 
@@ -43,6 +45,7 @@ __all__ = [
     "marking_refs",
     "product_rows",
     "read_bundle",
+    "redact_for",
     "stix_id",
     "to_bundle",
 ]

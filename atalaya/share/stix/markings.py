@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import functools
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -360,4 +360,57 @@ def granular_from_stix(
     for s, rs in refs.items():
         m = marking_from_refs(rs, definitions, origin=origin or base.originator).marking
         out[s] = combine([base, m])
+    return out
+
+
+def _drop(obj: dict[str, Any], selector: str) -> bool:
+    """Remove what ``selector`` names from ``obj``; a selector into a list removes the whole top-level property (a
+    hole in a list would shift the indexes other selectors use). Returns whether anything was removed."""
+    parts = selector.split(".")
+    if any(p.startswith("[") for p in parts):
+        return obj.pop(parts[0], None) is not None
+    node: Any = obj
+    for p in parts[:-1]:
+        node = node.get(p) if isinstance(node, dict) else None
+    if isinstance(node, dict) and parts[-1] in node:
+        del node[parts[-1]]
+        return True
+    return False
+
+
+def redact_for(
+    obj: Mapping[str, Any],
+    allowed: Callable[[Marking], bool],
+    definitions: Mapping[str, Mapping[str, Any]],
+    *,
+    origin: str = "",
+) -> dict[str, Any]:
+    """A copy of ``obj`` without the properties whose granular marking is not ``allowed`` to go.
+
+    The egress chokepoint decides the object by its own marking; this is the second half for objects that mix
+    levels: a property whose marking the recipient may not receive is removed, with the granular markings that
+    named it. ``allowed`` is the egress's answer for one marking — e.g. ``lambda m: policy.decide(m, "MEX",
+    kind="sites", at=t).allowed`` — so a part is held to the same rules (marking, agreement terms, caveats) as a
+    whole object. ``definitions`` are the marking-definitions at hand (the bundle's or the store's).
+    """
+    out = copy.deepcopy(dict(obj))
+    gran = out.get("granular_markings") or []
+    if not gran:
+        return out
+    base = marking_from_refs(out.get("object_marking_refs") or (), definitions, origin=origin).marking
+    withheld = {s for s, m in granular_from_stix(gran, definitions, base, origin=origin).items()
+                if not allowed(m)}  # fmt: skip
+    gone = set(withheld)
+    for s in sorted(withheld):
+        if _drop(out, s) and "[" in s:
+            gone.add(s.split(".")[0])  # the whole list went: so do selectors into it
+    kept = []
+    for g in gran:
+        sels = [s for s in g.get("selectors") or () if s not in gone and s.split(".")[0] not in gone]
+        if sels:
+            kept.append({**g, "selectors": sels})
+    if kept:
+        out["granular_markings"] = kept
+    else:
+        out.pop("granular_markings", None)
     return out
