@@ -1,4 +1,4 @@
-"""Federation: what partner nodes call (private selector comparisons)."""
+"""Federation: what partner nodes call (private comparisons, witness cosignatures, retraction receipts)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from atalaya.api.deps import StateDep, UserDep
 from atalaya.api.users import User
+from atalaya.core.errors import AtalayaError
 from atalaya.share.matching.http import b64, unb64
 from atalaya.share.matching.service import MatchRefusedError, Responder
 
@@ -72,3 +73,38 @@ def match_complete(match_id: str, body: MatchAnswer, state: StateDep, user: User
     except MatchRefusedError as e:
         raise HTTPException(status.HTTP_404_NOT_FOUND, {"detail": e.message, "hint": e.hint}) from e
     return {"match_id": out.match_id, "log_index": out.log_index}
+
+
+class CosignatureIn(BaseModel):
+    checkpoint: str = Field(max_length=20_000)
+
+
+class ReceiptIn(BaseModel):
+    receipt: str = Field(max_length=20_000)
+
+
+@router.post("/cosignatures")
+def cosignature(body: CosignatureIn, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """A partner's witness cosignature of one of this node's checkpoints (published with the checkpoint)."""
+    from atalaya.share.federation.witnessing import accept_cosignature
+
+    party = _partner_user(state, user)
+    try:
+        size = accept_cosignature(state.workspace, state.store, party, body.checkpoint)
+    except AtalayaError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": e.message, "hint": e.hint}) from e
+    return {"witness": party, "size": size}
+
+
+@router.post("/receipts")
+def receipt(body: ReceiptIn, state: StateDep, user: UserDep) -> dict[str, Any]:
+    """A partner's signed receipt of a retraction; appended to this node's log."""
+    from atalaya.share.federation.receipts import accept_receipt
+
+    party = _partner_user(state, user)
+    try:
+        with state.log_lock:
+            idx = accept_receipt(state.workspace, state.store, party, body.receipt)
+    except AtalayaError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": e.message, "hint": e.hint}) from e
+    return {"party": party, "log_index": idx}

@@ -26,6 +26,8 @@ def checkpoint(state: StateDep, user: UserDep) -> dict[str, Any]:
     if text is None:
         return {"checkpoint": None, "log_size": size, "verifier_key": vkey.vkey()}
     cp = open_checkpoint(text, vkey)
+    from atalaya.share.federation.witnessing import cosignatures
+
     return {
         "checkpoint": text,
         "origin": cp.origin,
@@ -33,6 +35,7 @@ def checkpoint(state: StateDep, user: UserDep) -> dict[str, Any]:
         "root_hex": cp.root.hex(),
         "log_size": size,
         "verifier_key": vkey.vkey(),
+        "cosignatures": cosignatures(state.store, cp.size),
     }
 
 
@@ -57,6 +60,12 @@ def entry_audience(entry: dict[str, Any]) -> list[str]:
         return sorted({str(entry.get("recipient", "")), str(entry.get("sender", ""))} - {""})
     if kind == "match":
         return sorted({str(entry.get("initiator", "")), str(entry.get("responder", ""))} - {""})
+    if kind == "publication":
+        return sorted({str(entry.get("recipient", "")), str(entry.get("sender", ""))} - {""})
+    if kind == "retraction":
+        return sorted(str(p) for p in entry.get("recipients") or [])
+    if kind == "receipt":
+        return [str(entry.get("party", ""))]
     return []
 
 
@@ -96,6 +105,7 @@ def entries(
     user: UserDep,
     p: PageDep,
     kind: Annotated[str | None, Query(max_length=40, pattern=r"^[a-z-]+$")] = None,
+    after: Annotated[int, Query(ge=0, le=2**40, description="Only entries at this index or later")] = 0,
 ) -> dict[str, Any]:
     """Log entries, newest first (paginated), optionally of one kind, each with a ``summary``.
 
@@ -106,7 +116,7 @@ def entries(
     with open_log(state.workspace, readonly=True) as log:
         n = log.size
         items = []
-        for i in range(n - 1, -1, -1):
+        for i in range(n - 1, after - 1, -1):
             e = log.get(i)
             if kind is not None and e.get("kind") != kind:
                 continue
@@ -183,7 +193,7 @@ def proof(
         if not own and user.party not in entry_audience(e):
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no entry {index} about {user.party}")
         bundle = log.prove(index, text)
-    item = {"index": index, **e, "marking": "TLP:AMBER"}
+    item = {"index": index, **e, "audience": entry_audience(e), "marking": "TLP:AMBER"}
     released = release(state.workspace, state.store, [item], recipient=user.party, kind="log",
                        user=user.username, id_key="index", log=False).items  # fmt: skip
     if not released:

@@ -38,10 +38,18 @@ def partners() -> None:
 @click.option("--token", default=None, help="API token the partner issued to this node (prefer --token-file).")
 @click.option("--token-file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="File holding that token.")  # fmt: skip
+@click.option("--witness-key", default=None, help="The partner's witness key (checks the cosignatures it sends).")
 @json_option
 @click.pass_context
 def partners_add(
-    ctx: click.Context, party: str, url: str, vkey: str, token: str | None, token_file: Path | None, as_json: bool
+    ctx: click.Context,
+    party: str,
+    url: str,
+    vkey: str,
+    token: str | None,
+    token_file: Path | None,
+    witness_key: str | None,
+    as_json: bool,
 ) -> None:
     """Register partner node PARTY at URL."""
     from atalaya.share.federation.partners import add_partner
@@ -50,7 +58,8 @@ def partners_add(
         raise click.UsageError("give exactly one of --token or --token-file")
     secret = token if token is not None else token_file.read_text(encoding="utf-8").strip()  # type: ignore[union-attr]
     ws = workspace_from(ctx)
-    p = add_partner(ws, KnowledgeStore.open(ws.db_url), party, url, verifier_key=vkey, token=secret)
+    p = add_partner(ws, KnowledgeStore.open(ws.db_url), party, url, verifier_key=vkey, token=secret,
+                    witness_key=witness_key)  # fmt: skip
     info = {"party": p.party, "url": p.url, "origin": p.origin}
     emit(as_json, info, lambda d: f"partner {d['party']} at {d['url']} (log {d['origin']})")
 
@@ -169,3 +178,110 @@ def match_cmd(
         + f"\nlogged at index {out.log_index}"
     )
     emit(as_json, out.to_dict(), lambda _d: text)
+
+
+@click.command("sync")
+@click.argument("partner", required=False)
+@json_option
+@click.pass_context
+def sync_cmd(ctx: click.Context, partner: str | None, as_json: bool) -> None:
+    """Pull what PARTNER (default: every registered partner) shared since the last sync, proving each object.
+
+    Verifies the partner's signed checkpoint under its pinned key and its consistency with the last one seen
+    (a rolled-back or forked log is refused), cosigns it as a witness, checks every object against a publication
+    entry included in the log, applies retractions and sends signed receipts.
+    """
+    from atalaya.cli.context import show_progress
+    from atalaya.share.federation.client import PartnerClient
+    from atalaya.share.federation.partners import get_partner, list_partners, partner_token
+    from atalaya.share.federation.sync import sync_partner
+
+    ws = workspace_from(ctx)
+    store = KnowledgeStore.open(ws.db_url)
+    targets = [get_partner(store, partner)] if partner else list_partners(store)
+    if not targets:
+        raise ValidationError("no partners registered", hint="atalaya partners add PARTY URL --key VKEY --token-file F")
+    say = (lambda m: click.echo(m, err=True)) if show_progress(ctx) else None
+    results = []
+    for p in targets:
+        with PartnerClient(p.url, partner_token(ws, p.party)) as client:
+            results.append(sync_partner(ws, store, p.party, client, progress=say).to_dict())
+
+    def human(rows: list[dict[str, Any]]) -> str:
+        out = []
+        for r in rows:
+            if r["nothing_new"]:
+                out.append(f"{r['partner']}: nothing new (log size {r['log_size']})")
+                continue
+            out.append(
+                f"{r['partner']}: log {r['log_size_before']} -> {r['log_size']}"
+                f"{' (cosigned)' if r['cosigned'] else ''}; {r['publications']} publication entries verified; "
+                f"{r['received']} objects received, {r['unverified']} not yet provable, {r['retracted']} retracted"
+            )
+            out += [f"  note: {n}" for n in r["notes"]]
+        return "\n".join(out)
+
+    emit(as_json, results, human)
+
+
+@click.group("share")
+def share() -> None:
+    """Publish products to partner nodes (TAXII), retract them, follow acknowledgements."""
+
+
+@share.command("publish")
+@click.option("--for", "party", default=None, help="Only this partner (default: every party known).")
+@click.option("--kind", "kinds", multiple=True, help="Only these product kinds (repeatable).")
+@json_option
+@click.pass_context
+def share_publish(ctx: click.Context, party: str | None, kinds: tuple[str, ...], as_json: bool) -> None:
+    """Put what each partner may receive into its TAXII collections and log each publication."""
+    from atalaya.cli.context import show_progress
+    from atalaya.share.federation.publish import publish_products
+    from atalaya.share.stix import MAPPED_KINDS
+
+    ws = workspace_from(ctx)
+    bad = [k for k in kinds if k not in MAPPED_KINDS]
+    if bad:
+        raise ValidationError(f"no STIX mapping for {', '.join(bad)}", hint="kinds: " + ", ".join(MAPPED_KINDS))
+    say = (lambda m: click.echo(m, err=True)) if show_progress(ctx) else None
+    res = publish_products(ws, KnowledgeStore.open(ws.db_url), parties=[party] if party else None,
+                           kinds=kinds or MAPPED_KINDS, progress=say)  # fmt: skip
+
+    def human(d: dict[str, Any]) -> str:
+        lines = [
+            f"{p}: " + ", ".join(f"{k} {n} new ({d['withheld'][p][k]} withheld)" for k, n in per.items())
+            for p, per in d["added"].items()
+        ]
+        return "\n".join(lines) + f"\n{len(d['log_indices'])} publication entries logged"
+
+    emit(as_json, res.to_dict(), human)
+
+
+@share.command("retract")
+@click.argument("stix_id")
+@click.option("--reason", required=True, help="Why it is retracted (logged, sent to the recipients).")
+@json_option
+@click.pass_context
+def share_retract(ctx: click.Context, stix_id: str, reason: str, as_json: bool) -> None:
+    """Retract a shared object from every partner that received it; their next sync applies it."""
+    import getpass
+
+    from atalaya.share.federation.receipts import retract_object
+
+    ws = workspace_from(ctx)
+    res = retract_object(ws, KnowledgeStore.open(ws.db_url), stix_id, reason=reason, user=getpass.getuser())
+    emit(as_json, res, lambda d: f"retracted {d['object']} for {', '.join(d['recipients'])} (log {d['log_index']})")
+
+
+@share.command("retractions")
+@json_option
+@click.pass_context
+def share_retractions(ctx: click.Context, as_json: bool) -> None:
+    """Each retraction: who acknowledged it (receipt in the log) and who has not."""
+    from atalaya.share.federation.receipts import retraction_status
+
+    rows = retraction_status(workspace_from(ctx))
+    emit(as_json, rows, lambda rs: "\n".join(
+        f"{r['object']}: acknowledged by {', '.join(r['acknowledged']) or 'nobody'}; "
+        f"pending {', '.join(r['pending']) or 'none'}" for r in rs) or "no retractions")  # fmt: skip

@@ -42,6 +42,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "partners": ("atalaya.cli.cmd_federation:partners", "Partner nodes: address, pinned log key, API token."),
     "selectors": ("atalaya.cli.cmd_federation:selectors", "Selector lists for private comparisons with partners."),
     "match": ("atalaya.cli.cmd_federation:match_cmd", "Compare selectors with a partner without disclosing them."),
+    "sync": ("atalaya.cli.cmd_federation:sync_cmd", "Pull and verify what partner nodes shared since the last sync."),
+    "share": ("atalaya.cli.cmd_federation:share", "Publish products to partners (TAXII), retract, follow receipts."),
 }
 """Command name → (``module:attribute``, short help). Explicit and lazy: nothing loads until used."""
 

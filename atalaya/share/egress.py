@@ -55,7 +55,7 @@ from atalaya.core.workspace import Workspace
 from atalaya.sovereignty.agreements import AgreementSet, stored_agreements
 from atalaya.store.knowledge import KnowledgeStore
 
-ACCOUNTABILITY_KINDS = frozenset({"sorties", "reports", "log"})
+ACCOUNTABILITY_KINDS = frozenset({"sorties", "verdicts", "reports", "log"})
 """Product kinds that are the collector's accountability records: always visible to the party they concern."""
 
 SOURCE_KEYS = frozenset(

@@ -48,6 +48,10 @@ class Partner:
     log_size: int
     checkpoint: str | None
     synced_at: datetime | None
+    cursors: dict[str, str]
+    """Per partner TAXII collection: ``date_added`` of the newest object received."""
+    witness_key: str | None = None
+    """Its witness cosignature key, if registered."""
 
     @property
     def verifier(self) -> NoteVerifier:
@@ -93,7 +97,14 @@ def partner_token(ws: Workspace, party: str) -> str:
 
 
 def add_partner(
-    ws: Workspace, store: KnowledgeStore, party: str, url: str, *, verifier_key: str, token: str
+    ws: Workspace,
+    store: KnowledgeStore,
+    party: str,
+    url: str,
+    *,
+    verifier_key: str,
+    token: str,
+    witness_key: str | None = None,
 ) -> Partner:
     """Register (or update the address and token of) a partner node; its pinned key cannot change."""
     code = party.upper()
@@ -107,6 +118,15 @@ def add_partner(
             f"the verifier key for {code} does not parse: {e}",
             hint="copy it from the partner's `atalaya log checkpoint --json` (verifier_key) or /api/log/checkpoint",
         ) from e
+    wkey = None
+    if witness_key:
+        try:
+            wkey = NoteVerifier.from_vkey(witness_key.strip()).vkey()
+        except (ValueError, AtalayaError) as e:
+            raise ValidationError(
+                f"the witness key for {code} does not parse: {e}",
+                hint="copy it from the partner's `atalaya log export-key --witness`",
+            ) from e
     if not token.strip():
         raise ValidationError("empty API token", hint="ask the partner's admin for a token of a liaison user")
     with store.begin() as conn:
@@ -118,9 +138,13 @@ def add_partner(
             )
         if row is None:
             conn.execute(ks.partners.insert().values(party=code, url=base, verifier_key=verifier.vkey(),
-                                                     origin=verifier.name, added_at=datetime.now(UTC)))  # fmt: skip
+                                                     origin=verifier.name, added_at=datetime.now(UTC),
+                                                     witness_key=wkey))  # fmt: skip
         else:
-            conn.execute(ks.partners.update().where(ks.partners.c.party == code).values(url=base))
+            values: dict[str, object] = {"url": base}
+            if wkey:
+                values["witness_key"] = wkey
+            conn.execute(ks.partners.update().where(ks.partners.c.party == code).values(**values))
     _write_secret(token_path(ws, code), token)
     return get_partner(store, code)
 
@@ -133,7 +157,8 @@ def get_partner(store: KnowledgeStore, party: str) -> Partner:
     if r is None:
         raise ValidationError(f"partner {code} is not registered", hint="atalaya partners add PARTY URL --key VKEY …")
     return Partner(party=r.party, url=r.url, verifier_key=r.verifier_key, origin=r.origin, log_size=int(r.log_size),
-                   checkpoint=r.checkpoint, synced_at=r.synced_at)  # fmt: skip
+                   checkpoint=r.checkpoint, synced_at=r.synced_at, cursors=dict(r.cursors or {}),
+                   witness_key=r.witness_key)  # fmt: skip
 
 
 def list_partners(store: KnowledgeStore) -> list[Partner]:

@@ -65,7 +65,7 @@ def _v5(conn: Connection) -> None:
 
 
 def _v6(conn: Connection) -> None:
-    s.metadata.create_all(conn, tables=[s.selectors, s.matches, s.partners])
+    s.metadata.create_all(conn, tables=[s.selectors, s.matches, s.partners, s.received_objects, s.cosignatures])
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -74,7 +74,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=3, description="web sessions; API token revocation and last use", apply=_v3),
     Migration(version=4, description="index of log entries by reference", apply=_v4),
     Migration(version=5, description="TAXII collections, their STIX objects and status resources", apply=_v5),
-    Migration(version=6, description="partner nodes, selector lists and private comparisons", apply=_v6),
+    Migration(
+        version=6,
+        description="federation: partner nodes, received objects, cosignatures, selector lists, comparisons",
+        apply=_v6,
+    ),
 )
 
 LATEST = MIGRATIONS[-1].version

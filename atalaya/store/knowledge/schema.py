@@ -465,5 +465,40 @@ partners = Table(
     Column("log_size", BigInteger, nullable=False, server_default="0"),  # sync cursor: its log size last verified
     Column("checkpoint", Text),  # the last checkpoint of its log this node verified (and cosigned)
     Column("synced_at", TS),
+    Column("cursors", JSON),  # per partner collection: the date_added of the newest object received
+    Column("witness_key", String(400)),  # its witness cosignature key (checks the cosignatures it sends us)
 )
 """Partner nodes this node federates with; their API tokens live in keys/partners/, not here (migration 6)."""
+
+received_objects = Table(
+    "received_objects",
+    metadata,
+    Column("seq", _SEQ, primary_key=True, autoincrement=True),
+    Column("origin", String(16), nullable=False),  # the partner party that shared it
+    Column("collection_id", String(80), nullable=False),  # the partner's TAXII collection
+    Column("stix_id", String(300), nullable=False),
+    Column("type", String(250), nullable=False),
+    Column("version", String(40), nullable=False),
+    Column("product_kind", String(40)),
+    Column("marking", String(400), nullable=False),  # as read from its STIX markings (most restrictive if unknown)
+    Column("body", Text, nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("log_index", BigInteger),  # the partner's publication entry that lists it (inclusion verified)
+    Column("received_at", TS, nullable=False),
+    Column("retracted_at", TS),  # retracted by the originator: hidden from users, kept for audit
+    Column("retraction", JSON),  # the originator's retraction record
+    UniqueConstraint("origin", "stix_id", "version", name="uq_received_objects_version"),
+    Index("ix_received_objects_type", "origin", "type"),
+)
+"""STIX objects received from partner nodes by sync, with their origin, markings and the log entry proving them
+(migration 6)."""
+
+cosignatures = Table(
+    "cosignatures",
+    metadata,
+    Column("witness", String(16), primary_key=True),  # the partner party whose node cosigned
+    Column("size", BigInteger, primary_key=True),  # tree size of the cosigned checkpoint
+    Column("checkpoint", Text, nullable=False),  # this node's checkpoint with the witness's cosignature line
+    Column("received_at", TS, nullable=False),
+)
+"""Cosignatures of this node's checkpoints by partner witnesses (published with the checkpoint; migration 6)."""
