@@ -73,29 +73,43 @@ class Messages:
                         has_clock=b, raw=lambda i: b"")  # fmt: skip
 
 
+_QUANTITIES: dict[str, tuple[tuple[str, ...], bool]] = {
+    "ident": (("chars", "category", "tc"), True),
+    "squawk": (("squawk",), True),
+    "kin": (("gs", "track"), False),
+    "vrate": (("vrate",), False),
+    "air": (("airspeed", "tas", "heading"), False),
+}
+"""What fills position rows: quantity → (its values, whether it keeps for ``ident_window_s`` rather than
+``state_window_s``)."""
+_NEVER = np.iinfo(np.int64).min
+
+
+def _values(f: Fields, ev: I64) -> dict[str, npt.NDArray[Any]]:
+    """The values of every quantity for the messages ``ev``."""
+    return {
+        "chars": f.chars[ev], "category": f.category[ev], "tc": f.tc[ev], "squawk": f.ident[ev], "gs": f.gs_kt[ev],
+        "track": f.track_deg[ev], "vrate": f.vrate_fpm[ev], "airspeed": f.airspeed_kt[ev], "tas": f.tas[ev],
+        "heading": f.heading_deg[ev],
+    }  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Aircraft:
-    """Last identification, squawk and velocity per aircraft key."""
+    """Each aircraft's last value of every quantity (:data:`_QUANTITIES`) and when it was heard."""
 
     key: U32
-    chars: U8
-    category: U8
-    tc: U8
-    cs_t: I64
-    squawk: U32
-    sq_t: I64
-    gs: F64
-    track: F64
-    kin_t: I64
-    vrate: F64
-    vr_t: I64
+    """Aircraft keys (ICAO address; bit 24 set for a DF18 non-ICAO address)."""
+    values: dict[str, npt.NDArray[Any]]
+    """Value name → one entry per aircraft."""
+    times: dict[str, I64]
+    """Quantity → when its value was heard, µs (:data:`_NEVER`: not heard)."""
 
     @staticmethod
     def empty() -> _Aircraft:
-        z, u, f = np.zeros(0, np.int64), np.zeros(0, np.uint32), np.zeros(0, np.float64)
-        return _Aircraft(key=u, chars=np.zeros((0, 8), np.uint8), category=np.zeros(0, np.uint8),
-                         tc=np.zeros(0, np.uint8), cs_t=z, squawk=u, sq_t=z, gs=f, track=f, kin_t=z, vrate=f,
-                         vr_t=z)  # fmt: skip
+        nothing = decode(np.zeros((0, 14), dtype=np.uint8), np.zeros(0, dtype=np.int64))
+        z = np.zeros(0, dtype=np.int64)
+        return _Aircraft(key=np.zeros(0, np.uint32), values=_values(nothing, z), times=dict.fromkeys(_QUANTITIES, z))
 
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
@@ -205,114 +219,115 @@ class Feed:
         ev = np.flatnonzero(ok)
         k = st.key.size
         a_key = np.concatenate((st.key, key[ev]))
-        ident = es[ev] & (f.tc[ev] >= 1) & (f.tc[ev] <= 4)
-        sq = (f.df[ev] == 5) | (f.df[ev] == 21)
-        kin = es[ev] & f.velocity[ev] & ~np.isnan(f.gs_kt[ev])
-        vr = es[ev] & f.velocity[ev] & ~np.isnan(f.vrate_fpm[ev])
-        chars = np.concatenate((st.chars, f.chars[ev]))
-        category = np.concatenate((st.category, f.category[ev]))
-        tcs = np.concatenate((st.tc, f.tc[ev]))
-        cs_t = np.concatenate((st.cs_t, t[ev]))
-        sqv = np.concatenate((st.squawk, f.ident[ev]))
-        sq_t = np.concatenate((st.sq_t, t[ev]))
-        gs = np.concatenate((st.gs, f.gs_kt[ev]))
-        trk = np.concatenate((st.track, f.track_deg[ev]))
-        kin_t = np.concatenate((st.kin_t, t[ev]))
-        vrv = np.concatenate((st.vrate, f.vrate_fpm[ev]))
-        vr_t = np.concatenate((st.vr_t, t[ev]))
-        v_cs = np.concatenate((st.cs_t > np.iinfo(np.int64).min, ident))
-        v_sq = np.concatenate((st.sq_t > np.iinfo(np.int64).min, sq))
-        v_kin = np.concatenate((st.kin_t > np.iinfo(np.int64).min, kin))
-        v_vr = np.concatenate((st.vr_t > np.iinfo(np.int64).min, vr))
+        vel = es[ev] & f.velocity[ev]
+        heard = {
+            "ident": es[ev] & (f.tc[ev] >= 1) & (f.tc[ev] <= 4),
+            "squawk": (f.df[ev] == 5) | (f.df[ev] == 21),
+            "kin": vel & ~np.isnan(f.gs_kt[ev]),
+            "vrate": vel & ~np.isnan(f.vrate_fpm[ev]),
+            "air": vel & ~np.isnan(f.airspeed_kt[ev]),
+        }
+        new = _values(f, ev)
+        vals = {v: np.concatenate((st.values[v], new[v])) for v in new}
+        times = {q: np.concatenate((st.times[q], t[ev])) for q in _QUANTITIES}
         order = np.argsort(a_key, kind="stable")
         inv = np.empty_like(order)
         inv[order] = np.arange(order.size)
         s_key = a_key[order]
         new_group = np.r_[True, s_key[1:] != s_key[:-1]] if s_key.size else np.zeros(0, dtype=bool)
         gstart = np.maximum.accumulate(np.where(new_group, np.arange(s_key.size), 0)) if s_key.size else order
-
-        def src(valid: B) -> I64:
-            s = _ffill_in_group(valid[order], gstart)
-            return np.where(s >= 0, order[np.maximum(s, 0)], -1)
-
-        s_cs, s_sq, s_kin, s_vr = src(v_cs), src(v_sq), src(v_kin), src(v_vr)
-        # position rows: their place among the events
+        # for each (sorted) event, the latest event of its aircraft so far that carried the quantity
+        src: dict[str, I64] = {}
+        for q in _QUANTITIES:
+            valid = np.concatenate((st.times[q] > _NEVER, heard[q]))
+            last = _ffill_in_group(valid[order], gstart)
+            src[q] = np.where(last >= 0, order[np.maximum(last, 0)], -1)
         ev_of = np.full(t.size, -1, dtype=np.int64)
         ev_of[ev] = k + np.arange(ev.size)
         at = inv[ev_of[rows]] if rows.size else np.zeros(0, dtype=np.int64)
         tr = t[rows]
-        kin_w, id_w = int(self.state_window_s * _US), int(self.ident_window_s * _US)
-
-        def pick(s: I64, q_t: I64, window: int) -> I64:
-            j = s[at] if at.size else np.zeros(0, dtype=np.int64)
-            good = (j >= 0) & (np.abs(tr - q_t[np.maximum(j, 0)]) <= window)
-            return np.where(good, j, -1)
-
-        u_cs, u_sq = pick(s_cs, cs_t, id_w), pick(s_sq, sq_t, id_w)
-        u_kin, u_vr = pick(s_kin, kin_t, kin_w), pick(s_vr, vr_t, kin_w)
-        self.aircraft = self._carry(order, new_group, s_cs, s_sq, s_kin, s_vr, a_key, chars, category, tcs, cs_t,
-                                    sqv, sq_t, gs, trk, kin_t, vrv, vr_t, t[ev])  # fmt: skip
-        return self._columns(f, rows, lat[fixed], lon[fixed], method[fixed], tr, rec, key,
-                             u_cs, u_sq, u_kin, u_vr, chars, category, tcs, sqv, gs, trk, vrv)  # fmt: skip
+        use: dict[str, I64] = {}
+        for q, (_names, ident_like) in _QUANTITIES.items():
+            window = int((self.ident_window_s if ident_like else self.state_window_s) * _US)
+            j = src[q][at] if at.size else np.zeros(0, dtype=np.int64)
+            use[q] = np.where((j >= 0) & (np.abs(tr - times[q][np.maximum(j, 0)]) <= window), j, -1)
+        self.aircraft = self._carry(order, new_group, src, a_key, vals, times, t[ev])
+        return self._columns(f, rows, lat[fixed], lon[fixed], method[fixed], tr, rec, key, use, vals)
 
     def _carry(
-        self, order: I64, new_group: B, s_cs: I64, s_sq: I64, s_kin: I64, s_vr: I64, a_key: U32, chars: U8,
-        category: U8, tcs: U8, cs_t: I64, sqv: U32, sq_t: I64, gs: F64, trk: F64, kin_t: I64, vrv: F64, vr_t: I64,
-        t_new: I64,
+        self, order: I64, new_group: B, src: dict[str, I64], a_key: U32, vals: dict[str, npt.NDArray[Any]],
+        times: dict[str, I64], t_new: I64,
     ) -> _Aircraft:  # fmt: skip
+        """Each aircraft's latest value of every quantity still inside its window."""
         if order.size == 0:
             return self.aircraft
-        last = np.flatnonzero(np.r_[new_group[1:], True])  # sorted positions
-        now = int(t_new.max()) if t_new.size else int(max(cs_t.max(), sq_t.max(), kin_t.max(), vr_t.max()))
-        never = np.iinfo(np.int64).min
-
-        def take(s: I64, q_t: I64, window: float) -> tuple[I64, I64]:
-            j = s[last]
-            alive = (j >= 0) & (q_t[np.maximum(j, 0)] >= now - int(window * _US))
-            return np.where(alive, j, -1), np.where(alive, q_t[np.maximum(j, 0)], never)
-
-        (jc, tc_), (js, ts_) = take(s_cs, cs_t, self.ident_window_s), take(s_sq, sq_t, self.ident_window_s)
-        (jk, tk_), (jv, tv_) = take(s_kin, kin_t, self.state_window_s), take(s_vr, vr_t, self.state_window_s)
-        keep = (jc >= 0) | (js >= 0) | (jk >= 0) | (jv >= 0)
-        jc, js, jk, jv = jc[keep], js[keep], jk[keep], jv[keep]
-        c0, s0, k0, v0 = np.maximum(jc, 0), np.maximum(js, 0), np.maximum(jk, 0), np.maximum(jv, 0)
-        return _Aircraft(
-            key=a_key[order[last[keep]]], chars=chars[c0], category=category[c0], tc=np.where(jc >= 0, tcs[c0], 0),
-            cs_t=tc_[keep], squawk=sqv[s0], sq_t=ts_[keep], gs=gs[k0], track=trk[k0], kin_t=tk_[keep],
-            vrate=vrv[v0], vr_t=tv_[keep],
-        )  # fmt: skip
+        last = np.flatnonzero(np.r_[new_group[1:], True])  # sorted positions of each aircraft's last event
+        now = int(t_new.max()) if t_new.size else max(int(v.max()) for v in times.values() if v.size)
+        picked: dict[str, I64] = {}
+        keep = np.zeros(last.size, dtype=bool)
+        for q, (_names, ident_like) in _QUANTITIES.items():
+            window = int((self.ident_window_s if ident_like else self.state_window_s) * _US)
+            j = src[q][last]
+            j = np.where((j >= 0) & (times[q][np.maximum(j, 0)] >= now - window), j, -1)
+            picked[q] = j
+            keep |= j >= 0
+        values: dict[str, npt.NDArray[Any]] = {}
+        new_times: dict[str, I64] = {}
+        for q, (names, _ident_like) in _QUANTITIES.items():
+            j = picked[q][keep]
+            j0 = np.maximum(j, 0)
+            new_times[q] = np.where(j >= 0, times[q][j0], _NEVER)
+            for v in names:
+                values[v] = vals[v][j0]
+        return _Aircraft(key=a_key[order[last[keep]]], values=values, times=new_times)
 
     def _columns(
         self, f: Fields, rows: I64, lat: F64, lon: F64, method: npt.NDArray[np.int8], t: I64, rec: I64, key: U32,
-        u_cs: I64, u_sq: I64, u_kin: I64, u_vr: I64, chars: U8, category: U8, tcs: U8, sqv: U32, gs: F64,
-        trk: F64, vrv: F64,
+        use: dict[str, I64], vals: dict[str, npt.NDArray[Any]],
     ) -> dict[str, object]:  # fmt: skip
+        """Observation columns of the position rows ``rows``, filled from the events ``use`` points at."""
+
+        def value(q: str, v: str) -> tuple[npt.NDArray[Any], B]:
+            j = use[q]
+            return vals[v][np.maximum(j, 0)], j >= 0
+
         n = rows.size
         surface = f.surface_pos[rows]
         gnss = f.tc[rows] >= 20
         alt_m = np.where(surface, np.nan, np.where(gnss, f.gnss_alt_m[rows], f.alt_ft[rows] * FT_TO_M))
-        speed_kt = np.where(surface, f.gs_kt[rows], np.where(u_kin >= 0, gs[np.maximum(u_kin, 0)], np.nan))
-        course = np.where(surface, f.track_deg[rows], np.where(u_kin >= 0, trk[np.maximum(u_kin, 0)], np.nan))
+        gs, has_kin = value("kin", "gs")
+        trk, _ = value("kin", "track")
+        speed_kt = np.where(surface, f.gs_kt[rows], np.where(has_kin, gs, np.nan))
+        course = np.where(surface, f.track_deg[rows], np.where(has_kin, trk, np.nan))
         other = (key[rows] & _OTHER_BIT) > 0
         nibbles = (key[rows, None].astype(np.int64) >> np.arange(20, -4, -4)) & 15
         hexes = _text(_HEX_DIGITS[nibbles])
         ident = pc.if_else(pa.array(other), pc.binary_join_element_wise("~", hexes, ""), hexes)
-        has_cs = u_cs >= 0
-        cs = pc.utf8_trim_whitespace(_text(chars[np.maximum(u_cs, 0)]))
+        chars, has_cs = value("ident", "chars")
+        cs = pc.utf8_trim_whitespace(_text(chars))
         name = pc.if_else(pc.and_(pa.array(has_cs), pc.not_equal(cs, "")), cs, pa.scalar(None, pa.string()))
-        has_sq = u_sq >= 0
-        sq_text = _text(squawk_chars(sqv[np.maximum(u_sq, 0)]))
-        vr = np.where(u_vr >= 0, np.round(vrv[np.maximum(u_vr, 0)] * FPM_TO_MPS, 3), np.nan)
-        cat_tc = tcs[np.maximum(u_cs, 0)]
-        cat_num = category[np.maximum(u_cs, 0)]
+        sqv, has_sq = value("squawk", "squawk")
+        sq_text = _text(squawk_chars(sqv))
+        vrv, has_vr = value("vrate", "vrate")
+        vr = np.where(has_vr, np.round(vrv * FPM_TO_MPS, 3), np.nan)
+        cat_tc, _ = value("ident", "tc")
+        cat_num, _ = value("ident", "category")
         has_cat = has_cs & (cat_num > 0)
         cat_text: Any = np.char.add(np.array(list("?DCBA"))[np.clip(cat_tc, 0, 4)], cat_num.astype(str)) if n else []
+        asp, has_air = value("air", "airspeed")
+        tas, _ = value("air", "tas")
+        hdg, _ = value("air", "heading")
+        asp_mps = pa.array(np.round(asp * KT_TO_MPS, 3))
+        has_hdg = has_air & ~np.isnan(hdg)
         frags = [
             _frag("squawk", sq_text, has_sq, quoted=True),
             _frag("on_ground", pa.array(np.where(surface, "true", "false")), np.ones(n, dtype=bool), quoted=False),
             _frag("vertrate_mps", pa.array(vr), ~np.isnan(vr), quoted=False),
             _frag("alt_geometric", pa.array(np.full(n, "true")), gnss & ~surface, quoted=False),
             _frag("category", pa.array(cat_text, pa.string()), has_cat, quoted=True),
+            _frag("tas_mps", asp_mps, has_air & tas, quoted=False),
+            _frag("ias_mps", asp_mps, has_air & ~tas, quoted=False),
+            _frag("heading_deg", pa.array(np.where(has_hdg, hdg, 0.0)), has_hdg, quoted=False),
             _frag("cpr", pa.array(np.where(method == GLOBAL, "global", "local")), np.ones(n, dtype=bool), quoted=True),
         ]
         body = pc.binary_join_element_wise(*frags, ",", null_handling="skip")

@@ -569,3 +569,21 @@ def test_damaged_captures_never_raise(beast: bool, cuts: list[tuple[int, bytes]]
                 assert int(keep.sum()) <= n
             assert len(batch.rejects) <= batch.records_read or not beast
         assert records >= 0
+
+
+def test_airspeed_and_heading_fill_attrs(tmp_path: Path) -> None:
+    """The book's airspeed message (subtype 3: TAS 375 kt, heading 243.98°) fills the next position's attrs,
+    not its speed or course (those are over the ground)."""
+    a = np.array([0xA05F21])
+    pos = [
+        enc.to_hex(enc.airborne_position(a, np.array([40.0]), np.array([-3.7]), np.array([30000.0]), np.array([o])),
+                   np.array([14]))[0]
+        for o in (False, True)
+    ]  # fmt: skip
+    lines = [f"{T0} *{pos[0]};", f"{T0 + 1} *8DA05F219B06B6AF189400CBC33F;", f"{T0 + 2} *{pos[1]};"]
+    cols, rejects = read_all(ModeSHexReader(), _write(tmp_path, "tas.avr", "\n".join(lines) + "\n"))
+    assert rejects == [] and len(cols["time"]) == 1
+    attrs = _attrs(cols)[0]
+    assert attrs["tas_mps"] == round(375 * KT_TO_MPS, 3) and "ias_mps" not in attrs
+    assert attrs["heading_deg"] == 243.984375 and attrs["vertrate_mps"] == round(-2304 * FT_TO_M / 60, 3)
+    assert cols["speed_mps"][0] != cols["speed_mps"][0] and cols["course_deg"][0] != cols["course_deg"][0]
