@@ -32,8 +32,9 @@ parity and are used only when that address was heard in a message with an intact
 control field 0 or 6 carry an ICAO address, 1 and 5 another address (``~``-prefixed ident, ``ident_kind``
 ``other``); TIS-B coarse and management formats (2–4, 7) are consumed without a row.
 
-``attrs`` per row: ``squawk``, ``on_ground``, ``vertrate_mps``, ``alt_geometric`` (GNSS height),
-``category`` (e.g. ``"A3"``) and ``cpr`` (``"global"`` or ``"local"``).
+``attrs`` per row: ``squawk``, ``on_ground``, ``vertrate_mps``, ``tas_mps``/``ias_mps`` and ``heading_deg``
+(airspeed velocities), ``alt_geometric`` (GNSS height), ``category`` (e.g. ``"A3"``) and ``cpr`` (``"global"``
+or ``"local"``).
 
 >>> ModeSHexReader().sniff(b"*8D4840D6202CC371C32CE0576098;\\n*5D484FDEA248F5;\\n", Path("x"))
 0.95
