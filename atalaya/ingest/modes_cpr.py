@@ -171,7 +171,7 @@ def resolve(
         surf_pair = todo & paired & s_surf
         if surf_pair.any():
             ix = np.flatnonzero(surf_pair)
-            r_lat, r_lon = _surface_refs(ix, order, s_t, s_surf, s_method, s_lat, s_lon, fix_lat, fix_lon,
+            r_lat, r_lon = _surface_refs(ix, s_t, s_surf, s_method, s_lat, s_lon, fix_lat, fix_lon,
                                          receiver_lat, receiver_lon, feed_lat, feed_lon)  # fmt: skip
             la, lo = cpr_global(
                 s_clat[e[ix]], s_clon[e[ix]], s_clat[o[ix]], s_clon[o[ix]], s_odd[ix], surface=np.ones(ix.size, bool),
@@ -200,13 +200,13 @@ def resolve(
     if air_fix.any():
         newest = int(np.flatnonzero(air_fix)[np.argmax(a_t[air_fix])])
         feed_lat, feed_lon = float(lat[newest]), float(lon[newest])
-    new_state = _carry(order, s_icao, s_t, s_surf, s_odd, s_clat, s_clon, s_msg, s_lat, s_lon, s_method,
+    new_state = _carry(s_icao, s_t, s_surf, s_odd, s_clat, s_clon, s_msg, s_lat, s_lon, s_method,
                        new_group, feed_lat, feed_lon)  # fmt: skip
     return lat[k:], lon[k:], method[k:], new_state
 
 
 def _surface_refs(
-    ix: I64, order: I64, s_t: I64, s_surf: B, s_method: I8, s_lat: F64, s_lon: F64, fix_lat: F64, fix_lon: F64,
+    ix: I64, s_t: I64, s_surf: B, s_method: I8, s_lat: F64, s_lon: F64, fix_lat: F64, fix_lon: F64,
     receiver_lat: float, receiver_lon: float, feed_lat: float, feed_lon: float,
 ) -> tuple[F64, F64]:  # fmt: skip
     """Quadrant references for the surface pairs ``ix`` (sorted positions)."""
@@ -232,7 +232,7 @@ def _surface_refs(
 
 
 def _carry(
-    order: I64, s_icao: U32, s_t: I64, s_surf: B, s_odd: B, s_clat: U32, s_clon: U32, s_msg: B, s_lat: F64,
+    s_icao: U32, s_t: I64, s_surf: B, s_odd: B, s_clat: U32, s_clon: U32, s_msg: B, s_lat: F64,
     s_lon: F64, s_method: I8, new_group: B, feed_lat: float, feed_lon: float,
 ) -> CprState:  # fmt: skip
     """Each aircraft's latest message of each kind and format (if recent) and its latest fix (if any)."""
