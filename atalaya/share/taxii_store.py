@@ -412,13 +412,15 @@ def page_select(collection_id: str, filters: Filters, *, limit: int, after: int 
 
 
 @functools.lru_cache(maxsize=256)
-def _parties_tuple(text: str | None) -> tuple[str, ...]:
-    return tuple(str(p) for p in json.loads(text)) if text else ()
+def _parties_tuple(text: str) -> tuple[str, ...]:
+    return tuple(str(p) for p in json.loads(text))
 
 
-def _parties(text: str | None) -> list[str]:
-    """The ``about`` column's JSON text as a list (a collection holds a handful of distinct values)."""
-    return list(_parties_tuple(text))
+def _parties(value: str | list[Any] | None) -> list[str]:
+    """The ``about`` column as a list: JSON text (SQLite, parsed once per distinct value) or a list (PostgreSQL)."""
+    if not value:
+        return []
+    return list(_parties_tuple(value)) if isinstance(value, str) else [str(p) for p in value]
 
 
 def query(
