@@ -591,6 +591,9 @@ class Ingestor:
         """Ingest small files as one batch: each file is its own unit (its ``ingest_units`` row, its quarantine,
         skipped when ingested again), but all share one commit marker and one Parquet file per partition.
 
+        Each file is read once (the bytes hashed are the bytes parsed). Files whose reader can read many at a time
+        (:mod:`atalaya.ingest.manyfiles`) are read, validated and id-hashed as one batch per format and source,
+        each row and reject kept with its file; the others, and all of them if that one pass fails, one by one.
         A file that fails leaves nothing in the batch; the batch commits whole or not at all. Needs the lake's
         writer lock (taken here unless held).
         """
