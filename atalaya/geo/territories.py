@@ -900,6 +900,7 @@ def _cell_bounds(
 
 
 def _field(t: Territories, level: str, max_cells: int = DEPTH_CELLS) -> _Field:
+    max_cells = int(t._cache.get(f"depth_cells:{level}", max_cells))  # a world set asks for more at country level
     key = f"field:{level}:{max_cells}"
     f = t._cache.get(key)
     if f is None:

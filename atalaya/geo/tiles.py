@@ -20,9 +20,11 @@ selection of the same world set (other tiles loaded) reuses it.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import threading
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -165,13 +167,21 @@ def tiled_grid(t: Territories, level: str) -> TiledGrid | None:
     g = t._cache.get(name)
     if g is None:
         t.level_indices(level)  # validates the level
-        g = TiledGrid(level=level, key=hashlib.sha256(f"{key}/{level}".encode()).hexdigest())
+        h = hashlib.sha256(f"{key}/{level}/{CELLS_PER_TILE}/".encode())
+        h.update(_code_digest().encode())
+        g = TiledGrid(level=level, key=h.hexdigest())
         t._cache[name] = g
     out: TiledGrid = g
     return out
 
 
 # --------------------------------------------------------------------------- building
+
+
+@cache
+def _code_digest() -> str:
+    """Digest of the code that builds a tile (a change to it rebuilds the cached tiles)."""
+    return hashlib.sha256("".join(inspect.getsource(f) for f in (_level, _exact, _build_tile)).encode()).hexdigest()
 
 
 def _level(t: Territories, level: str) -> tuple[IntArray, FloatArray, Any]:

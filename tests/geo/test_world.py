@@ -188,7 +188,13 @@ def test_a_new_process_reuses_the_cache_with_identical_labels(seeded: Path, eu: 
     assert first["derived"] == 0  # every country came from the cache: the world layer was not even parsed
     assert first["ids"] == [str(i) for i in eu.ids]
     kinds = {n.rsplit("-", 1)[0] for n in _files(seeded)}
-    assert {"wterritories", "field-country-524288", "wtile-country-486", "wtile-state-522"} <= kinds
+    assert {
+        "wterritories",
+        "field-country-524288",
+        "field-state-524288",
+        "wtile-country-486",
+        "wtile-state-522",
+    } <= kinds
     before = _files(seeded)
     second = _probe(seeded)
     assert second == first
