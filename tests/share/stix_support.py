@@ -35,11 +35,15 @@ def registry() -> Registry:  # type: ignore[type-arg]
     return Registry().with_resources(resources)
 
 
+@cache
+def _validator(schema_path: Path) -> jsonschema.Draft7Validator:
+    schema = json.loads(schema_path.read_text(encoding="utf-8"))
+    return jsonschema.Draft7Validator(schema, registry=registry())
+
+
 def schema_errors(schema_path: Path, instance: Any) -> list[str]:
     """Errors of ``instance`` against a vendored OASIS schema (draft-07)."""
-    schema = json.loads(schema_path.read_text(encoding="utf-8"))
-    validator = jsonschema.Draft7Validator(schema, registry=registry())
-    return [f"{list(e.path)}: {e.message}" for e in validator.iter_errors(instance)]
+    return [f"{list(e.path)}: {e.message}" for e in _validator(schema_path).iter_errors(instance)]
 
 
 def validator_problems(bundle: dict[str, Any]) -> list[str]:

@@ -12,7 +12,8 @@ from stix_support import same_instants, stix2_round_trip, validator_problems
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import TLP, Marking
-from atalaya.share.stix import LogRef, StixBuilder, read_bundle, redact_for, to_bundle
+from atalaya.core.workspace import Workspace
+from atalaya.share.stix import LogRef, StixBuilder, product_rows, read_bundle, redact_for, to_bundle
 from atalaya.share.stix.extension import EPOCH, SCHEMAS, SDO_TYPES, extension_definitions, extension_id, stix_id
 from atalaya.share.stix.markings import TLP_MARKING_IDS
 
@@ -20,6 +21,8 @@ T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
 T1 = datetime(2026, 3, 4, 18, 30, 15, 250000, tzinfo=UTC)
 REL = "TLP:AMBER;REL:MEX,USA;CAV:NO-ACTION-WITHOUT-HOST-CONSENT;ORIG:USA"
 STRICT = "TLP:RED;REL:MEX;CAV:NO-ACTION-WITHOUT-HOST-CONSENT,SOURCE-PROTECT;ORIG:USA"
+MAPPED_TYPES = ("x-atalaya-site", "x-atalaya-track", "x-atalaya-corridor", "x-atalaya-crossing",
+                "x-atalaya-maritime-event", "x-atalaya-sortie", "x-atalaya-verdict")  # fmt: skip
 LEAF = LogRef(origin="atalaya.usa/log", index=41, leaf_hash="ab" * 32, ref="overflight:S-7|country|MEX")
 
 SITE = {"id": "site--a", "kind": "lab", "lon": -107.25, "lat": 25.5, "radius_m": 150.0, "score": 0.91, "rank": 1,
@@ -93,12 +96,12 @@ def test_the_stix2_library_reads_and_writes_it_unchanged() -> None:
 def test_our_objects_meet_their_published_schemas() -> None:
     bundle = _everything()[0].bundle()
     ours = [o for o in bundle["objects"] if o["type"] in SDO_TYPES]
-    assert {o["type"] for o in ours} == set(SDO_TYPES)
+    assert {o["type"] for o in ours} == set(MAPPED_TYPES)
     for o in ours:
         jsonschema.Draft202012Validator(SCHEMAS[o["type"]]).validate(o)
         assert o["extensions"] == {extension_id(o["type"]): {"extension_type": "new-sdo"}}
     defs = {o["id"]: o for o in bundle["objects"] if o["type"] == "extension-definition"}
-    assert set(defs) == {extension_id(t) for t in SDO_TYPES}
+    assert set(defs) == {extension_id(t) for t in MAPPED_TYPES}  # those its objects use
     assert all(d["extension_types"] == ["new-sdo"] and d["created_by_ref"] in {o["id"] for o in bundle["objects"]}
                for d in defs.values())  # fmt: skip
     assert validator_problems({"type": "bundle", "id": bundle["id"], "objects": extension_definitions()}) == []
@@ -211,6 +214,33 @@ def test_parts_marked_beyond_the_recipient_are_removed() -> None:
     assert redact_for(site, lambda m: m.releasable("USA"), defs) == site  # the originator gets it all
     assert validator_problems({"type": "bundle", "id": "bundle--" + site["id"].split("--")[1],
                                "objects": [*b.objects()[:-1], for_mex]}) == []  # fmt: skip
+
+
+def test_maritime_events_of_a_workspace_get_stable_ids(workspace: Workspace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from atalaya.fusion.maritime import maritime_dir
+    from atalaya.store.knowledge import KnowledgeStore
+
+    gaps = {"vessel": ["345000001"], "start_us": [MARITIME["start_us"]], "end_us": [MARITIME["end_us"]],
+            "lon": [-109.5], "lat": [22.1], "duration_s": [7200.0], "dist_port_m": [9e4], "dist_land_m": [4e4],
+            "score": [0.7], "reasons": ["silent 2 h far offshore"], "marking": [REL]}  # fmt: skip
+    maritime_dir(workspace).mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(gaps), maritime_dir(workspace) / "dark_gaps.parquet")
+    store = KnowledgeStore.open(workspace.db_url)
+    try:
+        rows = product_rows(workspace, store, "maritime")
+        assert product_rows(workspace, store, "maritime") == rows and len(rows) == 1
+        assert product_rows(workspace, store, "maritime", ids=[rows[0]["id"]]) == rows
+        assert product_rows(workspace, store, "maritime", ids=["maritime--other"]) == []
+    finally:
+        store.close()
+    bundle = to_bundle("maritime", rows, node_party="USA")
+    assert validator_problems(bundle) == []
+    event = read_bundle(bundle, origin="USA").by_kind("maritime")[0]
+    assert event.atalaya_id == rows[0]["id"] and event.record["event_kind"] == "dark_gap"
+    assert event.record["details"] == {"dist_port_m": 9e4, "dist_land_m": 4e4}
 
 
 def test_unknown_kinds_are_refused_with_the_known_ones() -> None:

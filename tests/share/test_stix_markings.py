@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from stix_support import ACS3_SCHEMA, TLP2_SCHEMA, schema_errors
 
@@ -58,6 +58,7 @@ def test_a_wrong_tlp_object_fails_the_oasis_schema() -> None:
     assert schema_errors(TLP2_SCHEMA, obj)
 
 
+@settings(deadline=None)  # shared CI machines: a slow example is not a failure
 @given(markings)
 def test_acs_objects_meet_the_isa_acs_3_schema(m: Marking) -> None:
     d = acs_marking_definition(m, custodian="USA")
@@ -68,6 +69,7 @@ def test_acs_objects_meet_the_isa_acs_3_schema(m: Marking) -> None:
     assert schema_errors(ACS3_SCHEMA, d["extensions"][ACS_EXTENSION_ID]) == []
 
 
+@settings(deadline=None)  # shared CI machines: a slow example is not a failure
 @given(markings)
 def test_marking_round_trips_through_stix(m: Marking) -> None:
     refs, defs = marking_refs(m, custodian="USA")
@@ -79,6 +81,7 @@ def test_marking_round_trips_through_stix(m: Marking) -> None:
     assert again == (refs, defs)  # same marking, same ids and objects
 
 
+@settings(deadline=None)
 @given(markings, markings)
 def test_granular_markings_round_trip(base: Marking, part: Marking) -> None:
     # the part of one object has the object's originator (a marking with none reads back as the sender's)

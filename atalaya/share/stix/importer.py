@@ -23,7 +23,7 @@ from typing import Any
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.markings import Marking
-from atalaya.share.stix.extension import ATALAYA_IDENTITY_ID, SDO_TYPES, parse_timestamp
+from atalaya.share.stix.extension import ATALAYA_IDENTITY_ID, parse_timestamp
 from atalaya.share.stix.mapping import PARTY_SOURCE, LogRef
 from atalaya.share.stix.markings import granular_from_stix, marking_from_refs
 
@@ -169,13 +169,13 @@ def read_bundle(bundle: Mapping[str, Any] | str | bytes, *, origin: str) -> Impo
         logs = tuple(r for ref in o.get("external_references") or () if (r := LogRef.from_external_reference(ref)))
         kind = _KIND.get(typ, "reports" if typ == "report" else "foreign")
         try:
-            record = _row(kind, o, locations) if typ in SDO_TYPES else dict(o)
+            record = _row(kind, o, locations) if typ in _KIND else dict(o)
         except (KeyError, TypeError, IndexError, ValueError) as e:
             skipped.append({"id": sid, "reason": f"{typ} lacks or mangles a required property: {e!r}"})
             continue
         out.append(
             Imported(
-                kind=kind, stix_id=sid, atalaya_id=str(o["atalaya_id"]) if typ in SDO_TYPES else None, record=record,
+                kind=kind, stix_id=sid, atalaya_id=str(o["atalaya_id"]) if typ in _KIND else None, record=record,
                 marking=read.marking, property_markings=gran, origin=who, log_refs=logs, notes=read.notes,
             )
         )  # fmt: skip

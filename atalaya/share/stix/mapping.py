@@ -97,6 +97,8 @@ class LogRef:
         if ref.get("source_name") != LOG_SOURCE or "#" not in str(ref.get("external_id", "")):
             return None
         origin, _, index = str(ref["external_id"]).rpartition("#")
+        if not index.isdigit():
+            return None
         return cls(origin=origin, index=int(index), leaf_hash=str((ref.get("hashes") or {}).get("SHA-256", "")),
                    ref=str(ref.get("description", "")))  # fmt: skip
 
@@ -131,6 +133,18 @@ def _json(v: Any) -> Any:
 def _latest(*ts: Any) -> Any:
     vals = [t for t in ts if t is not None]
     return max(vals, key=timestamp) if vals else None
+
+
+def _vessels(row: Mapping[str, Any]) -> list[str]:
+    return [str(v) for v in (row.get("vessel"), row.get("vessel_a"), row.get("vessel_b")) if v]
+
+
+def maritime_id(row: Mapping[str, Any], event_kind: str) -> str:
+    """The id of a maritime event (the tables have none): its ``id`` if given, else derived from its kind, vessels
+    and period, so the same event keeps its id across runs."""
+    if row.get("id"):
+        return str(row["id"])
+    return "maritime--" + content_id(event_kind, *_vessels(row), str(row["start_us"]), str(row["end_us"]))
 
 
 class StixBuilder:
@@ -309,13 +323,12 @@ class StixBuilder:
 
         The tables have no ids; the event's id is derived from its kind, vessels and period.
         """
-        vessels = [str(v) for v in (row.get("vessel"), row.get("vessel_a"), row.get("vessel_b")) if v]
-        period = (str(row["start_us"]), str(row["end_us"]))
-        key = str(row.get("id") or "maritime--" + content_id(event_kind, *vessels, *period))
+        vessels = _vessels(row)
+        key = maritime_id(row, event_kind)
         start = timestamp(_EPOCH_UTC + timedelta(microseconds=int(row["start_us"])))
         end = timestamp(_EPOCH_UTC + timedelta(microseconds=int(row["end_us"])))
         skip = {"id", "vessel", "vessel_a", "vessel_b", "start_us", "end_us", "lon", "lat", "score", "reasons",
-                "marking", "duration_s"}  # fmt: skip
+                "marking", "duration_s", "event_kind", VERSION_AT}  # fmt: skip
         details = {k: v for k, v in row.items() if k not in skip and v is not None}
         obj = new_sdo(
             "x-atalaya-maritime-event", key, created=start, atalaya_id=key,

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from atalaya.core.errors import ValidationError
 from atalaya.core.workspace import Workspace
-from atalaya.share.stix.mapping import MAPPED_KINDS, MARITIME_KINDS, LogRef
+from atalaya.share.stix.mapping import MAPPED_KINDS, MARITIME_KINDS, LogRef, maritime_id
 from atalaya.store.knowledge import KnowledgeStore
 from atalaya.store.knowledge import schema as ks
 
@@ -64,7 +64,7 @@ def overflight_leaves(ws: Workspace, store: KnowledgeStore) -> dict[str, list[tu
 
 
 def maritime_rows(ws: Workspace) -> list[dict[str, Any]]:
-    """The maritime events of the workspace's last maritime run (``event_kind`` added to each row)."""
+    """The maritime events of the workspace's last maritime run (``event_kind`` and the event's ``id`` added)."""
     import pyarrow.parquet as pq
 
     from atalaya.fusion.maritime import maritime_dir
@@ -73,7 +73,7 @@ def maritime_rows(ws: Workspace) -> list[dict[str, Any]]:
     for kind in MARITIME_KINDS:
         path = maritime_dir(ws) / f"{_MARITIME_FILES[kind]}.parquet"
         if path.exists():
-            out.extend({**r, "event_kind": kind} for r in pq.read_table(path).to_pylist())
+            out.extend({**r, "event_kind": kind, "id": maritime_id(r, kind)} for r in pq.read_table(path).to_pylist())
     return out
 
 
