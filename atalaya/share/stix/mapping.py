@@ -17,7 +17,7 @@ corridor                    ``x-atalaya-corridor`` (H3 cells)
 crossing                    ``x-atalaya-crossing`` + ``location`` + ``relationship`` ``located-at``
 maritime event              ``x-atalaya-maritime-event``
 sortie (+ overflight log)   ``x-atalaya-sortie`` with ``over_territory`` (time, distance, depth per territory)
-verdict                     ``x-atalaya-verdict`` + ``relationship`` ``verdict-on`` to its sortie
+verdict                     ``x-atalaya-verdict``, its ``sortie_ref`` naming the ``x-atalaya-sortie``
 report / product            ``report`` whose ``object_refs`` are the objects above
 provenance                  ``created_by_ref`` (the originator's identity), ``external_references`` to the
                             transparency-log leaves (log origin and index, RFC 9162 leaf hash as SHA-256)
