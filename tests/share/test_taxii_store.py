@@ -135,3 +135,28 @@ def test_a_page_walks_an_index_not_the_collection(tmp_path: Any, filters: ts.Fil
         assert "USING INDEX" in plan and "TEMP B-TREE" not in plan, plan
     finally:
         store.close()
+
+
+def test_migration_5_adds_the_taxii_tables_to_an_older_store(tmp_path: Any) -> None:
+    from sqlalchemy import inspect, text
+
+    from atalaya.store.knowledge import migrations
+
+    url = f"sqlite:///{tmp_path / 'k.sqlite'}"
+    store = KnowledgeStore.open(url)
+    with store.begin() as conn:  # back to what schema version 4 had
+        for table in ("taxii_status", "stix_objects", "taxii_collections"):
+            conn.execute(text(f"DROP TABLE {table}"))
+        conn.execute(text("DELETE FROM schema_migrations WHERE version >= 5"))
+    store.close()
+    store = KnowledgeStore.open(url)
+    try:
+        with store.engine.connect() as conn:
+            assert {"taxii_collections", "stix_objects", "taxii_status"} <= set(inspect(conn).get_table_names())
+            names = {ix["name"] for ix in inspect(conn).get_indexes("stix_objects")}
+        assert {"ix_stix_objects_latest", "ix_stix_objects_type"} <= names
+        assert store.schema_version() == migrations.LATEST
+        c = ts.ensure_collection(store, party="MEX", kind="sites")
+        assert ts.publish(store, c, [obj(1)], kind="sites", marking=REL).added == 1
+    finally:
+        store.close()
