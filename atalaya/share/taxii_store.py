@@ -51,6 +51,8 @@ _ID = re.compile(r"^([a-z0-9][a-z0-9-]{1,248}[a-z0-9])--" + _UUID + r"\Z")
 _TS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?Z\Z")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _CHUNK = 500
+ANALYZE_ROWS = 5000
+"""A publish of at least this many rows refreshes PostgreSQL's statistics of the table."""
 
 
 # --------------------------------------------------------------------------- timestamps and cursors
@@ -299,6 +301,10 @@ def publish(
             _refresh_flags(conn, cid, sorted(s for s, n in per_id.items() if n > 1 or s in have))
             c = ks.taxii_collections.c
             conn.execute(update(ks.taxii_collections).where(c.id == cid).values(last_added_us=added_us - 1))
+            if conn.dialect.name == "postgresql" and len(rows) >= ANALYZE_ROWS:
+                # a bulk load leaves the planner's statistics behind, and with them it filters a whole collection
+                # where the indexes would read a page: refresh them now rather than when autovacuum gets to it
+                conn.exec_driver_sql("ANALYZE stix_objects")
     return Published(added=len(rows), unchanged=len(checked) - len(rows), added_ids=[r["stix_id"] for r in rows])
 
 
