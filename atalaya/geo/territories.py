@@ -8,7 +8,8 @@ nearer land (a Voronoi split of the densified coasts in a local azimuthal
 equidistant projection: an approximate median line, within ≈ 1 km). A country's
 sea never covers another country's land. States are the admin-1 land polygons of
 MEX, USA, GTM and BLZ (no sea). Users may add their own territories from
-GeoJSON (properties ``id``, ``name``, ``level``, ``owner``).
+GeoJSON (properties ``id``, ``name``, ``level``, ``owner``). Every country of the
+world, loaded per tile the data touches, is :mod:`atalaya.geo.world`.
 
 Building the territorial seas and the lookup grids takes seconds, so the derived
 data is kept on disk (see :func:`cache_dir`): the territory geometries as WKB, and

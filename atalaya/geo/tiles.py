@@ -40,9 +40,11 @@ _log = logging.getLogger(__name__)
 
 TILE_DEG = 10.0
 """Side of a tile (degrees); the same tiles by which :mod:`atalaya.geo.world` selects countries."""
-CELLS_PER_TILE = 256
+CELLS_PER_TILE = 256  # a power of two (cells are split by shifts)
 """Cells per tile side."""
 CELL_DEG = TILE_DEG / CELLS_PER_TILE
+_SHIFT = CELLS_PER_TILE.bit_length() - 1
+_MASK = CELLS_PER_TILE - 1
 TILES_X = 36
 TILES_Y = 18
 NX = TILES_X * CELLS_PER_TILE
@@ -64,8 +66,10 @@ class TiledGrid:
     """Digest of the sources the tiles derive from (the same for every selection of one world set)."""
     slot: I32 = field(default_factory=lambda: np.full(TILES_X * TILES_Y, -1, dtype=np.int32))
     """Per tile, its index in ``stack`` (-1: not loaded yet)."""
-    stack: I32 = field(default_factory=lambda: np.zeros((0, CELLS_PER_TILE, CELLS_PER_TILE), dtype=np.int32))
-    """Loaded tiles' cells: territory index, :data:`INTL` or :data:`BOUNDARY`."""
+    stack: npt.NDArray[np.signedinteger[Any]] = field(
+        default_factory=lambda: np.zeros((0, CELLS_PER_TILE, CELLS_PER_TILE), dtype=np.int16)
+    )
+    """Loaded tiles' cells: territory index, :data:`INTL` or :data:`BOUNDARY` (int16 when indices fit)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # ----------------------------------------------------------------- lookups
@@ -106,24 +110,30 @@ class TiledGrid:
         return out
 
     def _cells(self, t: Territories, ix: IntArray, iy: IntArray) -> IntArray:
-        tile = (iy // CELLS_PER_TILE) * TILES_X + ix // CELLS_PER_TILE
+        tile = (iy >> _SHIFT) * TILES_X + (ix >> _SHIFT)
         self._ensure(t, tile)
         s = self.slot[tile].astype(np.int64)
-        flat = (s * CELLS_PER_TILE + iy % CELLS_PER_TILE) * CELLS_PER_TILE + ix % CELLS_PER_TILE
+        flat = (((s << _SHIFT) + (iy & _MASK)) << _SHIFT) + (ix & _MASK)
         out: IntArray = self.stack.ravel()[flat].astype(np.int64)
         return out
 
     # ----------------------------------------------------------------- loading
 
     def _ensure(self, t: Territories, tiles: IntArray) -> None:
-        if len(tiles) == 0 or bool(np.all(self.slot[tiles] >= 0)):
+        used = np.zeros(TILES_X * TILES_Y, dtype=bool)
+        used[tiles] = True  # the distinct tiles, without sorting the points
+        if not bool(np.any(used & (self.slot < 0))):
             return
         with self.lock:
-            todo = np.unique(tiles[self.slot[tiles] < 0])
+            todo = np.flatnonzero(used & (self.slot < 0))
             if len(todo) == 0:
                 return
-            new = [self._tile(t, int(k)) for k in todo.tolist()]
-            stack = np.concatenate([self.stack, np.stack(new)])
+            # int16 cells when the territory indices fit: half the memory of the loaded tiles
+            dtype = np.int16 if len(t) < np.iinfo(np.int16).max else np.int32
+            stack = np.empty((len(self.stack) + len(todo), CELLS_PER_TILE, CELLS_PER_TILE), dtype=dtype)
+            stack[: len(self.stack)] = self.stack
+            for j, k in enumerate(todo.tolist()):
+                stack[len(self.stack) + j] = self._tile(t, int(k))
             slot = self.slot.copy()
             slot[todo] = np.arange(len(self.stack), len(stack), dtype=np.int32)
             # Readers index ``stack`` through ``slot``: publish the larger stack first.
