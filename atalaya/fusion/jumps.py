@@ -101,10 +101,10 @@ def mark_stale(c: I64, t: I64, x: F64, y: F64, lag: int = 8, tol_deg: float = ST
     stale = np.zeros(m, dtype=bool)
     src = np.arange(m, dtype=np.int64)
     for k in range(1, min(lag, m - 1) + 1):
-        j = np.arange(k, m, dtype=np.int64)
+        # longitude first, on views (no gather): most rows differ there, the rest is checked on the few that match
+        j = np.flatnonzero(np.abs(x[k:] - x[:-k]) <= tol_deg) + k
         i = j - k
-        hit = (c[i] == c[j]) & (t[j] > t[i]) & (np.abs(x[j] - x[i]) <= tol_deg) & (np.abs(y[j] - y[i]) <= tol_deg)
-        hit &= ~stale[j]
+        hit = (c[i] == c[j]) & (t[j] > t[i]) & (np.abs(y[j] - y[i]) <= tol_deg) & ~stale[j]
         if hit.any():
             stale[j[hit]] = True
             src[j[hit]] = i[hit]
@@ -156,33 +156,48 @@ class Jumps:
                      n_points=z, end_us=z, from_us=z)  # fmt: skip
 
 
-def host_chains(c: I64, chain: I64, lag: int, dominance: float = 4.0) -> B:
+def chain_extents(chain: I64, by_chain: I64 | None = None) -> tuple[I64, I64, I64, I64]:
+    """First row, last row and size of each chain (``chain`` per row, ``-1`` for none; numbered ``0…``), and the next
+    row of each row's chain (the number of rows where none). ``by_chain``: the rows with a chain sorted by chain
+    then row, where known (else sorted here)."""
+    m = chain.size
+    n_ch = int(chain.max()) + 1 if m else 0
+    if by_chain is None:
+        rows = np.flatnonzero(chain >= 0)
+        by_chain = rows[np.argsort(chain[rows] * np.int64(m) + rows, kind="stable")]
+    ch = chain[by_chain]
+    brk = np.flatnonzero(ch[1:] != ch[:-1]) + 1
+    starts = np.r_[0, brk].astype(np.int64) if ch.size else np.zeros(0, dtype=np.int64)
+    ends = np.r_[brk - 1, ch.size - 1].astype(np.int64) if ch.size else np.zeros(0, dtype=np.int64)
+    first = np.full(n_ch, m, dtype=np.int64)
+    last = np.full(n_ch, -1, dtype=np.int64)
+    size = np.zeros(n_ch, dtype=np.int64)
+    first[ch[starts]] = by_chain[starts]
+    last[ch[starts]] = by_chain[ends]
+    size[ch[starts]] = ends - starts + 1
+    nxt = np.full(m, m, dtype=np.int64)
+    same = ch[1:] == ch[:-1]
+    nxt[by_chain[:-1][same]] = by_chain[1:][same]
+    return first, last, size, nxt
+
+
+def host_chains(c: I64, chain: I64, lag: int, dominance: float = 4.0, by_chain: I64 | None = None) -> B:
     """Chains (numbered ``0…``; ``chain`` per fix row sorted by ident then time, ``-1`` for dropped rows) that are
     *excursions* of another chain of the same ident, found among the ``lag`` rows before the excursion's first
     row: either the excursion lies wholly inside one silence of a chain with at least as many fixes (a spoofed or
     badly decoded episode between two parts of the real track), or it has ``dominance`` times fewer fixes than a
     chain that began before it and goes on after it (spoofed episodes that repeat, linked to each other across the
-    real track). Two objects sharing an id, reporting alike, are neither: both stay tracks. Returns a flag per
-    chain."""
+    real track). Two objects sharing an id, reporting alike, are neither: both stay tracks. ``by_chain``: the rows
+    with a chain sorted by chain then row, where known. Returns a flag per chain."""
     m = chain.size
     n_ch = int(chain.max()) + 1 if m else 0
     exc = np.zeros(n_ch, dtype=bool)
     if n_ch == 0:
         return exc
-    rows = np.arange(m, dtype=np.int64)
-    ok = chain >= 0
-    size = np.bincount(chain[ok], minlength=n_ch)
-    first = np.full(n_ch, m, dtype=np.int64)
-    last = np.full(n_ch, -1, dtype=np.int64)
-    np.minimum.at(first, chain[ok], rows[ok])
-    np.maximum.at(last, chain[ok], rows[ok])
-    # the next row of each row's chain
-    kept = rows[ok]
-    co = kept[np.lexsort((kept, chain[ok]))]
-    nxt = np.full(m, m, dtype=np.int64)
-    same = chain[co[1:]] == chain[co[:-1]]
-    nxt[co[:-1][same]] = co[1:][same]
+    first, last, size, nxt = chain_extents(chain, by_chain)
+    # a chain beginning on its ident's first row has nothing before it to be an excursion of
     cand = np.flatnonzero(size > 0)
+    cand = cand[(first[cand] > 0) & (c[np.maximum(first[cand] - 1, 0)] == c[first[cand]])]
     for k in range(1, lag + 1):
         if cand.size == 0:
             break
@@ -216,13 +231,15 @@ def jump_episodes(
     chain: I64,
     excursion: B,
     err_sigmas: float = 3.0,
+    by_chain: I64 | None = None,
 ) -> Jumps:
     """The impossible jumps of fix rows sorted by (ident, time): every run of consecutive excursion rows
     (``excursion`` per row) between good rows of the same ident, and every hand-over from one kept chain to the
     next at an impossible speed (the track went on from the new place); only those at least ``min_jump`` metres
     long whose implied speed, after both positions' errors and ``tnoise`` seconds of timing noise, is above
     ``vmax``. ``seen`` is the last time each fix was reported (its stale repeats); ``chain`` is ``-1`` for rows
-    dropped as spikes (neither good nor part of an episode).
+    dropped as spikes (neither good nor part of an episode); ``by_chain``: the rows with a chain sorted by chain
+    then row, where known.
     """
     m = c.size
     if m < 2:
@@ -253,11 +270,8 @@ def jump_episodes(
     hand = (c[g[1:]] == c[g[:-1]]) & (chain[g[1:]] != chain[g[:-1]])
     if hand.any():
         a, b = g[:-1][hand], g[1:][hand]
-        n_ch = int(chain.max()) + 1
-        last_of = np.full(n_ch, -1, dtype=np.int64)
-        first_of = np.full(n_ch, m, dtype=np.int64)
-        np.maximum.at(last_of, chain[g], g)
-        np.minimum.at(first_of, chain[g], g)
+        first_of, last_of, _, _ = chain_extents(np.where(good, chain, -1),
+                                                None if by_chain is None else by_chain[good[by_chain]])  # fmt: skip
         clean = (last_of[chain[a]] == a) & (first_of[chain[b]] == b)  # one ends, the other begins: no overlap
         clean &= (t[b] - seen[a]) / _US <= gmax[b]
         a, b = a[clean], b[clean]

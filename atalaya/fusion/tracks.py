@@ -300,17 +300,22 @@ def build_identified_tracks(
     # stale repeats: kept, but their fix stands for them in every gate and link
     stale, src = mark_stale(c, ts, xs, ys, lag)
     seen = ts.copy()
-    np.maximum.at(seen, src, ts)
+    if stale.any():
+        np.maximum.at(seen, src[stale], ts[stale])
     fix = np.flatnonzero(~stale)
     fo = o[fix]
-    f = _Fixes(c=c[fix], t=ts[fix], seen=seen[fix], x=xs[fix], y=ys[fix], vmax=env[0][fo], amax=env[1][fo],
-               gmax=env[2][fo], err=err[fo], tnoise=env[4][fo], min_jump=env[5][fo])  # fmt: skip
-    chain, n_out = _chains(f, lag, err_sigmas)
-    excursion_of = host_chains(f.c, chain, lag)
+    if fix.size == m:  # no stale repeats: the sorted rows are the fixes
+        f = _Fixes(c=c, t=ts, seen=seen, x=xs, y=ys, vmax=env[0][fo], amax=env[1][fo], gmax=env[2][fo], err=err[fo],
+                   tnoise=env[4][fo], min_jump=env[5][fo])  # fmt: skip
+    else:
+        f = _Fixes(c=c[fix], t=ts[fix], seen=seen[fix], x=xs[fix], y=ys[fix], vmax=env[0][fo], amax=env[1][fo],
+                   gmax=env[2][fo], err=err[fo], tnoise=env[4][fo], min_jump=env[5][fo])  # fmt: skip
+    chain, co, n_out = _chains(f, lag, err_sigmas)
+    excursion_of = host_chains(f.c, chain, lag, by_chain=co)
     exc_row = (chain >= 0) & excursion_of[np.maximum(chain, 0)]
     jumps = jump_episodes(c=f.c, t=f.t, seen=f.seen, x=f.x, y=f.y, err=f.err, vmax=f.vmax, gmax=f.gmax,
                           tnoise=f.tnoise, min_jump=f.min_jump, chain=chain, excursion=exc_row,
-                          err_sigmas=err_sigmas)  # fmt: skip
+                          err_sigmas=err_sigmas, by_chain=co)  # fmt: skip
     n_exc = int(exc_row.sum())
     chain = np.where(exc_row, -1, chain)
     # every row (stale ones through their fix) to its chain; chains too small are dropped
@@ -324,7 +329,9 @@ def build_identified_tracks(
     n_out += int((small & ~stale).sum())
     kept &= ~small
     rows = np.flatnonzero(kept)
-    rows = rows[np.lexsort((rows, row_chain[rows]))]  # by chain (its first fix: ident, start time), then time
+    rc = row_chain[rows]
+    if not bool(np.all(rc[1:] >= rc[:-1])):  # by chain (its first fix: ident, start time), then time
+        rows = rows[np.argsort(rc * np.int64(m) + rows, kind="stable")]
     ch = row_chain[rows]
     dense = np.zeros(ch.size, dtype=np.int64)
     if ch.size:
@@ -356,13 +363,14 @@ class _Fixes:
     min_jump: F64
 
 
-def _chains(f: _Fixes, lag: int, err_sigmas: float) -> tuple[I64, int]:
-    """Chain of each fix (``-1`` for spikes) and the number of spikes: runs of feasible steps, each run linked to
-    the most recent feasible run end among the ``lag`` runs before it (same ident)."""
+def _chains(f: _Fixes, lag: int, err_sigmas: float) -> tuple[I64, I64, int]:
+    """Chain of each fix (``-1`` for spikes; numbered ``0…`` in order of first fix), the fixes with a chain sorted
+    by chain then time, and the number of spikes: runs of feasible steps, each run linked to the most recent
+    feasible run end among the ``lag`` runs before it (same ident)."""
     c, ts, xs, ys = f.c, f.t, f.x, f.y
     m = c.size
     if m == 0:
-        return np.zeros(0, dtype=np.int64), 0
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), 0
     cl = np.cos(ys * _DEG)
 
     def feasible(i: I64, j: I64) -> B:
@@ -419,13 +427,15 @@ def _chains(f: _Fixes, lag: int, err_sigmas: float) -> tuple[I64, int]:
     ordered = bool(np.all(chain[1:] >= chain[:-1]))
     co = idx if ordered else np.asarray(np.argsort(chain * np.int64(m) + idx), dtype=np.int64)
     spike = _spikes(chain[co], ts[co], xs[co], ys[co], f.amax[co], f.err[co], cl[co], err_sigmas)
-    out = chain.copy()
-    out[co[spike]] = -1
-    # chain numbers dense, in order of first fix
-    kept = out >= 0
-    _, dense = np.unique(out[kept], return_inverse=True)
-    out[kept] = dense
-    return out, int(spike.sum())
+    out = np.full(m, -1, dtype=np.int64)
+    # chain numbers dense, in order of first fix (the roots are the chains' first runs)
+    co = co[~spike]
+    ch = chain[co]
+    dense = np.zeros(co.size, dtype=np.int64)
+    if co.size:
+        dense[1:] = np.cumsum(ch[1:] != ch[:-1])
+    out[co] = dense
+    return out, co, int(spike.sum())
 
 
 def _spikes(ch: I64, ts: I64, xs: F64, ys: F64, amax: F64, err: F64, cl: F64, k: float) -> B:
