@@ -193,6 +193,7 @@ def sync_cmd(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     """
     from atalaya.cli.context import show_progress
     from atalaya.share.federation.client import PartnerClient
+    from atalaya.share.federation.hostcheck import check_partner_sorties
     from atalaya.share.federation.partners import get_partner, list_partners, partner_token
     from atalaya.share.federation.sync import sync_partner
 
@@ -205,7 +206,11 @@ def sync_cmd(ctx: click.Context, partner: str | None, as_json: bool) -> None:
     results = []
     for p in targets:
         with PartnerClient(p.url, partner_token(ws, p.party)) as client:
-            results.append(sync_partner(ws, store, p.party, client, progress=say).to_dict())
+            got = sync_partner(ws, store, p.party, client, progress=say).to_dict()
+        if got["received"]:
+            checks = check_partner_sorties(ws, store, p.party)
+            got["host_checks"] = {s: sum(c.status == s for c in checks) for s in sorted({c.status for c in checks})}
+        results.append(got)
 
     def human(rows: list[dict[str, Any]]) -> str:
         out = []
@@ -218,6 +223,9 @@ def sync_cmd(ctx: click.Context, partner: str | None, as_json: bool) -> None:
                 f"{' (cosigned)' if r['cosigned'] else ''}; {r['publications']} publication entries verified; "
                 f"{r['received']} objects received, {r['unverified']} not yet provable, {r['retracted']} retracted"
             )
+            if r.get("host_checks"):
+                out.append("  sorties over this territory, recomputed here: "
+                           + ", ".join(f"{n} {s}" for s, n in r["host_checks"].items()))  # fmt: skip
             out += [f"  note: {n}" for n in r["notes"]]
         return "\n".join(out)
 
@@ -285,3 +293,30 @@ def share_retractions(ctx: click.Context, as_json: bool) -> None:
     emit(as_json, rows, lambda rs: "\n".join(
         f"{r['object']}: acknowledged by {', '.join(r['acknowledged']) or 'nobody'}; "
         f"pending {', '.join(r['pending']) or 'none'}" for r in rs) or "no retractions")  # fmt: skip
+
+
+@partners.command("checks")
+@click.argument("party", required=False)
+@json_option
+@click.pass_context
+def partners_checks(ctx: click.Context, party: str | None, as_json: bool) -> None:
+    """This node's own recomputation of partners' sorties over its territory, and what it disputes."""
+    from atalaya.share.federation.hostcheck import stored_checks
+
+    ws = workspace_from(ctx)
+    rows = stored_checks(KnowledgeStore.open(ws.db_url), party)
+    for r in rows:
+        r["checked_at"] = r["checked_at"].isoformat() if r.get("checked_at") else None
+
+    def human(rs: list[dict[str, Any]]) -> str:
+        lines = []
+        for r in rs:
+            lines.append(f"{r['origin']} {r['sortie_id']}: {r['status']}")
+            lines += [
+                f"  {d.get('level', '')} {d.get('territory', '')} {d['figure']}: logged {d['claimed']}, "
+                f"recomputed {d['recomputed']}"
+                for d in r["differences"]
+            ]
+        return "\n".join(lines) or "no partner sorties checked yet (atalaya sync)"
+
+    emit(as_json, rows, human)

@@ -107,6 +107,18 @@ def test_two_nodes_publish_sync_retract_and_witness(collector: Workspace, tmp_pa
         first = _json(_cli(mex, "sync", "USA", "--json"))[0]  # type: ignore[index]
         assert first["unverified"] == 0 and first["received"] > n_sorties, first
         assert first["cosigned"] and first["publications"] >= 2
+        # the host recomputed every sortie over Mexico from the shared flown tracks: the same figures
+        checks = _json(_cli(mex, "partners", "checks", "USA", "--json"))
+        with KnowledgeStore.open(Workspace.find(mex).db_url).begin() as conn:
+            n_received = conn.execute(
+                select(func.count()).select_from(ks.received_objects).where(
+                    ks.received_objects.c.type == "x-atalaya-sortie")
+            ).scalar_one()  # fmt: skip
+        assert isinstance(checks, list) and len(checks) == n_received > 0
+        over_mex = [c for c in checks if c["claimed"]]
+        assert over_mex and all(c["status"] == "agrees" for c in over_mex), [c for c in checks if c["differences"]]
+        assert all(c["recomputed"] == [] for c in checks if not c["claimed"] and c["status"] == "agrees")
+        _tampered_figures_are_disputed(Workspace.find(mex))
         again = _json(_cli(mex, "sync", "USA", "--json"))[0]  # type: ignore[index]
         assert again["nothing_new"] and again["requests"] == 1
         # the collector keeps the host's cosignatures and publishes them with its checkpoints
@@ -144,3 +156,24 @@ def test_two_nodes_publish_sync_retract_and_witness(collector: Workspace, tmp_pa
         forked = _cli(mex, "sync", "USA", check=False)
         assert forked.returncode != 0
         assert "not consistent" in forked.stderr, forked.stderr
+
+
+def _tampered_figures_are_disputed(mex: Workspace) -> None:
+    """A logged figure that the flown track does not support (here: 20 minutes fewer over Mexico) is flagged."""
+    from atalaya.share.federation.hostcheck import check_partner_sorties
+
+    store = KnowledgeStore.open(mex.db_url)
+    t = ks.received_objects.c
+    with store.begin() as conn:
+        for seq, body in conn.execute(select(t.seq, t.body).where(t.type == "x-atalaya-sortie")).all():
+            obj = json.loads(body)
+            over = [r for r in obj.get("over_territory") or [] if r.get("territory") == "MEX"]
+            if over:
+                over[0]["seconds"] = max(0.0, float(over[0]["seconds"]) - 1200.0)
+                conn.execute(ks.received_objects.update().where(t.seq == seq).values(body=json.dumps(obj)))
+                target = obj["atalaya_id"]
+                break
+    checks = {c.sortie_id: c for c in check_partner_sorties(mex, store, "USA")}
+    assert checks[target].status == "differs"
+    assert [(d["territory"], d["figure"]) for d in checks[target].differences] == [("MEX", "seconds")]
+    assert sum(c.status == "differs" for c in checks.values()) == 1

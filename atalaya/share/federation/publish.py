@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from atalaya.core.workspace import Workspace
 from atalaya.share import taxii_store
 from atalaya.share.egress import EgressPolicy, known_parties, release
@@ -61,6 +63,48 @@ class Published:
 
     def to_dict(self) -> dict[str, Any]:
         return {"added": self.added, "withheld": self.withheld, "log_indices": self.log_indices}
+
+
+def flown_tracks(ws: Workspace, rows: Sequence[Mapping[str, Any]], *, marking: str) -> list[dict[str, Any]]:
+    """``x-atalaya-flown-track`` objects: every fix of each sortie's flown track, so the host can recompute.
+
+    Shared with each sortie under the same marking and audience (the accountability rule): the host re-derives
+    the time, distance and depth over its territory itself instead of taking the collector's figures on trust.
+    """
+    from atalaya.core.markings import Marking
+    from atalaya.share.stix.extension import new_sdo, stix_id, timestamp
+    from atalaya.share.stix.markings import marking_refs
+    from atalaya.sovereignty.tracks import sortie_tracks
+    from atalaya.store.lake import Lake
+
+    ids = [str(r["id"]) for r in rows]
+    if not ids:
+        return []
+    tr = sortie_tracks(Lake(ws.lake_dir), ids)
+    mk = Marking.from_text(marking)
+    refs, _defs = marking_refs(mk, custodian=ws.party)
+    creator = stix_id("identity", f"party/{(mk.originator or ws.party).upper()}")
+    out: list[dict[str, Any]] = []
+    sid = np.asarray(tr.sortie_id, dtype=object)
+    if len(sid) == 0:
+        return out
+    cut = np.flatnonzero(sid[1:] != sid[:-1]) + 1
+    starts, ends = np.r_[0, cut], np.r_[cut, len(sid)]
+    alt = np.asarray(tr.alt_m, dtype=np.float64)
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        key = str(sid[a])
+        t = np.asarray(tr.time_us[a:b], dtype=np.int64)
+        lon, lat, z = (np.round(np.asarray(v[a:b], dtype=np.float64), 6) for v in (tr.lon, tr.lat, alt))
+        coords = [[x, y] if np.isnan(h) else [x, y, round(float(h), 1)]
+                  for x, y, h in zip(lon.tolist(), lat.tolist(), z.tolist(), strict=True)]  # fmt: skip
+        first = timestamp(datetime.fromtimestamp(int(t[0]) / 1e6, UTC))
+        last = timestamp(datetime.fromtimestamp(int(t[-1]) / 1e6, UTC))
+        obj = new_sdo("x-atalaya-flown-track", key, created=first, modified=last, atalaya_id=key,
+                      sortie_ref=stix_id("x-atalaya-sortie", key), time_us=t.tolist(), coordinates=coords)  # fmt: skip
+        obj["created_by_ref"] = creator
+        obj["object_marking_refs"] = refs
+        out.append(obj)
+    return out
 
 
 def _groups(items: Iterable[Mapping[str, Any]]) -> dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]]:
@@ -117,6 +161,8 @@ def publish_products(
                 builder = StixBuilder(node_party=ws.party, parties=prows)
                 builder.add(kind, rows)
                 objs = builder.objects()
+                if kind == "sorties":
+                    objs += flown_tracks(ws, rows, marking=marking)
                 res = taxii_store.publish(store, coll, objs, kind=kind, marking=marking, about=about)
                 new = set(res.added_ids)
                 added += [(o["id"], str(o.get("modified") or o.get("created") or ""), object_digest(o))

@@ -51,6 +51,7 @@ SDO_TYPES: dict[str, str] = {
     "x-atalaya-maritime-event": "A maritime event: dark gap, rendezvous or loitering, with score and reasons.",
     "x-atalaya-sortie": "A collection sortie with its manifest and its time, distance and depth over territories.",
     "x-atalaya-verdict": "The compliance verdict of one sortie under the agreement version in force.",
+    "x-atalaya-flown-track": "Every fix of one sortie's flown track (times and positions), for the host to recompute.",
 }
 """The new SDO types of the extension, with what each is."""
 
@@ -190,6 +191,12 @@ def _schema(stix_type: str, required: list[str], props: dict[str, Any]) -> dict[
 
 
 SCHEMAS: dict[str, dict[str, Any]] = {
+    "x-atalaya-flown-track": _schema(
+        "x-atalaya-flown-track",
+        ["sortie_ref", "time_us", "coordinates"],
+        {"sortie_ref": _REF, "time_us": {"type": "array", "items": _INT},
+         "coordinates": {"type": "array", "items": _POS}},
+    ),
     "x-atalaya-site": _schema(
         "x-atalaya-site",
         ["site_kind", "status"],

@@ -65,7 +65,9 @@ def _v5(conn: Connection) -> None:
 
 
 def _v6(conn: Connection) -> None:
-    s.metadata.create_all(conn, tables=[s.selectors, s.matches, s.partners, s.received_objects, s.cosignatures])
+    s.metadata.create_all(
+        conn, tables=[s.selectors, s.matches, s.partners, s.received_objects, s.cosignatures, s.host_checks]
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (

@@ -502,3 +502,18 @@ cosignatures = Table(
     Column("received_at", TS, nullable=False),
 )
 """Cosignatures of this node's checkpoints by partner witnesses (published with the checkpoint; migration 6)."""
+
+host_checks = Table(
+    "host_checks",
+    metadata,
+    Column("origin", String(16), primary_key=True),  # the collector whose sortie was checked
+    Column("sortie_id", ID, primary_key=True),
+    Column("status", String(20), nullable=False),  # agrees | differs | no-track | unverifiable
+    Column("claimed", JSON, nullable=False),  # the collector's logged sortie-over-territory records
+    Column("recomputed", JSON, nullable=False),  # this node's own accounting of the shared flown track
+    Column("differences", JSON, nullable=False),  # what disagrees, with both figures
+    Column("own_observations", JSON),  # the flown track against this node's own fixes of the platform, if any
+    Column("checked_at", TS, nullable=False),
+    Column("log_index", BigInteger),
+)
+"""The host's own recomputation of partners' sorties over its territory (migration 6)."""
