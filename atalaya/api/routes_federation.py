@@ -92,7 +92,7 @@ def cosignature(body: CosignatureIn, state: StateDep, user: UserDep) -> dict[str
     try:
         size = accept_cosignature(state.workspace, state.store, party, body.checkpoint)
     except AtalayaError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": e.message, "hint": e.hint}) from e
+        raise HTTPException(422, {"detail": e.message, "hint": e.hint}) from e
     return {"witness": party, "size": size}
 
 
@@ -106,5 +106,5 @@ def receipt(body: ReceiptIn, state: StateDep, user: UserDep) -> dict[str, Any]:
         with state.log_lock:
             idx = accept_receipt(state.workspace, state.store, party, body.receipt)
     except AtalayaError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, {"detail": e.message, "hint": e.hint}) from e
+        raise HTTPException(422, {"detail": e.message, "hint": e.hint}) from e
     return {"party": party, "log_index": idx}

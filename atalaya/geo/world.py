@@ -90,7 +90,7 @@ def tile_index(lon: Any, lat: Any) -> IntArray:
     """The :data:`TILE_DEG` tile (``row * 36 + column``, counted from 180° W, 90° S) of each point.
 
     >>> tile_index([-180.0, 179.99, 2.35], [-90.0, 90.0, 48.86]).tolist()
-    [0, 647, 498]
+    [0, 647, 486]
     """
     x = np.asarray(lon, dtype=np.float64).ravel()
     y = np.asarray(lat, dtype=np.float64).ravel()
@@ -295,7 +295,7 @@ def country_territory(code: str) -> BaseGeometry:
     """Land and territorial sea of one country (``adm0_a3``), from the on-disk cache or derived and cached.
 
     >>> round(country_territory("NLD").bounds[0], 1)  # the Dutch coast and sea, Caribbean islands included
-    -68.8
+    -68.6
     """
     idx = _index()
     try:
