@@ -1538,7 +1538,7 @@ def _storage_py(v: pa.Scalar) -> Any:
     """A scalar as Python, or its storage value (an integer) when the value has no Python form."""
     try:
         return v.as_py()
-    except (OverflowError, ValueError):
+    except (OverflowError, ValueError, KeyError, pa.ArrowException):  # KeyError: pytz's unknown time zone
         try:
             return v.cast(pa.int64()).as_py()
         except (pa.ArrowException, OverflowError, ValueError):
@@ -1631,7 +1631,7 @@ class ParquetReader:
             one = table.slice(i, 1).drop_columns([geom_col] if geom_col else [])
             try:
                 row = one.to_pylist()[0]
-            except (OverflowError, ValueError):  # e.g. a time past year 9999: quote such values by their storage
+            except (OverflowError, ValueError, KeyError, pa.ArrowException):  # a time past 9999, a bad time zone
                 row = {k: _storage_py(one.column(k)[0]) for k in one.column_names}
             return Reject.excerpt(json.dumps(row, default=str))
 
