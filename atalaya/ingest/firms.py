@@ -40,16 +40,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.csvblocks import string_blocks
 from atalaya.ingest.tabular import ColumnPlan, _build_attrs, convert_table
 
 MODIS_COLUMNS = ("latitude", "longitude", "brightness", "scan", "track", "acq_date", "acq_time", "satellite",
@@ -125,47 +124,19 @@ class FirmsReader:
                     f"{path}: not a FIRMS CSV (header {text[:200]!r} lacks {missing or 'unique names'})",
                     hint="the first line must be FIRMS's header: " + ",".join(VIIRS_COLUMNS),
                 )
-            rejects: list[Reject] = []
-
-            def bad_row(row: Any) -> str:
-                rejects.append(Reject(src_rec=int(row.number or 0) + 1 if row.number else 0,
-                                      reason=f"expected {row.expected_columns} fields, got {row.actual_columns}",
-                                      raw=Reject.excerpt(row.text or "")))  # fmt: skip
-                return "skip"
-
             block = int(min(64 << 20, max(1 << 16, 120 * options.batch_rows)))
-            reader = pcsv.open_csv(
-                fh,
-                read_options=pcsv.ReadOptions(column_names=names, block_size=block, use_threads=False),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=bad_row),
-                convert_options=pcsv.ConvertOptions(
-                    column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=True,
-                    null_values=["", "NULL", "null", "NaN", "nan", "N/A", "n/a"],
-                ),
-            )  # fmt: skip
-            line = 2
             first = True
-            while True:
-                try:
-                    rb = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except pa.ArrowInvalid as e:
-                    rejects.append(Reject(src_rec=line, reason=f"unreadable CSV: {e}"))
-                    break
-                # rows of this block the parser skipped (wrong field count) hold their line numbers
-                bad = sorted(r.src_rec for r in rejects)
-                lines = np.setdiff1d(np.arange(line, line + rb.num_rows + len(bad), dtype=np.int64), bad)
-                lines = lines[: rb.num_rows]
-                batch = self._convert(pa.Table.from_batches([rb]), lines, options, rejects)
+            for tb, lines, rejects in string_blocks(
+                fh, names, block_bytes=block, null_values=["", "NULL", "null", "NaN", "nan", "N/A", "n/a"]
+            ):
+                if tb is None:
+                    yield ParsedBatch(columns={}, rejects=rejects, records_read=len(rejects))
+                    continue
+                batch = self._convert(tb, lines, options, rejects)
                 if first:
                     batch.bytes_read += len(header)
                     first = False
-                rejects = []
-                line = int(max(lines[-1] if lines.size else line - 1, bad[-1] if bad else line - 1)) + 1
                 yield batch
-            if rejects:
-                yield ParsedBatch(columns={}, rejects=rejects, records_read=len(rejects))
 
     @staticmethod
     def _convert(

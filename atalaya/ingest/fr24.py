@@ -28,17 +28,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from atalaya.core.errors import IngestError
 from atalaya.ingest.adsb import FT_TO_M, KT_TO_MPS
 from atalaya.ingest.base import ParsedBatch, ReadOptions, Reject, open_source
+from atalaya.ingest.csvblocks import string_blocks
 from atalaya.ingest.tabular import ColumnPlan, convert_table
 
 __all__ = ["FR24_COLUMNS", "Fr24CsvReader"]
@@ -86,44 +85,17 @@ class Fr24CsvReader:
                     f"{path}: not a Flightradar24 CSV export (header {text[:200]!r})",
                     hint="the first line must be: Timestamp,UTC,Callsign,Position,Altitude,Speed,Direction",
                 )
-            rejects: list[Reject] = []
-
-            def bad_row(row: Any) -> str:
-                rejects.append(Reject(src_rec=int(row.number) + 1 if row.number else 0,
-                                      reason=f"expected {row.expected_columns} fields, got {row.actual_columns}",
-                                      raw=Reject.excerpt(row.text or "")))  # fmt: skip
-                return "skip"
-
             block = int(min(64 << 20, max(1 << 16, 80 * options.batch_rows)))
-            reader = pcsv.open_csv(
-                fh,
-                read_options=pcsv.ReadOptions(column_names=names, block_size=block, use_threads=False),
-                parse_options=pcsv.ParseOptions(invalid_row_handler=bad_row),
-                convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                    strings_can_be_null=True, null_values=[""]),
-            )  # fmt: skip
-            line = 2
             first = True
-            while True:
-                try:
-                    rb = reader.read_next_batch()
-                except StopIteration:
-                    break
-                except pa.ArrowInvalid as e:
-                    rejects.append(Reject(src_rec=line, reason=f"unreadable CSV: {e}"))
-                    break
-                bad = sorted(r.src_rec for r in rejects)
-                lines = np.setdiff1d(np.arange(line, line + rb.num_rows + len(bad), dtype=np.int64), bad)
-                lines = lines[: rb.num_rows]
-                batch = self._convert(pa.Table.from_batches([rb]), lines, options, rejects)
+            for tb, lines, rejects in string_blocks(fh, names, block_bytes=block, null_values=[""]):
+                if tb is None:
+                    yield ParsedBatch(columns={}, rejects=rejects, records_read=len(rejects))
+                    continue
+                batch = self._convert(tb, lines, options, rejects)
                 if first:
                     batch.bytes_read += len(header)
                     first = False
-                rejects = []
-                line = int(max(lines[-1] if lines.size else line - 1, bad[-1] if bad else line - 1)) + 1
                 yield batch
-            if rejects:
-                yield ParsedBatch(columns={}, rejects=rejects, records_read=len(rejects))
 
     @staticmethod
     def _convert(
